@@ -1,0 +1,204 @@
+//! The coin: e-CNY counted in integer fen (0.01 yuan). Never a float.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// Fen per yuan.
+pub const FEN_PER_YUAN: i64 = 100;
+
+/// An amount of money in fen. Signed, because ledger balances of issuer and control accounts are
+/// negative by design; amounts carried by commands are checked to be positive where they arrive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(i64);
+
+#[derive(Debug, Error, PartialEq, Eq, Clone)]
+pub enum AmountError {
+    #[error("amount {0:?} is not a number of yuan with at most two decimals, e.g. 66.60")]
+    Malformed(String),
+    #[error("amount {0:?} is too large")]
+    TooLarge(String),
+}
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0);
+    /// Largest amount any single command may carry: 10^15 yuan keeps every sum far from overflow.
+    pub const MAX: Amount = Amount(1_000_000_000_000_000 * FEN_PER_YUAN);
+
+    pub const fn from_fen(fen: i64) -> Amount {
+        Amount(fen)
+    }
+
+    pub const fn from_yuan(yuan: i64) -> Amount {
+        Amount(yuan * FEN_PER_YUAN)
+    }
+
+    pub const fn fen(self) -> i64 {
+        self.0
+    }
+
+    pub const fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+
+    pub const fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
+    }
+
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount)
+    }
+
+    /// Display with the yuan sign, e.g. `¥66.60`.
+    pub fn yuan_sign(self) -> YuanSign {
+        YuanSign(self)
+    }
+}
+
+impl std::ops::Neg for Amount {
+    type Output = Amount;
+    fn neg(self) -> Amount {
+        Amount(-self.0)
+    }
+}
+
+impl std::iter::Sum for Amount {
+    fn sum<I: Iterator<Item = Amount>>(iter: I) -> Amount {
+        Amount(iter.map(|a| a.0).sum())
+    }
+}
+
+/// `66.60`, `-0.05`, `0.00`.
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let text = format!("{sign}{}.{:02}", abs / 100, abs % 100);
+        f.pad(&text)
+    }
+}
+
+/// `¥66.60`.
+pub struct YuanSign(Amount);
+
+impl fmt::Display for YuanSign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = if self.0.is_negative() {
+            format!("-¥{}", -self.0)
+        } else {
+            format!("¥{}", self.0)
+        };
+        f.pad(&text)
+    }
+}
+
+/// Parses yuan with at most two decimals: `66.6`, `66.60`, `¥66.60`, `-3`, `1,000.00`.
+impl FromStr for Amount {
+    type Err = AmountError;
+
+    fn from_str(text: &str) -> Result<Amount, AmountError> {
+        let malformed = || AmountError::Malformed(text.to_string());
+        let trimmed = text.trim();
+        let (negative, rest) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let rest = rest.strip_prefix('¥').unwrap_or(rest);
+        let (whole, fraction) = match rest.split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (rest, ""),
+        };
+        let whole: String = whole.chars().filter(|c| *c != ',').collect();
+        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits_only(&whole) || !digits_only(fraction) || fraction.len() > 2
+        {
+            return Err(malformed());
+        }
+        if rest.contains('.') && fraction.is_empty() {
+            return Err(malformed());
+        }
+        let too_large = || AmountError::TooLarge(text.to_string());
+        let yuan: i64 = whole.parse().map_err(|_| too_large())?;
+        let fen_part: i64 = match fraction.len() {
+            0 => 0,
+            1 => fraction.parse::<i64>().map_err(|_| malformed())? * 10,
+            _ => fraction.parse().map_err(|_| malformed())?,
+        };
+        let fen = yuan
+            .checked_mul(FEN_PER_YUAN)
+            .and_then(|f| f.checked_add(fen_part))
+            .filter(|f| *f <= Amount::MAX.0)
+            .ok_or_else(too_large)?;
+        Ok(Amount(if negative { -fen } else { fen }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn snack_shop_amount_parses_and_displays() {
+        let amount: Amount = "66.60".parse().unwrap();
+        assert_eq!(amount.fen(), 6660);
+        assert_eq!(amount.to_string(), "66.60");
+        assert_eq!(amount.yuan_sign().to_string(), "¥66.60");
+        assert_eq!("66.6".parse::<Amount>().unwrap(), amount);
+        assert_eq!("¥66.60".parse::<Amount>().unwrap(), amount);
+        assert_eq!("1,000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
+        assert_eq!("-0.05".parse::<Amount>().unwrap().to_string(), "-0.05");
+        assert_eq!(Amount::from_fen(-5).yuan_sign().to_string(), "-¥0.05");
+    }
+
+    #[test]
+    fn malformed_amounts_are_refused_with_the_text() {
+        for bad in [
+            "", ".", "1.", ".5", "1.234", "abc", "1e3", "--1", "1.-2", "¥", "1 000", "NaN",
+        ] {
+            assert!(
+                matches!(bad.parse::<Amount>(), Err(AmountError::Malformed(_))),
+                "{bad:?} should be malformed"
+            );
+        }
+        assert!(matches!(
+            "99999999999999999999".parse::<Amount>(),
+            Err(AmountError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn checked_arithmetic_reports_overflow() {
+        assert_eq!(
+            Amount::from_fen(i64::MAX).checked_add(Amount::from_fen(1)),
+            None
+        );
+        assert_eq!(
+            Amount::from_fen(i64::MIN).checked_sub(Amount::from_fen(1)),
+            None
+        );
+        assert_eq!(
+            Amount::from_fen(5).checked_sub(Amount::from_fen(7)),
+            Some(Amount::from_fen(-2))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_round_trips(fen in -Amount::MAX.fen()..=Amount::MAX.fen()) {
+            let amount = Amount::from_fen(fen);
+            prop_assert_eq!(amount.to_string().parse::<Amount>().unwrap(), amount);
+            prop_assert_eq!(amount.yuan_sign().to_string().replace('¥', "").parse::<Amount>().unwrap(), amount);
+        }
+
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in ".{0,24}") {
+            let _ = text.parse::<Amount>();
+        }
+    }
+}

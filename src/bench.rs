@@ -1,0 +1,462 @@
+//! `ecny bench`: throughput and footprint of the registration center, measured in release builds.
+//! Also the shared set-up (a populated platform) that the crash test's load generator uses.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::amount::Amount;
+use crate::certs::{KeyPair, PublicKey, Verifier};
+use crate::command::{Command, Origin, Outcome, Submission};
+use crate::ids::{IdempotencyKey, OperatorId, WalletId};
+use crate::platform::{Platform, PlatformError};
+use crate::state_machine::StateMachine;
+
+/// Commands per operator batch handed to the center.
+pub const BENCH_BATCH_COMMANDS: usize = 8_192;
+/// Opening balance of every benchmark wallet.
+pub const BENCH_OPENING_BALANCE: Amount = Amount::from_yuan(1_000);
+
+/// A deterministic stand-in for a random source: SplitMix64, enough to spread payers and payees.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+}
+
+/// A wallet key that is never used to sign: unsigned benchmarks only need a well-formed key.
+pub fn placeholder_key(index: u64) -> PublicKey {
+    let mut key = [0u8; 33];
+    key[0] = 2;
+    key[1..9].copy_from_slice(&index.to_le_bytes());
+    PublicKey(key)
+}
+
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if std::env::var_os("CI").is_some() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>28} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Two operators with reserves and e-CNY, and `wallets` funded wallets split between them.
+/// `keys(i)` gives wallet i's public key.
+pub fn populate(
+    platform: &mut Platform,
+    wallets: usize,
+    keys: &dyn Fn(usize) -> PublicKey,
+) -> Result<Vec<(WalletId, OperatorId)>, PlatformError> {
+    let operators = [
+        platform.create_operator("Jiangnan Commercial Bank")?,
+        platform.create_operator("Lakeside Digital Bank")?,
+    ];
+    let per_operator = Amount::from_fen(
+        BENCH_OPENING_BALANCE.fen() * wallets as i64 + Amount::from_yuan(1_000_000).fen(),
+    );
+    for op in operators {
+        let commands = vec![
+            Command::FundReserves {
+                operator: op,
+                amount: per_operator,
+            },
+            Command::Issue {
+                operator: op,
+                amount: per_operator,
+            },
+        ];
+        for result in platform.as_central_bank(commands)? {
+            result.map_err(PlatformError::Refused)?;
+        }
+    }
+    let bar = progress(wallets as u64, "opening wallets");
+    let mut opened = Vec::with_capacity(wallets);
+    let chunk = BENCH_BATCH_COMMANDS / 2;
+    for start in (0..wallets).step_by(chunk) {
+        for (index, op) in operators.into_iter().enumerate() {
+            let mine: Vec<usize> = (start..(start + chunk).min(wallets))
+                .filter(|i| i % 2 == index)
+                .collect();
+            opened.extend(open_funded(platform, op, &mine, keys)?);
+        }
+        bar.inc(chunk.min(wallets - start) as u64);
+    }
+    bar.finish_and_clear();
+    Ok(opened)
+}
+
+fn open_funded(
+    platform: &mut Platform,
+    op: OperatorId,
+    indices: &[usize],
+    keys: &dyn Fn(usize) -> PublicKey,
+) -> Result<Vec<(WalletId, OperatorId)>, PlatformError> {
+    let mut commands = Vec::with_capacity(indices.len() * 2);
+    for &i in indices {
+        commands.push(Command::OpenWallet {
+            operator: op,
+            phone: 13_000_000_000 + i as u64,
+            public_key: keys(i),
+        });
+        commands.push(Command::OpenDepositAccount { operator: op });
+    }
+    let results = platform.as_operator(op, commands)?;
+    let mut funding = Vec::with_capacity(indices.len() * 3);
+    let mut opened = Vec::with_capacity(indices.len());
+    for pair in results.chunks(2) {
+        let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) = (&pair[0], &pair[1])
+        else {
+            panic!("benchmark set-up refused: {pair:?}");
+        };
+        funding.push(Command::CashDeposit {
+            account: *account,
+            amount: BENCH_OPENING_BALANCE,
+        });
+        funding.push(Command::BindBankAccount {
+            wallet: *wallet,
+            account: *account,
+        });
+        funding.push(Command::Exchange {
+            wallet: *wallet,
+            amount: BENCH_OPENING_BALANCE,
+            key: IdempotencyKey(u128::MAX),
+            auth: None,
+        });
+        opened.push((*wallet, op));
+    }
+    for result in platform.as_operator(op, funding)? {
+        result.map_err(PlatformError::Refused)?;
+    }
+    Ok(opened)
+}
+
+/// Random payments between the given wallets, in operator batches signed by each payer's
+/// operator. Amounts 0.01 to 10.00 keep every wallet far from its limits.
+pub fn payment_batches(
+    wallets: &[(WalletId, OperatorId)],
+    transfers: usize,
+    first_key: u128,
+    seed: u64,
+    operator_keys: &[KeyPair],
+) -> Vec<Submission> {
+    let mut random = SplitMix(seed);
+    let mut per_operator: Vec<Vec<Command>> = vec![Vec::new(); operator_keys.len()];
+    let mut batches = Vec::with_capacity(transfers / BENCH_BATCH_COMMANDS + 2);
+    for n in 0..transfers {
+        let (payer, op) = wallets[random.below(wallets.len() as u64) as usize];
+        let mut payee = wallets[random.below(wallets.len() as u64) as usize].0;
+        if payee == payer {
+            payee = wallets[(payer.0 as usize) % wallets.len()].0;
+        }
+        let amount = Amount::from_fen(1 + random.below(1_000) as i64);
+        let command = Command::Pay {
+            payer,
+            payee,
+            amount,
+            key: IdempotencyKey(first_key + n as u128),
+            auth: None,
+        };
+        let queue = &mut per_operator[op.0 as usize - 1];
+        queue.push(command);
+        if queue.len() == BENCH_BATCH_COMMANDS {
+            batches.push(Submission::new(
+                Origin::Operator(op),
+                queue,
+                &operator_keys[op.0 as usize - 1],
+            ));
+            queue.clear();
+        }
+    }
+    for (index, queue) in per_operator.iter().enumerate() {
+        if !queue.is_empty() {
+            batches.push(Submission::new(
+                Origin::Operator(OperatorId(index as u16 + 1)),
+                queue,
+                &operator_keys[index],
+            ));
+        }
+    }
+    batches
+}
+
+/// Median and 99th percentile of a set of durations.
+pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    if samples.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Resident memory of this process, from /proc (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+pub struct LedgerBenchConfig {
+    pub wallets: usize,
+    pub transfers: usize,
+    pub signed_transfers: usize,
+    /// Operator batches per group commit (one fdatasync each).
+    pub batches_per_commit: usize,
+}
+
+pub struct LedgerBenchReport {
+    pub transfers: usize,
+    pub accepted: usize,
+    pub elapsed: Duration,
+    pub commit_p50: Duration,
+    pub commit_p99: Duration,
+    pub bytes_per_wallet: Option<f64>,
+    pub log_bytes_per_transfer: f64,
+    pub verify_per_core: f64,
+    pub signed_transfers: usize,
+    pub signed_elapsed: Duration,
+    pub recovery: Duration,
+    pub recovered_entries: u64,
+}
+
+impl LedgerBenchReport {
+    pub fn transfers_per_second(&self) -> f64 {
+        self.transfers as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn signed_per_second(&self) -> f64 {
+        self.signed_transfers as f64 / self.signed_elapsed.as_secs_f64()
+    }
+}
+
+/// Runs the ledger benchmark in `dir` (which should be empty).
+pub fn ledger(dir: &Path, config: &LedgerBenchConfig) -> Result<LedgerBenchReport, PlatformError> {
+    let clock = Box::new(crate::node::SystemClock);
+    let (mut platform, _) = Platform::open_seeded(dir, "bench", clock)?;
+    let rss_before = resident_bytes();
+    let wallets = populate(&mut platform, config.wallets, &|i| {
+        placeholder_key(i as u64)
+    })?;
+    let bytes_per_wallet = resident_bytes()
+        .zip(rss_before)
+        .map(|(after, before)| (after.saturating_sub(before)) as f64 / config.wallets as f64);
+    let operator_keys: Vec<KeyPair> = (1..=2)
+        .map(|id| KeyPair::from_seed(format!("bench/{}", OperatorId(id)).as_bytes()))
+        .collect();
+
+    let batches = payment_batches(&wallets, config.transfers, 1, 7, &operator_keys);
+    let log_before = platform.node_mut().log_bytes_written();
+    let (accepted, elapsed, mut latencies) =
+        feed(&mut platform, &batches, config.batches_per_commit)?;
+    let log_bytes = platform.node_mut().log_bytes_written() - log_before;
+    let (commit_p50, commit_p99) = percentiles(&mut latencies);
+    drop(batches);
+
+    let verify_per_core = measure_verify_per_core(256);
+    let (signed_transfers, signed_elapsed) =
+        signed(&mut platform, &wallets, config.signed_transfers)?;
+
+    drop(platform);
+    let started = Instant::now();
+    let (platform, recovery) =
+        Platform::open_seeded(dir, "bench", Box::new(crate::node::SystemClock))?;
+    let recovery_time = started.elapsed();
+    drop(platform);
+    Ok(LedgerBenchReport {
+        transfers: config.transfers,
+        accepted,
+        elapsed,
+        commit_p50,
+        commit_p99,
+        bytes_per_wallet,
+        log_bytes_per_transfer: log_bytes as f64 / config.transfers.max(1) as f64,
+        verify_per_core,
+        signed_transfers,
+        signed_elapsed,
+        recovery: recovery_time,
+        recovered_entries: recovery.log.entries_replayed,
+    })
+}
+
+/// Feeds pre-built operator batches to the center, `per_commit` batches per group commit.
+fn feed(
+    platform: &mut Platform,
+    batches: &[Submission],
+    per_commit: usize,
+) -> Result<(usize, Duration, Vec<Duration>), PlatformError> {
+    let total: usize = batches
+        .iter()
+        .map(|b| u32::from_le_bytes(b.commands[..4].try_into().expect("count")) as usize)
+        .sum();
+    let bar = progress(total as u64, "durable transfers");
+    let mut latencies = Vec::with_capacity(batches.len() / per_commit + 1);
+    let mut accepted = 0;
+    let started = Instant::now();
+    for group in batches.chunks(per_commit.max(1)) {
+        let commit_started = Instant::now();
+        let outcomes = platform.node_mut().submit(group)?;
+        latencies.push(commit_started.elapsed());
+        for outcome in outcomes {
+            let results = outcome.map_err(PlatformError::Refused)?;
+            bar.inc(results.len() as u64);
+            accepted += results.iter().filter(|r| r.is_ok()).count();
+        }
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok((accepted, elapsed, latencies))
+}
+
+/// Single-core SM2 verifications per second, measured now on this machine.
+pub fn measure_verify_per_core(signatures: usize) -> f64 {
+    let key = KeyPair::from_seed(b"verify-rate");
+    let messages: Vec<[u8; 64]> = (0..signatures).map(|i| [i as u8; 64]).collect();
+    let signed: Vec<_> = messages.iter().map(|m| key.sign(m)).collect();
+    let verifier = Verifier::new(&key.public_key()).expect("valid key");
+    let started = Instant::now();
+    for (message, signature) in messages.iter().zip(&signed) {
+        verifier
+            .verify(message, signature)
+            .expect("signature verifies");
+    }
+    signatures as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Holder-signed payments through the operator tier (verification on every core) into the
+/// center. Clients' signing happens before the clock starts: it is the phones' work.
+fn signed(
+    platform: &mut Platform,
+    wallets: &[(WalletId, OperatorId)],
+    transfers: usize,
+) -> Result<(usize, Duration), PlatformError> {
+    let signers = 64.min(wallets.len());
+    let keys: Vec<KeyPair> = (0..signers)
+        .map(|i| KeyPair::from_seed(format!("bench-holder/{i}").as_bytes()))
+        .collect();
+    let (mut opened, operators) = (Vec::new(), [OperatorId(1), OperatorId(2)]);
+    for (i, key) in keys.iter().enumerate() {
+        let op = operators[i % 2];
+        let command = Command::OpenWallet {
+            operator: op,
+            phone: 15_000_000_000 + i as u64,
+            public_key: key.public_key(),
+        };
+        if let Ok(Outcome::Wallet(wallet)) = platform.one(op, command)? {
+            opened.push((wallet, op, key));
+        }
+    }
+    let mut random = SplitMix(11);
+    let mut commands: Vec<Vec<Command>> = vec![Vec::new(), Vec::new()];
+    for n in 0..transfers {
+        let (payer, op, key) = &opened[random.below(opened.len() as u64) as usize];
+        let payee = wallets[random.below(wallets.len() as u64) as usize].0;
+        let pay = Command::Pay {
+            payer: *payer,
+            payee,
+            amount: Amount::from_fen(1),
+            key: IdempotencyKey(1 << 100 | n as u128),
+            auth: None,
+        };
+        commands[op.0 as usize - 1].push(pay.sign(key));
+    }
+    // Signed payers hold nothing yet: fund them from the populated wallets first.
+    for (n, (payer, op, _)) in opened.iter().enumerate() {
+        let (source, source_op) = wallets
+            .iter()
+            .filter(|(_, o)| o == op)
+            .nth(n / 2)
+            .copied()
+            .expect("enough wallets per operator");
+        let fund = Command::Pay {
+            payer: source,
+            payee: *payer,
+            amount: Amount::from_yuan(100),
+            key: IdempotencyKey(1 << 101 | payer.0 as u128),
+            auth: None,
+        };
+        platform
+            .one(source_op, fund)?
+            .map_err(PlatformError::Refused)?;
+    }
+    let bar = progress(transfers as u64, "signed transfers");
+    let started = Instant::now();
+    let mut done = 0;
+    for (index, per_op) in commands.iter().enumerate() {
+        for chunk in per_op.chunks(2_048) {
+            let results = platform.as_operator(OperatorId(index as u16 + 1), chunk.to_vec())?;
+            done += results.iter().filter(|r| r.is_ok()).count();
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    bar.finish_and_clear();
+    Ok((done, started.elapsed()))
+}
+
+/// Memory of `wallets` class-4 wallets in the state machine, measured as growth of resident memory.
+pub fn memory_per_wallet(wallets: usize) -> (f64, StateMachine) {
+    let mut state = StateMachine::default();
+    let central_bank = KeyPair::from_seed(b"memory/central-bank");
+    let operator = KeyPair::from_seed(b"memory/operator");
+    let apply = |state: &mut StateMachine, origin, commands: &[Command], signer: &KeyPair| {
+        let submission = Submission::new(origin, commands, signer);
+        let mut entry = Vec::new();
+        submission.encode_entry(1, &mut entry);
+        let mut results = Vec::new();
+        state
+            .apply_entry(&entry, &mut results)
+            .expect("entry decodes");
+        results
+    };
+    let genesis = [
+        Command::Genesis {
+            central_bank_key: central_bank.public_key(),
+        },
+        Command::CreateOperator {
+            name: "memory".into(),
+            public_key: operator.public_key(),
+        },
+    ];
+    apply(&mut state, Origin::CentralBank, &genesis, &central_bank);
+    let before = resident_bytes().unwrap_or(0);
+    let bar = progress(wallets as u64, "opening wallets");
+    let mut commands = Vec::with_capacity(BENCH_BATCH_COMMANDS);
+    for start in (0..wallets).step_by(BENCH_BATCH_COMMANDS) {
+        commands.clear();
+        for i in start..(start + BENCH_BATCH_COMMANDS).min(wallets) {
+            commands.push(Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_000_000_000 + i as u64,
+                public_key: placeholder_key(i as u64),
+            });
+        }
+        apply(
+            &mut state,
+            Origin::Operator(OperatorId(1)),
+            &commands,
+            &operator,
+        );
+        bar.inc(commands.len() as u64);
+    }
+    bar.finish_and_clear();
+    let after = resident_bytes().unwrap_or(0);
+    (after.saturating_sub(before) as f64 / wallets as f64, state)
+}

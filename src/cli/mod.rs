@@ -1,0 +1,269 @@
+//! Command-line interface of `ecny`.
+
+mod load;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use ecny::audit::audit;
+use ecny::bench::{self, LedgerBenchConfig};
+use ecny::demo;
+use ecny::node::Node;
+
+/// ecny — a retail central-bank digital currency platform (e-CNY in shape): the central bank
+/// issues, operators run wallets, and a durable double-entry ledger records every fen.
+#[derive(Parser)]
+#[command(name = "ecny", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Walk through the system on a fresh data directory: issuance to two operators, wallets,
+    /// exchange, payments across operators, a class-4 limit, deposit back, audit and restart.
+    Demo {
+        /// Data directory; must be new or empty. Default: ./ecny-demo (recreated on each run).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Check every invariant on a data directory and print the money supply by ledger and
+    /// by operator. Exits non-zero if an invariant is broken.
+    Audit {
+        /// Data directory to audit.
+        #[arg(long, default_value = "ecny-data")]
+        data: PathBuf,
+    },
+    /// Write a snapshot of a data directory so the next start replays only what comes after.
+    Snapshot {
+        #[arg(long, default_value = "ecny-data")]
+        data: PathBuf,
+    },
+    /// Measure throughput and footprint (build with --release).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
+    #[command(hide = true)]
+    CrashLoad {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The registration center with durable group commit, fed operator batches; then
+    /// SM2-signed transfers through the operator tier; then a restart from the log.
+    Ledger {
+        /// Wallets, split between two operators.
+        #[arg(long, default_value_t = 100_000)]
+        wallets: usize,
+        /// Unsigned transfers in operator batches.
+        #[arg(long, default_value_t = 10_000_000)]
+        transfers: usize,
+        /// Holder-signed transfers verified by the operator tier.
+        #[arg(long, default_value_t = 20_000)]
+        signed: usize,
+        /// Operator batches of 8,192 transfers per group commit (one fdatasync each).
+        #[arg(long, default_value_t = 4)]
+        batches_per_commit: usize,
+        /// Scratch data directory (removed first). Default: a fresh directory under /tmp.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Memory per wallet with many class-4 wallets in the state machine.
+    Memory {
+        #[arg(long, default_value_t = 10_000_000)]
+        wallets: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { data } => run_demo(data),
+        Command::Audit { data } => run_audit(&data),
+        Command::Snapshot { data } => run_snapshot(&data),
+        Command::Bench(BenchCommand::Ledger {
+            wallets,
+            transfers,
+            signed,
+            batches_per_commit,
+            data,
+        }) => {
+            let config = LedgerBenchConfig {
+                wallets,
+                transfers,
+                signed_transfers: signed,
+                batches_per_commit,
+            };
+            run_bench_ledger(data, &config)
+        }
+        Command::Bench(BenchCommand::Memory { wallets }) => run_bench_memory(wallets),
+        Command::CrashLoad { data, seed } => load::run(&data, seed),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Marks a directory the demo created, so that only such a directory is ever recreated.
+const DEMO_MARKER: &str = ".ecny-demo";
+
+fn run_demo(data: Option<PathBuf>) -> Result<(), String> {
+    let dir = match data {
+        Some(dir) => {
+            if dir.exists()
+                && std::fs::read_dir(&dir)
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .is_some()
+            {
+                return Err(format!("{} is not empty; the demo needs a fresh data directory (pick a new path or remove it)", dir.display()));
+            }
+            dir
+        }
+        None => {
+            let dir = PathBuf::from("ecny-demo");
+            if dir.join(DEMO_MARKER).exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+            } else if dir.exists() {
+                return Err(format!(
+                    "{} exists but was not made by the demo; pass --data with a fresh path",
+                    dir.display()
+                ));
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            std::fs::write(
+                dir.join(DEMO_MARKER),
+                b"made by ecny demo; recreated on each run\n",
+            )
+            .map_err(|e| e.to_string())?;
+            dir
+        }
+    };
+    demo::run(&dir, &mut |line| println!("{line}")).map_err(|e| format!("demo failed: {e}"))?;
+    println!(
+        "\nThe data directory {} holds the durable log; try `ecny audit --data {}`.",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn open_existing(data: &Path) -> Result<Node, String> {
+    if !data.join("log").exists() {
+        return Err(format!(
+            "{} holds no ecny data (no log directory); run `ecny demo --data {}` to make some",
+            data.display(),
+            data.display()
+        ));
+    }
+    let (node, recovery) = Node::open(data).map_err(|e| format!("{} [{}]", e, e.code()))?;
+    if let Some(torn) = &recovery.log.torn_tail {
+        println!(
+            "note: cut a torn tail of {} bytes at offset {} in {} (an unacknowledged write)",
+            torn.bytes_cut,
+            torn.offset,
+            torn.segment.display()
+        );
+    }
+    Ok(node)
+}
+
+fn run_audit(data: &Path) -> Result<(), String> {
+    let node = open_existing(data)?;
+    let report = audit(node.state());
+    println!("{report}");
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(format!("{} invariant(s) broken", report.violations.len()))
+    }
+}
+
+fn run_snapshot(data: &Path) -> Result<(), String> {
+    let mut node = open_existing(data)?;
+    let path = node.snapshot().map_err(|e| e.to_string())?;
+    println!("snapshot written: {}", path.display());
+    Ok(())
+}
+
+fn run_bench_ledger(data: Option<PathBuf>, config: &LedgerBenchConfig) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench ledger`.");
+    }
+    let dir = data
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("ecny-bench-{}", std::process::id())));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    println!(
+        "ecny bench ledger: {} wallets, {} unsigned transfers, {} signed, data in {}",
+        config.wallets,
+        config.transfers,
+        config.signed_transfers,
+        dir.display()
+    );
+    let report = bench::ledger(&dir, config).map_err(|e| e.to_string())?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "durable transfers/s (operator batches, group commit): {:>12.0}",
+        report.transfers_per_second()
+    );
+    println!(
+        "  accepted {} of {} in {:.2} s; commit latency p50 {:.2} ms, p99 {:.2} ms",
+        report.accepted,
+        report.transfers,
+        report.elapsed.as_secs_f64(),
+        ms(report.commit_p50),
+        ms(report.commit_p99)
+    );
+    println!(
+        "  log bytes per transfer: {:.1}",
+        report.log_bytes_per_transfer
+    );
+    if let Some(bytes) = report.bytes_per_wallet {
+        println!(
+            "  resident bytes per wallet (state, keys, phone index, funding history): {bytes:.0}"
+        );
+    }
+    let ceiling = 2.0 * report.verify_per_core;
+    println!(
+        "SM2 verifications/s on one core: {:>12.0}",
+        report.verify_per_core
+    );
+    println!(
+        "signed transfers/s through the operator tier: {:>12.0}  ({:.0} % of 2 cores × per-core verify rate)",
+        report.signed_per_second(),
+        100.0 * report.signed_per_second() / ceiling
+    );
+    println!(
+        "restart: replayed {} log entries in {:.2} s",
+        report.recovered_entries,
+        report.recovery.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn run_bench_memory(wallets: usize) -> Result<(), String> {
+    println!("ecny bench memory: {wallets} class-4 wallets in the state machine");
+    let (bytes, state) = bench::memory_per_wallet(wallets);
+    println!(
+        "resident bytes per wallet: {bytes:.0} (wallets: {})",
+        state.wallets().len()
+    );
+    Ok(())
+}

@@ -1,0 +1,771 @@
+//! Messages into the state machine: commands, the submissions that carry them (a batch signed
+//! once by an operator or by the central bank), and their results. Plain data with a byte
+//! encoding; the rules that check them live next to the state they check against.
+
+use crate::amount::Amount;
+use crate::certs::{sm3_parts, KeyPair, PublicKey, Signature};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::error::CommandError;
+use crate::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
+
+/// Most commands one submission may carry: bounds a log entry and the center's work per batch.
+pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
+/// Encoding version of a submission; bumped when the format changes.
+const SUBMISSION_VERSION: u8 = 1;
+const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
+const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v1";
+
+/// A wallet holder's signature over a money-moving command, with the key that made it. The
+/// operator tier verifies the signature; the state machine checks the key is the wallet's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HolderAuth {
+    pub public_key: PublicKey,
+    pub signature: Signature,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// The first command of every log: the central bank's key.
+    Genesis {
+        central_bank_key: PublicKey,
+    },
+    CreateOperator {
+        name: String,
+        public_key: PublicKey,
+    },
+    /// An operator brings reserves into its account at the central bank.
+    FundReserves {
+        operator: OperatorId,
+        amount: Amount,
+    },
+    /// The central bank issues e-CNY to an operator against its reserves.
+    Issue {
+        operator: OperatorId,
+        amount: Amount,
+    },
+    /// An operator returns e-CNY and gets its reserves back.
+    Redeem {
+        operator: OperatorId,
+        amount: Amount,
+    },
+    SetClassLimits {
+        operator: OperatorId,
+        class: WalletClass,
+        limits: ClassLimits,
+    },
+    /// The operator's bank core opens a customer deposit account.
+    OpenDepositAccount {
+        operator: OperatorId,
+    },
+    CashDeposit {
+        account: AccountId,
+        amount: Amount,
+    },
+    OpenWallet {
+        operator: OperatorId,
+        phone: u64,
+        public_key: PublicKey,
+    },
+    UpgradeWallet {
+        wallet: WalletId,
+        to: WalletClass,
+        name: Option<String>,
+        id_number: Option<String>,
+        in_person: bool,
+    },
+    BindBankAccount {
+        wallet: WalletId,
+        account: AccountId,
+    },
+    SetWalletStatus {
+        wallet: WalletId,
+        status: WalletStatus,
+    },
+    /// Closes a wallet; its balance goes back to the bound bank account.
+    CloseWallet {
+        wallet: WalletId,
+    },
+    /// Bank deposits into e-CNY.
+    Exchange {
+        wallet: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    /// e-CNY back into bank deposits.
+    DepositBack {
+        wallet: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    Pay {
+        payer: WalletId,
+        payee: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    /// Two-phase payment, phase one: hold the amount until posted, voided or timed out.
+    Hold {
+        payer: WalletId,
+        payee: WalletId,
+        amount: Amount,
+        timeout_ms: u64,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    ResolveHold {
+        hold: EventId,
+        post: bool,
+    },
+}
+
+/// What a command did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Operator(OperatorId),
+    Account(AccountId),
+    Wallet(WalletId),
+    Transfer(EventId),
+}
+
+pub type CommandResult = Result<Outcome, CommandError>;
+
+/// Who signed a submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    CentralBank,
+    Operator(OperatorId),
+}
+
+impl Command {
+    /// Bytes a wallet holder signs: the command without its signature, domain-separated.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.set_auth(None);
+        let mut out = Writer::with_capacity(96);
+        out.raw(COMMAND_DOMAIN);
+        unsigned.encode(&mut out);
+        out.bytes
+    }
+
+    pub fn auth(&self) -> Option<&HolderAuth> {
+        match self {
+            Command::Exchange { auth, .. }
+            | Command::DepositBack { auth, .. }
+            | Command::Pay { auth, .. }
+            | Command::Hold { auth, .. } => auth.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn set_auth(&mut self, new: Option<HolderAuth>) {
+        match self {
+            Command::Exchange { auth, .. }
+            | Command::DepositBack { auth, .. }
+            | Command::Pay { auth, .. }
+            | Command::Hold { auth, .. } => *auth = new,
+            _ => {}
+        }
+    }
+
+    /// Signs this command with the holder's key, in place.
+    pub fn sign(mut self, key: &KeyPair) -> Command {
+        let signature = key.sign(&self.signing_bytes());
+        self.set_auth(Some(HolderAuth {
+            public_key: key.public_key(),
+            signature,
+        }));
+        self
+    }
+
+    /// Verifies the holder's signature, if any. Stateless: whether the key is the wallet's own is
+    /// checked by the state machine.
+    pub fn verify_auth(&self) -> Result<(), CommandError> {
+        match self.auth() {
+            None => Ok(()),
+            Some(auth) => auth
+                .public_key
+                .verify(&self.signing_bytes(), &auth.signature)
+                .map_err(|_| CommandError::SignatureInvalid),
+        }
+    }
+}
+
+/// A batch of commands signed once by its origin: what an operator hands the registration center.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub origin: Origin,
+    /// Encoded commands (count, then each command); kept encoded so signing, logging and replay
+    /// never re-encode.
+    pub commands: Vec<u8>,
+    pub signature: Signature,
+}
+
+impl Submission {
+    pub fn new(origin: Origin, commands: &[Command], signer: &KeyPair) -> Submission {
+        let mut out = Writer::with_capacity(commands.len() * 64 + 4);
+        out.u32(commands.len() as u32);
+        for command in commands {
+            command.encode(&mut out);
+        }
+        let digest = batch_digest(origin, &out.bytes);
+        Submission {
+            origin,
+            signature: signer.sign(&digest),
+            commands: out.bytes,
+        }
+    }
+
+    pub fn verify(&self, key: &PublicKey) -> Result<(), CommandError> {
+        key.verify(&batch_digest(self.origin, &self.commands), &self.signature)
+            .map_err(|_| CommandError::BatchSignatureInvalid)
+    }
+
+    pub fn decode_commands(&self) -> Result<Vec<Command>, DecodeError> {
+        decode_commands(&self.commands)
+    }
+
+    /// The log entry: version, time assigned by the center, origin, signature, commands.
+    pub fn encode_entry(&self, timestamp_ms: u64, out: &mut Vec<u8>) {
+        let mut writer = Writer {
+            bytes: std::mem::take(out),
+        };
+        writer.u8(SUBMISSION_VERSION).u64(timestamp_ms);
+        encode_origin(self.origin, &mut writer);
+        writer.raw(&self.signature.0).raw(&self.commands);
+        *out = writer.bytes;
+    }
+}
+
+fn batch_digest(origin: Origin, commands: &[u8]) -> [u8; 32] {
+    let mut prefix = Writer::new();
+    prefix.raw(BATCH_DOMAIN);
+    encode_origin(origin, &mut prefix);
+    sm3_parts(&[&prefix.bytes, commands])
+}
+
+fn encode_origin(origin: Origin, out: &mut Writer) {
+    match origin {
+        Origin::CentralBank => out.u8(0).u16(0),
+        Origin::Operator(id) => out.u8(1).u16(id.0),
+    };
+}
+
+/// A decoded log entry; commands are decoded lazily by `commands()` so replay does not allocate.
+pub struct Entry<'a> {
+    pub timestamp_ms: u64,
+    pub origin: Origin,
+    pub signature: Signature,
+    pub commands: &'a [u8],
+}
+
+impl<'a> Entry<'a> {
+    pub fn decode(payload: &'a [u8]) -> Result<Entry<'a>, DecodeError> {
+        let mut input = Reader::new(payload);
+        let version = input.u8("entry version")?;
+        if version != SUBMISSION_VERSION {
+            return Err(DecodeError {
+                what: "entry version",
+                offset: 0,
+            });
+        }
+        let timestamp_ms = input.u64("entry timestamp")?;
+        let origin = match (input.u8("origin")?, input.u16("origin operator")?) {
+            (0, _) => Origin::CentralBank,
+            (1, id) => Origin::Operator(OperatorId(id)),
+            _ => {
+                return Err(DecodeError {
+                    what: "origin",
+                    offset: 9,
+                })
+            }
+        };
+        let signature = Signature(input.array("batch signature")?);
+        let commands = input.take(input.remaining(), "commands")?;
+        Ok(Entry {
+            timestamp_ms,
+            origin,
+            signature,
+            commands,
+        })
+    }
+
+    pub fn commands(&self) -> Result<CommandIter<'a>, DecodeError> {
+        let mut input = Reader::new(self.commands);
+        let count = input.u32("command count")? as usize;
+        if count > SUBMISSION_COMMANDS_MAX {
+            return Err(DecodeError {
+                what: "command count",
+                offset: 0,
+            });
+        }
+        Ok(CommandIter { input, left: count })
+    }
+}
+
+pub struct CommandIter<'a> {
+    input: Reader<'a>,
+    left: usize,
+}
+
+impl Iterator for CommandIter<'_> {
+    type Item = Result<Command, DecodeError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(Command::decode(&mut self.input))
+    }
+}
+
+pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
+    let mut input = Reader::new(bytes);
+    let count = input.u32("command count")? as usize;
+    if count > SUBMISSION_COMMANDS_MAX {
+        return Err(DecodeError {
+            what: "command count",
+            offset: 0,
+        });
+    }
+    let commands = (0..count)
+        .map(|_| Command::decode(&mut input))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !input.is_empty() {
+        return Err(DecodeError {
+            what: "trailing bytes after commands",
+            offset: input.offset(),
+        });
+    }
+    Ok(commands)
+}
+
+mod tag {
+    pub const GENESIS: u8 = 1;
+    pub const CREATE_OPERATOR: u8 = 2;
+    pub const FUND_RESERVES: u8 = 3;
+    pub const ISSUE: u8 = 4;
+    pub const REDEEM: u8 = 5;
+    pub const SET_CLASS_LIMITS: u8 = 6;
+    pub const OPEN_DEPOSIT_ACCOUNT: u8 = 7;
+    pub const CASH_DEPOSIT: u8 = 8;
+    pub const OPEN_WALLET: u8 = 9;
+    pub const UPGRADE_WALLET: u8 = 10;
+    pub const BIND_BANK_ACCOUNT: u8 = 11;
+    pub const SET_WALLET_STATUS: u8 = 12;
+    pub const CLOSE_WALLET: u8 = 13;
+    pub const EXCHANGE: u8 = 14;
+    pub const DEPOSIT_BACK: u8 = 15;
+    pub const PAY: u8 = 16;
+    pub const HOLD: u8 = 17;
+    pub const RESOLVE_HOLD: u8 = 18;
+}
+
+fn encode_auth(auth: &Option<HolderAuth>, out: &mut Writer) {
+    match auth {
+        Some(auth) => out.u8(1).raw(&auth.public_key.0).raw(&auth.signature.0),
+        None => out.u8(0),
+    };
+}
+
+fn decode_auth(input: &mut Reader<'_>) -> Result<Option<HolderAuth>, DecodeError> {
+    if !input.bool("auth flag")? {
+        return Ok(None);
+    }
+    Ok(Some(HolderAuth {
+        public_key: PublicKey(input.array("holder public key")?),
+        signature: Signature(input.array("holder signature")?),
+    }))
+}
+
+fn encode_limit(limit: Option<Amount>, out: &mut Writer) {
+    out.i64(limit.map_or(-1, Amount::fen));
+}
+
+fn decode_limit(input: &mut Reader<'_>) -> Result<Option<Amount>, DecodeError> {
+    let fen = input.i64("limit")?;
+    Ok((fen >= 0).then_some(Amount::from_fen(fen)))
+}
+
+impl Command {
+    pub fn encode(&self, out: &mut Writer) {
+        use Command::*;
+        match self {
+            Genesis { central_bank_key } => out.u8(tag::GENESIS).raw(&central_bank_key.0),
+            CreateOperator { name, public_key } => {
+                out.u8(tag::CREATE_OPERATOR).str(name).raw(&public_key.0)
+            }
+            FundReserves { operator, amount } => {
+                out.u8(tag::FUND_RESERVES).u16(operator.0).i64(amount.fen())
+            }
+            Issue { operator, amount } => out.u8(tag::ISSUE).u16(operator.0).i64(amount.fen()),
+            Redeem { operator, amount } => out.u8(tag::REDEEM).u16(operator.0).i64(amount.fen()),
+            SetClassLimits {
+                operator,
+                class,
+                limits,
+            } => {
+                out.u8(tag::SET_CLASS_LIMITS)
+                    .u16(operator.0)
+                    .u8(*class as u8);
+                for limit in [
+                    limits.balance_cap,
+                    limits.single_payment,
+                    limits.daily,
+                    limits.annual,
+                ] {
+                    encode_limit(limit, out);
+                }
+                out
+            }
+            OpenDepositAccount { operator } => out.u8(tag::OPEN_DEPOSIT_ACCOUNT).u16(operator.0),
+            CashDeposit { account, amount } => {
+                out.u8(tag::CASH_DEPOSIT).u32(account.0).i64(amount.fen())
+            }
+            OpenWallet {
+                operator,
+                phone,
+                public_key,
+            } => out
+                .u8(tag::OPEN_WALLET)
+                .u16(operator.0)
+                .u64(*phone)
+                .raw(&public_key.0),
+            UpgradeWallet {
+                wallet,
+                to,
+                name,
+                id_number,
+                in_person,
+            } => out
+                .u8(tag::UPGRADE_WALLET)
+                .u32(wallet.0)
+                .u8(*to as u8)
+                .opt_str(name.as_deref())
+                .opt_str(id_number.as_deref())
+                .u8(u8::from(*in_person)),
+            BindBankAccount { wallet, account } => {
+                out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0)
+            }
+            SetWalletStatus { wallet, status } => out
+                .u8(tag::SET_WALLET_STATUS)
+                .u32(wallet.0)
+                .u8(*status as u8),
+            CloseWallet { wallet } => out.u8(tag::CLOSE_WALLET).u32(wallet.0),
+            Exchange {
+                wallet,
+                amount,
+                key,
+                auth,
+            } => {
+                out.u8(tag::EXCHANGE)
+                    .u32(wallet.0)
+                    .i64(amount.fen())
+                    .u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            DepositBack {
+                wallet,
+                amount,
+                key,
+                auth,
+            } => {
+                out.u8(tag::DEPOSIT_BACK)
+                    .u32(wallet.0)
+                    .i64(amount.fen())
+                    .u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            Pay {
+                payer,
+                payee,
+                amount,
+                key,
+                auth,
+            } => {
+                out.u8(tag::PAY)
+                    .u32(payer.0)
+                    .u32(payee.0)
+                    .i64(amount.fen())
+                    .u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            Hold {
+                payer,
+                payee,
+                amount,
+                timeout_ms,
+                key,
+                auth,
+            } => {
+                out.u8(tag::HOLD)
+                    .u32(payer.0)
+                    .u32(payee.0)
+                    .i64(amount.fen())
+                    .u64(*timeout_ms)
+                    .u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            ResolveHold { hold, post } => out.u8(tag::RESOLVE_HOLD).u64(hold.0).u8(u8::from(*post)),
+        };
+    }
+
+    pub fn decode(input: &mut Reader<'_>) -> Result<Command, DecodeError> {
+        use Command::*;
+        let start = input.offset();
+        let amount = |input: &mut Reader<'_>| input.i64("amount").map(Amount::from_fen);
+        let key = |input: &mut Reader<'_>| input.u128("idempotency key").map(IdempotencyKey);
+        let command = match input.u8("command tag")? {
+            tag::GENESIS => Genesis {
+                central_bank_key: PublicKey(input.array("central bank key")?),
+            },
+            tag::CREATE_OPERATOR => CreateOperator {
+                name: input.string("operator name")?,
+                public_key: PublicKey(input.array("operator key")?),
+            },
+            tag::FUND_RESERVES => FundReserves {
+                operator: OperatorId(input.u16("operator")?),
+                amount: amount(input)?,
+            },
+            tag::ISSUE => Issue {
+                operator: OperatorId(input.u16("operator")?),
+                amount: amount(input)?,
+            },
+            tag::REDEEM => Redeem {
+                operator: OperatorId(input.u16("operator")?),
+                amount: amount(input)?,
+            },
+            tag::SET_CLASS_LIMITS => SetClassLimits {
+                operator: OperatorId(input.u16("operator")?),
+                class: WalletClass::from_u8(input.u8("class")?).ok_or(DecodeError {
+                    what: "class",
+                    offset: start,
+                })?,
+                limits: ClassLimits {
+                    balance_cap: decode_limit(input)?,
+                    single_payment: decode_limit(input)?,
+                    daily: decode_limit(input)?,
+                    annual: decode_limit(input)?,
+                },
+            },
+            tag::OPEN_DEPOSIT_ACCOUNT => OpenDepositAccount {
+                operator: OperatorId(input.u16("operator")?),
+            },
+            tag::CASH_DEPOSIT => CashDeposit {
+                account: AccountId(input.u32("account")?),
+                amount: amount(input)?,
+            },
+            tag::OPEN_WALLET => OpenWallet {
+                operator: OperatorId(input.u16("operator")?),
+                phone: input.u64("phone")?,
+                public_key: PublicKey(input.array("wallet key")?),
+            },
+            tag::UPGRADE_WALLET => UpgradeWallet {
+                wallet: WalletId(input.u32("wallet")?),
+                to: WalletClass::from_u8(input.u8("class")?).ok_or(DecodeError {
+                    what: "class",
+                    offset: start,
+                })?,
+                name: input.opt_string("name")?,
+                id_number: input.opt_string("id number")?,
+                in_person: input.bool("in person")?,
+            },
+            tag::BIND_BANK_ACCOUNT => BindBankAccount {
+                wallet: WalletId(input.u32("wallet")?),
+                account: AccountId(input.u32("account")?),
+            },
+            tag::SET_WALLET_STATUS => SetWalletStatus {
+                wallet: WalletId(input.u32("wallet")?),
+                status: WalletStatus::from_u8(input.u8("status")?).ok_or(DecodeError {
+                    what: "status",
+                    offset: start,
+                })?,
+            },
+            tag::CLOSE_WALLET => CloseWallet {
+                wallet: WalletId(input.u32("wallet")?),
+            },
+            tag::EXCHANGE => Exchange {
+                wallet: WalletId(input.u32("wallet")?),
+                amount: amount(input)?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::DEPOSIT_BACK => DepositBack {
+                wallet: WalletId(input.u32("wallet")?),
+                amount: amount(input)?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::PAY => Pay {
+                payer: WalletId(input.u32("payer")?),
+                payee: WalletId(input.u32("payee")?),
+                amount: amount(input)?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::HOLD => Hold {
+                payer: WalletId(input.u32("payer")?),
+                payee: WalletId(input.u32("payee")?),
+                amount: amount(input)?,
+                timeout_ms: input.u64("timeout")?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::RESOLVE_HOLD => ResolveHold {
+                hold: EventId(input.u64("hold")?),
+                post: input.bool("post")?,
+            },
+            _ => {
+                return Err(DecodeError {
+                    what: "command tag",
+                    offset: start,
+                })
+            }
+        };
+        Ok(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_commands() -> Vec<Command> {
+        let key = KeyPair::from_seed(b"holder");
+        vec![
+            Command::Genesis {
+                central_bank_key: key.public_key(),
+            },
+            Command::CreateOperator {
+                name: "Bank of Suzhou".into(),
+                public_key: key.public_key(),
+            },
+            Command::SetClassLimits {
+                operator: OperatorId(1),
+                class: WalletClass::Four,
+                limits: ClassLimits::default_for(WalletClass::Four),
+            },
+            Command::UpgradeWallet {
+                wallet: WalletId(3),
+                to: WalletClass::Three,
+                name: Some("李雷".into()),
+                id_number: None,
+                in_person: false,
+            },
+            Command::Pay {
+                payer: WalletId(1),
+                payee: WalletId(2),
+                amount: Amount::from_fen(6660),
+                key: IdempotencyKey(7),
+                auth: None,
+            }
+            .sign(&key),
+            Command::Hold {
+                payer: WalletId(1),
+                payee: WalletId(2),
+                amount: Amount::from_fen(1),
+                timeout_ms: 5,
+                key: IdempotencyKey(8),
+                auth: None,
+            },
+            Command::ResolveHold {
+                hold: EventId(9),
+                post: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn commands_round_trip_through_a_signed_submission() {
+        let operator = KeyPair::from_seed(b"operator");
+        let commands = sample_commands();
+        let submission = Submission::new(Origin::Operator(OperatorId(1)), &commands, &operator);
+        submission.verify(&operator.public_key()).unwrap();
+        assert_eq!(submission.decode_commands().unwrap(), commands);
+        let mut entry = Vec::new();
+        submission.encode_entry(42, &mut entry);
+        let decoded = Entry::decode(&entry).unwrap();
+        assert_eq!(decoded.timestamp_ms, 42);
+        assert_eq!(decoded.origin, Origin::Operator(OperatorId(1)));
+        let replayed: Vec<Command> = decoded.commands().unwrap().map(Result::unwrap).collect();
+        assert_eq!(replayed, commands);
+    }
+
+    #[test]
+    fn a_tampered_batch_or_command_fails_its_signature() {
+        let operator = KeyPair::from_seed(b"operator");
+        let mut submission = Submission::new(
+            Origin::Operator(OperatorId(1)),
+            &sample_commands(),
+            &operator,
+        );
+        let last = submission.commands.len() - 1;
+        submission.commands[last] ^= 1;
+        assert_eq!(
+            submission
+                .verify(&operator.public_key())
+                .unwrap_err()
+                .code(),
+            "BATCH_SIGNATURE_INVALID"
+        );
+        let other = KeyPair::from_seed(b"someone else");
+        let submission = Submission::new(Origin::CentralBank, &sample_commands(), &other);
+        assert!(submission.verify(&operator.public_key()).is_err());
+
+        let pay = sample_commands().remove(4);
+        pay.verify_auth().unwrap();
+        let Command::Pay {
+            payer,
+            payee,
+            key,
+            auth,
+            ..
+        } = pay
+        else {
+            unreachable!()
+        };
+        let raised = Command::Pay {
+            payer,
+            payee,
+            amount: Amount::from_fen(666_000),
+            key,
+            auth,
+        };
+        assert_eq!(
+            raised.verify_auth().unwrap_err().code(),
+            "SIGNATURE_INVALID"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_commands(&bytes);
+            if let Ok(entry) = Entry::decode(&bytes) {
+                if let Ok(commands) = entry.commands() {
+                    for command in commands.take(100) {
+                        let _ = command;
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn truncating_an_encoded_command_is_an_error_not_a_panic(cut in 0usize..100) {
+            let mut out = Writer::new();
+            out.u32(1);
+            sample_commands()[4].encode(&mut out);
+            let cut = cut.min(out.bytes.len() - 1);
+            prop_assert!(decode_commands(&out.bytes[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Why a command was refused. Every variant has a stable code that the API, the CLI and web pages
+//! all show the same way; a refused command moves nothing.
+
+use thiserror::Error;
+
+use crate::amount::Amount;
+use crate::ids::{AccountId, EventId, OperatorId, WalletId};
+use crate::wallet::{WalletClass, WalletStatus};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("amount must be positive, got {0}")]
+    AmountNotPositive(Amount),
+    #[error("amount {0} is above the largest single command amount")]
+    AmountTooLarge(Amount),
+    #[error("unknown operator {0}")]
+    UnknownOperator(OperatorId),
+    #[error("operator {0} already exists")]
+    OperatorExists(OperatorId),
+    #[error("unknown wallet {0}")]
+    UnknownWallet(WalletId),
+    #[error("wallet {0} already exists")]
+    WalletExists(WalletId),
+    #[error("no wallet is registered for phone number {0}")]
+    UnknownPhone(String),
+    #[error("phone number {0} already has a wallet at this operator")]
+    PhoneTaken(String),
+    #[error("{0:?} is not a mainland mobile number (11 digits starting with 1)")]
+    MalformedPhone(String),
+    #[error("unknown account {0}")]
+    UnknownAccount(AccountId),
+    #[error("wallet {wallet} is {status}; unfreeze it first")]
+    WalletFrozen {
+        wallet: WalletId,
+        status: WalletStatus,
+    },
+    #[error("wallet {0} is closed")]
+    WalletClosed(WalletId),
+    #[error("a wallet cannot pay itself")]
+    SameWallet,
+    #[error("insufficient funds: available {available}, needed {needed}")]
+    InsufficientFunds { available: Amount, needed: Amount },
+    #[error("payment of {amount} is above the class {class} single-payment limit of {limit}")]
+    LimitSinglePayment {
+        class: WalletClass,
+        amount: Amount,
+        limit: Amount,
+    },
+    #[error("payment of {amount} would exceed the class {class} daily limit of {limit} (already paid today: {used})")]
+    LimitDaily {
+        class: WalletClass,
+        amount: Amount,
+        limit: Amount,
+        used: Amount,
+    },
+    #[error("payment of {amount} would exceed the class {class} annual limit of {limit} (already paid this year: {used})")]
+    LimitAnnual {
+        class: WalletClass,
+        amount: Amount,
+        limit: Amount,
+        used: Amount,
+    },
+    #[error("receiving {amount} would take wallet {wallet} above its class {class} balance cap of {limit} (balance {balance})")]
+    LimitBalanceCap {
+        wallet: WalletId,
+        class: WalletClass,
+        amount: Amount,
+        limit: Amount,
+        balance: Amount,
+    },
+    #[error("class {to} needs {missing}")]
+    KycIncomplete {
+        to: WalletClass,
+        missing: &'static str,
+    },
+    #[error(
+        "wallet is already class {current}; a wallet moves up from class 4 towards class 1 only"
+    )]
+    ClassNotAnUpgrade { current: WalletClass },
+    #[error("wallet {0} has no bound bank account; bind one first")]
+    NoBoundBankAccount(WalletId),
+    #[error("operator {operator} has reserves of {available}, needs {needed}")]
+    InsufficientReserves {
+        operator: OperatorId,
+        available: Amount,
+        needed: Amount,
+    },
+    #[error(
+        "operator {operator} may redeem at most {backing} (the reserves it gave up), asked {asked}"
+    )]
+    RedemptionExceedsBacking {
+        operator: OperatorId,
+        backing: Amount,
+        asked: Amount,
+    },
+    #[error("operator {operator} vault holds {available}, needs {needed}")]
+    VaultInsufficient {
+        operator: OperatorId,
+        available: Amount,
+        needed: Amount,
+    },
+    #[error("wallet {wallet} belongs to operator {owner}, not {caller}")]
+    NotYourWallet {
+        wallet: WalletId,
+        owner: OperatorId,
+        caller: OperatorId,
+    },
+    #[error("this command may only come from the central bank")]
+    CentralBankOnly,
+    #[error("the signature does not verify under the wallet's registered key")]
+    SignatureInvalid,
+    #[error("this command must be signed by the paying wallet's key")]
+    SignatureMissing,
+    #[error("the operator batch signature does not verify")]
+    BatchSignatureInvalid,
+    #[error("idempotency key was used before for a different command (first result: {first})")]
+    IdempotencyKeyReused { first: EventId },
+    #[error("unknown pending transfer {0}")]
+    PendingNotFound(EventId),
+    #[error("pending transfer {0} was already posted, voided or expired")]
+    PendingAlreadyResolved(EventId),
+    #[error("transfer {0} is not a pending transfer")]
+    NotPending(EventId),
+    #[error("accounts are in different ledgers; a conversion is two linked transfers")]
+    LedgerMismatch,
+    #[error("wallet {0} still has a balance; close returns it to the bound bank account")]
+    WalletNotEmpty(WalletId),
+    #[error("balance overflow")]
+    Overflow,
+}
+
+impl CommandError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        use CommandError::*;
+        match self {
+            AmountNotPositive(_) => "AMOUNT_NOT_POSITIVE",
+            AmountTooLarge(_) => "AMOUNT_TOO_LARGE",
+            UnknownOperator(_) => "UNKNOWN_OPERATOR",
+            OperatorExists(_) => "OPERATOR_EXISTS",
+            UnknownWallet(_) => "UNKNOWN_WALLET",
+            WalletExists(_) => "WALLET_EXISTS",
+            UnknownPhone(_) => "UNKNOWN_PHONE",
+            PhoneTaken(_) => "PHONE_TAKEN",
+            MalformedPhone(_) => "MALFORMED_PHONE",
+            UnknownAccount(_) => "UNKNOWN_ACCOUNT",
+            WalletFrozen { .. } => "WALLET_FROZEN",
+            WalletClosed(_) => "WALLET_CLOSED",
+            SameWallet => "SAME_WALLET",
+            InsufficientFunds { .. } => "INSUFFICIENT_FUNDS",
+            LimitSinglePayment { .. } => "LIMIT_SINGLE_PAYMENT",
+            LimitDaily { .. } => "LIMIT_DAILY",
+            LimitAnnual { .. } => "LIMIT_ANNUAL",
+            LimitBalanceCap { .. } => "LIMIT_BALANCE_CAP",
+            KycIncomplete { .. } => "KYC_INCOMPLETE",
+            ClassNotAnUpgrade { .. } => "CLASS_NOT_AN_UPGRADE",
+            NoBoundBankAccount(_) => "NO_BOUND_BANK_ACCOUNT",
+            InsufficientReserves { .. } => "INSUFFICIENT_RESERVES",
+            RedemptionExceedsBacking { .. } => "REDEMPTION_EXCEEDS_BACKING",
+            VaultInsufficient { .. } => "VAULT_INSUFFICIENT",
+            NotYourWallet { .. } => "NOT_YOUR_WALLET",
+            CentralBankOnly => "CENTRAL_BANK_ONLY",
+            SignatureInvalid => "SIGNATURE_INVALID",
+            SignatureMissing => "SIGNATURE_MISSING",
+            BatchSignatureInvalid => "BATCH_SIGNATURE_INVALID",
+            IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
+            PendingNotFound(_) => "PENDING_NOT_FOUND",
+            PendingAlreadyResolved(_) => "PENDING_ALREADY_RESOLVED",
+            NotPending(_) => "NOT_PENDING",
+            LedgerMismatch => "LEDGER_MISMATCH",
+            WalletNotEmpty(_) => "WALLET_NOT_EMPTY",
+            Overflow => "OVERFLOW",
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Typed identifiers. Each is dense (an index into the state machine's tables) so that lookups are
+//! array indexing, and each prints with a prefix so a reader never mistakes one for another.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq, Clone)]
+#[error("{text:?} is not a {kind} id (expected e.g. {example})")]
+pub struct IdParseError {
+    pub kind: &'static str,
+    pub example: &'static str,
+    pub text: String,
+}
+
+macro_rules! dense_id {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $prefix:literal, $width:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub $inner);
+
+        impl $name {
+            pub const fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{:0", $width, "}"), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+            fn from_str(text: &str) -> Result<Self, IdParseError> {
+                let error = || IdParseError {
+                    kind: $kind,
+                    example: concat!($prefix, "1"),
+                    text: text.to_string(),
+                };
+                let digits = text.trim().strip_prefix($prefix).ok_or_else(error)?;
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(error());
+                }
+                digits.parse().map($name).map_err(|_| error())
+            }
+        }
+    };
+}
+
+dense_id!(
+    /// A designated operator (a commercial bank or licensed wallet operator).
+    OperatorId(u16), "OP", 2, "operator"
+);
+dense_id!(
+    /// A wallet, pseudonymous: the registration center and analysis center know only this.
+    WalletId(u32), "W", 10, "wallet"
+);
+dense_id!(
+    /// An account in one of the three ledgers.
+    AccountId(u32), "A", 10, "account"
+);
+dense_id!(
+    /// A merchant registered at an operator.
+    MerchantId(u32), "M", 8, "merchant"
+);
+dense_id!(
+    /// A secure-element device (hardware wallet).
+    DeviceId(u64), "D", 12, "device"
+);
+dense_id!(
+    /// The position of an event in the ledger's ordered event stream; a transfer's id.
+    EventId(u64), "T", 12, "transfer"
+);
+
+/// A client-chosen key that makes a money-moving command safe to retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IdempotencyKey(pub u128);
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl FromStr for IdempotencyKey {
+    type Err = IdParseError;
+    fn from_str(text: &str) -> Result<Self, IdParseError> {
+        let hex: String = text.trim().chars().filter(|c| *c != '-').collect();
+        if hex.is_empty() || hex.len() > 32 {
+            return Err(IdParseError {
+                kind: "idempotency key",
+                example: "0f3a… (up to 32 hex digits, a UUID works)",
+                text: text.to_string(),
+            });
+        }
+        u128::from_str_radix(&hex, 16)
+            .map(IdempotencyKey)
+            .map_err(|_| IdParseError {
+                kind: "idempotency key",
+                example: "0f3a… (up to 32 hex digits, a UUID works)",
+                text: text.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_with_their_prefix_and_parse_back() {
+        assert_eq!(WalletId(42).to_string(), "W0000000042");
+        assert_eq!("W0000000042".parse::<WalletId>().unwrap(), WalletId(42));
+        assert_eq!("OP3".parse::<OperatorId>().unwrap(), OperatorId(3));
+        assert_eq!(OperatorId(3).to_string(), "OP03");
+        assert!("A12".parse::<WalletId>().is_err());
+        assert!("W".parse::<WalletId>().is_err());
+        assert!("W-1".parse::<WalletId>().is_err());
+        assert!("W99999999999".parse::<WalletId>().is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_accept_uuids() {
+        let key: IdempotencyKey = "123e4567-e89b-12d3-a456-426614174000".parse().unwrap();
+        assert_eq!(key.to_string(), "123e4567e89b12d3a456426614174000");
+        assert!("xyz".parse::<IdempotencyKey>().is_err());
+    }
+}

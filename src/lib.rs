@@ -1,0 +1,29 @@
+//! ecny: a retail central-bank digital currency platform in the shape of China's e-CNY.
+//!
+//! The tree follows the system's parts (see DESIGN.md): the coin (`amount`), the central bank's
+//! issuance vault (`issuance`), operators (`operator`), the registration center's ledger of record
+//! (`ledger`, driven by the deterministic `state_machine`), the certification center's
+//! cryptography (`certs`), wallets (`wallet`), durable embedded storage (`storage`, `node`), and
+//! the `audit` of every invariant.
+
+pub mod amount;
+pub mod audit;
+pub mod bench;
+pub mod certs;
+pub mod codec;
+pub mod command;
+pub mod demo;
+pub mod error;
+pub mod ids;
+pub mod issuance;
+pub mod keyring;
+pub mod ledger;
+pub mod node;
+pub mod operator;
+pub mod platform;
+pub mod state_machine;
+pub mod storage;
+pub mod wallet;
+
+pub use amount::Amount;
+pub use error::CommandError;

@@ -1,0 +1,304 @@
+//! A durable node: the state machine behind the command log. Submissions are validated (one
+//! signature per batch), appended, applied, and made durable together with one fdatasync (group
+//! commit); only then does anyone hear the results. Start-up loads the newest snapshot and replays
+//! the log after it.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+
+use crate::codec::DecodeError;
+use crate::command::{CommandResult, Submission};
+use crate::error::CommandError;
+use crate::state_machine::StateMachine;
+use crate::storage::log::{OpenError, RecoveryReport};
+use crate::storage::{snapshot, CommandLog, StorageError};
+
+/// Most submissions one group commit takes; bounds the latency a batch adds to its first client.
+pub const GROUP_COMMIT_SUBMISSIONS_MAX: usize = 256;
+/// Queue of submissions waiting for the node thread; a full queue pushes back on clients.
+pub const SUBMIT_QUEUE_DEPTH_MAX: usize = 1024;
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("log entry {seq} does not decode ({source}); the log was written by an incompatible version or is corrupt")]
+    Replay { seq: u64, source: DecodeError },
+    #[error("snapshot {path} does not decode ({source})")]
+    Snapshot { path: PathBuf, source: DecodeError },
+    #[error("the node stopped after a failed write; restart it to recover from the log")]
+    Poisoned,
+    #[error("the node thread has stopped")]
+    Stopped,
+}
+
+impl NodeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::Storage(error) => error.code(),
+            NodeError::Replay { .. } => "LOG_UNREADABLE",
+            NodeError::Snapshot { .. } => "SNAPSHOT_UNREADABLE",
+            NodeError::Poisoned => "NODE_POISONED",
+            NodeError::Stopped => "NODE_STOPPED",
+        }
+    }
+}
+
+/// Where time comes from; handed in so that tests and simulations control it.
+pub trait Clock: Send {
+    fn now_ms(&mut self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// A clock that moves only when told: for tests.
+pub struct ManualClock(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock for ManualClock {
+    fn now_ms(&mut self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What start-up found.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub snapshot_seq: Option<u64>,
+    pub log: RecoveryReport,
+    pub elapsed: std::time::Duration,
+}
+
+/// The outcome of one submission: refused whole (bad batch signature) or one result per command.
+pub type SubmissionResult = Result<Vec<CommandResult>, CommandError>;
+
+pub struct Node {
+    state: StateMachine,
+    log: CommandLog,
+    dir: PathBuf,
+    clock: Box<dyn Clock>,
+    entry: Vec<u8>,
+    poisoned: bool,
+}
+
+impl Node {
+    pub fn open(dir: &Path) -> Result<(Node, Recovery), NodeError> {
+        Node::open_with_clock(dir, Box::new(SystemClock))
+    }
+
+    pub fn open_with_clock(
+        dir: &Path,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Node, Recovery), NodeError> {
+        let started = Instant::now();
+        let snapshots = dir.join("snapshots");
+        let (mut state, snapshot_seq) = match snapshot::latest(&snapshots)? {
+            Some(found) => {
+                let state = StateMachine::decode_snapshot(&found.state).map_err(|source| {
+                    NodeError::Snapshot {
+                        path: found.path.clone(),
+                        source,
+                    }
+                })?;
+                (state, Some(found.seq))
+            }
+            None => (StateMachine::default(), None),
+        };
+        let mut results = Vec::new();
+        let replay = |seq: u64, payload: &[u8]| {
+            results.clear();
+            state
+                .apply_entry(payload, &mut results)
+                .map_err(|source| NodeError::Replay { seq, source })
+        };
+        let (log, report) = CommandLog::open(&dir.join("log"), snapshot_seq.unwrap_or(0), replay)
+            .map_err(|e| match e {
+            OpenError::Storage(error) => NodeError::Storage(error),
+            OpenError::Apply { source, .. } => source,
+        })?;
+        let node = Node {
+            state,
+            log,
+            dir: dir.to_path_buf(),
+            clock,
+            entry: Vec::new(),
+            poisoned: false,
+        };
+        Ok((
+            node,
+            Recovery {
+                snapshot_seq,
+                log: report,
+                elapsed: started.elapsed(),
+            },
+        ))
+    }
+
+    pub fn state(&self) -> &StateMachine {
+        &self.state
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn last_durable_seq(&self) -> u64 {
+        self.log.last_durable_seq()
+    }
+
+    pub fn log_bytes_written(&self) -> u64 {
+        self.log.bytes_written()
+    }
+
+    /// Group commit: every submission is validated, logged and applied, then one fdatasync makes
+    /// them all durable before any result is returned.
+    pub fn submit(
+        &mut self,
+        submissions: &[Submission],
+    ) -> Result<Vec<SubmissionResult>, NodeError> {
+        if self.poisoned {
+            return Err(NodeError::Poisoned);
+        }
+        let mut outcomes = Vec::with_capacity(submissions.len());
+        for submission in submissions {
+            outcomes.push(self.log_and_apply(submission));
+        }
+        if let Err(error) = self.log.commit() {
+            // Memory is now ahead of the disk; only a restart (a replay) is trustworthy.
+            self.poisoned = true;
+            return Err(error.into());
+        }
+        Ok(outcomes)
+    }
+
+    fn log_and_apply(&mut self, submission: &Submission) -> SubmissionResult {
+        self.state.validate(submission)?;
+        let timestamp = self.clock.now_ms().max(self.state.last_timestamp_ms());
+        self.entry.clear();
+        submission.encode_entry(timestamp, &mut self.entry);
+        self.log
+            .append(&self.entry)
+            .map_err(|_| CommandError::Overflow)?;
+        let mut results = Vec::new();
+        self.state
+            .apply_entry(&self.entry, &mut results)
+            .expect("an entry encoded here decodes");
+        Ok(results)
+    }
+
+    /// Writes a snapshot of the current state and starts a new log segment; older segments are
+    /// then removed. Start-up after this replays only what came later.
+    pub fn snapshot(&mut self) -> Result<PathBuf, NodeError> {
+        let seq = self.log.last_durable_seq();
+        let path = snapshot::write(
+            &self.dir.join("snapshots"),
+            seq,
+            &self.state.encode_snapshot(),
+        )?;
+        self.log.rotate()?;
+        self.log.remove_segments_through(seq)?;
+        Ok(path)
+    }
+}
+
+type Query = Box<dyn FnOnce(&StateMachine) + Send>;
+
+enum Request {
+    Submit(
+        Submission,
+        mpsc::SyncSender<Result<SubmissionResult, NodeError>>,
+    ),
+    Query(Query),
+}
+
+/// A node on its own thread, shared by many clients: what arrives while a commit is in flight is
+/// committed together in the next one.
+#[derive(Clone)]
+pub struct NodeHandle {
+    requests: mpsc::SyncSender<Request>,
+}
+
+impl NodeHandle {
+    pub fn spawn(mut node: Node) -> (NodeHandle, thread::JoinHandle<Node>) {
+        let (requests, inbox) = mpsc::sync_channel::<Request>(SUBMIT_QUEUE_DEPTH_MAX);
+        let thread = thread::Builder::new()
+            .name("ecny-node".into())
+            .spawn(move || {
+                run_node(&mut node, inbox);
+                node
+            })
+            .expect("spawn node thread");
+        (NodeHandle { requests }, thread)
+    }
+
+    /// Submits and waits until the submission is durable.
+    pub fn submit(&self, submission: Submission) -> Result<SubmissionResult, NodeError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Submit(submission, reply))
+            .map_err(|_| NodeError::Stopped)?;
+        answer.recv().map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Reads the state between commits.
+    pub fn query<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&StateMachine) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let query: Query = Box::new(move |state| {
+            let _ = reply.send(read(state));
+        });
+        self.requests
+            .send(Request::Query(query))
+            .map_err(|_| NodeError::Stopped)?;
+        answer.recv().map_err(|_| NodeError::Stopped)
+    }
+}
+
+fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>) {
+    let mut batch = Vec::new();
+    let mut replies = Vec::new();
+    while let Ok(first) = inbox.recv() {
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            match request {
+                Request::Submit(submission, reply) => {
+                    batch.push(submission);
+                    replies.push(reply);
+                }
+                Request::Query(query) => query(&node.state),
+            }
+            if batch.len() < GROUP_COMMIT_SUBMISSIONS_MAX {
+                next = inbox.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        match node.submit(&batch) {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(_) => {
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(NodeError::Poisoned));
+                }
+            }
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,228 @@
+//! Designated operators: each runs a vault of e-CNY, a bank core of customer deposit accounts,
+//! and its customers' identities (the only place a wallet is linked to a person). The operator
+//! tier also verifies its customers' signatures, on all cores, and hands the registration center
+//! batches it signs once.
+
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+
+use crate::certs::{verify_all_parallel, KeyPair, PublicKey, SignedItem};
+use crate::command::{Command, Origin, Submission};
+use crate::error::CommandError;
+use crate::ids::{AccountId, OperatorId, WalletId};
+use crate::wallet::{ClassLimits, WalletClass};
+
+/// What the operator knows of a holder beyond the phone number (classes 3 to 1).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Identity {
+    pub name: Option<String>,
+    pub id_number: Option<String>,
+    pub verified_in_person: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Operator {
+    pub id: OperatorId,
+    pub name: String,
+    pub public_key: PublicKey,
+    /// Reserves ledger: its reserve account at the central bank.
+    pub reserve: AccountId,
+    /// Reserves ledger: what it gave up for e-CNY.
+    pub backing: AccountId,
+    /// e-CNY ledger: its vault.
+    pub vault: AccountId,
+    /// Deposits ledger: its deposit liabilities.
+    pub bank_funding: AccountId,
+    pub limits: [ClassLimits; 4],
+    phones: HashMap<u64, WalletId, RandomState>,
+    identities: HashMap<WalletId, Identity, RandomState>,
+}
+
+impl PartialEq for Operator {
+    fn eq(&self, other: &Operator) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.public_key == other.public_key
+            && [self.reserve, self.backing, self.vault, self.bank_funding]
+                == [
+                    other.reserve,
+                    other.backing,
+                    other.vault,
+                    other.bank_funding,
+                ]
+            && self.limits == other.limits
+            && self.phones == other.phones
+            && self.identities == other.identities
+    }
+}
+
+impl Operator {
+    pub fn new(
+        id: OperatorId,
+        name: String,
+        public_key: PublicKey,
+        accounts: [AccountId; 4],
+    ) -> Operator {
+        let [reserve, backing, vault, bank_funding] = accounts;
+        Operator {
+            id,
+            name,
+            public_key,
+            reserve,
+            backing,
+            vault,
+            bank_funding,
+            limits: ClassLimits::defaults(),
+            phones: HashMap::default(),
+            identities: HashMap::default(),
+        }
+    }
+
+    pub fn limits_for(&self, class: WalletClass) -> &ClassLimits {
+        &self.limits[class as usize - 1]
+    }
+
+    pub fn wallet_by_phone(&self, phone: u64) -> Option<WalletId> {
+        self.phones.get(&phone).copied()
+    }
+
+    pub fn customers(&self) -> usize {
+        self.phones.len()
+    }
+
+    pub fn register_phone(&mut self, phone: u64, wallet: WalletId) -> Result<(), CommandError> {
+        if self.phones.contains_key(&phone) {
+            return Err(CommandError::PhoneTaken(phone.to_string()));
+        }
+        self.phones.insert(phone, wallet);
+        Ok(())
+    }
+
+    pub fn identity(&self, wallet: WalletId) -> Option<&Identity> {
+        self.identities.get(&wallet)
+    }
+
+    /// Checks the KYC data for an upgrade and records it; `has_bank_account` says whether the
+    /// wallet has a bound bank account.
+    pub fn upgrade_identity(
+        &mut self,
+        wallet: WalletId,
+        current: WalletClass,
+        to: WalletClass,
+        update: Identity,
+        has_bank_account: bool,
+    ) -> Result<(), CommandError> {
+        if to >= current {
+            return Err(CommandError::ClassNotAnUpgrade { current });
+        }
+        let known = self.identities.get(&wallet).cloned().unwrap_or_default();
+        let merged = Identity {
+            name: update.name.or(known.name),
+            id_number: update.id_number.or(known.id_number),
+            verified_in_person: update.verified_in_person || known.verified_in_person,
+        };
+        let missing = |missing| Err(CommandError::KycIncomplete { to, missing });
+        if merged.name.as_deref().is_none_or(str::is_empty) {
+            return missing("the holder's real name");
+        }
+        if merged.id_number.as_deref().is_none_or(|id| id.len() != 18) {
+            return missing("an 18-character resident ID number");
+        }
+        if to <= WalletClass::Two && !has_bank_account {
+            return missing("a bound bank account");
+        }
+        if to == WalletClass::One && !merged.verified_in_person {
+            return missing("verification in person at a branch");
+        }
+        self.identities.insert(wallet, merged);
+        Ok(())
+    }
+
+    pub(crate) fn phone_entries(&self) -> Vec<(u64, WalletId)> {
+        let mut entries: Vec<_> = self.phones.iter().map(|(p, w)| (*p, *w)).collect();
+        entries.sort_unstable();
+        entries
+    }
+
+    pub(crate) fn identity_entries(&self) -> Vec<(WalletId, &Identity)> {
+        let mut entries: Vec<_> = self.identities.iter().map(|(w, i)| (*w, i)).collect();
+        entries.sort_unstable_by_key(|(w, _)| *w);
+        entries
+    }
+
+    pub(crate) fn restore_directory(
+        &mut self,
+        phones: Vec<(u64, WalletId)>,
+        identities: Vec<(WalletId, Identity)>,
+    ) {
+        self.phones = phones.into_iter().collect();
+        self.identities = identities.into_iter().collect();
+    }
+}
+
+/// The operator tier's signing desk: verifies holders' signatures on every core, drops what fails,
+/// and signs the rest once as a batch for the registration center.
+pub struct BatchDesk {
+    pub operator: OperatorId,
+    key: KeyPair,
+    threads: usize,
+}
+
+/// A batch ready for the center, and the positions of the commands refused before it.
+pub struct PreparedBatch {
+    pub submission: Submission,
+    /// Index into the input of each command kept in the submission.
+    pub kept: Vec<usize>,
+    pub refused: Vec<(usize, CommandError)>,
+}
+
+impl BatchDesk {
+    /// `threads` = 0 uses every core.
+    pub fn new(operator: OperatorId, key: KeyPair, threads: usize) -> BatchDesk {
+        BatchDesk {
+            operator,
+            key,
+            threads,
+        }
+    }
+
+    pub fn prepare(&self, commands: &[Command]) -> PreparedBatch {
+        let messages: Vec<Option<Vec<u8>>> = commands
+            .iter()
+            .map(|c| c.auth().map(|_| c.signing_bytes()))
+            .collect();
+        let mut items = Vec::with_capacity(commands.len());
+        let mut signed_positions = Vec::with_capacity(commands.len());
+        for (position, (command, message)) in commands.iter().zip(&messages).enumerate() {
+            if let (Some(auth), Some(message)) = (command.auth(), message) {
+                items.push(SignedItem {
+                    key: &auth.public_key,
+                    message,
+                    signature: &auth.signature,
+                });
+                signed_positions.push(position);
+            }
+        }
+        let verdicts = verify_all_parallel(&items, self.threads);
+        let mut bad = vec![false; commands.len()];
+        for (position, verdict) in signed_positions.iter().zip(verdicts) {
+            bad[*position] = verdict.is_err();
+        }
+        let (mut kept, mut refused, mut good) = (Vec::new(), Vec::new(), Vec::new());
+        for (position, command) in commands.iter().enumerate() {
+            if bad[position] {
+                refused.push((position, CommandError::SignatureInvalid));
+            } else {
+                kept.push(position);
+                good.push(command.clone());
+            }
+        }
+        let submission = Submission::new(Origin::Operator(self.operator), &good, &self.key);
+        PreparedBatch {
+            submission,
+            kept,
+            refused,
+        }
+    }
+}

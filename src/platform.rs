@@ -1,0 +1,208 @@
+//! The whole system on one machine: a durable node and the keys of the parties that sign for it
+//! (the central bank and each operator). What the demo, the command line and the tests drive.
+
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::certs::KeyPair;
+use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
+use crate::error::CommandError;
+use crate::ids::OperatorId;
+use crate::keyring::{Keyring, KeyringError};
+use crate::node::{Clock, Node, NodeError, Recovery, SystemClock};
+use crate::operator::BatchDesk;
+use crate::state_machine::StateMachine;
+
+#[derive(Debug, Error)]
+pub enum PlatformError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error("submission refused: {0}")]
+    Refused(CommandError),
+}
+
+impl PlatformError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlatformError::Node(error) => error.code(),
+            PlatformError::Keyring(_) => "KEY_FILE",
+            PlatformError::Refused(error) => error.code(),
+        }
+    }
+}
+
+/// Where the parties' keys come from.
+enum Keys {
+    /// Files in the data directory, created on first use.
+    Files(Keyring),
+    /// Derived from a seed: reproducible runs for tests and benchmarks.
+    Seeded(String),
+}
+
+pub struct Platform {
+    node: Node,
+    keys: Keys,
+    central_bank: KeyPair,
+    desks: Vec<BatchDesk>,
+    /// Threads the operator tier verifies signatures on (0: every core).
+    verify_threads: usize,
+}
+
+impl Platform {
+    /// Opens (or creates) a data directory with keys kept in `DIR/keys`.
+    pub fn open(dir: &Path) -> Result<(Platform, Recovery), PlatformError> {
+        let keyring = Keyring::new(dir);
+        let central_bank = keyring.central_bank()?;
+        Platform::start(
+            dir,
+            Keys::Files(keyring),
+            central_bank,
+            Box::new(SystemClock),
+        )
+    }
+
+    /// Opens a data directory whose keys derive from `seed`, with the given clock.
+    pub fn open_seeded(
+        dir: &Path,
+        seed: &str,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Platform, Recovery), PlatformError> {
+        let central_bank = KeyPair::from_seed(format!("{seed}/central-bank").as_bytes());
+        Platform::start(dir, Keys::Seeded(seed.to_string()), central_bank, clock)
+    }
+
+    fn start(
+        dir: &Path,
+        keys: Keys,
+        central_bank: KeyPair,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Platform, Recovery), PlatformError> {
+        let (node, recovery) = Node::open_with_clock(dir, clock)?;
+        let mut platform = Platform {
+            node,
+            keys,
+            central_bank,
+            desks: Vec::new(),
+            verify_threads: 0,
+        };
+        for op in platform.node.state().operators().to_vec() {
+            let key = platform.operator_key(op.id)?;
+            platform.desks.push(BatchDesk::new(op.id, key, 0));
+        }
+        if platform.node.state().central_bank_key().is_none() {
+            let genesis = Command::Genesis {
+                central_bank_key: platform.central_bank.public_key(),
+            };
+            platform
+                .as_central_bank(vec![genesis])?
+                .remove(0)
+                .map_err(PlatformError::Refused)?;
+        }
+        Ok((platform, recovery))
+    }
+
+    pub fn set_verify_threads(&mut self, threads: usize) {
+        self.verify_threads = threads;
+        let operators: Vec<OperatorId> = self.desks.iter().map(|desk| desk.operator).collect();
+        for (desk, id) in self.desks.iter_mut().zip(operators) {
+            let key = match &self.keys {
+                Keys::Files(keyring) => keyring.operator(id).expect("key loaded before"),
+                Keys::Seeded(seed) => KeyPair::from_seed(format!("{seed}/{id}").as_bytes()),
+            };
+            *desk = BatchDesk::new(id, key, threads);
+        }
+    }
+
+    fn operator_key(&self, id: OperatorId) -> Result<KeyPair, PlatformError> {
+        Ok(match &self.keys {
+            Keys::Files(keyring) => keyring.operator(id)?,
+            Keys::Seeded(seed) => KeyPair::from_seed(format!("{seed}/{id}").as_bytes()),
+        })
+    }
+
+    pub fn state(&self) -> &StateMachine {
+        self.node.state()
+    }
+
+    pub fn node_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    pub fn into_node(self) -> Node {
+        self.node
+    }
+
+    /// Commands signed by the central bank, committed durably.
+    pub fn as_central_bank(
+        &mut self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<CommandResult>, PlatformError> {
+        let submission = Submission::new(Origin::CentralBank, &commands, &self.central_bank);
+        let outcome = self.node.submit(&[submission])?.remove(0);
+        outcome.map_err(PlatformError::Refused)
+    }
+
+    /// The central bank admits a new operator; its key is created (or derived) here.
+    pub fn create_operator(&mut self, name: &str) -> Result<OperatorId, PlatformError> {
+        let id = OperatorId(self.state().operators().len() as u16 + 1);
+        let key = self.operator_key(id)?;
+        let command = Command::CreateOperator {
+            name: name.to_string(),
+            public_key: key.public_key(),
+        };
+        match self.as_central_bank(vec![command])?.remove(0) {
+            Ok(Outcome::Operator(created)) => {
+                assert_eq!(created, id, "operator ids are assigned densely");
+                self.desks
+                    .push(BatchDesk::new(id, key, self.verify_threads));
+                Ok(id)
+            }
+            Ok(other) => panic!("create operator returned {other:?}"),
+            Err(error) => Err(PlatformError::Refused(error)),
+        }
+    }
+
+    /// Commands through an operator's desk: holders' signatures verified on every core, then one
+    /// operator-signed batch, committed durably. One result per command, in order.
+    pub fn as_operator(
+        &mut self,
+        operator: OperatorId,
+        commands: Vec<Command>,
+    ) -> Result<Vec<CommandResult>, PlatformError> {
+        let desk = self
+            .desks
+            .get((operator.0 as usize).wrapping_sub(1))
+            .ok_or(PlatformError::Refused(CommandError::UnknownOperator(
+                operator,
+            )))?;
+        let prepared = desk.prepare(&commands);
+        let applied = self
+            .node
+            .submit(&[prepared.submission])?
+            .remove(0)
+            .map_err(PlatformError::Refused)?;
+        let mut results: Vec<Option<CommandResult>> = vec![None; commands.len()];
+        for (position, error) in prepared.refused {
+            results[position] = Some(Err(error));
+        }
+        for (position, result) in prepared.kept.into_iter().zip(applied) {
+            results[position] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every command has a result"))
+            .collect())
+    }
+
+    /// One command through an operator's desk.
+    pub fn one(
+        &mut self,
+        operator: OperatorId,
+        command: Command,
+    ) -> Result<CommandResult, PlatformError> {
+        Ok(self.as_operator(operator, vec![command])?.remove(0))
+    }
+}

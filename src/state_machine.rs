@@ -1,0 +1,1036 @@
+//! The deterministic state machine of the registration center and its operators: log entries in,
+//! state and results out. The same log always gives the same state, which makes crash recovery a
+//! replay. Time arrives inside each entry; nothing here reads a clock, a disk or a socket.
+
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+
+use crate::amount::Amount;
+use crate::certs::{sm3, PublicKey};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission};
+use crate::error::CommandError;
+use crate::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::issuance::{self, IssuanceTotals};
+use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
+use crate::operator::{Identity, Operator};
+use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
+
+/// Operators are few; the id space is u16 and dense.
+pub const OPERATORS_MAX: usize = 1_000;
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA1";
+/// Magic, last timestamp and entries applied: where in the log a snapshot stands.
+const SNAPSHOT_POSITION_END: usize = 24;
+
+/// What a money-moving command was, so a retry with the same key can be told from a different
+/// command that reuses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FirstResult {
+    tag: u8,
+    counterparty: u32,
+    amount: i64,
+    event: EventId,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateMachine {
+    ledger: Ledger,
+    central_bank_key: Option<PublicKey>,
+    reserve_funding: AccountId,
+    issuance_account: AccountId,
+    operators: Vec<Operator>,
+    issuance: Vec<IssuanceTotals>,
+    wallets: Vec<Wallet>,
+    /// Held for the operator tier: the key each wallet's money-moving commands must carry.
+    wallet_keys: Vec<PublicKey>,
+    idempotency: HashMap<(WalletId, IdempotencyKey), FirstResult, RandomState>,
+    last_timestamp_ms: u64,
+    entries_applied: u64,
+}
+
+impl Default for StateMachine {
+    fn default() -> Self {
+        StateMachine {
+            ledger: Ledger::default(),
+            central_bank_key: None,
+            reserve_funding: AccountId(0),
+            issuance_account: AccountId(1),
+            operators: Vec::new(),
+            issuance: Vec::new(),
+            wallets: Vec::new(),
+            wallet_keys: Vec::new(),
+            idempotency: HashMap::default(),
+            last_timestamp_ms: 0,
+            entries_applied: 0,
+        }
+    }
+}
+
+fn check_amount(amount: Amount) -> Result<(), CommandError> {
+    if !amount.is_positive() {
+        return Err(CommandError::AmountNotPositive(amount));
+    }
+    if amount > Amount::MAX {
+        return Err(CommandError::AmountTooLarge(amount));
+    }
+    Ok(())
+}
+
+impl StateMachine {
+    // ----- reads -----
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn operators(&self) -> &[Operator] {
+        &self.operators
+    }
+
+    pub fn operator(&self, id: OperatorId) -> Result<&Operator, CommandError> {
+        (id.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| self.operators.get(i))
+            .ok_or(CommandError::UnknownOperator(id))
+    }
+
+    pub fn issuance_totals(&self, id: OperatorId) -> Result<IssuanceTotals, CommandError> {
+        self.operator(id)?;
+        Ok(self.issuance[id.0 as usize - 1])
+    }
+
+    pub fn issuance_account(&self) -> AccountId {
+        self.issuance_account
+    }
+
+    pub fn wallets(&self) -> &[Wallet] {
+        &self.wallets
+    }
+
+    pub fn wallet(&self, id: WalletId) -> Result<&Wallet, CommandError> {
+        (id.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| self.wallets.get(i))
+            .ok_or(CommandError::UnknownWallet(id))
+    }
+
+    pub fn wallet_id_at(index: usize) -> WalletId {
+        WalletId(index as u32 + 1)
+    }
+
+    pub fn wallet_key(&self, id: WalletId) -> Result<&PublicKey, CommandError> {
+        self.wallet(id)?;
+        Ok(&self.wallet_keys[id.0 as usize - 1])
+    }
+
+    pub fn balance(&self, id: WalletId) -> Result<Amount, CommandError> {
+        Ok(self.ledger.account(self.wallet(id)?.account)?.balance)
+    }
+
+    pub fn central_bank_key(&self) -> Option<&PublicKey> {
+        self.central_bank_key.as_ref()
+    }
+
+    /// Finds a wallet by phone at one operator, or at any operator when exactly one has it.
+    pub fn wallet_by_phone(
+        &self,
+        phone: u64,
+        operator: Option<OperatorId>,
+    ) -> Result<WalletId, CommandError> {
+        let not_found = || CommandError::UnknownPhone(phone.to_string());
+        if let Some(id) = operator {
+            return self
+                .operator(id)?
+                .wallet_by_phone(phone)
+                .ok_or_else(not_found);
+        }
+        let mut found = self
+            .operators
+            .iter()
+            .filter_map(|op| op.wallet_by_phone(phone));
+        match (found.next(), found.next()) {
+            (Some(wallet), None) => Ok(wallet),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub fn last_timestamp_ms(&self) -> u64 {
+        self.last_timestamp_ms
+    }
+
+    pub fn entries_applied(&self) -> u64 {
+        self.entries_applied
+    }
+
+    // ----- validation before the log -----
+
+    /// Stateless-as-possible checks before a submission is logged: the origin exists and its
+    /// signature verifies. One signature per batch, never per payment.
+    pub fn validate(&self, submission: &Submission) -> Result<(), CommandError> {
+        let key = match submission.origin {
+            Origin::CentralBank => match &self.central_bank_key {
+                Some(key) => *key,
+                None => genesis_key(submission)?,
+            },
+            Origin::Operator(id) => self.operator(id)?.public_key,
+        };
+        submission.verify(&key)
+    }
+
+    // ----- apply -----
+
+    /// Applies one log entry, appending one result per command to `results`.
+    pub fn apply_entry(
+        &mut self,
+        payload: &[u8],
+        results: &mut Vec<CommandResult>,
+    ) -> Result<(), DecodeError> {
+        let entry = Entry::decode(payload)?;
+        // Time never runs backwards inside the state machine, whatever the clocks did.
+        let now = entry.timestamp_ms.max(self.last_timestamp_ms);
+        self.last_timestamp_ms = now;
+        self.entries_applied += 1;
+        self.ledger.expire_pending(now);
+        for command in entry.commands()? {
+            let command = command?;
+            results.push(self.apply(entry.origin, command, now));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, origin: Origin, command: Command, now: u64) -> CommandResult {
+        use Command::*;
+        match command {
+            Pay {
+                payer,
+                payee,
+                amount,
+                key,
+                auth,
+            } => self.pay(origin, payer, payee, amount, key, auth, now),
+            Genesis { central_bank_key } => self.genesis(origin, central_bank_key),
+            CreateOperator { name, public_key } => self.create_operator(origin, name, public_key),
+            FundReserves { operator, amount } => self.fund_reserves(origin, operator, amount, now),
+            Issue { operator, amount } => self.issue(origin, operator, amount, now),
+            Redeem { operator, amount } => self.redeem(origin, operator, amount, now),
+            SetClassLimits {
+                operator,
+                class,
+                limits,
+            } => self.set_class_limits(origin, operator, class, limits),
+            OpenDepositAccount { operator } => self.open_deposit_account(origin, operator),
+            CashDeposit { account, amount } => self.cash_deposit(origin, account, amount, now),
+            OpenWallet {
+                operator,
+                phone,
+                public_key,
+            } => self.open_wallet(origin, operator, phone, public_key, now),
+            UpgradeWallet {
+                wallet,
+                to,
+                name,
+                id_number,
+                in_person,
+            } => {
+                let identity = Identity {
+                    name,
+                    id_number,
+                    verified_in_person: in_person,
+                };
+                self.upgrade_wallet(origin, wallet, to, identity, now)
+            }
+            BindBankAccount { wallet, account } => {
+                self.bind_bank_account(origin, wallet, account, now)
+            }
+            SetWalletStatus { wallet, status } => {
+                self.set_wallet_status(origin, wallet, status, now)
+            }
+            CloseWallet { wallet } => self.close_wallet(origin, wallet, now),
+            Exchange {
+                wallet,
+                amount,
+                key,
+                auth,
+            } => self.exchange(origin, wallet, amount, key, auth, now),
+            DepositBack {
+                wallet,
+                amount,
+                key,
+                auth,
+            } => self.deposit_back(origin, wallet, amount, key, auth, now),
+            Hold {
+                payer,
+                payee,
+                amount,
+                timeout_ms,
+                key,
+                auth,
+            } => self.hold(origin, payer, payee, amount, timeout_ms, key, auth, now),
+            ResolveHold { hold, post } => self.resolve_hold(origin, hold, post, now),
+        }
+    }
+
+    fn require_central_bank(origin: Origin) -> Result<(), CommandError> {
+        match origin {
+            Origin::CentralBank => Ok(()),
+            Origin::Operator(_) => Err(CommandError::CentralBankOnly),
+        }
+    }
+
+    fn require_operator(
+        &self,
+        origin: Origin,
+        operator: OperatorId,
+    ) -> Result<&Operator, CommandError> {
+        let found = self.operator(operator)?;
+        match origin {
+            Origin::Operator(caller) if caller != operator => Err(CommandError::NotYourWallet {
+                wallet: WalletId(0),
+                owner: operator,
+                caller,
+            }),
+            _ => Ok(found),
+        }
+    }
+
+    /// The wallet, checked to belong to the calling operator.
+    fn own_wallet(&self, origin: Origin, id: WalletId) -> Result<&Wallet, CommandError> {
+        let wallet = self.wallet(id)?;
+        match origin {
+            Origin::Operator(caller) if caller != wallet.operator => {
+                Err(CommandError::NotYourWallet {
+                    wallet: id,
+                    owner: wallet.operator,
+                    caller,
+                })
+            }
+            _ => Ok(wallet),
+        }
+    }
+
+    /// A holder-signed command must carry the wallet's registered key (its signature was verified
+    /// by the operator tier before the log). Unsigned commands are the operator's own word.
+    fn check_holder_key(
+        &self,
+        wallet: WalletId,
+        auth: &Option<HolderAuth>,
+    ) -> Result<(), CommandError> {
+        match auth {
+            Some(auth) if auth.public_key != self.wallet_keys[wallet.0 as usize - 1] => {
+                Err(CommandError::SignatureInvalid)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A retry of a command already done returns its first result; the same key on a different
+    /// command is refused.
+    fn first_result(
+        &self,
+        wallet: WalletId,
+        key: IdempotencyKey,
+        attempt: FirstResult,
+    ) -> Result<Option<Outcome>, CommandError> {
+        match self.idempotency.get(&(wallet, key)) {
+            None => Ok(None),
+            Some(first)
+                if (first.tag, first.counterparty, first.amount)
+                    == (attempt.tag, attempt.counterparty, attempt.amount) =>
+            {
+                Ok(Some(Outcome::Transfer(first.event)))
+            }
+            Some(first) => Err(CommandError::IdempotencyKeyReused { first: first.event }),
+        }
+    }
+
+    fn genesis(&mut self, origin: Origin, key: PublicKey) -> CommandResult {
+        Self::require_central_bank(origin)?;
+        if self.central_bank_key.is_some() {
+            return Err(CommandError::CentralBankOnly);
+        }
+        self.central_bank_key = Some(key);
+        self.reserve_funding = self
+            .ledger
+            .open_account(AccountKind::ReserveFunding, OperatorId(0));
+        self.issuance_account = self
+            .ledger
+            .open_account(AccountKind::Issuance, OperatorId(0));
+        Ok(Outcome::Done)
+    }
+
+    fn create_operator(
+        &mut self,
+        origin: Origin,
+        name: String,
+        public_key: PublicKey,
+    ) -> CommandResult {
+        Self::require_central_bank(origin)?;
+        if self.operators.len() >= OPERATORS_MAX {
+            return Err(CommandError::OperatorExists(OperatorId(
+                OPERATORS_MAX as u16,
+            )));
+        }
+        let id = OperatorId(self.operators.len() as u16 + 1);
+        let accounts = [
+            AccountKind::OperatorReserve,
+            AccountKind::IssuanceBacking,
+            AccountKind::OperatorVault,
+            AccountKind::BankFunding,
+        ]
+        .map(|kind| self.ledger.open_account(kind, id));
+        self.operators
+            .push(Operator::new(id, name, public_key, accounts));
+        self.issuance.push(IssuanceTotals::default());
+        Ok(Outcome::Operator(id))
+    }
+
+    fn fund_reserves(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        amount: Amount,
+        now: u64,
+    ) -> CommandResult {
+        Self::require_central_bank(origin)?;
+        check_amount(amount)?;
+        let reserve = self.operator(operator)?.reserve;
+        let leg = Leg {
+            debit: self.reserve_funding,
+            credit: reserve,
+            amount,
+            kind: TransferKind::ReserveFunding,
+        };
+        Ok(Outcome::Transfer(self.ledger.transfer(leg, now)?))
+    }
+
+    fn issue(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        amount: Amount,
+        now: u64,
+    ) -> CommandResult {
+        Self::require_central_bank(origin)?;
+        check_amount(amount)?;
+        let index = self.operator(operator)?.id.0 as usize - 1;
+        let op = &self.operators[index];
+        let id = issuance::issue(
+            &mut self.ledger,
+            &mut self.issuance[index],
+            self.issuance_account,
+            op,
+            amount,
+            now,
+        )?;
+        Ok(Outcome::Transfer(id))
+    }
+
+    fn redeem(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        amount: Amount,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        let index = self.require_operator(origin, operator)?.id.0 as usize - 1;
+        let op = &self.operators[index];
+        let id = issuance::redeem(
+            &mut self.ledger,
+            &mut self.issuance[index],
+            self.issuance_account,
+            op,
+            amount,
+            now,
+        )?;
+        Ok(Outcome::Transfer(id))
+    }
+
+    fn set_class_limits(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        class: WalletClass,
+        limits: ClassLimits,
+    ) -> CommandResult {
+        let index = self.require_operator(origin, operator)?.id.0 as usize - 1;
+        self.operators[index].limits[class as usize - 1] = limits;
+        Ok(Outcome::Done)
+    }
+
+    fn open_deposit_account(&mut self, origin: Origin, operator: OperatorId) -> CommandResult {
+        self.require_operator(origin, operator)?;
+        Ok(Outcome::Account(
+            self.ledger
+                .open_account(AccountKind::CustomerDeposit, operator),
+        ))
+    }
+
+    fn cash_deposit(
+        &mut self,
+        origin: Origin,
+        account: AccountId,
+        amount: Amount,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        let target = self.ledger.account(account)?;
+        if target.kind != AccountKind::CustomerDeposit {
+            return Err(CommandError::UnknownAccount(account));
+        }
+        let bank_funding = self.require_operator(origin, target.operator)?.bank_funding;
+        let leg = Leg {
+            debit: bank_funding,
+            credit: account,
+            amount,
+            kind: TransferKind::CashDeposit,
+        };
+        Ok(Outcome::Transfer(self.ledger.transfer(leg, now)?))
+    }
+
+    fn open_wallet(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        phone: u64,
+        key: PublicKey,
+        now: u64,
+    ) -> CommandResult {
+        if !(10_000_000_000..20_000_000_000).contains(&phone) {
+            return Err(CommandError::MalformedPhone(phone.to_string()));
+        }
+        if !matches!(key.0[0], 2 | 3) {
+            return Err(CommandError::SignatureInvalid);
+        }
+        let index = self.require_operator(origin, operator)?.id.0 as usize - 1;
+        let id = Self::wallet_id_at(self.wallets.len());
+        self.operators[index].register_phone(phone, id)?;
+        let account = self.ledger.open_account(AccountKind::Wallet, operator);
+        self.wallets.push(Wallet::new(account, operator));
+        self.wallet_keys.push(key);
+        let change = WalletChange::Opened {
+            operator,
+            class: WalletClass::Four,
+        };
+        self.ledger.push_wallet_event(id, change, now);
+        Ok(Outcome::Wallet(id))
+    }
+
+    fn upgrade_wallet(
+        &mut self,
+        origin: Origin,
+        id: WalletId,
+        to: WalletClass,
+        identity: Identity,
+        now: u64,
+    ) -> CommandResult {
+        let wallet = self.own_wallet(origin, id)?;
+        if wallet.status == WalletStatus::Closed {
+            return Err(CommandError::WalletClosed(id));
+        }
+        let (current, has_bank, op_index) = (
+            wallet.class,
+            wallet.bank_account().is_some(),
+            wallet.operator.0 as usize - 1,
+        );
+        self.operators[op_index].upgrade_identity(id, current, to, identity, has_bank)?;
+        self.wallets[id.0 as usize - 1].class = to;
+        self.ledger
+            .push_wallet_event(id, WalletChange::ClassChanged { class: to }, now);
+        Ok(Outcome::Done)
+    }
+
+    fn bind_bank_account(
+        &mut self,
+        origin: Origin,
+        id: WalletId,
+        account: AccountId,
+        now: u64,
+    ) -> CommandResult {
+        let wallet = self.own_wallet(origin, id)?;
+        wallet.ensure_active(id)?;
+        let target = self.ledger.account(account)?;
+        if target.kind != AccountKind::CustomerDeposit || target.operator != wallet.operator {
+            return Err(CommandError::UnknownAccount(account));
+        }
+        self.wallets[id.0 as usize - 1].bind_bank_account(account);
+        self.ledger
+            .push_wallet_event(id, WalletChange::BankAccountBound { account }, now);
+        Ok(Outcome::Done)
+    }
+
+    fn set_wallet_status(
+        &mut self,
+        origin: Origin,
+        id: WalletId,
+        status: WalletStatus,
+        now: u64,
+    ) -> CommandResult {
+        let wallet = self.own_wallet(origin, id)?;
+        if wallet.status == WalletStatus::Closed || status == WalletStatus::Closed {
+            return Err(CommandError::WalletClosed(id));
+        }
+        self.wallets[id.0 as usize - 1].status = status;
+        self.ledger
+            .push_wallet_event(id, WalletChange::StatusChanged { status }, now);
+        Ok(Outcome::Done)
+    }
+
+    fn close_wallet(&mut self, origin: Origin, id: WalletId, now: u64) -> CommandResult {
+        let wallet = self.own_wallet(origin, id)?;
+        if wallet.status == WalletStatus::Closed {
+            return Err(CommandError::WalletClosed(id));
+        }
+        let account = self.ledger.account(wallet.account)?;
+        if account.pending_debits.is_positive() {
+            return Err(CommandError::WalletNotEmpty(id));
+        }
+        if account.balance.is_positive() {
+            let bank = wallet
+                .bank_account()
+                .ok_or(CommandError::NoBoundBankAccount(id))?;
+            let op = self.operator(wallet.operator)?;
+            let amount = account.balance;
+            let legs = [
+                Leg {
+                    debit: wallet.account,
+                    credit: op.vault,
+                    amount,
+                    kind: TransferKind::CloseWallet,
+                },
+                Leg {
+                    debit: op.bank_funding,
+                    credit: bank,
+                    amount,
+                    kind: TransferKind::CloseWallet,
+                },
+            ];
+            self.ledger.transfer_linked(&legs, now)?;
+        }
+        self.wallets[id.0 as usize - 1].status = WalletStatus::Closed;
+        let change = WalletChange::StatusChanged {
+            status: WalletStatus::Closed,
+        };
+        self.ledger.push_wallet_event(id, change, now);
+        Ok(Outcome::Done)
+    }
+
+    fn exchange(
+        &mut self,
+        origin: Origin,
+        id: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        self.own_wallet(origin, id)?;
+        self.check_holder_key(id, &auth)?;
+        let attempt = FirstResult {
+            tag: 1,
+            counterparty: 0,
+            amount: amount.fen(),
+            event: EventId(0),
+        };
+        if let Some(first) = self.first_result(id, key, attempt)? {
+            return Ok(first);
+        }
+        let wallet = self.own_wallet(origin, id)?;
+        wallet.ensure_active(id)?;
+        let bank = wallet
+            .bank_account()
+            .ok_or(CommandError::NoBoundBankAccount(id))?;
+        let op = self.operator(wallet.operator)?;
+        let balance = self.ledger.account(wallet.account)?.balance;
+        wallet.check_incoming(id, op.limits_for(wallet.class), balance, amount)?;
+        let vault = self.ledger.account(op.vault)?.available();
+        if vault < amount {
+            return Err(CommandError::VaultInsufficient {
+                operator: op.id,
+                available: vault,
+                needed: amount,
+            });
+        }
+        let legs = [
+            Leg {
+                debit: bank,
+                credit: op.bank_funding,
+                amount,
+                kind: TransferKind::Exchange,
+            },
+            Leg {
+                debit: op.vault,
+                credit: wallet.account,
+                amount,
+                kind: TransferKind::Exchange,
+            },
+        ];
+        let event = self.ledger.transfer_linked(&legs, now)?;
+        self.idempotency
+            .insert((id, key), FirstResult { event, ..attempt });
+        Ok(Outcome::Transfer(event))
+    }
+
+    fn deposit_back(
+        &mut self,
+        origin: Origin,
+        id: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        self.own_wallet(origin, id)?;
+        self.check_holder_key(id, &auth)?;
+        let attempt = FirstResult {
+            tag: 2,
+            counterparty: 0,
+            amount: amount.fen(),
+            event: EventId(0),
+        };
+        if let Some(first) = self.first_result(id, key, attempt)? {
+            return Ok(first);
+        }
+        let wallet = self.own_wallet(origin, id)?;
+        wallet.ensure_active(id)?;
+        let bank = wallet
+            .bank_account()
+            .ok_or(CommandError::NoBoundBankAccount(id))?;
+        let op = self.operator(wallet.operator)?;
+        let legs = [
+            Leg {
+                debit: wallet.account,
+                credit: op.vault,
+                amount,
+                kind: TransferKind::DepositBack,
+            },
+            Leg {
+                debit: op.bank_funding,
+                credit: bank,
+                amount,
+                kind: TransferKind::DepositBack,
+            },
+        ];
+        let event = self.ledger.transfer_linked(&legs, now)?;
+        self.idempotency
+            .insert((id, key), FirstResult { event, ..attempt });
+        Ok(Outcome::Transfer(event))
+    }
+
+    /// Checks everything a payment or hold from `payer` to `payee` needs, short of the balance.
+    fn check_payment(
+        &self,
+        origin: Origin,
+        payer: WalletId,
+        payee: WalletId,
+        amount: Amount,
+        now: u64,
+    ) -> Result<Leg, CommandError> {
+        let from = self.own_wallet(origin, payer)?;
+        from.ensure_active(payer)?;
+        if payer == payee {
+            return Err(CommandError::SameWallet);
+        }
+        let to = self.wallet(payee)?;
+        to.ensure_active(payee)?;
+        from.check_outgoing(
+            self.operator(from.operator)?.limits_for(from.class),
+            amount,
+            now,
+        )?;
+        let payee_balance = self.ledger.account(to.account)?.balance;
+        to.check_incoming(
+            payee,
+            self.operator(to.operator)?.limits_for(to.class),
+            payee_balance,
+            amount,
+        )?;
+        Ok(Leg {
+            debit: from.account,
+            credit: to.account,
+            amount,
+            kind: TransferKind::Payment,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pay(
+        &mut self,
+        origin: Origin,
+        payer: WalletId,
+        payee: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        self.own_wallet(origin, payer)?;
+        self.check_holder_key(payer, &auth)?;
+        let attempt = FirstResult {
+            tag: 3,
+            counterparty: payee.0,
+            amount: amount.fen(),
+            event: EventId(0),
+        };
+        if let Some(first) = self.first_result(payer, key, attempt)? {
+            return Ok(first);
+        }
+        let leg = self.check_payment(origin, payer, payee, amount, now)?;
+        let event = self.ledger.transfer(leg, now)?;
+        self.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+        self.idempotency
+            .insert((payer, key), FirstResult { event, ..attempt });
+        Ok(Outcome::Transfer(event))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &mut self,
+        origin: Origin,
+        payer: WalletId,
+        payee: WalletId,
+        amount: Amount,
+        timeout_ms: u64,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        self.own_wallet(origin, payer)?;
+        self.check_holder_key(payer, &auth)?;
+        let attempt = FirstResult {
+            tag: 4,
+            counterparty: payee.0,
+            amount: amount.fen(),
+            event: EventId(0),
+        };
+        if let Some(first) = self.first_result(payer, key, attempt)? {
+            return Ok(first);
+        }
+        let mut leg = self.check_payment(origin, payer, payee, amount, now)?;
+        leg.kind = TransferKind::PendingHold;
+        let event = self.ledger.hold(leg, now.saturating_add(timeout_ms), now)?;
+        // Limits count a hold when it is made: that is when the holder committed the money.
+        self.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+        self.idempotency
+            .insert((payer, key), FirstResult { event, ..attempt });
+        Ok(Outcome::Transfer(event))
+    }
+
+    fn resolve_hold(
+        &mut self,
+        origin: Origin,
+        hold: EventId,
+        post: bool,
+        now: u64,
+    ) -> CommandResult {
+        let Some(pending) = self.ledger.pending().get(&hold.0).copied() else {
+            return self.ledger.resolve(hold, post, now).map(Outcome::Transfer);
+        };
+        let owner = self.ledger.account(pending.debit)?.operator;
+        if let Origin::Operator(caller) = origin {
+            if caller != owner {
+                return Err(CommandError::NotYourWallet {
+                    wallet: WalletId(0),
+                    owner,
+                    caller,
+                });
+            }
+        }
+        Ok(Outcome::Transfer(self.ledger.resolve(hold, post, now)?))
+    }
+
+    // ----- snapshots and the state hash -----
+
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut out =
+            Writer::with_capacity(64 + self.ledger.events().len() * 48 + self.wallets.len() * 80);
+        out.raw(SNAPSHOT_MAGIC)
+            .u64(self.last_timestamp_ms)
+            .u64(self.entries_applied);
+        match &self.central_bank_key {
+            Some(key) => out.u8(1).raw(&key.0),
+            None => out.u8(0),
+        };
+        out.u32(self.reserve_funding.0).u32(self.issuance_account.0);
+        ledger::snapshot::encode(&self.ledger, &mut out);
+        self.encode_operators(&mut out);
+        out.u64(self.wallets.len() as u64);
+        for (wallet, key) in self.wallets.iter().zip(&self.wallet_keys) {
+            wallet.encode(&mut out);
+            out.raw(&key.0);
+        }
+        let mut keys: Vec<_> = self.idempotency.iter().collect();
+        keys.sort_unstable_by_key(|(k, _)| **k);
+        out.u64(keys.len() as u64);
+        for ((wallet, key), first) in keys {
+            out.u32(wallet.0)
+                .u128(key.0)
+                .u8(first.tag)
+                .u32(first.counterparty)
+                .i64(first.amount)
+                .u64(first.event.0);
+        }
+        out.bytes
+    }
+
+    fn encode_operators(&self, out: &mut Writer) {
+        out.u64(self.operators.len() as u64);
+        for (op, totals) in self.operators.iter().zip(&self.issuance) {
+            out.str(&op.name).raw(&op.public_key.0);
+            out.u32(op.reserve.0)
+                .u32(op.backing.0)
+                .u32(op.vault.0)
+                .u32(op.bank_funding.0);
+            for limits in &op.limits {
+                for limit in [
+                    limits.balance_cap,
+                    limits.single_payment,
+                    limits.daily,
+                    limits.annual,
+                ] {
+                    out.i64(limit.map_or(-1, Amount::fen));
+                }
+            }
+            out.i64(totals.issued.fen()).i64(totals.redeemed.fen());
+            let phones = op.phone_entries();
+            out.u64(phones.len() as u64);
+            for (phone, wallet) in phones {
+                out.u64(phone).u32(wallet.0);
+            }
+            let identities = op.identity_entries();
+            out.u64(identities.len() as u64);
+            for (wallet, identity) in identities {
+                out.u32(wallet.0)
+                    .opt_str(identity.name.as_deref())
+                    .opt_str(identity.id_number.as_deref());
+                out.u8(u8::from(identity.verified_in_person));
+            }
+        }
+    }
+
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<StateMachine, DecodeError> {
+        let mut input = Reader::new(bytes);
+        if input.take(8, "snapshot magic")? != SNAPSHOT_MAGIC {
+            return Err(DecodeError {
+                what: "snapshot magic",
+                offset: 0,
+            });
+        }
+        let mut state = StateMachine {
+            last_timestamp_ms: input.u64("timestamp")?,
+            entries_applied: input.u64("entries")?,
+            ..Default::default()
+        };
+        if input.bool("central bank key flag")? {
+            state.central_bank_key = Some(PublicKey(input.array("central bank key")?));
+        }
+        state.reserve_funding = AccountId(input.u32("reserve funding")?);
+        state.issuance_account = AccountId(input.u32("issuance account")?);
+        state.ledger = ledger::snapshot::decode(&mut input)?;
+        state.decode_operators(&mut input)?;
+        let count = input.u64("wallet count")? as usize;
+        state.wallets.reserve(count);
+        state.wallet_keys.reserve(count);
+        for _ in 0..count {
+            state.wallets.push(Wallet::decode(&mut input)?);
+            state
+                .wallet_keys
+                .push(PublicKey(input.array("wallet key")?));
+        }
+        let count = input.u64("idempotency count")? as usize;
+        state.idempotency.reserve(count);
+        for _ in 0..count {
+            let key = (
+                WalletId(input.u32("wallet")?),
+                IdempotencyKey(input.u128("key")?),
+            );
+            let first = FirstResult {
+                tag: input.u8("tag")?,
+                counterparty: input.u32("counterparty")?,
+                amount: input.i64("amount")?,
+                event: EventId(input.u64("event")?),
+            };
+            state.idempotency.insert(key, first);
+        }
+        if !input.is_empty() {
+            return Err(DecodeError {
+                what: "trailing snapshot bytes",
+                offset: input.offset(),
+            });
+        }
+        Ok(state)
+    }
+
+    fn decode_operators(&mut self, input: &mut Reader<'_>) -> Result<(), DecodeError> {
+        let count = input.u64("operator count")? as usize;
+        for index in 0..count {
+            let name = input.string("operator name")?;
+            let key = PublicKey(input.array("operator key")?);
+            let accounts = [(); 4].map(|_| input.u32("operator account").map(AccountId));
+            let accounts = [
+                accounts[0].clone()?,
+                accounts[1].clone()?,
+                accounts[2].clone()?,
+                accounts[3].clone()?,
+            ];
+            let mut op = Operator::new(OperatorId(index as u16 + 1), name, key, accounts);
+            for limits in op.limits.iter_mut() {
+                let mut read = || -> Result<Option<Amount>, DecodeError> {
+                    let fen = input.i64("limit")?;
+                    Ok((fen >= 0).then_some(Amount::from_fen(fen)))
+                };
+                *limits = ClassLimits {
+                    balance_cap: read()?,
+                    single_payment: read()?,
+                    daily: read()?,
+                    annual: read()?,
+                };
+            }
+            let totals = IssuanceTotals {
+                issued: Amount::from_fen(input.i64("issued")?),
+                redeemed: Amount::from_fen(input.i64("redeemed")?),
+            };
+            let phones = (0..input.u64("phone count")?)
+                .map(|_| Ok((input.u64("phone")?, WalletId(input.u32("phone wallet")?))))
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            let identities = (0..input.u64("identity count")?)
+                .map(|_| {
+                    let wallet = WalletId(input.u32("identity wallet")?);
+                    let name = input.opt_string("name")?;
+                    let id_number = input.opt_string("id number")?;
+                    Ok((
+                        wallet,
+                        Identity {
+                            name,
+                            id_number,
+                            verified_in_person: input.bool("in person")?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            op.restore_directory(phones, identities);
+            self.operators.push(op);
+            self.issuance.push(totals);
+        }
+        Ok(())
+    }
+
+    /// SM3 of the canonical snapshot less its log position (entries applied, last time): equal
+    /// states have equal hashes whatever the map orders, and a refused command leaves it as it was.
+    pub fn state_hash(&self) -> [u8; 32] {
+        sm3(&self.encode_snapshot()[SNAPSHOT_POSITION_END..])
+    }
+}
+
+/// The genesis submission is self-signed by the key it installs.
+fn genesis_key(submission: &Submission) -> Result<PublicKey, CommandError> {
+    match submission.decode_commands().ok().as_deref() {
+        Some([Command::Genesis { central_bank_key }, ..]) => Ok(*central_bank_key),
+        _ => Err(CommandError::CentralBankOnly),
+    }
+}

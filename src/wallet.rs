@@ -1,0 +1,439 @@
+//! Wallets as the registration center sees them: pseudonymous, with a class, a status, limits
+//! and the running totals the limits are checked against. Identity (phone, name, ID number) lives
+//! only at the wallet's operator (`operator`).
+
+use std::fmt;
+
+use crate::amount::Amount;
+use crate::error::CommandError;
+use crate::ids::{AccountId, OperatorId, WalletId};
+
+/// KYC class: 4 is anonymous (phone only), 1 is verified in person at a branch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum WalletClass {
+    One = 1,
+    Two = 2,
+    Three = 3,
+    Four = 4,
+}
+
+impl WalletClass {
+    pub const ALL: [WalletClass; 4] = [
+        WalletClass::One,
+        WalletClass::Two,
+        WalletClass::Three,
+        WalletClass::Four,
+    ];
+
+    pub fn from_u8(value: u8) -> Option<WalletClass> {
+        WalletClass::ALL
+            .into_iter()
+            .find(|class| *class as u8 == value)
+    }
+
+    /// What a holder must bring to reach this class.
+    pub fn requirement(self) -> &'static str {
+        match self {
+            WalletClass::Four => "a mobile phone number",
+            WalletClass::Three => "real name and ID number, verified remotely",
+            WalletClass::Two => "real name, ID number and a bound bank account",
+            WalletClass::One => "verification in person at a branch",
+        }
+    }
+}
+
+impl fmt::Display for WalletClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", *self as u8)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum WalletStatus {
+    Active = 0,
+    Frozen = 1,
+    Closed = 2,
+}
+
+impl WalletStatus {
+    pub fn from_u8(value: u8) -> Option<WalletStatus> {
+        [
+            WalletStatus::Active,
+            WalletStatus::Frozen,
+            WalletStatus::Closed,
+        ]
+        .into_iter()
+        .find(|status| *status as u8 == value)
+    }
+}
+
+impl fmt::Display for WalletStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WalletStatus::Active => "active",
+            WalletStatus::Frozen => "frozen",
+            WalletStatus::Closed => "closed",
+        })
+    }
+}
+
+/// Limits of one wallet class; `None` means no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassLimits {
+    pub balance_cap: Option<Amount>,
+    pub single_payment: Option<Amount>,
+    pub daily: Option<Amount>,
+    pub annual: Option<Amount>,
+}
+
+impl ClassLimits {
+    /// DESIGN.md's defaults; each operator may configure its own.
+    pub const fn default_for(class: WalletClass) -> ClassLimits {
+        const fn yuan(y: i64) -> Option<Amount> {
+            Some(Amount::from_yuan(y))
+        }
+        match class {
+            WalletClass::Four => ClassLimits {
+                balance_cap: yuan(10_000),
+                single_payment: yuan(2_000),
+                daily: yuan(5_000),
+                annual: yuan(50_000),
+            },
+            WalletClass::Three => ClassLimits {
+                balance_cap: yuan(20_000),
+                single_payment: yuan(5_000),
+                daily: yuan(10_000),
+                annual: None,
+            },
+            WalletClass::Two => ClassLimits {
+                balance_cap: yuan(500_000),
+                single_payment: yuan(50_000),
+                daily: yuan(100_000),
+                annual: None,
+            },
+            WalletClass::One => ClassLimits {
+                balance_cap: None,
+                single_payment: None,
+                daily: None,
+                annual: None,
+            },
+        }
+    }
+
+    pub fn defaults() -> [ClassLimits; 4] {
+        WalletClass::ALL.map(ClassLimits::default_for)
+    }
+}
+
+/// Sentinel for "no bank account bound".
+const NO_ACCOUNT: u32 = u32::MAX;
+
+/// A wallet in the registration center. Compact on purpose: ten million of them must fit in a
+/// couple of hundred megabytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wallet {
+    pub account: AccountId,
+    pub operator: OperatorId,
+    pub class: WalletClass,
+    pub status: WalletStatus,
+    bank_account: u32,
+    /// Day number (China time) of `spent_today`.
+    day: u32,
+    spent_today: i64,
+    /// Calendar year of `spent_this_year`.
+    year: u16,
+    spent_this_year: i64,
+}
+
+impl Wallet {
+    pub fn new(account: AccountId, operator: OperatorId) -> Wallet {
+        Wallet {
+            account,
+            operator,
+            class: WalletClass::Four,
+            status: WalletStatus::Active,
+            bank_account: NO_ACCOUNT,
+            day: 0,
+            spent_today: 0,
+            year: 0,
+            spent_this_year: 0,
+        }
+    }
+
+    pub fn bank_account(&self) -> Option<AccountId> {
+        (self.bank_account != NO_ACCOUNT).then_some(AccountId(self.bank_account))
+    }
+
+    pub fn bind_bank_account(&mut self, account: AccountId) {
+        assert_ne!(
+            account.0, NO_ACCOUNT,
+            "account id collides with the sentinel"
+        );
+        self.bank_account = account.0;
+    }
+
+    /// Paid so far on the day and in the year of `timestamp_ms`.
+    pub fn spent(&self, timestamp_ms: u64) -> (Amount, Amount) {
+        let (day, year) = china_day_and_year(timestamp_ms);
+        let today = if self.day == day { self.spent_today } else { 0 };
+        let this_year = if self.year == year {
+            self.spent_this_year
+        } else {
+            0
+        };
+        (Amount::from_fen(today), Amount::from_fen(this_year))
+    }
+
+    pub fn ensure_active(&self, id: WalletId) -> Result<(), CommandError> {
+        match self.status {
+            WalletStatus::Active => Ok(()),
+            WalletStatus::Frozen => Err(CommandError::WalletFrozen {
+                wallet: id,
+                status: self.status,
+            }),
+            WalletStatus::Closed => Err(CommandError::WalletClosed(id)),
+        }
+    }
+
+    /// Checks a payment of `amount` out of this wallet against its class limits.
+    pub fn check_outgoing(
+        &self,
+        limits: &ClassLimits,
+        amount: Amount,
+        timestamp_ms: u64,
+    ) -> Result<(), CommandError> {
+        let class = self.class;
+        if let Some(limit) = limits.single_payment {
+            if amount > limit {
+                return Err(CommandError::LimitSinglePayment {
+                    class,
+                    amount,
+                    limit,
+                });
+            }
+        }
+        let (today, this_year) = self.spent(timestamp_ms);
+        if let Some(limit) = limits.daily {
+            if today.fen() + amount.fen() > limit.fen() {
+                return Err(CommandError::LimitDaily {
+                    class,
+                    amount,
+                    limit,
+                    used: today,
+                });
+            }
+        }
+        if let Some(limit) = limits.annual {
+            if this_year.fen() + amount.fen() > limit.fen() {
+                return Err(CommandError::LimitAnnual {
+                    class,
+                    amount,
+                    limit,
+                    used: this_year,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that receiving `amount` keeps the balance within the class cap.
+    pub fn check_incoming(
+        &self,
+        id: WalletId,
+        limits: &ClassLimits,
+        balance: Amount,
+        amount: Amount,
+    ) -> Result<(), CommandError> {
+        match limits.balance_cap {
+            Some(limit) if balance.fen() + amount.fen() > limit.fen() => {
+                Err(CommandError::LimitBalanceCap {
+                    wallet: id,
+                    class: self.class,
+                    amount,
+                    limit,
+                    balance,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a completed outgoing payment to the running totals.
+    pub fn record_outgoing(&mut self, amount: Amount, timestamp_ms: u64) {
+        let (day, year) = china_day_and_year(timestamp_ms);
+        if self.day != day {
+            self.day = day;
+            self.spent_today = 0;
+        }
+        if self.year != year {
+            self.year = year;
+            self.spent_this_year = 0;
+        }
+        self.spent_today += amount.fen();
+        self.spent_this_year += amount.fen();
+    }
+
+    pub(crate) fn encode(&self, out: &mut crate::codec::Writer) {
+        out.u32(self.account.0)
+            .u16(self.operator.0)
+            .u8(self.class as u8)
+            .u8(self.status as u8);
+        out.u32(self.bank_account)
+            .u32(self.day)
+            .i64(self.spent_today)
+            .u16(self.year)
+            .i64(self.spent_this_year);
+    }
+
+    pub(crate) fn decode(
+        input: &mut crate::codec::Reader<'_>,
+    ) -> Result<Wallet, crate::codec::DecodeError> {
+        let bad = |what, input: &crate::codec::Reader<'_>| crate::codec::DecodeError {
+            what,
+            offset: input.offset(),
+        };
+        Ok(Wallet {
+            account: AccountId(input.u32("wallet account")?),
+            operator: OperatorId(input.u16("wallet operator")?),
+            class: WalletClass::from_u8(input.u8("class")?).ok_or_else(|| bad("class", input))?,
+            status: WalletStatus::from_u8(input.u8("status")?)
+                .ok_or_else(|| bad("status", input))?,
+            bank_account: input.u32("bank account")?,
+            day: input.u32("day")?,
+            spent_today: input.i64("spent today")?,
+            year: input.u16("year")?,
+            spent_this_year: input.i64("spent this year")?,
+        })
+    }
+}
+
+/// China Standard Time is UTC+8 all year; daily limits reset at local midnight.
+const CHINA_OFFSET_MS: u64 = 8 * 3600 * 1000;
+const DAY_MS: u64 = 86_400_000;
+
+/// Day number since 1970-01-01 and the calendar year, both in China time.
+pub fn china_day_and_year(timestamp_ms: u64) -> (u32, u16) {
+    let day = (timestamp_ms + CHINA_OFFSET_MS) / DAY_MS;
+    (day as u32, civil_year(day as i64) as u16)
+}
+
+/// Gregorian year of a day count since 1970-01-01 (the days-to-civil algorithm).
+fn civil_year(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
+}
+
+/// A mainland mobile number: 11 digits starting with 1. Stored as an integer to keep the
+/// operator's phone index small.
+pub fn parse_phone(text: &str) -> Result<u64, CommandError> {
+    let digits: String = text
+        .trim()
+        .trim_start_matches("+86")
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .collect();
+    let valid =
+        digits.len() == 11 && digits.starts_with('1') && digits.bytes().all(|b| b.is_ascii_digit());
+    if !valid {
+        return Err(CommandError::MalformedPhone(text.to_string()));
+    }
+    Ok(digits.parse().expect("eleven digits fit in u64"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-23 12:00 in Beijing (04:00 UTC).
+    const NOON_2026_11_23_MS: u64 = 1_795_406_400_000;
+
+    #[test]
+    fn days_and_years_follow_china_time() {
+        let (day, year) = china_day_and_year(NOON_2026_11_23_MS);
+        assert_eq!(year, 2026);
+        // 16:00 UTC is midnight in Beijing: the next day starts.
+        let (same_day, _) = china_day_and_year(NOON_2026_11_23_MS + 12 * 3600 * 1000 - 1);
+        let (next_day, _) = china_day_and_year(NOON_2026_11_23_MS + 12 * 3600 * 1000);
+        assert_eq!((same_day, next_day), (day, day + 1));
+        assert_eq!(china_day_and_year(0).1, 1970);
+        // 2024-12-31T16:00Z is 2025-01-01 00:00 in Beijing.
+        assert_eq!(china_day_and_year(1_735_660_800_000).1, 2025);
+        assert_eq!(china_day_and_year(1_735_660_799_999).1, 2024);
+    }
+
+    #[test]
+    fn class_four_limits_name_the_limit_broken() {
+        let limits = ClassLimits::default_for(WalletClass::Four);
+        let mut wallet = Wallet::new(AccountId(0), OperatorId(1));
+        let t = NOON_2026_11_23_MS;
+        let error = wallet
+            .check_outgoing(&limits, Amount::from_yuan(2_001), t)
+            .unwrap_err();
+        assert_eq!(error.code(), "LIMIT_SINGLE_PAYMENT");
+        assert!(error.to_string().contains("2000.00"), "{error}");
+        wallet.record_outgoing(Amount::from_yuan(2_000), t);
+        wallet.record_outgoing(Amount::from_yuan(2_000), t);
+        let error = wallet
+            .check_outgoing(&limits, Amount::from_yuan(1_001), t)
+            .unwrap_err();
+        assert_eq!(error.code(), "LIMIT_DAILY");
+        // Next day the daily total starts again; the annual total does not.
+        wallet
+            .check_outgoing(&limits, Amount::from_yuan(1_001), t + DAY_MS)
+            .unwrap();
+        let cap = wallet.check_incoming(
+            WalletId(0),
+            &limits,
+            Amount::from_yuan(9_000),
+            Amount::from_yuan(1_001),
+        );
+        assert_eq!(cap.unwrap_err().code(), "LIMIT_BALANCE_CAP");
+    }
+
+    #[test]
+    fn the_annual_limit_resets_with_the_year() {
+        let limits = ClassLimits::default_for(WalletClass::Four);
+        let mut wallet = Wallet::new(AccountId(0), OperatorId(1));
+        for day in 0..10 {
+            wallet.record_outgoing(Amount::from_yuan(5_000), NOON_2026_11_23_MS + day * DAY_MS);
+        }
+        let t = NOON_2026_11_23_MS + 10 * DAY_MS;
+        assert_eq!(
+            wallet
+                .check_outgoing(&limits, Amount::from_fen(1), t)
+                .unwrap_err()
+                .code(),
+            "LIMIT_ANNUAL"
+        );
+        wallet
+            .check_outgoing(&limits, Amount::from_fen(1), t + 40 * DAY_MS)
+            .unwrap();
+    }
+
+    #[test]
+    fn phone_numbers_are_validated() {
+        assert_eq!(parse_phone("138 0013 8000").unwrap(), 13_800_138_000);
+        assert_eq!(parse_phone("+8613800138000").unwrap(), 13_800_138_000);
+        for bad in [
+            "",
+            "1380013800",
+            "23800138000",
+            "1380013800x",
+            "138001380001",
+        ] {
+            assert_eq!(
+                parse_phone(bad).unwrap_err().code(),
+                "MALFORMED_PHONE",
+                "{bad}"
+            );
+        }
+    }
+}
