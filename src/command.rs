@@ -323,6 +323,28 @@ impl Iterator for CommandIter<'_> {
     }
 }
 
+/// Checks that encoded commands decode completely, without keeping them.
+pub fn check_commands(bytes: &[u8]) -> Result<usize, DecodeError> {
+    let mut input = Reader::new(bytes);
+    let count = input.u32("command count")? as usize;
+    if count > SUBMISSION_COMMANDS_MAX {
+        return Err(DecodeError {
+            what: "command count",
+            offset: 0,
+        });
+    }
+    for _ in 0..count {
+        Command::decode(&mut input)?;
+    }
+    if !input.is_empty() {
+        return Err(DecodeError {
+            what: "trailing bytes after commands",
+            offset: input.offset(),
+        });
+    }
+    Ok(count)
+}
+
 pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
     let mut input = Reader::new(bytes);
     let count = input.u32("command count")? as usize;

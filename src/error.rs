@@ -113,6 +113,8 @@ pub enum CommandError {
     SignatureMissing,
     #[error("the operator batch signature does not verify")]
     BatchSignatureInvalid,
+    #[error("the batch does not decode: {0}")]
+    MalformedBatch(String),
     #[error("idempotency key was used before for a different command (first result: {first})")]
     IdempotencyKeyReused { first: EventId },
     #[error("unknown pending transfer {0}")]
@@ -163,6 +165,7 @@ impl CommandError {
             SignatureInvalid => "SIGNATURE_INVALID",
             SignatureMissing => "SIGNATURE_MISSING",
             BatchSignatureInvalid => "BATCH_SIGNATURE_INVALID",
+            MalformedBatch(_) => "MALFORMED_BATCH",
             IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             PendingNotFound(_) => "PENDING_NOT_FOUND",
             PendingAlreadyResolved(_) => "PENDING_ALREADY_RESOLVED",

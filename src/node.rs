@@ -4,7 +4,7 @@
 //! the log after it.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, RwLock};
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::codec::DecodeError;
 use crate::command::{CommandResult, Submission};
 use crate::error::CommandError;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{StateMachine, Validated, Validator};
 use crate::storage::log::{OpenError, RecoveryReport};
 use crate::storage::{snapshot, CommandLog, StorageError};
 
@@ -167,12 +167,45 @@ impl Node {
         &mut self,
         submissions: &[Submission],
     ) -> Result<Vec<SubmissionResult>, NodeError> {
+        let validated: Vec<Result<Validated, CommandError>> = submissions
+            .iter()
+            .map(|s| self.state.validate(s.clone()))
+            .collect();
+        let mut outcomes: Vec<Option<SubmissionResult>> = Vec::with_capacity(submissions.len());
+        let mut accepted = Vec::with_capacity(submissions.len());
+        for result in validated {
+            match result {
+                Ok(submission) => {
+                    accepted.push(submission);
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+        let mut applied = self.submit_validated(&accepted)?.into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Ok(applied.next().expect("one result per accepted"))))
+            .collect())
+    }
+
+    /// Group commit of submissions validated elsewhere (on the callers' threads).
+    pub fn submit_validated(
+        &mut self,
+        submissions: &[Validated],
+    ) -> Result<Vec<Vec<CommandResult>>, NodeError> {
         if self.poisoned {
             return Err(NodeError::Poisoned);
         }
         let mut outcomes = Vec::with_capacity(submissions.len());
         for submission in submissions {
-            outcomes.push(self.log_and_apply(submission));
+            match self.log_and_apply(submission.submission()) {
+                Ok(results) => outcomes.push(results),
+                Err(error) => {
+                    self.poisoned = true;
+                    return Err(error);
+                }
+            }
         }
         if let Err(error) = self.log.commit() {
             // Memory is now ahead of the disk; only a restart (a replay) is trustworthy.
@@ -182,18 +215,15 @@ impl Node {
         Ok(outcomes)
     }
 
-    fn log_and_apply(&mut self, submission: &Submission) -> SubmissionResult {
-        self.state.validate(submission)?;
+    fn log_and_apply(&mut self, submission: &Submission) -> Result<Vec<CommandResult>, NodeError> {
         let timestamp = self.clock.now_ms().max(self.state.last_timestamp_ms());
         self.entry.clear();
         submission.encode_entry(timestamp, &mut self.entry);
-        self.log
-            .append(&self.entry)
-            .map_err(|_| CommandError::Overflow)?;
+        self.log.append(&self.entry)?;
         let mut results = Vec::new();
         self.state
             .apply_entry(&self.entry, &mut results)
-            .expect("an entry encoded here decodes");
+            .expect("a validated entry decodes");
         Ok(results)
     }
 
@@ -216,42 +246,60 @@ type Query = Box<dyn FnOnce(&StateMachine) + Send>;
 
 enum Request {
     Submit(
-        Submission,
+        Validated,
         mpsc::SyncSender<Result<SubmissionResult, NodeError>>,
     ),
     Query(Query),
 }
 
-/// A node on its own thread, shared by many clients: what arrives while a commit is in flight is
-/// committed together in the next one.
+/// A node on its own thread, shared by many clients: each client validates its submission on its
+/// own thread, and what arrives while a commit is in flight is committed together in the next.
 #[derive(Clone)]
 pub struct NodeHandle {
     requests: mpsc::SyncSender<Request>,
+    validator: Arc<RwLock<Validator>>,
 }
 
 impl NodeHandle {
     pub fn spawn(mut node: Node) -> (NodeHandle, thread::JoinHandle<Node>) {
         let (requests, inbox) = mpsc::sync_channel::<Request>(SUBMIT_QUEUE_DEPTH_MAX);
+        let validator = Arc::new(RwLock::new(node.state.validator()));
+        let shared = validator.clone();
         let thread = thread::Builder::new()
             .name("ecny-node".into())
             .spawn(move || {
-                run_node(&mut node, inbox);
+                run_node(&mut node, inbox, &shared);
                 node
             })
             .expect("spawn node thread");
-        (NodeHandle { requests }, thread)
+        (
+            NodeHandle {
+                requests,
+                validator,
+            },
+            thread,
+        )
     }
 
-    /// Submits and waits until the submission is durable.
+    /// Validates here, submits, and waits until the submission is durable.
     pub fn submit(&self, submission: Submission) -> Result<SubmissionResult, NodeError> {
+        let validated = match self
+            .validator
+            .read()
+            .expect("validator lock")
+            .validate(submission)
+        {
+            Ok(validated) => validated,
+            Err(error) => return Ok(Err(error)),
+        };
         let (reply, answer) = mpsc::sync_channel(1);
         self.requests
-            .send(Request::Submit(submission, reply))
+            .send(Request::Submit(validated, reply))
             .map_err(|_| NodeError::Stopped)?;
         answer.recv().map_err(|_| NodeError::Stopped)?
     }
 
-    /// Reads the state between commits.
+    /// Reads the state between commits: only what is durable.
     pub fn query<T: Send + 'static>(
         &self,
         read: impl FnOnce(&StateMachine) -> T + Send + 'static,
@@ -267,7 +315,7 @@ impl NodeHandle {
     }
 }
 
-fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>) {
+fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<Validator>) {
     let mut batch = Vec::new();
     let mut replies = Vec::new();
     while let Ok(first) = inbox.recv() {
@@ -287,10 +335,10 @@ fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>) {
         if batch.is_empty() {
             continue;
         }
-        match node.submit(&batch) {
+        match node.submit_validated(&batch) {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                    let _ = reply.send(Ok(Ok(outcome)));
                 }
             }
             Err(_) => {
@@ -300,5 +348,10 @@ fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>) {
             }
         }
         batch.clear();
+        // New operators or a new central bank key: let callers validate against them.
+        let current = node.state.validator();
+        if *validator.read().expect("validator lock") != current {
+            *validator.write().expect("validator lock") = current;
+        }
     }
 }

@@ -165,17 +165,16 @@ impl StateMachine {
 
     // ----- validation before the log -----
 
-    /// Stateless-as-possible checks before a submission is logged: the origin exists and its
-    /// signature verifies. One signature per batch, never per payment.
-    pub fn validate(&self, submission: &Submission) -> Result<(), CommandError> {
-        let key = match submission.origin {
-            Origin::CentralBank => match &self.central_bank_key {
-                Some(key) => *key,
-                None => genesis_key(submission)?,
-            },
-            Origin::Operator(id) => self.operator(id)?.public_key,
-        };
-        submission.verify(&key)
+    /// The keys that validation needs, to run on other threads than the state machine's.
+    pub fn validator(&self) -> Validator {
+        Validator {
+            central_bank: self.central_bank_key,
+            operators: self.operators.iter().map(|op| op.public_key).collect(),
+        }
+    }
+
+    pub fn validate(&self, submission: Submission) -> Result<Validated, CommandError> {
+        self.validator().validate(submission)
     }
 
     // ----- apply -----
@@ -1024,6 +1023,49 @@ impl StateMachine {
     /// states have equal hashes whatever the map orders, and a refused command leaves it as it was.
     pub fn state_hash(&self) -> [u8; 32] {
         sm3(&self.encode_snapshot()[SNAPSHOT_POSITION_END..])
+    }
+}
+
+/// A submission whose origin signature verified and whose commands decode: the only kind the
+/// node logs. Checked off the state machine's thread, since hashing a batch costs more than
+/// applying it.
+#[derive(Debug)]
+pub struct Validated(Submission);
+
+impl Validated {
+    pub fn submission(&self) -> &Submission {
+        &self.0
+    }
+}
+
+/// Stateless checks before the log: the origin is known, its signature verifies (one per batch,
+/// never per payment), the commands decode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validator {
+    central_bank: Option<PublicKey>,
+    operators: Vec<PublicKey>,
+}
+
+impl Validator {
+    pub fn knows_operators(&self) -> usize {
+        self.operators.len()
+    }
+
+    pub fn validate(&self, submission: Submission) -> Result<Validated, CommandError> {
+        let key = match submission.origin {
+            Origin::CentralBank => match &self.central_bank {
+                Some(key) => *key,
+                None => genesis_key(&submission)?,
+            },
+            Origin::Operator(id) => *(id.0 as usize)
+                .checked_sub(1)
+                .and_then(|i| self.operators.get(i))
+                .ok_or(CommandError::UnknownOperator(id))?,
+        };
+        submission.verify(&key)?;
+        crate::command::check_commands(&submission.commands)
+            .map_err(|e| CommandError::MalformedBatch(e.to_string()))?;
+        Ok(Validated(submission))
     }
 }
 

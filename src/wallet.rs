@@ -176,14 +176,20 @@ impl Wallet {
 
     /// Paid so far on the day and in the year of `timestamp_ms`.
     pub fn spent(&self, timestamp_ms: u64) -> (Amount, Amount) {
-        let (day, year) = china_day_and_year(timestamp_ms);
-        let today = if self.day == day { self.spent_today } else { 0 };
-        let this_year = if self.year == year {
+        let day = china_day(timestamp_ms);
+        if day == self.day {
+            // Same day, same year: no calendar arithmetic on the hot path.
+            return (
+                Amount::from_fen(self.spent_today),
+                Amount::from_fen(self.spent_this_year),
+            );
+        }
+        let this_year = if civil_year(day as i64) as u16 == self.year {
             self.spent_this_year
         } else {
             0
         };
-        (Amount::from_fen(today), Amount::from_fen(this_year))
+        (Amount::ZERO, Amount::from_fen(this_year))
     }
 
     pub fn ensure_active(&self, id: WalletId) -> Result<(), CommandError> {
@@ -262,14 +268,15 @@ impl Wallet {
 
     /// Adds a completed outgoing payment to the running totals.
     pub fn record_outgoing(&mut self, amount: Amount, timestamp_ms: u64) {
-        let (day, year) = china_day_and_year(timestamp_ms);
+        let day = china_day(timestamp_ms);
         if self.day != day {
+            let year = civil_year(day as i64) as u16;
+            if self.year != year {
+                self.year = year;
+                self.spent_this_year = 0;
+            }
             self.day = day;
             self.spent_today = 0;
-        }
-        if self.year != year {
-            self.year = year;
-            self.spent_this_year = 0;
         }
         self.spent_today += amount.fen();
         self.spent_this_year += amount.fen();
@@ -313,10 +320,15 @@ impl Wallet {
 const CHINA_OFFSET_MS: u64 = 8 * 3600 * 1000;
 const DAY_MS: u64 = 86_400_000;
 
+/// Day number since 1970-01-01 in China time.
+pub fn china_day(timestamp_ms: u64) -> u32 {
+    ((timestamp_ms + CHINA_OFFSET_MS) / DAY_MS) as u32
+}
+
 /// Day number since 1970-01-01 and the calendar year, both in China time.
 pub fn china_day_and_year(timestamp_ms: u64) -> (u32, u16) {
-    let day = (timestamp_ms + CHINA_OFFSET_MS) / DAY_MS;
-    (day as u32, civil_year(day as i64) as u16)
+    let day = china_day(timestamp_ms);
+    (day, civil_year(day as i64) as u16)
 }
 
 /// Gregorian year of a day count since 1970-01-01 (the days-to-civil algorithm).
