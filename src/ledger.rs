@@ -246,6 +246,17 @@ impl Ledger {
         &self.events
     }
 
+    /// The stream from `cursor` on: how the analysis center and other consumers follow the ledger.
+    pub fn events_from(&self, cursor: EventId) -> &[Event] {
+        self.events.get(cursor.0 as usize..).unwrap_or(&[])
+    }
+
+    /// Overwrites a balance without an event: only for tests that prove the audit catches it.
+    #[cfg(test)]
+    pub(crate) fn corrupt_balance_for_test(&mut self, id: AccountId, balance: Amount) {
+        self.accounts[id.index()].balance = balance;
+    }
+
     pub fn event(&self, id: EventId) -> Option<&Event> {
         self.events.get(id.0 as usize)
     }

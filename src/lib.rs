@@ -14,6 +14,7 @@ pub mod codec;
 pub mod command;
 pub mod demo;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod issuance;
 pub mod keyring;

@@ -226,3 +226,53 @@ impl BatchDesk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amount::Amount;
+    use crate::command::decode_commands;
+    use crate::ids::IdempotencyKey;
+
+    #[test]
+    fn the_desk_drops_bad_signatures_and_keeps_the_rest_in_order() {
+        let holder = KeyPair::from_seed(b"holder");
+        let desk = BatchDesk::new(OperatorId(1), KeyPair::from_seed(b"op"), 2);
+        let pay = |fen: i64| Command::Pay {
+            payer: WalletId(1),
+            payee: WalletId(2),
+            amount: Amount::from_fen(fen),
+            key: IdempotencyKey(fen as u128),
+            auth: None,
+        };
+        let Command::Pay { auth, .. } = pay(5).sign(&holder) else {
+            unreachable!()
+        };
+        let tampered = Command::Pay {
+            payer: WalletId(1),
+            payee: WalletId(2),
+            amount: Amount::from_fen(6),
+            key: IdempotencyKey(5),
+            auth,
+        };
+        let commands = vec![pay(1).sign(&holder), tampered, pay(3), pay(4).sign(&holder)];
+        let prepared = desk.prepare(&commands);
+        assert_eq!(prepared.kept, vec![0, 2, 3]);
+        assert_eq!(prepared.refused.len(), 1);
+        assert_eq!(prepared.refused[0].0, 1);
+        assert_eq!(prepared.refused[0].1.code(), "SIGNATURE_INVALID");
+        prepared
+            .submission
+            .verify(&KeyPair::from_seed(b"op").public_key())
+            .unwrap();
+        let kept = decode_commands(&prepared.submission.commands).unwrap();
+        assert_eq!(
+            kept,
+            vec![
+                commands[0].clone(),
+                commands[2].clone(),
+                commands[3].clone()
+            ]
+        );
+    }
+}

@@ -2,15 +2,12 @@
 //! state and results out. The same log always gives the same state, which makes crash recovery a
 //! replay. Time arrives inside each entry; nothing here reads a clock, a disk or a socket.
 
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
-
 use crate::amount::Amount;
 use crate::certs::{sm3, PublicKey};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission};
 use crate::error::CommandError;
+use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
 use crate::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
@@ -23,16 +20,6 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA1";
 /// Magic, last timestamp and entries applied: where in the log a snapshot stands.
 const SNAPSHOT_POSITION_END: usize = 24;
 
-/// What a money-moving command was, so a retry with the same key can be told from a different
-/// command that reuses it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FirstResult {
-    tag: u8,
-    counterparty: u32,
-    amount: i64,
-    event: EventId,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateMachine {
     ledger: Ledger,
@@ -44,7 +31,7 @@ pub struct StateMachine {
     wallets: Vec<Wallet>,
     /// Held for the operator tier: the key each wallet's money-moving commands must carry.
     wallet_keys: Vec<PublicKey>,
-    idempotency: HashMap<(WalletId, IdempotencyKey), FirstResult, RandomState>,
+    idempotency: IdempotencyIndex,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -60,7 +47,7 @@ impl Default for StateMachine {
             issuance: Vec::new(),
             wallets: Vec::new(),
             wallet_keys: Vec::new(),
-            idempotency: HashMap::default(),
+            idempotency: IdempotencyIndex::default(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -82,6 +69,11 @@ impl StateMachine {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    #[cfg(test)]
+    pub(crate) fn ledger_mut_for_test(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
 
     pub fn operators(&self) -> &[Operator] {
@@ -323,23 +315,39 @@ impl StateMachine {
         }
     }
 
-    /// A retry of a command already done returns its first result; the same key on a different
-    /// command is refused.
-    fn first_result(
-        &self,
+    /// Runs a money-moving command under its idempotency key: a retry of a command already done
+    /// returns its first result; the same key on a different command is refused; a refused
+    /// command leaves no trace of its key.
+    fn keyed(
+        &mut self,
         wallet: WalletId,
         key: IdempotencyKey,
-        attempt: FirstResult,
-    ) -> Result<Option<Outcome>, CommandError> {
-        match self.idempotency.get(&(wallet, key)) {
-            None => Ok(None),
-            Some(first)
-                if (first.tag, first.counterparty, first.amount)
-                    == (attempt.tag, attempt.counterparty, attempt.amount) =>
-            {
-                Ok(Some(Outcome::Transfer(first.event)))
+        (tag, counterparty, amount): (u8, u32, Amount),
+        body: impl FnOnce(&mut Self) -> Result<EventId, CommandError>,
+    ) -> CommandResult {
+        // The command's first event is the next one: claim the key with it in a single probe.
+        let event = self.ledger.next_event_id();
+        let attempt = FirstResult {
+            tag,
+            counterparty,
+            amount: amount.fen(),
+            event,
+        };
+        if let Claim::Retry(first) = self.idempotency.claim(wallet, key, attempt)? {
+            return Ok(Outcome::Transfer(first));
+        }
+        match body(self) {
+            Ok(done) => {
+                assert_eq!(
+                    done, event,
+                    "a keyed command's first event was mispredicted"
+                );
+                Ok(Outcome::Transfer(done))
             }
-            Some(first) => Err(CommandError::IdempotencyKeyReused { first: first.event }),
+            Err(error) => {
+                self.idempotency.release(wallet, key);
+                Err(error)
+            }
         }
     }
 
@@ -627,49 +635,39 @@ impl StateMachine {
         check_amount(amount)?;
         self.own_wallet(origin, id)?;
         self.check_holder_key(id, &auth)?;
-        let attempt = FirstResult {
-            tag: 1,
-            counterparty: 0,
-            amount: amount.fen(),
-            event: EventId(0),
-        };
-        if let Some(first) = self.first_result(id, key, attempt)? {
-            return Ok(first);
-        }
-        let wallet = self.own_wallet(origin, id)?;
-        wallet.ensure_active(id)?;
-        let bank = wallet
-            .bank_account()
-            .ok_or(CommandError::NoBoundBankAccount(id))?;
-        let op = self.operator(wallet.operator)?;
-        let balance = self.ledger.account(wallet.account)?.balance;
-        wallet.check_incoming(id, op.limits_for(wallet.class), balance, amount)?;
-        let vault = self.ledger.account(op.vault)?.available();
-        if vault < amount {
-            return Err(CommandError::VaultInsufficient {
-                operator: op.id,
-                available: vault,
-                needed: amount,
-            });
-        }
-        let legs = [
-            Leg {
-                debit: bank,
-                credit: op.bank_funding,
-                amount,
-                kind: TransferKind::Exchange,
-            },
-            Leg {
-                debit: op.vault,
-                credit: wallet.account,
-                amount,
-                kind: TransferKind::Exchange,
-            },
-        ];
-        let event = self.ledger.transfer_linked(&legs, now)?;
-        self.idempotency
-            .insert((id, key), FirstResult { event, ..attempt });
-        Ok(Outcome::Transfer(event))
+        self.keyed(id, key, (1, 0, amount), |state| {
+            let wallet = state.own_wallet(origin, id)?;
+            wallet.ensure_active(id)?;
+            let bank = wallet
+                .bank_account()
+                .ok_or(CommandError::NoBoundBankAccount(id))?;
+            let op = state.operator(wallet.operator)?;
+            let balance = state.ledger.account(wallet.account)?.balance;
+            wallet.check_incoming(id, op.limits_for(wallet.class), balance, amount)?;
+            let vault = state.ledger.account(op.vault)?.available();
+            if vault < amount {
+                return Err(CommandError::VaultInsufficient {
+                    operator: op.id,
+                    available: vault,
+                    needed: amount,
+                });
+            }
+            let legs = [
+                Leg {
+                    debit: bank,
+                    credit: op.bank_funding,
+                    amount,
+                    kind: TransferKind::Exchange,
+                },
+                Leg {
+                    debit: op.vault,
+                    credit: wallet.account,
+                    amount,
+                    kind: TransferKind::Exchange,
+                },
+            ];
+            state.ledger.transfer_linked(&legs, now)
+        })
     }
 
     fn deposit_back(
@@ -684,39 +682,29 @@ impl StateMachine {
         check_amount(amount)?;
         self.own_wallet(origin, id)?;
         self.check_holder_key(id, &auth)?;
-        let attempt = FirstResult {
-            tag: 2,
-            counterparty: 0,
-            amount: amount.fen(),
-            event: EventId(0),
-        };
-        if let Some(first) = self.first_result(id, key, attempt)? {
-            return Ok(first);
-        }
-        let wallet = self.own_wallet(origin, id)?;
-        wallet.ensure_active(id)?;
-        let bank = wallet
-            .bank_account()
-            .ok_or(CommandError::NoBoundBankAccount(id))?;
-        let op = self.operator(wallet.operator)?;
-        let legs = [
-            Leg {
-                debit: wallet.account,
-                credit: op.vault,
-                amount,
-                kind: TransferKind::DepositBack,
-            },
-            Leg {
-                debit: op.bank_funding,
-                credit: bank,
-                amount,
-                kind: TransferKind::DepositBack,
-            },
-        ];
-        let event = self.ledger.transfer_linked(&legs, now)?;
-        self.idempotency
-            .insert((id, key), FirstResult { event, ..attempt });
-        Ok(Outcome::Transfer(event))
+        self.keyed(id, key, (2, 0, amount), |state| {
+            let wallet = state.own_wallet(origin, id)?;
+            wallet.ensure_active(id)?;
+            let bank = wallet
+                .bank_account()
+                .ok_or(CommandError::NoBoundBankAccount(id))?;
+            let op = state.operator(wallet.operator)?;
+            let legs = [
+                Leg {
+                    debit: wallet.account,
+                    credit: op.vault,
+                    amount,
+                    kind: TransferKind::DepositBack,
+                },
+                Leg {
+                    debit: op.bank_funding,
+                    credit: bank,
+                    amount,
+                    kind: TransferKind::DepositBack,
+                },
+            ];
+            state.ledger.transfer_linked(&legs, now)
+        })
     }
 
     /// Checks everything a payment or hold from `payer` to `payee` needs, short of the balance.
@@ -769,21 +757,12 @@ impl StateMachine {
         check_amount(amount)?;
         self.own_wallet(origin, payer)?;
         self.check_holder_key(payer, &auth)?;
-        let attempt = FirstResult {
-            tag: 3,
-            counterparty: payee.0,
-            amount: amount.fen(),
-            event: EventId(0),
-        };
-        if let Some(first) = self.first_result(payer, key, attempt)? {
-            return Ok(first);
-        }
-        let leg = self.check_payment(origin, payer, payee, amount, now)?;
-        let event = self.ledger.transfer(leg, now)?;
-        self.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
-        self.idempotency
-            .insert((payer, key), FirstResult { event, ..attempt });
-        Ok(Outcome::Transfer(event))
+        self.keyed(payer, key, (3, payee.0, amount), |state| {
+            let leg = state.check_payment(origin, payer, payee, amount, now)?;
+            let event = state.ledger.transfer(leg, now)?;
+            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            Ok(event)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -801,23 +780,16 @@ impl StateMachine {
         check_amount(amount)?;
         self.own_wallet(origin, payer)?;
         self.check_holder_key(payer, &auth)?;
-        let attempt = FirstResult {
-            tag: 4,
-            counterparty: payee.0,
-            amount: amount.fen(),
-            event: EventId(0),
-        };
-        if let Some(first) = self.first_result(payer, key, attempt)? {
-            return Ok(first);
-        }
-        let mut leg = self.check_payment(origin, payer, payee, amount, now)?;
-        leg.kind = TransferKind::PendingHold;
-        let event = self.ledger.hold(leg, now.saturating_add(timeout_ms), now)?;
-        // Limits count a hold when it is made: that is when the holder committed the money.
-        self.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
-        self.idempotency
-            .insert((payer, key), FirstResult { event, ..attempt });
-        Ok(Outcome::Transfer(event))
+        self.keyed(payer, key, (4, payee.0, amount), |state| {
+            let mut leg = state.check_payment(origin, payer, payee, amount, now)?;
+            leg.kind = TransferKind::PendingHold;
+            let event = state
+                .ledger
+                .hold(leg, now.saturating_add(timeout_ms), now)?;
+            // Limits count a hold when it is made: that is when the holder committed the money.
+            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            Ok(event)
+        })
     }
 
     fn resolve_hold(
@@ -863,8 +835,7 @@ impl StateMachine {
             wallet.encode(&mut out);
             out.raw(&key.0);
         }
-        let mut keys: Vec<_> = self.idempotency.iter().collect();
-        keys.sort_unstable_by_key(|(k, _)| **k);
+        let keys = self.idempotency.sorted();
         out.u64(keys.len() as u64);
         for ((wallet, key), first) in keys {
             out.u32(wallet.0)
@@ -942,7 +913,6 @@ impl StateMachine {
                 .push(PublicKey(input.array("wallet key")?));
         }
         let count = input.u64("idempotency count")? as usize;
-        state.idempotency.reserve(count);
         for _ in 0..count {
             let key = (
                 WalletId(input.u32("wallet")?),
@@ -954,7 +924,7 @@ impl StateMachine {
                 amount: input.i64("amount")?,
                 event: EventId(input.u64("event")?),
             };
-            state.idempotency.insert(key, first);
+            state.idempotency.insert(key.0, key.1, first);
         }
         if !input.is_empty() {
             return Err(DecodeError {
@@ -1074,5 +1044,208 @@ fn genesis_key(submission: &Submission) -> Result<PublicKey, CommandError> {
     match submission.decode_commands().ok().as_deref() {
         Some([Command::Genesis { central_bank_key }, ..]) => Ok(*central_bank_key),
         _ => Err(CommandError::CentralBankOnly),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::KeyPair;
+    use crate::command::Submission;
+
+    /// Applies commands from `origin` directly, as replay would.
+    pub(crate) fn apply(
+        state: &mut StateMachine,
+        origin: Origin,
+        signer: &KeyPair,
+        commands: &[Command],
+    ) -> Vec<CommandResult> {
+        let submission = state
+            .validate(Submission::new(origin, commands, signer))
+            .unwrap();
+        let mut entry = Vec::new();
+        submission
+            .submission()
+            .encode_entry(1_795_406_400_000, &mut entry);
+        let mut results = Vec::new();
+        state.apply_entry(&entry, &mut results).unwrap();
+        results
+    }
+
+    pub(crate) fn small_state() -> (StateMachine, WalletId, WalletId) {
+        let (bank, op) = (KeyPair::from_seed(b"cb"), KeyPair::from_seed(b"op"));
+        let mut state = StateMachine::default();
+        let setup = [
+            Command::Genesis {
+                central_bank_key: bank.public_key(),
+            },
+            Command::CreateOperator {
+                name: "Jiangnan".into(),
+                public_key: op.public_key(),
+            },
+            Command::FundReserves {
+                operator: OperatorId(1),
+                amount: Amount::from_yuan(1_000),
+            },
+            Command::Issue {
+                operator: OperatorId(1),
+                amount: Amount::from_yuan(500),
+            },
+        ];
+        assert!(apply(&mut state, Origin::CentralBank, &bank, &setup)
+            .iter()
+            .all(Result::is_ok));
+        let wallets = [
+            Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_800_000_001,
+                public_key: op.public_key(),
+            },
+            Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_800_000_002,
+                public_key: op.public_key(),
+            },
+            Command::OpenDepositAccount {
+                operator: OperatorId(1),
+            },
+        ];
+        let results = apply(&mut state, Origin::Operator(OperatorId(1)), &op, &wallets);
+        let (Ok(Outcome::Wallet(a)), Ok(Outcome::Wallet(b)), Ok(Outcome::Account(bank_account))) =
+            (results[0].clone(), results[1].clone(), results[2].clone())
+        else {
+            panic!("{results:?}")
+        };
+        let funding = [
+            Command::CashDeposit {
+                account: bank_account,
+                amount: Amount::from_yuan(100),
+            },
+            Command::BindBankAccount {
+                wallet: a,
+                account: bank_account,
+            },
+            Command::Exchange {
+                wallet: a,
+                amount: Amount::from_yuan(100),
+                key: IdempotencyKey(1),
+                auth: None,
+            },
+        ];
+        assert!(
+            apply(&mut state, Origin::Operator(OperatorId(1)), &op, &funding)
+                .iter()
+                .all(Result::is_ok)
+        );
+        (state, a, b)
+    }
+
+    #[test]
+    fn the_same_log_gives_the_same_state_and_snapshots_round_trip() {
+        let (state, _, _) = small_state();
+        let (again, _, _) = small_state();
+        assert_eq!(state.state_hash(), again.state_hash());
+        let decoded = StateMachine::decode_snapshot(&state.encode_snapshot()).unwrap();
+        assert_eq!(decoded, state);
+        assert_eq!(decoded.state_hash(), state.state_hash());
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused() {
+        let (state, _, _) = small_state();
+        let bytes = state.encode_snapshot();
+        assert!(StateMachine::decode_snapshot(&bytes[..bytes.len() - 1]).is_err());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(StateMachine::decode_snapshot(&trailing).is_err());
+        assert!(StateMachine::decode_snapshot(b"not a snapshot").is_err());
+    }
+
+    #[test]
+    fn the_audit_catches_a_balance_changed_outside_the_ledger() {
+        let (mut state, a, _) = small_state();
+        assert!(crate::audit::audit(&state).is_clean());
+        let account = state.wallet(a).unwrap().account;
+        state
+            .ledger_mut_for_test()
+            .corrupt_balance_for_test(account, Amount::from_yuan(101));
+        let report = crate::audit::audit(&state);
+        let text = report.violations.join("\n");
+        assert!(text.contains("does not balance"), "{text}");
+        assert!(text.contains("events sum"), "{text}");
+        assert!(text.contains("circulation"), "{text}");
+    }
+
+    #[test]
+    fn the_audit_catches_a_negative_balance() {
+        let (mut state, a, _) = small_state();
+        let account = state.wallet(a).unwrap().account;
+        state
+            .ledger_mut_for_test()
+            .corrupt_balance_for_test(account, Amount::from_fen(-1));
+        let report = crate::audit::audit(&state);
+        assert!(
+            report.violations.iter().any(|v| v.contains("is negative")),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn a_submission_from_an_unknown_operator_or_with_a_wrong_signature_is_not_logged() {
+        let (state, a, b) = small_state();
+        let pay = [Command::Pay {
+            payer: a,
+            payee: b,
+            amount: Amount::from_fen(1),
+            key: IdempotencyKey(9),
+            auth: None,
+        }];
+        let stranger = KeyPair::from_seed(b"stranger");
+        let error = state
+            .validate(Submission::new(
+                Origin::Operator(OperatorId(1)),
+                &pay,
+                &stranger,
+            ))
+            .unwrap_err();
+        assert_eq!(error.code(), "BATCH_SIGNATURE_INVALID");
+        let error = state
+            .validate(Submission::new(
+                Origin::Operator(OperatorId(7)),
+                &pay,
+                &stranger,
+            ))
+            .unwrap_err();
+        assert_eq!(error.code(), "UNKNOWN_OPERATOR");
+        let mut garbled = Submission::new(
+            Origin::Operator(OperatorId(1)),
+            &pay,
+            &KeyPair::from_seed(b"op"),
+        );
+        garbled.commands.push(0);
+        let resigned = Submission {
+            signature: KeyPair::from_seed(b"op").sign(&{
+                let mut prefix = Vec::from(&b"ECNY-BATCH-v1"[..]);
+                prefix.extend_from_slice(&[1, 1, 0]);
+                crate::certs::sm3_parts(&[&prefix, &garbled.commands])
+            }),
+            ..garbled
+        };
+        assert_eq!(
+            state.validate(resigned).unwrap_err().code(),
+            "MALFORMED_BATCH"
+        );
+    }
+
+    #[test]
+    fn events_from_a_cursor_follow_the_stream() {
+        let (state, _, _) = small_state();
+        let all = state.ledger().events().len();
+        assert_eq!(state.ledger().events_from(EventId(0)).len(), all);
+        assert_eq!(state.ledger().events_from(EventId(all as u64 - 1)).len(), 1);
+        assert!(state
+            .ledger()
+            .events_from(EventId(all as u64 + 5))
+            .is_empty());
     }
 }
