@@ -30,9 +30,23 @@ pub enum Claim {
     Retry(EventId),
 }
 
+/// Wallet and key, packed without u128's 16-byte alignment: 24 bytes instead of 32 per entry.
+type Slot = (u32, u64, u64);
+
+fn slot(wallet: WalletId, key: IdempotencyKey) -> Slot {
+    (wallet.0, (key.0 >> 64) as u64, key.0 as u64)
+}
+
+fn unslot((wallet, high, low): Slot) -> (WalletId, IdempotencyKey) {
+    (
+        WalletId(wallet),
+        IdempotencyKey((u128::from(high) << 64) | u128::from(low)),
+    )
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct IdempotencyIndex {
-    shards: Vec<HashMap<(WalletId, IdempotencyKey), FirstResult, RandomState>>,
+    shards: Vec<HashMap<Slot, FirstResult, RandomState>>,
 }
 
 impl Default for IdempotencyIndex {
@@ -56,7 +70,7 @@ impl IdempotencyIndex {
         key: IdempotencyKey,
         attempt: FirstResult,
     ) -> Result<Claim, CommandError> {
-        match self.shards[shard_of(key)].entry((wallet, key)) {
+        match self.shards[shard_of(key)].entry(slot(wallet, key)) {
             Entry::Vacant(vacant) => {
                 vacant.insert(attempt);
                 Ok(Claim::New)
@@ -76,11 +90,11 @@ impl IdempotencyIndex {
 
     /// Forgets a claimed key whose command was refused: refusals are not remembered.
     pub fn release(&mut self, wallet: WalletId, key: IdempotencyKey) {
-        self.shards[shard_of(key)].remove(&(wallet, key));
+        self.shards[shard_of(key)].remove(&slot(wallet, key));
     }
 
     pub fn insert(&mut self, wallet: WalletId, key: IdempotencyKey, first: FirstResult) {
-        self.shards[shard_of(key)].insert((wallet, key), first);
+        self.shards[shard_of(key)].insert(slot(wallet, key), first);
     }
 
     pub fn len(&self) -> usize {
@@ -96,7 +110,7 @@ impl IdempotencyIndex {
         let mut entries: Vec<_> = self
             .shards
             .iter()
-            .flat_map(|s| s.iter().map(|(k, v)| (*k, *v)))
+            .flat_map(|s| s.iter().map(|(k, v)| (unslot(*k), *v)))
             .collect();
         entries.sort_unstable_by_key(|(k, _)| *k);
         entries
