@@ -10,6 +10,7 @@ use crate::amount::Amount;
 use crate::certs::{KeyPair, PublicKey, Verifier};
 use crate::command::{Command, Origin, Outcome, Submission};
 use crate::ids::{IdempotencyKey, OperatorId, WalletId};
+use crate::node::NextGroup;
 use crate::platform::{Platform, PlatformError};
 use crate::state_machine::StateMachine;
 
@@ -296,9 +297,10 @@ pub fn ledger(dir: &Path, config: &LedgerBenchConfig) -> Result<LedgerBenchRepor
     })
 }
 
-/// Feeds pre-built operator batches to the center, `per_commit` batches per group commit. As in
-/// service, validation (the batch's SM3 digest and one signature check) runs on another thread
-/// than the state machine, overlapping with it.
+/// Feeds pre-built operator batches to the center, up to `per_commit` batches per group commit.
+/// As in service, validation (each batch's SM3 digest and one signature check) runs on another
+/// thread than the state machine, and each group's write and fdatasync overlap with applying the
+/// next group.
 fn feed(
     platform: &mut Platform,
     batches: Vec<Submission>,
@@ -311,9 +313,6 @@ fn feed(
     let bar = progress(total as u64, "durable transfers");
     let validator = platform.state().validator();
     let (validated, inbox) = std::sync::mpsc::sync_channel(per_commit.max(1) * 2);
-    let mut latencies = Vec::with_capacity(batches.len() / per_commit + 1);
-    let mut accepted = 0;
-    let started = Instant::now();
     let verifier = std::thread::spawn(move || {
         for batch in batches {
             if validated.send(validator.validate(batch)).is_err() {
@@ -321,27 +320,50 @@ fn feed(
             }
         }
     });
-    let mut group = Vec::with_capacity(per_commit);
-    let mut incoming = inbox.iter().peekable();
-    while incoming.peek().is_some() {
-        group.clear();
+    let (mut latencies, mut accepted, mut failure) = (Vec::new(), 0, None);
+    let started = Instant::now();
+    let next = |settled: Option<&crate::state_machine::StateMachine>| {
+        let mut group = Vec::with_capacity(per_commit);
         while group.len() < per_commit.max(1) {
-            match incoming.next() {
-                Some(batch) => group.push(batch.map_err(PlatformError::Refused)?),
+            let batch = if settled.is_some() && group.is_empty() {
+                inbox.recv().ok()
+            } else {
+                inbox.try_recv().ok()
+            };
+            match batch {
+                Some(Ok(batch)) => group.push(batch),
+                Some(Err(error)) => panic!("benchmark batch refused: {error}"),
                 None => break,
             }
         }
-        let commit_started = Instant::now();
-        let outcomes = platform.node_mut().submit_validated(&group)?;
-        latencies.push(commit_started.elapsed());
-        for results in outcomes {
-            bar.inc(results.len() as u64);
-            accepted += results.iter().filter(|r| r.is_ok()).count();
+        match (group.is_empty(), settled.is_some()) {
+            (false, _) => NextGroup::Group(group, Instant::now()),
+            (true, true) => NextGroup::Closed,
+            (true, false) => NextGroup::Idle,
         }
-    }
+    };
+    let durable =
+        |applied_at: Instant,
+         outcome: Result<Vec<Vec<crate::command::CommandResult>>, crate::node::NodeError>,
+         _: &crate::state_machine::StateMachine| {
+            latencies.push(applied_at.elapsed());
+            match outcome {
+                Ok(groups) => {
+                    for results in groups {
+                        bar.inc(results.len() as u64);
+                        accepted += results.iter().filter(|r| r.is_ok()).count();
+                    }
+                }
+                Err(error) => failure = Some(error),
+            }
+        };
+    platform.node_mut().run_pipelined(next, durable);
     let elapsed = started.elapsed();
     verifier.join().expect("verifier thread");
     bar.finish_and_clear();
+    if let Some(error) = failure {
+        return Err(error.into());
+    }
     Ok((accepted, elapsed, latencies))
 }
 

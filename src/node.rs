@@ -14,6 +14,7 @@ use crate::codec::DecodeError;
 use crate::command::{CommandResult, Submission};
 use crate::error::CommandError;
 use crate::state_machine::{StateMachine, Validated, Validator};
+use crate::storage::log::SealedWrite;
 use crate::storage::log::{OpenError, RecoveryReport};
 use crate::storage::{snapshot, CommandLog, StorageError};
 
@@ -78,6 +79,16 @@ pub struct Recovery {
     pub snapshot_seq: Option<u64>,
     pub log: RecoveryReport,
     pub elapsed: std::time::Duration,
+}
+
+/// What a pipelined node does next.
+pub enum NextGroup<T> {
+    /// Submissions to commit together, with a tag handed back when they are durable.
+    Group(Vec<Validated>, T),
+    /// Nothing to do right now.
+    Idle,
+    /// No more work: finish what is in flight and return.
+    Closed,
 }
 
 /// The outcome of one submission: refused whole (bad batch signature) or one result per command.
@@ -215,6 +226,97 @@ impl Node {
         Ok(outcomes)
     }
 
+    /// Logs and applies a group without waiting for the disk; `seal_group` then hands its bytes
+    /// to a writer. Results must not reach anyone before that write is durable.
+    fn apply_group(
+        &mut self,
+        submissions: &[Validated],
+    ) -> Result<Vec<Vec<CommandResult>>, NodeError> {
+        if self.poisoned {
+            return Err(NodeError::Poisoned);
+        }
+        let mut outcomes = Vec::with_capacity(submissions.len());
+        for submission in submissions {
+            match self.log_and_apply(submission.submission()) {
+                Ok(results) => outcomes.push(results),
+                Err(error) => {
+                    self.poisoned = true;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn finish_write(&mut self, written: &mpsc::Receiver<SealedWrite>) -> Result<(), NodeError> {
+        let sealed = written
+            .recv()
+            .expect("the writer thread returns every sealed write");
+        self.log.complete(sealed).map(|_| ()).map_err(|error| {
+            // Memory is ahead of the disk; only a restart (a replay) is trustworthy.
+            self.poisoned = true;
+            error.into()
+        })
+    }
+
+    /// Group commits with each group's write and fdatasync (on a writer thread) overlapped with
+    /// applying the next group: on two cores the disk's latency then costs no CPU time.
+    /// `next(may_block, state)` gives the next group; `may_block` is false while a write is in
+    /// flight, so that a lull completes it rather than waiting for more work, and `state` is
+    /// handed in only then (nothing in flight: everything visible is durable). `durable(tag,
+    /// results, state)` is called once per group, in order, after its write is durable.
+    pub fn run_pipelined<T>(
+        &mut self,
+        mut next: impl FnMut(Option<&StateMachine>) -> NextGroup<T>,
+        mut durable: impl FnMut(T, Result<Vec<Vec<CommandResult>>, NodeError>, &StateMachine),
+    ) {
+        let (to_writer, writer_inbox) = mpsc::sync_channel::<SealedWrite>(1);
+        let (written, written_inbox) = mpsc::sync_channel::<SealedWrite>(1);
+        thread::scope(|scope| {
+            scope.spawn(move || {
+                for mut sealed in writer_inbox {
+                    sealed.write_and_sync();
+                    if written.send(sealed).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut in_flight: Option<(T, Vec<Vec<CommandResult>>)> = None;
+            loop {
+                let settled = in_flight.is_none().then_some(&self.state);
+                let (group, tag) = match next(settled) {
+                    NextGroup::Group(group, tag) => (group, tag),
+                    NextGroup::Idle | NextGroup::Closed if in_flight.is_some() => {
+                        let (tag, results) = in_flight.take().expect("checked");
+                        let outcome = self.finish_write(&written_inbox).map(|()| results);
+                        durable(tag, outcome, &self.state);
+                        continue;
+                    }
+                    NextGroup::Idle => continue,
+                    NextGroup::Closed => break,
+                };
+                let applied = self.apply_group(&group);
+                if let Some((tag, results)) = in_flight.take() {
+                    let outcome = self.finish_write(&written_inbox).map(|()| results);
+                    durable(tag, outcome, &self.state);
+                }
+                let sealed = applied.and_then(|results| Ok((results, self.log.seal()?)));
+                match sealed {
+                    Ok((results, Some(write))) => {
+                        to_writer.send(write).expect("the writer thread is alive");
+                        in_flight = Some((tag, results));
+                    }
+                    Ok((results, None)) => durable(tag, Ok(results), &self.state),
+                    Err(error) => {
+                        self.poisoned = true;
+                        durable(tag, Err(error), &self.state);
+                    }
+                }
+            }
+            drop(to_writer);
+        });
+    }
+
     fn log_and_apply(&mut self, submission: &Submission) -> Result<Vec<CommandResult>, NodeError> {
         let timestamp = self.clock.now_ms().max(self.state.last_timestamp_ms());
         self.entry.clear();
@@ -316,42 +418,65 @@ impl NodeHandle {
 }
 
 fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<Validator>) {
-    let mut batch = Vec::new();
-    let mut replies = Vec::new();
-    while let Ok(first) = inbox.recv() {
-        let mut next = Some(first);
-        while let Some(request) = next.take() {
-            match request {
+    type Replies = Vec<mpsc::SyncSender<Result<SubmissionResult, NodeError>>>;
+    let mut deferred: Vec<Query> = Vec::new();
+    let next = |settled: Option<&StateMachine>| -> NextGroup<Replies> {
+        // Queries see only durable state: they wait while a write is in flight.
+        if let Some(state) = settled {
+            deferred.drain(..).for_each(|query| query(state));
+        }
+        let first = if settled.is_some() {
+            inbox.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+        } else {
+            inbox.try_recv()
+        };
+        let mut request = match first {
+            Ok(request) => Some(request),
+            Err(mpsc::TryRecvError::Empty) => return NextGroup::Idle,
+            Err(mpsc::TryRecvError::Disconnected) => return NextGroup::Closed,
+        };
+        let (mut batch, mut replies) = (Vec::new(), Replies::new());
+        while let Some(taken) = request.take() {
+            match taken {
                 Request::Submit(submission, reply) => {
                     batch.push(submission);
                     replies.push(reply);
                 }
-                Request::Query(query) => query(&node.state),
+                Request::Query(query) => match settled {
+                    Some(state) => query(state),
+                    None => deferred.push(query),
+                },
             }
             if batch.len() < GROUP_COMMIT_SUBMISSIONS_MAX {
-                next = inbox.try_recv().ok();
+                request = inbox.try_recv().ok();
             }
         }
         if batch.is_empty() {
-            continue;
+            return NextGroup::Idle;
         }
-        match node.submit_validated(&batch) {
+        NextGroup::Group(batch, replies)
+    };
+    let durable = |replies: Replies,
+                   outcome: Result<Vec<Vec<CommandResult>>, NodeError>,
+                   state: &StateMachine| {
+        // New operators or a new central bank key: let callers validate against them before
+        // they hear that the command creating them is done.
+        let current = state.validator();
+        if *validator.read().expect("validator lock") != current {
+            *validator.write().expect("validator lock") = current;
+        }
+        match outcome {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(Ok(outcome)));
+                for (reply, results) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(Ok(results)));
                 }
             }
             Err(_) => {
-                for reply in replies.drain(..) {
+                for reply in replies {
                     let _ = reply.send(Err(NodeError::Poisoned));
                 }
             }
         }
-        batch.clear();
-        // New operators or a new central bank key: let callers validate against them.
-        let current = node.state.validator();
-        if *validator.read().expect("validator lock") != current {
-            *validator.write().expect("validator lock") = current;
-        }
-    }
+    };
+    node.run_pipelined(next, durable);
 }

@@ -103,6 +103,30 @@ struct Segment {
     path: PathBuf,
 }
 
+/// Entries sealed for one write and fdatasync on another thread.
+pub struct SealedWrite {
+    file: File,
+    segment: PathBuf,
+    bytes: Vec<u8>,
+    last_seq: u64,
+    result: Option<io::Result<()>>,
+}
+
+impl SealedWrite {
+    /// One write, one fdatasync. Runs on the writer thread.
+    pub fn write_and_sync(&mut self) {
+        self.result = Some(
+            self.file
+                .write_all(&self.bytes)
+                .and_then(|()| self.file.sync_data()),
+        );
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
 /// An open, exclusively locked command log. Appends are buffered until `commit`.
 #[derive(Debug)]
 pub struct CommandLog {
@@ -114,6 +138,9 @@ pub struct CommandLog {
     active: File,
     active_bytes: u64,
     pending: Vec<u8>,
+    /// A sealed group being written on another thread; its buffer comes back on `complete`.
+    in_flight: bool,
+    spare: Vec<u8>,
     next_seq: u64,
     durable_seq: u64,
     bytes_written: u64,
@@ -161,6 +188,8 @@ impl CommandLog {
             active,
             active_bytes,
             pending: Vec::new(),
+            in_flight: false,
+            spare: Vec::new(),
             next_seq: replay.next_seq,
             durable_seq: last_seq,
             bytes_written: 0,
@@ -198,6 +227,10 @@ impl CommandLog {
     /// only a reopen, which re-reads the files, knows what is durable.
     pub fn commit(&mut self) -> Result<(), StorageError> {
         self.check_not_poisoned()?;
+        assert!(
+            !self.in_flight,
+            "commit while a sealed write is in flight would reorder writes"
+        );
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -219,6 +252,56 @@ impl CommandLog {
         self.pending.clear();
         self.pending.shrink_to(PENDING_BUFFER_BYTES_RETAINED_MAX);
         Ok(())
+    }
+
+    /// Takes every buffered entry as one write to run on another thread, so that the next group
+    /// can be applied while this one reaches the disk. At most one is in flight; hand it back
+    /// with `complete`. Returns `None` when nothing is buffered.
+    pub fn seal(&mut self) -> Result<Option<SealedWrite>, StorageError> {
+        self.check_not_poisoned()?;
+        assert!(
+            !self.in_flight,
+            "one sealed write at a time keeps the log in order"
+        );
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let segment = self.active_segment().path.clone();
+        let file = self.active.try_clone().map_err(io_error(&segment))?;
+        let bytes = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
+        self.in_flight = true;
+        Ok(Some(SealedWrite {
+            file,
+            segment,
+            bytes,
+            last_seq: self.next_seq - 1,
+            result: None,
+        }))
+    }
+
+    /// Records the outcome of a sealed write. A failed write poisons the log, as in `commit`.
+    pub fn complete(&mut self, mut sealed: SealedWrite) -> Result<u64, StorageError> {
+        assert!(self.in_flight, "complete without a sealed write");
+        self.in_flight = false;
+        match sealed.result.take() {
+            Some(Ok(())) => {}
+            Some(Err(source)) => {
+                self.poisoned = true;
+                return Err(StorageError::Io {
+                    path: sealed.segment,
+                    source,
+                });
+            }
+            None => panic!("a sealed write came back unwritten"),
+        }
+        let batch_bytes = sealed.bytes.len() as u64;
+        self.bytes_written += batch_bytes;
+        self.active_bytes += batch_bytes;
+        self.durable_seq = sealed.last_seq;
+        sealed.bytes.clear();
+        sealed.bytes.shrink_to(PENDING_BUFFER_BYTES_RETAINED_MAX);
+        self.spare = sealed.bytes;
+        Ok(self.durable_seq)
     }
 
     /// Sequence number of the last committed entry; 0 if there is none.
@@ -691,6 +774,43 @@ impl<'a> SegmentReader<'a> {
                 "segment shrank while it was being read",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod sealed_tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_write_completed_elsewhere_is_durable_and_replays() {
+        let dir = std::env::temp_dir().join(format!("ecny-sealed-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let (mut log, _) = CommandLog::open(&dir, 0, |_, _| Ok::<(), ()>(())).unwrap();
+        log.append(b"first").unwrap();
+        let mut sealed = log.seal().unwrap().unwrap();
+        // The next group is buffered while the first is written on another thread.
+        log.append(b"second").unwrap();
+        std::thread::spawn(move || {
+            sealed.write_and_sync();
+            sealed
+        })
+        .join()
+        .map(|sealed| assert_eq!(log.complete(sealed).unwrap(), 1))
+        .unwrap();
+        assert_eq!(log.last_durable_seq(), 1);
+        let mut sealed = log.seal().unwrap().unwrap();
+        sealed.write_and_sync();
+        assert_eq!(log.complete(sealed).unwrap(), 2);
+        assert!(log.seal().unwrap().is_none());
+        drop(log);
+        let mut seen = Vec::new();
+        CommandLog::open(&dir, 0, |_, payload| {
+            seen.push(payload.to_vec());
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![b"first".to_vec(), b"second".to_vec()]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
 
