@@ -86,14 +86,20 @@ impl fmt::Display for Amount {
 /// `¥66.60`.
 pub struct YuanSign(Amount);
 
+/// Groups thousands for people: `¥8,000.00`, `-¥1,234,567.89`.
 impl fmt::Display for YuanSign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = if self.0.is_negative() {
-            format!("-¥{}", -self.0)
-        } else {
-            format!("¥{}", self.0)
-        };
-        f.pad(&text)
+        let abs = self.0.fen().unsigned_abs();
+        let digits = (abs / 100).to_string();
+        let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        let sign = if self.0.is_negative() { "-" } else { "" };
+        f.pad(&format!("{sign}¥{grouped}.{:02}", abs % 100))
     }
 }
 
@@ -154,6 +160,15 @@ mod tests {
         assert_eq!("1,000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
         assert_eq!("-0.05".parse::<Amount>().unwrap().to_string(), "-0.05");
         assert_eq!(Amount::from_fen(-5).yuan_sign().to_string(), "-¥0.05");
+        assert_eq!(
+            Amount::from_yuan(8_000).yuan_sign().to_string(),
+            "¥8,000.00"
+        );
+        assert_eq!(
+            Amount::from_fen(-123_456_789).yuan_sign().to_string(),
+            "-¥1,234,567.89"
+        );
+        assert_eq!(Amount::from_yuan(100).yuan_sign().to_string(), "¥100.00");
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl fmt::Display for AuditReport {
         writeln!(f, "Money supply by operator")?;
         writeln!(
             f,
-            "  {:<6} {:<22} {:>16} {:>16} {:>16} {:>16} {:>9} {:>16}",
+            "  {:<6} {:<26} {:>16} {:>16} {:>16} {:>16} {:>9} {:>16}",
             "id",
             "name",
             "reserves",
@@ -269,15 +269,15 @@ impl fmt::Display for AuditReport {
         for op in &self.operators {
             writeln!(
                 f,
-                "  {:<6} {:<22} {:>16} {:>16} {:>16} {:>16} {:>9} {:>16}",
+                "  {:<6} {:<26} {:>16} {:>16} {:>16} {:>16} {:>9} {:>16}",
                 op.operator.to_string(),
                 op.name,
-                op.reserves.to_string(),
-                op.backing.to_string(),
-                op.vault.to_string(),
-                op.wallets.to_string(),
+                op.reserves.yuan_sign().to_string(),
+                op.backing.yuan_sign().to_string(),
+                op.vault.yuan_sign().to_string(),
+                op.wallets.yuan_sign().to_string(),
                 op.wallet_count,
-                op.customer_deposits.to_string()
+                op.customer_deposits.yuan_sign().to_string()
             )?;
         }
         writeln!(f, "{} accounts, {} events", self.accounts, self.events)?;

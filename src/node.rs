@@ -176,16 +176,12 @@ impl Node {
     /// them all durable before any result is returned.
     pub fn submit(
         &mut self,
-        submissions: &[Submission],
+        submissions: Vec<Submission>,
     ) -> Result<Vec<SubmissionResult>, NodeError> {
-        let validated: Vec<Result<Validated, CommandError>> = submissions
-            .iter()
-            .map(|s| self.state.validate(s.clone()))
-            .collect();
         let mut outcomes: Vec<Option<SubmissionResult>> = Vec::with_capacity(submissions.len());
         let mut accepted = Vec::with_capacity(submissions.len());
-        for result in validated {
-            match result {
+        for submission in submissions {
+            match self.state.validate(submission) {
                 Ok(submission) => {
                     accepted.push(submission);
                     outcomes.push(None);
@@ -194,9 +190,10 @@ impl Node {
             }
         }
         let mut applied = self.submit_validated(&accepted)?.into_iter();
+        let mut next_applied = || applied.next().expect("one result per accepted submission");
         Ok(outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Ok(applied.next().expect("one result per accepted"))))
+            .map(|outcome| outcome.unwrap_or_else(|| Ok(next_applied())))
             .collect())
     }
 

@@ -141,7 +141,7 @@ impl Platform {
         commands: Vec<Command>,
     ) -> Result<Vec<CommandResult>, PlatformError> {
         let submission = Submission::new(Origin::CentralBank, &commands, &self.central_bank);
-        let outcome = self.node.submit(&[submission])?.remove(0);
+        let outcome = self.node.submit(vec![submission])?.remove(0);
         outcome.map_err(PlatformError::Refused)
     }
 
@@ -181,7 +181,7 @@ impl Platform {
         let prepared = desk.prepare(&commands);
         let applied = self
             .node
-            .submit(&[prepared.submission])?
+            .submit(vec![prepared.submission])?
             .remove(0)
             .map_err(PlatformError::Refused)?;
         let mut results: Vec<Option<CommandResult>> = vec![None; commands.len()];
