@@ -404,15 +404,6 @@ fn decode_auth(input: &mut Reader<'_>) -> Result<Option<HolderAuth>, DecodeError
     }))
 }
 
-fn encode_limit(limit: Option<Amount>, out: &mut Writer) {
-    out.i64(limit.map_or(-1, Amount::fen));
-}
-
-fn decode_limit(input: &mut Reader<'_>) -> Result<Option<Amount>, DecodeError> {
-    let fen = input.i64("limit")?;
-    Ok((fen >= 0).then_some(Amount::from_fen(fen)))
-}
-
 impl Command {
     pub fn encode(&self, out: &mut Writer) {
         use Command::*;
@@ -434,14 +425,7 @@ impl Command {
                 out.u8(tag::SET_CLASS_LIMITS)
                     .u16(operator.0)
                     .u8(*class as u8);
-                for limit in [
-                    limits.balance_cap,
-                    limits.single_payment,
-                    limits.daily,
-                    limits.annual,
-                ] {
-                    encode_limit(limit, out);
-                }
+                limits.encode(out);
                 out
             }
             OpenDepositAccount { operator } => out.u8(tag::OPEN_DEPOSIT_ACCOUNT).u16(operator.0),
@@ -571,12 +555,7 @@ impl Command {
                     what: "class",
                     offset: start,
                 })?,
-                limits: ClassLimits {
-                    balance_cap: decode_limit(input)?,
-                    single_payment: decode_limit(input)?,
-                    daily: decode_limit(input)?,
-                    annual: decode_limit(input)?,
-                },
+                limits: ClassLimits::decode(input)?,
             },
             tag::OPEN_DEPOSIT_ACCOUNT => OpenDepositAccount {
                 operator: OperatorId(input.u16("operator")?),

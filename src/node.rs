@@ -202,19 +202,7 @@ impl Node {
         &mut self,
         submissions: &[Validated],
     ) -> Result<Vec<Vec<CommandResult>>, NodeError> {
-        if self.poisoned {
-            return Err(NodeError::Poisoned);
-        }
-        let mut outcomes = Vec::with_capacity(submissions.len());
-        for submission in submissions {
-            match self.log_and_apply(submission.submission()) {
-                Ok(results) => outcomes.push(results),
-                Err(error) => {
-                    self.poisoned = true;
-                    return Err(error);
-                }
-            }
-        }
+        let outcomes = self.apply_group(submissions)?;
         if let Err(error) = self.log.commit() {
             // Memory is now ahead of the disk; only a restart (a replay) is trustworthy.
             self.poisoned = true;
@@ -223,8 +211,8 @@ impl Node {
         Ok(outcomes)
     }
 
-    /// Logs and applies a group without waiting for the disk; `seal_group` then hands its bytes
-    /// to a writer. Results must not reach anyone before that write is durable.
+    /// Logs and applies a group without waiting for the disk; a commit or a sealed write then
+    /// makes it durable. Results must not reach anyone before that write is durable.
     fn apply_group(
         &mut self,
         submissions: &[Validated],

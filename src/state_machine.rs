@@ -857,14 +857,7 @@ impl StateMachine {
                 .u32(op.vault.0)
                 .u32(op.bank_funding.0);
             for limits in &op.limits {
-                for limit in [
-                    limits.balance_cap,
-                    limits.single_payment,
-                    limits.daily,
-                    limits.annual,
-                ] {
-                    out.i64(limit.map_or(-1, Amount::fen));
-                }
+                limits.encode(out);
             }
             out.i64(totals.issued.fen()).i64(totals.redeemed.fen());
             let phones = op.phone_entries();
@@ -949,16 +942,7 @@ impl StateMachine {
             ];
             let mut op = Operator::new(OperatorId(index as u16 + 1), name, key, accounts);
             for limits in op.limits.iter_mut() {
-                let mut read = || -> Result<Option<Amount>, DecodeError> {
-                    let fen = input.i64("limit")?;
-                    Ok((fen >= 0).then_some(Amount::from_fen(fen)))
-                };
-                *limits = ClassLimits {
-                    balance_cap: read()?,
-                    single_payment: read()?,
-                    daily: read()?,
-                    annual: read()?,
-                };
+                *limits = ClassLimits::decode(input)?;
             }
             let totals = IssuanceTotals {
                 issued: Amount::from_fen(input.i64("issued")?),

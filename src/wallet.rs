@@ -125,6 +125,33 @@ impl ClassLimits {
     pub fn defaults() -> [ClassLimits; 4] {
         WalletClass::ALL.map(ClassLimits::default_for)
     }
+
+    /// Each limit as fen, or -1 for none.
+    pub(crate) fn encode(&self, out: &mut crate::codec::Writer) {
+        for limit in [
+            self.balance_cap,
+            self.single_payment,
+            self.daily,
+            self.annual,
+        ] {
+            out.i64(limit.map_or(-1, Amount::fen));
+        }
+    }
+
+    pub(crate) fn decode(
+        input: &mut crate::codec::Reader<'_>,
+    ) -> Result<ClassLimits, crate::codec::DecodeError> {
+        let mut limit = || -> Result<Option<Amount>, crate::codec::DecodeError> {
+            let fen = input.i64("limit")?;
+            Ok((fen >= 0).then_some(Amount::from_fen(fen)))
+        };
+        Ok(ClassLimits {
+            balance_cap: limit()?,
+            single_payment: limit()?,
+            daily: limit()?,
+            annual: limit()?,
+        })
+    }
 }
 
 /// Sentinel for "no bank account bound".
