@@ -10,6 +10,15 @@ pub const FEN_PER_YUAN: i64 = 100;
 
 /// An amount of money in fen. Signed, because ledger balances of issuer and control accounts are
 /// negative by design; amounts carried by commands are checked to be positive where they arrive.
+///
+/// ```
+/// use ecny::Amount;
+///
+/// let snack: Amount = "66.60".parse().unwrap();
+/// assert_eq!(snack.fen(), 6_660);
+/// assert_eq!(snack.yuan_sign().to_string(), "¥66.60");
+/// assert!("66.666".parse::<Amount>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Amount(i64);
 
