@@ -10,6 +10,7 @@ pub mod amount;
 pub mod audit;
 pub mod bench;
 pub mod certs;
+pub mod channels;
 pub mod codec;
 pub mod command;
 pub mod demo;

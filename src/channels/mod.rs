@@ -1,0 +1,22 @@
+//! Payment channels: how a payment request travels between a merchant and a wallet.
+//!
+//! - [`emvco`]: the merchant-presented QR (EMVCo MPM) — static on a shop's stand (the payer enters
+//!   the amount), dynamic for one order at a till, a courier's device (cash on delivery) or a web
+//!   checkout (amount, order id, expiry). The wallet scans it and pays.
+//! - [`ndef`]: the same request as an NDEF URI record on the NFC "tap zone" of the merchant's
+//!   stand, also as a Type 4 Tag NDEF file; the wallet taps it and pays.
+//! - [`payment_code`]: the consumer-presented one-time code (18 digits and a QR) the wallet shows;
+//!   the merchant's scan gun reads it and the operator redeems it for the paying wallet.
+//!
+//! All three are pure formats and checks: time is handed in, nothing reads a clock or the network.
+
+pub mod emvco;
+pub mod ndef;
+pub mod payment_code;
+
+pub use emvco::{crc16_ccitt_false, Mcc, MerchantQr, QrError, QrKind};
+pub use ndef::{read_tap_zone, write_tap_zone, NdefError, NdefRecord};
+pub use payment_code::{
+    CodeError, GuessLimiter, OperatorCodeSecret, PaymentCode, PaymentCodeIssuer,
+    PaymentCodeVerifier, UsedCodes,
+};

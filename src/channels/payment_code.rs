@@ -1,0 +1,746 @@
+//! Consumer-presented one-time payment codes: the 18 digits (and the QR of the same digits) a
+//! wallet shows at the till, which the merchant's scan gun reads and the operator redeems for the
+//! paying wallet.
+//!
+//! Digit layout, `28 OO BBBBBBBBBBBBBB`:
+//!
+//! | digits | meaning                                                                  |
+//! |--------|--------------------------------------------------------------------------|
+//! | 1–2    | `28`, the e-CNY payment-code prefix                                      |
+//! | 3–4    | operator id, 00–99, so the POS routes the code without asking anyone      |
+//! | 5–18   | body: `wallet × 23_283 + mac`, enciphered over 0..10^14 by the operator   |
+//!
+//! `mac` is HMAC-SM3 of the wallet id and the 30-second time step under the wallet's own code key,
+//! reduced mod 23,283 (the room 10^14 leaves after a 32-bit wallet id). The cipher is a 10-round
+//! Feistel network on two 7-digit halves keyed by the operator's mask key, so a merchant sees
+//! neither the wallet id nor any link between two codes of one wallet, while the operator recovers
+//! the wallet without a table. Codes of the current and previous step redeem, once each.
+//!
+//! Guessing odds: a made-up body deciphers to some wallet and mac; it redeems only if the mac is
+//! that wallet's for one of the two live steps, at most 2 in 23,283 (about 1 in 11,600) per try.
+//! A terminal may fail 5 times a minute (7,200 tries a day), so at most about 0.6 expected hits
+//! per terminal per day, less by the share of wallet ids in use; the analysis center must watch
+//! failure rates across terminals, and the password-free cap bounds what each hit can take.
+//!
+//! The issuer holds the operator's code secret, so it runs at the operator (which sends a wallet
+//! its next codes while online) or in a secure element, never in a phone app: the mask key would
+//! unmask every wallet's codes.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::certs::{sm3, sm3_parts};
+use crate::ids::{OperatorId, WalletId};
+
+/// Every code is this many digits, as Chinese wallet payment codes are.
+pub const PAYMENT_CODE_DIGITS: usize = 18;
+/// The first two digits of every e-CNY payment code.
+pub const PAYMENT_CODE_PREFIX: &str = "28";
+/// Operators numbered above this cannot be routed in two digits.
+pub const PAYMENT_CODE_OPERATOR_MAX: u16 = 99;
+/// A code belongs to one time step.
+pub const CODE_STEP_S: u64 = 30;
+/// Steps a code redeems in: its own and the next (the verifier accepts current and previous).
+pub const CODE_VALID_STEPS: u64 = 2;
+/// Codes this many steps old or fewer are reported stale rather than unknown.
+pub const CODE_STALE_LOOKBACK_STEPS: u64 = 10;
+/// Failed redemptions a terminal may make per window before it is refused outright.
+pub const GUESS_FAILURES_PER_WINDOW_MAX: usize = 5;
+/// The rate-limit window.
+pub const GUESS_WINDOW_S: u64 = 60;
+/// Terminals tracked at once; when full, unknown terminals are refused (fail closed).
+pub const GUESS_TERMINALS_MAX: usize = 65_536;
+/// Redeemed codes remembered at once (about 17,000 redemptions a second over the window).
+pub const USED_CODES_MAX: usize = 1 << 20;
+
+/// The 14-digit body.
+const BODY_SPACE: u64 = 100_000_000_000_000;
+/// MAC values per wallet: what 10^14 leaves after 2^32 wallet ids.
+const MAC_SPACE: u64 = BODY_SPACE / (1 << 32);
+const WALLET_SPACE: u64 = 1 << 32;
+const FEISTEL_HALF_SPACE: u64 = 10_000_000;
+const FEISTEL_ROUNDS: u8 = 10;
+/// SM3 compresses 64-byte blocks; HMAC pads its key to one block.
+const SM3_BLOCK_BYTES: usize = 64;
+const HMAC_IPAD: u8 = 0x36;
+const HMAC_OPAD: u8 = 0x5c;
+
+const _: () = assert!(MAC_SPACE == 23_283);
+const _: () = assert!(WALLET_SPACE * MAC_SPACE <= BODY_SPACE);
+const _: () = assert!(FEISTEL_HALF_SPACE * FEISTEL_HALF_SPACE == BODY_SPACE);
+
+/// Why a payment code was refused; `code()` is stable across releases.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CodeError {
+    #[error("not an e-CNY payment code: {0}")]
+    Malformed(String),
+    #[error("payment code is {steps_old} steps ({CODE_STEP_S} s each) old; ask for a fresh one")]
+    Stale { steps_old: u64 },
+    #[error("payment code was already used; ask for a fresh one")]
+    Reused,
+    #[error("payment code matches no wallet")]
+    Unknown,
+    #[error("terminal {terminal} failed too many codes; retry in {retry_after_s} s")]
+    RateLimited { terminal: u64, retry_after_s: u64 },
+    #[error(
+        "operator {0} is above {PAYMENT_CODE_OPERATOR_MAX} and cannot be routed by payment code"
+    )]
+    OperatorOutOfRange(OperatorId),
+    #[error("the verifier is remembering {USED_CODES_MAX} codes already; retry shortly")]
+    VerifierFull,
+}
+
+impl CodeError {
+    /// Machine-readable code shown alike by the API, the CLI and web pages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodeError::Malformed(_) => "CODE_MALFORMED",
+            CodeError::Stale { .. } => "CODE_STALE",
+            CodeError::Reused => "CODE_REUSED",
+            CodeError::Unknown => "CODE_UNKNOWN",
+            CodeError::RateLimited { .. } => "CODE_RATE_LIMITED",
+            CodeError::OperatorOutOfRange(_) => "CODE_OPERATOR_OUT_OF_RANGE",
+            CodeError::VerifierFull => "CODE_VERIFIER_FULL",
+        }
+    }
+}
+
+/// HMAC (RFC 2104) over SM3, of the concatenation of `message`.
+pub fn hmac_sm3(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
+    let mut block = [0u8; SM3_BLOCK_BYTES];
+    if key.len() > SM3_BLOCK_BYTES {
+        block[..32].copy_from_slice(&sm3(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner_key = block.map(|b| b ^ HMAC_IPAD);
+    let outer_key = block.map(|b| b ^ HMAC_OPAD);
+    let mut inner_parts: Vec<&[u8]> = Vec::with_capacity(message.len() + 1);
+    inner_parts.push(&inner_key);
+    inner_parts.extend_from_slice(message);
+    let inner = sm3_parts(&inner_parts);
+    sm3_parts(&[&outer_key, &inner])
+}
+
+fn first_u64(digest: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The operator's secret for payment codes; every wallet's code key is derived from it.
+#[derive(Clone)]
+pub struct OperatorCodeSecret([u8; 32]);
+
+impl OperatorCodeSecret {
+    pub fn from_bytes(bytes: [u8; 32]) -> OperatorCodeSecret {
+        OperatorCodeSecret(bytes)
+    }
+}
+
+/// Never printed: a log line must not leak it.
+impl fmt::Debug for OperatorCodeSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OperatorCodeSecret(..)")
+    }
+}
+
+/// The keys issuer and verifier share.
+#[derive(Clone)]
+struct CodeKeys {
+    operator: OperatorId,
+    secret: [u8; 32],
+    mask_key: [u8; 32],
+}
+
+impl CodeKeys {
+    fn new(operator: OperatorId, secret: &OperatorCodeSecret) -> Result<CodeKeys, CodeError> {
+        if operator.0 > PAYMENT_CODE_OPERATOR_MAX {
+            return Err(CodeError::OperatorOutOfRange(operator));
+        }
+        let mask_key = sm3_parts(&[
+            b"ecny/payment-code/mask",
+            &secret.0,
+            &operator.0.to_be_bytes(),
+        ]);
+        Ok(CodeKeys {
+            operator,
+            secret: secret.0,
+            mask_key,
+        })
+    }
+
+    /// The wallet's own code key; the operator recomputes it, so nothing per wallet is stored.
+    fn wallet_key(&self, wallet: WalletId) -> [u8; 32] {
+        sm3_parts(&[
+            b"ecny/payment-code/wallet",
+            &self.secret,
+            &wallet.0.to_be_bytes(),
+        ])
+    }
+
+    fn mac(&self, wallet: WalletId, step: u64) -> u64 {
+        let key = self.wallet_key(wallet);
+        let tag = hmac_sm3(
+            &key,
+            &[
+                b"ecny/payment-code/mac",
+                &wallet.0.to_be_bytes(),
+                &step.to_be_bytes(),
+            ],
+        );
+        first_u64(&tag) % MAC_SPACE
+    }
+
+    fn round(&self, round: u8, half: u64) -> u64 {
+        let tag = hmac_sm3(
+            &self.mask_key,
+            &[b"ecny/payment-code/round", &[round], &half.to_be_bytes()],
+        );
+        first_u64(&tag) % FEISTEL_HALF_SPACE
+    }
+
+    /// A permutation of 0..10^14: Feistel rounds on two 7-digit halves, adding mod 10^7.
+    fn encipher(&self, plain: u64) -> u64 {
+        debug_assert!(plain < BODY_SPACE);
+        let (mut left, mut right) = (plain / FEISTEL_HALF_SPACE, plain % FEISTEL_HALF_SPACE);
+        for round in 0..FEISTEL_ROUNDS {
+            let mixed = (left + self.round(round, right)) % FEISTEL_HALF_SPACE;
+            (left, right) = (right, mixed);
+        }
+        left * FEISTEL_HALF_SPACE + right
+    }
+
+    fn decipher(&self, body: u64) -> u64 {
+        debug_assert!(body < BODY_SPACE);
+        let (mut left, mut right) = (body / FEISTEL_HALF_SPACE, body % FEISTEL_HALF_SPACE);
+        for round in (0..FEISTEL_ROUNDS).rev() {
+            let unmixed =
+                (right + FEISTEL_HALF_SPACE - self.round(round, left)) % FEISTEL_HALF_SPACE;
+            (left, right) = (unmixed, left);
+        }
+        left * FEISTEL_HALF_SPACE + right
+    }
+
+    fn digits(&self, wallet: WalletId, step: u64) -> String {
+        let body = self.encipher(u64::from(wallet.0) * MAC_SPACE + self.mac(wallet, step));
+        let digits = format!("{PAYMENT_CODE_PREFIX}{:02}{body:014}", self.operator.0);
+        debug_assert_eq!(digits.len(), PAYMENT_CODE_DIGITS);
+        digits
+    }
+
+    /// The body of a code routed to this operator.
+    fn body(&self, code: &str) -> Result<u64, CodeError> {
+        if code.len() != PAYMENT_CODE_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+            let what = format!("a payment code is {PAYMENT_CODE_DIGITS} digits");
+            return Err(CodeError::Malformed(what));
+        }
+        let (prefix, rest) = code.split_at(PAYMENT_CODE_PREFIX.len());
+        if prefix != PAYMENT_CODE_PREFIX {
+            let what = format!("prefix {prefix}; e-CNY codes start {PAYMENT_CODE_PREFIX}");
+            return Err(CodeError::Malformed(what));
+        }
+        let (operator, body) = rest.split_at(2);
+        if operator != format!("{:02}", self.operator.0) {
+            let what = format!(
+                "code of operator {operator} sent to operator {}",
+                self.operator
+            );
+            return Err(CodeError::Malformed(what));
+        }
+        Ok(body.parse().expect("14 ASCII digits fit u64"))
+    }
+}
+
+/// A code for the wallet to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentCode {
+    /// 18 digits, shown under the barcode.
+    pub digits: String,
+    /// What the QR encodes: the same digits, so barcode, QR and typed digits redeem alike.
+    pub qr_text: String,
+    /// The first second the code no longer redeems; the wallet refreshes before then.
+    pub valid_until_s: u64,
+}
+
+/// Makes payment codes for an operator's wallets.
+#[derive(Clone)]
+pub struct PaymentCodeIssuer {
+    keys: CodeKeys,
+}
+
+impl PaymentCodeIssuer {
+    pub fn new(operator: OperatorId, secret: &OperatorCodeSecret) -> Result<Self, CodeError> {
+        Ok(PaymentCodeIssuer {
+            keys: CodeKeys::new(operator, secret)?,
+        })
+    }
+
+    /// The wallet's code for the time step holding `now_s` (Unix seconds, handed in).
+    pub fn code_for(&self, wallet: WalletId, now_s: u64) -> PaymentCode {
+        let step = now_s / CODE_STEP_S;
+        let digits = self.keys.digits(wallet, step);
+        PaymentCode {
+            qr_text: digits.clone(),
+            digits,
+            valid_until_s: (step + CODE_VALID_STEPS).saturating_mul(CODE_STEP_S),
+        }
+    }
+}
+
+/// Codes already redeemed, by wallet and step; steps that can no longer redeem are forgotten.
+#[derive(Debug, Default)]
+pub struct UsedCodes {
+    by_step: BTreeMap<u64, HashSet<WalletId>>,
+    len: usize,
+}
+
+impl UsedCodes {
+    pub fn new() -> UsedCodes {
+        UsedCodes::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops every step before `oldest_live_step`.
+    pub fn forget_before(&mut self, oldest_live_step: u64) {
+        let live = self.by_step.split_off(&oldest_live_step);
+        let forgotten: usize = self.by_step.values().map(HashSet::len).sum();
+        self.by_step = live;
+        self.len -= forgotten;
+        debug_assert_eq!(
+            self.len,
+            self.by_step.values().map(HashSet::len).sum::<usize>()
+        );
+    }
+
+    /// Records a redemption; `Ok(false)` if this wallet's code for this step was used before.
+    pub fn insert(&mut self, wallet: WalletId, step: u64) -> Result<bool, CodeError> {
+        if self
+            .by_step
+            .get(&step)
+            .is_some_and(|used| used.contains(&wallet))
+        {
+            return Ok(false);
+        }
+        if self.len >= USED_CODES_MAX {
+            return Err(CodeError::VerifierFull);
+        }
+        self.by_step.entry(step).or_default().insert(wallet);
+        self.len += 1;
+        Ok(true)
+    }
+}
+
+/// Failed redemptions per terminal over a sliding window.
+#[derive(Debug, Default)]
+pub struct GuessLimiter {
+    failures: HashMap<u64, VecDeque<u64>>,
+}
+
+impl GuessLimiter {
+    pub fn new() -> GuessLimiter {
+        GuessLimiter::default()
+    }
+
+    /// Refuses a terminal that failed the maximum within the window, until the window passes.
+    pub fn check(&mut self, terminal: u64, now_s: u64) -> Result<(), CodeError> {
+        let limited = |retry_after_s| CodeError::RateLimited {
+            terminal,
+            retry_after_s,
+        };
+        let Some(times) = self.failures.get(&terminal) else {
+            return if self.has_room(now_s) {
+                Ok(())
+            } else {
+                Err(limited(GUESS_WINDOW_S))
+            };
+        };
+        match times.front() {
+            Some(&oldest) if times.len() >= GUESS_FAILURES_PER_WINDOW_MAX => {
+                let reopens_at_s = oldest.saturating_add(GUESS_WINDOW_S);
+                if now_s < reopens_at_s {
+                    return Err(limited(reopens_at_s - now_s));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure; only the latest few per terminal are kept.
+    pub fn record_failure(&mut self, terminal: u64, now_s: u64) {
+        if !self.failures.contains_key(&terminal) && !self.has_room(now_s) {
+            return;
+        }
+        let times = self.failures.entry(terminal).or_default();
+        times.push_back(now_s);
+        if times.len() > GUESS_FAILURES_PER_WINDOW_MAX {
+            times.pop_front();
+        }
+    }
+
+    pub fn terminals_tracked(&self) -> usize {
+        self.failures.len()
+    }
+
+    /// Makes room for a new terminal by forgetting those whose failures are all outside the window.
+    fn has_room(&mut self, now_s: u64) -> bool {
+        if self.failures.len() < GUESS_TERMINALS_MAX {
+            return true;
+        }
+        let window_start_s = now_s.saturating_sub(GUESS_WINDOW_S);
+        self.failures
+            .retain(|_, times| times.back().is_some_and(|&t| t > window_start_s));
+        self.failures.len() < GUESS_TERMINALS_MAX
+    }
+}
+
+/// Where a code's mac matched.
+enum Match {
+    Live { wallet: WalletId, step: u64 },
+    Stale { steps_old: u64 },
+    Nothing,
+}
+
+/// Redeems payment codes at the operator: routing, mac, single use and the guess limit.
+pub struct PaymentCodeVerifier {
+    keys: CodeKeys,
+    used: UsedCodes,
+    limiter: GuessLimiter,
+    /// Latest time seen; an earlier `now_s` is read as this, so a forgotten code cannot revive.
+    latest_s: u64,
+}
+
+impl PaymentCodeVerifier {
+    pub fn new(operator: OperatorId, secret: &OperatorCodeSecret) -> Result<Self, CodeError> {
+        Ok(PaymentCodeVerifier {
+            keys: CodeKeys::new(operator, secret)?,
+            used: UsedCodes::new(),
+            limiter: GuessLimiter::new(),
+            latest_s: 0,
+        })
+    }
+
+    /// The paying wallet for a scanned code, once; `now_s` is Unix seconds handed in.
+    pub fn redeem(&mut self, code: &str, terminal: u64, now_s: u64) -> Result<WalletId, CodeError> {
+        self.latest_s = self.latest_s.max(now_s);
+        let now_s = self.latest_s;
+        self.limiter.check(terminal, now_s)?;
+        let body = self.keys.body(code)?;
+        let now_step = now_s / CODE_STEP_S;
+        self.used
+            .forget_before(now_step.saturating_sub(CODE_VALID_STEPS - 1));
+        match self.find(body, now_step) {
+            Match::Live { wallet, step } => {
+                if !self.used.insert(wallet, step)? {
+                    return Err(CodeError::Reused);
+                }
+                Ok(wallet)
+            }
+            Match::Stale { steps_old } => {
+                self.limiter.record_failure(terminal, now_s);
+                Err(CodeError::Stale { steps_old })
+            }
+            Match::Nothing => {
+                self.limiter.record_failure(terminal, now_s);
+                Err(CodeError::Unknown)
+            }
+        }
+    }
+
+    /// Deciphers once, then tries the mac for the live steps, newest first, then older ones.
+    fn find(&self, body: u64, now_step: u64) -> Match {
+        let plain = self.keys.decipher(body);
+        if plain >= WALLET_SPACE * MAC_SPACE {
+            return Match::Nothing;
+        }
+        let wallet = WalletId((plain / MAC_SPACE) as u32);
+        let mac = plain % MAC_SPACE;
+        for steps_old in 0..=CODE_STALE_LOOKBACK_STEPS {
+            let Some(step) = now_step.checked_sub(steps_old) else {
+                break;
+            };
+            if self.keys.mac(wallet, step) == mac {
+                return if steps_old < CODE_VALID_STEPS {
+                    Match::Live { wallet, step }
+                } else {
+                    Match::Stale { steps_old }
+                };
+            }
+        }
+        Match::Nothing
+    }
+
+    pub fn used_codes(&self) -> &UsedCodes {
+        &self.used
+    }
+
+    pub fn limiter(&self) -> &GuessLimiter {
+        &self.limiter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SHOP_TILL: u64 = 7;
+    /// 2024-05-01 12:00:00 UTC, the start of a step.
+    const NOON_S: u64 = 1_714_564_800;
+
+    fn secret() -> OperatorCodeSecret {
+        OperatorCodeSecret::from_bytes([0x5a; 32])
+    }
+
+    fn issuer() -> PaymentCodeIssuer {
+        PaymentCodeIssuer::new(OperatorId(3), &secret()).unwrap()
+    }
+
+    fn verifier() -> PaymentCodeVerifier {
+        PaymentCodeVerifier::new(OperatorId(3), &secret()).unwrap()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_sm3_matches_published_vectors() {
+        let jefe = hmac_sm3(b"Jefe", &[b"what do ya ", b"want for nothing?"]);
+        assert_eq!(
+            hex(&jefe),
+            "2e87f1d16862e6d964b50a5200bf2b10b764faa9680a296a2405f24bec39f882"
+        );
+        let hi = hmac_sm3(&[0x0b; 20], &[b"Hi There"]);
+        assert_eq!(
+            hex(&hi),
+            "51b00d1fb49832bfb01c3ce27848e59f871d9ba938dc563b338ca964755cce70"
+        );
+        let long_key = hmac_sm3(
+            &[0xaa; 131],
+            &[b"Test Using Larger Than Block-Size Key - Hash Key First"],
+        );
+        assert_eq!(
+            hex(&long_key),
+            "b4fd844e13342002f0b2e0690ea7741f1497d993a70494cea601e657bedf67a0"
+        );
+    }
+
+    #[test]
+    fn a_shopper_pays_once_with_the_code_and_a_second_scan_is_refused() {
+        assert_eq!(NOON_S % CODE_STEP_S, 0);
+        let code = issuer().code_for(WalletId(42), NOON_S + 5);
+        assert_eq!(code.digits.len(), PAYMENT_CODE_DIGITS);
+        assert!(code.digits.starts_with("2803"), "{}", code.digits);
+        assert_eq!(code.qr_text, code.digits);
+        assert_eq!(code.valid_until_s, NOON_S + 60);
+        let mut verifier = verifier();
+        assert_eq!(
+            verifier.redeem(&code.digits, SHOP_TILL, NOON_S + 9),
+            Ok(WalletId(42))
+        );
+        assert_eq!(
+            verifier.redeem(&code.digits, SHOP_TILL, NOON_S + 10),
+            Err(CodeError::Reused)
+        );
+        assert_eq!(
+            verifier.redeem(&code.digits, 8, NOON_S + 40),
+            Err(CodeError::Reused)
+        );
+    }
+
+    #[test]
+    fn a_code_from_the_previous_step_redeems_and_from_two_steps_ago_is_stale() {
+        let issuer = issuer();
+        let mut verifier = verifier();
+        let previous = issuer.code_for(WalletId(42), NOON_S);
+        assert_eq!(
+            verifier.redeem(&previous.digits, SHOP_TILL, NOON_S + 59),
+            Ok(WalletId(42))
+        );
+        let old = issuer.code_for(WalletId(43), NOON_S);
+        let error = verifier
+            .redeem(&old.digits, SHOP_TILL, NOON_S + 60)
+            .unwrap_err();
+        assert_eq!(error, CodeError::Stale { steps_old: 2 });
+        assert_eq!(error.code(), "CODE_STALE");
+        let ancient = issuer.code_for(WalletId(44), NOON_S - 3600);
+        let error = verifier.redeem(&ancient.digits, 9, NOON_S + 60);
+        assert_eq!(error, Err(CodeError::Unknown));
+        // A phone whose clock runs a step ahead shows a code the operator does not yet accept.
+        let early = issuer.code_for(WalletId(45), NOON_S + 30);
+        let error = self::verifier().redeem(&early.digits, 9, NOON_S);
+        assert_eq!(error, Err(CodeError::Unknown));
+    }
+
+    #[test]
+    fn made_up_and_misrouted_codes_are_refused() {
+        let mut verifier = verifier();
+        for (terminal, guess) in [
+            "280300000000000000",
+            "280399999999999999",
+            "280312345678901234",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let error = verifier.redeem(guess, terminal as u64, NOON_S).unwrap_err();
+            assert_eq!(error.code(), "CODE_UNKNOWN", "{guess}");
+        }
+        for bad in [
+            "",
+            "2803",
+            "2803123456789012345",
+            "28031234567890123x",
+            "１８",
+            "290312345678901234",
+            "280412345678901234",
+        ] {
+            let error = verifier.redeem(bad, SHOP_TILL, NOON_S).unwrap_err();
+            assert_eq!(error.code(), "CODE_MALFORMED", "{bad:?}");
+        }
+        assert_eq!(verifier.limiter().terminals_tracked(), 3);
+        let error = PaymentCodeIssuer::new(OperatorId(100), &secret())
+            .err()
+            .unwrap();
+        assert_eq!(error.code(), "CODE_OPERATOR_OUT_OF_RANGE");
+    }
+
+    #[test]
+    fn a_guessing_terminal_is_shut_out_for_the_window_even_with_a_real_code() {
+        let issuer = issuer();
+        let mut verifier = verifier();
+        for guess in 0..GUESS_FAILURES_PER_WINDOW_MAX as u64 {
+            let code = format!("2803{:014}", 31_415_926_535 + guess);
+            assert_eq!(
+                verifier.redeem(&code, SHOP_TILL, NOON_S + guess),
+                Err(CodeError::Unknown)
+            );
+        }
+        let real = issuer.code_for(WalletId(42), NOON_S + 10);
+        let error = verifier
+            .redeem(&real.digits, SHOP_TILL, NOON_S + 10)
+            .unwrap_err();
+        assert_eq!(
+            error,
+            CodeError::RateLimited {
+                terminal: SHOP_TILL,
+                retry_after_s: 50
+            }
+        );
+        assert_eq!(error.code(), "CODE_RATE_LIMITED");
+        assert_eq!(
+            verifier.redeem(&real.digits, SHOP_TILL + 1, NOON_S + 10),
+            Ok(WalletId(42))
+        );
+        let fresh = issuer.code_for(WalletId(43), NOON_S + 60);
+        let error = verifier
+            .redeem(&fresh.digits, SHOP_TILL, NOON_S + 59)
+            .unwrap_err();
+        assert_eq!(error.code(), "CODE_RATE_LIMITED");
+        assert_eq!(
+            verifier.redeem(&fresh.digits, SHOP_TILL, NOON_S + 60),
+            Ok(WalletId(43))
+        );
+    }
+
+    #[test]
+    fn codes_differ_by_wallet_and_by_step() {
+        let issuer = issuer();
+        let a = issuer.code_for(WalletId(42), NOON_S);
+        let b = issuer.code_for(WalletId(43), NOON_S);
+        let later = issuer.code_for(WalletId(42), NOON_S + 30);
+        assert_ne!(a.digits, b.digits);
+        assert_ne!(a.digits, later.digits);
+        assert_eq!(a, issuer.code_for(WalletId(42), NOON_S + 29));
+        let other_operator = PaymentCodeIssuer::new(OperatorId(4), &secret()).unwrap();
+        assert_ne!(
+            a.digits[4..],
+            other_operator.code_for(WalletId(42), NOON_S).digits[4..]
+        );
+    }
+
+    #[test]
+    fn used_codes_are_forgotten_once_they_cannot_redeem_and_time_never_runs_back() {
+        let issuer = issuer();
+        let mut verifier = verifier();
+        for wallet in 0..20 {
+            let code = issuer.code_for(WalletId(wallet), NOON_S);
+            assert_eq!(
+                verifier.redeem(&code.digits, SHOP_TILL, NOON_S),
+                Ok(WalletId(wallet))
+            );
+        }
+        assert_eq!(verifier.used_codes().len(), 20);
+        let late = issuer.code_for(WalletId(99), NOON_S + 60);
+        assert_eq!(
+            verifier.redeem(&late.digits, SHOP_TILL, NOON_S + 60),
+            Ok(WalletId(99))
+        );
+        assert_eq!(verifier.used_codes().len(), 1);
+        let replay = issuer.code_for(WalletId(0), NOON_S);
+        let error = verifier.redeem(&replay.digits, 9, NOON_S).unwrap_err();
+        assert_eq!(error.code(), "CODE_STALE");
+    }
+
+    #[test]
+    fn the_terminal_table_makes_room_from_quiet_terminals() {
+        let mut limiter = GuessLimiter::new();
+        for terminal in 0..GUESS_TERMINALS_MAX as u64 {
+            limiter.record_failure(terminal, NOON_S);
+        }
+        assert_eq!(limiter.terminals_tracked(), GUESS_TERMINALS_MAX);
+        let error = limiter.check(u64::MAX, NOON_S + 1).unwrap_err();
+        assert_eq!(error.code(), "CODE_RATE_LIMITED");
+        assert_eq!(limiter.check(u64::MAX, NOON_S + GUESS_WINDOW_S), Ok(()));
+        assert_eq!(limiter.terminals_tracked(), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn hmac_sm3_agrees_with_an_independent_implementation(
+            key in prop::collection::vec(any::<u8>(), 0..150),
+            message in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            prop_assert_eq!(hmac_sm3(&key, &[&message]), gmcrypto_core::hmac::hmac_sm3(&key, &message));
+        }
+
+        #[test]
+        fn the_body_cipher_is_a_permutation(plain in 0..BODY_SPACE) {
+            let keys = CodeKeys::new(OperatorId(3), &secret()).unwrap();
+            let body = keys.encipher(plain);
+            prop_assert!(body < BODY_SPACE);
+            prop_assert_eq!(keys.decipher(body), plain);
+        }
+
+        #[test]
+        fn every_wallet_redeems_its_code_within_the_window(
+            wallet in any::<u32>(),
+            now_s in 0..u64::MAX / 2,
+            delay_s in 0..CODE_STEP_S,
+        ) {
+            let code = issuer().code_for(WalletId(wallet), now_s);
+            let mut verifier = verifier();
+            prop_assert_eq!(verifier.redeem(&code.digits, SHOP_TILL, now_s + delay_s), Ok(WalletId(wallet)));
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(
+            text in "(2803)?[0-9]{0,20}|\\PC{0,30}",
+            terminal in any::<u64>(),
+            now_s in any::<u64>(),
+        ) {
+            let _ = verifier().redeem(&text, terminal, now_s);
+        }
+    }
+}
