@@ -11,8 +11,10 @@ use sm2::elliptic_curve::sec1::ToSec1Point;
 use sm2::elliptic_curve::Generate;
 use sm3::{Digest, Sm3};
 
-/// The GM/T 0009 default user id; OpenSSL, GmSSL and most SM2 stacks use it,
-/// so signatures made here verify elsewhere without extra configuration.
+pub mod x509;
+
+/// The GM/T 0009 default user id, used by Chinese CAs, GmSSL and Tongsuo. OpenSSL 3 defaults to
+/// an empty id and needs `-vfyopt distid:1234567812345678` (or `-sigopt`) to check our signatures.
 pub const DEFAULT_DISTID: &str = "1234567812345678";
 
 const PUBLIC_KEY_LEN: usize = 33;
