@@ -21,6 +21,7 @@ pub mod issuance;
 pub mod keyring;
 pub mod ledger;
 pub mod node;
+pub mod offline;
 pub mod operator;
 pub mod platform;
 pub mod state_machine;

@@ -11,6 +11,7 @@ use sm2::elliptic_curve::sec1::ToSec1Point;
 use sm2::elliptic_curve::Generate;
 use sm3::{Digest, Sm3};
 
+pub mod device;
 pub mod x509;
 
 /// The GM/T 0009 default user id, used by Chinese CAs, GmSSL and Tongsuo. OpenSSL 3 defaults to

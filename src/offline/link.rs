@@ -1,0 +1,275 @@
+//! How long one tap takes: the NFC link (ISO/IEC 14443) plus the secure elements' work.
+//!
+//! Air time follows ISO/IEC 14443 Type A: carrier fc = 13.56 MHz (-2), one bit lasts 128/fc at
+//! 106 kbit/s, 64/fc at 212 and 32/fc at 424 (-2); each byte is 8 data bits and an odd parity
+//! bit, each frame has a start and an end bit (-3); an ISO/IEC 14443-4 I-block adds a 1-byte
+//! PCB and the 2-byte CRC_A, and a card announcing FSCI = 8 accepts frames of 256 bytes (-4),
+//! so a longer APDU is sent as chained I-blocks, each acknowledged by a 3-byte R(ACK). Between
+//! frames the minimum frame delay time is about 1172/fc ≈ 86 µs (-3). Every APDU is charged to
+//! the NFC link, as when one reader relays between two cards; a phone's own SE sits on a faster
+//! internal bus, so this errs slow. The SE's SM2 times, its per-APDU overhead, persistent write
+//! time and the phone's per-APDU software turnaround are parameters, not measurements: the
+//! defaults are typical of current secure elements and phone NFC stacks.
+
+use std::fmt;
+
+use crate::offline::protocol::Exchange;
+
+/// ISO/IEC 14443-2 carrier frequency.
+pub const CARRIER_HZ: u64 = 13_560_000;
+/// Data bits plus the odd parity bit of ISO/IEC 14443-3 Type A.
+pub const AIR_BITS_PER_BYTE: u64 = 9;
+/// Start-of-frame and end-of-frame.
+pub const FRAME_DELIMITER_BITS: u64 = 2;
+/// ISO/IEC 14443-4 PCB (no CID, no NAD) and ISO/IEC 14443-3 CRC_A.
+pub const BLOCK_OVERHEAD_BYTES: usize = 1 + 2;
+/// Largest frame for FSCI = 8 (FSC = 256), what current secure elements announce.
+pub const FRAME_BYTES_MAX: usize = 256;
+/// An R(ACK) block acknowledging one chained I-block: PCB and CRC_A.
+pub const ACK_FRAME_BYTES: usize = 3;
+/// Minimum frame delay time, 1172/fc, in nanoseconds.
+pub const FRAME_DELAY_NS: u64 = 1_172 * 1_000_000_000 / CARRIER_HZ;
+
+/// Typical SE SM2 signature time (50–100 ms on current secure elements).
+pub const SE_SM2_SIGN_US_DEFAULT: u64 = 80_000;
+/// Typical SE SM2 verification: two scalar multiplications, somewhat slower than signing.
+pub const SE_SM2_VERIFY_US_DEFAULT: u64 = 100_000;
+/// Card operating system dispatch and APDU buffer handling per command.
+pub const SE_APDU_OVERHEAD_US_DEFAULT: u64 = 1_000;
+/// One journaled field write to EEPROM/flash, commit included.
+pub const NVM_WRITE_US_DEFAULT: u64 = 1_000;
+/// A phone's NFC stack and app between two APDUs.
+pub const HOST_TURNAROUND_US_DEFAULT: u64 = 2_000;
+
+/// ISO/IEC 14443 bit rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BitRate {
+    Kbps106,
+    Kbps212,
+    Kbps424,
+}
+
+impl BitRate {
+    pub const ALL: [BitRate; 3] = [BitRate::Kbps106, BitRate::Kbps212, BitRate::Kbps424];
+
+    /// Carrier cycles per bit: fc/128 is about 106 kbit/s.
+    pub fn carrier_cycles_per_bit(self) -> u64 {
+        match self {
+            BitRate::Kbps106 => 128,
+            BitRate::Kbps212 => 64,
+            BitRate::Kbps424 => 32,
+        }
+    }
+
+    /// The nominal rate; the exact one is fc divided by the cycles per bit.
+    pub fn kbit_s(self) -> u64 {
+        match self {
+            BitRate::Kbps106 => 106,
+            BitRate::Kbps212 => 212,
+            BitRate::Kbps424 => 424,
+        }
+    }
+
+    fn bits_ns(self, bits: u64) -> u64 {
+        bits * self.carrier_cycles_per_bit() * 1_000_000_000 / CARRIER_HZ
+    }
+}
+
+/// Everything the model needs besides the transcript.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkParams {
+    pub bit_rate: BitRate,
+    pub se_sm2_sign_us: u64,
+    pub se_sm2_verify_us: u64,
+    pub se_apdu_overhead_us: u64,
+    pub nvm_write_us: u64,
+    pub host_turnaround_us: u64,
+}
+
+impl LinkParams {
+    pub fn at(bit_rate: BitRate) -> LinkParams {
+        LinkParams {
+            bit_rate,
+            se_sm2_sign_us: SE_SM2_SIGN_US_DEFAULT,
+            se_sm2_verify_us: SE_SM2_VERIFY_US_DEFAULT,
+            se_apdu_overhead_us: SE_APDU_OVERHEAD_US_DEFAULT,
+            nvm_write_us: NVM_WRITE_US_DEFAULT,
+            host_turnaround_us: HOST_TURNAROUND_US_DEFAULT,
+        }
+    }
+}
+
+/// The modeled time of one tap, by where it goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TapTime {
+    pub apdus: usize,
+    pub command_bytes: usize,
+    pub response_bytes: usize,
+    pub air_us: u64,
+    pub host_us: u64,
+    pub se_io_us: u64,
+    pub crypto_us: u64,
+}
+
+impl TapTime {
+    pub fn total_us(&self) -> u64 {
+        self.air_us + self.host_us + self.se_io_us + self.crypto_us
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.command_bytes + self.response_bytes
+    }
+}
+
+impl fmt::Display for TapTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} APDUs, {} bytes ({} out, {} back): air {:.1} ms, phones {:.1} ms, SE I/O {:.1} ms, SM2 {:.1} ms, total {:.1} ms",
+            self.apdus,
+            self.bytes(),
+            self.command_bytes,
+            self.response_bytes,
+            self.air_us as f64 / 1e3,
+            self.host_us as f64 / 1e3,
+            self.se_io_us as f64 / 1e3,
+            self.crypto_us as f64 / 1e3,
+            self.total_us() as f64 / 1e3,
+        )
+    }
+}
+
+/// Air time of one APDU or response of `bytes`, including the chaining acknowledgements and
+/// the frame delay after every frame.
+pub fn air_time_ns(bytes: usize, bit_rate: BitRate) -> u64 {
+    let payload_max = FRAME_BYTES_MAX - BLOCK_OVERHEAD_BYTES;
+    let frames = bytes.div_ceil(payload_max).max(1);
+    let frame_bits = |payload: usize| {
+        (payload + BLOCK_OVERHEAD_BYTES) as u64 * AIR_BITS_PER_BYTE + FRAME_DELIMITER_BITS
+    };
+    let data_bits: u64 = (0..frames)
+        .map(|index| frame_bits((bytes - index * payload_max).min(payload_max)))
+        .sum();
+    let acks = (frames - 1) as u64;
+    let ack_bits = acks * (ACK_FRAME_BYTES as u64 * AIR_BITS_PER_BYTE + FRAME_DELIMITER_BITS);
+    let delays = (frames as u64 + acks) * FRAME_DELAY_NS;
+    bit_rate.bits_ns(data_bits + ack_bits) + delays
+}
+
+/// The modeled time of the exchanges in `transcript`.
+pub fn tap_time(transcript: &[Exchange], params: &LinkParams) -> TapTime {
+    let mut time = TapTime::default();
+    for exchange in transcript {
+        time.apdus += 1;
+        time.command_bytes += exchange.command_bytes;
+        time.response_bytes += exchange.response_bytes;
+        let air_ns = air_time_ns(exchange.command_bytes, params.bit_rate)
+            + air_time_ns(exchange.response_bytes, params.bit_rate);
+        time.air_us += air_ns.div_ceil(1_000);
+        time.host_us += params.host_turnaround_us;
+        let writes = u64::from(exchange.cost.persistent_writes);
+        time.se_io_us += params.se_apdu_overhead_us + writes * params.nvm_write_us;
+        time.crypto_us += u64::from(exchange.cost.sm2_signs) * params.se_sm2_sign_us
+            + u64::from(exchange.cost.sm2_verifies) * params.se_sm2_verify_us;
+    }
+    time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amount::Amount;
+    use crate::certs::KeyPair;
+    use crate::offline::profiles::WalletForm;
+    use crate::offline::protocol::Relay;
+    use crate::offline::testkit::{World, NOW_S};
+    use std::time::Instant;
+
+    fn one_payment_transcript() -> Vec<Exchange> {
+        let world = World::new();
+        let mut payer = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
+        let mut payee = world.wallet(1, WalletForm::PhoneEse, 2, Amount::ZERO);
+        let mut relay = Relay::new();
+        relay
+            .pay(&mut payer, &mut payee, Amount::from_fen(6_660), NOW_S)
+            .unwrap();
+        relay.transcript().to_vec()
+    }
+
+    #[test]
+    fn bit_rates_and_frame_timing_follow_iso_14443() {
+        assert_eq!(
+            CARRIER_HZ / BitRate::Kbps106.carrier_cycles_per_bit(),
+            105_937
+        );
+        assert_eq!(BitRate::Kbps424.kbit_s(), 424);
+        assert_eq!(FRAME_DELAY_NS, 86_430);
+        // A 5-byte GET DATA at 106 kbit/s: 8 bytes on air, 74 bits of 9.44 µs, plus one delay.
+        assert_eq!(air_time_ns(5, BitRate::Kbps106), 698_525 + 86_430);
+        // 260 bytes need two I-blocks and one R(ACK).
+        let chained = air_time_ns(260, BitRate::Kbps424);
+        assert!(chained > air_time_ns(253, BitRate::Kbps424) + 2 * FRAME_DELAY_NS);
+    }
+
+    #[test]
+    fn a_payment_costs_two_signatures_and_six_verifications() {
+        let transcript = one_payment_transcript();
+        let signs: u32 = transcript.iter().map(|e| e.cost.sm2_signs).sum();
+        let verifies: u32 = transcript.iter().map(|e| e.cost.sm2_verifies).sum();
+        let writes: u32 = transcript.iter().map(|e| e.cost.persistent_writes).sum();
+        assert_eq!((signs, verifies, writes), (2, 6, 17));
+    }
+
+    #[test]
+    fn modeled_tap_time_at_each_bit_rate() {
+        let transcript = one_payment_transcript();
+        for step in &transcript {
+            println!(
+                "{:<32} {:?}: {:>3} bytes out, {:>3} back, {:?}",
+                step.step, step.side, step.command_bytes, step.response_bytes, step.cost
+            );
+        }
+        let mut previous_air = u64::MAX;
+        for bit_rate in BitRate::ALL {
+            let time = tap_time(&transcript, &LinkParams::at(bit_rate));
+            println!("{} kbit/s: {time}", bit_rate.kbit_s());
+            assert!(time.air_us < previous_air);
+            previous_air = time.air_us;
+            assert_eq!(time.apdus, 11);
+            assert!(
+                time.crypto_us > time.air_us,
+                "SM2 on the SE dominates the tap"
+            );
+        }
+    }
+
+    #[test]
+    fn host_sm2_speed_for_comparison() {
+        let key = KeyPair::from_seed(b"timing");
+        let digest = [7u8; 32];
+        let rounds = 20u32;
+        let started = Instant::now();
+        let signatures: Vec<_> = (0..rounds).map(|_| key.sign(&digest)).collect();
+        let sign = started.elapsed() / rounds;
+        let public_key = key.public_key();
+        let started = Instant::now();
+        for signature in &signatures {
+            public_key.verify(&digest, signature).unwrap();
+        }
+        let verify = started.elapsed() / rounds;
+        println!(
+            "this machine: SM2 sign {sign:?}, verify {verify:?}; modeled SE: sign {} ms, verify {} ms",
+            SE_SM2_SIGN_US_DEFAULT / 1_000,
+            SE_SM2_VERIFY_US_DEFAULT / 1_000
+        );
+        let host = LinkParams {
+            se_sm2_sign_us: sign.as_micros() as u64,
+            se_sm2_verify_us: verify.as_micros() as u64,
+            ..LinkParams::at(BitRate::Kbps424)
+        };
+        println!(
+            "with this machine's SM2: {}",
+            tap_time(&one_payment_transcript(), &host)
+        );
+    }
+}

@@ -1,0 +1,558 @@
+//! The dual-offline messages as they cross NFC inside APDU data fields: fixed-layout fields in
+//! the crate's codec, every size known in advance so each message fits short APDUs. Signed
+//! payloads are SM3 digests over a domain tag and the encoded fields, so no signature made for
+//! one message verifies as another.
+
+use crate::amount::Amount;
+use crate::certs::device::CompactCertificate;
+use crate::certs::{sm3_parts, KeyPair, PublicKey, Signature};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::ids::DeviceId;
+
+pub const NONCE_BYTES: usize = 16;
+pub const SIGNATURE_BYTES: usize = 64;
+pub const CHALLENGE_BYTES: usize = 8 + NONCE_BYTES + 8 + 4;
+pub const RECORD_BYTES: usize = 8 + 4 + 8 + NONCE_BYTES + 8 + 4;
+pub const SIGNED_RECORD_BYTES: usize = RECORD_BYTES + SIGNATURE_BYTES;
+pub const LOG_ENTRY_BYTES: usize = 4 + 1 + 1 + SIGNED_RECORD_BYTES + 33;
+
+const RECORD_DOMAIN: &[u8] = b"ecny.offline.payment-record.v1";
+const RECEIPT_DOMAIN: &[u8] = b"ecny.offline.receipt.v1";
+const LOAD_DOMAIN: &[u8] = b"ecny.offline.load.v1";
+const SYNC_DOMAIN: &[u8] = b"ecny.offline.sync.v1";
+
+/// A fixed-layout message: encoded into and decoded from the crate's field codec.
+pub trait Wire: Sized {
+    fn encode_into(&self, writer: &mut Writer);
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::new();
+        self.encode_into(&mut writer);
+        writer.bytes
+    }
+
+    /// Decodes exactly one message; bytes left over are an error.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let message = Self::decode_from(&mut reader)?;
+        if !reader.is_empty() {
+            return Err(DecodeError {
+                what: "bytes after the message",
+                offset: reader.offset(),
+            });
+        }
+        Ok(message)
+    }
+}
+
+/// A payee's fresh challenge value; only its own secure element can have made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Nonce(pub [u8; NONCE_BYTES]);
+
+/// What the payee's secure element asks to be paid: amount against a fresh nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Challenge {
+    pub payee: DeviceId,
+    pub nonce: Nonce,
+    pub amount: Amount,
+    pub time_s: u32,
+}
+
+impl Wire for Challenge {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u64(self.payee.0).raw(&self.nonce.0);
+        writer.i64(self.amount.fen()).u32(self.time_s);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Challenge, DecodeError> {
+        Ok(Challenge {
+            payee: DeviceId(reader.u64("challenge payee")?),
+            nonce: Nonce(reader.array("challenge nonce")?),
+            amount: Amount::from_fen(reader.i64("challenge amount")?),
+            time_s: reader.u32("challenge time")?,
+        })
+    }
+}
+
+/// What the payer's secure element signs: the proof that value left it, once, for this payee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PaymentRecord {
+    pub payer: DeviceId,
+    /// The payer's transaction counter after this payment; a clone reuses it.
+    pub counter: u32,
+    pub payee: DeviceId,
+    pub nonce: Nonce,
+    pub amount: Amount,
+    pub time_s: u32,
+}
+
+impl PaymentRecord {
+    pub fn digest(&self) -> [u8; 32] {
+        sm3_parts(&[RECORD_DOMAIN, &self.encode()])
+    }
+
+    /// What the payee's secure element signs to acknowledge that it credited this record.
+    pub fn receipt_digest(&self) -> [u8; 32] {
+        sm3_parts(&[RECEIPT_DOMAIN, &self.encode()])
+    }
+}
+
+impl Wire for PaymentRecord {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u64(self.payer.0).u32(self.counter).u64(self.payee.0);
+        writer
+            .raw(&self.nonce.0)
+            .i64(self.amount.fen())
+            .u32(self.time_s);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<PaymentRecord, DecodeError> {
+        Ok(PaymentRecord {
+            payer: DeviceId(reader.u64("record payer")?),
+            counter: reader.u32("record counter")?,
+            payee: DeviceId(reader.u64("record payee")?),
+            nonce: Nonce(reader.array("record nonce")?),
+            amount: Amount::from_fen(reader.i64("record amount")?),
+            time_s: reader.u32("record time")?,
+        })
+    }
+}
+
+/// A payment record with the payer's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SignedRecord {
+    pub record: PaymentRecord,
+    pub signature: Signature,
+}
+
+impl Wire for SignedRecord {
+    fn encode_into(&self, writer: &mut Writer) {
+        self.record.encode_into(writer);
+        writer.raw(&self.signature.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<SignedRecord, DecodeError> {
+        Ok(SignedRecord {
+            record: PaymentRecord::decode_from(reader)?,
+            signature: Signature(reader.array("record signature")?),
+        })
+    }
+}
+
+/// Which side of a payment a log entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryRole {
+    Paid,
+    Received,
+}
+
+/// One record kept by a secure element until the center confirms it at sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LogEntry {
+    /// Position in this secure element's log; sync confirmations refer to it.
+    pub seq: u32,
+    pub role: EntryRole,
+    pub signed: SignedRecord,
+    /// The other side's key: the payee's, to check its receipt; the payer's, for the center.
+    pub peer_key: PublicKey,
+    /// A paid record stays unacknowledged until the payee's receipt arrives.
+    pub acknowledged: bool,
+}
+
+impl Wire for LogEntry {
+    fn encode_into(&self, writer: &mut Writer) {
+        let role = match self.role {
+            EntryRole::Paid => 0,
+            EntryRole::Received => 1,
+        };
+        writer
+            .u32(self.seq)
+            .u8(role)
+            .u8(u8::from(self.acknowledged));
+        self.signed.encode_into(writer);
+        writer.raw(&self.peer_key.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<LogEntry, DecodeError> {
+        let seq = reader.u32("entry seq")?;
+        let role_at = reader.offset();
+        let role = match reader.u8("entry role")? {
+            0 => EntryRole::Paid,
+            1 => EntryRole::Received,
+            _ => {
+                return Err(DecodeError {
+                    what: "entry role",
+                    offset: role_at,
+                })
+            }
+        };
+        Ok(LogEntry {
+            seq,
+            role,
+            acknowledged: reader.bool("entry acknowledged")?,
+            signed: SignedRecord::decode_from(reader)?,
+            peer_key: PublicKey(reader.array("entry peer key")?),
+        })
+    }
+}
+
+/// The payee phone's REQUEST PAYMENT: amount and the phone's clock (the card has none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentRequest {
+    pub amount: Amount,
+    pub time_s: u32,
+}
+
+impl Wire for PaymentRequest {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.i64(self.amount.fen()).u32(self.time_s);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<PaymentRequest, DecodeError> {
+        Ok(PaymentRequest {
+            amount: Amount::from_fen(reader.i64("request amount")?),
+            time_s: reader.u32("request time")?,
+        })
+    }
+}
+
+/// The payee's answer to REQUEST PAYMENT: its challenge and its device certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChallengeOffer {
+    pub challenge: Challenge,
+    pub payee_device_cert: CompactCertificate,
+}
+
+impl Wire for ChallengeOffer {
+    fn encode_into(&self, writer: &mut Writer) {
+        self.challenge.encode_into(writer);
+        self.payee_device_cert.encode_into(writer);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<ChallengeOffer, DecodeError> {
+        Ok(ChallengeOffer {
+            challenge: Challenge::decode_from(reader)?,
+            payee_device_cert: CompactCertificate::decode_from(reader)?,
+        })
+    }
+}
+
+/// PAY, to the payer's secure element: the payee's challenge and certificate chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayCommand {
+    pub time_s: u32,
+    pub challenge: Challenge,
+    pub payee_device_cert: CompactCertificate,
+    pub payee_operator_cert: CompactCertificate,
+}
+
+impl Wire for PayCommand {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u32(self.time_s);
+        self.challenge.encode_into(writer);
+        self.payee_device_cert.encode_into(writer);
+        self.payee_operator_cert.encode_into(writer);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<PayCommand, DecodeError> {
+        Ok(PayCommand {
+            time_s: reader.u32("pay time")?,
+            challenge: Challenge::decode_from(reader)?,
+            payee_device_cert: CompactCertificate::decode_from(reader)?,
+            payee_operator_cert: CompactCertificate::decode_from(reader)?,
+        })
+    }
+}
+
+/// RECEIVE, to the payee's secure element: the payer's signed record and certificate chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiveCommand {
+    pub time_s: u32,
+    pub signed: SignedRecord,
+    pub payer_device_cert: CompactCertificate,
+    pub payer_operator_cert: CompactCertificate,
+}
+
+impl Wire for ReceiveCommand {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u32(self.time_s);
+        self.signed.encode_into(writer);
+        self.payer_device_cert.encode_into(writer);
+        self.payer_operator_cert.encode_into(writer);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<ReceiveCommand, DecodeError> {
+        Ok(ReceiveCommand {
+            time_s: reader.u32("receive time")?,
+            signed: SignedRecord::decode_from(reader)?,
+            payer_device_cert: CompactCertificate::decode_from(reader)?,
+            payer_operator_cert: CompactCertificate::decode_from(reader)?,
+        })
+    }
+}
+
+/// ACKNOWLEDGE, to the payer's secure element: the payee's receipt for one of its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub counter: u32,
+    pub receipt: Signature,
+}
+
+impl Wire for Acknowledgement {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u32(self.counter).raw(&self.receipt.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Acknowledgement, DecodeError> {
+        Ok(Acknowledgement {
+            counter: reader.u32("acknowledged counter")?,
+            receipt: Signature(reader.array("receipt")?),
+        })
+    }
+}
+
+/// The operator's order to move value from the holder's online wallet into the secure element;
+/// `load_seq` numbers loads so that none is applied twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadAuthorization {
+    pub device: DeviceId,
+    pub load_seq: u32,
+    pub amount: Amount,
+    pub signature: Signature,
+}
+
+impl LoadAuthorization {
+    pub fn sign(device: DeviceId, load_seq: u32, amount: Amount, operator: &KeyPair) -> Self {
+        let mut load = LoadAuthorization {
+            device,
+            load_seq,
+            amount,
+            signature: Signature([0; SIGNATURE_BYTES]),
+        };
+        load.signature = operator.sign(&load.digest());
+        load
+    }
+
+    pub fn digest(&self) -> [u8; 32] {
+        let mut writer = Writer::new();
+        writer
+            .u64(self.device.0)
+            .u32(self.load_seq)
+            .i64(self.amount.fen());
+        sm3_parts(&[LOAD_DOMAIN, &writer.bytes])
+    }
+}
+
+impl Wire for LoadAuthorization {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u64(self.device.0).u32(self.load_seq);
+        writer.i64(self.amount.fen()).raw(&self.signature.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<LoadAuthorization, DecodeError> {
+        Ok(LoadAuthorization {
+            device: DeviceId(reader.u64("load device")?),
+            load_seq: reader.u32("load seq")?,
+            amount: Amount::from_fen(reader.i64("load amount")?),
+            signature: Signature(reader.array("load signature")?),
+        })
+    }
+}
+
+/// The operator's word, after the center recorded them, that the secure element's log entries
+/// up to `through_seq` are settled; `time_s` is trusted time from the center.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncConfirmation {
+    pub device: DeviceId,
+    pub through_seq: u32,
+    pub time_s: u32,
+    pub signature: Signature,
+}
+
+impl SyncConfirmation {
+    pub fn sign(device: DeviceId, through_seq: u32, time_s: u32, operator: &KeyPair) -> Self {
+        let mut sync = SyncConfirmation {
+            device,
+            through_seq,
+            time_s,
+            signature: Signature([0; SIGNATURE_BYTES]),
+        };
+        sync.signature = operator.sign(&sync.digest());
+        sync
+    }
+
+    pub fn digest(&self) -> [u8; 32] {
+        let mut writer = Writer::new();
+        writer
+            .u64(self.device.0)
+            .u32(self.through_seq)
+            .u32(self.time_s);
+        sm3_parts(&[SYNC_DOMAIN, &writer.bytes])
+    }
+}
+
+impl Wire for SyncConfirmation {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer
+            .u64(self.device.0)
+            .u32(self.through_seq)
+            .u32(self.time_s);
+        writer.raw(&self.signature.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<SyncConfirmation, DecodeError> {
+        Ok(SyncConfirmation {
+            device: DeviceId(reader.u64("sync device")?),
+            through_seq: reader.u32("sync through")?,
+            time_s: reader.u32("sync time")?,
+            signature: Signature(reader.array("sync signature")?),
+        })
+    }
+}
+
+/// The applet's answer to SELECT: enough for the phone to plan the tap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectInfo {
+    pub protocol_version: u8,
+    pub device: DeviceId,
+    pub records: u8,
+    /// Paid records still waiting for the payee's receipt; the phone re-presents them.
+    pub unacknowledged: u8,
+}
+
+impl Wire for SelectInfo {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u8(self.protocol_version).u64(self.device.0);
+        writer.u8(self.records).u8(self.unacknowledged);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<SelectInfo, DecodeError> {
+        Ok(SelectInfo {
+            protocol_version: reader.u8("protocol version")?,
+            device: DeviceId(reader.u64("device")?),
+            records: reader.u8("records")?,
+            unacknowledged: reader.u8("unacknowledged")?,
+        })
+    }
+}
+
+/// GET DATA "state": the figures a wallet app shows and the center checks at sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeSummary {
+    pub device: DeviceId,
+    pub balance: Amount,
+    pub counter: u32,
+    pub payments_since_sync: u16,
+    pub records: u8,
+    pub unacknowledged: u8,
+    pub load_seq: u32,
+    pub synced_through: u32,
+    pub revocation_version: u32,
+    pub blocked: bool,
+}
+
+impl Wire for SeSummary {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer
+            .u64(self.device.0)
+            .i64(self.balance.fen())
+            .u32(self.counter);
+        writer
+            .u16(self.payments_since_sync)
+            .u8(self.records)
+            .u8(self.unacknowledged);
+        writer.u32(self.load_seq).u32(self.synced_through);
+        writer
+            .u32(self.revocation_version)
+            .u8(u8::from(self.blocked));
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<SeSummary, DecodeError> {
+        Ok(SeSummary {
+            device: DeviceId(reader.u64("device")?),
+            balance: Amount::from_fen(reader.i64("balance")?),
+            counter: reader.u32("counter")?,
+            payments_since_sync: reader.u16("payments since sync")?,
+            records: reader.u8("records")?,
+            unacknowledged: reader.u8("unacknowledged")?,
+            load_seq: reader.u32("load seq")?,
+            synced_through: reader.u32("synced through")?,
+            revocation_version: reader.u32("revocation version")?,
+            blocked: reader.bool("blocked")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> PaymentRecord {
+        PaymentRecord {
+            payer: DeviceId(1),
+            counter: 7,
+            payee: DeviceId(2),
+            nonce: Nonce([9; NONCE_BYTES]),
+            amount: Amount::from_fen(6_660),
+            time_s: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn sizes_are_what_the_apdu_plan_assumes() {
+        let challenge = Challenge {
+            payee: DeviceId(2),
+            nonce: Nonce([1; NONCE_BYTES]),
+            amount: Amount::from_fen(6_660),
+            time_s: 5,
+        };
+        assert_eq!(challenge.encode().len(), CHALLENGE_BYTES);
+        assert_eq!(record().encode().len(), RECORD_BYTES);
+        let signed = SignedRecord {
+            record: record(),
+            signature: Signature([3; SIGNATURE_BYTES]),
+        };
+        assert_eq!(signed.encode().len(), SIGNED_RECORD_BYTES);
+        let entry = LogEntry {
+            seq: 1,
+            role: EntryRole::Paid,
+            signed,
+            peer_key: PublicKey([2; 33]),
+            acknowledged: false,
+        };
+        assert_eq!(entry.encode().len(), LOG_ENTRY_BYTES);
+        assert_eq!(LogEntry::decode(&entry.encode()), Ok(entry));
+        assert_eq!(SignedRecord::decode(&signed.encode()), Ok(signed));
+    }
+
+    #[test]
+    fn record_and_receipt_digests_differ() {
+        assert_ne!(record().digest(), record().receipt_digest());
+        let mut other = record();
+        other.counter += 1;
+        assert_ne!(record().digest(), other.digest());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = record().encode();
+        bytes.push(0);
+        assert!(PaymentRecord::decode(&bytes).is_err());
+        assert!(PaymentRecord::decode(&bytes[..RECORD_BYTES - 1]).is_err());
+    }
+
+    #[test]
+    fn operator_orders_verify_with_the_operator_key() {
+        let operator = KeyPair::from_seed(b"operator");
+        let load = LoadAuthorization::sign(DeviceId(5), 1, Amount::from_yuan(100), &operator);
+        assert_eq!(LoadAuthorization::decode(&load.encode()), Ok(load));
+        assert!(operator
+            .public_key()
+            .verify(&load.digest(), &load.signature)
+            .is_ok());
+        let sync = SyncConfirmation::sign(DeviceId(5), 3, 1_700_000_000, &operator);
+        assert_eq!(SyncConfirmation::decode(&sync.encode()), Ok(sync));
+        assert_ne!(load.digest(), sync.digest());
+    }
+}

@@ -1,0 +1,41 @@
+//! Dual offline: hardware wallets that pay each other over NFC with no network on either side.
+//!
+//! Each hardware wallet is a secure element (SE) running one [`applet::Applet`]; phones only
+//! relay APDUs between two SEs ([`protocol::Relay`]). One payment, payer P and payee Q:
+//!
+//! 1. SELECT both; each answers with its device id and how many paid records still wait for a
+//!    receipt. Any such record for the other side is re-presented first (recovery).
+//! 2. Q: REQUEST PAYMENT → a fresh nonce for the amount, with Q's device certificate.
+//! 3. P: PAY with the challenge and Q's chain → P checks the chain (root → operator → device,
+//!    not revoked, not expired) and its caps, then debits, bumps its counter and logs the signed
+//!    record as unacknowledged, all in one SE transaction, and answers the signed record.
+//! 4. Q: RECEIVE with the record and P's chain → Q checks the chain, the signature and that
+//!    the nonce is its own outstanding (or recently superseded) challenge, then credits, retires
+//!    the nonce and logs the record in one transaction, and answers a signed receipt.
+//! 5. P: ACKNOWLEDGE with the receipt → the record is marked acknowledged.
+//!
+//! Tearing invariant: for every cut (any APDU boundary, any persistent write of either SE),
+//! once both SEs have met again (or synced), the payment happened exactly once — P debited and
+//! Q credited, one record each — or not at all: neither balance changed and no record exists.
+//! It holds because P's debit and Q's credit are each atomic, Q credits a nonce at most once
+//! (the credit retires it in the same transaction), and P keeps its signed record, with Q's key
+//! to check the receipt, until Q's receipt arrives or the center confirms it.
+
+pub mod apdu;
+pub mod applet;
+pub mod error;
+pub mod issuer;
+pub mod link;
+pub mod messages;
+pub mod nvm;
+pub mod profiles;
+pub mod protocol;
+pub mod state;
+pub mod tearing;
+
+#[cfg(test)]
+mod testkit;
+
+pub use applet::{Applet, PersistentState, AID};
+pub use error::OfflineError;
+pub use protocol::{Relay, RelayError};

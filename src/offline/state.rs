@@ -1,0 +1,348 @@
+//! The secure element's persistent memory layout, and the checks that read it.
+//!
+//! Only the applet writes these fields, inside its transactions; everything else reads them
+//! through getters, as a laboratory probe would read the chip.
+
+use crate::amount::Amount;
+use crate::certs::device::{CompactCertificate, DeviceCaps, RevocationList};
+use crate::certs::{sm3_parts, KeyPair, PublicKey};
+use crate::ids::DeviceId;
+use crate::offline::applet::{
+    BEIJING_OFFSET_S, DAY_S, PROTOCOL_VERSION, RECENT_CHALLENGES_MAX, RECORDS_MAX,
+};
+use crate::offline::error::OfflineError;
+use crate::offline::messages::{
+    Challenge, EntryRole, LogEntry, Nonce, SeSummary, SelectInfo, CHALLENGE_BYTES, LOG_ENTRY_BYTES,
+    NONCE_BYTES,
+};
+
+const NONCE_DOMAIN: &[u8] = b"ecny.offline.nonce.v1";
+
+/// The device's private key; compared by value so that state snapshots can be compared.
+#[derive(Clone, Debug)]
+pub(super) struct DeviceKey(pub(super) KeyPair);
+
+impl PartialEq for DeviceKey {
+    fn eq(&self, other: &DeviceKey) -> bool {
+        self.0.secret_bytes() == other.0.secret_bytes()
+    }
+}
+
+impl Eq for DeviceKey {}
+
+/// The payee's open challenge and the recent ones it superseded, newest last.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Challenges {
+    pub(super) outstanding: Option<Challenge>,
+    pub(super) recent: Vec<Challenge>,
+}
+
+impl Challenges {
+    pub fn outstanding(&self) -> Option<&Challenge> {
+        self.outstanding.as_ref()
+    }
+
+    pub fn recent(&self) -> &[Challenge] {
+        &self.recent
+    }
+
+    /// Whether a record for `nonce` would still be credited.
+    pub fn holds(&self, nonce: &Nonce) -> bool {
+        self.find(nonce).is_some()
+    }
+
+    pub(super) fn find(&self, nonce: &Nonce) -> Option<&Challenge> {
+        self.outstanding
+            .iter()
+            .chain(self.recent.iter())
+            .find(|challenge| challenge.nonce == *nonce)
+    }
+
+    pub(super) fn with_new(&self, challenge: Challenge) -> Challenges {
+        let mut recent = self.recent.clone();
+        if let Some(previous) = self.outstanding {
+            if recent.len() == RECENT_CHALLENGES_MAX {
+                recent.remove(0);
+            }
+            recent.push(previous);
+        }
+        debug_assert!(recent.len() <= RECENT_CHALLENGES_MAX);
+        Challenges {
+            outstanding: Some(challenge),
+            recent,
+        }
+    }
+
+    pub(super) fn without(&self, nonce: &Nonce) -> Challenges {
+        Challenges {
+            outstanding: self.outstanding.filter(|open| open.nonce != *nonce),
+            recent: self
+                .recent
+                .iter()
+                .filter(|challenge| challenge.nonce != *nonce)
+                .copied()
+                .collect(),
+        }
+    }
+}
+
+/// What the holder has paid on one (Beijing) day, for a guardian's daily cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpendingDay {
+    pub day: u32,
+    pub spent: Amount,
+}
+
+/// Everything the secure element keeps across power cycles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistentState {
+    pub(super) key: DeviceKey,
+    pub(super) device: DeviceId,
+    pub(super) device_cert: CompactCertificate,
+    pub(super) operator_cert: CompactCertificate,
+    pub(super) root: PublicKey,
+    pub(super) caps: DeviceCaps,
+    pub(super) balance: Amount,
+    pub(super) counter: u32,
+    pub(super) payments_since_sync: u16,
+    pub(super) spending_day: SpendingDay,
+    pub(super) load_seq: u32,
+    pub(super) challenge_seq: u32,
+    pub(super) challenges: Challenges,
+    pub(super) log: Vec<LogEntry>,
+    pub(super) next_log_seq: u32,
+    pub(super) synced_through: u32,
+    pub(super) last_sync_s: u32,
+    pub(super) revocation: RevocationList,
+    pub(super) clock_floor_s: u32,
+    pub(super) blocked: bool,
+}
+
+impl PersistentState {
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    pub fn balance(&self) -> Amount {
+        self.balance
+    }
+
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    pub fn caps(&self) -> DeviceCaps {
+        self.caps
+    }
+
+    pub fn payments_since_sync(&self) -> u16 {
+        self.payments_since_sync
+    }
+
+    pub fn log(&self) -> &[LogEntry] {
+        &self.log
+    }
+
+    pub fn challenges(&self) -> &Challenges {
+        &self.challenges
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.device_cert.body.public_key
+    }
+
+    pub fn unacknowledged(&self) -> usize {
+        self.log
+            .iter()
+            .filter(|entry| entry.role == EntryRole::Paid && !entry.acknowledged)
+            .count()
+    }
+
+    /// Bytes of persistent memory the state occupies now.
+    pub fn nvm_bytes(&self) -> usize {
+        nvm_bytes_fixed(&self.device_cert, &self.operator_cert)
+            + self.recent_challenges_bytes()
+            + self.log.len() * LOG_ENTRY_BYTES
+            + self.revocation.encode().len()
+    }
+
+    /// Bytes of persistent memory the applet reserves: every table at its limit.
+    pub fn nvm_bytes_max() -> usize {
+        use crate::certs::device::{CERTIFICATE_BYTES_MAX, REVOCATION_LIST_BYTES_MAX};
+        let certificates = 2 * CERTIFICATE_BYTES_MAX;
+        nvm_bytes_scalars()
+            + certificates
+            + RECENT_CHALLENGES_MAX * CHALLENGE_BYTES
+            + RECORDS_MAX * LOG_ENTRY_BYTES
+            + REVOCATION_LIST_BYTES_MAX
+    }
+
+    fn recent_challenges_bytes(&self) -> usize {
+        self.challenges.recent.len() * CHALLENGE_BYTES
+    }
+
+    pub(super) fn summary(&self) -> SeSummary {
+        SeSummary {
+            device: self.device,
+            balance: self.balance,
+            counter: self.counter,
+            payments_since_sync: self.payments_since_sync,
+            records: self.log.len() as u8,
+            unacknowledged: self.unacknowledged() as u8,
+            load_seq: self.load_seq,
+            synced_through: self.synced_through,
+            revocation_version: self.revocation.version(),
+            blocked: self.blocked,
+        }
+    }
+
+    pub(super) fn select_info(&self) -> SelectInfo {
+        SelectInfo {
+            protocol_version: PROTOCOL_VERSION,
+            device: self.device,
+            records: self.log.len() as u8,
+            unacknowledged: self.unacknowledged() as u8,
+        }
+    }
+
+    /// A nonce no one can predict and this card never repeats: a keyed hash of a sequence.
+    pub(super) fn nonce(&self, challenge_seq: u32) -> Nonce {
+        let secret = self.key.0.secret_bytes();
+        let digest = sm3_parts(&[NONCE_DOMAIN, &secret, &challenge_seq.to_le_bytes()]);
+        let mut nonce = [0u8; NONCE_BYTES];
+        nonce.copy_from_slice(&digest[..NONCE_BYTES]);
+        Nonce(nonce)
+    }
+
+    pub(super) fn check_can_transact(&self, time_s: u32) -> Result<(), OfflineError> {
+        if self.blocked {
+            return Err(OfflineError::DeviceBlocked);
+        }
+        if time_s < self.clock_floor_s {
+            return Err(OfflineError::TimeBeforeSync {
+                time_s,
+                floor_s: self.clock_floor_s,
+            });
+        }
+        Ok(())
+    }
+
+    /// The balance after receiving `amount`, if the caps and the log allow it.
+    pub(super) fn check_can_receive(&self, amount: Amount) -> Result<Amount, OfflineError> {
+        let cap = self.caps.balance_cap;
+        let balance = self
+            .balance
+            .checked_add(amount)
+            .filter(|balance| *balance <= cap)
+            .ok_or(OfflineError::BalanceCap {
+                amount,
+                cap,
+                balance: self.balance,
+            })?;
+        if self.log.len() >= RECORDS_MAX {
+            return Err(OfflineError::LogFull);
+        }
+        Ok(balance)
+    }
+
+    /// The day's spending after paying `amount`, if every cap, the balance and the log allow it.
+    pub(super) fn check_can_pay(
+        &self,
+        amount: Amount,
+        time_s: u32,
+    ) -> Result<SpendingDay, OfflineError> {
+        let caps = &self.caps;
+        if amount > caps.per_payment_cap {
+            let cap = caps.per_payment_cap;
+            return Err(OfflineError::PaymentCap { amount, cap });
+        }
+        if self.payments_since_sync >= caps.payments_before_sync {
+            let payments = self.payments_since_sync;
+            return Err(OfflineError::SyncRequired { payments });
+        }
+        let today = self.spending_day_at(time_s);
+        let spent = today.spent.checked_add(amount).unwrap_or(Amount::MAX);
+        if let Some(cap) = caps.daily_cap.filter(|cap| spent > *cap) {
+            let spent = today.spent;
+            return Err(OfflineError::DailyCap { amount, cap, spent });
+        }
+        if self.balance < amount {
+            let balance = self.balance;
+            return Err(OfflineError::InsufficientBalance { balance, amount });
+        }
+        if self.log.len() >= RECORDS_MAX {
+            return Err(OfflineError::LogFull);
+        }
+        Ok(SpendingDay {
+            day: today.day,
+            spent,
+        })
+    }
+
+    /// Days only move forward, so setting a phone's clock back never reopens a spent day.
+    fn spending_day_at(&self, time_s: u32) -> SpendingDay {
+        let day = (time_s.saturating_add(BEIJING_OFFSET_S) / DAY_S).max(self.spending_day.day);
+        if day == self.spending_day.day {
+            self.spending_day
+        } else {
+            SpendingDay {
+                day,
+                spent: Amount::ZERO,
+            }
+        }
+    }
+
+    pub(super) fn received(&self, payer: DeviceId, counter: u32) -> Option<&LogEntry> {
+        self.log.iter().find(|entry| {
+            let record = &entry.signed.record;
+            entry.role == EntryRole::Received && record.payer == payer && record.counter == counter
+        })
+    }
+
+    /// What every committed state satisfies; a violation means corrupted money, so it panics.
+    pub(super) fn assert_invariants(&self) {
+        assert!(!self.balance.is_negative(), "negative SE balance");
+        assert!(
+            self.balance <= self.caps.balance_cap,
+            "SE balance above its cap"
+        );
+        assert!(self.log.len() <= RECORDS_MAX, "record log overflow");
+        assert!(self.challenges.recent.len() <= RECENT_CHALLENGES_MAX);
+        assert!(self.payments_since_sync <= self.caps.payments_before_sync);
+        let seqs_ascending = self.log.windows(2).all(|pair| pair[0].seq < pair[1].seq);
+        assert!(seqs_ascending, "record log out of order");
+        assert!(self.log.iter().all(|entry| entry.seq < self.next_log_seq));
+        assert!(self.log.iter().all(|entry| entry.seq > self.synced_through));
+        let paid = self.log.iter().filter(|e| e.role == EntryRole::Paid);
+        assert!(paid
+            .clone()
+            .all(|entry| entry.signed.record.counter <= self.counter));
+        assert!(paid.count() >= usize::from(self.payments_since_sync));
+    }
+
+    pub(super) fn paid_challenge(&self, challenge: &Challenge) -> bool {
+        self.log.iter().any(|entry| {
+            let record = &entry.signed.record;
+            entry.role == EntryRole::Paid
+                && record.payee == challenge.payee
+                && record.nonce == challenge.nonce
+        })
+    }
+}
+
+fn nvm_bytes_scalars() -> usize {
+    let key = 32;
+    let root = 33;
+    let device_and_caps = 8 + 27;
+    let counters = 8 + 4 + 2 + 12 + 4 + 4 + 4 + 4 + 4 + 4 + 1;
+    let outstanding_challenge = 1 + CHALLENGE_BYTES;
+    key + root + device_and_caps + counters + outstanding_challenge
+}
+
+fn nvm_bytes_fixed(device_cert: &CompactCertificate, operator_cert: &CompactCertificate) -> usize {
+    nvm_bytes_scalars() + device_cert.encoded_len() + operator_cert.encoded_len()
+}
