@@ -57,11 +57,12 @@ pub fn audit(state: &StateMachine) -> AuditReport {
     check_balances_against_events(state, &mut violations);
     check_signs_and_holds(state, &mut violations);
     check_wallets(state, &mut violations);
+    check_offline_float(state, &mut violations);
 
     let (mut circulation, mut reserves_total, mut deposits_total) = (0i64, 0i64, 0i64);
     for account in ledger.accounts() {
         match account.kind {
-            AccountKind::OperatorVault | AccountKind::Wallet => {
+            AccountKind::OperatorVault | AccountKind::Wallet | AccountKind::OfflineFloat => {
                 circulation += account.balance.fen()
             }
             AccountKind::OperatorReserve | AccountKind::IssuanceBacking => {
@@ -186,6 +187,37 @@ fn check_wallets(state: &StateMachine, violations: &mut Vec<String>) {
                 "wallet {id} points at a wrong account {}",
                 wallet.account
             )),
+        }
+    }
+}
+
+/// Each operator's offline float equals what its secure elements hold, as the center believes.
+fn check_offline_float(state: &StateMachine, violations: &mut Vec<String>) {
+    let mut believed = vec![0i64; state.operators().len()];
+    for (id, device) in state.devices().devices() {
+        let balance = device.believed_balance();
+        if balance.is_negative() {
+            violations.push(format!("secure element {id} is believed to hold {balance}"));
+        }
+        if let Some(total) = (device.operator.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| believed.get_mut(i))
+        {
+            *total += balance.fen();
+        }
+    }
+    for (op, total) in state.operators().iter().zip(believed) {
+        let float = state
+            .ledger()
+            .account(op.offline_float)
+            .map_or(0, |a| a.balance.fen());
+        if float != total {
+            violations.push(format!(
+                "operator {} offline float {} differs from its secure elements' {}",
+                op.id,
+                Amount::from_fen(float),
+                Amount::from_fen(total)
+            ));
         }
     }
 }

@@ -3,10 +3,14 @@
 //! encoding; the rules that check them live next to the state they check against.
 
 use crate::amount::Amount;
+use crate::certs::device::DeviceCaps;
 use crate::certs::{sm3_parts, KeyPair, PublicKey, Signature};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
-use crate::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::ids::{AccountId, DeviceId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::offline::settlement::{
+    decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
+};
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
 /// Most commands one submission may carry: bounds a log entry and the center's work per batch.
@@ -120,6 +124,28 @@ pub enum Command {
         hold: EventId,
         post: bool,
     },
+    /// An operator registers a secure element it issued, bound to a wallet or (a visitor card)
+    /// to none.
+    RegisterDevice {
+        operator: OperatorId,
+        device: DeviceId,
+        public_key: PublicKey,
+        wallet: Option<WalletId>,
+        caps: DeviceCaps,
+    },
+    /// Value into a secure element: from its wallet, or from the vault against cash at a counter.
+    /// `load_seq` numbers the operator's signed load order that the SE will accept once.
+    LoadDevice {
+        device: DeviceId,
+        load_seq: u32,
+        amount: Amount,
+    },
+    /// Offline records a secure element reports when it is next online, each with whether the
+    /// payee's side has credited it (the payer holds the receipt, or the payee reports it).
+    SyncOffline {
+        reporter: DeviceId,
+        records: Vec<(SyncedRecord, bool)>,
+    },
 }
 
 /// What a command did.
@@ -130,6 +156,7 @@ pub enum Outcome {
     Account(AccountId),
     Wallet(WalletId),
     Transfer(EventId),
+    Synced(SyncReport),
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -385,6 +412,9 @@ mod tag {
     pub const PAY: u8 = 16;
     pub const HOLD: u8 = 17;
     pub const RESOLVE_HOLD: u8 = 18;
+    pub const REGISTER_DEVICE: u8 = 19;
+    pub const LOAD_DEVICE: u8 = 20;
+    pub const SYNC_OFFLINE: u8 = 21;
 }
 
 fn encode_auth(auth: &Option<HolderAuth>, out: &mut Writer) {
@@ -521,6 +551,40 @@ impl Command {
                 out
             }
             ResolveHold { hold, post } => out.u8(tag::RESOLVE_HOLD).u64(hold.0).u8(u8::from(*post)),
+            RegisterDevice {
+                operator,
+                device,
+                public_key,
+                wallet,
+                caps,
+            } => {
+                out.u8(tag::REGISTER_DEVICE)
+                    .u16(operator.0)
+                    .u64(device.0)
+                    .raw(&public_key.0);
+                out.u32(wallet.map_or(0, |w| w.0));
+                encode_caps(caps, out);
+                out
+            }
+            LoadDevice {
+                device,
+                load_seq,
+                amount,
+            } => out
+                .u8(tag::LOAD_DEVICE)
+                .u64(device.0)
+                .u32(*load_seq)
+                .i64(amount.fen()),
+            SyncOffline { reporter, records } => {
+                out.u8(tag::SYNC_OFFLINE)
+                    .u64(reporter.0)
+                    .u16(records.len() as u16);
+                for (record, acknowledged) in records {
+                    record.encode(out);
+                    out.u8(u8::from(*acknowledged));
+                }
+                out
+            }
         };
     }
 
@@ -624,6 +688,34 @@ impl Command {
                 hold: EventId(input.u64("hold")?),
                 post: input.bool("post")?,
             },
+            tag::REGISTER_DEVICE => RegisterDevice {
+                operator: OperatorId(input.u16("operator")?),
+                device: DeviceId(input.u64("device")?),
+                public_key: PublicKey(input.array("device key")?),
+                wallet: Some(input.u32("device wallet")?)
+                    .filter(|w| *w != 0)
+                    .map(WalletId),
+                caps: decode_caps(input)?,
+            },
+            tag::LOAD_DEVICE => LoadDevice {
+                device: DeviceId(input.u64("device")?),
+                load_seq: input.u32("load seq")?,
+                amount: amount(input)?,
+            },
+            tag::SYNC_OFFLINE => {
+                let reporter = DeviceId(input.u64("reporter")?);
+                let count = input.u16("record count")? as usize;
+                if count > SYNC_RECORDS_MAX {
+                    return Err(DecodeError {
+                        what: "record count",
+                        offset: start,
+                    });
+                }
+                let records = (0..count)
+                    .map(|_| Ok((SyncedRecord::decode(input)?, input.bool("acknowledged")?)))
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                SyncOffline { reporter, records }
+            }
             _ => {
                 return Err(DecodeError {
                     what: "command tag",

@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 use crate::amount::Amount;
-use crate::ids::{AccountId, EventId, OperatorId, WalletId};
+use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
 use crate::wallet::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -129,6 +129,24 @@ pub enum CommandError {
     WalletNotEmpty(WalletId),
     #[error("balance overflow")]
     Overflow,
+    #[error("unknown secure element {0}")]
+    UnknownDevice(DeviceId),
+    #[error("secure element {0} is already registered")]
+    DeviceExists(DeviceId),
+    #[error("secure element {0} is blocked")]
+    DeviceBlocked(DeviceId),
+    #[error("load {got} for secure element {device} is out of sequence; the next is {expected}")]
+    LoadOutOfSequence {
+        device: DeviceId,
+        expected: u32,
+        got: u32,
+    },
+    #[error("loading would take secure element {device} above its offline balance cap of {cap}")]
+    OfflineBalanceCap { device: DeviceId, cap: Amount },
+    #[error("a sync carries at most {max} records, got {records}")]
+    SyncTooLarge { records: usize, max: usize },
+    #[error("secure element {0} is neither payer nor payee of a record it reported")]
+    NotYourRecord(DeviceId),
 }
 
 impl CommandError {
@@ -173,6 +191,13 @@ impl CommandError {
             LedgerMismatch => "LEDGER_MISMATCH",
             WalletNotEmpty(_) => "WALLET_NOT_EMPTY",
             Overflow => "OVERFLOW",
+            UnknownDevice(_) => "UNKNOWN_DEVICE",
+            DeviceExists(_) => "DEVICE_EXISTS",
+            DeviceBlocked(_) => "DEVICE_BLOCKED",
+            LoadOutOfSequence { .. } => "LOAD_OUT_OF_SEQUENCE",
+            OfflineBalanceCap { .. } => "OFFLINE_BALANCE_CAP",
+            SyncTooLarge { .. } => "SYNC_TOO_LARGE",
+            NotYourRecord(_) => "NOT_YOUR_RECORD",
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::amount::Amount;
 use crate::error::CommandError;
-use crate::ids::{AccountId, EventId, OperatorId, WalletId};
+use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
 use crate::wallet::{WalletClass, WalletStatus};
 
 /// The three kinds of money. A transfer stays inside one ledger; a conversion is two linked
@@ -56,6 +56,8 @@ pub enum AccountKind {
     OperatorVault = 7,
     /// e-CNY: a wallet's balance.
     Wallet = 8,
+    /// e-CNY: value an operator's secure elements hold offline, as the center last learned it.
+    OfflineFloat = 9,
 }
 
 impl AccountKind {
@@ -64,7 +66,7 @@ impl AccountKind {
         match self {
             ReserveFunding | OperatorReserve | IssuanceBacking => LedgerKind::Reserves,
             BankFunding | CustomerDeposit => LedgerKind::Deposits,
-            Issuance | OperatorVault | Wallet => LedgerKind::Ecny,
+            Issuance | OperatorVault | Wallet | OfflineFloat => LedgerKind::Ecny,
         }
     }
 
@@ -87,6 +89,7 @@ impl AccountKind {
             Issuance,
             OperatorVault,
             Wallet,
+            OfflineFloat,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)
@@ -128,6 +131,13 @@ pub enum TransferKind {
     PendingPost = 9,
     PendingVoid = 10,
     CloseWallet = 11,
+    /// Online value into a secure element, or back.
+    DeviceLoad = 12,
+    DeviceUnload = 13,
+    /// An offline payment between secure elements of two operators, settled at sync.
+    OfflineSettlement = 14,
+    /// An issuing operator covers what a cloned or rolled-back secure element overspent.
+    OfflineLossCover = 15,
 }
 
 impl TransferKind {
@@ -145,6 +155,10 @@ impl TransferKind {
             PendingPost,
             PendingVoid,
             CloseWallet,
+            DeviceLoad,
+            DeviceUnload,
+            OfflineSettlement,
+            OfflineLossCover,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)
@@ -191,6 +205,43 @@ pub enum Event {
         change: WalletChange,
         timestamp_ms: u64,
     },
+    /// A secure element was registered, or blocked at sync.
+    Device {
+        device: DeviceId,
+        change: DeviceChange,
+        timestamp_ms: u64,
+    },
+}
+
+/// Why the center blocked a secure element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BlockReason {
+    /// Two different records signed with one counter: a cloned secure element.
+    CounterReused = 1,
+    /// More spent than was ever loaded or received: a rolled-back or cloned secure element.
+    Overspent = 2,
+}
+
+impl BlockReason {
+    pub fn from_u8(value: u8) -> Option<BlockReason> {
+        [BlockReason::CounterReused, BlockReason::Overspent]
+            .into_iter()
+            .find(|r| *r as u8 == value)
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            BlockReason::CounterReused => "OFFLINE_COUNTER_REUSED",
+            BlockReason::Overspent => "OFFLINE_OVERSPENT",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChange {
+    Registered { operator: OperatorId },
+    Blocked { reason: BlockReason },
 }
 
 /// A hold: money reserved on the debit account until posted, voided or expired.
@@ -267,6 +318,14 @@ impl Ledger {
 
     pub fn next_event_id(&self) -> EventId {
         EventId(self.events.len() as u64)
+    }
+
+    pub fn push_device_event(&mut self, device: DeviceId, change: DeviceChange, timestamp_ms: u64) {
+        self.events.push(Event::Device {
+            device,
+            change,
+            timestamp_ms,
+        });
     }
 
     pub fn push_wallet_event(&mut self, wallet: WalletId, change: WalletChange, timestamp_ms: u64) {
@@ -572,6 +631,17 @@ pub(crate) mod snapshot {
                     WalletChange::BankAccountBound { account } => out.u8(3).u32(account.0),
                 };
             }
+            Event::Device {
+                device,
+                change,
+                timestamp_ms,
+            } => {
+                out.u8(2).u64(device.0).u64(*timestamp_ms);
+                match change {
+                    DeviceChange::Registered { operator } => out.u8(0).u16(operator.0),
+                    DeviceChange::Blocked { reason } => out.u8(1).u8(*reason as u8),
+                };
+            }
         }
     }
 
@@ -650,6 +720,25 @@ pub(crate) mod snapshot {
                 };
                 Ok(Event::Wallet {
                     wallet,
+                    change,
+                    timestamp_ms,
+                })
+            }
+            2 => {
+                let device = DeviceId(input.u64("device")?);
+                let timestamp_ms = input.u64("timestamp")?;
+                let change = match input.u8("device change")? {
+                    0 => DeviceChange::Registered {
+                        operator: OperatorId(input.u16("operator")?),
+                    },
+                    1 => DeviceChange::Blocked {
+                        reason: BlockReason::from_u8(input.u8("block reason")?)
+                            .ok_or_else(|| bad("block reason", input))?,
+                    },
+                    _ => return Err(bad("device change", input)),
+                };
+                Ok(Event::Device {
+                    device,
                     change,
                     timestamp_ms,
                 })

@@ -34,6 +34,8 @@ pub struct Operator {
     pub vault: AccountId,
     /// Deposits ledger: its deposit liabilities.
     pub bank_funding: AccountId,
+    /// e-CNY ledger: value held offline in the secure elements it issued.
+    pub offline_float: AccountId,
     pub limits: [ClassLimits; 4],
     phones: HashMap<u64, WalletId, RandomState>,
     identities: HashMap<WalletId, Identity, RandomState>,
@@ -62,9 +64,9 @@ impl Operator {
         id: OperatorId,
         name: String,
         public_key: PublicKey,
-        accounts: [AccountId; 4],
+        accounts: [AccountId; 5],
     ) -> Operator {
-        let [reserve, backing, vault, bank_funding] = accounts;
+        let [reserve, backing, vault, bank_funding, offline_float] = accounts;
         Operator {
             id,
             name,
@@ -73,10 +75,22 @@ impl Operator {
             backing,
             vault,
             bank_funding,
+            offline_float,
             limits: ClassLimits::defaults(),
             phones: HashMap::default(),
             identities: HashMap::default(),
         }
+    }
+
+    /// Its five accounts, in the order `new` takes them.
+    pub fn accounts(&self) -> [AccountId; 5] {
+        [
+            self.reserve,
+            self.backing,
+            self.vault,
+            self.bank_funding,
+            self.offline_float,
+        ]
     }
 
     pub fn limits_for(&self, class: WalletClass) -> &ClassLimits {
@@ -161,6 +175,16 @@ impl Operator {
     }
 }
 
+fn record_digests(command: &Command) -> Vec<[u8; 32]> {
+    match command {
+        Command::SyncOffline { records, .. } => records
+            .iter()
+            .map(|(r, _)| r.signed.record.digest())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The operator tier's signing desk: verifies holders' signatures on every core, drops what fails,
 /// and signs the rest once as a batch for the registration center.
 pub struct BatchDesk {
@@ -192,6 +216,8 @@ impl BatchDesk {
             .iter()
             .map(|c| c.auth().map(|_| c.signing_bytes()))
             .collect();
+        // Offline records carry the payer's signature over their digest.
+        let digests: Vec<Vec<[u8; 32]>> = commands.iter().map(record_digests).collect();
         let mut items = Vec::with_capacity(commands.len());
         let mut signed_positions = Vec::with_capacity(commands.len());
         for (position, (command, message)) in commands.iter().zip(&messages).enumerate() {
@@ -203,11 +229,21 @@ impl BatchDesk {
                 });
                 signed_positions.push(position);
             }
+            if let Command::SyncOffline { records, .. } = command {
+                for ((synced, _), digest) in records.iter().zip(&digests[position]) {
+                    items.push(SignedItem {
+                        key: &synced.payer_key,
+                        message: digest,
+                        signature: &synced.signed.signature,
+                    });
+                    signed_positions.push(position);
+                }
+            }
         }
         let verdicts = verify_all_parallel(&items, self.threads);
         let mut bad = vec![false; commands.len()];
         for (position, verdict) in signed_positions.iter().zip(verdicts) {
-            bad[*position] = verdict.is_err();
+            bad[*position] |= verdict.is_err();
         }
         let (mut kept, mut refused, mut good) = (Vec::new(), Vec::new(), Vec::new());
         for (position, command) in commands.iter().enumerate() {

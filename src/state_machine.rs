@@ -3,14 +3,18 @@
 //! replay. Time arrives inside each entry; nothing here reads a clock, a disk or a socket.
 
 use crate::amount::Amount;
+use crate::certs::device::DeviceCaps;
 use crate::certs::{sm3, PublicKey};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission};
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
-use crate::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::ids::{AccountId, DeviceId, EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
+use crate::offline::settlement::{
+    DeviceRegistry, OperatorAccounts, RegisteredDevice, SyncedRecord,
+};
 use crate::operator::{Identity, Operator};
 use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
@@ -32,6 +36,7 @@ pub struct StateMachine {
     /// Held for the operator tier: the key each wallet's money-moving commands must carry.
     wallet_keys: Vec<PublicKey>,
     idempotency: IdempotencyIndex,
+    devices: DeviceRegistry,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -48,6 +53,7 @@ impl Default for StateMachine {
             wallets: Vec::new(),
             wallet_keys: Vec::new(),
             idempotency: IdempotencyIndex::default(),
+            devices: DeviceRegistry::default(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -259,6 +265,19 @@ impl StateMachine {
                 auth,
             } => self.hold(origin, payer, payee, amount, timeout_ms, key, auth, now),
             ResolveHold { hold, post } => self.resolve_hold(origin, hold, post, now),
+            RegisterDevice {
+                operator,
+                device,
+                public_key,
+                wallet,
+                caps,
+            } => self.register_device(origin, operator, device, (public_key, wallet, caps), now),
+            LoadDevice {
+                device,
+                load_seq,
+                amount,
+            } => self.load_device(origin, device, load_seq, amount, now),
+            SyncOffline { reporter, records } => self.sync_offline(origin, reporter, &records, now),
         }
     }
 
@@ -384,6 +403,7 @@ impl StateMachine {
             AccountKind::IssuanceBacking,
             AccountKind::OperatorVault,
             AccountKind::BankFunding,
+            AccountKind::OfflineFloat,
         ]
         .map(|kind| self.ledger.open_account(kind, id));
         self.operators
@@ -815,6 +835,99 @@ impl StateMachine {
         Ok(Outcome::Transfer(self.ledger.resolve(hold, post, now)?))
     }
 
+    // ----- dual offline -----
+
+    pub fn devices(&self) -> &DeviceRegistry {
+        &self.devices
+    }
+
+    fn register_device(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        device: DeviceId,
+        (public_key, wallet, caps): (PublicKey, Option<WalletId>, DeviceCaps),
+        now: u64,
+    ) -> CommandResult {
+        self.require_operator(origin, operator)?;
+        if let Some(wallet) = wallet {
+            if self.own_wallet(origin, wallet)?.operator != operator {
+                return Err(CommandError::NotYourWallet {
+                    wallet,
+                    owner: self.wallet(wallet)?.operator,
+                    caller: operator,
+                });
+            }
+        }
+        let registered = RegisteredDevice {
+            operator,
+            wallet,
+            public_key,
+            caps,
+            loaded: Amount::ZERO,
+            paid: Amount::ZERO,
+            received: Amount::ZERO,
+            covered: Amount::ZERO,
+            load_seq: 0,
+            last_load: (Amount::ZERO, EventId(0)),
+            blocked: None,
+        };
+        self.devices
+            .register(device, registered, &mut self.ledger, now)?;
+        Ok(Outcome::Done)
+    }
+
+    fn load_device(
+        &mut self,
+        origin: Origin,
+        id: DeviceId,
+        load_seq: u32,
+        amount: Amount,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        let device = self.devices.device(id)?;
+        let op = self.require_operator(origin, device.operator)?;
+        let source = match device.wallet {
+            Some(wallet) => {
+                let holder = self.wallet(wallet)?;
+                holder.ensure_active(wallet)?;
+                holder.account
+            }
+            None => op.vault,
+        };
+        let float = op.offline_float;
+        let event =
+            self.devices
+                .load(id, load_seq, amount, (source, float), &mut self.ledger, now)?;
+        Ok(Outcome::Transfer(event))
+    }
+
+    fn sync_offline(
+        &mut self,
+        origin: Origin,
+        reporter: DeviceId,
+        records: &[(SyncedRecord, bool)],
+        now: u64,
+    ) -> CommandResult {
+        let operator = self.devices.device(reporter)?.operator;
+        self.require_operator(origin, operator)?;
+        let synced: Vec<SyncedRecord> = records.iter().map(|(record, _)| *record).collect();
+        self.devices.check_sync(reporter, &synced)?;
+        let operators = &self.operators;
+        let accounts = |id: OperatorId| {
+            let op = &operators[id.0 as usize - 1];
+            OperatorAccounts {
+                vault: op.vault,
+                float: op.offline_float,
+            }
+        };
+        let report = self
+            .devices
+            .settle(reporter, records, &accounts, &mut self.ledger, now);
+        Ok(Outcome::Synced(report))
+    }
+
     // ----- snapshots and the state hash -----
 
     pub fn encode_snapshot(&self) -> Vec<u8> {
@@ -845,6 +958,7 @@ impl StateMachine {
                 .i64(first.amount)
                 .u64(first.event.0);
         }
+        self.devices.encode(&mut out);
         out.bytes
     }
 
@@ -852,10 +966,9 @@ impl StateMachine {
         out.u64(self.operators.len() as u64);
         for (op, totals) in self.operators.iter().zip(&self.issuance) {
             out.str(&op.name).raw(&op.public_key.0);
-            out.u32(op.reserve.0)
-                .u32(op.backing.0)
-                .u32(op.vault.0)
-                .u32(op.bank_funding.0);
+            for account in op.accounts() {
+                out.u32(account.0);
+            }
             for limits in &op.limits {
                 limits.encode(out);
             }
@@ -919,6 +1032,7 @@ impl StateMachine {
             };
             state.idempotency.insert(key.0, key.1, first);
         }
+        state.devices = DeviceRegistry::decode(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
@@ -933,13 +1047,10 @@ impl StateMachine {
         for index in 0..count {
             let name = input.string("operator name")?;
             let key = PublicKey(input.array("operator key")?);
-            let accounts = [(); 4].map(|_| input.u32("operator account").map(AccountId));
-            let accounts = [
-                accounts[0].clone()?,
-                accounts[1].clone()?,
-                accounts[2].clone()?,
-                accounts[3].clone()?,
-            ];
+            let mut accounts = [AccountId(0); 5];
+            for account in accounts.iter_mut() {
+                *account = AccountId(input.u32("operator account")?);
+            }
             let mut op = Operator::new(OperatorId(index as u16 + 1), name, key, accounts);
             for limits in op.limits.iter_mut() {
                 *limits = ClassLimits::decode(input)?;

@@ -39,3 +39,4 @@ mod testkit;
 pub use applet::{Applet, PersistentState, AID};
 pub use error::OfflineError;
 pub use protocol::{Relay, RelayError};
+pub mod settlement;

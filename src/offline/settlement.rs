@@ -1,0 +1,439 @@
+//! The registration center's side of dual offline: the secure elements it knows, the value it
+//! believes each holds (loaded, paid, received), and the settlement of offline records at sync.
+//! A record reported by both sides counts once; a counter reused with different content (a clone)
+//! or more paid than the device ever had (a rollback) blocks the device, and its issuing operator
+//! covers what it overspent, from its vault.
+
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState;
+
+use crate::amount::Amount;
+use crate::certs::device::DeviceCaps;
+use crate::certs::PublicKey;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::error::CommandError;
+use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
+use crate::ledger::{BlockReason, DeviceChange, Ledger, Leg, TransferKind};
+use crate::offline::messages::{SignedRecord, Wire};
+
+/// Records one sync command may carry: a secure element keeps at most 64, both sides may report.
+pub const SYNC_RECORDS_MAX: usize = 256;
+
+/// A record as a secure element reports it at sync, with the payer's key so that the operator
+/// tier can check its signature without state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncedRecord {
+    pub signed: SignedRecord,
+    pub payer_key: PublicKey,
+}
+
+impl SyncedRecord {
+    pub fn verify(&self) -> Result<(), CommandError> {
+        self.payer_key
+            .verify(&self.signed.record.digest(), &self.signed.signature)
+            .map_err(|_| CommandError::SignatureInvalid)
+    }
+
+    pub fn encode(&self, out: &mut Writer) {
+        self.signed.encode_into(out);
+        out.raw(&self.payer_key.0);
+    }
+
+    pub fn decode(input: &mut Reader<'_>) -> Result<SyncedRecord, DecodeError> {
+        Ok(SyncedRecord {
+            signed: SignedRecord::decode_from(input)?,
+            payer_key: PublicKey(input.array("payer key")?),
+        })
+    }
+}
+
+/// A secure element as the center knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub operator: OperatorId,
+    pub wallet: Option<WalletId>,
+    pub public_key: PublicKey,
+    pub caps: DeviceCaps,
+    pub loaded: Amount,
+    pub paid: Amount,
+    pub received: Amount,
+    /// What its issuing operator put in to cover an overspend.
+    pub covered: Amount,
+    pub load_seq: u32,
+    /// The last load, so that its retry returns its first result.
+    pub last_load: (Amount, EventId),
+    pub blocked: Option<BlockReason>,
+}
+
+impl RegisteredDevice {
+    /// What the center believes the secure element holds.
+    pub fn believed_balance(&self) -> Amount {
+        Amount::from_fen(
+            self.loaded.fen() - self.paid.fen() + self.received.fen() + self.covered.fen(),
+        )
+    }
+}
+
+/// What one sync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub settled: u16,
+    pub duplicates: u16,
+    /// Paid records whose payee has not confirmed them yet: held until it syncs.
+    pub held: u16,
+    pub blocked: u16,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceRegistry {
+    devices: BTreeMap<DeviceId, RegisteredDevice>,
+    /// Digests of the records settled for each (payer, counter): one, unless the payer was cloned.
+    settled: HashMap<(DeviceId, u32), Vec<[u8; 32]>, RandomState>,
+    /// Unacknowledged paid records, waiting for the payee's side.
+    held: BTreeMap<(DeviceId, u32), SignedRecord>,
+}
+
+/// The ledger accounts settlement moves money between, per operator.
+pub struct OperatorAccounts {
+    pub vault: AccountId,
+    pub float: AccountId,
+}
+
+impl DeviceRegistry {
+    pub fn device(&self, id: DeviceId) -> Result<&RegisteredDevice, CommandError> {
+        self.devices.get(&id).ok_or(CommandError::UnknownDevice(id))
+    }
+
+    pub fn devices(&self) -> impl Iterator<Item = (&DeviceId, &RegisteredDevice)> {
+        self.devices.iter()
+    }
+
+    pub fn blocked(&self) -> impl Iterator<Item = DeviceId> + '_ {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.blocked.is_some())
+            .map(|(id, _)| *id)
+    }
+
+    pub fn held_records(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn register(
+        &mut self,
+        id: DeviceId,
+        device: RegisteredDevice,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> Result<(), CommandError> {
+        if self.devices.contains_key(&id) {
+            return Err(CommandError::DeviceExists(id));
+        }
+        ledger.push_device_event(
+            id,
+            DeviceChange::Registered {
+                operator: device.operator,
+            },
+            now,
+        );
+        self.devices.insert(id, device);
+        Ok(())
+    }
+
+    /// Moves `amount` from `source` (the holder's wallet, or the vault for cash at a counter)
+    /// into the operator's float, as load number `load_seq` of the device. A retry of the last
+    /// load returns its first result; any other sequence number is refused.
+    pub fn load(
+        &mut self,
+        id: DeviceId,
+        load_seq: u32,
+        amount: Amount,
+        (source, float): (AccountId, AccountId),
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> Result<EventId, CommandError> {
+        let device = self.device(id)?;
+        if device.blocked.is_some() {
+            return Err(CommandError::DeviceBlocked(id));
+        }
+        if load_seq == device.load_seq && load_seq > 0 && amount == device.last_load.0 {
+            return Ok(device.last_load.1);
+        }
+        if load_seq != device.load_seq + 1 {
+            return Err(CommandError::LoadOutOfSequence {
+                device: id,
+                expected: device.load_seq + 1,
+                got: load_seq,
+            });
+        }
+        let after = device.believed_balance().fen() + amount.fen();
+        if after > device.caps.balance_cap.fen() {
+            return Err(CommandError::OfflineBalanceCap {
+                device: id,
+                cap: device.caps.balance_cap,
+            });
+        }
+        let event = ledger.transfer(
+            Leg {
+                debit: source,
+                credit: float,
+                amount,
+                kind: TransferKind::DeviceLoad,
+            },
+            now,
+        )?;
+        let device = self.devices.get_mut(&id).expect("checked above");
+        device.loaded = Amount::from_fen(device.loaded.fen() + amount.fen());
+        device.load_seq = load_seq;
+        device.last_load = (amount, event);
+        Ok(event)
+    }
+
+    /// Checks a sync's records before anything moves: known devices, registered keys, and the
+    /// reporter is a party to each record.
+    pub fn check_sync(
+        &self,
+        reporter: DeviceId,
+        records: &[SyncedRecord],
+    ) -> Result<(), CommandError> {
+        self.device(reporter)?;
+        if records.len() > SYNC_RECORDS_MAX {
+            return Err(CommandError::SyncTooLarge {
+                records: records.len(),
+                max: SYNC_RECORDS_MAX,
+            });
+        }
+        for synced in records {
+            let record = &synced.signed.record;
+            let payer = self.device(record.payer)?;
+            self.device(record.payee)?;
+            if payer.public_key != synced.payer_key {
+                return Err(CommandError::SignatureInvalid);
+            }
+            if reporter != record.payer && reporter != record.payee {
+                return Err(CommandError::NotYourRecord(reporter));
+            }
+            if !record.amount.is_positive() {
+                return Err(CommandError::AmountNotPositive(record.amount));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles a checked sync. `acknowledged[i]` says whether the payer holds the payee's receipt
+    /// for record i (or the payee itself reports it): only then did the payee's side credit it.
+    pub fn settle(
+        &mut self,
+        reporter: DeviceId,
+        records: &[(SyncedRecord, bool)],
+        accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> SyncReport {
+        let mut report = SyncReport::default();
+        for (synced, acknowledged) in records {
+            let signed = synced.signed;
+            let record = signed.record;
+            let key = (record.payer, record.counter);
+            let digest = record.digest();
+            let seen = self.settled.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            if seen.contains(&digest) {
+                report.duplicates += 1;
+            } else if !seen.is_empty() {
+                // Same counter, different content: the payer was cloned. Its payee was honest
+                // and is paid; the issuing operator covers the double spend.
+                report.blocked +=
+                    u16::from(self.block(record.payer, BlockReason::CounterReused, ledger, now));
+                self.settled.entry(key).or_default().push(digest);
+                self.settle_one(signed, accounts, ledger, now);
+                report.settled += 1;
+            } else if *acknowledged || reporter == record.payee {
+                self.held.remove(&key);
+                self.settled.entry(key).or_default().push(digest);
+                if self.settle_one(signed, accounts, ledger, now) {
+                    report.blocked +=
+                        u16::from(self.block(record.payer, BlockReason::Overspent, ledger, now));
+                }
+                report.settled += 1;
+            } else {
+                self.held.insert(key, signed);
+                report.held += 1;
+            }
+        }
+        report
+    }
+
+    /// Moves the value between the two devices' books; between floats when the operators differ.
+    /// Returns whether the payer had overspent (and was covered by its operator's vault).
+    fn settle_one(
+        &mut self,
+        signed: SignedRecord,
+        accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> bool {
+        let record = signed.record;
+        let amount = record.amount;
+        let payer = self
+            .devices
+            .get_mut(&record.payer)
+            .expect("checked in check_sync");
+        let payer_operator = payer.operator;
+        payer.paid = Amount::from_fen(payer.paid.fen() + amount.fen());
+        let shortfall = -payer.believed_balance().fen();
+        let overspent = shortfall > 0;
+        if overspent {
+            let from = accounts(payer_operator);
+            let cover = Amount::from_fen(shortfall);
+            let leg = Leg {
+                debit: from.vault,
+                credit: from.float,
+                amount: cover,
+                kind: TransferKind::OfflineLossCover,
+            };
+            ledger
+                .transfer(leg, now)
+                .expect("an operator's vault covers its devices' overspend");
+            payer.covered = Amount::from_fen(payer.covered.fen() + shortfall);
+        }
+        let payee = self
+            .devices
+            .get_mut(&record.payee)
+            .expect("checked in check_sync");
+        payee.received = Amount::from_fen(payee.received.fen() + amount.fen());
+        let payee_operator = payee.operator;
+        if payer_operator != payee_operator {
+            let (from, to) = (accounts(payer_operator), accounts(payee_operator));
+            let leg = Leg {
+                debit: from.float,
+                credit: to.float,
+                amount,
+                kind: TransferKind::OfflineSettlement,
+            };
+            ledger
+                .transfer(leg, now)
+                .expect("the payer's float holds what its device paid");
+        }
+        overspent
+    }
+
+    fn block(&mut self, id: DeviceId, reason: BlockReason, ledger: &mut Ledger, now: u64) -> bool {
+        let device = self.devices.get_mut(&id).expect("checked in check_sync");
+        if device.blocked.is_some() {
+            return false;
+        }
+        device.blocked = Some(reason);
+        ledger.push_device_event(id, DeviceChange::Blocked { reason }, now);
+        true
+    }
+
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        out.u64(self.devices.len() as u64);
+        for (id, d) in &self.devices {
+            out.u64(id.0)
+                .u16(d.operator.0)
+                .u32(d.wallet.map_or(0, |w| w.0))
+                .raw(&d.public_key.0);
+            encode_caps(&d.caps, out);
+            for amount in [d.loaded, d.paid, d.received, d.covered] {
+                out.i64(amount.fen());
+            }
+            out.u32(d.load_seq)
+                .i64(d.last_load.0.fen())
+                .u64(d.last_load.1 .0);
+            out.u8(d.blocked.map_or(0, |r| r as u8));
+        }
+        let mut settled: Vec<_> = self
+            .settled
+            .iter()
+            .flat_map(|(k, ds)| ds.iter().map(move |d| (*k, *d)))
+            .collect();
+        settled.sort_unstable();
+        out.u64(settled.len() as u64);
+        for ((payer, counter), digest) in settled {
+            out.u64(payer.0).u32(counter).raw(&digest);
+        }
+        out.u64(self.held.len() as u64);
+        for record in self.held.values() {
+            record.encode_into(out);
+        }
+    }
+
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<DeviceRegistry, DecodeError> {
+        let mut registry = DeviceRegistry::default();
+        for _ in 0..input.u64("device count")? {
+            let id = DeviceId(input.u64("device")?);
+            let operator = OperatorId(input.u16("device operator")?);
+            let wallet = Some(input.u32("device wallet")?)
+                .filter(|w| *w != 0)
+                .map(WalletId);
+            let public_key = PublicKey(input.array("device key")?);
+            let caps = decode_caps(input)?;
+            let mut amounts = [Amount::ZERO; 4];
+            for amount in amounts.iter_mut() {
+                *amount = Amount::from_fen(input.i64("device amount")?);
+            }
+            let [loaded, paid, received, covered] = amounts;
+            let load_seq = input.u32("load seq")?;
+            let last_load = (
+                Amount::from_fen(input.i64("last load")?),
+                EventId(input.u64("last load event")?),
+            );
+            let blocked = match input.u8("blocked")? {
+                0 => None,
+                value => Some(BlockReason::from_u8(value).ok_or(DecodeError {
+                    what: "block reason",
+                    offset: input.offset(),
+                })?),
+            };
+            let device = RegisteredDevice {
+                operator,
+                wallet,
+                public_key,
+                caps,
+                loaded,
+                paid,
+                received,
+                covered,
+                load_seq,
+                last_load,
+                blocked,
+            };
+            registry.devices.insert(id, device);
+        }
+        for _ in 0..input.u64("settled count")? {
+            let key = (DeviceId(input.u64("payer")?), input.u32("counter")?);
+            registry
+                .settled
+                .entry(key)
+                .or_default()
+                .push(input.array("digest")?);
+        }
+        for _ in 0..input.u64("held count")? {
+            let record = SignedRecord::decode_from(input)?;
+            registry
+                .held
+                .insert((record.record.payer, record.record.counter), record);
+        }
+        Ok(registry)
+    }
+}
+
+pub fn encode_caps(caps: &DeviceCaps, out: &mut Writer) {
+    out.i64(caps.per_payment_cap.fen())
+        .i64(caps.balance_cap.fen());
+    out.i64(caps.daily_cap.map_or(-1, Amount::fen))
+        .u16(caps.payments_before_sync);
+}
+
+pub fn decode_caps(input: &mut Reader<'_>) -> Result<DeviceCaps, DecodeError> {
+    Ok(DeviceCaps {
+        per_payment_cap: Amount::from_fen(input.i64("per payment cap")?),
+        balance_cap: Amount::from_fen(input.i64("balance cap")?),
+        daily_cap: Some(input.i64("daily cap")?)
+            .filter(|fen| *fen >= 0)
+            .map(Amount::from_fen),
+        payments_before_sync: input.u16("payments before sync")?,
+    })
+}

@@ -1,0 +1,447 @@
+//! Dual offline end to end: the center registers secure elements, loads them from wallets (or
+//! cash at a counter), two SEs pay each other with no network, and each side's sync settles the
+//! payment exactly once — across operators through their offline floats. A cloned card is caught
+//! at sync, blocked, and its issuing operator covers the double spend. The audit holds throughout.
+
+mod support;
+
+use ecny::amount::Amount;
+use ecny::certs::KeyPair;
+use ecny::command::{Command, Outcome};
+use ecny::ids::{DeviceId, OperatorId};
+use ecny::ledger::{BlockReason, Event};
+use ecny::offline::applet::Applet;
+use ecny::offline::issuer::OperatorIssuer;
+use ecny::offline::messages::{EntryRole, LogEntry};
+use ecny::offline::profiles::{Profile, WalletForm};
+use ecny::offline::protocol::Relay;
+use ecny::offline::settlement::{SyncReport, SyncedRecord};
+use ecny::wallet::WalletClass;
+use support::{yuan, World};
+
+const NOW_S: u32 = 1_795_406_400;
+
+/// The issuing side of each operator, keyed as the platform's seeded test keys are.
+fn issuers() -> Vec<OperatorIssuer> {
+    let central_bank = KeyPair::from_seed(b"test/central-bank");
+    (1u16..=2)
+        .map(|id| {
+            let key = KeyPair::from_seed(format!("test/{}", OperatorId(id)).as_bytes());
+            OperatorIssuer::certify(
+                &central_bank,
+                OperatorId(id),
+                key,
+                u64::from(id),
+                (NOW_S - 86_400, NOW_S + 3_650 * 86_400),
+            )
+        })
+        .collect()
+}
+
+struct Device {
+    id: DeviceId,
+    card: Applet,
+    operator: OperatorId,
+}
+
+fn issue(
+    world: &mut World,
+    issuers: &[OperatorIssuer],
+    op: OperatorId,
+    form: WalletForm,
+    id: u64,
+    wallet: Option<ecny::ids::WalletId>,
+) -> Device {
+    let profile = Profile::new(form);
+    let key = KeyPair::from_seed(format!("device/{id}").as_bytes());
+    let public_key = key.public_key();
+    let card = issuers[op.0 as usize - 1]
+        .issue(&profile, DeviceId(id), key, 1_000 + id, NOW_S)
+        .unwrap();
+    let register = Command::RegisterDevice {
+        operator: op,
+        device: DeviceId(id),
+        public_key,
+        wallet,
+        caps: profile.caps(),
+    };
+    world.run(op, register).unwrap();
+    Device {
+        id: DeviceId(id),
+        card,
+        operator: op,
+    }
+}
+
+/// The center records the load, then the operator's signed order loads the SE.
+fn load(
+    world: &mut World,
+    issuers: &[OperatorIssuer],
+    device: &mut Device,
+    seq: u32,
+    amount: &str,
+) {
+    let command = Command::LoadDevice {
+        device: device.id,
+        load_seq: seq,
+        amount: yuan(amount),
+    };
+    world.run(device.operator, command).unwrap();
+    let order =
+        issuers[device.operator.0 as usize - 1].authorize_load(device.id, seq, yuan(amount));
+    Relay::new().load(&mut device.card, &order).unwrap();
+}
+
+fn records(device: &mut Device) -> Vec<(SyncedRecord, bool)> {
+    let entries: Vec<LogEntry> = Relay::new().records_to_sync(&mut device.card).unwrap();
+    entries
+        .into_iter()
+        .map(|entry| {
+            let payer_key = match entry.role {
+                EntryRole::Paid => {
+                    KeyPair::from_seed(format!("device/{}", device.id.0).as_bytes()).public_key()
+                }
+                EntryRole::Received => entry.peer_key,
+            };
+            let credited = entry.role == EntryRole::Received || entry.acknowledged;
+            (
+                SyncedRecord {
+                    signed: entry.signed,
+                    payer_key,
+                },
+                credited,
+            )
+        })
+        .collect()
+}
+
+fn sync(world: &mut World, device: &mut Device) -> SyncReport {
+    let records = records(device);
+    let command = Command::SyncOffline {
+        reporter: device.id,
+        records,
+    };
+    match world.run(device.operator, command) {
+        Ok(Outcome::Synced(report)) => report,
+        other => panic!("sync refused: {other:?}"),
+    }
+}
+
+fn float(world: &World, op: OperatorId) -> Amount {
+    let account = world.platform.state().operator(op).unwrap().offline_float;
+    world
+        .platform
+        .state()
+        .ledger()
+        .account(account)
+        .unwrap()
+        .balance
+}
+
+#[test]
+fn two_phones_in_airplane_mode_pay_66_60_and_both_syncs_settle_it_once() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "2,000").unwrap();
+    let mut phone = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::PhoneEse,
+        1,
+        Some(holder.wallet),
+    );
+    let mut snack_shop = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        2,
+        None,
+    );
+    load(&mut world, &issuers, &mut phone, 1, "500");
+    load(&mut world, &issuers, &mut snack_shop, 1, "100");
+    assert_eq!(world.balance(holder.wallet), yuan("1,500"));
+    assert_eq!(
+        (float(&world, jiangnan), float(&world, lakeside)),
+        (yuan("500"), yuan("100"))
+    );
+    world.assert_audit();
+
+    Relay::new()
+        .pay(
+            &mut phone.card,
+            &mut snack_shop.card,
+            yuan("66.60"),
+            NOW_S + 60,
+        )
+        .unwrap();
+
+    let first = sync(&mut world, &mut snack_shop);
+    assert_eq!((first.settled, first.duplicates), (1, 0));
+    assert_eq!(
+        (float(&world, jiangnan), float(&world, lakeside)),
+        (yuan("433.40"), yuan("166.60"))
+    );
+    let second = sync(&mut world, &mut phone);
+    assert_eq!(
+        (second.settled, second.duplicates),
+        (0, 1),
+        "the payer's copy counts once"
+    );
+    let devices = world.platform.state().devices();
+    assert_eq!(
+        devices.device(phone.id).unwrap().believed_balance(),
+        yuan("433.40")
+    );
+    assert_eq!(
+        devices.device(snack_shop.id).unwrap().believed_balance(),
+        yuan("166.60")
+    );
+    world.assert_audit();
+    let hash = world.hash();
+    let world = world.reopen();
+    assert_eq!(world.hash(), hash, "offline state replays identically");
+}
+
+#[test]
+fn a_cloned_card_is_caught_at_sync_blocked_and_its_operator_covers_the_loss() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut card = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::ContactlessCard,
+        10,
+        Some(holder.wallet),
+    );
+    let mut shop_a = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        11,
+        None,
+    );
+    let mut shop_b = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::VisitorCard,
+        12,
+        None,
+    );
+    load(&mut world, &issuers, &mut card, 1, "300");
+    let mut clone = Device {
+        id: card.id,
+        card: card.card.clone_card(),
+        operator: card.operator,
+    };
+
+    // The same 300 spent twice, each copy with the same counter.
+    Relay::new()
+        .pay(&mut card.card, &mut shop_a.card, yuan("200"), NOW_S + 10)
+        .unwrap();
+    Relay::new()
+        .pay(&mut clone.card, &mut shop_b.card, yuan("250"), NOW_S + 20)
+        .unwrap();
+    let vault_before = vault(&world, jiangnan);
+
+    assert_eq!(sync(&mut world, &mut shop_a).settled, 1);
+    let caught = sync(&mut world, &mut shop_b);
+    assert_eq!(
+        (caught.settled, caught.blocked),
+        (1, 1),
+        "the clone's record is paid and the card blocked"
+    );
+    let device = world.platform.state().devices().device(card.id).unwrap();
+    assert_eq!(device.blocked, Some(BlockReason::CounterReused));
+    // 300 loaded, 450 paid out: the issuing operator's vault covers the 150, no more.
+    assert_eq!(device.covered, yuan("150"));
+    assert_eq!(
+        vault(&world, jiangnan),
+        Amount::from_fen(vault_before.fen() - yuan("150").fen())
+    );
+    assert!(world
+        .platform
+        .state()
+        .ledger()
+        .events()
+        .iter()
+        .any(|e| matches!(
+            e,
+            Event::Device {
+                change: ecny::ledger::DeviceChange::Blocked { .. },
+                ..
+            }
+        )));
+    world.assert_audit();
+    let blocked: Vec<DeviceId> = world.platform.state().devices().blocked().collect();
+    assert_eq!(blocked, vec![card.id]);
+    let refused = world
+        .run(
+            jiangnan,
+            Command::LoadDevice {
+                device: card.id,
+                load_seq: 2,
+                amount: yuan("1"),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(refused.code(), "DEVICE_BLOCKED");
+}
+
+#[test]
+fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "9,000", WalletClass::Two);
+    world.exchange(&holder, "9,000").unwrap();
+    let mut phone = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::PhoneEse,
+        20,
+        Some(holder.wallet),
+    );
+    let mut other = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::SimCard,
+        21,
+        None,
+    );
+    let first = world
+        .run(
+            jiangnan,
+            Command::LoadDevice {
+                device: phone.id,
+                load_seq: 1,
+                amount: yuan("100"),
+            },
+        )
+        .unwrap();
+    let hash = world.hash();
+    // The connection dropped before the phone heard back: the retry returns the first result.
+    assert_eq!(
+        world.run(
+            jiangnan,
+            Command::LoadDevice {
+                device: phone.id,
+                load_seq: 1,
+                amount: yuan("100")
+            }
+        ),
+        Ok(first)
+    );
+    assert_eq!(world.hash(), hash);
+    let cases = [
+        (
+            jiangnan,
+            Command::LoadDevice {
+                device: phone.id,
+                load_seq: 3,
+                amount: yuan("1"),
+            },
+            "LOAD_OUT_OF_SEQUENCE",
+        ),
+        (
+            jiangnan,
+            Command::LoadDevice {
+                device: phone.id,
+                load_seq: 2,
+                amount: yuan("5,000"),
+            },
+            "OFFLINE_BALANCE_CAP",
+        ),
+        (
+            lakeside,
+            Command::LoadDevice {
+                device: phone.id,
+                load_seq: 2,
+                amount: yuan("1"),
+            },
+            "NOT_YOUR_WALLET",
+        ),
+        (
+            jiangnan,
+            Command::LoadDevice {
+                device: DeviceId(999),
+                load_seq: 1,
+                amount: yuan("1"),
+            },
+            "UNKNOWN_DEVICE",
+        ),
+    ];
+    for (op, command, code) in cases {
+        assert_eq!(
+            world.run(op, command.clone()).unwrap_err().code(),
+            code,
+            "{command:?}"
+        );
+        assert_eq!(world.hash(), hash);
+    }
+    let order = issuers[0].authorize_load(phone.id, 1, yuan("100"));
+    Relay::new().load(&mut phone.card, &order).unwrap();
+    load(&mut world, &issuers, &mut other, 1, "10");
+    Relay::new()
+        .pay(&mut phone.card, &mut other.card, yuan("12.34"), NOW_S + 5)
+        .unwrap();
+    let hash = world.hash();
+    // A record whose signature was tampered with is refused by the operator tier.
+    let mut tampered = records(&mut other);
+    tampered[0].0.signed.record.amount = yuan("99");
+    let error = world
+        .run(
+            lakeside,
+            Command::SyncOffline {
+                reporter: other.id,
+                records: tampered,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(error.code(), "SIGNATURE_INVALID");
+    assert_eq!(world.hash(), hash);
+    // Reported by a device that is party to none of the records.
+    let bystander = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        22,
+        None,
+    );
+    let hash = world.hash();
+    let error = world
+        .run(
+            lakeside,
+            Command::SyncOffline {
+                reporter: bystander.id,
+                records: records(&mut other),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(error.code(), "NOT_YOUR_RECORD"), "{error}");
+    assert_eq!(world.hash(), hash);
+    world.assert_audit();
+}
+
+fn vault(world: &World, op: OperatorId) -> Amount {
+    let account = world.platform.state().operator(op).unwrap().vault;
+    world
+        .platform
+        .state()
+        .ledger()
+        .account(account)
+        .unwrap()
+        .balance
+}
