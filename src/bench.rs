@@ -236,6 +236,7 @@ pub struct LedgerBenchReport {
     pub signed_transfers: usize,
     pub signed_elapsed: Duration,
     pub recovery: Duration,
+    pub snapshot_recovery: Duration,
     pub recovered_entries: u64,
 }
 
@@ -271,7 +272,7 @@ pub fn ledger(dir: &Path, config: &LedgerBenchConfig) -> Result<LedgerBenchRepor
     let log_bytes = platform.node_mut().log_bytes_written() - log_before;
     let (commit_p50, commit_p99) = percentiles(&mut latencies);
 
-    let verify_per_core = measure_verify_per_core(256);
+    let verify_per_core = measure_verify_per_core(400);
     let (signed_transfers, signed_elapsed) =
         signed(&mut platform, &wallets, config.signed_transfers)?;
 
@@ -280,8 +281,19 @@ pub fn ledger(dir: &Path, config: &LedgerBenchConfig) -> Result<LedgerBenchRepor
     let (platform, recovery) =
         Platform::open_seeded(dir, "bench", Box::new(crate::node::SystemClock))?;
     let recovery_time = started.elapsed();
+    // The same state again, from a snapshot instead of the whole log.
+    let mut platform = platform;
+    platform
+        .node_mut()
+        .snapshot()
+        .map_err(PlatformError::Node)?;
+    drop(platform);
+    let started = Instant::now();
+    let (platform, _) = Platform::open_seeded(dir, "bench", Box::new(crate::node::SystemClock))?;
+    let snapshot_recovery = started.elapsed();
     drop(platform);
     Ok(LedgerBenchReport {
+        snapshot_recovery,
         transfers: config.transfers,
         accepted,
         elapsed,
@@ -367,19 +379,26 @@ fn feed(
     Ok((accepted, elapsed, latencies))
 }
 
-/// Single-core SM2 verifications per second, measured now on this machine.
+/// Single-core SM2 verifications per second, measured now on this machine: the median of five
+/// rounds of `signatures` verifications with a pre-parsed key.
 pub fn measure_verify_per_core(signatures: usize) -> f64 {
     let key = KeyPair::from_seed(b"verify-rate");
     let messages: Vec<[u8; 64]> = (0..signatures).map(|i| [i as u8; 64]).collect();
     let signed: Vec<_> = messages.iter().map(|m| key.sign(m)).collect();
     let verifier = Verifier::new(&key.public_key()).expect("valid key");
-    let started = Instant::now();
-    for (message, signature) in messages.iter().zip(&signed) {
-        verifier
-            .verify(message, signature)
-            .expect("signature verifies");
-    }
-    signatures as f64 / started.elapsed().as_secs_f64()
+    let mut rates: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for (message, signature) in messages.iter().zip(&signed) {
+                verifier
+                    .verify(message, signature)
+                    .expect("signature verifies");
+            }
+            signatures as f64 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[2]
 }
 
 /// Holder-signed payments through the operator tier (verification on every core) into the

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use sm2::dsa::signature::{RandomizedSigner, Signer, Verifier as _};
@@ -260,18 +261,26 @@ pub fn verify_all_parallel(items: &[SignedItem<'_>], threads: usize) -> Vec<Resu
     if items.is_empty() {
         return results;
     }
-    let chunk_len = items.len().div_ceil(thread_count(threads).min(items.len()));
-    thread::scope(|scope| {
-        let mut chunks = items.chunks(chunk_len).zip(results.chunks_mut(chunk_len));
-        // The calling thread takes the first chunk instead of idling.
-        let first = chunks.next();
-        for (item_chunk, result_chunk) in chunks {
-            scope.spawn(move || verify_chunk(item_chunk, result_chunk));
-        }
-        if let Some((item_chunk, result_chunk)) = first {
-            verify_chunk(item_chunk, result_chunk);
-        }
+    // Items from one signer next to each other share one parsed key (a point decompression).
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items[i].key.0);
+    let next_block = AtomicUsize::new(0);
+    let workers = thread_count(threads).min(items.len().div_ceil(VERIFY_BLOCK_ITEMS));
+    let verdicts: Vec<Vec<(usize, Result<(), CertError>)>> = thread::scope(|scope| {
+        let work = || verify_blocks(items, &order, &next_block);
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        // The calling thread works too instead of idling.
+        let mut all = vec![work()];
+        all.extend(
+            helpers
+                .into_iter()
+                .map(|h| h.join().expect("verifier thread")),
+        );
+        all
     });
+    for (index, verdict) in verdicts.into_iter().flatten() {
+        results[index] = verdict;
+    }
     results
 }
 
@@ -282,17 +291,33 @@ fn thread_count(requested: usize) -> usize {
     thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-fn verify_chunk(items: &[SignedItem<'_>], results: &mut [Result<(), CertError>]) {
-    // Consecutive items from one signer share a parsed key.
+/// Items a verifier thread takes at a time: small enough to balance two uneven cores.
+const VERIFY_BLOCK_ITEMS: usize = 32;
+
+/// Takes blocks of the key-sorted order until none is left.
+fn verify_blocks(
+    items: &[SignedItem<'_>],
+    order: &[usize],
+    next_block: &AtomicUsize,
+) -> Vec<(usize, Result<(), CertError>)> {
+    let mut verdicts = Vec::new();
     let mut cached: Option<Verifier> = None;
-    for (item, result) in items.iter().zip(results.iter_mut()) {
-        if cached.as_ref().map(Verifier::public_key) != Some(item.key) {
-            cached = Verifier::new(item.key).ok();
+    loop {
+        let start = next_block.fetch_add(VERIFY_BLOCK_ITEMS, Ordering::Relaxed);
+        if start >= order.len() {
+            return verdicts;
         }
-        *result = match &cached {
-            Some(verifier) => verifier.verify(item.message, item.signature),
-            None => Err(CertError::BadPublicKey),
-        };
+        for &index in &order[start..(start + VERIFY_BLOCK_ITEMS).min(order.len())] {
+            let item = &items[index];
+            if cached.as_ref().map(Verifier::public_key) != Some(item.key) {
+                cached = Verifier::new(item.key).ok();
+            }
+            let verdict = match &cached {
+                Some(verifier) => verifier.verify(item.message, item.signature),
+                None => Err(CertError::BadPublicKey),
+            };
+            verdicts.push((index, verdict));
+        }
     }
 }
 

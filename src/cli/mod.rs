@@ -254,6 +254,10 @@ fn run_bench_ledger(data: Option<PathBuf>, config: &LedgerBenchConfig) -> Result
         report.recovered_entries,
         report.recovery.as_secs_f64()
     );
+    println!(
+        "restart from a snapshot of the same state: {:.2} s",
+        report.snapshot_recovery.as_secs_f64()
+    );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
