@@ -445,3 +445,212 @@ fn vault(world: &World, op: OperatorId) -> Amount {
         .unwrap()
         .balance
 }
+
+mod random_campaigns {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Load {
+            device: usize,
+            yuan: i64,
+        },
+        Tap {
+            payer: usize,
+            payee: usize,
+            fen: i64,
+        },
+        Clone {
+            device: usize,
+        },
+        Sync {
+            card: usize,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            2 => (0usize..4, 1i64..300).prop_map(|(device, yuan)| Step::Load { device, yuan }),
+            6 => (0usize..8, 0usize..8, 1i64..30_000).prop_map(|(payer, payee, fen)| Step::Tap { payer, payee, fen }),
+            1 => (0usize..4).prop_map(|device| Step::Clone { device }),
+            2 => (0usize..8).prop_map(|card| Step::Sync { card }),
+        ]
+    }
+
+    struct Campaign {
+        world: World,
+        issuers: Vec<OperatorIssuer>,
+        /// Cards in play: the four issued ones first, then clones.
+        cards: Vec<Device>,
+        load_seqs: [u32; 4],
+        clock_s: u32,
+        /// Each clone's card index and the counter it was copied at.
+        clones: Vec<(usize, u32)>,
+    }
+
+    impl Campaign {
+        fn new() -> Campaign {
+            let mut world = World::new();
+            let issuers = issuers();
+            let [jiangnan, lakeside] = world.operators;
+            let mut cards = Vec::new();
+            for (index, op) in [jiangnan, jiangnan, lakeside, lakeside]
+                .into_iter()
+                .enumerate()
+            {
+                let holder = world.open_banked(op, "20,000", WalletClass::Two);
+                world.exchange(&holder, "5,000").unwrap();
+                let form = if index % 2 == 0 {
+                    WalletForm::PhoneEse
+                } else {
+                    WalletForm::SimCard
+                };
+                cards.push(issue(
+                    &mut world,
+                    &issuers,
+                    op,
+                    form,
+                    100 + index as u64,
+                    Some(holder.wallet),
+                ));
+            }
+            Campaign {
+                world,
+                issuers,
+                cards,
+                load_seqs: [0; 4],
+                clock_s: NOW_S,
+                clones: Vec::new(),
+            }
+        }
+
+        fn apply(&mut self, step: &Step) {
+            self.clock_s += 30;
+            match *step {
+                Step::Load { device, yuan } => {
+                    let seq = self.load_seqs[device] + 1;
+                    let amount = Amount::from_yuan(yuan);
+                    let command = Command::LoadDevice {
+                        device: self.cards[device].id,
+                        load_seq: seq,
+                        amount,
+                    };
+                    if self.world.run(self.cards[device].operator, command).is_ok() {
+                        self.load_seqs[device] = seq;
+                        let order = self.issuers[self.cards[device].operator.0 as usize - 1]
+                            .authorize_load(self.cards[device].id, seq, amount);
+                        Relay::new()
+                            .load(&mut self.cards[device].card, &order)
+                            .expect("the center accepted this load");
+                    }
+                }
+                Step::Tap { payer, payee, fen } => {
+                    let (payer, payee) = (payer % self.cards.len(), payee % self.cards.len());
+                    if self.cards[payer].id == self.cards[payee].id {
+                        return;
+                    }
+                    let (a, b) = pair(&mut self.cards, payer, payee);
+                    // Refusals (caps, balance, a sync due) are part of the campaign.
+                    let _ = Relay::new().pay(
+                        &mut a.card,
+                        &mut b.card,
+                        Amount::from_fen(fen),
+                        self.clock_s,
+                    );
+                }
+                Step::Clone { device } => {
+                    let counter = Relay::new()
+                        .summary(&mut self.cards[device].card)
+                        .unwrap()
+                        .counter;
+                    let original = &self.cards[device];
+                    let clone = Device {
+                        id: original.id,
+                        card: original.card.clone_card(),
+                        operator: original.operator,
+                    };
+                    self.clones.push((self.cards.len(), counter));
+                    self.cards.push(clone);
+                }
+                Step::Sync { card } => self.sync(card % self.cards.len()),
+            }
+        }
+
+        fn sync(&mut self, card: usize) {
+            let device = &mut self.cards[card];
+            let reported = records(device);
+            let through = Relay::new().summary(&mut device.card).unwrap().records;
+            let command = Command::SyncOffline {
+                reporter: device.id,
+                records: reported,
+            };
+            let operator = device.operator;
+            self.world
+                .run(operator, command)
+                .expect("a sync of genuine records is accepted");
+            if through > 0 {
+                let entries = Relay::new()
+                    .records_to_sync(&mut self.cards[card].card)
+                    .unwrap();
+                let last = entries.last().map_or(0, |e| e.seq);
+                let confirmation = self.issuers[operator.0 as usize - 1].confirm_sync(
+                    self.cards[card].id,
+                    last,
+                    self.clock_s,
+                );
+                let _ = Relay::new().confirm_sync(&mut self.cards[card].card, &confirmation);
+            }
+        }
+    }
+
+    fn pair(cards: &mut [Device], a: usize, b: usize) -> (&mut Device, &mut Device) {
+        if a < b {
+            let (left, right) = cards.split_at_mut(b);
+            (&mut left[a], &mut right[0])
+        } else {
+            let (left, right) = cards.split_at_mut(a);
+            (&mut right[0], &mut left[b])
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        #[test]
+        fn loads_taps_clones_and_syncs_in_any_order_keep_the_books(steps in proptest::collection::vec(step(), 1..30)) {
+            let mut campaign = Campaign::new();
+            for step in &steps {
+                campaign.apply(step);
+                let report = ecny::audit::audit(campaign.world.platform.state());
+                prop_assert!(report.is_clean(), "after {:?}:\n{}", step, report);
+            }
+            for card in 0..campaign.cards.len() {
+                campaign.clock_s += 30;
+                campaign.sync(card);
+            }
+            let report = ecny::audit::audit(campaign.world.platform.state());
+            prop_assert!(report.is_clean(), "after the final syncs:\n{}", report);
+            let cloned: Vec<DeviceId> = campaign.cards[4..].iter().map(|c| c.id).collect();
+            // Every clone that spent alongside its original reused a counter, and was caught.
+            for (index, base) in campaign.clones.clone() {
+                let id = campaign.cards[index].id;
+                let spent = |card: &mut Device| Relay::new().summary(&mut card.card).unwrap().counter > base;
+                let original = campaign.cards.iter().position(|c| c.id == id).unwrap();
+                let both = spent(&mut campaign.cards[index]) && spent(&mut campaign.cards[original]);
+                let blocked = campaign.world.platform.state().devices().device(id).unwrap().blocked.is_some();
+                prop_assert!(!both || blocked, "clone of {} spent with a reused counter but was not caught", id);
+            }
+            let devices = campaign.world.platform.state().devices();
+            for card in campaign.cards.iter_mut().take(4) {
+                let known = devices.device(card.id).unwrap();
+                let actual = Relay::new().summary(&mut card.card).unwrap().balance;
+                if !cloned.contains(&card.id) {
+                    // Every honest payment was settled exactly once: the center's view is the card's.
+                    prop_assert_eq!(known.believed_balance(), actual, "device {}", card.id);
+                    prop_assert!(known.blocked.is_none());
+                }
+            }
+        }
+    }
+}
