@@ -20,6 +20,8 @@ pub struct OperatorSupply {
     pub backing: Amount,
     pub vault: Amount,
     pub wallets: Amount,
+    /// e-CNY in the secure elements it issued, as last synced.
+    pub offline: Amount,
     pub wallet_count: usize,
     pub customer_deposits: Amount,
 }
@@ -236,6 +238,7 @@ fn operator_supplies(state: &StateMachine) -> Vec<OperatorSupply> {
             backing: balance(op.backing),
             vault: balance(op.vault),
             wallets: Amount::ZERO,
+            offline: balance(op.offline_float),
             wallet_count: 0,
             customer_deposits: Amount::ZERO,
         })
@@ -288,26 +291,28 @@ impl fmt::Display for AuditReport {
         writeln!(f, "Money supply by operator")?;
         writeln!(
             f,
-            "  {:<6} {:<26} {:>16} {:>16} {:>16} {:>16} {:>9} {:>16}",
+            "  {:<6} {:<26} {:>16} {:>16} {:>16} {:>16} {:>14} {:>9} {:>16}",
             "id",
             "name",
             "reserves",
             "backing",
             "vault e-CNY",
             "wallet e-CNY",
+            "offline e-CNY",
             "wallets",
             "deposits"
         )?;
         for op in &self.operators {
             writeln!(
                 f,
-                "  {:<6} {:<26} {:>16} {:>16} {:>16} {:>16} {:>9} {:>16}",
+                "  {:<6} {:<26} {:>16} {:>16} {:>16} {:>16} {:>14} {:>9} {:>16}",
                 op.operator.to_string(),
                 op.name,
                 op.reserves.yuan_sign().to_string(),
                 op.backing.yuan_sign().to_string(),
                 op.vault.yuan_sign().to_string(),
                 op.wallets.yuan_sign().to_string(),
+                op.offline.yuan_sign().to_string(),
                 op.wallet_count,
                 op.customer_deposits.yuan_sign().to_string()
             )?;

@@ -42,6 +42,9 @@ enum Command {
         #[arg(long, default_value = "ecny-data")]
         data: PathBuf,
     },
+    /// Dual offline: hardware wallets that pay each other with no network.
+    #[command(subcommand)]
+    Offline(OfflineCommand),
     /// Measure throughput and footprint (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -52,6 +55,17 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum OfflineCommand {
+    /// Two phones in airplane mode pay 66.60 at a snack shop; a SIM wallet pays a phone bill; a
+    /// student card pays at the canteen; a cloned card is caught at sync. Ends with the audit.
+    Demo {
+        /// Data directory; must be new or empty. Default: ./ecny-offline-demo (recreated).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -87,6 +101,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { data } => run_demo(data),
+        Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),
         Command::Snapshot { data } => run_snapshot(&data),
         Command::Bench(BenchCommand::Ledger {
@@ -120,38 +135,7 @@ pub fn main() -> ExitCode {
 const DEMO_MARKER: &str = ".ecny-demo";
 
 fn run_demo(data: Option<PathBuf>) -> Result<(), String> {
-    let dir = match data {
-        Some(dir) => {
-            if dir.exists()
-                && std::fs::read_dir(&dir)
-                    .map_err(|e| e.to_string())?
-                    .next()
-                    .is_some()
-            {
-                return Err(format!("{} is not empty; the demo needs a fresh data directory (pick a new path or remove it)", dir.display()));
-            }
-            dir
-        }
-        None => {
-            let dir = PathBuf::from("ecny-demo");
-            if dir.join(DEMO_MARKER).exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
-            } else if dir.exists() {
-                return Err(format!(
-                    "{} exists but was not made by the demo; pass --data with a fresh path",
-                    dir.display()
-                ));
-            }
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            std::fs::write(
-                dir.join(DEMO_MARKER),
-                b"made by ecny demo; recreated on each run\n",
-            )
-            .map_err(|e| e.to_string())?;
-            dir
-        }
-    };
+    let dir = demo_dir(data, "ecny-demo")?;
     demo::run(&dir, &mut |line| println!("{line}")).map_err(|e| format!("demo failed: {e}"))?;
     println!(
         "\nThe data directory {} holds the durable log; try `ecny audit --data {}`.",
@@ -159,6 +143,45 @@ fn run_demo(data: Option<PathBuf>) -> Result<(), String> {
         dir.display()
     );
     Ok(())
+}
+
+fn run_offline_demo(data: Option<PathBuf>) -> Result<(), String> {
+    let dir = demo_dir(data, "ecny-offline-demo")?;
+    demo::offline::run(&dir, &mut |line| println!("{line}"))
+        .map_err(|e| format!("offline demo failed: {e}"))
+}
+
+/// A fresh directory for a demo: the given one if new or empty, or `default` recreated when a
+/// demo made it before.
+fn demo_dir(data: Option<PathBuf>, default: &str) -> Result<PathBuf, String> {
+    if let Some(dir) = data {
+        if dir.exists()
+            && std::fs::read_dir(&dir)
+                .map_err(|e| e.to_string())?
+                .next()
+                .is_some()
+        {
+            return Err(format!("{} is not empty; the demo needs a fresh data directory (pick a new path or remove it)", dir.display()));
+        }
+        return Ok(dir);
+    }
+    let dir = PathBuf::from(default);
+    if dir.join(DEMO_MARKER).exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    } else if dir.exists() {
+        return Err(format!(
+            "{} exists but was not made by a demo; pass --data with a fresh path",
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join(DEMO_MARKER),
+        b"made by an ecny demo; recreated on each run\n",
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(dir)
 }
 
 fn open_existing(data: &Path) -> Result<Node, String> {

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use thiserror::Error;
 
+pub mod offline;
+
 use crate::amount::Amount;
 use crate::audit::audit;
 use crate::certs::KeyPair;

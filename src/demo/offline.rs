@@ -1,0 +1,446 @@
+//! `ecny offline demo`: the seeds' dual-offline stories on a fresh data directory. Two phones in
+//! airplane mode pay 66.60 at a snack shop; a SIM wallet pays a phone bill with no signal; a
+//! student card pays at the canteen within its guardian's cap; a cloned card is caught at sync,
+//! blocked, and refused by the next terminal. Every tap crosses only APDUs between emulated
+//! secure elements; the center sees the value only when each side syncs. It ends with the audit.
+
+use std::path::Path;
+
+use crate::amount::Amount;
+use crate::audit::audit;
+use crate::certs::device::RevocationList;
+use crate::certs::KeyPair;
+use crate::command::{Command, Outcome};
+use crate::demo::DemoError;
+use crate::ids::{DeviceId, IdempotencyKey, OperatorId, WalletId};
+use crate::node::SystemClock;
+use crate::offline::applet::Applet;
+use crate::offline::issuer::OperatorIssuer;
+use crate::offline::link::{tap_time, BitRate, LinkParams};
+use crate::offline::messages::EntryRole;
+use crate::offline::profiles::{Profile, WalletForm};
+use crate::offline::protocol::Relay;
+use crate::offline::settlement::SyncedRecord;
+use crate::platform::Platform;
+
+const SEED: &str = "offline-demo";
+
+struct Card {
+    id: DeviceId,
+    applet: Applet,
+    operator: OperatorId,
+    key: KeyPair,
+    load_seq: u32,
+}
+
+struct Story<'a> {
+    platform: Platform,
+    issuers: Vec<OperatorIssuer>,
+    out: &'a mut dyn FnMut(&str),
+    now_s: u32,
+    next_key: u128,
+}
+
+fn yuan(text: &str) -> Amount {
+    text.parse().expect("demo amounts are well formed")
+}
+
+fn step(what: &str) -> impl Fn(crate::CommandError) -> DemoError + '_ {
+    move |error| DemoError::Step(format!("{what}: refused with {} ({error})", error.code()))
+}
+
+impl Story<'_> {
+    fn say(&mut self, text: &str) {
+        (self.out)(text);
+    }
+
+    fn run(&mut self, op: OperatorId, command: Command, what: &str) -> Result<Outcome, DemoError> {
+        self.platform.one(op, command)?.map_err(step(what))
+    }
+
+    /// A holder's wallet with e-CNY in it.
+    fn wallet(
+        &mut self,
+        op: OperatorId,
+        phone: u64,
+        yuan_amount: &str,
+    ) -> Result<WalletId, DemoError> {
+        let key = KeyPair::from_seed(format!("{SEED}/holder/{phone}").as_bytes());
+        let open = Command::OpenWallet {
+            operator: op,
+            phone,
+            public_key: key.public_key(),
+        };
+        let Outcome::Wallet(wallet) = self.run(op, open, "open wallet")? else {
+            unreachable!("open wallet answers a wallet")
+        };
+        let Outcome::Account(bank) = self.run(
+            op,
+            Command::OpenDepositAccount { operator: op },
+            "open account",
+        )?
+        else {
+            unreachable!("open account answers an account")
+        };
+        self.run(
+            op,
+            Command::CashDeposit {
+                account: bank,
+                amount: yuan(yuan_amount),
+            },
+            "salary",
+        )?;
+        self.run(
+            op,
+            Command::BindBankAccount {
+                wallet,
+                account: bank,
+            },
+            "bind",
+        )?;
+        self.next_key += 1;
+        let exchange = Command::Exchange {
+            wallet,
+            amount: yuan(yuan_amount),
+            key: IdempotencyKey(self.next_key),
+            auth: None,
+        };
+        self.run(op, exchange.sign(&key), "exchange")?;
+        Ok(wallet)
+    }
+
+    fn issue(
+        &mut self,
+        op: OperatorId,
+        profile: Profile,
+        id: u64,
+        wallet: Option<WalletId>,
+    ) -> Result<Card, DemoError> {
+        let key = KeyPair::from_seed(format!("{SEED}/device/{id}").as_bytes());
+        let issuer = &self.issuers[op.0 as usize - 1];
+        let applet = issuer
+            .issue(&profile, DeviceId(id), key.clone(), 1_000 + id, self.now_s)
+            .map_err(|e| DemoError::Step(format!("issue secure element: {e}")))?;
+        let register = Command::RegisterDevice {
+            operator: op,
+            device: DeviceId(id),
+            public_key: key.public_key(),
+            wallet,
+            caps: profile.caps(),
+        };
+        self.run(op, register, "register secure element")?;
+        Ok(Card {
+            id: DeviceId(id),
+            applet,
+            operator: op,
+            key,
+            load_seq: 0,
+        })
+    }
+
+    /// Online: the center moves the value into the operator's offline float, then the
+    /// operator's signed order loads the SE.
+    fn load(&mut self, card: &mut Card, amount: &str) -> Result<(), DemoError> {
+        card.load_seq += 1;
+        let command = Command::LoadDevice {
+            device: card.id,
+            load_seq: card.load_seq,
+            amount: yuan(amount),
+        };
+        self.run(card.operator, command, "load")?;
+        let order = self.issuers[card.operator.0 as usize - 1].authorize_load(
+            card.id,
+            card.load_seq,
+            yuan(amount),
+        );
+        Relay::new()
+            .load(&mut card.applet, &order)
+            .map_err(|e| DemoError::Step(format!("load the SE: {e}")))
+    }
+
+    /// Offline: a tap between two SEs, with its modeled time at 424 kbit/s.
+    fn tap(
+        &mut self,
+        payer: &mut Card,
+        payee: &mut Card,
+        amount: &str,
+        what: &str,
+    ) -> Result<(), DemoError> {
+        self.now_s += 60;
+        let mut relay = Relay::new();
+        relay
+            .pay(
+                &mut payer.applet,
+                &mut payee.applet,
+                yuan(amount),
+                self.now_s,
+            )
+            .map_err(|e| DemoError::Step(format!("{what}: {e}")))?;
+        let time = tap_time(relay.transcript(), &LinkParams::at(BitRate::Kbps424));
+        self.say(&format!("  ✓ {what}, no network on either side"));
+        self.say(&format!("    tap at 424 kbit/s: {time}"));
+        Ok(())
+    }
+
+    fn refused_tap(
+        &mut self,
+        payer: &mut Card,
+        payee: &mut Card,
+        amount: &str,
+        what: &str,
+    ) -> Result<(), DemoError> {
+        self.now_s += 60;
+        match Relay::new().pay(
+            &mut payer.applet,
+            &mut payee.applet,
+            yuan(amount),
+            self.now_s,
+        ) {
+            Err(error) => {
+                self.say(&format!(
+                    "  ✗ {what}: refused by the secure element — {error}"
+                ));
+                Ok(())
+            }
+            Ok(_) => Err(DemoError::Step(format!("{what}: expected a refusal"))),
+        }
+    }
+
+    /// Back online: the SE reports its records and the center settles them.
+    fn sync(&mut self, card: &mut Card, who: &str) -> Result<(), DemoError> {
+        let entries = Relay::new()
+            .records_to_sync(&mut card.applet)
+            .map_err(|e| DemoError::Step(e.to_string()))?;
+        let records = entries
+            .iter()
+            .map(|entry| {
+                let payer_key = if entry.role == EntryRole::Paid {
+                    card.key.public_key()
+                } else {
+                    entry.peer_key
+                };
+                let credited = entry.role == EntryRole::Received || entry.acknowledged;
+                (
+                    SyncedRecord {
+                        signed: entry.signed,
+                        payer_key,
+                    },
+                    credited,
+                )
+            })
+            .collect();
+        let command = Command::SyncOffline {
+            reporter: card.id,
+            records,
+        };
+        let Outcome::Synced(report) = self.run(card.operator, command, "sync")? else {
+            unreachable!("sync answers a report")
+        };
+        self.say(&format!(
+            "  ✓ {who} syncs: {} settled, {} already settled by the other side, {} device(s) blocked",
+            report.settled, report.duplicates, report.blocked
+        ));
+        if let Some(last) = entries.last() {
+            self.now_s += 1;
+            let confirmation = self.issuers[card.operator.0 as usize - 1]
+                .confirm_sync(card.id, last.seq, self.now_s);
+            Relay::new()
+                .confirm_sync(&mut card.applet, &confirmation)
+                .map_err(|e| DemoError::Step(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
+    let (platform, _) = Platform::open_seeded(dir, SEED, Box::new(SystemClock))?;
+    let now_s = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())) as u32;
+    let central_bank = KeyPair::from_seed(format!("{SEED}/central-bank").as_bytes());
+    let issuers = (1u16..=2)
+        .map(|id| {
+            let key = KeyPair::from_seed(format!("{SEED}/{}", OperatorId(id)).as_bytes());
+            OperatorIssuer::certify(
+                &central_bank,
+                OperatorId(id),
+                key,
+                u64::from(id),
+                (now_s - 86_400, now_s + 3_650 * 86_400),
+            )
+        })
+        .collect();
+    let mut story = Story {
+        platform,
+        issuers,
+        out,
+        now_s,
+        next_key: 0,
+    };
+    story.say(&format!(
+        "ecny offline demo on data directory {}",
+        dir.display()
+    ));
+    let (jiangnan, lakeside) = setup(&mut story)?;
+    snack_shop_and_phone_bill(&mut story, jiangnan, lakeside)?;
+    canteen(&mut story, jiangnan, lakeside)?;
+    cloned_card(&mut story, jiangnan, lakeside, &central_bank)?;
+    let report = audit(story.platform.state());
+    story.say("\nAudit of every invariant, offline float included");
+    for line in report.to_string().lines() {
+        story.say(&format!("  {line}"));
+    }
+    if !report.is_clean() {
+        return Err(DemoError::Step("audit found broken invariants".into()));
+    }
+    Ok(())
+}
+
+fn setup(story: &mut Story) -> Result<(OperatorId, OperatorId), DemoError> {
+    story.say("\n0. Two operators with e-CNY, as in `ecny demo`");
+    let jiangnan = story.platform.create_operator("Jiangnan Commercial Bank")?;
+    let lakeside = story.platform.create_operator("Lakeside Digital Bank")?;
+    for op in [jiangnan, lakeside] {
+        let commands = vec![
+            Command::FundReserves {
+                operator: op,
+                amount: yuan("1,000,000"),
+            },
+            Command::Issue {
+                operator: op,
+                amount: yuan("500,000"),
+            },
+        ];
+        for result in story.platform.as_central_bank(commands)? {
+            result.map_err(step("issue"))?;
+        }
+    }
+    story.say("  ✓ central bank issued ¥500,000.00 to each");
+    Ok((jiangnan, lakeside))
+}
+
+fn snack_shop_and_phone_bill(
+    story: &mut Story,
+    jiangnan: OperatorId,
+    lakeside: OperatorId,
+) -> Result<(), DemoError> {
+    story.say("\n1. Two phones in airplane mode: ¥66.60 at a snack shop");
+    let li = story.wallet(jiangnan, 13_800_138_000, "2,000")?;
+    let shop = story.wallet(lakeside, 13_700_006_660, "1")?;
+    let mut phone = story.issue(jiangnan, Profile::new(WalletForm::PhoneEse), 1, Some(li))?;
+    let mut shop_phone =
+        story.issue(lakeside, Profile::new(WalletForm::PhoneEse), 2, Some(shop))?;
+    story.load(&mut phone, "500")?;
+    story.say("  ✓ Li Lei loads ¥500.00 from his wallet into his phone's secure element (online)");
+    story.tap(
+        &mut phone,
+        &mut shop_phone,
+        "66.60",
+        "Li Lei's phone pays ¥66.60 to the snack shop's phone",
+    )?;
+    story.sync(&mut shop_phone, "the snack shop, back online")?;
+    story.sync(&mut phone, "Li Lei, back online")?;
+
+    story.say("\n2. A SIM-card wallet tops up a phone bill with no signal");
+    let han = story.wallet(lakeside, 13_901_390_000, "300")?;
+    let mut sim = story.issue(lakeside, Profile::new(WalletForm::SimCard), 3, Some(han))?;
+    let mut telecom = story.issue(jiangnan, Profile::new(WalletForm::VisitorCard), 4, None)?;
+    story.load(&mut sim, "100")?;
+    story.tap(
+        &mut sim,
+        &mut telecom,
+        "50",
+        "Han Meimei's SIM pays ¥50.00 at the telecom counter's terminal",
+    )?;
+    story.sync(&mut telecom, "the telecom terminal")?;
+    Ok(())
+}
+
+fn canteen(story: &mut Story, jiangnan: OperatorId, lakeside: OperatorId) -> Result<(), DemoError> {
+    story.say("\n3. A student card at the school canteen, within the guardian's daily cap");
+    let parent = story.wallet(jiangnan, 13_600_000_001, "500")?;
+    let profile = Profile::student_card(yuan("30")).map_err(|e| DemoError::Step(e.to_string()))?;
+    let mut student = story.issue(jiangnan, profile, 5, Some(parent))?;
+    let mut canteen = story.issue(lakeside, Profile::new(WalletForm::VisitorCard), 6, None)?;
+    story.load(&mut student, "100")?;
+    story.say("  ✓ a parent loads ¥100.00 onto the card; the guardian's cap is ¥30.00 a day");
+    story.tap(&mut student, &mut canteen, "12.50", "lunch, ¥12.50")?;
+    story.refused_tap(
+        &mut student,
+        &mut canteen,
+        "20",
+        "a ¥20.00 snack the same day",
+    )?;
+    story.sync(&mut canteen, "the canteen terminal")?;
+    Ok(())
+}
+
+fn cloned_card(
+    story: &mut Story,
+    jiangnan: OperatorId,
+    lakeside: OperatorId,
+    central_bank: &KeyPair,
+) -> Result<(), DemoError> {
+    story.say("\n4. A cloned card is caught at sync");
+    let owner = story.wallet(jiangnan, 13_500_000_009, "500")?;
+    let mut card = story.issue(
+        jiangnan,
+        Profile::new(WalletForm::ContactlessCard),
+        7,
+        Some(owner),
+    )?;
+    let mut shop_a = story.issue(lakeside, Profile::new(WalletForm::VisitorCard), 8, None)?;
+    let mut shop_b = story.issue(jiangnan, Profile::new(WalletForm::VisitorCard), 9, None)?;
+    let mut next_terminal =
+        story.issue(lakeside, Profile::new(WalletForm::VisitorCard), 10, None)?;
+    story.load(&mut card, "100")?;
+    let mut clone = Card {
+        id: card.id,
+        applet: card.applet.clone_card(),
+        operator: card.operator,
+        key: card.key.clone(),
+        load_seq: card.load_seq,
+    };
+    story.say("  ! someone copies the card's secure element, ¥100.00 and all");
+    story.tap(
+        &mut card,
+        &mut shop_a,
+        "80",
+        "the real card pays ¥80.00 at shop A",
+    )?;
+    story.tap(
+        &mut clone,
+        &mut shop_b,
+        "90",
+        "the clone pays ¥90.00 at shop B",
+    )?;
+    story.sync(&mut shop_a, "shop A")?;
+    story.sync(&mut shop_b, "shop B: the same counter signed twice")?;
+    let device = story
+        .platform
+        .state()
+        .devices()
+        .device(card.id)
+        .map_err(step("device"))?
+        .clone();
+    story.say(&format!(
+        "    card {} blocked ({:?}); its issuer covered {} of the double spend from its vault, bounded by the card's caps",
+        card.id,
+        device.blocked,
+        device.covered.yuan_sign()
+    ));
+    let blocked: Vec<DeviceId> = story.platform.state().devices().blocked().collect();
+    let list = RevocationList::issue(1, story.now_s, blocked, central_bank)
+        .map_err(|e| DemoError::Step(e.to_string()))?;
+    Relay::new()
+        .update_revocation(&mut next_terminal.applet, &list)
+        .map_err(|e| DemoError::Step(e.to_string()))?;
+    story.say("  ✓ the central bank's revocation list reaches the next terminal when it syncs");
+    story.refused_tap(
+        &mut clone,
+        &mut next_terminal,
+        "5",
+        "the clone tries again at another shop",
+    )?;
+    Ok(())
+}
