@@ -520,3 +520,187 @@ pub fn memory_per_wallet(wallets: usize) -> (f64, StateMachine) {
     let after = resident_bytes().unwrap_or(0);
     (after.saturating_sub(before) as f64 / wallets as f64, state)
 }
+
+/// What `ecny bench offline` measured.
+pub struct OfflineBenchReport {
+    pub records: usize,
+    /// Through the operator tier (each record's SM2 signature verified on every core) and the center.
+    pub verified_elapsed: Duration,
+    /// Into the center alone, in operator-signed batches (one signature per batch).
+    pub center_records: usize,
+    pub center_elapsed: Duration,
+}
+
+/// Settlement of offline records at sync: `devices` secure elements (visitor cards, half at each
+/// operator) loaded from the vaults, and `records` payments between them signed as their SEs sign.
+pub fn offline_sync(
+    dir: &Path,
+    devices: usize,
+    records: usize,
+) -> Result<OfflineBenchReport, PlatformError> {
+    use crate::certs::device::DeviceCaps;
+    use crate::ids::DeviceId;
+    use crate::offline::messages::{Nonce, PaymentRecord, SignedRecord};
+    use crate::offline::settlement::{SyncedRecord, SYNC_RECORDS_MAX};
+
+    let (mut platform, _) =
+        Platform::open_seeded(dir, "bench-offline", Box::new(crate::node::SystemClock))?;
+    let operators = [
+        platform.create_operator("Jiangnan Commercial Bank")?,
+        platform.create_operator("Lakeside Digital Bank")?,
+    ];
+    for op in operators {
+        let funding = vec![
+            Command::FundReserves {
+                operator: op,
+                amount: Amount::from_yuan(100_000_000),
+            },
+            Command::Issue {
+                operator: op,
+                amount: Amount::from_yuan(100_000_000),
+            },
+        ];
+        for result in platform.as_central_bank(funding)? {
+            result.map_err(PlatformError::Refused)?;
+        }
+    }
+    let caps = DeviceCaps {
+        per_payment_cap: Amount::from_yuan(1_000),
+        balance_cap: Amount::from_yuan(1_000_000),
+        daily_cap: None,
+        payments_before_sync: u16::MAX,
+    };
+    let keys: Vec<KeyPair> = (0..devices)
+        .map(|i| KeyPair::from_seed(format!("bench-offline/device/{i}").as_bytes()))
+        .collect();
+    let operator_of = |i: usize| operators[i % 2];
+    for (i, key) in keys.iter().enumerate() {
+        let register = Command::RegisterDevice {
+            operator: operator_of(i),
+            device: DeviceId(i as u64 + 1),
+            public_key: key.public_key(),
+            wallet: None,
+            caps,
+        };
+        let load = Command::LoadDevice {
+            device: DeviceId(i as u64 + 1),
+            load_seq: 1,
+            amount: Amount::from_yuan(100_000),
+        };
+        for result in platform.as_operator(operator_of(i), vec![register, load])? {
+            result.map_err(PlatformError::Refused)?;
+        }
+    }
+    // Records as the payers' SEs sign them; the payer reports each with the payee's receipt.
+    let mut random = SplitMix(3);
+    let mut counters = vec![0u32; devices];
+    let mut make_records = |count: usize| -> Vec<Vec<(usize, (SyncedRecord, bool))>> {
+        let mut per_operator = vec![Vec::new(), Vec::new()];
+        for _ in 0..count {
+            let payer = random.below(devices as u64) as usize;
+            let payee = (payer + 1 + random.below(devices as u64 - 1) as usize) % devices;
+            counters[payer] += 1;
+            let record = PaymentRecord {
+                payer: DeviceId(payer as u64 + 1),
+                counter: counters[payer],
+                payee: DeviceId(payee as u64 + 1),
+                nonce: Nonce(
+                    random
+                        .next_u64()
+                        .to_le_bytes()
+                        .repeat(2)
+                        .try_into()
+                        .expect("16 bytes"),
+                ),
+                amount: Amount::from_fen(1 + random.below(10_000) as i64),
+                time_s: 1_795_406_400,
+            };
+            let signed = SignedRecord {
+                record,
+                signature: keys[payer].sign(&record.digest()),
+            };
+            per_operator[payer % 2].push((
+                payer,
+                (
+                    SyncedRecord {
+                        signed,
+                        payer_key: keys[payer].public_key(),
+                    },
+                    true,
+                ),
+            ));
+        }
+        per_operator
+    };
+    let sync_commands =
+        |per_operator: Vec<Vec<(usize, (SyncedRecord, bool))>>| -> Vec<(OperatorId, Vec<Command>)> {
+            per_operator
+                .into_iter()
+                .enumerate()
+                .map(|(op, records)| {
+                    let mut by_reporter: std::collections::BTreeMap<
+                        usize,
+                        Vec<(SyncedRecord, bool)>,
+                    > = Default::default();
+                    for (payer, record) in records {
+                        by_reporter.entry(payer).or_default().push(record);
+                    }
+                    let commands = by_reporter
+                        .into_iter()
+                        .flat_map(|(payer, records)| {
+                            records
+                                .chunks(SYNC_RECORDS_MAX)
+                                .map(|chunk| Command::SyncOffline {
+                                    reporter: DeviceId(payer as u64 + 1),
+                                    records: chunk.to_vec(),
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    (OperatorId(op as u16 + 1), commands)
+                })
+                .collect()
+        };
+
+    let verified = sync_commands(make_records(records));
+    let started = Instant::now();
+    for (op, commands) in verified {
+        for chunk in commands.chunks(64) {
+            for result in platform.as_operator(op, chunk.to_vec())? {
+                result.map_err(PlatformError::Refused)?;
+            }
+        }
+    }
+    let verified_elapsed = started.elapsed();
+
+    let center_records = records * 4;
+    let direct = sync_commands(make_records(center_records));
+    let submissions: Vec<Submission> = direct
+        .into_iter()
+        .flat_map(|(op, commands)| {
+            let key = KeyPair::from_seed(format!("bench-offline/{op}").as_bytes());
+            commands
+                .chunks(64)
+                .map(|chunk| Submission::new(Origin::Operator(op), chunk, &key))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let started = Instant::now();
+    for outcome in platform.node_mut().submit(submissions)? {
+        for result in outcome.map_err(PlatformError::Refused)? {
+            result.map_err(PlatformError::Refused)?;
+        }
+    }
+    let center_elapsed = started.elapsed();
+    let report = crate::audit::audit(platform.state());
+    assert!(
+        report.is_clean(),
+        "audit after the offline benchmark:\n{report}"
+    );
+    Ok(OfflineBenchReport {
+        records,
+        verified_elapsed,
+        center_records,
+        center_elapsed,
+    })
+}

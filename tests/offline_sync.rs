@@ -654,3 +654,10 @@ mod random_campaigns {
         }
     }
 }
+
+#[test]
+fn the_sync_benchmark_settles_every_record_and_keeps_the_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = ecny::bench::offline_sync(dir.path(), 20, 200).unwrap();
+    assert_eq!((report.records, report.center_records), (200, 800));
+}
