@@ -643,6 +643,20 @@ impl StateMachine {
         Ok(Outcome::Done)
     }
 
+    /// An active wallet of the calling operator with its bound bank account and its operator.
+    fn banked_wallet(
+        &self,
+        origin: Origin,
+        id: WalletId,
+    ) -> Result<(&Wallet, AccountId, &Operator), CommandError> {
+        let wallet = self.own_wallet(origin, id)?;
+        wallet.ensure_active(id)?;
+        let bank = wallet
+            .bank_account()
+            .ok_or(CommandError::NoBoundBankAccount(id))?;
+        Ok((wallet, bank, self.operator(wallet.operator)?))
+    }
+
     fn exchange(
         &mut self,
         origin: Origin,
@@ -656,12 +670,7 @@ impl StateMachine {
         self.own_wallet(origin, id)?;
         self.check_holder_key(id, &auth)?;
         self.keyed(id, key, (1, 0, amount), |state| {
-            let wallet = state.own_wallet(origin, id)?;
-            wallet.ensure_active(id)?;
-            let bank = wallet
-                .bank_account()
-                .ok_or(CommandError::NoBoundBankAccount(id))?;
-            let op = state.operator(wallet.operator)?;
+            let (wallet, bank, op) = state.banked_wallet(origin, id)?;
             let balance = state.ledger.account(wallet.account)?.balance;
             wallet.check_incoming(id, op.limits_for(wallet.class), balance, amount)?;
             let vault = state.ledger.account(op.vault)?.available();
@@ -703,12 +712,7 @@ impl StateMachine {
         self.own_wallet(origin, id)?;
         self.check_holder_key(id, &auth)?;
         self.keyed(id, key, (2, 0, amount), |state| {
-            let wallet = state.own_wallet(origin, id)?;
-            wallet.ensure_active(id)?;
-            let bank = wallet
-                .bank_account()
-                .ok_or(CommandError::NoBoundBankAccount(id))?;
-            let op = state.operator(wallet.operator)?;
+            let (wallet, bank, op) = state.banked_wallet(origin, id)?;
             let legs = [
                 Leg {
                     debit: wallet.account,
