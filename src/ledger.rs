@@ -70,11 +70,16 @@ impl AccountKind {
         }
     }
 
-    /// Source accounts stand for money outside this system's books and so may go negative.
+    /// Source accounts stand for money outside this system's books and so may go negative. An
+    /// operator's offline float may too, for a while: a payee can report a payment before the
+    /// payer reports what it received offline to make it.
     pub fn may_go_negative(self) -> bool {
         matches!(
             self,
-            AccountKind::ReserveFunding | AccountKind::BankFunding | AccountKind::Issuance
+            AccountKind::ReserveFunding
+                | AccountKind::BankFunding
+                | AccountKind::Issuance
+                | AccountKind::OfflineFloat
         )
     }
 

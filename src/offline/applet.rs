@@ -13,6 +13,7 @@
 //! | A4 | SELECT (P1 04) | [`AID`] | [`SelectInfo`](crate::offline::messages::SelectInfo) |
 //! | CA | GET DATA (P1P2 = tag, see [`tag`]) | — | value |
 //! | B2 | READ RECORD (P1 = 1.. oldest first, P2 04) | — | [`LogEntry`] |
+//! | B2 | READ RECORD (P1 = 1.., P2 14: short file 2, the unload table) | — | [`UnloadEntry`] |
 //! | 50 | LOAD VALUE | [`LoadAuthorization`] | — |
 //! | 52 | REQUEST PAYMENT (payee) | [`PaymentRequest`] | [`ChallengeOffer`] |
 //! | 54 | PAY (payer) | [`PayCommand`] | [`SignedRecord`] |
@@ -20,27 +21,40 @@
 //! | 58 | ACKNOWLEDGE (payer) | [`Acknowledgement`] | — |
 //! | 5A | CONFIRM SYNC | [`SyncConfirmation`] | — |
 //! | 5C | UPDATE REVOCATION LIST | [`RevocationList`] | — |
+//! | 5E | UNLOAD | [`UnloadCommand`] | [`SignedUnload`] |
 
 use crate::amount::Amount;
-use crate::certs::device::{verify_chain, CompactCertificate, RevocationList};
+use crate::certs::device::{
+    verify_chain, verify_chain_known, CompactCertificate, DeviceCaps, RevocationList,
+};
 use crate::certs::{KeyPair, PublicKey, Signature};
 use crate::offline::apdu::{CommandApdu, LengthForm, ResponseApdu, CLA_CHAINING};
 use crate::offline::error::OfflineError;
 use crate::offline::messages::{
     Acknowledgement, Challenge, ChallengeOffer, EntryRole, LogEntry, PayCommand, PaymentRecord,
-    PaymentRequest, ReceiveCommand, SignedRecord, SyncConfirmation, Wire,
+    PaymentRequest, ReceiveCommand, SignedRecord, SignedUnload, SyncConfirmation, UnloadCommand,
+    UnloadEntry, Wire, SIGNATURE_BYTES,
 };
 use crate::offline::nvm::{Nvm, PowerLost, TearingPlan};
-use crate::offline::state::{Challenges, DeviceKey, SpendingDay};
+use crate::offline::state::{Challenges, DeviceKey, SpendingDay, VerifiedCertificates};
 
 pub use crate::offline::messages::LoadAuthorization;
 pub use crate::offline::state::PersistentState;
 
 /// The applet's identifier: a registered-style RID (A0 00 00 06 32) and PIX 01 01.
 pub const AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01];
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Records kept until the center confirms them; a full log refuses payments until sync.
 pub const RECORDS_MAX: usize = 64;
+/// Signed unloads kept until the center confirms them; the phone is online when it unloads,
+/// so more than a few waiting means something is wrong and the card stops unloading.
+pub const UNLOADS_PENDING_MAX: usize = 4;
+/// Operator certificates whose signature the card remembers having verified: every operator
+/// in the system fits (e-CNY has about ten).
+pub const OPERATOR_CERTS_CACHED_MAX: usize = 16;
+/// Peer device certificates remembered, oldest dropped first: a shop's regular customers, a
+/// customer's regular shops.
+pub const DEVICE_CERTS_CACHED_MAX: usize = 16;
 /// Challenges superseded before being paid that a payee still honours once, so a torn tap
 /// can finish on the next contact.
 pub const RECENT_CHALLENGES_MAX: usize = 8;
@@ -52,6 +66,8 @@ pub const DAY_S: u32 = 86_400;
 
 const SELECT_BY_NAME: (u8, u8) = (0x04, 0x00);
 const READ_RECORD_BY_NUMBER: u8 = 0x04;
+/// READ RECORD P2 for record P1 of short file 2 (SFI in bits 8-4): the unload table.
+pub const READ_RECORD_UNLOADS: u8 = (2 << 3) | READ_RECORD_BY_NUMBER;
 
 /// Class bytes, without the chaining bit.
 pub mod cla {
@@ -71,6 +87,7 @@ pub mod ins {
     pub const ACKNOWLEDGE: u8 = 0x58;
     pub const CONFIRM_SYNC: u8 = 0x5A;
     pub const UPDATE_REVOCATION: u8 = 0x5C;
+    pub const UNLOAD: u8 = 0x5E;
 }
 
 /// GET DATA tags (P1P2).
@@ -185,13 +202,16 @@ impl Applet {
             payments_since_sync: 0,
             spending_day: SpendingDay::default(),
             load_seq: 0,
+            unload_seq: 0,
             challenge_seq: 0,
             challenges: Challenges::default(),
             log: Vec::new(),
+            unloads: Vec::new(),
             next_log_seq: 1,
             synced_through: 0,
             last_sync_s: issued_at_s,
             revocation: empty,
+            verified: VerifiedCertificates::default(),
             clock_floor_s: issued_at_s,
             blocked: false,
         };
@@ -334,6 +354,7 @@ impl Applet {
                 | ins::ACKNOWLEDGE
                 | ins::CONFIRM_SYNC
                 | ins::UPDATE_REVOCATION
+                | ins::UNLOAD
         );
         if !known {
             return Err(OfflineError::InsNotSupported(command.ins).into());
@@ -351,6 +372,7 @@ impl Applet {
             ins::RECEIVE => self.receive(command),
             ins::ACKNOWLEDGE => self.acknowledge(command),
             ins::CONFIRM_SYNC => self.confirm_sync(command),
+            ins::UNLOAD => self.unload(command),
             _ => self.update_revocation(command),
         }
     }
@@ -391,14 +413,18 @@ impl Applet {
 
     fn read_record(&self, command: &Command) -> Answer {
         expect_no_data(command)?;
-        if command.p2 != READ_RECORD_BY_NUMBER || command.p1 == 0 {
+        if command.p1 == 0 {
             return Err(incorrect_p1p2(command).into());
         }
-        let log = &self.nvm.image().log;
-        let entry = log
-            .get(usize::from(command.p1) - 1)
-            .ok_or(OfflineError::RecordNotFound(command.p1))?;
-        Ok(ResponseApdu::success(entry.encode()))
+        let state = self.nvm.image();
+        let index = usize::from(command.p1) - 1;
+        let not_found = OfflineError::RecordNotFound(command.p1);
+        let data = match command.p2 {
+            READ_RECORD_BY_NUMBER => state.log.get(index).ok_or(not_found)?.encode(),
+            READ_RECORD_UNLOADS => state.unloads.get(index).ok_or(not_found)?.encode(),
+            _ => return Err(incorrect_p1p2(command).into()),
+        };
+        Ok(ResponseApdu::success(data))
     }
 
     fn load(&mut self, command: &Command) -> Answer {
@@ -434,6 +460,53 @@ impl Applet {
             nvm.write(|state| state.load_seq = expected)
         })?;
         Ok(ResponseApdu::success(Vec::new()))
+    }
+
+    /// Moves value back to the online wallet: debits, counts and keeps the signed unload in
+    /// one transaction, so the card is never debited without the record the center credits
+    /// from. A retry of the last unload, still kept, answers the same record again.
+    fn unload(&mut self, command: &Command) -> Answer {
+        expect_p1p2_zero(command)?;
+        let unload = UnloadCommand::decode(&command.data)?;
+        let state = self.nvm.image();
+        state.check_can_transact(unload.time_s)?;
+        check_positive(unload.amount)?;
+        let kept = state.unloads.last().map(|entry| entry.unload);
+        let retried = kept.filter(|kept| {
+            (kept.unload_seq, kept.amount) == (unload.unload_seq, unload.amount)
+                && kept.unload_seq == state.unload_seq
+        });
+        if let Some(kept) = retried {
+            return Ok(ResponseApdu::success(kept.encode()));
+        }
+        let expected = state
+            .unload_seq
+            .checked_add(1)
+            .ok_or(OfflineError::CounterExhausted)?;
+        if unload.unload_seq != expected {
+            let got = unload.unload_seq;
+            return Err(OfflineError::SequenceOutOfOrder { got, expected }.into());
+        }
+        let balance = state.check_can_unload(unload.amount)?;
+        let mut signed = SignedUnload {
+            device: state.device,
+            unload_seq: expected,
+            amount: unload.amount,
+            time_s: unload.time_s,
+            signature: Signature([0; SIGNATURE_BYTES]),
+        };
+        signed.signature = sign(&mut self.ram.cost, &state.key, &signed.digest());
+        let entry = UnloadEntry {
+            seq: state.next_log_seq,
+            unload: signed,
+        };
+        transact(&mut self.nvm, |nvm| {
+            nvm.write(|state| state.balance = balance)?;
+            nvm.write(|state| state.unload_seq = expected)?;
+            nvm.write(|state| state.unloads.push(entry))?;
+            nvm.write(|state| state.next_log_seq = entry.seq + 1)
+        })?;
+        Ok(ResponseApdu::success(signed.encode()))
     }
 
     /// Payee: a fresh challenge for `amount`; the previous one joins the recent ones.
@@ -493,7 +566,8 @@ impl Applet {
             nvm.write(|state| state.payments_since_sync = plan.payments_since_sync)?;
             nvm.write(|state| state.spending_day = plan.spending_day)?;
             nvm.write(|state| state.log.push(entry))?;
-            nvm.write(|state| state.next_log_seq = plan.log_seq + 1)
+            nvm.write(|state| state.next_log_seq = plan.log_seq + 1)?;
+            remember_chain(nvm, plan.verified)
         })?;
         Ok(ResponseApdu::success(signed.encode()))
     }
@@ -517,14 +591,9 @@ impl Applet {
             .counter
             .checked_add(1)
             .ok_or(OfflineError::CounterExhausted)?;
-        self.ram.cost.sm2_verifies += 2;
-        verify_chain(
-            &state.root,
-            &pay.payee_operator_cert,
-            &pay.payee_device_cert,
-            pay.time_s,
-            &state.revocation,
-        )?;
+        let (_, verified) =
+            self.check_peer_chain(&pay.payee_operator_cert, &pay.payee_device_cert, pay.time_s)?;
+        let state = self.nvm.image();
         let record = PaymentRecord {
             payer: state.device,
             counter,
@@ -543,7 +612,30 @@ impl Applet {
             spending_day,
             log_seq: state.next_log_seq,
             payee_key: pay.payee_device_cert.body.public_key,
+            verified,
         })
+    }
+
+    /// Verifies a peer's chain, skipping the signatures this card already verified on the same
+    /// bytes; returns the peer's caps and the cache to keep if the command commits.
+    fn check_peer_chain(
+        &mut self,
+        operator_cert: &CompactCertificate,
+        device_cert: &CompactCertificate,
+        time_s: u32,
+    ) -> Result<(DeviceCaps, Option<VerifiedCertificates>), OfflineError> {
+        let state = self.nvm.image();
+        let known = state.verified.known(operator_cert, device_cert);
+        self.ram.cost.sm2_verifies += known.to_verify();
+        let caps = verify_chain_known(
+            &state.root,
+            operator_cert,
+            device_cert,
+            time_s,
+            &state.revocation,
+            known,
+        )?;
+        Ok((caps, state.verified.with_chain(operator_cert, device_cert)))
     }
 
     /// Payee: credits a record for one of its challenges exactly once; a record it already
@@ -564,7 +656,8 @@ impl Applet {
             nvm.write(|state| state.balance = plan.balance)?;
             nvm.write(|state| state.challenges = plan.challenges)?;
             nvm.write(|state| state.log.push(plan.entry))?;
-            nvm.write(|state| state.next_log_seq = plan.entry.seq + 1)
+            nvm.write(|state| state.next_log_seq = plan.entry.seq + 1)?;
+            remember_chain(nvm, plan.verified)
         })?;
         let state = self.nvm.image();
         let receipt = sign(&mut self.ram.cost, &state.key, &record.receipt_digest());
@@ -594,14 +687,12 @@ impl Applet {
             return Err(OfflineError::AmountMismatch { record, challenge });
         }
         let balance = state.check_can_receive(record.amount)?;
-        self.ram.cost.sm2_verifies += 2;
-        let payer_caps = verify_chain(
-            &state.root,
+        let (payer_caps, verified) = self.check_peer_chain(
             &receive.payer_operator_cert,
             &receive.payer_device_cert,
             receive.time_s,
-            &state.revocation,
         )?;
+        let state = self.nvm.image();
         if record.amount > payer_caps.per_payment_cap {
             let (amount, cap) = (record.amount, payer_caps.per_payment_cap);
             return Err(OfflineError::PaymentCap { amount, cap });
@@ -625,6 +716,7 @@ impl Applet {
                 peer_key: payer_key,
                 acknowledged: true,
             },
+            verified,
         })
     }
 
@@ -700,9 +792,16 @@ impl Applet {
             .copied()
             .collect();
         let unsynced_payments = log.iter().filter(|e| e.role == EntryRole::Paid).count();
+        let unloads: Vec<UnloadEntry> = state
+            .unloads
+            .iter()
+            .filter(|entry| entry.seq > sync.through_seq)
+            .copied()
+            .collect();
         let clock_floor_s = state.clock_floor_s.max(sync.time_s);
         transact(&mut self.nvm, |nvm| {
             nvm.write(|state| state.log = log)?;
+            nvm.write(|state| state.unloads = unloads)?;
             nvm.write(|state| state.synced_through = sync.through_seq)?;
             nvm.write(|state| state.last_sync_s = sync.time_s)?;
             nvm.write(|state| state.payments_since_sync = unsynced_payments as u16)?;
@@ -729,7 +828,9 @@ impl Applet {
         transact(&mut self.nvm, |nvm| {
             nvm.write(|state| state.revocation = list)?;
             nvm.write(|state| state.blocked = blocked)?;
-            nvm.write(|state| state.clock_floor_s = clock_floor_s)
+            nvm.write(|state| state.clock_floor_s = clock_floor_s)?;
+            // Whatever the new list revokes must never be skipped as already verified.
+            nvm.write(|state| state.verified = VerifiedCertificates::default())
         })?;
         Ok(ResponseApdu::success(Vec::new()))
     }
@@ -742,12 +843,25 @@ struct PaymentPlan {
     spending_day: SpendingDay,
     log_seq: u32,
     payee_key: PublicKey,
+    verified: Option<VerifiedCertificates>,
 }
 
 struct CreditPlan {
     balance: Amount,
     challenges: Challenges,
     entry: LogEntry,
+    verified: Option<VerifiedCertificates>,
+}
+
+/// Keeps newly verified certificates, inside the command's transaction.
+fn remember_chain(
+    nvm: &mut Nvm<PersistentState>,
+    verified: Option<VerifiedCertificates>,
+) -> Result<(), PowerLost> {
+    match verified {
+        Some(verified) => nvm.write(|state| state.verified = verified),
+        None => Ok(()),
+    }
 }
 
 /// One atomic transaction: every write inside `writes`, then the commit.
@@ -1368,6 +1482,50 @@ mod tests {
         assert_eq!(SIGNED_RECORD_BYTES, 112);
     }
 
+    fn unload_command(unload_seq: u32, fen: i64) -> Vec<u8> {
+        UnloadCommand {
+            unload_seq,
+            amount: Amount::from_fen(fen),
+            time_s: NOW_S,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn a_retried_unload_answers_the_same_record_and_a_skipped_one_is_refused() {
+        let mut bench = Bench::new();
+        let first = expect_ok(message(
+            &mut bench.payer,
+            ins::UNLOAD,
+            &unload_command(1, 1_000),
+        ));
+        let before = bench.payer.persistent_image().clone();
+        let again = expect_ok(message(
+            &mut bench.payer,
+            ins::UNLOAD,
+            &unload_command(1, 1_000),
+        ));
+        assert_eq!(again, first);
+        assert_eq!(bench.payer.persistent_image(), &before);
+        for (seq, fen) in [(1, 2_000), (3, 1_000), (0, 1_000)] {
+            let bytes = unload_command(seq, fen);
+            assert_refused(
+                &mut bench.payer,
+                |c| message(c, ins::UNLOAD, &bytes),
+                StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+                "OFFLINE_SEQUENCE_OUT_OF_ORDER",
+            );
+        }
+        let entry = UnloadEntry::decode(&expect_ok(send(&mut bench.payer, &hex("00B2011400"))));
+        assert_eq!(entry.unwrap().unload.encode(), first);
+        assert_refused(
+            &mut bench.payer,
+            |c| send(c, &hex("00B2021400")),
+            StatusWord::RECORD_NOT_FOUND,
+            "RECORD_NOT_FOUND",
+        );
+    }
+
     #[test]
     fn persistent_memory_fits_a_secure_element() {
         let bench = Bench::new();
@@ -1410,6 +1568,7 @@ mod tests {
             Just(ins::ACKNOWLEDGE),
             Just(ins::CONFIRM_SYNC),
             Just(ins::UPDATE_REVOCATION),
+            Just(ins::UNLOAD),
             any::<u8>()
         ];
         let data = proptest::collection::vec(any::<u8>(), 0..=255);

@@ -64,6 +64,8 @@ pub enum OfflineError {
     },
     #[error("the record log is full; sync before the next payment")]
     LogFull,
+    #[error("{max} unloads wait for the center; sync before unloading again")]
+    UnloadsPending { max: usize },
     #[error("insufficient balance: {balance}, needed {amount}")]
     InsufficientBalance { balance: Amount, amount: Amount },
     #[error("a secure element cannot pay itself")]
@@ -128,6 +130,7 @@ impl OfflineError {
             SyncRequired { .. } => "OFFLINE_SYNC_REQUIRED",
             BalanceCap { .. } => "OFFLINE_BALANCE_CAP",
             LogFull => "OFFLINE_LOG_FULL",
+            UnloadsPending { .. } => "OFFLINE_UNLOADS_PENDING",
             InsufficientBalance { .. } => "OFFLINE_INSUFFICIENT_BALANCE",
             SelfPayment => "OFFLINE_SELF_PAYMENT",
             ChallengeReplayed => "OFFLINE_CHALLENGE_REPLAYED",
@@ -172,7 +175,8 @@ impl OfflineError {
             | DailyCap { .. }
             | SyncRequired { .. }
             | BalanceCap { .. }
-            | LogFull => StatusWord::NOT_ENOUGH_MEMORY,
+            | LogFull
+            | UnloadsPending { .. } => StatusWord::NOT_ENOUGH_MEMORY,
             NotSelected
             | TimeBeforeSync { .. }
             | InsufficientBalance { .. }

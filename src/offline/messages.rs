@@ -15,11 +15,14 @@ pub const CHALLENGE_BYTES: usize = 8 + NONCE_BYTES + 8 + 4;
 pub const RECORD_BYTES: usize = 8 + 4 + 8 + NONCE_BYTES + 8 + 4;
 pub const SIGNED_RECORD_BYTES: usize = RECORD_BYTES + SIGNATURE_BYTES;
 pub const LOG_ENTRY_BYTES: usize = 4 + 1 + 1 + SIGNED_RECORD_BYTES + 33;
+pub const SIGNED_UNLOAD_BYTES: usize = 8 + 4 + 8 + 4 + SIGNATURE_BYTES;
+pub const UNLOAD_ENTRY_BYTES: usize = 4 + SIGNED_UNLOAD_BYTES;
 
 const RECORD_DOMAIN: &[u8] = b"ecny.offline.payment-record.v1";
 const RECEIPT_DOMAIN: &[u8] = b"ecny.offline.receipt.v1";
 const LOAD_DOMAIN: &[u8] = b"ecny.offline.load.v1";
 const SYNC_DOMAIN: &[u8] = b"ecny.offline.sync.v1";
+const UNLOAD_DOMAIN: &[u8] = b"ecny.offline.unload.v1";
 
 /// A fixed-layout message: encoded into and decoded from the crate's field codec.
 pub trait Wire: Sized {
@@ -411,6 +414,116 @@ impl Wire for SyncConfirmation {
     }
 }
 
+/// UNLOAD, to the secure element: move `amount` back to the holder's online wallet as unload
+/// number `unload_seq`, so a retried command never unloads twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnloadCommand {
+    pub unload_seq: u32,
+    pub amount: Amount,
+    pub time_s: u32,
+}
+
+impl Wire for UnloadCommand {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u32(self.unload_seq).i64(self.amount.fen());
+        writer.u32(self.time_s);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<UnloadCommand, DecodeError> {
+        Ok(UnloadCommand {
+            unload_seq: reader.u32("unload seq")?,
+            amount: Amount::from_fen(reader.i64("unload amount")?),
+            time_s: reader.u32("unload time")?,
+        })
+    }
+}
+
+/// The secure element's proof that it debited `amount` for its online wallet: the center
+/// credits the wallet once per (`device`, `unload_seq`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SignedUnload {
+    pub device: DeviceId,
+    pub unload_seq: u32,
+    pub amount: Amount,
+    pub time_s: u32,
+    /// The device key's signature over [`SignedUnload::digest`].
+    pub signature: Signature,
+}
+
+impl SignedUnload {
+    pub fn sign(
+        device: DeviceId,
+        unload_seq: u32,
+        (amount, time_s): (Amount, u32),
+        device_key: &KeyPair,
+    ) -> SignedUnload {
+        let mut unload = SignedUnload {
+            device,
+            unload_seq,
+            amount,
+            time_s,
+            signature: Signature([0; SIGNATURE_BYTES]),
+        };
+        unload.signature = device_key.sign(&unload.digest());
+        unload
+    }
+
+    /// SM3 over the domain tag and every field but the signature.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut writer = Writer::new();
+        self.encode_fields(&mut writer);
+        sm3_parts(&[UNLOAD_DOMAIN, &writer.bytes])
+    }
+
+    pub fn verify(&self, device_key: &PublicKey) -> bool {
+        device_key.verify(&self.digest(), &self.signature).is_ok()
+    }
+
+    fn encode_fields(&self, writer: &mut Writer) {
+        writer.u64(self.device.0).u32(self.unload_seq);
+        writer.i64(self.amount.fen()).u32(self.time_s);
+    }
+}
+
+impl Wire for SignedUnload {
+    fn encode_into(&self, writer: &mut Writer) {
+        self.encode_fields(writer);
+        writer.raw(&self.signature.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<SignedUnload, DecodeError> {
+        Ok(SignedUnload {
+            device: DeviceId(reader.u64("unload device")?),
+            unload_seq: reader.u32("unload seq")?,
+            amount: Amount::from_fen(reader.i64("unload amount")?),
+            time_s: reader.u32("unload time")?,
+            signature: Signature(reader.array("unload signature")?),
+        })
+    }
+}
+
+/// A signed unload kept by the secure element until a sync confirmation covers `seq`; its
+/// `seq` shares the numbering of the record log, so one confirmation clears both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnloadEntry {
+    pub seq: u32,
+    pub unload: SignedUnload,
+}
+
+impl Wire for UnloadEntry {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.u32(self.seq);
+        self.unload.encode_into(writer);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<UnloadEntry, DecodeError> {
+        Ok(UnloadEntry {
+            seq: reader.u32("unload entry seq")?,
+            unload: SignedUnload::decode_from(reader)?,
+        })
+    }
+}
+
 /// The applet's answer to SELECT: enough for the phone to plan the tap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SelectInfo {
@@ -419,12 +532,17 @@ pub struct SelectInfo {
     pub records: u8,
     /// Paid records still waiting for the payee's receipt; the phone re-presents them.
     pub unacknowledged: u8,
+    /// Signed unloads not yet confirmed by the center; the phone delivers them when online.
+    pub unloads: u8,
 }
 
 impl Wire for SelectInfo {
     fn encode_into(&self, writer: &mut Writer) {
         writer.u8(self.protocol_version).u64(self.device.0);
-        writer.u8(self.records).u8(self.unacknowledged);
+        writer
+            .u8(self.records)
+            .u8(self.unacknowledged)
+            .u8(self.unloads);
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<SelectInfo, DecodeError> {
@@ -433,6 +551,7 @@ impl Wire for SelectInfo {
             device: DeviceId(reader.u64("device")?),
             records: reader.u8("records")?,
             unacknowledged: reader.u8("unacknowledged")?,
+            unloads: reader.u8("unloads")?,
         })
     }
 }
@@ -447,6 +566,7 @@ pub struct SeSummary {
     pub records: u8,
     pub unacknowledged: u8,
     pub load_seq: u32,
+    pub unload_seq: u32,
     pub synced_through: u32,
     pub revocation_version: u32,
     pub blocked: bool,
@@ -462,7 +582,10 @@ impl Wire for SeSummary {
             .u16(self.payments_since_sync)
             .u8(self.records)
             .u8(self.unacknowledged);
-        writer.u32(self.load_seq).u32(self.synced_through);
+        writer
+            .u32(self.load_seq)
+            .u32(self.unload_seq)
+            .u32(self.synced_through);
         writer
             .u32(self.revocation_version)
             .u8(u8::from(self.blocked));
@@ -477,6 +600,7 @@ impl Wire for SeSummary {
             records: reader.u8("records")?,
             unacknowledged: reader.u8("unacknowledged")?,
             load_seq: reader.u32("load seq")?,
+            unload_seq: reader.u32("unload seq")?,
             synced_through: reader.u32("synced through")?,
             revocation_version: reader.u32("revocation version")?,
             blocked: reader.bool("blocked")?,
@@ -526,6 +650,41 @@ mod tests {
         assert_eq!(SignedRecord::decode(&signed.encode()), Ok(signed));
     }
 
+    fn unload() -> SignedUnload {
+        let key = KeyPair::from_seed(b"device");
+        SignedUnload::sign(DeviceId(5), 3, (Amount::from_yuan(40), 1_700_000_000), &key)
+    }
+
+    #[test]
+    fn a_signed_unload_round_trips_and_binds_every_field() {
+        let unload = unload();
+        let bytes = unload.encode();
+        assert_eq!(bytes.len(), SIGNED_UNLOAD_BYTES);
+        assert_eq!(SignedUnload::decode(&bytes), Ok(unload));
+        let key = KeyPair::from_seed(b"device").public_key();
+        assert!(unload.verify(&key));
+        let mut more = unload;
+        more.amount = Amount::from_yuan(41);
+        assert!(!more.verify(&key));
+        let mut later = unload;
+        later.unload_seq += 1;
+        assert!(!later.verify(&key));
+        let entry = UnloadEntry { seq: 9, unload };
+        assert_eq!(entry.encode().len(), UNLOAD_ENTRY_BYTES);
+        assert_eq!(UnloadEntry::decode(&entry.encode()), Ok(entry));
+        let load = LoadAuthorization {
+            device: DeviceId(5),
+            load_seq: 3,
+            amount: Amount::from_yuan(40),
+            signature: unload.signature,
+        };
+        assert_ne!(
+            load.digest(),
+            unload.digest(),
+            "domains keep messages apart"
+        );
+    }
+
     #[test]
     fn record_and_receipt_digests_differ() {
         assert_ne!(record().digest(), record().receipt_digest());
@@ -552,6 +711,7 @@ mod tests {
             .verify(&load.digest(), &load.signature)
             .is_ok());
         let sync = SyncConfirmation::sign(DeviceId(5), 3, 1_700_000_000, &operator);
+        assert_ne!(sync.digest(), unload().digest());
         assert_eq!(SyncConfirmation::decode(&sync.encode()), Ok(sync));
         assert_ne!(load.digest(), sync.digest());
     }

@@ -14,6 +14,16 @@
 //!    the nonce and logs the record in one transaction, and answers a signed receipt.
 //! 5. P: ACKNOWLEDGE with the receipt → the record is marked acknowledged.
 //!
+//! Each SE remembers the operator and peer device certificates whose signatures it verified
+//! (serial + SM3 of the exact bytes, bounded, cleared by every new revocation list), so a tap
+//! with a known operator costs 4 SM2 verifications instead of 6, and with a known peer 2;
+//! validity, issuer and revocation are still checked on every tap.
+//!
+//! Unload (value back to the online wallet): UNLOAD debits the SE, bumps its unload sequence
+//! and keeps the signed unload, all in one SE transaction, until a sync confirmation covers it;
+//! READ RECORD on short file 2 reads it again if the phone lost the answer. The center credits
+//! the wallet once per (device, unload sequence).
+//!
 //! Tearing invariant: for every cut (any APDU boundary, any persistent write of either SE),
 //! once both SEs have met again (or synced), the payment happened exactly once — P debited and
 //! Q credited, one record each — or not at all: neither balance changed and no record exists.

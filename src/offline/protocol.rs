@@ -13,10 +13,13 @@ use crate::offline::apdu::{
     CommandApdu, ResponseApdu, StatusWord, CLA_CHAINING, SHORT_DATA_BYTES_MAX,
     SHORT_RESPONSE_BYTES_MAX,
 };
-use crate::offline::applet::{cla, ins, tag, Applet, CommandCost, AID, RECORDS_MAX};
+use crate::offline::applet::{
+    cla, ins, tag, Applet, CommandCost, AID, READ_RECORD_UNLOADS, RECORDS_MAX,
+};
 use crate::offline::messages::{
     Acknowledgement, ChallengeOffer, EntryRole, LoadAuthorization, LogEntry, PayCommand,
-    PaymentRequest, ReceiveCommand, SeSummary, SelectInfo, SignedRecord, SyncConfirmation, Wire,
+    PaymentRequest, ReceiveCommand, SeSummary, SelectInfo, SignedRecord, SignedUnload,
+    SyncConfirmation, UnloadCommand, UnloadEntry, Wire,
 };
 
 /// Which secure element of a tap an exchange went to.
@@ -214,15 +217,45 @@ impl Relay {
             .collect()
     }
 
+    /// Signed unloads the secure element keeps until a sync confirmation covers them, oldest
+    /// first: after a lost answer to UNLOAD, this is how the phone still gets the record.
+    pub fn unloads_to_sync(&mut self, card: &mut Applet) -> Result<Vec<UnloadEntry>, RelayError> {
+        let mut party = self.select(card, Side::Payer)?;
+        (1..=party.info.unloads)
+            .map(|number| {
+                let header = [cla::ISO, ins::READ_RECORD, number, READ_RECORD_UNLOADS];
+                let data = self.transmit(&mut party, "READ RECORD unload", header, &[], true)?;
+                decode(party.side, "READ RECORD unload", &data)
+            })
+            .collect()
+    }
+
     pub fn summary(&mut self, card: &mut Applet) -> Result<SeSummary, RelayError> {
         let mut party = self.select(card, Side::Payer)?;
-        let data = self.transmit(
-            &mut party,
-            "GET DATA state",
-            get_data_header(tag::SUMMARY),
-            &[],
-            true,
-        )?;
+        self.read_summary(&mut party)
+    }
+
+    /// Moves `amount` from the secure element back to its online wallet: the card debits
+    /// itself and answers the signed unload the phone takes to the center.
+    pub fn unload(
+        &mut self,
+        card: &mut Applet,
+        amount: Amount,
+        time_s: u32,
+    ) -> Result<SignedUnload, RelayError> {
+        let mut party = self.select(card, Side::Payer)?;
+        let summary = self.read_summary(&mut party)?;
+        let command = UnloadCommand {
+            unload_seq: summary.unload_seq.wrapping_add(1),
+            amount,
+            time_s,
+        };
+        self.call(&mut party, "UNLOAD", ins::UNLOAD, &command.encode())
+    }
+
+    fn read_summary(&mut self, party: &mut Party<'_>) -> Result<SeSummary, RelayError> {
+        let header = get_data_header(tag::SUMMARY);
+        let data = self.transmit(party, "GET DATA state", header, &[], true)?;
         decode(party.side, "GET DATA state", &data)
     }
 
@@ -517,7 +550,7 @@ pub fn settlement(paid: &LogEntry, payee_log: &[LogEntry]) -> Settlement {
 mod tests {
     use super::*;
     use crate::ids::DeviceId;
-    use crate::offline::applet::PersistentState;
+    use crate::offline::applet::{PersistentState, UNLOADS_PENDING_MAX};
     use crate::offline::profiles::{Profile, WalletForm};
     use crate::offline::testkit::{World, NOW_S};
 
@@ -579,8 +612,8 @@ mod tests {
             .map(|e| (e.step, e.command_bytes, e.response_bytes))
             .collect();
         let expected = vec![
-            ("SELECT", 13, 13),
-            ("SELECT", 13, 13),
+            ("SELECT", 13, 14),
+            ("SELECT", 13, 14),
             ("REQUEST PAYMENT", 18, 183),
             ("GET DATA operator certificate", 5, 120),
             ("PAY", 260, 2),
@@ -596,6 +629,119 @@ mod tests {
             assert!(exchange.command_bytes <= 5 + SHORT_DATA_BYTES_MAX + 1);
             assert!(exchange.response_bytes <= SHORT_RESPONSE_BYTES_MAX + 2);
         }
+    }
+
+    fn refusal<T: std::fmt::Debug>(result: Result<T, RelayError>) -> (StatusWord, String) {
+        match result {
+            Err(RelayError::Refused { sw, code, .. }) => (sw, code),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_phone_unloads_40_yuan_back_to_its_wallet_and_keeps_the_record_until_sync() {
+        let world = World::new();
+        let mut phone = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
+        let mut relay = Relay::new();
+        let unload = relay
+            .unload(&mut phone, Amount::from_yuan(40), NOW_S)
+            .unwrap();
+        assert_eq!(
+            (
+                unload.device,
+                unload.unload_seq,
+                unload.amount,
+                unload.time_s
+            ),
+            (DeviceId(1), 1, Amount::from_yuan(40), NOW_S)
+        );
+        assert!(unload.verify(&World::device_key(1).public_key()));
+        assert_eq!(phone.persistent_image().balance(), Amount::from_yuan(60));
+        // The answer may have been lost on the way: the card still has it for the center.
+        let kept = relay.unloads_to_sync(&mut phone).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].unload, unload);
+        assert!(relay.records_to_sync(&mut phone).unwrap().is_empty());
+        assert_eq!(relay.summary(&mut phone).unwrap().unload_seq, 1);
+
+        let sync = world.operators[0].confirm_sync(DeviceId(1), kept[0].seq, NOW_S + 10);
+        relay.confirm_sync(&mut phone, &sync).unwrap();
+        assert!(relay.unloads_to_sync(&mut phone).unwrap().is_empty());
+        let second = relay
+            .unload(&mut phone, Amount::from_yuan(60), NOW_S + 20)
+            .unwrap();
+        assert_eq!(second.unload_seq, 2);
+        assert_eq!(phone.persistent_image().balance(), Amount::ZERO);
+    }
+
+    #[test]
+    fn an_unload_above_the_balance_or_from_a_blocked_card_changes_nothing() {
+        let world = World::new();
+        let mut phone = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
+        let cases = [
+            (
+                Amount::from_fen(10_001),
+                StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+                "OFFLINE_INSUFFICIENT_BALANCE",
+            ),
+            (
+                Amount::ZERO,
+                StatusWord::INCORRECT_DATA,
+                "AMOUNT_NOT_POSITIVE",
+            ),
+        ];
+        for (amount, sw, code) in cases {
+            let before = snapshot(&phone);
+            let outcome = refusal(Relay::new().unload(&mut phone, amount, NOW_S));
+            assert_eq!((outcome.0, outcome.1.as_str()), (sw, code));
+            assert_eq!(snapshot(&phone), before, "{code} changed the card");
+        }
+        for _ in 0..UNLOADS_PENDING_MAX {
+            Relay::new()
+                .unload(&mut phone, Amount::from_yuan(1), NOW_S)
+                .unwrap();
+        }
+        let before = snapshot(&phone);
+        let (sw, code) = refusal(Relay::new().unload(&mut phone, Amount::from_yuan(1), NOW_S));
+        assert_eq!(
+            (sw, code.as_str()),
+            (StatusWord::NOT_ENOUGH_MEMORY, "OFFLINE_UNLOADS_PENDING")
+        );
+        assert_eq!(snapshot(&phone), before);
+
+        let list = world.revocation_list(1, &[DeviceId(1)]);
+        Relay::new().update_revocation(&mut phone, &list).unwrap();
+        let before = snapshot(&phone);
+        let (sw, code) = refusal(Relay::new().unload(&mut phone, Amount::from_yuan(1), NOW_S));
+        assert_eq!(
+            (sw, code.as_str()),
+            (
+                StatusWord::AUTHENTICATION_METHOD_BLOCKED,
+                "OFFLINE_DEVICE_BLOCKED"
+            )
+        );
+        assert_eq!(snapshot(&phone), before);
+    }
+
+    #[test]
+    fn an_unload_leaves_a_torn_payment_waiting_for_its_receipt_intact() {
+        let world = World::new();
+        let mut payer = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
+        let mut payee = world.wallet(1, WalletForm::PhoneEse, 2, Amount::ZERO);
+        let amount = Amount::from_yuan(30);
+        // Cut after PAY: the payer is debited and waits for the payee's receipt.
+        let _ = Relay::cutting_link_before(7).pay(&mut payer, &mut payee, amount, NOW_S);
+        assert_eq!(payer.persistent_image().unacknowledged(), 1);
+        Relay::new()
+            .unload(&mut payer, Amount::from_yuan(70), NOW_S + 5)
+            .unwrap();
+        assert_eq!(
+            Relay::new().contact(&mut payer, &mut payee, NOW_S + 10),
+            Ok(1)
+        );
+        assert_eq!(payer.persistent_image().balance(), Amount::ZERO);
+        assert_eq!(payee.persistent_image().balance(), amount);
+        assert_eq!(payer.persistent_image().unacknowledged(), 0);
     }
 
     #[test]
@@ -799,6 +945,56 @@ mod tests {
         assert_eq!(snapshot(&payee).balance(), payee_before.balance());
         assert_eq!(snapshot(&payee).log(), payee_before.log());
         assert_eq!(payer.persistent_image().unacknowledged(), 1);
+    }
+
+    #[test]
+    fn a_revoked_clone_is_refused_both_ways_by_an_se_that_had_already_verified_it() {
+        let world = World::new();
+        let mut original = world.wallet(0, WalletForm::ContactlessCard, 1, Amount::from_yuan(100));
+        let mut shop = world.wallet(1, WalletForm::PhoneEse, 2, Amount::from_yuan(50));
+        // The shop paid this card before: its chain is in the shop's cache.
+        Relay::new()
+            .pay(&mut shop, &mut original, Amount::from_yuan(1), NOW_S)
+            .unwrap();
+        let mut clone = original.clone_card();
+        assert_eq!(
+            shop.persistent_image()
+                .verified_certificates()
+                .devices()
+                .len(),
+            1
+        );
+        let list = world.revocation_list(1, &[DeviceId(1)]);
+        Relay::new().update_revocation(&mut shop, &list).unwrap();
+        assert!(shop
+            .persistent_image()
+            .verified_certificates()
+            .devices()
+            .is_empty());
+
+        let before = snapshot(&shop);
+        let error = Relay::new()
+            .pay(&mut clone, &mut shop, Amount::from_yuan(5), NOW_S + 10)
+            .unwrap_err();
+        assert_eq!(
+            (error.status_word(), error.code()),
+            (
+                Some(StatusWord::SECURITY_STATUS_NOT_SATISFIED),
+                Some("CERT_REVOKED")
+            )
+        );
+        let after = snapshot(&shop);
+        assert_eq!(
+            (after.balance(), after.log(), after.counter()),
+            (before.balance(), before.log(), before.counter())
+        );
+
+        let (sw, code) =
+            assert_refused_unchanged(&mut shop, &mut clone, Amount::from_yuan(5), NOW_S + 20);
+        assert_eq!(
+            (sw, code.as_str()),
+            (StatusWord::SECURITY_STATUS_NOT_SATISFIED, "CERT_REVOKED")
+        );
     }
 
     #[test]

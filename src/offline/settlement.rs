@@ -90,8 +90,8 @@ pub struct DeviceRegistry {
     devices: BTreeMap<DeviceId, RegisteredDevice>,
     /// Digests of the records settled for each (payer, counter): one, unless the payer was cloned.
     settled: HashMap<(DeviceId, u32), Vec<[u8; 32]>, RandomState>,
-    /// Unacknowledged paid records, waiting for the payee's side.
-    held: BTreeMap<(DeviceId, u32), SignedRecord>,
+    /// Unacknowledged paid records, waiting for the payee's side, by payer, counter and digest.
+    held: BTreeMap<(DeviceId, u32, [u8; 32]), SignedRecord>,
 }
 
 /// The ledger accounts settlement moves money between, per operator.
@@ -235,68 +235,61 @@ impl DeviceRegistry {
         for (synced, acknowledged) in records {
             let signed = synced.signed;
             let record = signed.record;
-            let key = (record.payer, record.counter);
-            let digest = record.digest();
-            let seen = self.settled.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            if seen.contains(&digest) {
+            let (key, digest) = ((record.payer, record.counter), record.digest());
+            let settled = self.settled.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            if settled.contains(&digest) {
                 report.duplicates += 1;
-            } else if !seen.is_empty() {
-                // Same counter, different content: the payer was cloned. Its payee was honest
-                // and is paid; the issuing operator covers the double spend.
+                continue;
+            }
+            // Another record under the same counter, settled or held: the payer was cloned.
+            let held_other = self.held_under(key).any(|held| held != digest);
+            if !settled.is_empty() || held_other {
                 report.blocked +=
                     u16::from(self.block(record.payer, BlockReason::CounterReused, ledger, now));
+            }
+            // The payee's side credited it: it says so itself, or the payer holds its receipt.
+            if *acknowledged || reporter == record.payee {
+                self.held.remove(&(key.0, key.1, digest));
                 self.settled.entry(key).or_default().push(digest);
                 self.settle_one(signed, accounts, ledger, now);
-                report.settled += 1;
-            } else if *acknowledged || reporter == record.payee {
-                self.held.remove(&key);
-                self.settled.entry(key).or_default().push(digest);
-                if self.settle_one(signed, accounts, ledger, now) {
-                    report.blocked +=
-                        u16::from(self.block(record.payer, BlockReason::Overspent, ledger, now));
+                if self.devices[&record.payer].blocked.is_some() {
+                    // A proven clone's honest payee is paid; its issuer covers the double spend.
+                    self.cover_shortfall(record.payer, accounts, ledger, now);
                 }
                 report.settled += 1;
             } else {
-                self.held.insert(key, signed);
+                self.held.insert((key.0, key.1, digest), signed);
                 report.held += 1;
             }
         }
+        report.blocked += u16::from(self.check_overspend(reporter, accounts, ledger, now));
         report
     }
 
+    /// Digests of the held records of one (payer, counter).
+    fn held_under(&self, (payer, counter): (DeviceId, u32)) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.held
+            .range((payer, counter, [0; 32])..=(payer, counter, [0xff; 32]))
+            .map(|(k, _)| k.2)
+    }
+
     /// Moves the value between the two devices' books; between floats when the operators differ.
-    /// Returns whether the payer had overspent (and was covered by its operator's vault).
+    /// The payer's books may dip below zero until it reports what it received offline itself.
     fn settle_one(
         &mut self,
         signed: SignedRecord,
         accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
         ledger: &mut Ledger,
         now: u64,
-    ) -> bool {
+    ) {
         let record = signed.record;
         let amount = record.amount;
         let payer = self
             .devices
             .get_mut(&record.payer)
             .expect("checked in check_sync");
-        let payer_operator = payer.operator;
         payer.paid = Amount::from_fen(payer.paid.fen() + amount.fen());
-        let shortfall = -payer.believed_balance().fen();
-        let overspent = shortfall > 0;
-        if overspent {
-            let from = accounts(payer_operator);
-            let cover = Amount::from_fen(shortfall);
-            let leg = Leg {
-                debit: from.vault,
-                credit: from.float,
-                amount: cover,
-                kind: TransferKind::OfflineLossCover,
-            };
-            ledger
-                .transfer(leg, now)
-                .expect("an operator's vault covers its devices' overspend");
-            payer.covered = Amount::from_fen(payer.covered.fen() + shortfall);
-        }
+        let payer_operator = payer.operator;
         let payee = self
             .devices
             .get_mut(&record.payee)
@@ -313,9 +306,53 @@ impl DeviceRegistry {
             };
             ledger
                 .transfer(leg, now)
-                .expect("the payer's float holds what its device paid");
+                .expect("an offline float may run negative while records are in flight");
         }
-        overspent
+    }
+
+    /// After a device reported everything it did offline, what it is believed to hold must not
+    /// be negative; if it is, it spent value it never had (a rollback or a clone), so it is
+    /// blocked and its issuing operator covers the shortfall.
+    fn check_overspend(
+        &mut self,
+        id: DeviceId,
+        accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> bool {
+        self.cover_shortfall(id, accounts, ledger, now)
+            && self.block(id, BlockReason::Overspent, ledger, now)
+    }
+
+    /// Moves what a device overspent from its issuing operator's vault into the float. Returns
+    /// whether there was anything to cover.
+    fn cover_shortfall(
+        &mut self,
+        id: DeviceId,
+        accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> bool {
+        let device = self
+            .devices
+            .get_mut(&id)
+            .expect("a settled device is registered");
+        let shortfall = -device.believed_balance().fen();
+        if shortfall <= 0 {
+            return false;
+        }
+        let from = accounts(device.operator);
+        let leg = Leg {
+            debit: from.vault,
+            credit: from.float,
+            amount: Amount::from_fen(shortfall),
+            kind: TransferKind::OfflineLossCover,
+        };
+        ledger
+            .transfer(leg, now)
+            .expect("an operator's vault covers its devices' overspend");
+        device.covered = Amount::from_fen(device.covered.fen() + shortfall);
+        true
     }
 
     fn block(&mut self, id: DeviceId, reason: BlockReason, ledger: &mut Ledger, now: u64) -> bool {
@@ -412,9 +449,14 @@ impl DeviceRegistry {
         }
         for _ in 0..input.u64("held count")? {
             let record = SignedRecord::decode_from(input)?;
-            registry
-                .held
-                .insert((record.record.payer, record.record.counter), record);
+            registry.held.insert(
+                (
+                    record.record.payer,
+                    record.record.counter,
+                    record.record.digest(),
+                ),
+                record,
+            );
         }
         Ok(registry)
     }

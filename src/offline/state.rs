@@ -4,19 +4,103 @@
 //! through getters, as a laboratory probe would read the chip.
 
 use crate::amount::Amount;
-use crate::certs::device::{CompactCertificate, DeviceCaps, RevocationList};
+use crate::certs::device::{CompactCertificate, DeviceCaps, KnownSignatures, RevocationList};
 use crate::certs::{sm3_parts, KeyPair, PublicKey};
 use crate::ids::DeviceId;
 use crate::offline::applet::{
-    BEIJING_OFFSET_S, DAY_S, PROTOCOL_VERSION, RECENT_CHALLENGES_MAX, RECORDS_MAX,
+    BEIJING_OFFSET_S, DAY_S, DEVICE_CERTS_CACHED_MAX, OPERATOR_CERTS_CACHED_MAX, PROTOCOL_VERSION,
+    RECENT_CHALLENGES_MAX, RECORDS_MAX, UNLOADS_PENDING_MAX,
 };
 use crate::offline::error::OfflineError;
 use crate::offline::messages::{
-    Challenge, EntryRole, LogEntry, Nonce, SeSummary, SelectInfo, CHALLENGE_BYTES, LOG_ENTRY_BYTES,
-    NONCE_BYTES,
+    Challenge, EntryRole, LogEntry, Nonce, SeSummary, SelectInfo, UnloadEntry, CHALLENGE_BYTES,
+    LOG_ENTRY_BYTES, NONCE_BYTES, UNLOAD_ENTRY_BYTES,
 };
 
 const NONCE_DOMAIN: &[u8] = b"ecny.offline.nonce.v1";
+const CERT_CACHE_DOMAIN: &[u8] = b"ecny.offline.verified-certificate.v1";
+/// A cache entry: the serial and an SM3 digest of the certificate's exact bytes.
+pub const CACHED_CERT_BYTES: usize = 8 + 32;
+
+/// A certificate this SE has checked the signature of: its serial and the SM3 of its exact
+/// encoding, so any changed byte misses the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CachedCert {
+    pub serial: u64,
+    pub digest: [u8; 32],
+}
+
+impl CachedCert {
+    fn of(certificate: &CompactCertificate) -> CachedCert {
+        CachedCert {
+            serial: certificate.body.serial,
+            digest: sm3_parts(&[CERT_CACHE_DOMAIN, &certificate.encode()]),
+        }
+    }
+}
+
+/// Peer certificates whose signatures this SE has verified, oldest first, so a tap with a known
+/// operator (or a known peer) skips those SM2 verifications. Validity, issuer and revocation are
+/// still checked on every tap; a new revocation list empties the cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifiedCertificates {
+    pub(super) operators: Vec<CachedCert>,
+    pub(super) devices: Vec<CachedCert>,
+}
+
+impl VerifiedCertificates {
+    pub fn operators(&self) -> &[CachedCert] {
+        &self.operators
+    }
+
+    pub fn devices(&self) -> &[CachedCert] {
+        &self.devices
+    }
+
+    pub(super) fn known(
+        &self,
+        operator_cert: &CompactCertificate,
+        device_cert: &CompactCertificate,
+    ) -> KnownSignatures {
+        KnownSignatures {
+            operator: self.operators.contains(&CachedCert::of(operator_cert)),
+            device: self.devices.contains(&CachedCert::of(device_cert)),
+        }
+    }
+
+    /// The cache after a chain verified, or `None` when it already held both.
+    pub(super) fn with_chain(
+        &self,
+        operator_cert: &CompactCertificate,
+        device_cert: &CompactCertificate,
+    ) -> Option<VerifiedCertificates> {
+        let mut next = self.clone();
+        let added = remember(
+            &mut next.operators,
+            operator_cert,
+            OPERATOR_CERTS_CACHED_MAX,
+        ) | remember(&mut next.devices, device_cert, DEVICE_CERTS_CACHED_MAX);
+        added.then_some(next)
+    }
+
+    fn bytes(&self) -> usize {
+        (self.operators.len() + self.devices.len()) * CACHED_CERT_BYTES
+    }
+}
+
+/// Adds `certificate` to `table`, dropping the oldest entry when full; whether it was new.
+fn remember(table: &mut Vec<CachedCert>, certificate: &CompactCertificate, max: usize) -> bool {
+    let entry = CachedCert::of(certificate);
+    if table.contains(&entry) {
+        return false;
+    }
+    if table.len() == max {
+        table.remove(0);
+    }
+    table.push(entry);
+    debug_assert!(table.len() <= max);
+    true
+}
 
 /// The device's private key; compared by value so that state snapshots can be compared.
 #[derive(Clone, Debug)]
@@ -107,13 +191,17 @@ pub struct PersistentState {
     pub(super) payments_since_sync: u16,
     pub(super) spending_day: SpendingDay,
     pub(super) load_seq: u32,
+    pub(super) unload_seq: u32,
     pub(super) challenge_seq: u32,
     pub(super) challenges: Challenges,
     pub(super) log: Vec<LogEntry>,
+    /// Signed unloads kept until a sync confirmation covers them.
+    pub(super) unloads: Vec<UnloadEntry>,
     pub(super) next_log_seq: u32,
     pub(super) synced_through: u32,
     pub(super) last_sync_s: u32,
     pub(super) revocation: RevocationList,
+    pub(super) verified: VerifiedCertificates,
     pub(super) clock_floor_s: u32,
     pub(super) blocked: bool,
 }
@@ -143,6 +231,18 @@ impl PersistentState {
         &self.log
     }
 
+    pub fn verified_certificates(&self) -> &VerifiedCertificates {
+        &self.verified
+    }
+
+    pub fn unloads(&self) -> &[UnloadEntry] {
+        &self.unloads
+    }
+
+    pub fn unload_seq(&self) -> u32 {
+        self.unload_seq
+    }
+
     pub fn challenges(&self) -> &Challenges {
         &self.challenges
     }
@@ -167,6 +267,8 @@ impl PersistentState {
         nvm_bytes_fixed(&self.device_cert, &self.operator_cert)
             + self.recent_challenges_bytes()
             + self.log.len() * LOG_ENTRY_BYTES
+            + self.unloads.len() * UNLOAD_ENTRY_BYTES
+            + self.verified.bytes()
             + self.revocation.encode().len()
     }
 
@@ -178,6 +280,8 @@ impl PersistentState {
             + certificates
             + RECENT_CHALLENGES_MAX * CHALLENGE_BYTES
             + RECORDS_MAX * LOG_ENTRY_BYTES
+            + UNLOADS_PENDING_MAX * UNLOAD_ENTRY_BYTES
+            + (OPERATOR_CERTS_CACHED_MAX + DEVICE_CERTS_CACHED_MAX) * CACHED_CERT_BYTES
             + REVOCATION_LIST_BYTES_MAX
     }
 
@@ -194,6 +298,7 @@ impl PersistentState {
             records: self.log.len() as u8,
             unacknowledged: self.unacknowledged() as u8,
             load_seq: self.load_seq,
+            unload_seq: self.unload_seq,
             synced_through: self.synced_through,
             revocation_version: self.revocation.version(),
             blocked: self.blocked,
@@ -206,6 +311,7 @@ impl PersistentState {
             device: self.device,
             records: self.log.len() as u8,
             unacknowledged: self.unacknowledged() as u8,
+            unloads: self.unloads.len() as u8,
         }
     }
 
@@ -296,6 +402,21 @@ impl PersistentState {
         }
     }
 
+    /// The balance after unloading `amount`, if the balance and the unload table allow it.
+    pub(super) fn check_can_unload(&self, amount: Amount) -> Result<Amount, OfflineError> {
+        if self.unloads.len() >= UNLOADS_PENDING_MAX {
+            let max = UNLOADS_PENDING_MAX;
+            return Err(OfflineError::UnloadsPending { max });
+        }
+        self.balance
+            .checked_sub(amount)
+            .filter(|balance| !balance.is_negative())
+            .ok_or(OfflineError::InsufficientBalance {
+                balance: self.balance,
+                amount,
+            })
+    }
+
     pub(super) fn received(&self, payer: DeviceId, counter: u32) -> Option<&LogEntry> {
         self.log.iter().find(|entry| {
             let record = &entry.signed.record;
@@ -312,16 +433,39 @@ impl PersistentState {
         );
         assert!(self.log.len() <= RECORDS_MAX, "record log overflow");
         assert!(self.challenges.recent.len() <= RECENT_CHALLENGES_MAX);
+        assert!(self.verified.operators.len() <= OPERATOR_CERTS_CACHED_MAX);
+        assert!(self.verified.devices.len() <= DEVICE_CERTS_CACHED_MAX);
         assert!(self.payments_since_sync <= self.caps.payments_before_sync);
         let seqs_ascending = self.log.windows(2).all(|pair| pair[0].seq < pair[1].seq);
         assert!(seqs_ascending, "record log out of order");
         assert!(self.log.iter().all(|entry| entry.seq < self.next_log_seq));
         assert!(self.log.iter().all(|entry| entry.seq > self.synced_through));
+        self.assert_unload_invariants();
         let paid = self.log.iter().filter(|e| e.role == EntryRole::Paid);
         assert!(paid
             .clone()
             .all(|entry| entry.signed.record.counter <= self.counter));
         assert!(paid.count() >= usize::from(self.payments_since_sync));
+    }
+
+    fn assert_unload_invariants(&self) {
+        assert!(
+            self.unloads.len() <= UNLOADS_PENDING_MAX,
+            "unload table overflow"
+        );
+        let ascending = self.unloads.windows(2).all(|pair| {
+            pair[0].seq < pair[1].seq && pair[0].unload.unload_seq < pair[1].unload.unload_seq
+        });
+        assert!(ascending, "unload table out of order");
+        for entry in &self.unloads {
+            assert!(entry.seq > self.synced_through && entry.seq < self.next_log_seq);
+            assert!(entry.unload.unload_seq <= self.unload_seq);
+            assert_eq!(
+                entry.unload.device, self.device,
+                "an unload for another device"
+            );
+            assert!(self.log.iter().all(|record| record.seq != entry.seq));
+        }
     }
 
     pub(super) fn paid_challenge(&self, challenge: &Challenge) -> bool {
@@ -338,7 +482,7 @@ fn nvm_bytes_scalars() -> usize {
     let key = 32;
     let root = 33;
     let device_and_caps = 8 + 27;
-    let counters = 8 + 4 + 2 + 12 + 4 + 4 + 4 + 4 + 4 + 4 + 1;
+    let counters = 8 + 4 + 2 + 12 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 1;
     let outstanding_challenge = 1 + CHALLENGE_BYTES;
     key + root + device_and_caps + counters + outstanding_challenge
 }

@@ -114,7 +114,8 @@ pub fn in_flight(states: &[&PersistentState]) -> Vec<LogEntry> {
         .collect()
 }
 
-/// Balances plus value in flight: constant across any taps and cuts until the next sync.
+/// Balances plus value in flight (paid and not credited, unloaded and not confirmed): constant
+/// across any taps and cuts until the next sync.
 pub fn value_held(states: &[&PersistentState]) -> Amount {
     let balances: Amount = states.iter().map(|state| state.balance()).sum();
     let moving: Amount = in_flight(states)
@@ -123,7 +124,17 @@ pub fn value_held(states: &[&PersistentState]) -> Amount {
         .sum();
     balances
         .checked_add(moving)
+        .and_then(|held| held.checked_add(unloads_kept(states)))
         .expect("bounded by what was loaded")
+}
+
+/// Signed unloads not yet confirmed: value on its way back to the holders' online wallets.
+pub fn unloads_kept(states: &[&PersistentState]) -> Amount {
+    states
+        .iter()
+        .flat_map(|state| state.unloads().iter())
+        .map(|entry| entry.unload.amount)
+        .sum()
 }
 
 #[cfg(test)]
@@ -153,9 +164,26 @@ mod tests {
         (payer, payee)
     }
 
-    /// APDUs and persistent writes per SE of one uncut payment.
-    fn dry_run(world: &World) -> (usize, u32, u32) {
+    /// The pair after one earlier payment: each has the other's chain in its cache.
+    fn warm_pair(world: &World) -> (Applet, Applet) {
         let (mut payer, mut payee) = tap_pair(world);
+        Relay::new()
+            .pay(&mut payer, &mut payee, Amount::from_fen(1), NOW_S)
+            .unwrap();
+        (payer, payee)
+    }
+
+    fn pair(world: &World, warm: bool) -> (Applet, Applet) {
+        if warm {
+            warm_pair(world)
+        } else {
+            tap_pair(world)
+        }
+    }
+
+    /// APDUs and persistent writes per SE of one uncut payment.
+    fn dry_run(world: &World, warm: bool) -> (usize, u32, u32) {
+        let (mut payer, mut payee) = pair(world, warm);
         payer.arm_tearing(TearingPlan::NONE);
         payee.arm_tearing(TearingPlan::NONE);
         let mut relay = Relay::new();
@@ -170,8 +198,8 @@ mod tests {
     }
 
     /// Cuts one payment at `cut`, powers both SEs up, lets them meet again, audits.
-    fn cut_then_recover(world: &World, cut: Cut) -> PaymentOutcome {
-        let (mut payer, mut payee) = tap_pair(world);
+    fn cut_then_recover(world: &World, warm: bool, cut: Cut) -> PaymentOutcome {
+        let (mut payer, mut payee) = pair(world, warm);
         let before = (
             payer.persistent_image().clone(),
             payee.persistent_image().clone(),
@@ -205,14 +233,17 @@ mod tests {
         outcome
     }
 
-    #[test]
-    fn every_cut_of_one_payment_moves_the_value_exactly_once_or_not_at_all() {
+    /// Every APDU boundary and every persistent write of both SEs, with the write that commits
+    /// PAY: cold caches add one write per SE (the newly verified certificates).
+    fn every_cut(warm: bool, expected_writes: (u32, u32), pay_commit_write: u32) -> usize {
         let world = World::new();
-        let (apdus, payer_writes, payee_writes) = dry_run(&world);
-        assert_eq!((apdus, payer_writes, payee_writes), (11, 9, 8));
-        // The payer commits PAY with its 7th write, after the 6th APDU (PAY's second part).
+        let (apdus, payer_writes, payee_writes) = dry_run(&world, warm);
+        assert_eq!(
+            (apdus, payer_writes, payee_writes),
+            (11, expected_writes.0, expected_writes.1)
+        );
+        // The payer commits PAY after the 6th APDU (PAY's second part).
         const PAY_COMMITTED_AFTER_APDU: usize = 6;
-        const PAY_COMMIT_WRITE: u32 = 7;
         const REQUEST_COMMIT_WRITE: u32 = 3;
         let mut checked = 0;
         for apdu in 0..apdus {
@@ -221,16 +252,13 @@ mod tests {
             } else {
                 PaymentOutcome::NotMoved
             };
-            assert_eq!(
-                cut_then_recover(&world, Cut::LinkBeforeApdu(apdu)),
-                expected,
-                "apdu {apdu}"
-            );
+            let outcome = cut_then_recover(&world, warm, Cut::LinkBeforeApdu(apdu));
+            assert_eq!(outcome, expected, "apdu {apdu}, warm {warm}");
             checked += 1;
         }
         for write in 1..=payer_writes {
-            let moved = write >= PAY_COMMIT_WRITE;
-            let outcome = cut_then_recover(&world, Cut::PayerAfterWrite(write));
+            let moved = write >= pay_commit_write;
+            let outcome = cut_then_recover(&world, warm, Cut::PayerAfterWrite(write));
             assert_eq!(
                 outcome == PaymentOutcome::Moved,
                 moved,
@@ -241,7 +269,7 @@ mod tests {
         for write in 1..=payee_writes {
             // Once the payee is past its challenge, the payer has paid: recovery completes it.
             let moved = write > REQUEST_COMMIT_WRITE;
-            let outcome = cut_then_recover(&world, Cut::PayeeAfterWrite(write));
+            let outcome = cut_then_recover(&world, warm, Cut::PayeeAfterWrite(write));
             assert_eq!(
                 outcome == PaymentOutcome::Moved,
                 moved,
@@ -249,7 +277,82 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 11 + 9 + 8);
+        checked
+    }
+
+    #[test]
+    fn every_cut_of_one_payment_moves_the_value_exactly_once_or_not_at_all() {
+        assert_eq!(every_cut(false, (10, 9), 8), 11 + 10 + 9);
+    }
+
+    #[test]
+    fn every_cut_of_a_payment_between_known_peers_moves_the_value_exactly_once_or_not_at_all() {
+        assert_eq!(every_cut(true, (9, 8), 7), 11 + 9 + 8);
+    }
+
+    /// Cuts one unload at `cut`, powers the SE up, and returns its state and what the phone
+    /// can still read back of unloads.
+    fn cut_unload(world: &World, cut: Cut) -> (PersistentState, usize) {
+        let mut card = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
+        let mut relay = Relay::new();
+        match cut {
+            Cut::LinkBeforeApdu(apdu) => relay = Relay::cutting_link_before(apdu),
+            Cut::PayerAfterWrite(write) => card.arm_tearing(TearingPlan::after_writes(write)),
+            Cut::PayeeAfterWrite(_) => unreachable!("an unload has one SE"),
+        }
+        let torn = relay.unload(&mut card, Amount::from_fen(AMOUNT_FEN), NOW_S);
+        assert!(
+            matches!(
+                torn,
+                Err(RelayError::LinkCut { .. } | RelayError::CardSilent { .. })
+            ),
+            "{cut:?} must tear the unload, got {torn:?}"
+        );
+        card.power_up();
+        let readable = Relay::new().unloads_to_sync(&mut card).unwrap().len();
+        (card.persistent_image().clone(), readable)
+    }
+
+    #[test]
+    fn every_cut_of_an_unload_leaves_the_pre_state_or_the_debit_with_its_record() {
+        let world = World::new();
+        let mut card = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
+        let before = card.persistent_image().clone();
+        card.arm_tearing(TearingPlan::NONE);
+        let mut relay = Relay::new();
+        relay
+            .unload(&mut card, Amount::from_fen(AMOUNT_FEN), NOW_S)
+            .unwrap();
+        let (apdus, writes) = (relay.apdus(), card.persistent_writes());
+        assert_eq!(
+            (apdus, writes),
+            (3, 5),
+            "SELECT, GET DATA, UNLOAD; 4 writes and commit"
+        );
+        let cuts = (0..apdus)
+            .map(Cut::LinkBeforeApdu)
+            .chain((1..=writes).map(Cut::PayerAfterWrite));
+        let mut debited = 0;
+        for cut in cuts {
+            let (after, readable) = cut_unload(&world, cut);
+            let kept = after.unloads().len();
+            let moved = after.balance() != before.balance();
+            if moved {
+                debited += 1;
+                // The commit was the last write: the answer was lost, the record was not.
+                assert_eq!(
+                    after.balance(),
+                    Amount::from_fen(10_000 - AMOUNT_FEN),
+                    "{cut:?}"
+                );
+                assert_eq!((kept, readable, after.unload_seq()), (1, 1, 1), "{cut:?}");
+            } else {
+                assert_eq!(&after, &before, "{cut:?} left a partial unload");
+                assert_eq!(readable, 0, "{cut:?}");
+            }
+            assert_eq!(value_held(&[&after]), Amount::from_yuan(100), "{cut:?}");
+        }
+        assert_eq!(debited, 1, "only a cut after the commit keeps the debit");
     }
 
     #[test]
@@ -398,8 +501,8 @@ mod tests {
             0.6,
             prop_oneof![
                 (0usize..12).prop_map(Cut::LinkBeforeApdu),
-                (1u32..10).prop_map(Cut::PayerAfterWrite),
-                (1u32..9).prop_map(Cut::PayeeAfterWrite),
+                (1u32..11).prop_map(Cut::PayerAfterWrite),
+                (1u32..10).prop_map(Cut::PayeeAfterWrite),
             ],
         )
     }
