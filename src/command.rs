@@ -8,6 +8,7 @@ use crate::certs::{sm3_parts, KeyPair, PublicKey, Signature};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{AccountId, DeviceId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::offline::messages::{SignedUnload, Wire};
 use crate::offline::settlement::{
     decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
 };
@@ -145,6 +146,12 @@ pub enum Command {
     SyncOffline {
         reporter: DeviceId,
         records: Vec<(SyncedRecord, bool)>,
+    },
+    /// Value back from a secure element, as its signed unload record says; the operator tier
+    /// checks the signature under `device_key`, the center that it is the device's own key.
+    UnloadDevice {
+        unload: SignedUnload,
+        device_key: PublicKey,
     },
 }
 
@@ -415,6 +422,7 @@ mod tag {
     pub const REGISTER_DEVICE: u8 = 19;
     pub const LOAD_DEVICE: u8 = 20;
     pub const SYNC_OFFLINE: u8 = 21;
+    pub const UNLOAD_DEVICE: u8 = 22;
 }
 
 fn encode_auth(auth: &Option<HolderAuth>, out: &mut Writer) {
@@ -575,6 +583,11 @@ impl Command {
                 .u64(device.0)
                 .u32(*load_seq)
                 .i64(amount.fen()),
+            UnloadDevice { unload, device_key } => {
+                out.u8(tag::UNLOAD_DEVICE);
+                unload.encode_into(out);
+                out.raw(&device_key.0)
+            }
             SyncOffline { reporter, records } => {
                 out.u8(tag::SYNC_OFFLINE)
                     .u64(reporter.0)
@@ -701,6 +714,10 @@ impl Command {
                 device: DeviceId(input.u64("device")?),
                 load_seq: input.u32("load seq")?,
                 amount: amount(input)?,
+            },
+            tag::UNLOAD_DEVICE => UnloadDevice {
+                unload: SignedUnload::decode_from(input)?,
+                device_key: PublicKey(input.array("device key")?),
             },
             tag::SYNC_OFFLINE => {
                 let reporter = DeviceId(input.u64("reporter")?);

@@ -181,6 +181,7 @@ fn record_digests(command: &Command) -> Vec<[u8; 32]> {
             .iter()
             .map(|(r, _)| r.signed.record.digest())
             .collect(),
+        Command::UnloadDevice { unload, .. } => vec![unload.digest()],
         _ => Vec::new(),
     }
 }
@@ -226,6 +227,14 @@ impl BatchDesk {
                     key: &auth.public_key,
                     message,
                     signature: &auth.signature,
+                });
+                signed_positions.push(position);
+            }
+            if let Command::UnloadDevice { unload, device_key } = command {
+                items.push(SignedItem {
+                    key: device_key,
+                    message: &digests[position][0],
+                    signature: &unload.signature,
                 });
                 signed_positions.push(position);
             }

@@ -12,6 +12,7 @@ use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
 use crate::ids::{AccountId, DeviceId, EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
+use crate::offline::messages::SignedUnload;
 use crate::offline::settlement::{
     DeviceRegistry, OperatorAccounts, RegisteredDevice, SyncedRecord,
 };
@@ -278,6 +279,9 @@ impl StateMachine {
                 amount,
             } => self.load_device(origin, device, load_seq, amount, now),
             SyncOffline { reporter, records } => self.sync_offline(origin, reporter, &records, now),
+            UnloadDevice { unload, device_key } => {
+                self.unload_device(origin, &unload, &device_key, now)
+            }
         }
     }
 
@@ -869,11 +873,14 @@ impl StateMachine {
             public_key,
             caps,
             loaded: Amount::ZERO,
+            unloaded: Amount::ZERO,
             paid: Amount::ZERO,
             received: Amount::ZERO,
             covered: Amount::ZERO,
             load_seq: 0,
             last_load: (Amount::ZERO, EventId(0)),
+            unload_seq: 0,
+            last_unload: (Amount::ZERO, EventId(0)),
             blocked: None,
         };
         self.devices
@@ -905,6 +912,31 @@ impl StateMachine {
             self.devices
                 .load(id, load_seq, amount, (source, float), &mut self.ledger, now)?;
         Ok(Outcome::Transfer(event))
+    }
+
+    fn unload_device(
+        &mut self,
+        origin: Origin,
+        unload: &SignedUnload,
+        device_key: &PublicKey,
+        now: u64,
+    ) -> CommandResult {
+        let device = self.devices.device(unload.device)?;
+        if device.public_key != *device_key {
+            return Err(CommandError::SignatureInvalid);
+        }
+        let op = self.require_operator(origin, device.operator)?;
+        let target = match device.wallet {
+            Some(wallet) => self.wallet(wallet)?.account,
+            None => op.vault,
+        };
+        let accounts = (op.offline_float, target);
+        Ok(Outcome::Transfer(self.devices.unload(
+            unload,
+            accounts,
+            &mut self.ledger,
+            now,
+        )?))
     }
 
     fn sync_offline(

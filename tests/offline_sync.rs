@@ -661,3 +661,63 @@ fn the_sync_benchmark_settles_every_record_and_keeps_the_books() {
     let report = ecny::bench::offline_sync(dir.path(), 20, 200).unwrap();
     assert_eq!((report.records, report.center_records), (200, 800));
 }
+
+#[test]
+fn a_phone_unloads_back_to_its_wallet_once_even_if_the_answer_is_lost() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, _] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut phone = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::PhoneEse,
+        30,
+        Some(holder.wallet),
+    );
+    load(&mut world, &issuers, &mut phone, 1, "300");
+    assert_eq!(world.balance(holder.wallet), yuan("700"));
+    // The SE debits and signs; the phone loses its connection before the center hears of it.
+    let unload = Relay::new()
+        .unload(&mut phone.card, yuan("120"), NOW_S + 100)
+        .unwrap();
+    // Next contact: the kept record is read back and delivered.
+    let kept = Relay::new().unloads_to_sync(&mut phone.card).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].unload, unload);
+    let device_key = KeyPair::from_seed(b"device/30").public_key();
+    let command = Command::UnloadDevice { unload, device_key };
+    let first = world.run(jiangnan, command.clone()).unwrap();
+    assert_eq!(world.balance(holder.wallet), yuan("820"));
+    let hash = world.hash();
+    assert_eq!(
+        world.run(jiangnan, command),
+        Ok(first),
+        "a retry returns the first result"
+    );
+    assert_eq!(world.hash(), hash);
+    let devices = world.platform.state().devices();
+    let actual = Relay::new().summary(&mut phone.card).unwrap().balance;
+    assert_eq!(devices.device(phone.id).unwrap().believed_balance(), actual);
+    // A forged unload (signed by another key) is refused before the center.
+    let forged = ecny::offline::messages::SignedUnload::sign(
+        phone.id,
+        2,
+        (yuan("50"), NOW_S + 200),
+        &KeyPair::from_seed(b"thief"),
+    );
+    let error = world
+        .run(
+            jiangnan,
+            Command::UnloadDevice {
+                unload: forged,
+                device_key,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(error.code(), "SIGNATURE_INVALID");
+    assert_eq!(world.hash(), hash);
+    world.assert_audit();
+}

@@ -15,7 +15,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
 use crate::ledger::{BlockReason, DeviceChange, Ledger, Leg, TransferKind};
-use crate::offline::messages::{SignedRecord, Wire};
+use crate::offline::messages::{SignedRecord, SignedUnload, Wire};
 
 /// Records one sync command may carry: a secure element keeps at most 64, both sides may report.
 pub const SYNC_RECORDS_MAX: usize = 256;
@@ -56,6 +56,7 @@ pub struct RegisteredDevice {
     pub public_key: PublicKey,
     pub caps: DeviceCaps,
     pub loaded: Amount,
+    pub unloaded: Amount,
     pub paid: Amount,
     pub received: Amount,
     /// What its issuing operator put in to cover an overspend.
@@ -63,6 +64,8 @@ pub struct RegisteredDevice {
     pub load_seq: u32,
     /// The last load, so that its retry returns its first result.
     pub last_load: (Amount, EventId),
+    pub unload_seq: u32,
+    pub last_unload: (Amount, EventId),
     pub blocked: Option<BlockReason>,
 }
 
@@ -70,7 +73,9 @@ impl RegisteredDevice {
     /// What the center believes the secure element holds.
     pub fn believed_balance(&self) -> Amount {
         Amount::from_fen(
-            self.loaded.fen() - self.paid.fen() + self.received.fen() + self.covered.fen(),
+            self.loaded.fen() - self.unloaded.fen() - self.paid.fen()
+                + self.received.fen()
+                + self.covered.fen(),
         )
     }
 }
@@ -187,6 +192,48 @@ impl DeviceRegistry {
         device.loaded = Amount::from_fen(device.loaded.fen() + amount.fen());
         device.load_seq = load_seq;
         device.last_load = (amount, event);
+        Ok(event)
+    }
+
+    /// Credits what the SE debited in its signed unload (its signature checked by the operator
+    /// tier) to `target`: the holder's wallet, or the vault for cash at a counter. Each unload
+    /// number once; a retry of the last returns its first result.
+    pub fn unload(
+        &mut self,
+        unload: &SignedUnload,
+        (float, target): (AccountId, AccountId),
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> Result<EventId, CommandError> {
+        let id = unload.device;
+        let device = self.device(id)?;
+        if unload.unload_seq == device.unload_seq
+            && unload.unload_seq > 0
+            && unload.amount == device.last_unload.0
+        {
+            return Ok(device.last_unload.1);
+        }
+        if unload.unload_seq != device.unload_seq + 1 {
+            return Err(CommandError::LoadOutOfSequence {
+                device: id,
+                expected: device.unload_seq + 1,
+                got: unload.unload_seq,
+            });
+        }
+        if !unload.amount.is_positive() {
+            return Err(CommandError::AmountNotPositive(unload.amount));
+        }
+        let leg = Leg {
+            debit: float,
+            credit: target,
+            amount: unload.amount,
+            kind: TransferKind::DeviceUnload,
+        };
+        let event = ledger.transfer(leg, now)?;
+        let device = self.devices.get_mut(&id).expect("checked above");
+        device.unloaded = Amount::from_fen(device.unloaded.fen() + unload.amount.fen());
+        device.unload_seq = unload.unload_seq;
+        device.last_unload = (unload.amount, event);
         Ok(event)
     }
 
@@ -373,12 +420,15 @@ impl DeviceRegistry {
                 .u32(d.wallet.map_or(0, |w| w.0))
                 .raw(&d.public_key.0);
             encode_caps(&d.caps, out);
-            for amount in [d.loaded, d.paid, d.received, d.covered] {
+            for amount in [d.loaded, d.unloaded, d.paid, d.received, d.covered] {
                 out.i64(amount.fen());
             }
             out.u32(d.load_seq)
                 .i64(d.last_load.0.fen())
                 .u64(d.last_load.1 .0);
+            out.u32(d.unload_seq)
+                .i64(d.last_unload.0.fen())
+                .u64(d.last_unload.1 .0);
             out.u8(d.blocked.map_or(0, |r| r as u8));
         }
         let mut settled: Vec<_> = self
@@ -407,15 +457,20 @@ impl DeviceRegistry {
                 .map(WalletId);
             let public_key = PublicKey(input.array("device key")?);
             let caps = decode_caps(input)?;
-            let mut amounts = [Amount::ZERO; 4];
+            let mut amounts = [Amount::ZERO; 5];
             for amount in amounts.iter_mut() {
                 *amount = Amount::from_fen(input.i64("device amount")?);
             }
-            let [loaded, paid, received, covered] = amounts;
+            let [loaded, unloaded, paid, received, covered] = amounts;
             let load_seq = input.u32("load seq")?;
             let last_load = (
                 Amount::from_fen(input.i64("last load")?),
                 EventId(input.u64("last load event")?),
+            );
+            let unload_seq = input.u32("unload seq")?;
+            let last_unload = (
+                Amount::from_fen(input.i64("last unload")?),
+                EventId(input.u64("last unload event")?),
             );
             let blocked = match input.u8("blocked")? {
                 0 => None,
@@ -430,11 +485,14 @@ impl DeviceRegistry {
                 public_key,
                 caps,
                 loaded,
+                unloaded,
                 paid,
                 received,
                 covered,
                 load_seq,
                 last_load,
+                unload_seq,
+                last_unload,
                 blocked,
             };
             registry.devices.insert(id, device);
