@@ -7,16 +7,22 @@
 //!   stand, also as a Type 4 Tag NDEF file; the wallet taps it and pays.
 //! - [`payment_code`]: the consumer-presented one-time code (18 digits and a QR) the wallet shows;
 //!   the merchant's scan gun reads it and the operator redeems it for the paying wallet.
+//! - [`render`]: any of these as a QR image (PNG, SVG), and QR codes read back out of a PNG.
 //!
-//! All three are pure formats and checks: time is handed in, nothing reads a clock or the network.
+//! All of them are pure formats and checks: time is handed in, nothing reads a clock or the network.
 
 pub mod emvco;
 pub mod ndef;
 pub mod payment_code;
+pub mod render;
 
 pub use emvco::{crc16_ccitt_false, Mcc, MerchantQr, QrError, QrKind};
 pub use ndef::{read_tap_zone, write_tap_zone, NdefError, NdefRecord};
 pub use payment_code::{
     CodeError, GuessLimiter, OperatorCodeSecret, PaymentCode, PaymentCodeIssuer,
     PaymentCodeVerifier, UsedCodes,
+};
+pub use render::{
+    decode_png, merchant_qr_png, merchant_qr_svg, payment_code_png, payment_code_svg, render_png,
+    render_svg, RenderError,
 };
