@@ -15,7 +15,13 @@ use ecny::node::Node;
 /// ecny — a retail central-bank digital currency platform (e-CNY in shape): the central bank
 /// issues, operators run wallets, and a durable double-entry ledger records every fen.
 #[derive(Parser)]
-#[command(name = "ecny", version, about, long_about = None)]
+#[command(
+    name = "ecny",
+    version,
+    about,
+    long_about = None,
+    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
