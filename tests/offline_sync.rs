@@ -12,7 +12,7 @@ use ecny::ids::{DeviceId, OperatorId};
 use ecny::ledger::{BlockReason, Event};
 use ecny::offline::applet::Applet;
 use ecny::offline::issuer::OperatorIssuer;
-use ecny::offline::messages::{EntryRole, LogEntry};
+use ecny::offline::messages::LogEntry;
 use ecny::offline::profiles::{Profile, WalletForm};
 use ecny::offline::protocol::Relay;
 use ecny::offline::settlement::{SyncReport, SyncedRecord};
@@ -94,24 +94,10 @@ fn load(
 
 fn records(device: &mut Device) -> Vec<(SyncedRecord, bool)> {
     let entries: Vec<LogEntry> = Relay::new().records_to_sync(&mut device.card).unwrap();
+    let own_key = KeyPair::from_seed(format!("device/{}", device.id.0).as_bytes()).public_key();
     entries
-        .into_iter()
-        .map(|entry| {
-            let payer_key = match entry.role {
-                EntryRole::Paid => {
-                    KeyPair::from_seed(format!("device/{}", device.id.0).as_bytes()).public_key()
-                }
-                EntryRole::Received => entry.peer_key,
-            };
-            let credited = entry.role == EntryRole::Received || entry.acknowledged;
-            (
-                SyncedRecord {
-                    signed: entry.signed,
-                    payer_key,
-                },
-                credited,
-            )
-        })
+        .iter()
+        .map(|entry| SyncedRecord::from_entry(entry, &own_key))
         .collect()
 }
 

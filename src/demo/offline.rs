@@ -17,7 +17,6 @@ use crate::node::SystemClock;
 use crate::offline::applet::Applet;
 use crate::offline::issuer::OperatorIssuer;
 use crate::offline::link::{tap_time, BitRate, LinkParams};
-use crate::offline::messages::EntryRole;
 use crate::offline::profiles::{Profile, WalletForm};
 use crate::offline::protocol::Relay;
 use crate::offline::settlement::SyncedRecord;
@@ -211,23 +210,10 @@ impl Story<'_> {
         let entries = Relay::new()
             .records_to_sync(&mut card.applet)
             .map_err(|e| DemoError::Step(e.to_string()))?;
+        let own_key = card.key.public_key();
         let records = entries
             .iter()
-            .map(|entry| {
-                let payer_key = if entry.role == EntryRole::Paid {
-                    card.key.public_key()
-                } else {
-                    entry.peer_key
-                };
-                let credited = entry.role == EntryRole::Received || entry.acknowledged;
-                (
-                    SyncedRecord {
-                        signed: entry.signed,
-                        payer_key,
-                    },
-                    credited,
-                )
-            })
+            .map(|entry| SyncedRecord::from_entry(entry, &own_key))
             .collect();
         let command = Command::SyncOffline {
             reporter: card.id,

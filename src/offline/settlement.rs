@@ -15,7 +15,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
 use crate::ledger::{BlockReason, DeviceChange, Ledger, Leg, TransferKind};
-use crate::offline::messages::{SignedRecord, SignedUnload, Wire};
+use crate::offline::messages::{EntryRole, LogEntry, SignedRecord, SignedUnload, Wire};
 
 /// Records one sync command may carry: a secure element keeps at most 64, both sides may report.
 pub const SYNC_RECORDS_MAX: usize = 256;
@@ -29,6 +29,23 @@ pub struct SyncedRecord {
 }
 
 impl SyncedRecord {
+    /// What a secure element's log entry reports at sync, with whether the payee credited it
+    /// (it is the payee's own entry, or the payer holds the receipt). `own_key` is the reporting
+    /// SE's key: the payer's, for a paid entry.
+    pub fn from_entry(entry: &LogEntry, own_key: &PublicKey) -> (SyncedRecord, bool) {
+        let (payer_key, credited) = match entry.role {
+            EntryRole::Paid => (*own_key, entry.acknowledged),
+            EntryRole::Received => (entry.peer_key, true),
+        };
+        (
+            SyncedRecord {
+                signed: entry.signed,
+                payer_key,
+            },
+            credited,
+        )
+    }
+
     pub fn verify(&self) -> Result<(), CommandError> {
         self.payer_key
             .verify(&self.signed.record.digest(), &self.signed.signature)
