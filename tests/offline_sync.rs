@@ -707,3 +707,70 @@ fn a_phone_unloads_back_to_its_wallet_once_even_if_the_answer_is_lost() {
     assert_eq!(world.hash(), hash);
     world.assert_audit();
 }
+
+#[test]
+fn an_issuer_with_an_empty_vault_cannot_cover_a_clone_yet_the_books_still_hold() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut card = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::ContactlessCard,
+        40,
+        Some(holder.wallet),
+    );
+    let mut shop_a = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        41,
+        None,
+    );
+    let mut shop_b = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        42,
+        None,
+    );
+    load(&mut world, &issuers, &mut card, 1, "300");
+    let mut clone = Device {
+        id: card.id,
+        card: card.card.clone_card(),
+        operator: card.operator,
+    };
+    Relay::new()
+        .pay(&mut card.card, &mut shop_a.card, yuan("200"), NOW_S + 10)
+        .unwrap();
+    Relay::new()
+        .pay(&mut clone.card, &mut shop_b.card, yuan("250"), NOW_S + 20)
+        .unwrap();
+    // Jiangnan hands its whole vault back to the central bank before the shops sync.
+    let left = vault(&world, jiangnan);
+    world
+        .run(
+            jiangnan,
+            Command::Redeem {
+                operator: jiangnan,
+                amount: left,
+            },
+        )
+        .unwrap();
+    sync(&mut world, &mut shop_a);
+    let caught = sync(&mut world, &mut shop_b);
+    assert_eq!(caught.blocked, 1);
+    let device = world.platform.state().devices().device(card.id).unwrap();
+    assert_eq!(device.covered, yuan("0"), "nothing to cover it with");
+    assert_eq!(
+        device.believed_balance(),
+        yuan("-150"),
+        "the open loss stays on the books"
+    );
+    world.assert_audit();
+}

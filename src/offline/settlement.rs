@@ -406,16 +406,25 @@ impl DeviceRegistry {
             return false;
         }
         let from = accounts(device.operator);
-        let leg = Leg {
-            debit: from.vault,
-            credit: from.float,
-            amount: Amount::from_fen(shortfall),
-            kind: TransferKind::OfflineLossCover,
-        };
-        ledger
-            .transfer(leg, now)
-            .expect("an operator's vault covers its devices' overspend");
-        device.covered = Amount::from_fen(device.covered.fen() + shortfall);
+        // A vault emptied by exchanges covers what it can; the rest stays an open loss in the
+        // float (it may run negative) until the operator refills its vault.
+        let available = ledger
+            .account(from.vault)
+            .map_or(0, |vault| vault.available().fen());
+        let cover = shortfall.min(available);
+        if cover > 0 {
+            let amount = Amount::from_fen(cover);
+            let leg = Leg {
+                debit: from.vault,
+                credit: from.float,
+                amount,
+                kind: TransferKind::OfflineLossCover,
+            };
+            ledger
+                .transfer(leg, now)
+                .expect("the cover is within the vault's available balance");
+            device.covered = Amount::from_fen(device.covered.fen() + cover);
+        }
         true
     }
 
