@@ -652,6 +652,7 @@ pub fn offline_sync(
                                 .chunks(SYNC_RECORDS_MAX)
                                 .map(|chunk| Command::SyncOffline {
                                     reporter: DeviceId(payer as u64 + 1),
+                                    confirmed_at_s: 0,
                                     records: chunk.to_vec(),
                                 })
                                 .collect::<Vec<_>>()

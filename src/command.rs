@@ -145,6 +145,8 @@ pub enum Command {
     /// payee's side has credited it (the payer holds the receipt, or the payee reports it).
     SyncOffline {
         reporter: DeviceId,
+        /// The reporter's last applied sync confirmation (trusted time, from its SE).
+        confirmed_at_s: u32,
         records: Vec<(SyncedRecord, bool)>,
     },
     /// Value back from a secure element, as its signed unload record says; the operator tier
@@ -588,9 +590,14 @@ impl Command {
                 unload.encode_into(out);
                 out.raw(&device_key.0)
             }
-            SyncOffline { reporter, records } => {
+            SyncOffline {
+                reporter,
+                confirmed_at_s,
+                records,
+            } => {
                 out.u8(tag::SYNC_OFFLINE)
                     .u64(reporter.0)
+                    .u32(*confirmed_at_s)
                     .u16(records.len() as u16);
                 for (record, acknowledged) in records {
                     record.encode(out);
@@ -721,6 +728,7 @@ impl Command {
             },
             tag::SYNC_OFFLINE => {
                 let reporter = DeviceId(input.u64("reporter")?);
+                let confirmed_at_s = input.u32("confirmed at")?;
                 let count = input.u16("record count")? as usize;
                 if count > SYNC_RECORDS_MAX {
                     return Err(DecodeError {
@@ -731,7 +739,11 @@ impl Command {
                 let records = (0..count)
                     .map(|_| Ok((SyncedRecord::decode(input)?, input.bool("acknowledged")?)))
                     .collect::<Result<Vec<_>, DecodeError>>()?;
-                SyncOffline { reporter, records }
+                SyncOffline {
+                    reporter,
+                    confirmed_at_s,
+                    records,
+                }
             }
             _ => {
                 return Err(DecodeError {

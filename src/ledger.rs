@@ -143,6 +143,8 @@ pub enum TransferKind {
     OfflineSettlement = 14,
     /// An issuing operator covers what a cloned or rolled-back secure element overspent.
     OfflineLossCover = 15,
+    /// An offline payment its payee never credited, given back to the payer's wallet.
+    OfflineReversal = 16,
 }
 
 impl TransferKind {
@@ -164,6 +166,7 @@ impl TransferKind {
             DeviceUnload,
             OfflineSettlement,
             OfflineLossCover,
+            OfflineReversal,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)

@@ -14,7 +14,7 @@ use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
 use crate::offline::messages::SignedUnload;
 use crate::offline::settlement::{
-    DeviceRegistry, OperatorAccounts, RegisteredDevice, SyncedRecord,
+    DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks, SyncedRecord,
 };
 use crate::operator::{Identity, Operator};
 use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
@@ -278,7 +278,11 @@ impl StateMachine {
                 load_seq,
                 amount,
             } => self.load_device(origin, device, load_seq, amount, now),
-            SyncOffline { reporter, records } => self.sync_offline(origin, reporter, &records, now),
+            SyncOffline {
+                reporter,
+                confirmed_at_s,
+                records,
+            } => self.sync_offline(origin, (reporter, confirmed_at_s), &records, now),
             UnloadDevice { unload, device_key } => {
                 self.unload_device(origin, &unload, &device_key, now)
             }
@@ -942,7 +946,7 @@ impl StateMachine {
     fn sync_offline(
         &mut self,
         origin: Origin,
-        reporter: DeviceId,
+        (reporter, confirmed_at_s): (DeviceId, u32),
         records: &[(SyncedRecord, bool)],
         now: u64,
     ) -> CommandResult {
@@ -958,9 +962,23 @@ impl StateMachine {
                 float: op.offline_float,
             }
         };
-        let report = self
-            .devices
-            .settle(reporter, records, &accounts, &mut self.ledger, now);
+        let wallets = &self.wallets;
+        let wallet_account = |id: WalletId| {
+            wallets
+                .get((id.0 as usize).checked_sub(1)?)
+                .map(|w| w.account)
+        };
+        let books = SettlementBooks {
+            operators: &accounts,
+            wallets: &wallet_account,
+        };
+        let report = self.devices.settle(
+            (reporter, confirmed_at_s),
+            records,
+            &books,
+            &mut self.ledger,
+            now,
+        );
         Ok(Outcome::Synced(report))
     }
 

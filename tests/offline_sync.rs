@@ -103,14 +103,28 @@ fn records(device: &mut Device) -> Vec<(SyncedRecord, bool)> {
 
 fn sync(world: &mut World, device: &mut Device) -> SyncReport {
     let records = records(device);
+    let confirmed_at_s = Relay::new().summary(&mut device.card).unwrap().last_sync_s;
     let command = Command::SyncOffline {
         reporter: device.id,
+        confirmed_at_s,
         records,
     };
     match world.run(device.operator, command) {
         Ok(Outcome::Synced(report)) => report,
         other => panic!("sync refused: {other:?}"),
     }
+}
+
+/// The operator's confirmation of a sync, applied by the SE at trusted time `time_s`.
+fn confirm(issuers: &[OperatorIssuer], device: &mut Device, time_s: u32) {
+    let summary = Relay::new().summary(&mut device.card).unwrap();
+    let entries = Relay::new().records_to_sync(&mut device.card).unwrap();
+    let through = entries.last().map_or(summary.synced_through, |e| e.seq);
+    let confirmation =
+        issuers[device.operator.0 as usize - 1].confirm_sync(device.id, through, time_s);
+    Relay::new()
+        .confirm_sync(&mut device.card, &confirmation)
+        .unwrap();
 }
 
 fn float(world: &World, op: OperatorId) -> Amount {
@@ -391,6 +405,7 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
             lakeside,
             Command::SyncOffline {
                 reporter: other.id,
+                confirmed_at_s: 0,
                 records: tampered,
             },
         )
@@ -412,6 +427,7 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
             lakeside,
             Command::SyncOffline {
                 reporter: bystander.id,
+                confirmed_at_s: 0,
                 records: records(&mut other),
             },
         )
@@ -447,6 +463,13 @@ mod random_campaigns {
             payee: usize,
             fen: i64,
         },
+        /// A tap cut off before APDU number `cut`: the phones moved apart.
+        CutTap {
+            payer: usize,
+            payee: usize,
+            fen: i64,
+            cut: usize,
+        },
         Clone {
             device: usize,
         },
@@ -461,6 +484,8 @@ mod random_campaigns {
             6 => (0usize..8, 0usize..8, 1i64..30_000).prop_map(|(payer, payee, fen)| Step::Tap { payer, payee, fen }),
             1 => (0usize..4).prop_map(|device| Step::Clone { device }),
             2 => (0usize..8).prop_map(|card| Step::Sync { card }),
+            2 => (0usize..8, 0usize..8, 1i64..30_000, 1usize..11)
+                .prop_map(|(payer, payee, fen, cut)| Step::CutTap { payer, payee, fen, cut }),
         ]
     }
 
@@ -537,13 +562,18 @@ mod random_campaigns {
                         return;
                     }
                     let (a, b) = pair(&mut self.cards, payer, payee);
-                    // Refusals (caps, balance, a sync due) are part of the campaign.
-                    let _ = Relay::new().pay(
+                    // Refusals (caps, balance, a sync due) are part of the campaign; the session
+                    // ends with the contact either way.
+                    let paid = Relay::new().pay(
                         &mut a.card,
                         &mut b.card,
                         Amount::from_fen(fen),
                         self.clock_s,
                     );
+                    if paid.is_err() {
+                        a.card.power_up();
+                        b.card.power_up();
+                    }
                 }
                 Step::Clone { device } => {
                     let counter = Relay::new()
@@ -560,33 +590,57 @@ mod random_campaigns {
                     self.cards.push(clone);
                 }
                 Step::Sync { card } => self.sync(card % self.cards.len()),
+                Step::CutTap {
+                    payer,
+                    payee,
+                    fen,
+                    cut,
+                } => {
+                    let (payer, payee) = (payer % self.cards.len(), payee % self.cards.len());
+                    if self.cards[payer].id == self.cards[payee].id {
+                        return;
+                    }
+                    let (a, b) = pair(&mut self.cards, payer, payee);
+                    let paid = Relay::cutting_link_before(cut).pay(
+                        &mut a.card,
+                        &mut b.card,
+                        Amount::from_fen(fen),
+                        self.clock_s,
+                    );
+                    if paid.is_err() {
+                        // The session ends with the contact: both SEs start the next one afresh.
+                        a.card.power_up();
+                        b.card.power_up();
+                    }
+                }
             }
         }
 
         fn sync(&mut self, card: usize) {
             let device = &mut self.cards[card];
             let reported = records(device);
-            let through = Relay::new().summary(&mut device.card).unwrap().records;
+            let summary = Relay::new().summary(&mut device.card).unwrap();
             let command = Command::SyncOffline {
                 reporter: device.id,
+                confirmed_at_s: summary.last_sync_s,
                 records: reported,
             };
             let operator = device.operator;
             self.world
                 .run(operator, command)
                 .expect("a sync of genuine records is accepted");
-            if through > 0 {
-                let entries = Relay::new()
-                    .records_to_sync(&mut self.cards[card].card)
-                    .unwrap();
-                let last = entries.last().map_or(0, |e| e.seq);
-                let confirmation = self.issuers[operator.0 as usize - 1].confirm_sync(
-                    self.cards[card].id,
-                    last,
-                    self.clock_s,
-                );
-                let _ = Relay::new().confirm_sync(&mut self.cards[card].card, &confirmation);
-            }
+            let entries = Relay::new()
+                .records_to_sync(&mut self.cards[card].card)
+                .unwrap();
+            let last = entries.last().map_or(summary.synced_through, |e| e.seq);
+            self.clock_s += 1;
+            let confirmation = self.issuers[operator.0 as usize - 1].confirm_sync(
+                self.cards[card].id,
+                last,
+                self.clock_s,
+            );
+            // A clone's confirmation can be refused (its twin moved on); that is the clone's loss.
+            let _ = Relay::new().confirm_sync(&mut self.cards[card].card, &confirmation);
         }
     }
 
@@ -611,9 +665,13 @@ mod random_campaigns {
                 let report = ecny::audit::audit(campaign.world.platform.state());
                 prop_assert!(report.is_clean(), "after {:?}:\n{}", step, report);
             }
-            for card in 0..campaign.cards.len() {
-                campaign.clock_s += 30;
-                campaign.sync(card);
+            // Two rounds: the second lets each payee's applied confirmation settle or reverse
+            // what a cut tap left in flight.
+            for _ in 0..2 {
+                for card in 0..campaign.cards.len() {
+                    campaign.clock_s += 30;
+                    campaign.sync(card);
+                }
             }
             let report = ecny::audit::audit(campaign.world.platform.state());
             prop_assert!(report.is_clean(), "after the final syncs:\n{}", report);
@@ -772,5 +830,68 @@ fn an_issuer_with_an_empty_vault_cannot_cover_a_clone_yet_the_books_still_hold()
         yuan("-150"),
         "the open loss stays on the books"
     );
+    world.assert_audit();
+}
+
+#[test]
+fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no_longer_credit_it()
+{
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut phone = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::PhoneEse,
+        50,
+        Some(holder.wallet),
+    );
+    let mut shop = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        51,
+        None,
+    );
+    load(&mut world, &issuers, &mut phone, 1, "300");
+    assert_eq!(world.balance(holder.wallet), yuan("700"));
+    // The phone moves away after PAY: the payer debited, the payee never credited.
+    let cut =
+        Relay::cutting_link_before(6).pay(&mut phone.card, &mut shop.card, yuan("45"), NOW_S + 10);
+    assert!(cut.is_err());
+    assert_eq!(
+        Relay::new().summary(&mut phone.card).unwrap().balance,
+        yuan("255")
+    );
+    assert_eq!(
+        Relay::new().summary(&mut shop.card).unwrap().balance,
+        yuan("0")
+    );
+
+    // The payer syncs first: the record is held, nothing moves.
+    let held = sync(&mut world, &mut phone);
+    assert_eq!((held.held, held.settled, held.reversed), (1, 0, 0));
+    // The shop syncs and applies the confirmation: its old challenges are retired.
+    assert_eq!(sync(&mut world, &mut shop).reversed, 0);
+    confirm(&issuers, &mut shop, NOW_S + 1_000);
+    // At its next sync the center knows it can never credit the payment, and reverses it.
+    let reversed = sync(&mut world, &mut shop);
+    assert_eq!(reversed.reversed, 1);
+    assert_eq!(
+        world.balance(holder.wallet),
+        yuan("745"),
+        "the 45 is back in the holder's wallet"
+    );
+    let devices = world.platform.state().devices();
+    let actual = Relay::new().summary(&mut phone.card).unwrap().balance;
+    assert_eq!(devices.device(phone.id).unwrap().believed_balance(), actual);
+    assert_eq!(devices.held_records(), 0);
+    // Reported again later, the record counts once: as already settled.
+    assert_eq!(sync(&mut world, &mut phone).duplicates, 1);
+    assert_eq!(world.balance(holder.wallet), yuan("745"));
     world.assert_audit();
 }

@@ -215,8 +215,13 @@ impl Story<'_> {
             .iter()
             .map(|entry| SyncedRecord::from_entry(entry, &own_key))
             .collect();
+        let confirmed_at_s = Relay::new()
+            .summary(&mut card.applet)
+            .map_err(|e| DemoError::Step(e.to_string()))?
+            .last_sync_s;
         let command = Command::SyncOffline {
             reporter: card.id,
+            confirmed_at_s,
             records,
         };
         let Outcome::Synced(report) = self.run(card.operator, command, "sync")? else {

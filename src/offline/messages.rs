@@ -568,6 +568,8 @@ pub struct SeSummary {
     pub load_seq: u32,
     pub unload_seq: u32,
     pub synced_through: u32,
+    /// Trusted time of the last sync confirmation applied: every challenge older is retired.
+    pub last_sync_s: u32,
     pub revocation_version: u32,
     pub blocked: bool,
 }
@@ -585,7 +587,8 @@ impl Wire for SeSummary {
         writer
             .u32(self.load_seq)
             .u32(self.unload_seq)
-            .u32(self.synced_through);
+            .u32(self.synced_through)
+            .u32(self.last_sync_s);
         writer
             .u32(self.revocation_version)
             .u8(u8::from(self.blocked));
@@ -602,6 +605,7 @@ impl Wire for SeSummary {
             load_seq: reader.u32("load seq")?,
             unload_seq: reader.u32("unload seq")?,
             synced_through: reader.u32("synced through")?,
+            last_sync_s: reader.u32("last sync")?,
             revocation_version: reader.u32("revocation version")?,
             blocked: reader.bool("blocked")?,
         })

@@ -104,6 +104,8 @@ pub struct SyncReport {
     pub duplicates: u16,
     /// Paid records whose payee has not confirmed them yet: held until it syncs.
     pub held: u16,
+    /// Held payments reversed to the payer: the payee can no longer credit them.
+    pub reversed: u16,
     pub blocked: u16,
 }
 
@@ -112,8 +114,15 @@ pub struct DeviceRegistry {
     devices: BTreeMap<DeviceId, RegisteredDevice>,
     /// Digests of the records settled for each (payer, counter): one, unless the payer was cloned.
     settled: HashMap<(DeviceId, u32), Vec<[u8; 32]>, RandomState>,
-    /// Unacknowledged paid records, waiting for the payee's side, by payer, counter and digest.
-    held: BTreeMap<(DeviceId, u32, [u8; 32]), SignedRecord>,
+    /// Unacknowledged paid records, waiting for the payee's side, by payer, counter and digest,
+    /// with the time (s) the center first held them.
+    held: BTreeMap<(DeviceId, u32, [u8; 32]), (SignedRecord, u32)>,
+}
+
+/// Where settlement finds the ledger accounts it moves money between.
+pub struct SettlementBooks<'a> {
+    pub operators: &'a dyn Fn(OperatorId) -> OperatorAccounts,
+    pub wallets: &'a dyn Fn(WalletId) -> Option<AccountId>,
 }
 
 /// The ledger accounts settlement moves money between, per operator.
@@ -287,14 +296,16 @@ impl DeviceRegistry {
 
     /// Settles a checked sync. `acknowledged[i]` says whether the payer holds the payee's receipt
     /// for record i (or the payee itself reports it): only then did the payee's side credit it.
+    /// `confirmed_at_s` is the reporter's last applied sync confirmation (trusted time).
     pub fn settle(
         &mut self,
-        reporter: DeviceId,
+        (reporter, confirmed_at_s): (DeviceId, u32),
         records: &[(SyncedRecord, bool)],
-        accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
+        books: &SettlementBooks<'_>,
         ledger: &mut Ledger,
         now: u64,
     ) -> SyncReport {
+        let accounts = books.operators;
         let mut report = SyncReport::default();
         for (synced, acknowledged) in records {
             let signed = synced.signed;
@@ -322,12 +333,62 @@ impl DeviceRegistry {
                 }
                 report.settled += 1;
             } else {
-                self.held.insert((key.0, key.1, digest), signed);
+                let held_at_s = (now / 1000) as u32;
+                self.held
+                    .entry((key.0, key.1, digest))
+                    .or_insert((signed, held_at_s));
                 report.held += 1;
             }
         }
+        report.reversed = self.reverse_uncredited(reporter, confirmed_at_s, books, ledger, now);
         report.blocked += u16::from(self.check_overspend(reporter, accounts, ledger, now));
         report
+    }
+
+    /// A payment cut off before its payee credited it is held; once that payee has applied a
+    /// sync confirmation issued after the hold, its challenge is retired and it can never credit
+    /// it, so the payment is reversed: the value goes back to the payer's online wallet. (A payer
+    /// with no wallet, a visitor card, keeps it held for a refund at the counter.)
+    fn reverse_uncredited(
+        &mut self,
+        payee: DeviceId,
+        confirmed_at_s: u32,
+        books: &SettlementBooks<'_>,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> u16 {
+        let stale: Vec<_> = self
+            .held
+            .iter()
+            .filter(|(_, (signed, held_at_s))| {
+                signed.record.payee == payee && *held_at_s < confirmed_at_s
+            })
+            .map(|(key, (signed, _))| (*key, *signed))
+            .collect();
+        let mut reversed = 0;
+        for (key, signed) in stale {
+            let record = signed.record;
+            let payer = &self.devices[&record.payer];
+            let Some(wallet) = payer.wallet.and_then(|w| (books.wallets)(w)) else {
+                continue;
+            };
+            let float = (books.operators)(payer.operator).float;
+            let leg = Leg {
+                debit: float,
+                credit: wallet,
+                amount: record.amount,
+                kind: TransferKind::OfflineReversal,
+            };
+            ledger
+                .transfer(leg, now)
+                .expect("an offline float may run negative while records are in flight");
+            let payer = self.devices.get_mut(&record.payer).expect("checked above");
+            payer.paid = Amount::from_fen(payer.paid.fen() + record.amount.fen());
+            self.held.remove(&key);
+            self.settled.entry((key.0, key.1)).or_default().push(key.2);
+            reversed += 1;
+        }
+        reversed
     }
 
     /// Digests of the held records of one (payer, counter).
@@ -468,8 +529,9 @@ impl DeviceRegistry {
             out.u64(payer.0).u32(counter).raw(&digest);
         }
         out.u64(self.held.len() as u64);
-        for record in self.held.values() {
+        for (record, held_at_s) in self.held.values() {
             record.encode_into(out);
+            out.u32(*held_at_s);
         }
     }
 
@@ -533,14 +595,13 @@ impl DeviceRegistry {
         }
         for _ in 0..input.u64("held count")? {
             let record = SignedRecord::decode_from(input)?;
-            registry.held.insert(
-                (
-                    record.record.payer,
-                    record.record.counter,
-                    record.record.digest(),
-                ),
-                record,
+            let held_at_s = input.u32("held at")?;
+            let key = (
+                record.record.payer,
+                record.record.counter,
+                record.record.digest(),
             );
+            registry.held.insert(key, (record, held_at_s));
         }
         Ok(registry)
     }

@@ -300,6 +300,7 @@ impl PersistentState {
             load_seq: self.load_seq,
             unload_seq: self.unload_seq,
             synced_through: self.synced_through,
+            last_sync_s: self.last_sync_s,
             revocation_version: self.revocation.version(),
             blocked: self.blocked,
         }
