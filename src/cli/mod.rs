@@ -11,6 +11,7 @@ use ecny::audit::audit;
 use ecny::bench::{self, LedgerBenchConfig};
 use ecny::demo;
 use ecny::node::Node;
+use ecny::server::{Server, ServerConfig};
 
 /// ecny — a retail central-bank digital currency platform (e-CNY in shape): the central bank
 /// issues, operators run wallets, and a durable double-entry ledger records every fen.
@@ -47,6 +48,15 @@ enum Command {
     Snapshot {
         #[arg(long, default_value = "ecny-data")]
         data: PathBuf,
+    },
+    /// Serve the HTTP API (see /docs). Operators authenticate with the bearer token in
+    /// DIR/keys/OPxx.token, the central bank with DIR/keys/central-bank.token (created on first
+    /// start). Logs follow RUST_LOG (default: info). Stops cleanly on ctrl-c.
+    Serve {
+        #[arg(long, default_value = "ecny-data")]
+        data: PathBuf,
+        #[arg(long, default_value = ecny::server::LISTEN_DEFAULT)]
+        listen: String,
     },
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
@@ -118,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),
         Command::Snapshot { data } => run_snapshot(&data),
+        Command::Serve { data, listen } => run_serve(data, listen),
         Command::Bench(BenchCommand::Ledger {
             wallets,
             transfers,
@@ -230,6 +241,24 @@ fn run_audit(data: &Path) -> Result<(), String> {
     } else {
         Err(format!("{} invariant(s) broken", report.violations.len()))
     }
+}
+
+fn run_serve(data: PathBuf, listen: String) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let config = ServerConfig {
+        data: data.clone(),
+        listen,
+        stop_on_ctrl_c: true,
+    };
+    let server = Server::start(&config).map_err(|e| e.to_string())?;
+    println!(
+        "ecny serving on http://{} (docs at /docs); tokens in {}",
+        server.addr(),
+        data.join("keys").display()
+    );
+    server.wait().map_err(|e| e.to_string())
 }
 
 fn run_snapshot(data: &Path) -> Result<(), String> {

@@ -1,0 +1,195 @@
+//! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
+//! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
+//! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
+//!
+//! Start-up opens the platform once (genesis on a new directory), builds one signing desk per
+//! operator from `DIR/keys`, writes missing bearer tokens (`DIR/keys/OPxx.token`,
+//! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
+
+pub mod auth;
+pub mod gateway;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use crate::keyring::{Keyring, KeyringError};
+use crate::node::{Node, NodeHandle};
+use crate::operator::BatchDesk;
+use crate::platform::{Platform, PlatformError};
+
+use self::auth::Tokens;
+use self::gateway::Gateway;
+use self::metrics::Metrics;
+use self::routes::App;
+
+/// Largest request body accepted; a payment is a few hundred bytes.
+pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+/// Async workers; signature checks and commits run on the blocking pool, not here.
+const WORKER_THREADS: usize = 2;
+/// How long shutdown waits for in-flight blocking calls (a commit) before giving up on them.
+const SHUTDOWN_WAIT_MS: u64 = 5_000;
+/// Threads one desk verifies a request's signatures on; requests themselves run in parallel.
+const DESK_VERIFY_THREADS: usize = 1;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot open the data directory: {0} [{code}]", code = .0.code())]
+    Platform(#[from] PlatformError),
+    #[error("cannot read an operator key: {0}")]
+    Keyring(#[from] KeyringError),
+    #[error("cannot read or write a token file in DIR/keys: {0}")]
+    Tokens(std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the server thread panicked")]
+    Panicked,
+}
+
+pub struct ServerConfig {
+    pub data: PathBuf,
+    pub listen: String,
+    /// Stop on ctrl-c (the binary); tests stop the server by dropping it instead.
+    pub stop_on_ctrl_c: bool,
+}
+
+/// A running server; dropping it shuts it down cleanly and waits for the node to stop.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(config: &ServerConfig) -> Result<Server, ServerError> {
+        let (node, desks) = open_node(&config.data)?;
+        let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
+        let tokens =
+            Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKER_THREADS)
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(&config.listen))
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        let (handle, node_thread) = NodeHandle::spawn(node);
+        let metrics = Arc::new(Metrics::default());
+        let app = Arc::new(App {
+            gateway: Arc::new(Gateway::new(handle, desks, metrics.clone())),
+            tokens,
+            metrics,
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let on_ctrl_c = config.stop_on_ctrl_c;
+        let thread = std::thread::Builder::new()
+            .name("ecny-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let shutdown = async move {
+                        if on_ctrl_c {
+                            tokio::select! {
+                                _ = stopped => {}
+                                _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c: stopping"),
+                            }
+                        } else {
+                            let _ = stopped.await;
+                        }
+                    };
+                    let served = axum::serve(listener, routes::router(app))
+                        .with_graceful_shutdown(shutdown)
+                        .await;
+                    if let Err(error) = served {
+                        tracing::error!(%error, "server stopped with an error");
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS));
+                // Every handle is gone with the router: the node finishes what is in flight.
+                if node_thread.join().is_err() {
+                    tracing::error!("the node thread panicked");
+                }
+            })
+            .map_err(ServerError::Runtime)?;
+        tracing::info!(%addr, data = %config.data.display(), "listening");
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the server stops (ctrl-c, when configured).
+    pub fn wait(mut self) -> Result<(), ServerError> {
+        let thread = self.thread.take().expect("joined once");
+        thread.join().map_err(|_| ServerError::Panicked)
+    }
+
+    /// Stops accepting, finishes requests in flight, stops the node.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| ServerError::Panicked),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shut_down();
+    }
+}
+
+/// Opens the platform once (genesis on a new directory) and the desks of known operators.
+fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
+    let (platform, _) = Platform::open(data)?;
+    let keyring = Keyring::new(data);
+    let desks = platform
+        .state()
+        .operators()
+        .iter()
+        .map(|op| {
+            Ok(BatchDesk::new(
+                op.id,
+                keyring.operator(op.id)?,
+                DESK_VERIFY_THREADS,
+            ))
+        })
+        .collect::<Result<Vec<_>, KeyringError>>()?;
+    Ok((platform.into_node(), desks))
+}

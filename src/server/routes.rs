@@ -1,0 +1,433 @@
+//! The HTTP surface: each handler parses, calls the gateway, and maps the answer to a status.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::amount::Amount;
+use crate::audit::AuditReport;
+use crate::certs::{PublicKey, Signature};
+use crate::command::HolderAuth;
+use crate::ids::{IdempotencyKey, OperatorId, WalletId};
+use crate::wallet::parse_phone;
+
+use super::auth::{Caller, Tokens};
+use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
+use super::metrics::Metrics;
+use super::openapi;
+use super::problem::{JsonBody, Problem};
+use super::REQUEST_BODY_BYTES_MAX;
+
+/// Longest client-supplied request id echoed back; longer ones are replaced.
+const REQUEST_ID_CHARS_MAX: usize = 128;
+const REQUEST_ID_HEADER: &str = "x-request-id";
+const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+pub struct App {
+    pub gateway: Arc<Gateway>,
+    pub tokens: Tokens,
+    pub metrics: Arc<Metrics>,
+}
+
+pub type AppState = Arc<App>;
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+        .route("/v1/operators/{op}/wallets", post(open_wallet))
+        .route("/v1/wallets/{id}", get(wallet))
+        .route("/v1/payments", post(pay))
+        .route("/v1/audit", get(audit_report))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+/// Runs a blocking gateway call off the async workers.
+async fn blocking<T: Send + 'static>(
+    app: &AppState,
+    call: impl FnOnce(&Gateway) -> Result<T, GatewayError> + Send + 'static,
+) -> Result<T, Problem> {
+    let gateway = app.gateway.clone();
+    tokio::task::spawn_blocking(move || call(&gateway))
+        .await
+        .map_err(|error| Problem::internal(format!("request task failed: {error}")))?
+        .map_err(Problem::from)
+}
+
+/// The authenticated caller, from the bearer token; checked before any body is read.
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
+        app.tokens.authenticate(&parts.headers).map(Authenticated)
+    }
+}
+
+/// The `Idempotency-Key` header that every money-moving request carries.
+pub struct IdempotencyKeyHeader(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let value = parts.headers.get(IDEMPOTENCY_KEY_HEADER).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "IDEMPOTENCY_KEY_MISSING",
+                "money-moving requests need an Idempotency-Key header (a UUID or up to 32 hex digits)",
+            )
+        })?;
+        let malformed = |detail: String| {
+            Problem::new(StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_MALFORMED", detail)
+        };
+        let text = value
+            .to_str()
+            .map_err(|_| malformed("the Idempotency-Key header is not ASCII".into()))?;
+        text.parse()
+            .map(IdempotencyKeyHeader)
+            .map_err(|error| malformed(error.to_string()))
+    }
+}
+
+/// A typed id from the path, e.g. `W0000000001` or `OP01`.
+pub struct PathId<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathId<T>
+where
+    T: FromStr<Err = crate::ids::IdParseError> + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                Problem::new(rejection.status(), "MALFORMED_PATH", rejection.body_text())
+            })?;
+        text.parse()
+            .map(PathId)
+            .map_err(|error: crate::ids::IdParseError| {
+                Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_ID", error.to_string())
+            })
+    }
+}
+
+fn field<T: FromStr>(name: &str, code: &'static str, text: &str) -> Result<T, Problem>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|error: T::Err| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            format!("{name}: {error}"),
+        )
+    })
+}
+
+fn hex_field<T, E: std::fmt::Display>(
+    name: &str,
+    code: &'static str,
+    parsed: Result<T, E>,
+) -> Result<T, Problem> {
+    parsed.map_err(|error| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            format!("{name}: {error}"),
+        )
+    })
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, Problem> {
+    let entries = blocking(&app, |gateway| gateway.ready())
+        .await
+        .map_err(|problem| {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", problem.detail)
+        })?;
+    Ok(Json(
+        json!({ "status": "ready", "log_entries_applied": entries }),
+    ))
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi::document())
+}
+
+async fn docs() -> Html<&'static str> {
+    Html(openapi::DOCS_HTML)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenWalletRequest {
+    /// Mainland mobile number, e.g. "13800138000".
+    pub phone: String,
+    /// The holder's SM2 public key, compressed SEC1, 66 hex digits.
+    pub public_key: String,
+}
+
+#[derive(Serialize)]
+pub struct OpenWalletResponse {
+    pub wallet: String,
+    pub operator: String,
+    pub class: u8,
+}
+
+async fn open_wallet(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(operator): PathId<OperatorId>,
+    JsonBody(body): JsonBody<OpenWalletRequest>,
+) -> Result<(StatusCode, Json<OpenWalletResponse>), Problem> {
+    let phone = parse_phone(&body.phone).map_err(Problem::from)?;
+    let key = hex_field(
+        "public_key",
+        "MALFORMED_PUBLIC_KEY",
+        PublicKey::from_hex(&body.public_key),
+    )?;
+    let wallet = blocking(&app, move |gateway| {
+        gateway.open_wallet(caller, operator, phone, key)
+    })
+    .await?;
+    let response = OpenWalletResponse {
+        wallet: wallet.to_string(),
+        operator: operator.to_string(),
+        class: 4,
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Serialize)]
+pub struct WalletResponse {
+    pub wallet: String,
+    pub operator: String,
+    pub class: u8,
+    pub status: String,
+    pub balance: String,
+}
+
+impl From<WalletView> for WalletResponse {
+    fn from(view: WalletView) -> WalletResponse {
+        WalletResponse {
+            wallet: view.id.to_string(),
+            operator: view.operator.to_string(),
+            class: view.class as u8,
+            status: view.status.to_string(),
+            balance: view.balance.to_string(),
+        }
+    }
+}
+
+async fn wallet(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(id): PathId<WalletId>,
+) -> Result<Json<WalletResponse>, Problem> {
+    let view = blocking(&app, move |gateway| gateway.wallet(caller, id)).await?;
+    Ok(Json(view.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    pub payer: String,
+    pub payee: String,
+    /// Yuan with at most two decimals, e.g. "66.60".
+    pub amount: String,
+    /// The payer's SM2 public key (66 hex digits).
+    pub public_key: String,
+    /// The payer's SM2 signature (128 hex digits) over the Pay command's signing bytes.
+    pub signature: String,
+}
+
+impl PaymentRequest {
+    fn order(&self, key: IdempotencyKey) -> Result<PaymentOrder, Problem> {
+        Ok(PaymentOrder {
+            payer: field("payer", "MALFORMED_ID", &self.payer)?,
+            payee: field("payee", "MALFORMED_ID", &self.payee)?,
+            amount: field::<Amount>("amount", "MALFORMED_AMOUNT", &self.amount)?,
+            key,
+            auth: HolderAuth {
+                public_key: hex_field(
+                    "public_key",
+                    "MALFORMED_PUBLIC_KEY",
+                    PublicKey::from_hex(&self.public_key),
+                )?,
+                signature: hex_field(
+                    "signature",
+                    "MALFORMED_SIGNATURE",
+                    Signature::from_hex(&self.signature),
+                )?,
+            },
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct PaymentResponse {
+    pub transfer: String,
+    pub payer: String,
+    pub payee: String,
+    pub amount: String,
+}
+
+async fn pay(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<PaymentRequest>,
+) -> Result<(StatusCode, Json<PaymentResponse>), Problem> {
+    let order = body.order(key)?;
+    let response = PaymentResponse {
+        transfer: String::new(),
+        payer: order.payer.to_string(),
+        payee: order.payee.to_string(),
+        amount: order.amount.to_string(),
+    };
+    let transfer = blocking(&app, move |gateway| gateway.pay(caller, &order)).await?;
+    let response = PaymentResponse {
+        transfer: transfer.to_string(),
+        ..response
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+async fn audit_report(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Value>, Problem> {
+    let report = blocking(&app, move |gateway| gateway.audit(caller)).await?;
+    Ok(Json(audit_json(&report)))
+}
+
+fn audit_json(report: &AuditReport) -> Value {
+    let operators: Vec<Value> = report
+        .operators
+        .iter()
+        .map(|op| {
+            json!({
+                "operator": op.operator.to_string(),
+                "name": op.name,
+                "reserves": op.reserves.to_string(),
+                "backing": op.backing.to_string(),
+                "vault": op.vault.to_string(),
+                "wallets": op.wallets.to_string(),
+                "offline": op.offline.to_string(),
+                "wallet_count": op.wallet_count,
+                "customer_deposits": op.customer_deposits.to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "clean": report.is_clean(),
+        "violations": report.violations,
+        "issued": report.issued.to_string(),
+        "redeemed": report.redeemed.to_string(),
+        "circulation": report.circulation.to_string(),
+        "reserves_total": report.reserves_total.to_string(),
+        "deposits_total": report.deposits_total.to_string(),
+        "accounts": report.accounts,
+        "events": report.events,
+        "operators": operators,
+    })
+}
+
+async fn route_not_found(method: Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "ROUTE_NOT_FOUND",
+        format!("no route for {method} {}; see /docs", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{} does not take {method}; see /docs", uri.path()),
+    )
+}
+
+/// Request id, one log line per request, and the request counter.
+async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|text| {
+            !text.is_empty()
+                && text.len() <= REQUEST_ID_CHARS_MAX
+                && text.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_string();
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "answered"
+        );
+    });
+    app.metrics.count_request(method.as_str(), &route, status);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn new_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 8];
+    // Without randomness a per-process sequence still ties one request's log lines together.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

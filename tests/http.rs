@@ -1,0 +1,579 @@
+//! The HTTP API over real sockets: a server started on 127.0.0.1 port 0 per test, a plain
+//! HTTP/1.1 client on std's TcpStream so that malformed requests can be sent as they are.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use ecny::certs::KeyPair;
+use ecny::command::{Command, Outcome};
+use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
+use ecny::platform::Platform;
+use ecny::server::{Server, ServerConfig, REQUEST_BODY_BYTES_MAX};
+use serde_json::{json, Value};
+
+const CLIENT_TIMEOUT_MS: u64 = 10_000;
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code.
+    fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        let body = self.json();
+        assert_eq!(
+            (self.status, body["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert_eq!(body["status"], status);
+        assert_eq!(body["type"], format!("urn:ecny:problem:{code}"));
+        assert!(body["title"].is_string() && body["detail"].is_string());
+        body
+    }
+}
+
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(CLIENT_TIMEOUT_MS)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer an oversized body before reading it all.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// A funded world on disk, then a server over it.
+struct World {
+    _dir: tempfile::TempDir,
+    server: Server,
+    tokens: [String; 2],
+    central_bank: String,
+    /// Class-4 wallet at OP01 holding ¥3,000.00.
+    alice: (WalletId, KeyPair),
+    /// Class-4 wallet at OP02, empty.
+    bob: (WalletId, KeyPair),
+}
+
+fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
+    let (mut platform, _) = Platform::open(dir).unwrap();
+    let ops = [
+        platform
+            .create_operator("Jiangnan Commercial Bank")
+            .unwrap(),
+        platform.create_operator("Lakeside Digital Bank").unwrap(),
+    ];
+    for op in ops {
+        let funding = vec![
+            Command::FundReserves {
+                operator: op,
+                amount: "1,000,000".parse().unwrap(),
+            },
+            Command::Issue {
+                operator: op,
+                amount: "500,000".parse().unwrap(),
+            },
+        ];
+        for result in platform.as_central_bank(funding).unwrap() {
+            result.unwrap();
+        }
+    }
+    let mut open = |op: OperatorId, phone: u64| {
+        let key = KeyPair::generate();
+        let command = Command::OpenWallet {
+            operator: op,
+            phone,
+            public_key: key.public_key(),
+        };
+        let Ok(Outcome::Wallet(wallet)) = platform.one(op, command).unwrap() else {
+            panic!()
+        };
+        (wallet, key)
+    };
+    let alice = open(ops[0], 13_800_000_001);
+    let bob = open(ops[1], 13_900_000_002);
+    let Ok(Outcome::Account(account)) = platform
+        .one(ops[0], Command::OpenDepositAccount { operator: ops[0] })
+        .unwrap()
+    else {
+        panic!()
+    };
+    for command in [
+        Command::CashDeposit {
+            account,
+            amount: "5,000".parse().unwrap(),
+        },
+        Command::BindBankAccount {
+            wallet: alice.0,
+            account,
+        },
+        Command::Exchange {
+            wallet: alice.0,
+            amount: "3,000".parse().unwrap(),
+            key: IdempotencyKey(1),
+            auth: None,
+        }
+        .sign(&alice.1),
+    ] {
+        platform.one(ops[0], command).unwrap().unwrap();
+    }
+    (alice, bob)
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, bob) = seed(dir.path());
+        let server = Server::start(&ServerConfig {
+            data: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            stop_on_ctrl_c: false,
+        })
+        .unwrap();
+        let read =
+            |name: &str| std::fs::read_to_string(dir.path().join("keys").join(name)).unwrap();
+        World {
+            tokens: [read("OP01.token"), read("OP02.token")],
+            central_bank: read("central-bank.token"),
+            server,
+            _dir: dir,
+            alice,
+            bob,
+        }
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    fn get(&self, path: &str, token: &str) -> Reply {
+        send(
+            self.server.addr(),
+            "GET",
+            path,
+            &[("Authorization", &World::bearer(token))],
+            b"",
+        )
+    }
+
+    fn post(&self, path: &str, token: &str, key: Option<&str>, body: &[u8]) -> Reply {
+        let auth = World::bearer(token);
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(key) = key {
+            headers.push(("Idempotency-Key", key));
+        }
+        send(self.server.addr(), "POST", path, &headers, body)
+    }
+
+    /// A payment body signed by `key` over the Pay command with this idempotency key.
+    fn payment(
+        payer: WalletId,
+        payee: WalletId,
+        amount: &str,
+        idempotency: &str,
+        key: &KeyPair,
+    ) -> Vec<u8> {
+        let command = Command::Pay {
+            payer,
+            payee,
+            amount: amount.parse().unwrap(),
+            key: idempotency.parse().unwrap(),
+            auth: None,
+        };
+        let signature = key.sign(&command.signing_bytes());
+        json!({
+            "payer": payer.to_string(),
+            "payee": payee.to_string(),
+            "amount": amount,
+            "public_key": key.public_key().to_hex(),
+            "signature": signature.to_hex(),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn pay(&self, token: &str, idempotency: &str, body: &[u8]) -> Reply {
+        self.post("/v1/payments", token, Some(idempotency), body)
+    }
+
+    fn balance(&self, token: &str, wallet: WalletId) -> String {
+        let reply = self.get(&format!("/v1/wallets/{wallet}"), token);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["balance"].as_str().unwrap().to_string()
+    }
+
+    fn assert_audit_clean(&self) {
+        let reply = self.get("/v1/audit", &self.central_bank);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let report = reply.json();
+        assert_eq!(report["clean"], true, "{report}");
+        assert_eq!(report["violations"], json!([]));
+    }
+}
+
+const KEY_1: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+#[test]
+fn health_readiness_and_metrics_answer_with_a_request_id() {
+    let world = World::new();
+    let addr = world.server.addr();
+    let health = send(
+        addr,
+        "GET",
+        "/healthz",
+        &[("x-request-id", "trace-42")],
+        b"",
+    );
+    assert_eq!(
+        (health.status, health.header("x-request-id")),
+        (200, Some("trace-42"))
+    );
+    let ready = send(addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["status"], "ready");
+    assert_eq!(ready.header("x-request-id").map(str::len), Some(16));
+    let metrics = send(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(metrics
+        .body
+        .contains(r#"ecny_http_requests_total{method="GET",route="/healthz",status="200"} 1"#));
+    assert!(metrics.body.contains("ecny_payments_committed_total 0"));
+    assert!(metrics
+        .body
+        .contains("# TYPE ecny_commit_seconds histogram"));
+}
+
+#[test]
+fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
+    let world = World::new();
+    let holder = KeyPair::generate();
+    let opened = world.post(
+        "/v1/operators/OP02/wallets",
+        &world.tokens[1],
+        None,
+        json!({ "phone": "13912345678", "public_key": holder.public_key().to_hex() })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let wallet: WalletId = opened.json()["wallet"].as_str().unwrap().parse().unwrap();
+    assert_eq!(opened.json()["class"], 4);
+
+    let (alice, alice_key) = &world.alice;
+    let body = World::payment(*alice, wallet, "66.60", KEY_1, alice_key);
+    let paid = world.pay(&world.tokens[0], KEY_1, &body);
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    assert!(paid.json()["transfer"].as_str().unwrap().starts_with('T'));
+    assert_eq!(paid.json()["amount"], "66.60");
+
+    assert_eq!(world.balance(&world.tokens[1], wallet), "66.60");
+    assert_eq!(world.balance(&world.tokens[0], *alice), "2933.40");
+    let view = world
+        .get(&format!("/v1/wallets/{wallet}"), &world.tokens[1])
+        .json();
+    assert_eq!(
+        (view["class"].as_u64(), view["status"].as_str()),
+        (Some(4), Some("active"))
+    );
+    let metrics = send(world.server.addr(), "GET", "/metrics", &[], b"");
+    assert!(metrics.body.contains("ecny_payments_committed_total 1"));
+    assert!(metrics.body.contains("ecny_commit_seconds_count 2"));
+    world.assert_audit_clean();
+
+    let again = world.post(
+        "/v1/operators/OP02/wallets",
+        &world.tokens[1],
+        None,
+        json!({ "phone": "13912345678", "public_key": holder.public_key().to_hex() })
+            .to_string()
+            .as_bytes(),
+    );
+    again.problem(409, "PHONE_TAKEN");
+}
+
+#[test]
+fn a_retry_answers_the_first_transfer_and_a_changed_body_is_a_conflict() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, world.bob.0, "10.00", KEY_1, key);
+    let first = world.pay(&world.tokens[0], KEY_1, &body);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let retry = world.pay(&world.tokens[0], KEY_1, &body);
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(first.json()["transfer"], retry.json()["transfer"]);
+
+    let changed = World::payment(*alice, world.bob.0, "20.00", KEY_1, key);
+    world
+        .pay(&world.tokens[0], KEY_1, &changed)
+        .problem(409, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(world.balance(&world.tokens[1], world.bob.0), "10.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_payment_without_an_idempotency_key_is_refused() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    world
+        .post("/v1/payments", &world.tokens[0], None, &body)
+        .problem(400, "IDEMPOTENCY_KEY_MISSING");
+    world
+        .pay(&world.tokens[0], "not-a-key", &body)
+        .problem(400, "IDEMPOTENCY_KEY_MALFORMED");
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+}
+
+#[test]
+fn malformed_bodies_are_problems_not_plain_text() {
+    let world = World::new();
+    let token = &world.tokens[0];
+    world
+        .pay(token, KEY_1, b"{\"payer\": ")
+        .problem(400, "JSON_SYNTAX");
+    let wrong_types =
+        json!({ "payer": 1, "payee": "W2", "amount": 66.6, "public_key": "", "signature": "" });
+    world
+        .pay(token, KEY_1, wrong_types.to_string().as_bytes())
+        .problem(422, "JSON_DATA");
+    let unknown_field = json!({ "phone": "13912345678", "public_key": "00", "pin": "1234" });
+    world
+        .post(
+            "/v1/operators/OP01/wallets",
+            token,
+            None,
+            unknown_field.to_string().as_bytes(),
+        )
+        .problem(422, "JSON_DATA");
+
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    let auth = World::bearer(token);
+    let as_text = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "text/plain"),
+        ("Idempotency-Key", KEY_1),
+    ];
+    send(world.server.addr(), "POST", "/v1/payments", &as_text, &body)
+        .problem(415, "CONTENT_TYPE_UNSUPPORTED");
+
+    let huge = vec![b' '; REQUEST_BODY_BYTES_MAX + 1];
+    world
+        .pay(token, KEY_1, &huge)
+        .problem(413, "BODY_TOO_LARGE");
+
+    let mut bad_amount: Value = serde_json::from_slice(&body).unwrap();
+    bad_amount["amount"] = json!("66.666");
+    world
+        .pay(token, KEY_1, bad_amount.to_string().as_bytes())
+        .problem(422, "MALFORMED_AMOUNT");
+    let bad_phone = json!({ "phone": "12345", "public_key": key.public_key().to_hex() });
+    world
+        .post(
+            "/v1/operators/OP01/wallets",
+            token,
+            None,
+            bad_phone.to_string().as_bytes(),
+        )
+        .problem(422, "MALFORMED_PHONE");
+    assert_eq!(world.balance(token, *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_forged_signature_is_refused_and_nothing_moves() {
+    let world = World::new();
+    let (alice, _) = &world.alice;
+    let thief = KeyPair::generate();
+    let forged = World::payment(*alice, world.bob.0, "500.00", KEY_1, &thief);
+    world
+        .pay(&world.tokens[0], KEY_1, &forged)
+        .problem(403, "SIGNATURE_INVALID");
+    let (_, key) = &world.alice;
+    let mut tampered: Value =
+        serde_json::from_slice(&World::payment(*alice, world.bob.0, "1.00", KEY_1, key)).unwrap();
+    tampered["amount"] = json!("1000.00");
+    world
+        .pay(&world.tokens[0], KEY_1, tampered.to_string().as_bytes())
+        .problem(403, "SIGNATURE_INVALID");
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_class_4_wallet_cannot_pay_above_its_single_payment_limit() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, world.bob.0, "2000.01", KEY_1, key);
+    world
+        .pay(&world.tokens[0], KEY_1, &body)
+        .problem(422, "LIMIT_SINGLE_PAYMENT");
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn unknown_wallets_and_routes_are_404_problems() {
+    let world = World::new();
+    let token = &world.tokens[0];
+    world
+        .get("/v1/wallets/W0000009999", token)
+        .problem(404, "UNKNOWN_WALLET");
+    world
+        .get("/v1/wallets/alice", token)
+        .problem(400, "MALFORMED_ID");
+    world
+        .get("/v1/nothing-here", token)
+        .problem(404, "ROUTE_NOT_FOUND");
+    send(world.server.addr(), "DELETE", "/v1/payments", &[], b"")
+        .problem(405, "METHOD_NOT_ALLOWED");
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, WalletId(9999), "1.00", KEY_1, key);
+    world
+        .pay(token, KEY_1, &body)
+        .problem(404, "UNKNOWN_WALLET");
+}
+
+#[test]
+fn operator_b_cannot_read_or_pay_from_operator_a_wallets() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let other = &world.tokens[1];
+    world
+        .get(&format!("/v1/wallets/{alice}"), other)
+        .problem(403, "NOT_YOUR_WALLET");
+    let body = World::payment(*alice, world.bob.0, "5.00", KEY_1, key);
+    world
+        .pay(other, KEY_1, &body)
+        .problem(403, "NOT_YOUR_WALLET");
+    let holder = KeyPair::generate();
+    let open = json!({ "phone": "13712345678", "public_key": holder.public_key().to_hex() });
+    world
+        .post(
+            "/v1/operators/OP01/wallets",
+            other,
+            None,
+            open.to_string().as_bytes(),
+        )
+        .problem(403, "NOT_YOUR_OPERATOR");
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn callers_without_the_right_token_are_turned_away() {
+    let world = World::new();
+    let addr = world.server.addr();
+    let anonymous = send(
+        addr,
+        "GET",
+        &format!("/v1/wallets/{}", world.alice.0),
+        &[],
+        b"",
+    );
+    anonymous.problem(401, "UNAUTHENTICATED");
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    world
+        .get("/v1/audit", "guessed")
+        .problem(401, "UNAUTHENTICATED");
+    world
+        .get("/v1/audit", &world.tokens[0])
+        .problem(403, "CENTRAL_BANK_ONLY");
+    world
+        .get(
+            &format!("/v1/wallets/{}", world.alice.0),
+            &world.central_bank,
+        )
+        .problem(403, "OPERATOR_ONLY");
+    // Authentication comes before the body is read.
+    world
+        .pay("guessed", KEY_1, b"{")
+        .problem(401, "UNAUTHENTICATED");
+}
+
+#[test]
+fn the_openapi_document_covers_every_route_and_docs_load_it() {
+    let world = World::new();
+    let addr = world.server.addr();
+    let document = send(addr, "GET", "/openapi.json", &[], b"").json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ecny::server::openapi::PATHS {
+        assert!(document["paths"][path].is_object(), "{path} missing");
+    }
+    assert_eq!(
+        document["paths"].as_object().unwrap().len(),
+        ecny::server::openapi::PATHS.len()
+    );
+    assert!(document["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+    let docs = send(addr, "GET", "/docs", &[], b"");
+    assert_eq!(docs.status, 200);
+    assert!(docs
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(docs.body.contains("fetch('/openapi.json')") && !docs.body.contains("https://"));
+}
