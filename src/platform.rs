@@ -70,7 +70,7 @@ impl Platform {
         seed: &str,
         clock: Box<dyn Clock>,
     ) -> Result<(Platform, Recovery), PlatformError> {
-        let central_bank = KeyPair::from_seed(format!("{seed}/central-bank").as_bytes());
+        let central_bank = seeded_key(seed, "central-bank");
         Platform::start(dir, Keys::Seeded(seed.to_string()), central_bank, clock)
     }
 
@@ -110,7 +110,7 @@ impl Platform {
         for (desk, id) in self.desks.iter_mut().zip(operators) {
             let key = match &self.keys {
                 Keys::Files(keyring) => keyring.operator(id).expect("key loaded before"),
-                Keys::Seeded(seed) => KeyPair::from_seed(format!("{seed}/{id}").as_bytes()),
+                Keys::Seeded(seed) => seeded_key(seed, &id.to_string()),
             };
             *desk = BatchDesk::new(id, key, threads);
         }
@@ -119,7 +119,7 @@ impl Platform {
     fn operator_key(&self, id: OperatorId) -> Result<KeyPair, PlatformError> {
         Ok(match &self.keys {
             Keys::Files(keyring) => keyring.operator(id)?,
-            Keys::Seeded(seed) => KeyPair::from_seed(format!("{seed}/{id}").as_bytes()),
+            Keys::Seeded(seed) => seeded_key(seed, &id.to_string()),
         })
     }
 
@@ -205,4 +205,32 @@ impl Platform {
     ) -> Result<CommandResult, PlatformError> {
         Ok(self.as_operator(operator, vec![command])?.remove(0))
     }
+}
+
+/// The key a seeded platform derives for `party` ("central-bank", "OP01", …): the one place
+/// the derivation is written, so that tests and demos can hold the same keys.
+pub fn seeded_key(seed: &str, party: &str) -> KeyPair {
+    KeyPair::from_seed(format!("{seed}/{party}").as_bytes())
+}
+
+/// The certificate issuers (central bank root → operator) of a seeded platform's first
+/// `operators` operators, valid over `validity_s`: what issues their secure elements.
+pub fn seeded_issuers(
+    seed: &str,
+    operators: u16,
+    validity_s: (u32, u32),
+) -> Vec<crate::offline::issuer::OperatorIssuer> {
+    let central_bank = seeded_key(seed, "central-bank");
+    (1..=operators)
+        .map(|id| {
+            let key = seeded_key(seed, &OperatorId(id).to_string());
+            crate::offline::issuer::OperatorIssuer::certify(
+                &central_bank,
+                OperatorId(id),
+                key,
+                u64::from(id),
+                validity_s,
+            )
+        })
+        .collect()
 }

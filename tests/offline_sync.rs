@@ -23,19 +23,7 @@ const NOW_S: u32 = 1_795_406_400;
 
 /// The issuing side of each operator, keyed as the platform's seeded test keys are.
 fn issuers() -> Vec<OperatorIssuer> {
-    let central_bank = KeyPair::from_seed(b"test/central-bank");
-    (1u16..=2)
-        .map(|id| {
-            let key = KeyPair::from_seed(format!("test/{}", OperatorId(id)).as_bytes());
-            OperatorIssuer::certify(
-                &central_bank,
-                OperatorId(id),
-                key,
-                u64::from(id),
-                (NOW_S - 86_400, NOW_S + 3_650 * 86_400),
-            )
-        })
-        .collect()
+    ecny::platform::seeded_issuers("test", 2, (NOW_S - 86_400, NOW_S + 3_650 * 86_400))
 }
 
 struct Device {
@@ -210,47 +198,9 @@ fn two_phones_in_airplane_mode_pay_66_60_and_both_syncs_settle_it_once() {
 fn a_cloned_card_is_caught_at_sync_blocked_and_its_operator_covers_the_loss() {
     let mut world = World::new();
     let issuers = issuers();
-    let [jiangnan, lakeside] = world.operators;
-    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
-    world.exchange(&holder, "1,000").unwrap();
-    let mut card = issue(
-        &mut world,
-        &issuers,
-        jiangnan,
-        WalletForm::ContactlessCard,
-        10,
-        Some(holder.wallet),
-    );
-    let mut shop_a = issue(
-        &mut world,
-        &issuers,
-        lakeside,
-        WalletForm::VisitorCard,
-        11,
-        None,
-    );
-    let mut shop_b = issue(
-        &mut world,
-        &issuers,
-        jiangnan,
-        WalletForm::VisitorCard,
-        12,
-        None,
-    );
-    load(&mut world, &issuers, &mut card, 1, "300");
-    let mut clone = Device {
-        id: card.id,
-        card: card.card.clone_card(),
-        operator: card.operator,
-    };
-
+    let [jiangnan, _] = world.operators;
     // The same 300 spent twice, each copy with the same counter.
-    Relay::new()
-        .pay(&mut card.card, &mut shop_a.card, yuan("200"), NOW_S + 10)
-        .unwrap();
-    Relay::new()
-        .pay(&mut clone.card, &mut shop_b.card, yuan("250"), NOW_S + 20)
-        .unwrap();
+    let (card, mut shop_a, mut shop_b) = a_card_spent_twice(&mut world, &issuers, jiangnan, 10);
     let vault_before = vault(&world, jiangnan);
 
     assert_eq!(sync(&mut world, &mut shop_a).settled, 1);
@@ -771,44 +721,7 @@ fn an_issuer_with_an_empty_vault_cannot_cover_a_clone_yet_the_books_still_hold()
     let mut world = World::new();
     let issuers = issuers();
     let [jiangnan, lakeside] = world.operators;
-    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
-    world.exchange(&holder, "1,000").unwrap();
-    let mut card = issue(
-        &mut world,
-        &issuers,
-        jiangnan,
-        WalletForm::ContactlessCard,
-        40,
-        Some(holder.wallet),
-    );
-    let mut shop_a = issue(
-        &mut world,
-        &issuers,
-        lakeside,
-        WalletForm::VisitorCard,
-        41,
-        None,
-    );
-    let mut shop_b = issue(
-        &mut world,
-        &issuers,
-        lakeside,
-        WalletForm::VisitorCard,
-        42,
-        None,
-    );
-    load(&mut world, &issuers, &mut card, 1, "300");
-    let mut clone = Device {
-        id: card.id,
-        card: card.card.clone_card(),
-        operator: card.operator,
-    };
-    Relay::new()
-        .pay(&mut card.card, &mut shop_a.card, yuan("200"), NOW_S + 10)
-        .unwrap();
-    Relay::new()
-        .pay(&mut clone.card, &mut shop_b.card, yuan("250"), NOW_S + 20)
-        .unwrap();
+    let (card, mut shop_a, mut shop_b) = a_card_spent_twice(&mut world, &issuers, lakeside, 40);
     // Jiangnan hands its whole vault back to the central bank before the shops sync.
     let left = vault(&world, jiangnan);
     world
@@ -894,4 +807,54 @@ fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no
     assert_eq!(sync(&mut world, &mut phone).duplicates, 1);
     assert_eq!(world.balance(holder.wallet), yuan("745"));
     world.assert_audit();
+}
+
+/// A contactless card of Jiangnan's loaded with 300, copied; the card pays 200 at shop A (at
+/// Lakeside), the clone 250 at shop B (at `shop_b_operator`). Returns the card and both shops.
+fn a_card_spent_twice(
+    world: &mut World,
+    issuers: &[OperatorIssuer],
+    shop_b_operator: OperatorId,
+    first_id: u64,
+) -> (Device, Device, Device) {
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut card = issue(
+        world,
+        issuers,
+        jiangnan,
+        WalletForm::ContactlessCard,
+        first_id,
+        Some(holder.wallet),
+    );
+    let mut shop_a = issue(
+        world,
+        issuers,
+        lakeside,
+        WalletForm::VisitorCard,
+        first_id + 1,
+        None,
+    );
+    let mut shop_b = issue(
+        world,
+        issuers,
+        shop_b_operator,
+        WalletForm::VisitorCard,
+        first_id + 2,
+        None,
+    );
+    load(world, issuers, &mut card, 1, "300");
+    let mut clone = Device {
+        id: card.id,
+        card: card.card.clone_card(),
+        operator: card.operator,
+    };
+    Relay::new()
+        .pay(&mut card.card, &mut shop_a.card, yuan("200"), NOW_S + 10)
+        .unwrap();
+    Relay::new()
+        .pay(&mut clone.card, &mut shop_b.card, yuan("250"), NOW_S + 20)
+        .unwrap();
+    (card, shop_a, shop_b)
 }

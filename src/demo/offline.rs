@@ -248,19 +248,9 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
     let now_s = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())) as u32;
-    let central_bank = KeyPair::from_seed(format!("{SEED}/central-bank").as_bytes());
-    let issuers = (1u16..=2)
-        .map(|id| {
-            let key = KeyPair::from_seed(format!("{SEED}/{}", OperatorId(id)).as_bytes());
-            OperatorIssuer::certify(
-                &central_bank,
-                OperatorId(id),
-                key,
-                u64::from(id),
-                (now_s - 86_400, now_s + 3_650 * 86_400),
-            )
-        })
-        .collect();
+    let central_bank = crate::platform::seeded_key(SEED, "central-bank");
+    let issuers =
+        crate::platform::seeded_issuers(SEED, 2, (now_s - 86_400, now_s + 3_650 * 86_400));
     let mut story = Story {
         platform,
         issuers,
