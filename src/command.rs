@@ -5,13 +5,18 @@
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
 use crate::certs::{sm3_parts, KeyPair, PublicKey, Signature};
+use crate::channels::acquiring::{PaymentChannel, TerminalKind};
+use crate::channels::emvco::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
-use crate::ids::{AccountId, DeviceId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::ids::{
+    AccountId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId,
+};
 use crate::offline::messages::{SignedUnload, Wire};
 use crate::offline::settlement::{
     decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
 };
+use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
 /// Most commands one submission may carry: bounds a log entry and the center's work per batch.
@@ -155,6 +160,68 @@ pub enum Command {
         unload: SignedUnload,
         device_key: PublicKey,
     },
+    /// An operator signs up a merchant that settles into one of its verified wallets.
+    OnboardMerchant {
+        operator: OperatorId,
+        wallet: WalletId,
+        name: String,
+        mcc: Mcc,
+        /// GB/T 2260 administrative division code.
+        region: u32,
+    },
+    AddTerminal {
+        merchant: MerchantId,
+        kind: TerminalKind,
+    },
+    /// A merchant presents an order (a dynamic QR): one amount, paid once, until it expires.
+    CreateOrder {
+        merchant: MerchantId,
+        reference: String,
+        amount: Amount,
+        expires_at_ms: u64,
+        terminal: u16,
+        cash_on_delivery: bool,
+    },
+    /// A holder pays a merchant: by its printed QR, an order's QR, its tap zone, or a payment
+    /// code (unsigned: the operator vouches, having redeemed the code for this wallet).
+    PayMerchant {
+        payer: WalletId,
+        merchant: MerchantId,
+        amount: Amount,
+        channel: PaymentChannel,
+        terminal: u16,
+        order: Option<String>,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    /// A merchant gives back all or part of a payment, to the wallet that paid it.
+    Refund {
+        payment: EventId,
+        amount: Amount,
+        key: IdempotencyKey,
+    },
+    /// A holder pushes a sub-wallet to a merchant app.
+    OpenSubWallet {
+        wallet: WalletId,
+        merchant: MerchantId,
+        limits: SubWalletLimits,
+        auth: Option<HolderAuth>,
+    },
+    /// The holder changes a sub-wallet's limits, or closes it (`open: false`).
+    SetSubWallet {
+        sub_wallet: SubWalletId,
+        limits: SubWalletLimits,
+        open: bool,
+        auth: Option<HolderAuth>,
+    },
+    /// A merchant app charges the sub-wallet pushed to it.
+    ChargeSubWallet {
+        sub_wallet: SubWalletId,
+        merchant: MerchantId,
+        amount: Amount,
+        order: Option<String>,
+        key: IdempotencyKey,
+    },
 }
 
 /// What a command did.
@@ -166,6 +233,10 @@ pub enum Outcome {
     Wallet(WalletId),
     Transfer(EventId),
     Synced(SyncReport),
+    Merchant(MerchantId),
+    /// A terminal's number at its merchant.
+    Terminal(u16),
+    SubWallet(SubWalletId),
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -193,7 +264,10 @@ impl Command {
             Command::Exchange { auth, .. }
             | Command::DepositBack { auth, .. }
             | Command::Pay { auth, .. }
-            | Command::Hold { auth, .. } => auth.as_ref(),
+            | Command::Hold { auth, .. }
+            | Command::PayMerchant { auth, .. }
+            | Command::OpenSubWallet { auth, .. }
+            | Command::SetSubWallet { auth, .. } => auth.as_ref(),
             _ => None,
         }
     }
@@ -203,7 +277,10 @@ impl Command {
             Command::Exchange { auth, .. }
             | Command::DepositBack { auth, .. }
             | Command::Pay { auth, .. }
-            | Command::Hold { auth, .. } => *auth = new,
+            | Command::Hold { auth, .. }
+            | Command::PayMerchant { auth, .. }
+            | Command::OpenSubWallet { auth, .. }
+            | Command::SetSubWallet { auth, .. } => *auth = new,
             _ => {}
         }
     }
@@ -425,6 +502,25 @@ mod tag {
     pub const LOAD_DEVICE: u8 = 20;
     pub const SYNC_OFFLINE: u8 = 21;
     pub const UNLOAD_DEVICE: u8 = 22;
+    pub const ONBOARD_MERCHANT: u8 = 23;
+    pub const ADD_TERMINAL: u8 = 24;
+    pub const CREATE_ORDER: u8 = 25;
+    pub const PAY_MERCHANT: u8 = 26;
+    pub const REFUND: u8 = 27;
+    pub const OPEN_SUB_WALLET: u8 = 28;
+    pub const SET_SUB_WALLET: u8 = 29;
+    pub const CHARGE_SUB_WALLET: u8 = 30;
+}
+
+fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
+    out.i64(limits.per_payment.fen()).i64(limits.daily.fen());
+}
+
+fn decode_sub_wallet_limits(input: &mut Reader<'_>) -> Result<SubWalletLimits, DecodeError> {
+    Ok(SubWalletLimits {
+        per_payment: Amount::from_fen(input.i64("per-payment limit")?),
+        daily: Amount::from_fen(input.i64("daily limit")?),
+    })
 }
 
 fn encode_auth(auth: &Option<HolderAuth>, out: &mut Writer) {
@@ -605,6 +701,103 @@ impl Command {
                 }
                 out
             }
+            OnboardMerchant {
+                operator,
+                wallet,
+                name,
+                mcc,
+                region,
+            } => out
+                .u8(tag::ONBOARD_MERCHANT)
+                .u16(operator.0)
+                .u32(wallet.0)
+                .str(name)
+                .u16(mcc.code())
+                .u32(*region),
+            AddTerminal { merchant, kind } => {
+                out.u8(tag::ADD_TERMINAL).u32(merchant.0).u8(*kind as u8)
+            }
+            CreateOrder {
+                merchant,
+                reference,
+                amount,
+                expires_at_ms,
+                terminal,
+                cash_on_delivery,
+            } => out
+                .u8(tag::CREATE_ORDER)
+                .u32(merchant.0)
+                .str(reference)
+                .i64(amount.fen())
+                .u64(*expires_at_ms)
+                .u16(*terminal)
+                .u8(u8::from(*cash_on_delivery)),
+            PayMerchant {
+                payer,
+                merchant,
+                amount,
+                channel,
+                terminal,
+                order,
+                key,
+                auth,
+            } => {
+                out.u8(tag::PAY_MERCHANT)
+                    .u32(payer.0)
+                    .u32(merchant.0)
+                    .i64(amount.fen())
+                    .u8(*channel as u8)
+                    .u16(*terminal)
+                    .opt_str(order.as_deref())
+                    .u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            Refund {
+                payment,
+                amount,
+                key,
+            } => out
+                .u8(tag::REFUND)
+                .u64(payment.0)
+                .i64(amount.fen())
+                .u128(key.0),
+            OpenSubWallet {
+                wallet,
+                merchant,
+                limits,
+                auth,
+            } => {
+                out.u8(tag::OPEN_SUB_WALLET).u32(wallet.0).u32(merchant.0);
+                encode_sub_wallet_limits(limits, out);
+                encode_auth(auth, out);
+                out
+            }
+            SetSubWallet {
+                sub_wallet,
+                limits,
+                open,
+                auth,
+            } => {
+                out.u8(tag::SET_SUB_WALLET).u32(sub_wallet.0);
+                encode_sub_wallet_limits(limits, out);
+                out.u8(u8::from(*open));
+                encode_auth(auth, out);
+                out
+            }
+            ChargeSubWallet {
+                sub_wallet,
+                merchant,
+                amount,
+                order,
+                key,
+            } => out
+                .u8(tag::CHARGE_SUB_WALLET)
+                .u32(sub_wallet.0)
+                .u32(merchant.0)
+                .i64(amount.fen())
+                .opt_str(order.as_deref())
+                .u128(key.0),
         };
     }
 
@@ -745,6 +938,68 @@ impl Command {
                     records,
                 }
             }
+            tag::ONBOARD_MERCHANT => OnboardMerchant {
+                operator: OperatorId(input.u16("operator")?),
+                wallet: WalletId(input.u32("merchant wallet")?),
+                name: input.string("merchant name")?,
+                mcc: Mcc::new(input.u16("mcc")?).ok_or(DecodeError {
+                    what: "mcc",
+                    offset: start,
+                })?,
+                region: input.u32("region")?,
+            },
+            tag::ADD_TERMINAL => AddTerminal {
+                merchant: MerchantId(input.u32("merchant")?),
+                kind: TerminalKind::from_u8(input.u8("terminal kind")?).ok_or(DecodeError {
+                    what: "terminal kind",
+                    offset: start,
+                })?,
+            },
+            tag::CREATE_ORDER => CreateOrder {
+                merchant: MerchantId(input.u32("merchant")?),
+                reference: input.string("order reference")?,
+                amount: amount(input)?,
+                expires_at_ms: input.u64("order expiry")?,
+                terminal: input.u16("terminal")?,
+                cash_on_delivery: input.bool("cash on delivery")?,
+            },
+            tag::PAY_MERCHANT => PayMerchant {
+                payer: WalletId(input.u32("payer")?),
+                merchant: MerchantId(input.u32("merchant")?),
+                amount: amount(input)?,
+                channel: PaymentChannel::from_u8(input.u8("channel")?).ok_or(DecodeError {
+                    what: "channel",
+                    offset: start,
+                })?,
+                terminal: input.u16("terminal")?,
+                order: input.opt_string("order reference")?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::REFUND => Refund {
+                payment: EventId(input.u64("refunded payment")?),
+                amount: amount(input)?,
+                key: key(input)?,
+            },
+            tag::OPEN_SUB_WALLET => OpenSubWallet {
+                wallet: WalletId(input.u32("wallet")?),
+                merchant: MerchantId(input.u32("merchant")?),
+                limits: decode_sub_wallet_limits(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::SET_SUB_WALLET => SetSubWallet {
+                sub_wallet: SubWalletId(input.u32("sub-wallet")?),
+                limits: decode_sub_wallet_limits(input)?,
+                open: input.bool("sub-wallet open")?,
+                auth: decode_auth(input)?,
+            },
+            tag::CHARGE_SUB_WALLET => ChargeSubWallet {
+                sub_wallet: SubWalletId(input.u32("sub-wallet")?),
+                merchant: MerchantId(input.u32("merchant")?),
+                amount: amount(input)?,
+                order: input.opt_string("order reference")?,
+                key: key(input)?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -802,6 +1057,68 @@ mod tests {
             Command::ResolveHold {
                 hold: EventId(9),
                 post: true,
+            },
+            Command::OnboardMerchant {
+                operator: OperatorId(1),
+                wallet: WalletId(2),
+                name: "Pingjiang Snacks".into(),
+                mcc: Mcc::new(5814).unwrap(),
+                region: 320500,
+            },
+            Command::AddTerminal {
+                merchant: MerchantId(1),
+                kind: TerminalKind::Courier,
+            },
+            Command::CreateOrder {
+                merchant: MerchantId(1),
+                reference: "COD-7".into(),
+                amount: Amount::from_fen(6_660),
+                expires_at_ms: 99,
+                terminal: 1,
+                cash_on_delivery: true,
+            },
+            Command::PayMerchant {
+                payer: WalletId(1),
+                merchant: MerchantId(1),
+                amount: Amount::from_fen(6_660),
+                channel: PaymentChannel::CashOnDelivery,
+                terminal: 1,
+                order: Some("COD-7".into()),
+                key: IdempotencyKey(11),
+                auth: None,
+            }
+            .sign(&key),
+            Command::Refund {
+                payment: EventId(4),
+                amount: Amount::from_fen(60),
+                key: IdempotencyKey(12),
+            },
+            Command::OpenSubWallet {
+                wallet: WalletId(1),
+                merchant: MerchantId(1),
+                limits: SubWalletLimits {
+                    per_payment: Amount::from_fen(100),
+                    daily: Amount::from_fen(500),
+                },
+                auth: None,
+            }
+            .sign(&key),
+            Command::SetSubWallet {
+                sub_wallet: SubWalletId(1),
+                limits: SubWalletLimits {
+                    per_payment: Amount::from_fen(10),
+                    daily: Amount::from_fen(50),
+                },
+                open: false,
+                auth: None,
+            }
+            .sign(&key),
+            Command::ChargeSubWallet {
+                sub_wallet: SubWalletId(1),
+                merchant: MerchantId(1),
+                amount: Amount::from_fen(10),
+                order: None,
+                key: IdempotencyKey(13),
             },
         ]
     }

@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 use crate::amount::Amount;
-use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
+use crate::ids::{AccountId, DeviceId, EventId, MerchantId, OperatorId, SubWalletId, WalletId};
 use crate::wallet::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -147,6 +147,84 @@ pub enum CommandError {
     SyncTooLarge { records: usize, max: usize },
     #[error("secure element {0} is neither payer nor payee of a record it reported")]
     NotYourRecord(DeviceId),
+    #[error("unknown merchant {0}")]
+    UnknownMerchant(MerchantId),
+    #[error("merchant {merchant} belongs to operator {owner}, not {caller}")]
+    NotYourMerchant {
+        merchant: MerchantId,
+        owner: OperatorId,
+        caller: OperatorId,
+    },
+    #[error("a merchant settles into a class 2 or better wallet (bank account bound); {wallet} is class {class}")]
+    MerchantWalletUnverified {
+        wallet: WalletId,
+        class: WalletClass,
+    },
+    #[error("merchant name must be 1 to {max} characters")]
+    MalformedMerchantName { max: usize },
+    #[error("merchant {merchant} has no terminal {terminal}")]
+    UnknownTerminal { merchant: MerchantId, terminal: u16 },
+    #[error("{0}")]
+    TerminalKindWrong(&'static str),
+    #[error("order reference {0:?} must be 1 to 25 printable ASCII characters")]
+    MalformedOrderReference(String),
+    #[error("merchant {merchant} already has an order {reference:?}")]
+    OrderExists {
+        merchant: MerchantId,
+        reference: String,
+    },
+    #[error("merchant {merchant} has no order {reference:?}")]
+    UnknownOrder {
+        merchant: MerchantId,
+        reference: String,
+    },
+    #[error("order {reference:?} is already paid by transfer {transfer}")]
+    OrderAlreadyPaid {
+        reference: String,
+        transfer: EventId,
+    },
+    #[error("order {reference:?} expired; ask the merchant for a new one")]
+    OrderExpired { reference: String },
+    #[error("order {reference:?} is for {expected}, not {got}")]
+    OrderAmountMismatch {
+        reference: String,
+        expected: Amount,
+        got: Amount,
+    },
+    #[error("transfer {0} is not a payment to a merchant")]
+    NotAMerchantPayment(EventId),
+    #[error("payment {payment} has {refundable} left to refund; asked {asked}")]
+    RefundExceedsPayment {
+        payment: EventId,
+        refundable: Amount,
+        asked: Amount,
+    },
+    #[error("unknown sub-wallet {0}")]
+    UnknownSubWallet(SubWalletId),
+    #[error("sub-wallet {0} is closed")]
+    SubWalletClosed(SubWalletId),
+    #[error("sub-wallet {sub_wallet} was not pushed to merchant {merchant}")]
+    NotYourSubWallet {
+        sub_wallet: SubWalletId,
+        merchant: MerchantId,
+    },
+    #[error("charge of {amount} is above sub-wallet {sub_wallet}'s per-payment limit of {limit}")]
+    SubWalletLimitSingle {
+        sub_wallet: SubWalletId,
+        amount: Amount,
+        limit: Amount,
+    },
+    #[error("charge of {amount} would exceed sub-wallet {sub_wallet}'s daily limit of {limit} (already charged today: {used})")]
+    SubWalletLimitDaily {
+        sub_wallet: SubWalletId,
+        amount: Amount,
+        limit: Amount,
+        used: Amount,
+    },
+    #[error("sub-wallet limits must be positive and the per-payment limit at most the daily one")]
+    SubWalletLimitsInvalid,
+    #[error("{0}")]
+    ChannelMismatch(&'static str),
 }
 
 impl CommandError {
@@ -198,6 +276,27 @@ impl CommandError {
             OfflineBalanceCap { .. } => "OFFLINE_BALANCE_CAP",
             SyncTooLarge { .. } => "SYNC_TOO_LARGE",
             NotYourRecord(_) => "NOT_YOUR_RECORD",
+            UnknownMerchant(_) => "UNKNOWN_MERCHANT",
+            NotYourMerchant { .. } => "NOT_YOUR_MERCHANT",
+            MerchantWalletUnverified { .. } => "MERCHANT_WALLET_UNVERIFIED",
+            MalformedMerchantName { .. } => "MALFORMED_MERCHANT_NAME",
+            UnknownTerminal { .. } => "UNKNOWN_TERMINAL",
+            TerminalKindWrong(_) => "TERMINAL_KIND_WRONG",
+            MalformedOrderReference(_) => "MALFORMED_ORDER_REFERENCE",
+            OrderExists { .. } => "ORDER_EXISTS",
+            UnknownOrder { .. } => "UNKNOWN_ORDER",
+            OrderAlreadyPaid { .. } => "ORDER_ALREADY_PAID",
+            OrderExpired { .. } => "ORDER_EXPIRED",
+            OrderAmountMismatch { .. } => "ORDER_AMOUNT_MISMATCH",
+            NotAMerchantPayment(_) => "NOT_A_MERCHANT_PAYMENT",
+            RefundExceedsPayment { .. } => "REFUND_EXCEEDS_PAYMENT",
+            UnknownSubWallet(_) => "UNKNOWN_SUB_WALLET",
+            SubWalletClosed(_) => "SUB_WALLET_CLOSED",
+            NotYourSubWallet { .. } => "NOT_YOUR_SUB_WALLET",
+            SubWalletLimitSingle { .. } => "SUB_WALLET_LIMIT_SINGLE",
+            SubWalletLimitDaily { .. } => "SUB_WALLET_LIMIT_DAILY",
+            SubWalletLimitsInvalid => "SUB_WALLET_LIMITS_INVALID",
+            ChannelMismatch(_) => "CHANNEL_MISMATCH",
         }
     }
 }

@@ -67,6 +67,10 @@ dense_id!(
     MerchantId(u32), "M", 8, "merchant"
 );
 dense_id!(
+    /// A sub-wallet a holder pushed to one merchant: the only name that merchant ever sees.
+    SubWalletId(u32), "SW", 8, "sub-wallet"
+);
+dense_id!(
     /// A secure-element device (hardware wallet).
     DeviceId(u64), "D", 12, "device"
 );

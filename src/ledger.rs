@@ -145,6 +145,8 @@ pub enum TransferKind {
     OfflineLossCover = 15,
     /// An offline payment its payee never credited, given back to the payer's wallet.
     OfflineReversal = 16,
+    /// A merchant gives back all or part of a payment, to the wallet that paid it.
+    Refund = 17,
 }
 
 impl TransferKind {
@@ -167,6 +169,7 @@ impl TransferKind {
             OfflineSettlement,
             OfflineLossCover,
             OfflineReversal,
+            Refund,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)

@@ -5,11 +5,18 @@
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
 use crate::certs::{sm3, PublicKey};
+use crate::channels::acquiring::{
+    Acquiring, Merchant, MerchantPayment, MerchantRefund, Order, OrderStatus, PaymentChannel,
+    TerminalKind,
+};
+use crate::channels::emvco::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission};
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
-use crate::ids::{AccountId, DeviceId, EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::ids::{
+    AccountId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId,
+};
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
 use crate::offline::messages::SignedUnload;
@@ -17,11 +24,12 @@ use crate::offline::settlement::{
     DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks, SyncedRecord,
 };
 use crate::operator::{Identity, Operator};
+use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
 use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA2";
 /// Magic, last timestamp and entries applied: where in the log a snapshot stands.
 const SNAPSHOT_POSITION_END: usize = 24;
 
@@ -38,6 +46,8 @@ pub struct StateMachine {
     wallet_keys: Vec<PublicKey>,
     idempotency: IdempotencyIndex,
     devices: DeviceRegistry,
+    acquiring: Acquiring,
+    sub_wallets: SubWallets,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -55,6 +65,8 @@ impl Default for StateMachine {
             wallet_keys: Vec::new(),
             idempotency: IdempotencyIndex::default(),
             devices: DeviceRegistry::default(),
+            acquiring: Acquiring::default(),
+            sub_wallets: SubWallets::default(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -286,6 +298,75 @@ impl StateMachine {
             UnloadDevice { unload, device_key } => {
                 self.unload_device(origin, &unload, &device_key, now)
             }
+            OnboardMerchant {
+                operator,
+                wallet,
+                name,
+                mcc,
+                region,
+            } => self.onboard_merchant(origin, operator, wallet, name, (mcc, region)),
+            AddTerminal { merchant, kind } => self.add_terminal(origin, merchant, kind),
+            CreateOrder {
+                merchant,
+                reference,
+                amount,
+                expires_at_ms,
+                terminal,
+                cash_on_delivery,
+            } => {
+                let order = Order {
+                    merchant,
+                    reference,
+                    amount,
+                    expires_at_ms,
+                    terminal,
+                    cash_on_delivery,
+                    status: OrderStatus::Open,
+                };
+                self.create_order(origin, order, now)
+            }
+            PayMerchant {
+                payer,
+                merchant,
+                amount,
+                channel,
+                terminal,
+                order,
+                key,
+                auth,
+            } => {
+                let at = MerchantPaymentAt {
+                    merchant,
+                    channel,
+                    terminal,
+                    order,
+                };
+                self.pay_merchant(origin, payer, at, amount, key, auth, now)
+            }
+            Refund {
+                payment,
+                amount,
+                key,
+            } => self.refund(origin, payment, amount, key, now),
+            OpenSubWallet {
+                wallet,
+                merchant,
+                limits,
+                auth,
+            } => self.open_sub_wallet(origin, wallet, merchant, limits, auth),
+            SetSubWallet {
+                sub_wallet,
+                limits,
+                open,
+                auth,
+            } => self.set_sub_wallet(origin, sub_wallet, limits, open, auth),
+            ChargeSubWallet {
+                sub_wallet,
+                merchant,
+                amount,
+                order,
+                key,
+            } => self.charge_sub_wallet(origin, sub_wallet, merchant, amount, order, key, now),
         }
     }
 
@@ -982,6 +1063,290 @@ impl StateMachine {
         Ok(Outcome::Synced(report))
     }
 
+    // ----- acquiring and sub-wallets -----
+
+    pub fn acquiring(&self) -> &Acquiring {
+        &self.acquiring
+    }
+
+    pub fn sub_wallets(&self) -> &SubWallets {
+        &self.sub_wallets
+    }
+
+    /// The merchant, checked to belong to the calling operator.
+    fn own_merchant(&self, origin: Origin, id: MerchantId) -> Result<&Merchant, CommandError> {
+        let merchant = self.acquiring.merchant(id)?;
+        match origin {
+            Origin::Operator(caller) if caller != merchant.operator => {
+                Err(CommandError::NotYourMerchant {
+                    merchant: id,
+                    owner: merchant.operator,
+                    caller,
+                })
+            }
+            _ => Ok(merchant),
+        }
+    }
+
+    fn onboard_merchant(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        wallet: WalletId,
+        name: String,
+        (mcc, region): (Mcc, u32),
+    ) -> CommandResult {
+        self.require_operator(origin, operator)?;
+        let settles_into = self.own_wallet(Origin::Operator(operator), wallet)?;
+        settles_into.ensure_active(wallet)?;
+        // A merchant's takings outgrow an anonymous wallet's cap in a day, and its bank account
+        // is where they settle: class 2 or better.
+        if settles_into.class > WalletClass::Two {
+            return Err(CommandError::MerchantWalletUnverified {
+                wallet,
+                class: settles_into.class,
+            });
+        }
+        let id = self
+            .acquiring
+            .onboard(operator, wallet, name, mcc, region)?;
+        Ok(Outcome::Merchant(id))
+    }
+
+    fn add_terminal(
+        &mut self,
+        origin: Origin,
+        merchant: MerchantId,
+        kind: TerminalKind,
+    ) -> CommandResult {
+        self.own_merchant(origin, merchant)?;
+        let number = self.acquiring.add_terminal(merchant, kind)?;
+        Ok(Outcome::Terminal(number))
+    }
+
+    fn create_order(&mut self, origin: Origin, order: Order, now: u64) -> CommandResult {
+        check_amount(order.amount)?;
+        self.own_merchant(origin, order.merchant)?;
+        if order.expires_at_ms <= now {
+            return Err(CommandError::OrderExpired {
+                reference: order.reference,
+            });
+        }
+        self.acquiring.create_order(order)?;
+        Ok(Outcome::Done)
+    }
+
+    /// Which channel a payment to a merchant came by, checked against its order and terminal.
+    fn payment_channel(
+        &self,
+        at: &MerchantPaymentAt,
+        amount: Amount,
+        now: u64,
+    ) -> Result<PaymentChannel, CommandError> {
+        let merchant = self.acquiring.merchant(at.merchant)?;
+        let terminal = merchant.terminal(at.terminal)?;
+        match (&at.order, at.channel) {
+            (Some(reference), PaymentChannel::DynamicQr | PaymentChannel::TapZone) => {
+                let by_order =
+                    self.acquiring
+                        .check_order_payment(at.merchant, reference, amount, now)?;
+                // A tap zone may carry an order too; a courier's order is always cash on delivery.
+                Ok(match (by_order, at.channel) {
+                    (PaymentChannel::CashOnDelivery, _) => PaymentChannel::CashOnDelivery,
+                    (_, channel) => channel,
+                })
+            }
+            (Some(reference), PaymentChannel::CashOnDelivery) => {
+                match self
+                    .acquiring
+                    .check_order_payment(at.merchant, reference, amount, now)?
+                {
+                    PaymentChannel::CashOnDelivery => Ok(PaymentChannel::CashOnDelivery),
+                    _ => Err(CommandError::ChannelMismatch(
+                        "the order was not presented by a courier for cash on delivery",
+                    )),
+                }
+            }
+            (Some(_), _) => Err(CommandError::ChannelMismatch(
+                "an order is paid by its dynamic QR, a tap zone or at the door",
+            )),
+            (None, PaymentChannel::PaymentCode) => match terminal {
+                Some(TerminalKind::ScanGun | TerminalKind::Pos) => Ok(PaymentChannel::PaymentCode),
+                _ => Err(CommandError::ChannelMismatch(
+                    "a payment code is read by a merchant's scan gun or till",
+                )),
+            },
+            (None, channel @ (PaymentChannel::StaticQr | PaymentChannel::TapZone)) => Ok(channel),
+            (None, _) => Err(CommandError::ChannelMismatch(
+                "a dynamic QR or cash-on-delivery payment names its order",
+            )),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pay_merchant(
+        &mut self,
+        origin: Origin,
+        payer: WalletId,
+        at: MerchantPaymentAt,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        self.own_wallet(origin, payer)?;
+        self.check_holder_key(payer, &auth)?;
+        let payee = self.acquiring.merchant(at.merchant)?.wallet;
+        self.keyed(payer, key, (5, payee.0, amount), |state| {
+            let channel = state.payment_channel(&at, amount, now)?;
+            let leg = state.check_payment(origin, payer, payee, amount, now)?;
+            let event = state.ledger.transfer(leg, now)?;
+            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.acquiring.record_payment(MerchantPayment {
+                transfer: event,
+                merchant: at.merchant,
+                payer,
+                amount,
+                refunded: Amount::ZERO,
+                channel,
+                terminal: at.terminal,
+                at_ms: now,
+                order: at.order,
+                sub_wallet: None,
+            });
+            Ok(event)
+        })
+    }
+
+    fn refund(
+        &mut self,
+        origin: Origin,
+        payment: EventId,
+        amount: Amount,
+        key: IdempotencyKey,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        let paid = self.acquiring.payment(payment)?;
+        let payer = paid.payer;
+        let merchant_wallet = self.own_merchant(origin, paid.merchant)?.wallet;
+        self.keyed(merchant_wallet, key, (6, payer.0, amount), |state| {
+            state.acquiring.check_refund(payment, amount)?;
+            let from = state.wallet(merchant_wallet)?;
+            from.ensure_active(merchant_wallet)?;
+            let to = state.wallet(payer)?;
+            to.ensure_active(payer)?;
+            let payer_balance = state.ledger.account(to.account)?.balance;
+            to.check_incoming(
+                payer,
+                state.operator(to.operator)?.limits_for(to.class),
+                payer_balance,
+                amount,
+            )?;
+            let leg = Leg {
+                debit: from.account,
+                credit: to.account,
+                amount,
+                kind: TransferKind::Refund,
+            };
+            let event = state.ledger.transfer(leg, now)?;
+            state.acquiring.record_refund(MerchantRefund {
+                transfer: event,
+                payment,
+                amount,
+                at_ms: now,
+            });
+            Ok(event)
+        })
+    }
+
+    fn open_sub_wallet(
+        &mut self,
+        origin: Origin,
+        wallet: WalletId,
+        merchant: MerchantId,
+        limits: SubWalletLimits,
+        auth: Option<HolderAuth>,
+    ) -> CommandResult {
+        self.own_wallet(origin, wallet)?.ensure_active(wallet)?;
+        self.check_holder_key(wallet, &auth)?;
+        self.acquiring.merchant(merchant)?;
+        let id = self.sub_wallets.open(wallet, merchant, limits)?;
+        Ok(Outcome::SubWallet(id))
+    }
+
+    fn set_sub_wallet(
+        &mut self,
+        origin: Origin,
+        id: SubWalletId,
+        limits: SubWalletLimits,
+        open: bool,
+        auth: Option<HolderAuth>,
+    ) -> CommandResult {
+        let sub = self.sub_wallets.get(id)?;
+        let wallet = sub.wallet;
+        self.own_wallet(origin, wallet)?;
+        self.check_holder_key(wallet, &auth)?;
+        // Closing is final: a merchant that was cut off is never quietly reconnected.
+        if !sub.open {
+            return Err(CommandError::SubWalletClosed(id));
+        }
+        let sub = self.sub_wallets.get_mut(id)?;
+        if open {
+            limits.check()?;
+            sub.limits = limits;
+        } else {
+            sub.open = false;
+        }
+        Ok(Outcome::Done)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn charge_sub_wallet(
+        &mut self,
+        origin: Origin,
+        id: SubWalletId,
+        merchant: MerchantId,
+        amount: Amount,
+        order: Option<String>,
+        key: IdempotencyKey,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        let wallet = self.sub_wallets.get(id)?.wallet;
+        self.own_wallet(origin, wallet)?;
+        let payee = self.acquiring.merchant(merchant)?.wallet;
+        self.keyed(wallet, key, (7, payee.0, amount), |state| {
+            state
+                .sub_wallets
+                .get(id)?
+                .check_charge(merchant, amount, now)?;
+            if let Some(reference) = &order {
+                state
+                    .acquiring
+                    .check_order_payment(merchant, reference, amount, now)?;
+            }
+            let leg = state.check_payment(origin, wallet, payee, amount, now)?;
+            let event = state.ledger.transfer(leg, now)?;
+            state.wallets[wallet.0 as usize - 1].record_outgoing(amount, now);
+            state.sub_wallets.get_mut(id)?.record_charge(amount, now);
+            state.acquiring.record_payment(MerchantPayment {
+                transfer: event,
+                merchant,
+                payer: wallet,
+                amount,
+                refunded: Amount::ZERO,
+                channel: PaymentChannel::SubWallet,
+                terminal: 0,
+                at_ms: now,
+                order,
+                sub_wallet: Some(id),
+            });
+            Ok(event)
+        })
+    }
+
     // ----- snapshots and the state hash -----
 
     pub fn encode_snapshot(&self) -> Vec<u8> {
@@ -1013,6 +1378,8 @@ impl StateMachine {
                 .u64(first.event.0);
         }
         self.devices.encode(&mut out);
+        self.acquiring.encode(&mut out);
+        self.sub_wallets.encode(&mut out);
         out.bytes
     }
 
@@ -1087,6 +1454,8 @@ impl StateMachine {
             state.idempotency.insert(key.0, key.1, first);
         }
         state.devices = DeviceRegistry::decode(&mut input)?;
+        state.acquiring = Acquiring::decode(&mut input)?;
+        state.sub_wallets = SubWallets::decode(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
@@ -1143,6 +1512,14 @@ impl StateMachine {
     pub fn state_hash(&self) -> [u8; 32] {
         sm3(&self.encode_snapshot()[SNAPSHOT_POSITION_END..])
     }
+}
+
+/// Where a payment to a merchant was made: the merchant, how, at which terminal, for which order.
+struct MerchantPaymentAt {
+    merchant: MerchantId,
+    channel: PaymentChannel,
+    terminal: u16,
+    order: Option<String>,
 }
 
 /// A submission whose origin signature verified and whose commands decode: the only kind the

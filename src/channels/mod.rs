@@ -9,8 +9,12 @@
 //!   the merchant's scan gun reads it and the operator redeems it for the paying wallet.
 //! - [`render`]: any of these as a QR image (PNG, SVG), and QR codes read back out of a PNG.
 //!
+//! - [`acquiring`]: the merchants behind these requests, their terminals (tills, scan guns, couriers'
+//!   handhelds, web checkouts), the orders they present, and the payments and refunds they book.
+//!
 //! All of them are pure formats and checks: time is handed in, nothing reads a clock or the network.
 
+pub mod acquiring;
 pub mod emvco;
 pub mod ndef;
 pub mod payment_code;

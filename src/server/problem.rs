@@ -85,7 +85,14 @@ pub fn command_status(error: &CommandError) -> StatusCode {
     match error {
         UnknownOperator(_) | UnknownWallet(_) | UnknownPhone(_) | UnknownAccount(_)
         | UnknownDevice(_) | PendingNotFound(_) => StatusCode::NOT_FOUND,
+        UnknownMerchant(_)
+        | UnknownTerminal { .. }
+        | UnknownOrder { .. }
+        | UnknownSubWallet(_)
+        | NotAMerchantPayment(_) => StatusCode::NOT_FOUND,
         NotYourWallet { .. }
+        | NotYourMerchant { .. }
+        | NotYourSubWallet { .. }
         | CentralBankOnly
         | NotYourRecord(_)
         | SignatureInvalid
@@ -95,6 +102,8 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | WalletExists(_)
         | PhoneTaken(_)
         | DeviceExists(_)
+        | OrderExists { .. }
+        | OrderAlreadyPaid { .. }
         | PendingAlreadyResolved(_) => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
         BatchSignatureInvalid | MalformedBatch(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,6 +1,9 @@
 //! Wallets as the registration center sees them: pseudonymous, with a class, a status, limits
 //! and the running totals the limits are checked against. Identity (phone, name, ID number) lives
-//! only at the wallet's operator (`operator`).
+//! only at the wallet's operator (`operator`). A holder's sub-wallets, pushed to merchant apps,
+//! are in [`sub_wallet`].
+
+pub mod sub_wallet;
 
 use std::fmt;
 
