@@ -225,6 +225,14 @@ pub enum CommandError {
     SubWalletLimitsInvalid,
     #[error("{0}")]
     ChannelMismatch(&'static str),
+    #[error("a merchant's printed QR carries no amount: the payer enters it")]
+    AmountRequired,
+    #[error("the payment request names merchant {merchant} at operator {stated}, but that merchant is at {actual}")]
+    RequestMerchantMismatch {
+        merchant: MerchantId,
+        stated: OperatorId,
+        actual: OperatorId,
+    },
 }
 
 impl CommandError {
@@ -297,6 +305,8 @@ impl CommandError {
             SubWalletLimitDaily { .. } => "SUB_WALLET_LIMIT_DAILY",
             SubWalletLimitsInvalid => "SUB_WALLET_LIMITS_INVALID",
             ChannelMismatch(_) => "CHANNEL_MISMATCH",
+            AmountRequired => "AMOUNT_REQUIRED",
+            RequestMerchantMismatch { .. } => "REQUEST_MERCHANT_MISMATCH",
         }
     }
 }

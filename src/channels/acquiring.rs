@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::amount::Amount;
-use crate::channels::emvco::Mcc;
+use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::command::Command;
 use crate::error::CommandError;
-use crate::ids::{EventId, MerchantId, OperatorId, SubWalletId, WalletId};
+use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use crate::wallet::china_day;
 
 /// Longest merchant name: what an EMVCo QR's merchant-name field holds.
@@ -256,6 +257,77 @@ pub struct Acquiring {
     payment_by_transfer: HashMap<EventId, u32>,
     payments_of: Vec<Vec<u32>>,
     refunds_of: Vec<Vec<u32>>,
+}
+
+/// How the wallet read the merchant's request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestRead {
+    Scanned,
+    Tapped,
+}
+
+/// The unsigned command a wallet signs to pay a merchant's request (QR or tap zone): the wallet
+/// and the operator both build it from the request, so the operator checks the very bytes the
+/// holder signed. A printed QR needs the amount the payer typed; an order's QR fixes it.
+pub fn request_payment(
+    payer: WalletId,
+    request: &MerchantQr,
+    typed_amount: Option<Amount>,
+    read: RequestRead,
+    key: IdempotencyKey,
+) -> Result<Command, CommandError> {
+    let (amount, order, channel) = match &request.kind {
+        QrKind::Static => {
+            let amount = typed_amount.ok_or(CommandError::AmountRequired)?;
+            let channel = match read {
+                RequestRead::Scanned => PaymentChannel::StaticQr,
+                RequestRead::Tapped => PaymentChannel::TapZone,
+            };
+            (amount, None, channel)
+        }
+        QrKind::Dynamic {
+            amount, order_id, ..
+        } => {
+            if let Some(typed) = typed_amount.filter(|typed| typed != amount) {
+                return Err(CommandError::OrderAmountMismatch {
+                    reference: order_id.clone(),
+                    expected: *amount,
+                    got: typed,
+                });
+            }
+            let channel = match read {
+                RequestRead::Scanned => PaymentChannel::DynamicQr,
+                RequestRead::Tapped => PaymentChannel::TapZone,
+            };
+            (*amount, Some(order_id.clone()), channel)
+        }
+    };
+    Ok(Command::PayMerchant {
+        payer,
+        merchant: request.merchant,
+        amount,
+        channel,
+        terminal: 0,
+        order,
+        key,
+        auth: None,
+    })
+}
+
+/// A city name for a merchant's QR from its region code; the code itself where none is known.
+pub fn city_of_region(region: u32) -> String {
+    let known = match region / 100 {
+        1100 => "Beijing",
+        3100 => "Shanghai",
+        3205 => "Suzhou",
+        4403 => "Shenzhen",
+        4401 => "Guangzhou",
+        5101 => "Chengdu",
+        3301 => "Hangzhou",
+        1306 => "Xiongan",
+        _ => return format!("CN{region:06}"),
+    };
+    known.to_string()
 }
 
 pub fn check_order_reference(reference: &str) -> Result<(), CommandError> {

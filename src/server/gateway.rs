@@ -2,14 +2,19 @@
 //! them through the caller's signing desk, submits them and waits until they are durable. Every
 //! call blocks; handlers run them on the blocking pool.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::audit::{audit, AuditReport};
 use crate::certs::PublicKey;
+use crate::channels::payment_code::{
+    CodeError, OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier,
+};
+use crate::channels::{NdefError, QrError, RenderError};
 use crate::command::{Command, HolderAuth, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
@@ -34,6 +39,16 @@ pub enum GatewayError {
         "operator {0} has no signing desk on this server; restart the server after admitting it"
     )]
     NoDesk(OperatorId),
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error(transparent)]
+    Qr(#[from] QrError),
+    #[error(transparent)]
+    Ndef(#[from] NdefError),
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
 }
 
 impl GatewayError {
@@ -44,6 +59,11 @@ impl GatewayError {
             GatewayError::NotYourOperator { .. } => "NOT_YOUR_OPERATOR",
             GatewayError::OperatorOnly => "OPERATOR_ONLY",
             GatewayError::NoDesk(_) => "UNKNOWN_OPERATOR",
+            GatewayError::Forbidden { code, .. } => code,
+            GatewayError::Qr(error) => error.code(),
+            GatewayError::Ndef(error) => error.code(),
+            GatewayError::Code(error) => error.code(),
+            GatewayError::Render(error) => error.code(),
         }
     }
 }
@@ -81,15 +101,42 @@ pub struct WalletView {
     pub balance: Amount,
 }
 
+/// Payment codes of one operator: it issues them to its wallets and redeems them at tills.
+pub struct CodeDesk {
+    pub issuer: PaymentCodeIssuer,
+    pub verifier: Mutex<PaymentCodeVerifier>,
+}
+
+impl CodeDesk {
+    pub fn new(operator: OperatorId, secret: &OperatorCodeSecret) -> Result<CodeDesk, CodeError> {
+        Ok(CodeDesk {
+            issuer: PaymentCodeIssuer::new(operator, secret)?,
+            verifier: Mutex::new(PaymentCodeVerifier::new(operator, secret)?),
+        })
+    }
+}
+
+/// Charges already made from payment codes, by terminal and idempotency key, so a till that
+/// retries after a lost answer gets the first charge back instead of "code already used".
+pub(super) type CodeCharges = HashMap<(u64, crate::ids::IdempotencyKey), (String, EventId)>;
+
 pub struct Gateway {
-    node: NodeHandle,
+    pub(super) node: NodeHandle,
     /// Indexed by operator id - 1, as operator ids are dense.
     desks: Vec<BatchDesk>,
-    metrics: Arc<Metrics>,
+    /// Indexed like `desks`; an operator without a code secret (above 99) has none.
+    pub(super) codes: Vec<Option<CodeDesk>>,
+    pub(super) code_charges: Mutex<CodeCharges>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl Gateway {
-    pub fn new(node: NodeHandle, desks: Vec<BatchDesk>, metrics: Arc<Metrics>) -> Gateway {
+    pub fn new(
+        node: NodeHandle,
+        desks: Vec<BatchDesk>,
+        codes: Vec<Option<CodeDesk>>,
+        metrics: Arc<Metrics>,
+    ) -> Gateway {
         for (index, desk) in desks.iter().enumerate() {
             assert_eq!(
                 desk.operator.index(),
@@ -100,6 +147,8 @@ impl Gateway {
         Gateway {
             node,
             desks,
+            codes,
+            code_charges: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -174,7 +223,11 @@ impl Gateway {
         Ok(self.node.query(audit)?)
     }
 
-    fn submit_one(&self, operator: OperatorId, command: Command) -> Result<Outcome, GatewayError> {
+    pub(super) fn submit_one(
+        &self,
+        operator: OperatorId,
+        command: Command,
+    ) -> Result<Outcome, GatewayError> {
         let desk = operator
             .index()
             .checked_sub(1)
@@ -195,9 +248,16 @@ impl Gateway {
     }
 }
 
-fn operator_of(caller: Caller) -> Result<OperatorId, GatewayError> {
+/// Unix seconds now: QR expiry and payment-code steps are wall-clock matters of the front office.
+pub(super) fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+pub(super) fn operator_of(caller: Caller) -> Result<OperatorId, GatewayError> {
     match caller {
         Caller::Operator(id) => Ok(id),
-        Caller::CentralBank => Err(GatewayError::OperatorOnly),
+        _ => Err(GatewayError::OperatorOnly),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod gateway;
+pub mod merchants;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -22,13 +23,16 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use crate::certs::sm3;
+use crate::channels::payment_code::OperatorCodeSecret;
+use crate::ids::OperatorId;
 use crate::keyring::{Keyring, KeyringError};
 use crate::node::{Node, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
 
 use self::auth::Tokens;
-use self::gateway::Gateway;
+use self::gateway::{CodeDesk, Gateway};
 use self::metrics::Metrics;
 use self::routes::App;
 
@@ -81,6 +85,7 @@ impl Server {
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
+        let codes = code_desks(&config.data, &operators).map_err(ServerError::Tokens)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .enable_all()
@@ -101,7 +106,7 @@ impl Server {
         let (handle, node_thread) = NodeHandle::spawn(node);
         let metrics = Arc::new(Metrics::default());
         let app = Arc::new(App {
-            gateway: Arc::new(Gateway::new(handle, desks, metrics.clone())),
+            gateway: Arc::new(Gateway::new(handle, desks, codes, metrics.clone())),
             tokens,
             metrics,
         });
@@ -173,6 +178,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shut_down();
     }
+}
+
+/// Each operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
+/// first start). Operators above 99 cannot be routed by a payment code and get none.
+fn code_desks(data: &Path, operators: &[OperatorId]) -> std::io::Result<Vec<Option<CodeDesk>>> {
+    operators
+        .iter()
+        .map(|id| {
+            let path = data.join("keys").join(format!("{id}.code-secret"));
+            let hex = auth::load_or_create(&path)?;
+            let bytes = sm3(hex.as_bytes());
+            Ok(CodeDesk::new(*id, &OperatorCodeSecret::from_bytes(bytes)).ok())
+        })
+        .collect()
 }
 
 /// Opens the platform once (genesis on a new directory) and the desks of known operators.

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 9] = [
+pub const PATHS: [&str; 26] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -14,6 +14,24 @@ pub const PATHS: [&str; 9] = [
     "/v1/wallets/{id}",
     "/v1/payments",
     "/v1/audit",
+    // The acquiring side (`merchants::OPENAPI_PATHS`).
+    "/v1/operators/{op}/merchants",
+    "/v1/merchants/{m}",
+    "/v1/merchants/{m}/terminals",
+    "/v1/merchants/{m}/qr",
+    "/v1/merchants/{m}/tap-zone",
+    "/v1/merchants/{m}/orders",
+    "/v1/merchants/{m}/orders/{reference}",
+    "/v1/merchants/{m}/code-payments",
+    "/v1/merchants/{m}/sub-wallets",
+    "/v1/merchants/{m}/sub-wallet-charges",
+    "/v1/merchants/{m}/refunds",
+    "/v1/merchants/{m}/payments",
+    "/v1/merchants/{m}/settlement",
+    "/v1/request-payments",
+    "/v1/wallets/{id}/payment-code",
+    "/v1/wallets/{id}/sub-wallets",
+    "/v1/sub-wallets/{sw}",
 ];
 
 fn problem(description: &str) -> Value {
@@ -109,6 +127,17 @@ fn schemas() -> Value {
 }
 
 pub fn document() -> Value {
+    let mut document = base_document();
+    if let Some(paths) = document["paths"].as_object_mut() {
+        paths.extend(super::merchants::openapi::paths());
+    }
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.extend(super::merchants::openapi::schemas());
+    }
+    document
+}
+
+fn base_document() -> Value {
     let bearer = json!([{ "bearer": [] }]);
     let idempotency = json!({
         "name": "Idempotency-Key", "in": "header", "required": true,
@@ -120,7 +149,7 @@ pub fn document() -> Value {
         "info": {
             "title": "ecny",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Operator API of a retail CBDC node. Operators authenticate with the bearer token in DIR/keys/OPxx.token, the central bank with DIR/keys/central-bank.token; a holder authorises a payment by signing it. Every failure is application/problem+json."
+            "description": "API of a retail CBDC node. Operators authenticate with the bearer token in DIR/keys/OPxx.token, the central bank with DIR/keys/central-bank.token, merchants and their terminals with the tokens they were given at onboarding; a holder authorises a payment by signing it. Every failure is application/problem+json."
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },

@@ -12,6 +12,7 @@ use crate::error::CommandError;
 use crate::node::NodeError;
 
 use super::gateway::GatewayError;
+use crate::channels::CodeError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -138,6 +139,30 @@ impl From<GatewayError> for Problem {
             GatewayError::NoDesk(_) => {
                 Problem::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
             }
+            GatewayError::Forbidden { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
+            }
+            GatewayError::Code(CodeError::RateLimited { .. }) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                error.code(),
+                error.to_string(),
+            ),
+            GatewayError::Code(CodeError::Reused) => {
+                Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
+            }
+            GatewayError::Code(CodeError::VerifierFull) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error.code(),
+                error.to_string(),
+            ),
+            GatewayError::Qr(_)
+            | GatewayError::Ndef(_)
+            | GatewayError::Code(_)
+            | GatewayError::Render(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            ),
         }
     }
 }

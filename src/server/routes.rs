@@ -54,6 +54,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/wallets/{id}", get(wallet))
         .route("/v1/payments", post(pay))
         .route("/v1/audit", get(audit_report))
+        .merge(super::merchants::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
@@ -62,7 +63,7 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// Runs a blocking gateway call off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     app: &AppState,
     call: impl FnOnce(&Gateway) -> Result<T, GatewayError> + Send + 'static,
 ) -> Result<T, Problem> {

@@ -1,0 +1,846 @@
+//! The acquiring flows over real HTTP against a server started per test: merchant QR (static and
+//! dynamic, rendered to PNG and read back by a QR decoder), the NFC tap zone, cash on delivery,
+//! payment codes at a scan gun, sub-wallets, refunds and the settlement report; every denial and
+//! bad input; the audit after each.
+
+#[path = "support/http_client.rs"]
+mod http_client;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use ecny::amount::Amount;
+use ecny::certs::KeyPair;
+use ecny::channels::acquiring::{request_payment, RequestRead};
+use ecny::channels::emvco::MerchantQr;
+use ecny::command::{Command, Outcome};
+use ecny::ids::{IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::platform::Platform;
+use ecny::server::{Server, ServerConfig};
+use ecny::wallet::sub_wallet::SubWalletLimits;
+use ecny::wallet::WalletClass;
+use http_client::{send, Reply};
+use serde_json::{json, Value};
+
+struct Holder {
+    wallet: WalletId,
+    key: KeyPair,
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    /// OP01's and OP02's bearer tokens.
+    operators: [String; 2],
+    central_bank: String,
+    /// A class 2 wallet at OP01 a merchant can settle into.
+    shop_wallet: WalletId,
+    /// A class 3 wallet at OP02 holding ¥2,000.00.
+    li: Holder,
+    next_key: u128,
+}
+
+fn seed(dir: &Path) -> (WalletId, Holder) {
+    let (mut platform, _) = Platform::open(dir).unwrap();
+    let ops = [
+        platform
+            .create_operator("Jiangnan Commercial Bank")
+            .unwrap(),
+        platform.create_operator("Lakeside Digital Bank").unwrap(),
+    ];
+    for op in ops {
+        let funding = vec![
+            Command::FundReserves {
+                operator: op,
+                amount: "1,000,000".parse().unwrap(),
+            },
+            Command::Issue {
+                operator: op,
+                amount: "500,000".parse().unwrap(),
+            },
+        ];
+        for result in platform.as_central_bank(funding).unwrap() {
+            result.unwrap();
+        }
+    }
+    let mut banked = |op: OperatorId, phone: u64, class: WalletClass, cash: &str| {
+        let key = KeyPair::generate();
+        let open = Command::OpenWallet {
+            operator: op,
+            phone,
+            public_key: key.public_key(),
+        };
+        let Ok(Outcome::Wallet(wallet)) = platform.one(op, open).unwrap() else {
+            panic!("wallet refused")
+        };
+        let Ok(Outcome::Account(account)) = platform
+            .one(op, Command::OpenDepositAccount { operator: op })
+            .unwrap()
+        else {
+            panic!("account refused")
+        };
+        for command in [
+            Command::CashDeposit {
+                account,
+                amount: "5,000".parse().unwrap(),
+            },
+            Command::BindBankAccount { wallet, account },
+            Command::UpgradeWallet {
+                wallet,
+                to: class,
+                name: Some("Zhang San".into()),
+                id_number: Some("110101199003074512".into()),
+                in_person: false,
+            },
+            Command::Exchange {
+                wallet,
+                amount: cash.parse().unwrap(),
+                key: IdempotencyKey(phone as u128),
+                auth: None,
+            }
+            .sign(&key),
+        ] {
+            platform.one(op, command).unwrap().unwrap();
+        }
+        Holder { wallet, key }
+    };
+    let shop = banked(ops[0], 13_800_000_001, WalletClass::Two, "1");
+    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2,000");
+    (shop.wallet, li)
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let (shop_wallet, li) = seed(dir.path());
+        let server = Server::start(&ServerConfig {
+            data: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            stop_on_ctrl_c: false,
+        })
+        .unwrap();
+        let read =
+            |name: &str| std::fs::read_to_string(dir.path().join("keys").join(name)).unwrap();
+        World {
+            operators: [read("OP01.token"), read("OP02.token")],
+            central_bank: read("central-bank.token"),
+            server,
+            dir,
+            shop_wallet,
+            li,
+            next_key: 1,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    fn key(&mut self) -> IdempotencyKey {
+        self.next_key += 1;
+        IdempotencyKey(0xabc0_0000 + self.next_key)
+    }
+
+    fn get(&self, path: &str, token: &str) -> Reply {
+        send(
+            self.addr(),
+            "GET",
+            path,
+            &[("Authorization", &bearer(token))],
+            b"",
+        )
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        key: Option<IdempotencyKey>,
+        body: &Value,
+    ) -> Reply {
+        self.raw(method, path, token, key, body.to_string().as_bytes())
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        key: Option<IdempotencyKey>,
+        body: &[u8],
+    ) -> Reply {
+        let auth = bearer(token);
+        let key = key.map(|k| k.to_string());
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(key) = &key {
+            headers.push(("Idempotency-Key", key.as_str()));
+        }
+        send(self.addr(), method, path, &headers, body)
+    }
+
+    /// Onboards the shop at OP01; its token.
+    fn onboard(&self) -> (MerchantId, String) {
+        let body = json!({
+            "wallet": self.shop_wallet.to_string(),
+            "name": "Pingjiang Snacks",
+            "mcc": "5814",
+            "region": 320500,
+        });
+        let reply = self
+            .call(
+                "POST",
+                "/v1/operators/OP01/merchants",
+                &self.operators[0],
+                None,
+                &body,
+            )
+            .ok(201);
+        assert_eq!(reply["qr"].as_str().unwrap()[..6].to_string(), "000201");
+        let id = reply["merchant"].as_str().unwrap().parse().unwrap();
+        (id, reply["token"].as_str().unwrap().to_string())
+    }
+
+    fn terminal(&self, merchant: MerchantId, token: &str, kind: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                &format!("/v1/merchants/{merchant}/terminals"),
+                token,
+                None,
+                &json!({ "kind": kind }),
+            )
+            .ok(201);
+        assert_eq!(reply["kind"], kind);
+        reply["token"].as_str().unwrap().to_string()
+    }
+
+    /// Li's app pays a request (a QR payload) as Li signed it.
+    fn pay_request(&mut self, payload: &str, typed: Option<&str>, read: &str) -> Reply {
+        let key = self.key();
+        self.pay_request_with(payload, typed, read, key, &self.li.key.clone())
+    }
+
+    fn pay_request_with(
+        &self,
+        payload: &str,
+        typed: Option<&str>,
+        read: &str,
+        key: IdempotencyKey,
+        signer: &KeyPair,
+    ) -> Reply {
+        // The wallet builds the command from the request it read, as the server will.
+        let how = if read == "tapped" {
+            RequestRead::Tapped
+        } else {
+            RequestRead::Scanned
+        };
+        let typed_amount = typed.map(|t| t.parse::<Amount>().unwrap());
+        let command = MerchantQr::parse(payload).ok().and_then(|request| {
+            request_payment(self.li.wallet, &request, typed_amount, how, key).ok()
+        });
+        // What the wallet cannot build it still sends, signed over nothing, for the server to judge.
+        let signed = command.map_or_else(Vec::new, |c| c.signing_bytes());
+        let signature = signer.sign(&signed).to_hex();
+        let mut body = json!({
+            "payer": self.li.wallet.to_string(),
+            "request": payload,
+            "read": read,
+            "public_key": signer.public_key().to_hex(),
+            "signature": signature,
+        });
+        if let Some(typed) = typed {
+            body["amount"] = json!(typed);
+        }
+        self.call(
+            "POST",
+            "/v1/request-payments",
+            &self.operators[1],
+            Some(key),
+            &body,
+        )
+    }
+
+    fn balance(&self, op: usize, wallet: WalletId) -> String {
+        self.get(&format!("/v1/wallets/{wallet}"), &self.operators[op])
+            .ok(200)["balance"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn assert_audit_clean(&self) {
+        let report = self.get("/v1/audit", &self.central_bank).ok(200);
+        assert_eq!(report["clean"], true, "{report}");
+    }
+}
+
+#[test]
+fn a_printed_qr_rendered_to_png_is_read_back_parsed_and_paid() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let png = world.get(
+        &format!("/v1/merchants/{shop}/qr?format=png"),
+        &world.operators[1].clone(),
+    );
+    assert_eq!(
+        (png.status, png.header("content-type")),
+        (200, Some("image/png"))
+    );
+    let decoded = ecny::channels::decode_png(&png.body).unwrap();
+    assert_eq!(decoded.len(), 1);
+    let svg = world.get(&format!("/v1/merchants/{shop}/qr?format=svg"), &token);
+    assert!(svg.text().contains("<svg"));
+    let paid = world
+        .pay_request(&decoded[0], Some("66.60"), "scanned")
+        .ok(201);
+    assert_eq!(
+        (paid["merchant"].as_str(), paid["amount"].as_str()),
+        (Some(shop.to_string().as_str()), Some("66.60"))
+    );
+    assert_eq!(paid["name"], "Pingjiang Snacks");
+    assert_eq!(world.balance(1, world.li.wallet), "1933.40");
+    assert_eq!(world.balance(0, world.shop_wallet), "67.60");
+    // A printed QR needs the amount the payer typed.
+    world
+        .pay_request(&decoded[0], None, "scanned")
+        .problem(422, "AMOUNT_REQUIRED");
+    // The merchant sees the payment, never the payer.
+    let listed = world
+        .get(&format!("/v1/merchants/{shop}/payments"), &token)
+        .ok(200);
+    let payments = listed["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["channel"], "static_qr");
+    assert!(!listed.to_string().contains(&world.li.wallet.to_string()));
+    world.assert_audit_clean();
+}
+
+#[test]
+fn an_order_qr_is_paid_once_and_damaged_or_expired_ones_move_nothing() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let till = world.terminal(shop, &token, "pos");
+    let order = world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/orders"),
+            &till,
+            None,
+            &json!({ "reference": "TILL-0001", "amount": "120.00" }),
+        )
+        .ok(201);
+    assert_eq!(
+        (order["status"].as_str(), order["terminal"].as_u64()),
+        (Some("open"), Some(1))
+    );
+    let payload = order["qr"].as_str().unwrap().to_string();
+
+    // One altered character: the CRC catches it and nothing moves.
+    let damaged = payload.replacen("120.00", "020.00", 1);
+    world
+        .pay_request(&damaged, None, "scanned")
+        .problem(422, "QR_CRC_MISMATCH");
+    // An amount that disagrees with the order is refused with the order's amount.
+    let key = world.key();
+    let signer = world.li.key.clone();
+    world
+        .pay_request_with(&payload, Some("12.00"), "scanned", key, &signer)
+        .problem(422, "ORDER_AMOUNT_MISMATCH");
+    // A signature by any key but the wallet's own moves nothing.
+    world
+        .pay_request_with(&payload, None, "scanned", key, &KeyPair::generate())
+        .problem(403, "SIGNATURE_INVALID");
+    assert_eq!(world.balance(1, world.li.wallet), "2000.00");
+
+    let paid = world.pay_request(&payload, None, "scanned").ok(201);
+    assert_eq!(paid["order"], "TILL-0001");
+    world
+        .pay_request(&payload, None, "scanned")
+        .problem(409, "ORDER_ALREADY_PAID");
+    let status = world
+        .get(&format!("/v1/merchants/{shop}/orders/TILL-0001"), &token)
+        .ok(200);
+    assert_eq!(
+        (status["status"].as_str(), status["transfer"].clone()),
+        (Some("paid"), paid["transfer"].clone())
+    );
+
+    // The order's PNG, read back by the decoder, carries the same payload.
+    let png = world.get(
+        &format!("/v1/merchants/{shop}/qr?format=png&order=TILL-0001"),
+        &till,
+    );
+    assert_eq!(
+        ecny::channels::decode_png(&png.body).unwrap(),
+        vec![payload.clone()]
+    );
+
+    // An order that expires in a second.
+    let short = world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/orders"),
+            &till,
+            None,
+            &json!({ "reference": "TILL-0002", "amount": "5.00", "valid_s": 1 }),
+        )
+        .ok(201);
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    world
+        .pay_request(short["qr"].as_str().unwrap(), None, "scanned")
+        .problem(422, "QR_EXPIRED");
+    assert_eq!(world.balance(1, world.li.wallet), "1880.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn the_tap_zone_tag_and_the_couriers_qr_pay_and_deliver() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let tag = world.get(
+        &format!("/v1/merchants/{shop}/tap-zone"),
+        &world.operators[1].clone(),
+    );
+    assert_eq!(tag.header("content-type"), Some("application/octet-stream"));
+    let request = ecny::channels::read_tap_zone(&tag.body).unwrap();
+    let paid = world
+        .pay_request(&request.encode().unwrap(), Some("8.00"), "tapped")
+        .ok(201);
+
+    let courier = world.terminal(shop, &token, "courier");
+    let till = world.terminal(shop, &token, "pos");
+    let body = json!({ "reference": "COD-77", "amount": "35.50", "cash_on_delivery": true });
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/orders"),
+            &till,
+            None,
+            &body,
+        )
+        .problem(422, "TERMINAL_KIND_WRONG");
+    let order = world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/orders"),
+            &courier,
+            None,
+            &body,
+        )
+        .ok(201);
+    assert!(order["cash_on_delivery"].as_bool().unwrap());
+    world
+        .pay_request(order["qr"].as_str().unwrap(), None, "scanned")
+        .ok(201);
+    let status = world
+        .get(&format!("/v1/merchants/{shop}/orders/COD-77"), &courier)
+        .ok(200);
+    assert_eq!(status["status"], "delivered");
+
+    let report = world
+        .get(&format!("/v1/merchants/{shop}/settlement"), &token)
+        .ok(200);
+    assert_eq!(
+        (report["payments"].as_u64(), report["gross"].as_str()),
+        (Some(2), Some("43.50"))
+    );
+    let channels: Vec<&str> = report["by_channel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["tap_zone", "cash_on_delivery"]);
+    assert!(paid["transfer"].as_str().unwrap().starts_with('T'));
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let li = world.li.wallet;
+    // Only Li's operator shows Li's code.
+    world
+        .get(
+            &format!("/v1/wallets/{li}/payment-code"),
+            &world.operators[0].clone(),
+        )
+        .problem(403, "NOT_YOUR_WALLET");
+    let shown = world
+        .get(
+            &format!("/v1/wallets/{li}/payment-code"),
+            &world.operators[1].clone(),
+        )
+        .ok(200);
+    let code = shown["code"].as_str().unwrap().to_string();
+    assert_eq!((code.len(), &code[..4]), (18, "2802"));
+
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    let body = json!({ "code": code, "amount": "18.00" });
+    let key = world.key();
+    // A merchant's own token is not a code reader: codes are read at terminals.
+    world
+        .call("POST", &path, &token, Some(key), &body)
+        .problem(403, "NOT_YOUR_MERCHANT");
+    let first = world.call("POST", &path, &gun, Some(key), &body).ok(201);
+    // The till retries after a lost answer: the same charge, not a second one.
+    let retry = world.call("POST", &path, &gun, Some(key), &body).ok(201);
+    assert_eq!(first["transfer"], retry["transfer"]);
+    let again = world.key();
+    world
+        .call("POST", &path, &gun, Some(again), &body)
+        .problem(409, "CODE_REUSED");
+    assert_eq!(world.balance(1, li), "1982.00");
+
+    // Made-up codes: refused, then the terminal is locked out for a while.
+    for guess in 0..5 {
+        let made_up =
+            json!({ "code": format!("2802{:014}", 12_345_678_901u64 + guess), "amount": "1.00" });
+        let key = world.key();
+        world
+            .call("POST", &path, &gun, Some(key), &made_up)
+            .problem(422, "CODE_UNKNOWN");
+    }
+    let key = world.key();
+    let fresh = world
+        .get(
+            &format!("/v1/wallets/{li}/payment-code"),
+            &world.operators[1].clone(),
+        )
+        .ok(200);
+    let locked = json!({ "code": fresh["code"], "amount": "1.00" });
+    world
+        .call("POST", &path, &gun, Some(key), &locked)
+        .problem(429, "CODE_RATE_LIMITED");
+    let key = world.key();
+    world
+        .call(
+            "POST",
+            &path,
+            &gun,
+            Some(key),
+            &json!({ "code": "12345", "amount": "1.00" }),
+        )
+        .problem(422, "CODE_MALFORMED");
+    assert_eq!(world.balance(1, li), "1982.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let li = world.li.wallet;
+    let limits = SubWalletLimits {
+        per_payment: "200".parse().unwrap(),
+        daily: "300".parse().unwrap(),
+    };
+    let open = Command::OpenSubWallet {
+        wallet: li,
+        merchant: shop,
+        limits,
+        auth: None,
+    };
+    let signature = world.li.key.sign(&open.signing_bytes()).to_hex();
+    let body = json!({
+        "merchant": shop.to_string(),
+        "per_payment": "200",
+        "daily": "300",
+        "public_key": world.li.key.public_key().to_hex(),
+        "signature": signature,
+    });
+    let path = format!("/v1/wallets/{li}/sub-wallets");
+    // Another operator cannot push Li's wallet anywhere; a forged signature is refused.
+    world
+        .call("POST", &path, &world.operators[0].clone(), None, &body)
+        .problem(403, "NOT_YOUR_WALLET");
+    let mut forged = body.clone();
+    forged["daily"] = json!("3000");
+    world
+        .call("POST", &path, &world.operators[1].clone(), None, &forged)
+        .problem(403, "SIGNATURE_INVALID");
+    let opened = world
+        .call("POST", &path, &world.operators[1].clone(), None, &body)
+        .ok(201);
+    let sub: SubWalletId = opened["sub_wallet"].as_str().unwrap().parse().unwrap();
+
+    // The shop sees the token and limits, never Li's wallet.
+    let seen = world
+        .get(&format!("/v1/merchants/{shop}/sub-wallets"), &token)
+        .ok(200);
+    assert_eq!(seen[0]["sub_wallet"], sub.to_string());
+    assert!(seen[0].get("wallet").is_none() && !seen.to_string().contains(&li.to_string()));
+    // A merchant reading a holder's wallet is turned away.
+    world
+        .get(&format!("/v1/wallets/{li}"), &token)
+        .problem(403, "OPERATOR_ONLY");
+
+    let charges = format!("/v1/merchants/{shop}/sub-wallet-charges");
+    let charge = |amount: &str| json!({ "sub_wallet": sub.to_string(), "amount": amount });
+    let key = world.key();
+    world
+        .call("POST", &charges, &token, Some(key), &charge("150"))
+        .ok(201);
+    let key = world.key();
+    world
+        .call("POST", &charges, &token, Some(key), &charge("200.01"))
+        .problem(422, "SUB_WALLET_LIMIT_SINGLE");
+    let key = world.key();
+    world
+        .call("POST", &charges, &token, Some(key), &charge("150.01"))
+        .problem(422, "SUB_WALLET_LIMIT_DAILY");
+
+    // Li closes it: refused at once.
+    let close = Command::SetSubWallet {
+        sub_wallet: sub,
+        limits,
+        open: false,
+        auth: None,
+    };
+    let body = json!({
+        "per_payment": "200",
+        "daily": "300",
+        "open": false,
+        "public_key": world.li.key.public_key().to_hex(),
+        "signature": world.li.key.sign(&close.signing_bytes()).to_hex(),
+    });
+    let closed = world
+        .call(
+            "PUT",
+            &format!("/v1/sub-wallets/{sub}"),
+            &world.operators[1].clone(),
+            None,
+            &body,
+        )
+        .ok(200);
+    assert_eq!(closed["open"], false);
+    let key = world.key();
+    world
+        .call("POST", &charges, &token, Some(key), &charge("1"))
+        .problem(422, "SUB_WALLET_CLOSED");
+    assert_eq!(world.balance(1, li), "1850.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn refunds_go_back_along_the_payment_and_only_the_payee_gives_them() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let request = world
+        .get(&format!("/v1/merchants/{shop}/qr"), &token)
+        .ok(200);
+    let payload = request["qr"].as_str().unwrap().to_string();
+    let paid = world
+        .pay_request(&payload, Some("100.00"), "scanned")
+        .ok(201);
+    let payment = paid["transfer"].as_str().unwrap().to_string();
+    let path = format!("/v1/merchants/{shop}/refunds");
+    let key = world.key();
+    let refund = |amount: &str| json!({ "payment": payment, "amount": amount });
+    let first = world
+        .call("POST", &path, &token, Some(key), &refund("30.00"))
+        .ok(201);
+    assert_eq!(first["payment"], payment);
+    // The same key with another body is a conflict, not a second refund.
+    world
+        .call("POST", &path, &token, Some(key), &refund("31.00"))
+        .problem(409, "IDEMPOTENCY_KEY_REUSED");
+    let key = world.key();
+    world
+        .call("POST", &path, &token, Some(key), &refund("70.01"))
+        .problem(422, "REFUND_EXCEEDS_PAYMENT");
+    assert_eq!(world.balance(1, world.li.wallet), "1930.00");
+
+    // Another merchant cannot refund this sale, nor can the operator's token act as the shop.
+    let other = world
+        .call(
+            "POST",
+            "/v1/operators/OP01/merchants",
+            &world.operators[0].clone(),
+            None,
+            &json!({ "wallet": world.shop_wallet.to_string(), "name": "Other", "mcc": "5411", "region": 320500 }),
+        )
+        .ok(201);
+    let other_token = other["token"].as_str().unwrap();
+    let other_id = other["merchant"].as_str().unwrap();
+    let key = world.key();
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{other_id}/refunds"),
+            other_token,
+            Some(key),
+            &refund("1"),
+        )
+        .problem(404, "NOT_A_MERCHANT_PAYMENT");
+    world
+        .call("POST", &path, other_token, Some(key), &refund("1"))
+        .problem(403, "NOT_YOUR_MERCHANT");
+    world
+        .call(
+            "POST",
+            &path,
+            &world.operators[0].clone(),
+            Some(key),
+            &refund("1"),
+        )
+        .problem(403, "NOT_YOUR_MERCHANT");
+
+    let report = world
+        .get(&format!("/v1/merchants/{shop}/settlement"), &token)
+        .ok(200);
+    assert_eq!(
+        (
+            report["gross"].as_str(),
+            report["refunded"].as_str(),
+            report["net"].as_str()
+        ),
+        (Some("100.00"), Some("30.00"), Some("70.00"))
+    );
+    world
+        .get(
+            &format!("/v1/merchants/{shop}/settlement?date=2026-02-30"),
+            &token,
+        )
+        .problem(400, "MALFORMED_DATE");
+    world
+        .get(&format!("/v1/merchants/{shop}/settlement?day=1"), &token)
+        .problem(400, "MALFORMED_QUERY");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let op2 = world.operators[1].clone();
+    let op1 = world.operators[0].clone();
+    let key = Some(world.key());
+    let posts: [(&str, String, &str, Option<IdempotencyKey>); 8] = [
+        ("POST", "/v1/operators/OP01/merchants".into(), &op1, None),
+        (
+            "POST",
+            format!("/v1/merchants/{shop}/terminals"),
+            &token,
+            None,
+        ),
+        ("POST", format!("/v1/merchants/{shop}/orders"), &token, None),
+        (
+            "POST",
+            format!("/v1/merchants/{shop}/sub-wallet-charges"),
+            &token,
+            key,
+        ),
+        ("POST", format!("/v1/merchants/{shop}/refunds"), &token, key),
+        ("POST", "/v1/request-payments".into(), &op2, key),
+        (
+            "POST",
+            format!("/v1/wallets/{}/sub-wallets", world.li.wallet),
+            &op2,
+            None,
+        ),
+        ("PUT", "/v1/sub-wallets/SW00000001".into(), &op2, None),
+    ];
+    for (method, path, caller, key) in &posts {
+        world
+            .raw(method, path, caller, *key, b"{\"")
+            .problem(400, "JSON_SYNTAX");
+        world
+            .raw(method, path, caller, *key, b"[1,2,3]")
+            .problem(422, "JSON_DATA");
+        world
+            .raw(method, path, caller, *key, b"{\"amount\": 5}")
+            .problem(422, "JSON_DATA");
+        let huge = vec![b' '; ecny::server::REQUEST_BODY_BYTES_MAX + 1];
+        world
+            .raw(method, path, caller, *key, &huge)
+            .problem(413, "BODY_TOO_LARGE");
+    }
+    // Money-moving requests need their idempotency key.
+    for path in [
+        format!("/v1/merchants/{shop}/sub-wallet-charges"),
+        format!("/v1/merchants/{shop}/refunds"),
+        format!("/v1/merchants/{shop}/code-payments"),
+    ] {
+        world
+            .raw("POST", &path, &token, None, b"{}")
+            .problem(400, "IDEMPOTENCY_KEY_MISSING");
+    }
+    world
+        .pay_request("000201not a qr", Some("1"), "scanned")
+        .problem(422, "QR_MALFORMED");
+    world.pay_request("hello", Some("1"), "scanned");
+    let bad_onboard = |field: &str, value: Value| {
+        let mut body = json!({ "wallet": world.shop_wallet.to_string(), "name": "Shop", "mcc": "5411", "region": 320500 });
+        body[field] = value;
+        world.call("POST", "/v1/operators/OP01/merchants", &op1, None, &body)
+    };
+    bad_onboard("mcc", json!("54")).problem(422, "MALFORMED_MCC");
+    bad_onboard("region", json!(32)).problem(422, "MALFORMED_REGION");
+    bad_onboard("name", json!("")).problem(422, "MALFORMED_MERCHANT_NAME");
+    bad_onboard("wallet", json!("W0000000099")).problem(404, "UNKNOWN_WALLET");
+    world
+        .call(
+            "POST",
+            "/v1/operators/OP01/merchants",
+            &op2,
+            None,
+            &json!({ "wallet": "W1", "name": "x", "mcc": "5411", "region": 320500 }),
+        )
+        .problem(403, "NOT_YOUR_OPERATOR");
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/terminals"),
+            &token,
+            None,
+            &json!({ "kind": "toaster" }),
+        )
+        .problem(422, "MALFORMED_TERMINAL_KIND");
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/orders"),
+            &token,
+            None,
+            &json!({ "reference": "A", "amount": "1", "valid_s": 0 }),
+        )
+        .problem(422, "ORDER_VALIDITY_OUT_OF_RANGE");
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{shop}/orders"),
+            &token,
+            None,
+            &json!({ "reference": "", "amount": "1" }),
+        )
+        .problem(422, "MALFORMED_ORDER_REFERENCE");
+    world
+        .get("/v1/merchants/M00000099", &token)
+        .problem(404, "UNKNOWN_MERCHANT");
+    world
+        .get("/v1/merchants/nope", &token)
+        .problem(400, "MALFORMED_ID");
+    world
+        .get(&format!("/v1/merchants/{shop}/orders/NOPE"), &token)
+        .problem(404, "UNKNOWN_ORDER");
+    world
+        .get(&format!("/v1/merchants/{shop}/qr?format=gif"), &token)
+        .problem(400, "MALFORMED_FORMAT");
+    world
+        .get(&format!("/v1/merchants/{shop}"), "M00000001.forged")
+        .problem(401, "UNAUTHENTICATED");
+    assert_eq!(world.balance(1, world.li.wallet), "2000.00");
+    assert!(world.dir.path().join("keys").join("token-secret").exists());
+    world.assert_audit_clean();
+}
