@@ -60,13 +60,15 @@ pub fn audit(state: &StateMachine) -> AuditReport {
     check_signs_and_holds(state, &mut violations);
     check_wallets(state, &mut violations);
     check_offline_float(state, &mut violations);
+    check_contracts(state, &mut violations);
 
     let (mut circulation, mut reserves_total, mut deposits_total) = (0i64, 0i64, 0i64);
     for account in ledger.accounts() {
         match account.kind {
-            AccountKind::OperatorVault | AccountKind::Wallet | AccountKind::OfflineFloat => {
-                circulation += account.balance.fen()
-            }
+            AccountKind::OperatorVault
+            | AccountKind::Wallet
+            | AccountKind::OfflineFloat
+            | AccountKind::Escrow => circulation += account.balance.fen(),
             AccountKind::OperatorReserve | AccountKind::IssuanceBacking => {
                 reserves_total += account.balance.fen()
             }
@@ -167,6 +169,36 @@ fn check_signs_and_holds(state: &StateMachine, violations: &mut Vec<String>) {
                 "account A{index:010} ({:?}) is negative: balance {}, pending {}",
                 account.kind, account.balance, account.pending_debits
             ));
+        }
+    }
+}
+
+/// Each contract holds in the ledger exactly what its book says: a prepaid term's escrow account
+/// its unreleased, unrefunded fees; an open escrow its two-phase transfer.
+fn check_contracts(state: &StateMachine, violations: &mut Vec<String>) {
+    let ledger = state.ledger();
+    for contract in state.contracts().all() {
+        let holding = state.contract_holding(contract);
+        if let Some(escrow) = contract.escrow {
+            let held = ledger.account(escrow).map_or(Amount::ZERO, |a| a.balance);
+            if held != holding {
+                violations.push(format!(
+                    "contract {} should hold {holding} but its escrow account holds {held}",
+                    contract.id
+                ));
+            }
+        }
+        if let Some(hold) = contract.hold {
+            let pending = ledger
+                .pending()
+                .get(&hold.0)
+                .map_or(Amount::ZERO, |p| p.amount);
+            if pending != holding {
+                violations.push(format!(
+                    "contract {} should hold {holding} but its two-phase transfer holds {pending}",
+                    contract.id
+                ));
+            }
         }
     }
 }

@@ -10,12 +10,14 @@ use crate::channels::emvco::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{
-    AccountId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId,
+    AccountId, ContractId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId,
+    WalletId,
 };
 use crate::offline::messages::{SignedUnload, Wire};
 use crate::offline::settlement::{
     decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
 };
+use crate::programs::contracts::Template;
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
@@ -222,6 +224,28 @@ pub enum Command {
         order: Option<String>,
         key: IdempotencyKey,
     },
+    /// A payer opens a smart contract from a template; escrow and prepaid fund it at once.
+    OpenContract {
+        payer: WalletId,
+        payee: WalletId,
+        template: Template,
+        purpose: String,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    /// The payer confirms delivery: the escrow, or `units` lessons of a prepaid term.
+    ConfirmContract {
+        contract: ContractId,
+        units: u32,
+        key: IdempotencyKey,
+        auth: Option<HolderAuth>,
+    },
+    /// A party ends a contract; what it still holds goes back to the payer.
+    CancelContract {
+        contract: ContractId,
+        by_payee: bool,
+        auth: Option<HolderAuth>,
+    },
 }
 
 /// What a command did.
@@ -237,6 +261,7 @@ pub enum Outcome {
     /// A terminal's number at its merchant.
     Terminal(u16),
     SubWallet(SubWalletId),
+    Contract(ContractId),
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -267,7 +292,10 @@ impl Command {
             | Command::Hold { auth, .. }
             | Command::PayMerchant { auth, .. }
             | Command::OpenSubWallet { auth, .. }
-            | Command::SetSubWallet { auth, .. } => auth.as_ref(),
+            | Command::SetSubWallet { auth, .. }
+            | Command::OpenContract { auth, .. }
+            | Command::ConfirmContract { auth, .. }
+            | Command::CancelContract { auth, .. } => auth.as_ref(),
             _ => None,
         }
     }
@@ -280,7 +308,10 @@ impl Command {
             | Command::Hold { auth, .. }
             | Command::PayMerchant { auth, .. }
             | Command::OpenSubWallet { auth, .. }
-            | Command::SetSubWallet { auth, .. } => *auth = new,
+            | Command::SetSubWallet { auth, .. }
+            | Command::OpenContract { auth, .. }
+            | Command::ConfirmContract { auth, .. }
+            | Command::CancelContract { auth, .. } => *auth = new,
             _ => {}
         }
     }
@@ -510,6 +541,9 @@ mod tag {
     pub const OPEN_SUB_WALLET: u8 = 28;
     pub const SET_SUB_WALLET: u8 = 29;
     pub const CHARGE_SUB_WALLET: u8 = 30;
+    pub const OPEN_CONTRACT: u8 = 31;
+    pub const CONFIRM_CONTRACT: u8 = 32;
+    pub const CANCEL_CONTRACT: u8 = 33;
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -798,6 +832,44 @@ impl Command {
                 .i64(amount.fen())
                 .opt_str(order.as_deref())
                 .u128(key.0),
+            OpenContract {
+                payer,
+                payee,
+                template,
+                purpose,
+                key,
+                auth,
+            } => {
+                out.u8(tag::OPEN_CONTRACT).u32(payer.0).u32(payee.0);
+                template.encode(out);
+                out.str(purpose).u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            ConfirmContract {
+                contract,
+                units,
+                key,
+                auth,
+            } => {
+                out.u8(tag::CONFIRM_CONTRACT)
+                    .u32(contract.0)
+                    .u32(*units)
+                    .u128(key.0);
+                encode_auth(auth, out);
+                out
+            }
+            CancelContract {
+                contract,
+                by_payee,
+                auth,
+            } => {
+                out.u8(tag::CANCEL_CONTRACT)
+                    .u32(contract.0)
+                    .u8(u8::from(*by_payee));
+                encode_auth(auth, out);
+                out
+            }
         };
     }
 
@@ -1000,6 +1072,25 @@ impl Command {
                 order: input.opt_string("order reference")?,
                 key: key(input)?,
             },
+            tag::OPEN_CONTRACT => OpenContract {
+                payer: WalletId(input.u32("payer")?),
+                payee: WalletId(input.u32("payee")?),
+                template: Template::decode(input)?,
+                purpose: input.string("purpose")?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::CONFIRM_CONTRACT => ConfirmContract {
+                contract: ContractId(input.u32("contract")?),
+                units: input.u32("units")?,
+                key: key(input)?,
+                auth: decode_auth(input)?,
+            },
+            tag::CANCEL_CONTRACT => CancelContract {
+                contract: ContractId(input.u32("contract")?),
+                by_payee: input.bool("by payee")?,
+                auth: decode_auth(input)?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1120,6 +1211,33 @@ mod tests {
                 order: None,
                 key: IdempotencyKey(13),
             },
+            Command::OpenContract {
+                payer: WalletId(1),
+                payee: WalletId(2),
+                template: Template::Recurring {
+                    amount: Amount::from_fen(800_000),
+                    first_ms: 5,
+                    every_ms: 60_000,
+                    count: 12,
+                },
+                purpose: "wages".into(),
+                key: IdempotencyKey(14),
+                auth: None,
+            }
+            .sign(&key),
+            Command::ConfirmContract {
+                contract: ContractId(1),
+                units: 3,
+                key: IdempotencyKey(15),
+                auth: None,
+            }
+            .sign(&key),
+            Command::CancelContract {
+                contract: ContractId(1),
+                by_payee: true,
+                auth: None,
+            }
+            .sign(&key),
         ]
     }
 

@@ -4,7 +4,9 @@
 use thiserror::Error;
 
 use crate::amount::Amount;
-use crate::ids::{AccountId, DeviceId, EventId, MerchantId, OperatorId, SubWalletId, WalletId};
+use crate::ids::{
+    AccountId, ContractId, DeviceId, EventId, MerchantId, OperatorId, SubWalletId, WalletId,
+};
 use crate::wallet::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -227,6 +229,30 @@ pub enum CommandError {
     ChannelMismatch(&'static str),
     #[error("a merchant's printed QR carries no amount: the payer enters it")]
     AmountRequired,
+    #[error("unknown contract {0}")]
+    UnknownContract(ContractId),
+    #[error("contract terms refused: {0}")]
+    ContractTermsInvalid(&'static str),
+    #[error("idempotency key was used before to open contract {first} with other terms")]
+    ContractKeyReused { first: ContractId },
+    #[error("contract {contract} is {status}")]
+    ContractNotActive {
+        contract: ContractId,
+        status: &'static str,
+    },
+    #[error("contract {contract} holds {holding}; it cannot release {asked}")]
+    ContractExceedsHoldings {
+        contract: ContractId,
+        holding: Amount,
+        asked: Amount,
+    },
+    #[error("{0}")]
+    ContractTemplateMismatch(&'static str),
+    #[error("wallet {wallet} is not a party to contract {contract}")]
+    NotAContractParty {
+        contract: ContractId,
+        wallet: WalletId,
+    },
     #[error("the payment request names merchant {merchant} at operator {stated}, but that merchant is at {actual}")]
     RequestMerchantMismatch {
         merchant: MerchantId,
@@ -306,6 +332,13 @@ impl CommandError {
             SubWalletLimitsInvalid => "SUB_WALLET_LIMITS_INVALID",
             ChannelMismatch(_) => "CHANNEL_MISMATCH",
             AmountRequired => "AMOUNT_REQUIRED",
+            UnknownContract(_) => "UNKNOWN_CONTRACT",
+            ContractTermsInvalid(_) => "CONTRACT_TERMS_INVALID",
+            ContractKeyReused { .. } => "CONTRACT_KEY_REUSED",
+            ContractNotActive { .. } => "CONTRACT_NOT_ACTIVE",
+            ContractExceedsHoldings { .. } => "CONTRACT_EXCEEDS_HOLDINGS",
+            ContractTemplateMismatch(_) => "CONTRACT_TEMPLATE_MISMATCH",
+            NotAContractParty { .. } => "NOT_A_CONTRACT_PARTY",
             RequestMerchantMismatch { .. } => "REQUEST_MERCHANT_MISMATCH",
         }
     }

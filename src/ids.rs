@@ -71,6 +71,10 @@ dense_id!(
     SubWalletId(u32), "SW", 8, "sub-wallet"
 );
 dense_id!(
+    /// A smart contract instantiated from a vetted template.
+    ContractId(u32), "C", 8, "contract"
+);
+dense_id!(
     /// A secure-element device (hardware wallet).
     DeviceId(u64), "D", 12, "device"
 );

@@ -58,6 +58,9 @@ pub enum AccountKind {
     Wallet = 8,
     /// e-CNY: value an operator's secure elements hold offline, as the center last learned it.
     OfflineFloat = 9,
+    /// e-CNY: what a smart contract holds for its payee until delivery, or for its payer until a
+    /// refund.
+    Escrow = 10,
 }
 
 impl AccountKind {
@@ -66,7 +69,7 @@ impl AccountKind {
         match self {
             ReserveFunding | OperatorReserve | IssuanceBacking => LedgerKind::Reserves,
             BankFunding | CustomerDeposit => LedgerKind::Deposits,
-            Issuance | OperatorVault | Wallet | OfflineFloat => LedgerKind::Ecny,
+            Issuance | OperatorVault | Wallet | OfflineFloat | Escrow => LedgerKind::Ecny,
         }
     }
 
@@ -95,6 +98,7 @@ impl AccountKind {
             OperatorVault,
             Wallet,
             OfflineFloat,
+            Escrow,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)
@@ -147,6 +151,14 @@ pub enum TransferKind {
     OfflineReversal = 16,
     /// A merchant gives back all or part of a payment, to the wallet that paid it.
     Refund = 17,
+    /// A payer funds a contract's escrow.
+    ContractFunding = 18,
+    /// A contract releases delivered value to its payee.
+    ContractRelease = 19,
+    /// A contract gives what it still holds back to its payer.
+    ContractRefund = 20,
+    /// A scheduled or recurring payment a contract made on its due date.
+    ScheduledPayment = 21,
 }
 
 impl TransferKind {
@@ -170,6 +182,10 @@ impl TransferKind {
             OfflineLossCover,
             OfflineReversal,
             Refund,
+            ContractFunding,
+            ContractRelease,
+            ContractRefund,
+            ScheduledPayment,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)

@@ -24,6 +24,7 @@ pub mod node;
 pub mod offline;
 pub mod operator;
 pub mod platform;
+pub mod programs;
 pub mod server;
 pub mod state_machine;
 pub mod storage;

@@ -90,10 +90,12 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | UnknownTerminal { .. }
         | UnknownOrder { .. }
         | UnknownSubWallet(_)
+        | UnknownContract(_)
         | NotAMerchantPayment(_) => StatusCode::NOT_FOUND,
         NotYourWallet { .. }
         | NotYourMerchant { .. }
         | NotYourSubWallet { .. }
+        | NotAContractParty { .. }
         | CentralBankOnly
         | NotYourRecord(_)
         | SignatureInvalid
@@ -105,6 +107,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | DeviceExists(_)
         | OrderExists { .. }
         | OrderAlreadyPaid { .. }
+        | ContractKeyReused { .. }
         | PendingAlreadyResolved(_) => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
         BatchSignatureInvalid | MalformedBatch(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,6 +2,8 @@
 //! state and results out. The same log always gives the same state, which makes crash recovery a
 //! replay. Time arrives inside each entry; nothing here reads a clock, a disk or a socket.
 
+mod contracts;
+
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
 use crate::certs::{sm3, PublicKey};
@@ -15,7 +17,8 @@ use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome,
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
 use crate::ids::{
-    AccountId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId,
+    AccountId, ContractId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId,
+    WalletId,
 };
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
@@ -24,6 +27,7 @@ use crate::offline::settlement::{
     DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks, SyncedRecord,
 };
 use crate::operator::{Identity, Operator};
+use crate::programs::contracts::Contracts;
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
 use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
@@ -48,6 +52,7 @@ pub struct StateMachine {
     devices: DeviceRegistry,
     acquiring: Acquiring,
     sub_wallets: SubWallets,
+    contracts: Contracts,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -67,6 +72,7 @@ impl Default for StateMachine {
             devices: DeviceRegistry::default(),
             acquiring: Acquiring::default(),
             sub_wallets: SubWallets::default(),
+            contracts: Contracts::default(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -202,6 +208,7 @@ impl StateMachine {
         self.last_timestamp_ms = now;
         self.entries_applied += 1;
         self.ledger.expire_pending(now);
+        self.run_due_contracts(now);
         for command in entry.commands()? {
             let command = command?;
             results.push(self.apply(entry.origin, command, now));
@@ -367,6 +374,25 @@ impl StateMachine {
                 order,
                 key,
             } => self.charge_sub_wallet(origin, sub_wallet, merchant, amount, order, key, now),
+            OpenContract {
+                payer,
+                payee,
+                template,
+                purpose,
+                key,
+                auth,
+            } => self.open_contract(origin, payer, payee, template, purpose, key, auth, now),
+            ConfirmContract {
+                contract,
+                units,
+                key,
+                auth,
+            } => self.confirm_contract(origin, contract, units, key, auth, now),
+            CancelContract {
+                contract,
+                by_payee,
+                auth,
+            } => self.cancel_contract(origin, contract, by_payee, auth, now),
         }
     }
 
@@ -1380,6 +1406,7 @@ impl StateMachine {
         self.devices.encode(&mut out);
         self.acquiring.encode(&mut out);
         self.sub_wallets.encode(&mut out);
+        self.contracts.encode(&mut out);
         out.bytes
     }
 
@@ -1456,6 +1483,7 @@ impl StateMachine {
         state.devices = DeviceRegistry::decode(&mut input)?;
         state.acquiring = Acquiring::decode(&mut input)?;
         state.sub_wallets = SubWallets::decode(&mut input)?;
+        state.contracts = Contracts::decode(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
