@@ -844,3 +844,123 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
     assert!(world.dir.path().join("keys").join("token-secret").exists());
     world.assert_audit_clean();
 }
+
+#[test]
+fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it() {
+    let mut world = World::new();
+    let (_, merchant_token) = world.onboard();
+    let li = world.li.wallet;
+    let school = world.shop_wallet;
+    let template = ecny::programs::contracts::Template::Prepaid {
+        units: 40,
+        unit_price: "25.00".parse().unwrap(),
+    };
+    let key = world.key();
+    let open = Command::OpenContract {
+        payer: li,
+        payee: school,
+        template,
+        purpose: "piano, autumn term".into(),
+        key,
+        auth: None,
+    };
+    let body = json!({
+        "payer": li.to_string(), "payee": school.to_string(), "template": "prepaid",
+        "purpose": "piano, autumn term", "units": 40, "unit_price": "25.00",
+        "public_key": world.li.key.public_key().to_hex(),
+        "signature": world.li.key.sign(&open.signing_bytes()).to_hex(),
+    });
+    let op2 = world.operators[1].clone();
+    let opened = world
+        .call("POST", "/v1/contracts", &op2, Some(key), &body)
+        .ok(201);
+    assert_eq!(
+        (opened["status"].as_str(), opened["holding"].as_str()),
+        (Some("active"), Some("1000.00"))
+    );
+    // A retry answers the same contract; the same key on other terms is a conflict.
+    let again = world
+        .call("POST", "/v1/contracts", &op2, Some(key), &body)
+        .ok(201);
+    assert_eq!(again["contract"], opened["contract"]);
+    let mut other = body.clone();
+    other["units"] = json!(41);
+    world
+        .call("POST", "/v1/contracts", &op2, Some(key), &other)
+        .problem(403, "SIGNATURE_INVALID");
+    assert_eq!(world.balance(1, li), "1000.00");
+
+    let id: ecny::ids::ContractId = opened["contract"].as_str().unwrap().parse().unwrap();
+    let key = world.key();
+    let confirm = Command::ConfirmContract {
+        contract: id,
+        units: 3,
+        key,
+        auth: None,
+    };
+    let body = json!({
+        "units": 3,
+        "public_key": world.li.key.public_key().to_hex(),
+        "signature": world.li.key.sign(&confirm.signing_bytes()).to_hex(),
+    });
+    let confirmed = world
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/confirm"),
+            &op2,
+            Some(key),
+            &body,
+        )
+        .ok(201);
+    assert_eq!(confirmed["contract"]["holding"], "925.00");
+
+    // The regulator and the school's operator read it; a merchant token may not.
+    let seen = world
+        .get(&format!("/v1/contracts/{id}"), &world.central_bank.clone())
+        .ok(200);
+    assert_eq!(
+        (seen["delivered"].as_u64(), seen["released"].as_str()),
+        (Some(3), Some("75.00"))
+    );
+    world
+        .get(&format!("/v1/contracts/{id}"), &world.operators[0].clone())
+        .ok(200);
+    world
+        .get(&format!("/v1/contracts/{id}"), &merchant_token)
+        .problem(403, "NOT_A_CONTRACT_PARTY");
+    world
+        .get("/v1/contracts/C00000099", &op2)
+        .problem(404, "UNKNOWN_CONTRACT");
+
+    let cancel = Command::CancelContract {
+        contract: id,
+        by_payee: false,
+        auth: None,
+    };
+    let body = json!({
+        "by": "payer",
+        "public_key": world.li.key.public_key().to_hex(),
+        "signature": world.li.key.sign(&cancel.signing_bytes()).to_hex(),
+    });
+    let cancelled = world
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/cancel"),
+            &op2,
+            None,
+            &body,
+        )
+        .ok(200);
+    assert_eq!(
+        (cancelled["status"].as_str(), cancelled["refunded"].as_str()),
+        (Some("cancelled"), Some("925.00"))
+    );
+    assert_eq!(world.balance(1, li), "1925.00");
+    let key = world.key();
+    let lottery = json!({ "payer": "W1", "payee": "W2", "template": "lottery", "purpose": "",
+        "public_key": "00", "signature": "00" });
+    world
+        .call("POST", "/v1/contracts", &op2, Some(key), &lottery)
+        .problem(422, "MALFORMED_TEMPLATE");
+    world.assert_audit_clean();
+}

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 26] = [
+pub const PATHS: [&str; 30] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -32,6 +32,11 @@ pub const PATHS: [&str; 26] = [
     "/v1/wallets/{id}/payment-code",
     "/v1/wallets/{id}/sub-wallets",
     "/v1/sub-wallets/{sw}",
+    // Smart contracts (`contracts::OPENAPI_PATHS`).
+    "/v1/contracts",
+    "/v1/contracts/{id}",
+    "/v1/contracts/{id}/confirm",
+    "/v1/contracts/{id}/cancel",
 ];
 
 fn problem(description: &str) -> Value {
@@ -130,9 +135,11 @@ pub fn document() -> Value {
     let mut document = base_document();
     if let Some(paths) = document["paths"].as_object_mut() {
         paths.extend(super::merchants::openapi::paths());
+        paths.extend(super::contracts::openapi::paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(super::merchants::openapi::schemas());
+        schemas.extend(super::contracts::openapi::schemas());
     }
     document
 }
