@@ -76,7 +76,7 @@ fn view(state: &StateMachine, contract: &Contract) -> ContractView {
 impl Gateway {
     /// The contract, if the caller is the regulator or the operator of one of its parties.
     pub fn contract(&self, caller: Caller, id: ContractId) -> Result<ContractView, GatewayError> {
-        Ok(self.node.query(move |state| {
+        self.node.query(move |state| {
             let contract = state.contracts().get(id)?;
             let operator_of = |wallet: WalletId| state.wallet(wallet).map(|w| w.operator);
             let allowed = match caller {
@@ -95,7 +95,7 @@ impl Gateway {
                 });
             }
             Ok(view(state, contract))
-        })??)
+        })?
     }
 
     /// Submits a holder-signed contract command through the caller's desk.
