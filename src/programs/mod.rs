@@ -1,0 +1,22 @@
+//! Programmable money: red-packet campaigns and their lottery.
+//!
+//! A sponsor (a city government) defines a campaign (`campaign`): a budget split into packets of
+//! one value, where they may be spent and when. People register; after registration closes a
+//! reproducible, verifiable lottery (`lottery`) draws the winners from a seed the sponsor committed
+//! to in advance and from the published registrant list.
+//!
+//! Everything here is pure: no clock (times are handed in), no disk (files are parsed from and
+//! rendered to strings), no randomness (the seed is handed in). That is what lets anyone re-run a
+//! draw and get the same winners.
+
+pub mod campaign;
+pub mod lottery;
+
+pub use campaign::{
+    Campaign, CampaignError, CampaignTerms, Eligibility, MerchantProfile, RegionCode, Sponsor,
+    Window,
+};
+pub use lottery::{
+    verify_reveal, Draw, LotteryError, Registrant, RegistrantList, RegistrationBook, Seed,
+    SeedCommitment,
+};
