@@ -3,7 +3,8 @@
 //! A sponsor (a city government) defines a campaign (`campaign`): a budget split into packets of
 //! one value, where they may be spent and when. People register; after registration closes a
 //! reproducible, verifiable lottery (`lottery`) draws the winners from a seed the sponsor committed
-//! to in advance and from the published registrant list.
+//! to in advance and from the published registrant list; winners are told by SMS through their
+//! wallets' operators (`notices`).
 //!
 //! Everything here is pure: no clock (times are handed in), no disk (files are parsed from and
 //! rendered to strings), no randomness (the seed is handed in). That is what lets anyone re-run a
@@ -11,6 +12,7 @@
 
 pub mod campaign;
 pub mod lottery;
+pub mod notices;
 
 pub use campaign::{
     Campaign, CampaignError, CampaignTerms, Eligibility, MerchantProfile, RegionCode, Sponsor,
@@ -20,3 +22,4 @@ pub use lottery::{
     verify_reveal, Draw, LotteryError, Registrant, RegistrantList, RegistrationBook, Seed,
     SeedCommitment,
 };
+pub use notices::{winner_notices, WinnerSms};
