@@ -1,7 +1,7 @@
-//! `ecny lottery …`: files in and out around `ecny::programs`.
+//! `ecny lottery …` and `ecny bench lottery`: files in and out around `ecny::programs`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
 
@@ -13,7 +13,8 @@ use ecny::programs::{
     RegistrantList, Seed, Window,
 };
 
-const DAY_MS: u64 = 86_400_000;
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 24 * HOUR_MS;
 
 #[derive(Subcommand)]
 pub enum LotteryCommand {
@@ -245,6 +246,69 @@ fn run_verify(
     );
     println!("verified: {winners} winners");
     Ok(())
+}
+
+/// `ecny bench lottery`: draw time for `registrants` and `packets`, median of `runs`.
+pub fn run_bench(registrants: usize, packets: u32, runs: usize) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench lottery`.");
+    }
+    if registrants > REGISTRANTS_MAX || packets == 0 || packets > CAMPAIGN_PACKETS_MAX || runs == 0
+    {
+        return Err(format!("need 0..={REGISTRANTS_MAX} registrants, 1..={CAMPAIGN_PACKETS_MAX} packets and at least one run"));
+    }
+    println!("ecny bench lottery: {registrants} registrants, {packets} packets, {runs} runs");
+    let registration = Window {
+        opens_at_ms: 0,
+        closes_at_ms: DAY_MS,
+    };
+    let validity = Window {
+        opens_at_ms: DAY_MS,
+        closes_at_ms: 2 * DAY_MS,
+    };
+    let mut registrations = sample_registrants(registrants);
+    // Registrations arrive in no particular order: the canonical list must sort them.
+    registrations.reverse();
+    let (mut canonical, mut drawing, mut verifying) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        let seed = Seed::from_bytes([run as u8; 32]);
+        let terms = CampaignTerms::suzhou_pilot(packets, seed.commitment(), registration, validity);
+        let campaign = Campaign::new(terms).map_err(|e| e.to_string())?;
+
+        let started = Instant::now();
+        let list =
+            RegistrantList::from_registrations(registrations.clone()).map_err(|e| e.to_string())?;
+        canonical.push(started.elapsed());
+
+        let started = Instant::now();
+        let draw = Draw::run(&campaign, &list, seed, DAY_MS).map_err(|e| e.to_string())?;
+        drawing.push(started.elapsed());
+
+        let started = Instant::now();
+        let verified = draw.verify(&campaign, &list).map_err(|e| e.to_string())?;
+        verifying.push(started.elapsed());
+        assert_eq!(verified, registrants.min(packets as usize));
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "draw ({} winners from the canonical list): median {:>8.1} ms",
+        registrants.min(packets as usize),
+        ms(median(&mut drawing))
+    );
+    println!(
+        "canonical list (sort, de-duplicate, SM3 digest): median {:>8.1} ms",
+        ms(median(&mut canonical))
+    );
+    println!(
+        "verify (re-run the draw, compare every winner): median {:>8.1} ms",
+        ms(median(&mut verifying))
+    );
+    Ok(())
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
 }
 
 fn read_campaign(path: &Path) -> Result<Campaign, String> {

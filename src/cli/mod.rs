@@ -123,6 +123,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         wallets: usize,
     },
+    /// Red-packet lottery draw time (median of several runs).
+    Lottery {
+        #[arg(long, default_value_t = 1_000_000)]
+        registrants: usize,
+        #[arg(long, default_value_t = 100_000)]
+        packets: u32,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -152,6 +161,11 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
         }
+        Command::Bench(BenchCommand::Lottery {
+            registrants,
+            packets,
+            runs,
+        }) => lottery::run_bench(registrants, packets, runs),
         Command::Lottery(command) => lottery::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
     };
