@@ -124,7 +124,7 @@ fn run_sample(registrants: usize, packets: u32, dir: &Path) -> Result<(), String
     let now_ms = now_ms()?;
     // Registration just closed, so the draw may run at once; packets are valid from tomorrow.
     let registration = Window {
-        opens_at_ms: now_ms - 3 * DAY_MS,
+        opens_at_ms: now_ms.saturating_sub(3 * DAY_MS),
         closes_at_ms: now_ms,
     };
     let validity = Window {
