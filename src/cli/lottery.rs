@@ -59,10 +59,13 @@ pub enum LotteryCommand {
     /// Re-run a published draw from the campaign and registrant files and check every winner.
     /// Exits non-zero, naming what differs, if it does not verify.
     Verify {
+        /// The published campaign file (JSON), with the seed commitment.
         #[arg(long)]
         campaign: PathBuf,
+        /// The published registrant file, in any order.
         #[arg(long)]
         registrants: PathBuf,
+        /// The published draw file (JSON), with the revealed seed and the winners.
         #[arg(long)]
         draw: PathBuf,
     },

@@ -123,10 +123,12 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         wallets: usize,
     },
-    /// Red-packet lottery draw time (median of several runs).
+    /// Red-packet lottery: draw, canonical list and verify times (median of several runs).
     Lottery {
+        /// Registrations, distinct wallets arriving in no particular order.
         #[arg(long, default_value_t = 1_000_000)]
         registrants: usize,
+        /// Packets, one winner each.
         #[arg(long, default_value_t = 100_000)]
         packets: u32,
         #[arg(long, default_value_t = 5)]
