@@ -46,6 +46,15 @@
 //! registrants is equally likely. Rejecting words below `t` removes the modulo bias (the rejection
 //! probability is below `b / 2^64`, so at most a handful of words are ever discarded); `below(1)`
 //! still consumes a word. Winners are published in draw order, packet 1 first.
+//!
+//! # What it protects against, and what it does not
+//!
+//! Registrants cannot steer the draw: the seed is secret until registration closes. The sponsor
+//! cannot choose the winners after the fact: the seed is fixed by the commitment and the list by
+//! its digest, so any change shows in `Draw::verify`. The sponsor does know the seed while
+//! registration is open, so a sponsor able to add registrations of its own could try lists until
+//! friends win; registrations must therefore come through the operators, and the list digest be
+//! published at close, before the seed is revealed.
 
 use std::fmt;
 
