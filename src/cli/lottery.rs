@@ -156,27 +156,40 @@ fn run_sample(registrants: usize, packets: u32, dir: &Path) -> Result<(), String
 /// Distinct made-up wallet ids spread over the id space, from a fixed generator so two runs
 /// give the same list.
 fn sample_registrants(count: usize) -> Vec<Registrant> {
-    let mut state = 0x05ee_d0f5_u64;
-    let mut next = move || {
-        // splitmix64: a fast, well-mixed generator; its quality is ample for made-up ids.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut generator = SampleGenerator(0x05ee_d0f5);
     let spacing = (u64::from(u32::MAX) / (count as u64 + 1)).clamp(1, 1_000);
     let mut wallet = 0u64;
     (0..count)
         .map(|_| {
-            let draw = next();
+            let draw = generator.next();
             wallet += 1 + draw % spacing;
             Registrant {
                 wallet: WalletId(u32::try_from(wallet).expect("spacing keeps ids in u32")),
-                offline_trial: (draw >> 32) % 5 == 0,
+                offline_trial: (draw >> 32).is_multiple_of(5),
             }
         })
         .collect()
+}
+
+/// splitmix64: fast and well mixed; ample for made-up data, never for a draw.
+struct SampleGenerator(u64);
+
+impl SampleGenerator {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Shuffles `items` (Fisher–Yates; the slight modulo bias does not matter for test data).
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 fn run_draw(
@@ -271,7 +284,7 @@ pub fn run_bench(registrants: usize, packets: u32, runs: usize) -> Result<(), St
     };
     let mut registrations = sample_registrants(registrants);
     // Registrations arrive in no particular order: the canonical list must sort them.
-    registrations.reverse();
+    SampleGenerator(1).shuffle(&mut registrations);
     let (mut canonical, mut drawing, mut verifying) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let seed = Seed::from_bytes([run as u8; 32]);
