@@ -82,6 +82,10 @@ dense_id!(
     /// The position of an event in the ledger's ordered event stream; a transfer's id.
     EventId(u64), "T", 12, "transfer"
 );
+dense_id!(
+    /// A red-packet campaign (a sponsor's lottery of restricted e-CNY packets).
+    CampaignId(u32), "RP", 6, "campaign"
+);
 
 /// A client-chosen key that makes a money-moving command safe to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,8 +3,9 @@
 //! The tree follows the system's parts (see DESIGN.md): the coin (`amount`), the central bank's
 //! issuance vault (`issuance`), operators (`operator`), the registration center's ledger of record
 //! (`ledger`, driven by the deterministic `state_machine`), the certification center's
-//! cryptography (`certs`), wallets (`wallet`), durable embedded storage (`storage`, `node`), and
-//! the `audit` of every invariant.
+//! cryptography (`certs`), wallets (`wallet`), programmable money (`programs`: red-packet
+//! campaigns and their lottery), durable embedded storage (`storage`, `node`), and the `audit` of
+//! every invariant.
 
 pub mod amount;
 pub mod audit;

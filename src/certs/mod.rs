@@ -327,7 +327,8 @@ fn compress(point: &sm2::PublicKey) -> PublicKey {
     PublicKey(bytes)
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
+/// Lower-case hex, two digits per byte.
+pub fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
@@ -338,7 +339,7 @@ fn encode_hex(bytes: &[u8]) -> String {
 }
 
 /// Fills `out` exactly; any other length or a non-hex digit is an error.
-fn decode_hex(text: &str, out: &mut [u8]) -> Result<(), CertError> {
+pub fn decode_hex(text: &str, out: &mut [u8]) -> Result<(), CertError> {
     let digits = text.as_bytes();
     if digits.len() != out.len() * 2 {
         return Err(CertError::BadHex);

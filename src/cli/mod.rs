@@ -1,6 +1,7 @@
 //! Command-line interface of `ecny`.
 
 mod load;
+mod lottery;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ use ecny::server::{Server, ServerConfig};
     version,
     about,
     long_about = None,
-    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets."
+    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -61,6 +62,9 @@ enum Command {
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
     Offline(OfflineCommand),
+    /// Red-packet lottery: commit to a seed, draw winners reproducibly, verify a published draw.
+    #[command(subcommand)]
+    Lottery(lottery::LotteryCommand),
     /// Measure throughput and footprint (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -119,6 +123,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         wallets: usize,
     },
+    /// Red-packet lottery: draw, canonical list and verify times (median of several runs).
+    Lottery {
+        /// Registrations, distinct wallets arriving in no particular order.
+        #[arg(long, default_value_t = 1_000_000)]
+        registrants: usize,
+        /// Packets, one winner each.
+        #[arg(long, default_value_t = 100_000)]
+        packets: u32,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -148,6 +163,12 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
         }
+        Command::Bench(BenchCommand::Lottery {
+            registrants,
+            packets,
+            runs,
+        }) => lottery::run_bench(registrants, packets, runs),
+        Command::Lottery(command) => lottery::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
     };
     match result {
