@@ -7,6 +7,7 @@
 //! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
 
 pub mod auth;
+pub mod counter;
 pub mod gateway;
 pub mod merchants;
 pub mod metrics;

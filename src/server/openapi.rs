@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 26] = [
+pub const PATHS: [&str; 29] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -32,6 +32,10 @@ pub const PATHS: [&str; 26] = [
     "/v1/wallets/{id}/payment-code",
     "/v1/wallets/{id}/sub-wallets",
     "/v1/sub-wallets/{sw}",
+    // The operator's counter (`counter::OPENAPI_PATHS`).
+    "/v1/wallets/{id}/bank-account",
+    "/v1/wallets/{id}/kyc",
+    "/v1/wallets/{id}/exchange",
 ];
 
 fn problem(description: &str) -> Value {
@@ -130,9 +134,11 @@ pub fn document() -> Value {
     let mut document = base_document();
     if let Some(paths) = document["paths"].as_object_mut() {
         paths.extend(super::merchants::openapi::paths());
+        paths.extend(super::counter::openapi::paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(super::merchants::openapi::schemas());
+        schemas.extend(super::counter::openapi::schemas());
     }
     document
 }
