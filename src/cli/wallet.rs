@@ -276,9 +276,12 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str, data: &Path) -> Re
         "profile saved to {} — it holds your signing key; keep it private",
         args.profile.display()
     );
-    println!(
-        "next: `ecny wallet bank-account --cash 5000`, then `ecny wallet top-up --amount 500`"
-    );
+    let named = if args.profile == Path::new(PROFILE_DEFAULT) {
+        String::new()
+    } else {
+        format!(" --profile {}", args.profile.display())
+    };
+    println!("next: `ecny wallet{named} bank-account --cash 5000`, then `ecny wallet{named} top-up --amount 500`");
     Ok(())
 }
 
