@@ -1,7 +1,11 @@
 //! Command-line interface of `ecny`.
 
+mod client;
+mod http;
 mod load;
 mod lottery;
+mod merchant;
+mod wallet;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +26,7 @@ use ecny::server::{Server, ServerConfig};
     version,
     about,
     long_about = None,
-    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries."
+    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries; `ecny serve` with `ecny wallet` and `ecny merchant` to play both sides of a payment."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +63,12 @@ enum Command {
         #[arg(long, default_value = ecny::server::LISTEN_DEFAULT)]
         listen: String,
     },
+    /// A holder's wallet app against a running `ecny serve`: open, bank account and top-up, pay
+    /// QR codes and wallets, show payment codes, push sub-wallets to shops.
+    Wallet(wallet::WalletArgs),
+    /// A merchant against a running `ecny serve`: onboard, terminals, printed and order QR codes,
+    /// charge payment codes and sub-wallets, refund, payments and settlement.
+    Merchant(merchant::MerchantArgs),
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
     Offline(OfflineCommand),
@@ -139,6 +149,8 @@ enum BenchCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Wallet(args) => return client::finish(wallet::run(args)),
+        Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Demo { data } => run_demo(data),
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),

@@ -79,7 +79,7 @@ impl Default for StateMachine {
     }
 }
 
-fn check_amount(amount: Amount) -> Result<(), CommandError> {
+pub(crate) fn check_amount(amount: Amount) -> Result<(), CommandError> {
     if !amount.is_positive() {
         return Err(CommandError::AmountNotPositive(amount));
     }
