@@ -1226,6 +1226,11 @@ impl StateMachine {
         let payee = self.acquiring.merchant(at.merchant)?.wallet;
         self.keyed(payer, key, (5, payee.0, amount), |state| {
             let channel = state.payment_channel(&at, amount, now)?;
+            // An order's payment belongs to the terminal that presented the order.
+            let terminal = match &at.order {
+                Some(reference) => state.acquiring.order(at.merchant, reference)?.terminal,
+                None => at.terminal,
+            };
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let event = state.ledger.transfer(leg, now)?;
             state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
@@ -1236,7 +1241,7 @@ impl StateMachine {
                 amount,
                 refunded: Amount::ZERO,
                 channel,
-                terminal: at.terminal,
+                terminal,
                 at_ms: now,
                 order: at.order,
                 sub_wallet: None,
