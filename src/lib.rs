@@ -7,6 +7,7 @@
 //! the `audit` of every invariant.
 
 pub mod amount;
+pub mod analytics;
 pub mod audit;
 pub mod bench;
 pub mod certs;
