@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod csv;
 pub mod rules;
+pub mod statement;
 pub mod statistics;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
