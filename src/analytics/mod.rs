@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod csv;
 pub mod rules;
+pub mod simulate;
 pub mod statement;
 pub mod statistics;
 
