@@ -275,6 +275,8 @@ pub struct SimulationReport {
     pub refused: BTreeMap<&'static str, u64>,
     /// Labelled episodes with a refused step (their labels stay: the rule may still see them).
     pub episodes_with_refusals: usize,
+    /// Planned episodes the city could not stage, left out of the labels.
+    pub episodes_not_staged: usize,
     pub offline_taps: u64,
     pub labels: Vec<Label>,
     pub events: usize,
@@ -645,7 +647,10 @@ pub fn simulate(
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     report.events = city.driver.platform.state().ledger().events().len();
-    report.labels = city.labels;
+    // An episode the city could not stage (a card spent down before its copy was made) is
+    // no episode: it is left out of the labels rather than counted as a miss.
+    report.episodes_not_staged = city.labels.iter().filter(|l| l.to_ms == 0).count();
+    report.labels = city.labels.into_iter().filter(|l| l.to_ms > 0).collect();
     Ok(report)
 }
 
@@ -1663,7 +1668,9 @@ impl City {
     ) -> Result<(), SimulationError> {
         let (actor, tag) = (episode.actor, Some(index));
         let start = day_ms + 9 * HOUR_MS + self.random.below(9 * HOUR_MS as usize) as u64;
-        self.mark(episode.label, start);
+        if episode.pattern != Pattern::OfflineClone {
+            self.mark(episode.label, start);
+        }
         match episode.pattern {
             Pattern::LargeValue => {
                 let amount = Amount::from_yuan(self.random.between(500, 3_000) as i64 * 100);
@@ -1946,6 +1953,9 @@ impl City {
         self.cards[card].applet = original;
         self.cards[card].balance = balance;
         self.cards[card].blocked = spent;
+        if spent {
+            self.mark(episode.label, start);
+        }
         Ok(())
     }
 }

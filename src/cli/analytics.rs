@@ -82,9 +82,10 @@ pub fn run_simulate(
         );
     }
     println!(
-        "{} labelled episodes ({} with a refused step) written to {}",
+        "{} labelled episodes ({} with a refused step, {} planned but not staged) written to {}",
         report.labels.len(),
         report.episodes_with_refusals,
+        report.episodes_not_staged,
         labels.display()
     );
     let node = open_existing(data)?;
