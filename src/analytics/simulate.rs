@@ -1945,11 +1945,20 @@ impl City {
         }
         let copy = self.cards[card].applet.clone_card();
         let amount = self.random.yuan(20, 45);
-        self.tap(start, card, 0, amount)?;
+        // Two merchants' phones with room for the payment: the card pays one, its copy the other.
+        let shops: Vec<usize> = (0..self.shop_cards.len())
+            .filter(|s| {
+                self.shop_cards[*s].balance + amount.fen() <= self.shop_cards[*s].applet_cap()
+            })
+            .take(2)
+            .collect();
+        if shops.len() < 2 || !self.tap(start, card, shops[0], amount)? {
+            return Ok(());
+        }
         let original = std::mem::replace(&mut self.cards[card].applet, copy);
         let balance = self.cards[card].balance;
         self.cards[card].balance += amount.fen();
-        let spent = self.tap(start + MINUTE_MS, card, 1, amount)?;
+        let spent = self.tap(start + MINUTE_MS, card, shops[1], amount)?;
         self.cards[card].applet = original;
         self.cards[card].balance = balance;
         self.cards[card].blocked = spent;
