@@ -1,5 +1,6 @@
 //! Command-line interface of `ecny`.
 
+mod analytics;
 mod client;
 mod http;
 mod load;
@@ -78,6 +79,53 @@ enum Command {
     /// Measure throughput and footprint (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A synthetic city through the real platform: wallets at three operators, merchants, a
+    /// month of payments on every channel, labelled suspicious patterns mixed in.
+    Simulate {
+        #[arg(long, default_value_t = 10_000)]
+        wallets: usize,
+        #[arg(long, default_value_t = 500)]
+        merchants: usize,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// New or empty data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where the labels go. Default: DIR/labels.csv.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// The analysis center over a data directory's ledger: statistics, alerts with their
+    /// explanations, and precision and recall per rule against labels.
+    Analyze {
+        #[arg(long)]
+        data: PathBuf,
+        /// Labels from `ecny simulate`, to score the rules against.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Write statistics.csv and alerts.csv into this directory.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// One wallet's account statement as ISO 20022 camt.053.001.08 XML, on standard output.
+    Statement {
+        #[arg(long)]
+        data: PathBuf,
+        /// Wallet id, e.g. W0000000042.
+        #[arg(long)]
+        wallet: String,
+        /// First day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        to: String,
+    },
+    /// Work an alert: explain it, then close it with a reason. Kept in DIR/analytics.
+    #[command(subcommand)]
+    Alerts(analytics::AlertsCommand),
     /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
     #[command(hide = true)]
     CrashLoad {
@@ -182,6 +230,30 @@ pub fn main() -> ExitCode {
         }) => lottery::run_bench(registrants, packets, runs),
         Command::Lottery(command) => lottery::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
+        Command::Simulate {
+            wallets,
+            merchants,
+            days,
+            seed,
+            data,
+            labels,
+        } => {
+            let config = ecny::analytics::simulate::SimulationConfig {
+                wallets,
+                merchants,
+                days,
+                seed,
+            };
+            analytics::run_simulate(&data, &config, labels)
+        }
+        Command::Analyze { data, labels, csv } => analytics::run_analyze(&data, labels, csv),
+        Command::Statement {
+            data,
+            wallet,
+            from,
+            to,
+        } => analytics::run_statement(&data, &wallet, &from, &to),
+        Command::Alerts(command) => analytics::run_alerts(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
