@@ -11,7 +11,8 @@ use ecny::audit::audit;
 use ecny::bench::{self, LedgerBenchConfig};
 use ecny::demo;
 use ecny::node::Node;
-use ecny::server::{Server, ServerConfig};
+use ecny::server::config::{self, ServeSettings};
+use ecny::server::Server;
 
 /// ecny — a retail central-bank digital currency platform (e-CNY in shape): the central bank
 /// issues, operators run wallets, and a durable double-entry ledger records every fen.
@@ -51,12 +52,29 @@ enum Command {
     },
     /// Serve the HTTP API (see /docs). Operators authenticate with the bearer token in
     /// DIR/keys/OPxx.token, the central bank with DIR/keys/central-bank.token (created on first
-    /// start). Logs follow RUST_LOG (default: info). Stops cleanly on ctrl-c.
+    /// start). Stops cleanly on ctrl-c. Each setting comes from its flag, else its ECNY_*
+    /// environment variable, else the config file, else its default.
     Serve {
-        #[arg(long, default_value = "ecny-data")]
-        data: PathBuf,
-        #[arg(long, default_value = ecny::server::LISTEN_DEFAULT)]
-        listen: String,
+        /// TOML file with any of: listen, data, log, body_limit_bytes,
+        /// auth_failures_per_minute_max [env: ECNY_CONFIG]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory [env: ECNY_DATA] [default: ecny-data]
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free one [env: ECNY_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Log filter, e.g. "info,ecny=debug" [env: ECNY_LOG, then RUST_LOG] [default: info]
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
+        /// Largest request body in bytes [env: ECNY_BODY_LIMIT_BYTES] [default: 65536]
+        #[arg(long, value_name = "BYTES", value_parser = config::parse_body_limit_bytes)]
+        body_limit_bytes: Option<usize>,
+        /// Wrong bearer tokens one client address may present a minute before it is answered 429
+        /// [env: ECNY_AUTH_FAILURES_PER_MINUTE_MAX] [default: 20]
+        #[arg(long, value_name = "COUNT", value_parser = config::parse_auth_failures_per_minute)]
+        auth_failures_per_minute_max: Option<u32>,
     },
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
@@ -128,7 +146,23 @@ pub fn main() -> ExitCode {
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),
         Command::Snapshot { data } => run_snapshot(&data),
-        Command::Serve { data, listen } => run_serve(data, listen),
+        Command::Serve {
+            config,
+            data,
+            listen,
+            log,
+            body_limit_bytes,
+            auth_failures_per_minute_max,
+        } => {
+            let flags = ServeSettings {
+                listen,
+                data,
+                log,
+                body_limit_bytes,
+                auth_failures_per_minute_max,
+            };
+            run_serve(flags, config.as_deref())
+        }
         Command::Bench(BenchCommand::Ledger {
             wallets,
             transfers,
@@ -243,20 +277,17 @@ fn run_audit(data: &Path) -> Result<(), String> {
     }
 }
 
-fn run_serve(data: PathBuf, listen: String) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn run_serve(flags: ServeSettings, config_file: Option<&Path>) -> Result<(), String> {
+    let config = config::resolve(flags, config_file, &|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .map_err(|e| format!("log filter {:?} is not valid: {e}", config.log_filter))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let config = ServerConfig {
-        data: data.clone(),
-        listen,
-        stop_on_ctrl_c: true,
-    };
-    let server = Server::start(&config).map_err(|e| e.to_string())?;
+    let server = Server::start(&config.server).map_err(|e| e.to_string())?;
     println!(
         "ecny serving on http://{} (docs at /docs); tokens in {}",
         server.addr(),
-        data.join("keys").display()
+        config.server.data.join("keys").display()
     );
     server.wait().map_err(|e| e.to_string())
 }
