@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use ecny::audit::audit;
+use ecny::bench::api::ApiBenchConfig;
 use ecny::bench::{self, LedgerBenchConfig};
 use ecny::demo;
 use ecny::node::Node;
@@ -124,6 +125,23 @@ enum BenchCommand {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Holder-signed payments per second through `ecny serve` over loopback HTTP from many
+    /// keep-alive connections, with latency, beside the operator tier's signed rate measured in
+    /// the same run.
+    Api {
+        /// Funded class-4 wallets, split between two operators.
+        #[arg(long, default_value_t = 10_000)]
+        wallets: usize,
+        /// Holder-signed payments sent over HTTP (signed before the clock starts).
+        #[arg(long, default_value_t = 60_000)]
+        payments: usize,
+        /// Keep-alive connections sending at once.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Holder-signed transfers through the operator tier without HTTP, for the ratio.
+        #[arg(long, default_value_t = 20_000)]
+        signed: usize,
+    },
     /// Offline records settled per second at sync: through the operator tier (SM2 per record)
     /// and into the registration center alone.
     Offline {
@@ -178,6 +196,17 @@ pub fn main() -> ExitCode {
             };
             run_bench_ledger(data, &config)
         }
+        Command::Bench(BenchCommand::Api {
+            wallets,
+            payments,
+            connections,
+            signed,
+        }) => run_bench_api(&ApiBenchConfig {
+            wallets,
+            payments,
+            connections,
+            ledger_signed: signed,
+        }),
         Command::Bench(BenchCommand::Memory { wallets }) => run_bench_memory(wallets),
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
@@ -359,6 +388,52 @@ fn run_bench_ledger(data: Option<PathBuf>, config: &LedgerBenchConfig) -> Result
         report.snapshot_recovery.as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn run_bench_api(config: &ApiBenchConfig) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench api`.");
+    }
+    if config.wallets < 2 || config.connections == 0 || config.payments == 0 {
+        return Err("bench api needs at least 2 wallets, 1 connection and 1 payment".into());
+    }
+    let dir = std::env::temp_dir().join(format!("ecny-bench-api-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    println!(
+        "ecny bench api: {} wallets, {} signed payments over HTTP from {} keep-alive connections, data in {}",
+        config.wallets,
+        config.payments,
+        config.connections,
+        dir.display()
+    );
+    let result = bench::api::api(&dir, config);
+    std::fs::remove_dir_all(&dir).ok();
+    let report = result.map_err(|e| e.to_string())?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "signed payments/s over HTTP: {:>12.0}",
+        report.payments_per_second()
+    );
+    println!(
+        "  {} payments answered 201 in {:.2} s; latency p50 {:.2} ms, p99 {:.2} ms",
+        report.payments,
+        report.elapsed.as_secs_f64(),
+        ms(report.latency_p50),
+        ms(report.latency_p99)
+    );
+    println!(
+        "signed transfers/s through the operator tier, no HTTP (as in bench ledger): {:>12.0}",
+        report.ledger_signed_per_second()
+    );
+    println!(
+        "HTTP over the operator tier: {:.2} ({:.0} %)",
+        report.ratio(),
+        100.0 * report.ratio()
+    );
     Ok(())
 }
 
