@@ -788,6 +788,19 @@ fn the_openapi_document_covers_every_route_and_docs_load_it() {
         ecny::server::openapi::PATHS.len()
     );
     assert!(document["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+    // Every operation behind a token documents the token check's answers.
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            if operation.get("security").is_some() {
+                let responses = &operation["responses"];
+                for status in ["401", "429"] {
+                    let problem = &responses[status]["content"]["application/problem+json"];
+                    assert!(problem.is_object(), "{method} {path} lacks {status}");
+                }
+                assert!(responses["429"]["headers"]["Retry-After"].is_object());
+            }
+        }
+    }
     let docs = send(addr, "GET", "/docs", &[], b"");
     assert_eq!(docs.status, 200);
     assert!(docs
