@@ -55,13 +55,9 @@ impl Tokens {
         })
     }
 
-    /// The caller named by an `Authorization: Bearer` header.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
-        self.identify(headers).map_err(AuthFailure::problem)
-    }
-
-    /// `authenticate`, with wrong tokens counted against the client's address.
-    pub fn authenticate_limited(
+    /// The caller named by an `Authorization: Bearer` header, with wrong tokens counted against
+    /// the client's address `peer`.
+    pub fn authenticate(
         &self,
         headers: &HeaderMap,
         limiter: &AuthFailureLimiter,
@@ -317,8 +313,10 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_str(&bearer).unwrap(),
         );
+        let limiter = AuthFailureLimiter::new(AUTH_FAILURES_PER_MINUTE_DEFAULT);
+        let now = Instant::now();
         assert_eq!(
-            tokens.authenticate(&headers),
+            tokens.authenticate(&headers, &limiter, None, now),
             Ok(Caller::Operator(OperatorId(1)))
         );
         headers.insert(
@@ -326,7 +324,10 @@ mod tests {
             HeaderValue::from_static("Bearer nope"),
         );
         assert_eq!(
-            tokens.authenticate(&headers).unwrap_err().code,
+            tokens
+                .authenticate(&headers, &limiter, None, now)
+                .unwrap_err()
+                .code,
             "UNAUTHENTICATED"
         );
     }
@@ -406,17 +407,17 @@ mod tests {
         let peer = ip("192.0.2.9");
         let mut headers = HeaderMap::new();
         for _ in 0..3 {
-            let missing = tokens.authenticate_limited(&headers, &limiter, peer, now);
+            let missing = tokens.authenticate(&headers, &limiter, peer, now);
             assert_eq!(missing.unwrap_err().status.as_u16(), 401);
         }
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer nope"),
         );
-        let wrong = tokens.authenticate_limited(&headers, &limiter, peer, now);
+        let wrong = tokens.authenticate(&headers, &limiter, peer, now);
         assert_eq!(wrong.unwrap_err().status.as_u16(), 401);
         let over = tokens
-            .authenticate_limited(&headers, &limiter, peer, now)
+            .authenticate(&headers, &limiter, peer, now)
             .unwrap_err();
         assert_eq!(
             (over.status.as_u16(), over.code),
@@ -427,9 +428,9 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_str(&bearer).unwrap(),
         );
-        let right = tokens.authenticate_limited(&headers, &limiter, peer, now);
+        let right = tokens.authenticate(&headers, &limiter, peer, now);
         assert_eq!(right.unwrap_err().status.as_u16(), 429);
-        let elsewhere = tokens.authenticate_limited(&headers, &limiter, ip("192.0.2.10"), now);
+        let elsewhere = tokens.authenticate(&headers, &limiter, ip("192.0.2.10"), now);
         assert_eq!(elsewhere, Ok(Caller::Operator(OperatorId(1))));
     }
 }

@@ -88,7 +88,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         app.tokens
-            .authenticate_limited(&parts.headers, &app.auth_failures, peer, Instant::now())
+            .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())
             .map(Authenticated)
     }
 }
