@@ -337,7 +337,7 @@ fn two_terminals_play_both_sides_of_a_payment() {
         "{payments}"
     );
     assert!(
-        payments.contains("dynamic_qr order TILL-0001 refunded ¥30.00"),
+        payments.contains("dynamic_qr terminal 1 order TILL-0001 refunded ¥30.00"),
         "{payments}"
     );
     assert!(

@@ -61,7 +61,40 @@ fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    send_on(
+        TcpStream::connect(addr).unwrap(),
+        method,
+        path,
+        headers,
+        body,
+    )
+}
+
+/// A connection to `addr` from another loopback address, as a second client machine would be.
+fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(format!("{local}:0").parse().unwrap())?;
+            socket.connect(addr).await?.into_std()
+        })
+        .unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+fn send_on(
+    mut stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let addr = stream.peer_addr().unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(CLIENT_TIMEOUT_MS)))
         .unwrap();
@@ -179,12 +212,17 @@ fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
 
 impl World {
     fn new() -> World {
+        World::configured(ServerConfig::default())
+    }
+
+    /// A world whose server runs with `config`, on its own data directory and a free port.
+    fn configured(config: ServerConfig) -> World {
         let dir = tempfile::tempdir().unwrap();
         let (alice, bob) = seed(dir.path());
         let server = Server::start(&ServerConfig {
             data: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
-            stop_on_ctrl_c: false,
+            ..config
         })
         .unwrap();
         let read =
@@ -556,6 +594,187 @@ fn callers_without_the_right_token_are_turned_away() {
 }
 
 #[test]
+fn an_address_guessing_tokens_is_turned_away_for_the_rest_of_its_minute() {
+    let world = World::configured(ServerConfig {
+        auth_failures_per_minute_max: 3,
+        ..ServerConfig::default()
+    });
+    let wallet = format!("/v1/wallets/{}", world.alice.0);
+    for guess in ["guess-1", "guess-2", "guess-3"] {
+        world.get(&wallet, guess).problem(401, "UNAUTHENTICATED");
+    }
+    // A missing header is not a guess.
+    let anonymous = send(world.server.addr(), "GET", &wallet, &[], b"");
+    anonymous.problem(401, "UNAUTHENTICATED");
+
+    let refused = world.get(&wallet, "guess-4");
+    refused.problem(429, "TOO_MANY_AUTH_FAILURES");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Even the right token is refused from there until the minute is over.
+    world
+        .get(&wallet, &world.tokens[0])
+        .problem(429, "TOO_MANY_AUTH_FAILURES");
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    world
+        .pay(&world.tokens[0], KEY_1, &body)
+        .problem(429, "TOO_MANY_AUTH_FAILURES");
+    assert_eq!(
+        send(world.server.addr(), "GET", "/healthz", &[], b"").status,
+        200
+    );
+
+    // Another client address is not held responsible.
+    let auth = World::bearer(&world.tokens[0]);
+    let other = connect_from("127.0.0.2", world.server.addr());
+    let reply = send_on(other, "GET", &wallet, &[("Authorization", &auth)], b"");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["balance"], "3000.00");
+    let metrics = send(world.server.addr(), "GET", "/metrics", &[], b"");
+    assert!(metrics
+        .body
+        .contains(r#"route="/v1/wallets/{id}",status="429"} 2"#));
+}
+
+#[test]
+fn the_body_limit_is_the_configured_one() {
+    let world = World::configured(ServerConfig {
+        body_limit_bytes: 2048,
+        ..ServerConfig::default()
+    });
+    let too_big = vec![b' '; 2049];
+    world
+        .pay(&world.tokens[0], KEY_1, &too_big)
+        .problem(413, "BODY_TOO_LARGE");
+    let (alice, key) = &world.alice;
+    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    assert_eq!(world.pay(&world.tokens[0], KEY_1, &body).status, 201);
+}
+
+/// `ecny serve` as a process in `cwd` with `args`, these environment variables and no inherited
+/// `ECNY_*`.
+fn ecny_serve(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ecny"));
+    command.current_dir(cwd).arg("serve").args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ECNY_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The address and token directory `ecny serve` announces on stdout.
+fn announced(child: &mut std::process::Child) -> (SocketAddr, std::path::PathBuf) {
+    use std::io::BufRead;
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("ecny serving on http://") {
+            let (addr, rest) = rest.split_once(' ').unwrap();
+            let keys = rest.rsplit_once("tokens in ").unwrap().1;
+            return (addr.parse().unwrap(), keys.into());
+        }
+    }
+    panic!("ecny serve stopped before it listened");
+}
+
+#[test]
+fn ecny_serve_takes_flags_over_the_environment_over_its_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ecny.toml");
+    let from_file = dir.path().join("from-file");
+    let from_env = dir.path().join("from-env");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata = {:?}\nlog = \"warn\"\nbody_limit_bytes = 2048\nauth_failures_per_minute_max = 5\n",
+            from_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = ecny_serve(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--auth-failures-per-minute-max",
+            "2",
+        ],
+        &[
+            ("ECNY_DATA", from_env.to_str().unwrap()),
+            ("ECNY_AUTH_FAILURES_PER_MINUTE_MAX", "1"),
+        ],
+    );
+    let (addr, keys) = announced(&mut child);
+    // The data directory from the environment, over the file's.
+    assert_eq!(keys, from_env.join("keys"));
+    assert!(from_env.join("keys/central-bank.token").exists() && !from_file.exists());
+    let central_bank = std::fs::read_to_string(keys.join("central-bank.token")).unwrap();
+    let auth = format!("Bearer {central_bank}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", KEY_1),
+    ];
+    // The body limit from the file, where nothing else sets it.
+    send(addr, "POST", "/v1/payments", &headers, &[b' '; 2049]).problem(413, "BODY_TOO_LARGE");
+    send(addr, "POST", "/v1/payments", &headers, &[b' '; 2048]).problem(400, "JSON_SYNTAX");
+    // The failure limit from the flag, over the environment's and the file's.
+    for _ in 0..2 {
+        send(
+            addr,
+            "GET",
+            "/v1/audit",
+            &[("Authorization", "Bearer x")],
+            b"",
+        )
+        .problem(401, "UNAUTHENTICATED");
+    }
+    send(
+        addr,
+        "GET",
+        "/v1/audit",
+        &[("Authorization", "Bearer x")],
+        b"",
+    )
+    .problem(429, "TOO_MANY_AUTH_FAILURES");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn ecny_serve_names_the_file_and_line_of_a_malformed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ecny.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nbody_limit_bytes = lots\n",
+    )
+    .unwrap();
+    let child = ecny_serve(dir.path(), &["--config", config.to_str().unwrap()], &[]);
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("config file {}, line 2", config.display())),
+        "{stderr}"
+    );
+
+    let child = ecny_serve(dir.path(), &[], &[("ECNY_BODY_LIMIT_BYTES", "10")]);
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("ECNY_BODY_LIMIT_BYTES"), "{stderr}");
+}
+
+#[test]
 fn the_openapi_document_covers_every_route_and_docs_load_it() {
     let world = World::new();
     let addr = world.server.addr();
@@ -569,6 +788,19 @@ fn the_openapi_document_covers_every_route_and_docs_load_it() {
         ecny::server::openapi::PATHS.len()
     );
     assert!(document["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+    // Every operation behind a token documents the token check's answers.
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            if operation.get("security").is_some() {
+                let responses = &operation["responses"];
+                for status in ["401", "429"] {
+                    let problem = &responses[status]["content"]["application/problem+json"];
+                    assert!(problem.is_object(), "{method} {path} lacks {status}");
+                }
+                assert!(responses["429"]["headers"]["Retry-After"].is_object());
+            }
+        }
+    }
     let docs = send(addr, "GET", "/docs", &[], b"");
     assert_eq!(docs.status, 200);
     assert!(docs

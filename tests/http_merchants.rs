@@ -120,7 +120,7 @@ impl World {
         let server = Server::start(&ServerConfig {
             data: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
-            stop_on_ctrl_c: false,
+            ..ServerConfig::default()
         })
         .unwrap();
         let read =

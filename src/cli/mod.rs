@@ -14,10 +14,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use ecny::audit::audit;
+use ecny::bench::api::ApiBenchConfig;
 use ecny::bench::{self, LedgerBenchConfig};
 use ecny::demo;
 use ecny::node::Node;
-use ecny::server::{Server, ServerConfig};
+use ecny::server::config::{self, ServeSettings};
+use ecny::server::Server;
 
 /// ecny — a retail central-bank digital currency platform (e-CNY in shape): the central bank
 /// issues, operators run wallets, and a durable double-entry ledger records every fen.
@@ -57,12 +59,29 @@ enum Command {
     },
     /// Serve the HTTP API (see /docs). Operators authenticate with the bearer token in
     /// DIR/keys/OPxx.token, the central bank with DIR/keys/central-bank.token (created on first
-    /// start). Logs follow RUST_LOG (default: info). Stops cleanly on ctrl-c.
+    /// start). Stops cleanly on ctrl-c. Each setting comes from its flag, else its ECNY_*
+    /// environment variable, else the config file, else its default.
     Serve {
-        #[arg(long, default_value = "ecny-data")]
-        data: PathBuf,
-        #[arg(long, default_value = ecny::server::LISTEN_DEFAULT)]
-        listen: String,
+        /// TOML file with any of: listen, data, log, body_limit_bytes,
+        /// auth_failures_per_minute_max [env: ECNY_CONFIG]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory [env: ECNY_DATA] [default: ecny-data]
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free one [env: ECNY_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Log filter, e.g. "info,ecny=debug" [env: ECNY_LOG, then RUST_LOG] [default: info]
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
+        /// Largest request body in bytes [env: ECNY_BODY_LIMIT_BYTES] [default: 65536]
+        #[arg(long, value_name = "BYTES", value_parser = config::parse_body_limit_bytes)]
+        body_limit_bytes: Option<usize>,
+        /// Wrong bearer tokens one client address may present a minute before it is answered 429
+        /// [env: ECNY_AUTH_FAILURES_PER_MINUTE_MAX] [default: 20]
+        #[arg(long, value_name = "COUNT", value_parser = config::parse_auth_failures_per_minute)]
+        auth_failures_per_minute_max: Option<u32>,
     },
     /// A holder's wallet app against a running `ecny serve`: open, bank account and top-up, pay
     /// QR codes and wallets, show payment codes, push sub-wallets to shops.
@@ -168,6 +187,23 @@ enum BenchCommand {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Holder-signed payments per second through `ecny serve` over loopback HTTP from many
+    /// keep-alive connections, with latency, beside the operator tier's signed rate measured in
+    /// the same run.
+    Api {
+        /// Funded class-4 wallets, split between two operators.
+        #[arg(long, default_value_t = 10_000)]
+        wallets: usize,
+        /// Holder-signed payments sent over HTTP (signed before the clock starts).
+        #[arg(long, default_value_t = 60_000)]
+        payments: usize,
+        /// Keep-alive connections sending at once.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Holder-signed transfers through the operator tier without HTTP, for the ratio.
+        #[arg(long, default_value_t = 20_000)]
+        signed: usize,
+    },
     /// Offline records settled per second at sync: through the operator tier (SM2 per record)
     /// and into the registration center alone.
     Offline {
@@ -203,7 +239,23 @@ pub fn main() -> ExitCode {
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),
         Command::Snapshot { data } => run_snapshot(&data),
-        Command::Serve { data, listen } => run_serve(data, listen),
+        Command::Serve {
+            config,
+            data,
+            listen,
+            log,
+            body_limit_bytes,
+            auth_failures_per_minute_max,
+        } => {
+            let flags = ServeSettings {
+                listen,
+                data,
+                log,
+                body_limit_bytes,
+                auth_failures_per_minute_max,
+            };
+            run_serve(flags, config.as_deref())
+        }
         Command::Bench(BenchCommand::Ledger {
             wallets,
             transfers,
@@ -219,6 +271,17 @@ pub fn main() -> ExitCode {
             };
             run_bench_ledger(data, &config)
         }
+        Command::Bench(BenchCommand::Api {
+            wallets,
+            payments,
+            connections,
+            signed,
+        }) => run_bench_api(&ApiBenchConfig {
+            wallets,
+            payments,
+            connections,
+            ledger_signed: signed,
+        }),
         Command::Bench(BenchCommand::Memory { wallets }) => run_bench_memory(wallets),
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
@@ -348,20 +411,17 @@ fn run_audit(data: &Path) -> Result<(), String> {
     }
 }
 
-fn run_serve(data: PathBuf, listen: String) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn run_serve(flags: ServeSettings, config_file: Option<&Path>) -> Result<(), String> {
+    let config = config::resolve(flags, config_file, &|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .map_err(|e| format!("log filter {:?} is not valid: {e}", config.log_filter))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let config = ServerConfig {
-        data: data.clone(),
-        listen,
-        stop_on_ctrl_c: true,
-    };
-    let server = Server::start(&config).map_err(|e| e.to_string())?;
+    let server = Server::start(&config.server).map_err(|e| e.to_string())?;
     println!(
         "ecny serving on http://{} (docs at /docs); tokens in {}",
         server.addr(),
-        data.join("keys").display()
+        config.server.data.join("keys").display()
     );
     server.wait().map_err(|e| e.to_string())
 }
@@ -433,6 +493,52 @@ fn run_bench_ledger(data: Option<PathBuf>, config: &LedgerBenchConfig) -> Result
         report.snapshot_recovery.as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn run_bench_api(config: &ApiBenchConfig) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench api`.");
+    }
+    if config.wallets < 2 || config.connections == 0 || config.payments == 0 {
+        return Err("bench api needs at least 2 wallets, 1 connection and 1 payment".into());
+    }
+    let dir = std::env::temp_dir().join(format!("ecny-bench-api-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    println!(
+        "ecny bench api: {} wallets, {} signed payments over HTTP from {} keep-alive connections, data in {}",
+        config.wallets,
+        config.payments,
+        config.connections,
+        dir.display()
+    );
+    let result = bench::api::api(&dir, config);
+    std::fs::remove_dir_all(&dir).ok();
+    let report = result.map_err(|e| e.to_string())?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "signed payments/s over HTTP: {:>12.0}",
+        report.payments_per_second()
+    );
+    println!(
+        "  {} payments answered 201 in {:.2} s; latency p50 {:.2} ms, p99 {:.2} ms",
+        report.payments,
+        report.elapsed.as_secs_f64(),
+        ms(report.latency_p50),
+        ms(report.latency_p99)
+    );
+    println!(
+        "signed transfers/s through the operator tier, no HTTP (as in bench ledger): {:>12.0}",
+        report.ledger_signed_per_second()
+    );
+    println!(
+        "HTTP over the operator tier: {:.2} ({:.0} %)",
+        report.ratio(),
+        100.0 * report.ratio()
+    );
     Ok(())
 }
 

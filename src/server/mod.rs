@@ -7,6 +7,7 @@
 //! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
 
 pub mod auth;
+pub mod config;
 pub mod contracts;
 pub mod counter;
 pub mod gateway;
@@ -33,12 +34,12 @@ use crate::node::{Node, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
 
-use self::auth::Tokens;
+use self::auth::{AuthFailureLimiter, Tokens};
 use self::gateway::{CodeDesk, Gateway};
 use self::metrics::Metrics;
 use self::routes::App;
 
-/// Largest request body accepted; a payment is a few hundred bytes.
+/// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 /// Async workers; signature checks and commits run on the blocking pool, not here.
@@ -67,11 +68,28 @@ pub enum ServerError {
     Panicked,
 }
 
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub data: PathBuf,
     pub listen: String,
     /// Stop on ctrl-c (the binary); tests stop the server by dropping it instead.
     pub stop_on_ctrl_c: bool,
+    /// Larger request bodies are refused with 413.
+    pub body_limit_bytes: usize,
+    /// Wrong bearer tokens a client address may present a minute before it gets 429.
+    pub auth_failures_per_minute_max: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            data: PathBuf::from(config::DATA_DEFAULT),
+            listen: LISTEN_DEFAULT.to_string(),
+            stop_on_ctrl_c: false,
+            body_limit_bytes: REQUEST_BODY_BYTES_MAX,
+            auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
+        }
+    }
 }
 
 /// A running server; dropping it shuts it down cleanly and waits for the node to stop.
@@ -110,6 +128,8 @@ impl Server {
         let app = Arc::new(App {
             gateway: Arc::new(Gateway::new(handle, desks, codes, metrics.clone())),
             tokens,
+            auth_failures: AuthFailureLimiter::new(config.auth_failures_per_minute_max),
+            body_limit_bytes: config.body_limit_bytes,
             metrics,
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -128,7 +148,10 @@ impl Server {
                             let _ = stopped.await;
                         }
                     };
-                    let served = axum::serve(listener, routes::router(app))
+                    // The peer's address is what wrong tokens are counted against.
+                    let service =
+                        routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
+                    let served = axum::serve(listener, service)
                         .with_graceful_shutdown(shutdown)
                         .await;
                     if let Err(error) = served {

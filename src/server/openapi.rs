@@ -43,6 +43,16 @@ pub const PATHS: [&str; 33] = [
     "/v1/wallets/{id}/exchange",
 ];
 
+/// Canonical forms; the server also accepts a little more (surrounding spaces, "+86", "¥", "1,000").
+const OPERATOR_PATTERN: &str = "^OP[0-9]{1,4}$";
+const WALLET_PATTERN: &str = "^W[0-9]{1,10}$";
+const PHONE_PATTERN: &str = "^1[0-9]{10}$";
+const AMOUNT_PATTERN: &str = "^[0-9]{1,13}([.][0-9]{1,2})?$";
+const PUBLIC_KEY_PATTERN: &str = "^0[23][0-9a-fA-F]{64}$";
+const SIGNATURE_PATTERN: &str = "^[0-9a-fA-F]{128}$";
+const IDEMPOTENCY_KEY_PATTERN: &str =
+    "^([0-9a-fA-F]{1,32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$";
+
 fn problem(description: &str) -> Value {
     json!({
         "description": description,
@@ -79,50 +89,54 @@ fn schemas() -> Value {
             "type": "object", "additionalProperties": false,
             "required": ["phone", "public_key"],
             "properties": {
-                "phone": { "type": "string", "example": "13800138000" },
-                "public_key": { "type": "string", "description": "SM2 public key, compressed SEC1, 66 hex digits" }
+                "phone": { "type": "string", "pattern": PHONE_PATTERN, "example": "13800138000" },
+                "public_key": { "type": "string", "pattern": PUBLIC_KEY_PATTERN, "description": "SM2 public key, compressed SEC1, 66 hex digits" }
             }
         },
         "OpenWalletResponse": {
             "type": "object",
+            "required": ["wallet", "operator", "class"],
             "properties": {
-                "wallet": { "type": "string", "example": "W0000000001" },
-                "operator": { "type": "string", "example": "OP01" },
-                "class": { "type": "integer", "example": 4 }
+                "wallet": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000001" },
+                "operator": { "type": "string", "pattern": OPERATOR_PATTERN, "example": "OP01" },
+                "class": { "type": "integer", "enum": [4] }
             }
         },
         "Wallet": {
             "type": "object",
+            "required": ["wallet", "operator", "class", "status", "balance"],
             "properties": {
-                "wallet": { "type": "string" },
-                "operator": { "type": "string" },
+                "wallet": { "type": "string", "pattern": WALLET_PATTERN },
+                "operator": { "type": "string", "pattern": OPERATOR_PATTERN },
                 "class": { "type": "integer", "minimum": 1, "maximum": 4 },
                 "status": { "type": "string", "enum": ["active", "frozen", "closed"] },
-                "balance": { "type": "string", "example": "100.00" }
+                "balance": { "type": "string", "pattern": AMOUNT_PATTERN, "example": "100.00" }
             }
         },
         "PaymentRequest": {
             "type": "object", "additionalProperties": false,
             "required": ["payer", "payee", "amount", "public_key", "signature"],
             "properties": {
-                "payer": { "type": "string", "example": "W0000000001" },
-                "payee": { "type": "string", "example": "W0000000002" },
-                "amount": { "type": "string", "example": "66.60", "description": "yuan, at most two decimals" },
-                "public_key": { "type": "string", "description": "the payer's SM2 public key (66 hex digits)" },
-                "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Pay's signing bytes, idempotency key included" }
+                "payer": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000001" },
+                "payee": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000002" },
+                "amount": { "type": "string", "pattern": AMOUNT_PATTERN, "example": "66.60", "description": "yuan, at most two decimals" },
+                "public_key": { "type": "string", "pattern": PUBLIC_KEY_PATTERN, "description": "the payer's SM2 public key (66 hex digits)" },
+                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature (128 hex digits) over Command::Pay's signing bytes, idempotency key included" }
             }
         },
         "Payment": {
             "type": "object",
+            "required": ["transfer", "payer", "payee", "amount"],
             "properties": {
-                "transfer": { "type": "string", "example": "T000000000042" },
-                "payer": { "type": "string" },
-                "payee": { "type": "string" },
-                "amount": { "type": "string" }
+                "transfer": { "type": "string", "pattern": "^T[0-9]+$", "example": "T000000000042" },
+                "payer": { "type": "string", "pattern": WALLET_PATTERN },
+                "payee": { "type": "string", "pattern": WALLET_PATTERN },
+                "amount": { "type": "string", "pattern": AMOUNT_PATTERN }
             }
         },
         "AuditReport": {
             "type": "object",
+            "required": ["clean", "violations", "issued", "redeemed", "circulation", "operators"],
             "properties": {
                 "clean": { "type": "boolean" },
                 "violations": { "type": "array", "items": { "type": "string" } },
@@ -136,7 +150,7 @@ fn schemas() -> Value {
 }
 
 pub fn document() -> Value {
-    let mut document = base_document();
+    let mut document = described_paths();
     if let Some(paths) = document["paths"].as_object_mut() {
         paths.extend(super::merchants::openapi::paths());
         paths.extend(super::contracts::openapi::paths());
@@ -147,15 +161,46 @@ pub fn document() -> Value {
         schemas.extend(super::contracts::openapi::schemas());
         schemas.extend(super::counter::openapi::schemas());
     }
+    add_token_responses(&mut document);
     document
 }
 
-fn base_document() -> Value {
+/// Every operation behind a token shares the answers of the token check (401, 429) and of a
+/// node that is stopping (503) or a fault of the server's own (500).
+fn add_token_responses(document: &mut Value) {
+    let retry_after = json!({
+        "Retry-After": { "description": "seconds until the client's minute is over", "schema": { "type": "integer", "minimum": 1 } }
+    });
+    let paths = document["paths"].as_object_mut().expect("paths");
+    for operation in paths
+        .values_mut()
+        .flat_map(|ops| ops.as_object_mut().expect("operations").values_mut())
+    {
+        if operation.get("security").is_none() {
+            continue;
+        }
+        let responses = operation["responses"].as_object_mut().expect("responses");
+        responses
+            .entry("401")
+            .or_insert_with(|| problem("UNAUTHENTICATED: no or unknown token"));
+        let mut too_many = problem(
+            "TOO_MANY_AUTH_FAILURES: this address presented too many wrong tokens this minute",
+        );
+        too_many["headers"] = retry_after.clone();
+        responses.entry("429").or_insert(too_many);
+        responses
+            .entry("500")
+            .or_insert_with(|| problem("INTERNAL: a fault of the server's own"));
+        responses.entry("503").or_insert_with(|| problem("NODE_STOPPED, NODE_POISONED: the node is stopping, or stopped after a storage fault"));
+    }
+}
+
+fn described_paths() -> Value {
     let bearer = json!([{ "bearer": [] }]);
     let idempotency = json!({
         "name": "Idempotency-Key", "in": "header", "required": true,
         "description": "UUID or up to 32 hex digits; a retry with the same key and body answers the first result",
-        "schema": { "type": "string" }
+        "schema": { "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN }
     });
     json!({
         "openapi": "3.0.3",
@@ -173,18 +218,20 @@ fn base_document() -> Value {
             "/readyz": { "get": { "summary": "The node answers a query", "responses": {
                 "200": ok_json("ready", json!({"type": "object"})), "503": problem("the node does not answer") } } },
             "/metrics": { "get": { "summary": "Prometheus text: requests, payments committed, commit latency",
-                "responses": { "200": { "description": "text/plain exposition format" } } } },
+                "responses": { "200": { "description": "text exposition format 0.0.4",
+                    "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok_json("OpenAPI 3", json!({"type": "object"})) } } },
-            "/docs": { "get": { "summary": "A page listing these endpoints", "responses": { "200": { "description": "text/html" } } } },
+            "/docs": { "get": { "summary": "A page listing these endpoints", "responses": { "200": { "description": "the page",
+                "content": { "text/html": { "schema": { "type": "string" } } } } } } },
             "/v1/operators/{op}/wallets": { "post": {
                 "summary": "Open a class-4 (phone-only) wallet at this operator",
                 "security": bearer,
-                "parameters": [{ "name": "op", "in": "path", "required": true, "schema": { "type": "string", "example": "OP01" } }],
+                "parameters": [{ "name": "op", "in": "path", "required": true, "schema": { "type": "string", "pattern": OPERATOR_PATTERN, "example": "OP01" } }],
                 "requestBody": body("OpenWalletRequest"),
                 "responses": {
                     "201": ok_json("opened", json!({ "$ref": "#/components/schemas/OpenWalletResponse" })),
                     "400": problem("malformed JSON or operator id"), "401": problem("no or unknown token"),
-                    "403": problem("NOT_YOUR_OPERATOR"), "409": problem("PHONE_TAKEN"),
+                    "403": problem("NOT_YOUR_OPERATOR"), "404": problem("UNKNOWN_OPERATOR"), "409": problem("PHONE_TAKEN"),
                     "413": problem("BODY_TOO_LARGE"), "415": problem("CONTENT_TYPE_UNSUPPORTED"),
                     "422": problem("MALFORMED_PHONE, MALFORMED_PUBLIC_KEY, JSON_DATA")
                 }
@@ -192,7 +239,7 @@ fn base_document() -> Value {
             "/v1/wallets/{id}": { "get": {
                 "summary": "Class, status and balance of one of the caller's wallets",
                 "security": bearer,
-                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "example": "W0000000001" } }],
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000001" } }],
                 "responses": {
                     "200": ok_json("the wallet", json!({ "$ref": "#/components/schemas/Wallet" })),
                     "400": problem("MALFORMED_ID"), "401": problem("no or unknown token"),

@@ -1,6 +1,8 @@
 //! Every failure as `application/problem+json` (RFC 9457) with the domain's stable `code`, so the
 //! API, the CLI and the web pages name a refusal the same way.
 
+use std::time::Duration;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -22,6 +24,8 @@ pub struct Problem {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Sent as `Retry-After` (whole seconds) when the client should come back later.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +44,22 @@ impl Problem {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 for a client address that presented too many wrong tokens this minute.
+    pub fn too_many_auth_failures(retry_after: Duration) -> Problem {
+        Problem {
+            retry_after: Some(retry_after),
+            ..Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_AUTH_FAILURES",
+                format!(
+                    "too many wrong bearer tokens from this address; retry in {} s",
+                    retry_after.as_secs()
+                ),
+            )
         }
     }
 
@@ -75,6 +95,11 @@ impl IntoResponse for Problem {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(retry_after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.as_secs().into());
         }
         response
     }

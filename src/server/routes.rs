@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -23,12 +25,11 @@ use crate::command::HolderAuth;
 use crate::ids::{IdempotencyKey, OperatorId, WalletId};
 use crate::wallet::parse_phone;
 
-use super::auth::{Caller, Tokens};
+use super::auth::{AuthFailureLimiter, Caller, Tokens};
 use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
 use super::metrics::Metrics;
 use super::openapi;
 use super::problem::{JsonBody, Problem};
-use super::REQUEST_BODY_BYTES_MAX;
 
 /// Longest client-supplied request id echoed back; longer ones are replaced.
 const REQUEST_ID_CHARS_MAX: usize = 128;
@@ -38,6 +39,8 @@ const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub struct App {
     pub gateway: Arc<Gateway>,
     pub tokens: Tokens,
+    pub auth_failures: AuthFailureLimiter,
+    pub body_limit_bytes: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -59,7 +62,7 @@ pub fn router(app: AppState) -> Router {
         .merge(super::counter::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(app.body_limit_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
@@ -83,7 +86,13 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
-        app.tokens.authenticate(&parts.headers).map(Authenticated)
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        app.tokens
+            .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())
+            .map(Authenticated)
     }
 }
 
