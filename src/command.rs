@@ -10,8 +10,8 @@ use crate::channels::emvco::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{
-    AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId,
-    SubWalletId, WalletId,
+    AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
+    MerchantId, OperatorId, SubWalletId, WalletId,
 };
 use crate::offline::messages::{SignedUnload, Wire};
 use crate::offline::settlement::{
@@ -271,6 +271,11 @@ pub enum Command {
         campaign: CampaignId,
         seed: Seed,
     },
+    /// A wallet's operator links the wallet to its holder, for a stated legal reason; logged.
+    Deanonymize {
+        wallet: WalletId,
+        reason: String,
+    },
 }
 
 /// What a command did.
@@ -293,6 +298,8 @@ pub enum Outcome {
         campaign: CampaignId,
         winners: u32,
     },
+    /// A logged de-anonymization; the operator reads the identity with this id.
+    IdentityLookup(IdentityLookupId),
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -579,6 +586,7 @@ mod tag {
     pub const FUND_CAMPAIGN: u8 = 35;
     pub const REGISTER_FOR_CAMPAIGN: u8 = 36;
     pub const DRAW_CAMPAIGN: u8 = 37;
+    pub const DEANONYMIZE: u8 = 38;
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -924,6 +932,7 @@ impl Command {
                 .u8(tag::DRAW_CAMPAIGN)
                 .u32(campaign.0)
                 .raw(seed.as_bytes()),
+            Deanonymize { wallet, reason } => out.u8(tag::DEANONYMIZE).u32(wallet.0).str(reason),
         };
     }
 
@@ -1160,6 +1169,10 @@ impl Command {
                 campaign: CampaignId(input.u32("campaign")?),
                 seed: Seed::from_bytes(input.array("seed")?),
             },
+            tag::DEANONYMIZE => Deanonymize {
+                wallet: WalletId(input.u32("wallet")?),
+                reason: input.string("reason")?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1332,6 +1345,10 @@ mod tests {
             Command::DrawCampaign {
                 campaign: CampaignId(1),
                 seed: Seed::from_bytes([7; 32]),
+            },
+            Command::Deanonymize {
+                wallet: WalletId(5),
+                reason: "court order (2026) Su 05 Xing Zhong 117".into(),
             },
         ]
     }

@@ -5,8 +5,8 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::ids::{
-    AccountId, CampaignId, ContractId, DeviceId, EventId, MerchantId, OperatorId, SubWalletId,
-    WalletId,
+    AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
+    SubWalletId, WalletId,
 };
 use crate::programs::red_packets::PacketUnusable;
 use crate::programs::{CampaignError, LotteryError};
@@ -307,6 +307,12 @@ pub enum CommandError {
         packet: u32,
         reason: PacketUnusable,
     },
+    #[error("only a wallet's operator holds its holder's identity; wallet {wallet} is at {owner}")]
+    IdentityAtOperatorOnly { wallet: WalletId, owner: OperatorId },
+    #[error("a de-anonymization states its legal reason: 1 to {max} bytes of printable text")]
+    DeanonymizationReasonInvalid { max: usize },
+    #[error("unknown de-anonymization {0}")]
+    UnknownIdentityLookup(IdentityLookupId),
 }
 
 impl CommandError {
@@ -400,6 +406,9 @@ impl CommandError {
             CampaignEnded { .. } => "CAMPAIGN_ENDED",
             WalletSponsorsCampaign { .. } => "WALLET_SPONSORS_CAMPAIGN",
             RedPacketNotUsable { reason, .. } => reason.code(),
+            IdentityAtOperatorOnly { .. } => "IDENTITY_AT_OPERATOR_ONLY",
+            DeanonymizationReasonInvalid { .. } => "DEANONYMIZATION_REASON_INVALID",
+            UnknownIdentityLookup(_) => "UNKNOWN_IDENTITY_LOOKUP",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod campaigns;
 mod contracts;
+mod identity;
 
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
@@ -27,7 +28,7 @@ use crate::offline::messages::SignedUnload;
 use crate::offline::settlement::{
     DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks, SyncedRecord,
 };
-use crate::operator::{Identity, Operator};
+use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
 use crate::programs::red_packets::RedPackets;
 use crate::programs::LotteryError;
@@ -57,6 +58,8 @@ pub struct StateMachine {
     sub_wallets: SubWallets,
     contracts: Contracts,
     red_packets: RedPackets,
+    /// Every de-anonymization: who looked, at which wallet, why, when; never the identity.
+    identity_lookups: Vec<IdentityLookup>,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -78,6 +81,7 @@ impl Default for StateMachine {
             sub_wallets: SubWallets::default(),
             contracts: Contracts::default(),
             red_packets: RedPackets::default(),
+            identity_lookups: Vec::new(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -409,6 +413,7 @@ impl StateMachine {
                 offline_trial,
             } => self.register_for_campaign(origin, campaign, wallet, offline_trial, now),
             DrawCampaign { campaign, seed } => self.draw_campaign(origin, campaign, seed, now),
+            Deanonymize { wallet, reason } => self.deanonymize(origin, wallet, reason, now),
         }
     }
 
@@ -1453,6 +1458,7 @@ impl StateMachine {
         self.sub_wallets.encode(&mut out);
         self.contracts.encode(&mut out);
         self.red_packets.encode(&mut out);
+        self.encode_identity_lookups(&mut out);
         out.bytes
     }
 
@@ -1531,6 +1537,7 @@ impl StateMachine {
         state.sub_wallets = SubWallets::decode(&mut input)?;
         state.contracts = Contracts::decode(&mut input)?;
         state.red_packets = RedPackets::decode(&mut input)?;
+        state.identity_lookups = Self::decode_identity_lookups(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
