@@ -1,6 +1,8 @@
 //! `ecny bench`: throughput and footprint of the registration center, measured in release builds.
 //! Also the shared set-up (a populated platform) that the crash test's load generator uses.
 
+pub mod campaign;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -751,7 +751,7 @@ fn spend_in_bulk(city: &mut City, winners: &[WalletId]) {
         .collect();
     for (index, wallet) in winners.iter().enumerate().step_by(3) {
         let op = state.wallet(*wallet).unwrap().operator;
-        let channel = channels[index % channels.len()];
+        let channel = channels[index / 3 % channels.len()];
         let command = Command::PayMerchant {
             payer: *wallet,
             merchant: restaurant,
@@ -842,4 +842,83 @@ fn more_packets_than_registrants_leave_the_rest_in_the_pool_for_the_sponsor() {
 #[test]
 fn the_suzhou_campaign_at_full_size_100000_packets_among_1000000_registrants() {
     suzhou_campaign(1_000_000, 100_000);
+}
+
+fn ecny(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ecny"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_campaign_demo_publishes_a_draw_anyone_verifies_and_reports_its_redemption() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let data = data.to_str().unwrap();
+    let (ok, text) = ecny(&[
+        "campaign",
+        "demo",
+        "--data",
+        data,
+        "--registrants",
+        "3000",
+        "--packets",
+        "500",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("500 packets handed out"), "{text}");
+    assert!(
+        text.contains("merchant category 5944 not eligible [RED_PACKET_CATEGORY_NOT_ELIGIBLE]"),
+        "{text}"
+    );
+    assert!(text.contains("Audit: every invariant holds."), "{text}");
+
+    let published = |name: &str| format!("{data}/RP000001/{name}");
+    let (ok, text) = ecny(&[
+        "lottery",
+        "verify",
+        "--campaign",
+        &published("campaign.json"),
+        "--registrants",
+        &published("registrants.txt"),
+        "--draw",
+        &published("draw.json"),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("verified: 500 winners"), "{text}");
+
+    let (ok, report) = ecny(&["campaign", "report", "--data", data]);
+    assert!(ok, "{report}");
+    for line in [
+        "Red-packet campaign RP000001",
+        "(expired)",
+        "500 packets of ¥200.00 drawn",
+        "still in packets ¥0.00",
+        "by merchant category",
+        "5812",
+        "5732",
+        "static_qr",
+        "tap_zone",
+        "payment_code",
+        "dynamic_qr",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from\n{report}");
+    }
+    assert!(!report.contains("5944"), "{report}");
+    let (ok, text) = ecny(&[
+        "campaign",
+        "report",
+        "--data",
+        data,
+        "--campaign",
+        "RP000002",
+    ]);
+    assert!(!ok && text.contains("UNKNOWN_CAMPAIGN"), "{text}");
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+pub mod campaign;
 pub mod offline;
 
 use crate::amount::Amount;

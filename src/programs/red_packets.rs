@@ -360,6 +360,67 @@ pub struct RedemptionReport {
     pub by_channel: Vec<RedemptionLine<PaymentChannel>>,
 }
 
+impl fmt::Display for RedemptionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let yuan = |amount: Amount| amount.yuan_sign().to_string();
+        writeln!(
+            f,
+            "Red-packet campaign {} \"{}\" ({})",
+            self.campaign,
+            self.name,
+            self.status.as_str()
+        )?;
+        writeln!(
+            f,
+            "  budget {}: {} packets of {} drawn, {} handed out",
+            yuan(self.budget),
+            self.packets_drawn,
+            yuan(self.packet_value),
+            yuan(self.distributed)
+        )?;
+        writeln!(
+            f,
+            "  packets used {}, in {} payments; spent {} (net of {} refunded)",
+            self.packets_used,
+            self.payments,
+            yuan(self.spent),
+            yuan(self.refunded)
+        )?;
+        writeln!(
+            f,
+            "  still in packets {}; returned to the sponsor {}",
+            yuan(self.unspent),
+            yuan(self.returned)
+        )?;
+        writeln!(f, "  by merchant category   payments  {:>18}", "amount")?;
+        for line in &self.by_category {
+            writeln!(
+                f,
+                "    {:<20} {:>9}  {:>18}",
+                line.key.to_string(),
+                line.payments,
+                yuan(line.amount)
+            )?;
+        }
+        writeln!(f, "  by channel             payments  {:>18}", "amount")?;
+        for line in &self.by_channel {
+            writeln!(
+                f,
+                "    {:<20} {:>9}  {:>18}",
+                line.key.as_str(),
+                line.payments,
+                yuan(line.amount)
+            )?;
+        }
+        // Packets stay online: the registration center never loads them into a secure element.
+        write!(
+            f,
+            "    {:<20} {:>9}  {:>18}",
+            "offline", "—", "not applicable"
+        )
+    }
+}
+
 /// Every campaign, and the indexes payments need.
 #[derive(Clone, Debug, Default)]
 pub struct RedPackets {
