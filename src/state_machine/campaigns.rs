@@ -368,13 +368,14 @@ impl StateMachine {
     }
 
     /// The legs of a refund of a payment that spent packets: the payer's own part to its wallet,
-    /// the packets' part back into them (or to the sponsor once the campaign has ended).
+    /// the packets' part back into them (or to the sponsor once the campaign has ended; refused
+    /// if the sponsor has since closed its wallet, which must never hold money again).
     pub(super) fn refund_legs(
         &self,
         from: AccountId,
         to: AccountId,
         split: &RefundSplit,
-    ) -> Vec<Leg> {
+    ) -> Result<Vec<Leg>, CommandError> {
         let mut legs = Vec::with_capacity(split.to_packets.len() + 1);
         if split.to_wallet.is_positive() {
             legs.push(Leg {
@@ -387,7 +388,13 @@ impl StateMachine {
         for (_, target, amount) in &split.to_packets {
             let credit = match target {
                 RefundTarget::Packet(account) => *account,
-                RefundTarget::Sponsor(wallet) => self.wallets[wallet.index() - 1].account,
+                RefundTarget::Sponsor(wallet) => {
+                    let sponsor = self.wallet(*wallet)?;
+                    if sponsor.status == WalletStatus::Closed {
+                        return Err(CommandError::WalletClosed(*wallet));
+                    }
+                    sponsor.account
+                }
             };
             legs.push(Leg {
                 debit: from,
@@ -396,7 +403,7 @@ impl StateMachine {
                 kind: TransferKind::RedPacketRefund,
             });
         }
-        legs
+        Ok(legs)
     }
 
     /// Records what packets paid of a merchant payment just posted.

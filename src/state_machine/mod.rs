@@ -1319,7 +1319,7 @@ impl StateMachine {
                     state.ledger.transfer(leg, now)?
                 }
                 Some(split) => {
-                    let legs = state.refund_legs(from.account, to.account, split);
+                    let legs = state.refund_legs(from.account, to.account, split)?;
                     state.ledger.transfer_linked(&legs, now)?
                 }
             };
