@@ -8,6 +8,7 @@
 //! every invariant.
 
 pub mod amount;
+pub mod analytics;
 pub mod audit;
 pub mod bench;
 pub mod certs;

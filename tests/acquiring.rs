@@ -196,6 +196,11 @@ fn a_merchant_is_paid_by_qr_order_and_courier_and_refunds_along_the_payment() {
         state.acquiring().payment(door).unwrap().channel,
         PaymentChannel::CashOnDelivery
     );
+    assert_eq!(
+        state.acquiring().payment(door).unwrap().terminal,
+        shop.courier,
+        "an order's payment is booked at the terminal that presented it"
+    );
 
     // An expired order is refused with its reason.
     order(&mut world, &shop, "LATE-1", "9.90", shop.till).unwrap();

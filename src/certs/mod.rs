@@ -174,6 +174,18 @@ impl KeyPair {
         self.signing_key.to_bytes().into()
     }
 
+    /// The secret scalar as 64 hex digits, for a key file; whoever holds it can sign.
+    pub fn secret_hex(&self) -> String {
+        encode_hex(&self.secret_bytes())
+    }
+
+    /// Restores a key saved with [`KeyPair::secret_hex`].
+    pub fn from_secret_hex(text: &str) -> Result<KeyPair, CertError> {
+        let mut bytes = [0u8; SECRET_LEN];
+        decode_hex(text.trim(), &mut bytes)?;
+        KeyPair::from_secret_bytes(&bytes)
+    }
+
     pub fn public_key(&self) -> PublicKey {
         compress(&sm2::PublicKey::from(self.signing_key.verifying_key()))
     }
@@ -458,6 +470,10 @@ mod tests {
         let original = KeyPair::from_seed(b"vault");
         let restored = KeyPair::from_secret_bytes(&original.secret_bytes()).unwrap();
         assert_eq!(restored.public_key(), original.public_key());
+        let from_file = KeyPair::from_secret_hex(&format!("{}\n", original.secret_hex())).unwrap();
+        assert_eq!(from_file.public_key(), original.public_key());
+        let short = KeyPair::from_secret_hex(&original.secret_hex()[2..]).map(|k| k.public_key());
+        assert_eq!(short, Err(CertError::BadHex));
     }
 
     #[test]

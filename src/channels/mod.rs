@@ -7,7 +7,8 @@
 //!   stand, also as a Type 4 Tag NDEF file; the wallet taps it and pays.
 //! - [`payment_code`]: the consumer-presented one-time code (18 digits and a QR) the wallet shows;
 //!   the merchant's scan gun reads it and the operator redeems it for the paying wallet.
-//! - [`render`]: any of these as a QR image (PNG, SVG), and QR codes read back out of a PNG.
+//! - [`render`]: any of these as a QR image (PNG, SVG, terminal half blocks), and QR codes read
+//!   back out of a PNG.
 //!
 //! - [`acquiring`]: the merchants behind these requests, their terminals (tills, scan guns, couriers'
 //!   handhelds, web checkouts), the orders they present, and the payments and refunds they book.
@@ -27,6 +28,6 @@ pub use payment_code::{
     PaymentCodeVerifier, UsedCodes,
 };
 pub use render::{
-    decode_png, merchant_qr_png, merchant_qr_svg, payment_code_png, payment_code_svg, render_png,
-    render_svg, RenderError,
+    decode_png, merchant_qr_png, merchant_qr_svg, payment_code_png, payment_code_svg,
+    render_half_blocks, render_png, render_svg, RenderError,
 };

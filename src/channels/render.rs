@@ -1,6 +1,6 @@
 //! Draws payment requests as QR codes — PNG for a till's screen, a courier's device or a printed
-//! stand, SVG for web checkouts — and reads QR codes back out of a PNG, so a test or a support
-//! tool sees exactly what a wallet's camera would.
+//! stand, SVG for web checkouts, Unicode half blocks for a terminal — and reads QR codes back out
+//! of a PNG, so a test or a support tool sees exactly what a wallet's camera would.
 //!
 //! Every code is error-correction level M (about 15 % of the modules may be damaged) with the
 //! four-module quiet zone the QR standard asks for. Any PNG this module renders is within what
@@ -86,6 +86,38 @@ pub fn render_svg(text: &str, module_px: u32) -> Result<String, RenderError> {
         .quiet_zone(true)
         .module_dimensions(module_px, module_px)
         .build())
+}
+
+/// `text` as a QR drawn in a terminal with Unicode half blocks: each line holds two rows of
+/// modules, quiet zone included. Light modules are the drawn ones and dark ones are left blank,
+/// so the code reads right on a dark terminal background, the usual kind; elsewhere use the PNG.
+pub fn render_half_blocks(text: &str) -> Result<String, RenderError> {
+    let code = encode(text)?;
+    let width = code.width();
+    let quiet = QR_QUIET_ZONE_MODULES as usize;
+    let side = width + 2 * quiet;
+    let colors = code.to_colors();
+    let light = |x: usize, y: usize| {
+        let inside = quiet..quiet + width;
+        !(inside.contains(&x)
+            && inside.contains(&y)
+            && colors[(y - quiet) * width + (x - quiet)] == Color::Dark)
+    };
+    let mut drawing = String::with_capacity(side.div_ceil(2) * (side * 3 + 1));
+    for top in (0..side).step_by(2) {
+        for x in 0..side {
+            // Below an odd last row is the terminal's own background.
+            let lower = top + 1 < side && light(x, top + 1);
+            drawing.push(match (light(x, top), lower) {
+                (true, true) => '\u{2588}',
+                (true, false) => '\u{2580}',
+                (false, true) => '\u{2584}',
+                (false, false) => ' ',
+            });
+        }
+        drawing.push('\n');
+    }
+    Ok(drawing)
 }
 
 /// The texts of every QR code found in a PNG, in the order the detector met them.
@@ -354,6 +386,65 @@ mod tests {
         let code = issuer.code_for(WalletId(7), NOON_S);
         let svg = payment_code_svg(&code, 5).unwrap();
         assert!(svg.contains("<svg "), "{svg}");
+    }
+
+    #[test]
+    fn the_half_block_drawing_is_the_module_matrix_and_scans() {
+        let text = snack_shop_order().encode().unwrap();
+        let code = QrCode::with_error_correction_level(&text, EcLevel::M).unwrap();
+        let drawing = render_half_blocks(&text).unwrap();
+        let quiet = QR_QUIET_ZONE_MODULES as usize;
+        let side = code.width() + 2 * quiet;
+        let lines: Vec<&str> = drawing.lines().collect();
+        assert_eq!(lines.len(), side.div_ceil(2));
+        // Read the drawing back, two module rows a line, as light (true) or dark.
+        let mut light = vec![vec![false; side]; side];
+        for (line_index, line) in lines.iter().enumerate() {
+            assert_eq!(line.chars().count(), side, "line {line_index}");
+            for (x, cell) in line.chars().enumerate() {
+                let (upper, lower) = match cell {
+                    '\u{2588}' => (true, true),
+                    '\u{2580}' => (true, false),
+                    '\u{2584}' => (false, true),
+                    ' ' => (false, false),
+                    other => panic!("unexpected {other:?}"),
+                };
+                light[2 * line_index][x] = upper;
+                if 2 * line_index + 1 < side {
+                    light[2 * line_index + 1][x] = lower;
+                }
+            }
+        }
+        for (y, row) in light.iter().enumerate() {
+            for (x, is_light) in row.iter().enumerate() {
+                let inside = quiet..quiet + code.width();
+                let dark = inside.contains(&x)
+                    && inside.contains(&y)
+                    && code[(x - quiet, y - quiet)] == Color::Dark;
+                assert_eq!(*is_light, !dark, "module ({x}, {y})");
+            }
+        }
+        // What a camera sees of it on a dark screen scans as the text.
+        let px = 4;
+        let mut pixels = vec![LUMA_LIGHT; side * px * side * px];
+        for (y, row) in light.iter().enumerate() {
+            for (x, is_light) in row.iter().enumerate() {
+                if !is_light {
+                    for line in y * px..(y + 1) * px {
+                        let start = line * side * px + x * px;
+                        pixels[start..start + px].fill(LUMA_DARK);
+                    }
+                }
+            }
+        }
+        let side_px = (side * px) as u32;
+        let png = write_gray_png(side_px, side_px, &pixels).unwrap();
+        assert_eq!(decode_png(&png).unwrap(), [text]);
+        let too_long = "x".repeat(QR_TEXT_BYTES_MAX + 1);
+        assert_eq!(
+            render_half_blocks(&too_long).unwrap_err().code(),
+            "QR_TOO_LONG"
+        );
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Command-line interface of `ecny`.
 
+mod analytics;
 mod campaign;
+mod client;
+mod http;
 mod load;
 mod lottery;
+mod merchant;
+mod wallet;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +28,7 @@ use ecny::server::{Server, ServerConfig};
     version,
     about,
     long_about = None,
-    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries."
+    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries; `ecny serve` with `ecny wallet` and `ecny merchant` to play both sides of a payment."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +65,12 @@ enum Command {
         #[arg(long, default_value = ecny::server::LISTEN_DEFAULT)]
         listen: String,
     },
+    /// A holder's wallet app against a running `ecny serve`: open, bank account and top-up, pay
+    /// QR codes and wallets, show payment codes, push sub-wallets to shops.
+    Wallet(wallet::WalletArgs),
+    /// A merchant against a running `ecny serve`: onboard, terminals, printed and order QR codes,
+    /// charge payment codes and sub-wallets, refund, payments and settlement.
+    Merchant(merchant::MerchantArgs),
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
     Offline(OfflineCommand),
@@ -72,6 +83,53 @@ enum Command {
     /// Measure throughput and footprint (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A synthetic city through the real platform: wallets at three operators, merchants, a
+    /// month of payments on every channel, labelled suspicious patterns mixed in.
+    Simulate {
+        #[arg(long, default_value_t = 10_000)]
+        wallets: usize,
+        #[arg(long, default_value_t = 500)]
+        merchants: usize,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// New or empty data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where the labels go. Default: DIR/labels.csv.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// The analysis center over a data directory's ledger: statistics, alerts with their
+    /// explanations, and precision and recall per rule against labels.
+    Analyze {
+        #[arg(long)]
+        data: PathBuf,
+        /// Labels from `ecny simulate`, to score the rules against.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Write statistics.csv and alerts.csv into this directory.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// One wallet's account statement as ISO 20022 camt.053.001.08 XML, on standard output.
+    Statement {
+        #[arg(long)]
+        data: PathBuf,
+        /// Wallet id, e.g. W0000000042.
+        #[arg(long)]
+        wallet: String,
+        /// First day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        to: String,
+    },
+    /// Work an alert: explain it, then close it with a reason. Kept in DIR/analytics.
+    #[command(subcommand)]
+    Alerts(analytics::AlertsCommand),
     /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
     #[command(hide = true)]
     CrashLoad {
@@ -156,6 +214,8 @@ enum BenchCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Wallet(args) => return client::finish(wallet::run(args)),
+        Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Demo { data } => run_demo(data),
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),
@@ -193,6 +253,30 @@ pub fn main() -> ExitCode {
         Command::Lottery(command) => lottery::run(command),
         Command::Campaign(command) => campaign::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
+        Command::Simulate {
+            wallets,
+            merchants,
+            days,
+            seed,
+            data,
+            labels,
+        } => {
+            let config = ecny::analytics::simulate::SimulationConfig {
+                wallets,
+                merchants,
+                days,
+                seed,
+            };
+            analytics::run_simulate(&data, &config, labels)
+        }
+        Command::Analyze { data, labels, csv } => analytics::run_analyze(&data, labels, csv),
+        Command::Statement {
+            data,
+            wallet,
+            from,
+            to,
+        } => analytics::run_statement(&data, &wallet, &from, &to),
+        Command::Alerts(command) => analytics::run_alerts(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,8 @@
 //! `ecny demo`: a narrated walk through the system on a fresh data directory. The central bank
 //! issues to two operators; people open wallets, exchange, pay each other across operators, hit a
-//! class-4 limit and see why, deposit back; it ends with the audit and a restart that replays the
-//! log to the identical state.
+//! class-4 limit and see why; a bookshop is paid by QR and at the door, refunds, is charged through
+//! a sub-wallet and paid through a prepaid contract; money goes back to the bank; it ends with the
+//! audit and a restart that replays the log to the identical state.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub mod campaign;
+mod merchants;
 pub mod offline;
 
 use crate::amount::Amount;
@@ -147,6 +149,7 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
     exchange(&mut story, &mut li)?;
     payments(&mut story, &li, &han, &snack)?;
     limits(&mut story, &han, &snack)?;
+    merchants::run(&mut story, &li, &han, lakeside)?;
     deposit_back_and_redeem(&mut story, &li, &snack, lakeside)?;
     closing_audit(story, dir)
 }
@@ -391,7 +394,7 @@ fn deposit_back_and_redeem(
     snack: &Holder,
     lakeside: OperatorId,
 ) -> Result<(), DemoError> {
-    story.say("\n6. Back to the bank, and back to the central bank");
+    story.say("\n7. Back to the bank, and back to the central bank");
     let key = story.fresh_key();
     let command = Command::DepositBack {
         wallet: li.wallet,
@@ -477,14 +480,14 @@ fn closing_audit(story: Story, dir: &Path) -> Result<(), DemoError> {
     let report = audit(platform.state());
     let hash = platform.state().state_hash();
     drop(platform);
-    out("\n7. Audit of every invariant");
+    out("\n8. Audit of every invariant");
     for line in report.to_string().lines() {
         out(&format!("  {line}"));
     }
     if !report.is_clean() {
         return Err(DemoError::Step("audit found broken invariants".into()));
     }
-    out("\n8. Restart: replay the durable log");
+    out("\n9. Restart: replay the durable log");
     let (platform, recovery) = Platform::open(dir)?;
     if platform.state().state_hash() != hash {
         return Err(DemoError::Step(

@@ -41,6 +41,9 @@ pub enum GatewayError {
     NoDesk(OperatorId),
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// The request clashes with what is already there, e.g. a second bank account to bind.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
     #[error(transparent)]
     Qr(#[from] QrError),
     #[error(transparent)]
@@ -59,7 +62,7 @@ impl GatewayError {
             GatewayError::NotYourOperator { .. } => "NOT_YOUR_OPERATOR",
             GatewayError::OperatorOnly => "OPERATOR_ONLY",
             GatewayError::NoDesk(_) => "UNKNOWN_OPERATOR",
-            GatewayError::Forbidden { code, .. } => code,
+            GatewayError::Forbidden { code, .. } | GatewayError::Conflict { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
             GatewayError::Ndef(error) => error.code(),
             GatewayError::Code(error) => error.code(),

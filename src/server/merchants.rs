@@ -1441,11 +1441,11 @@ pub mod openapi {
         })
     }
 
-    fn schema_ref(name: &str) -> Value {
+    pub(in crate::server) fn schema_ref(name: &str) -> Value {
         json!({ "$ref": format!("#/components/schemas/{name}") })
     }
 
-    fn ok(status: &str, description: &str, schema: Value) -> (String, Value) {
+    pub(in crate::server) fn ok(status: &str, description: &str, schema: Value) -> (String, Value) {
         (
             status.to_string(),
             json!({ "description": description, "content": { "application/json": { "schema": schema } } }),
@@ -1453,7 +1453,11 @@ pub mod openapi {
     }
 
     /// Responses: the success, the refusals every authenticated call can meet, then `extra`.
-    fn responses(success: (String, Value), body: bool, extra: &[(&str, &str)]) -> Value {
+    pub(in crate::server) fn responses(
+        success: (String, Value),
+        body: bool,
+        extra: &[(&str, &str)],
+    ) -> Value {
         let mut all = Map::new();
         all.insert(success.0, success.1);
         all.insert(
@@ -1483,7 +1487,7 @@ pub mod openapi {
         Value::Object(all)
     }
 
-    fn path_param(name: &str, example: &str) -> Value {
+    pub(in crate::server) fn path_param(name: &str, example: &str) -> Value {
         json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "example": example } })
     }
 
@@ -1491,7 +1495,7 @@ pub mod openapi {
         json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
     }
 
-    fn idempotency() -> Value {
+    pub(in crate::server) fn idempotency() -> Value {
         json!({
             "name": "Idempotency-Key", "in": "header", "required": true,
             "description": "UUID or up to 32 hex digits; a retry with the same key and body answers the first result",
@@ -1499,11 +1503,11 @@ pub mod openapi {
         })
     }
 
-    fn body(schema: &str) -> Value {
+    pub(in crate::server) fn body(schema: &str) -> Value {
         json!({ "required": true, "content": { "application/json": { "schema": schema_ref(schema) } } })
     }
 
-    fn string() -> Value {
+    pub(in crate::server) fn string() -> Value {
         json!({ "type": "string" })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod contracts;
+pub mod counter;
 pub mod gateway;
 pub mod merchants;
 pub mod metrics;

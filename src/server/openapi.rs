@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 30] = [
+pub const PATHS: [&str; 33] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -37,6 +37,10 @@ pub const PATHS: [&str; 30] = [
     "/v1/contracts/{id}",
     "/v1/contracts/{id}/confirm",
     "/v1/contracts/{id}/cancel",
+    // The operator's counter (`counter::OPENAPI_PATHS`).
+    "/v1/wallets/{id}/bank-account",
+    "/v1/wallets/{id}/kyc",
+    "/v1/wallets/{id}/exchange",
 ];
 
 fn problem(description: &str) -> Value {
@@ -136,10 +140,12 @@ pub fn document() -> Value {
     if let Some(paths) = document["paths"].as_object_mut() {
         paths.extend(super::merchants::openapi::paths());
         paths.extend(super::contracts::openapi::paths());
+        paths.extend(super::counter::openapi::paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(super::merchants::openapi::schemas());
         schemas.extend(super::contracts::openapi::schemas());
+        schemas.extend(super::counter::openapi::schemas());
     }
     document
 }

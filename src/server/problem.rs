@@ -150,6 +150,9 @@ impl From<GatewayError> for Problem {
                 error.code(),
                 error.to_string(),
             ),
+            GatewayError::Conflict { .. } => {
+                Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
+            }
             GatewayError::Code(CodeError::Reused) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }

@@ -88,7 +88,7 @@ impl Default for StateMachine {
     }
 }
 
-fn check_amount(amount: Amount) -> Result<(), CommandError> {
+pub(crate) fn check_amount(amount: Amount) -> Result<(), CommandError> {
     if !amount.is_positive() {
         return Err(CommandError::AmountNotPositive(amount));
     }
@@ -1253,6 +1253,11 @@ impl StateMachine {
         let payee = self.acquiring.merchant(at.merchant)?.wallet;
         self.keyed(payer, key, (5, payee.0, amount), |state| {
             let channel = state.payment_channel(&at, amount, now)?;
+            // An order's payment belongs to the terminal that presented the order.
+            let terminal = match &at.order {
+                Some(reference) => state.acquiring.order(at.merchant, reference)?.terminal,
+                None => at.terminal,
+            };
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let (event, packets) = state.post_merchant_payment(payer, at.merchant, leg, now)?;
             // Limits count the whole payment, packets included: they bound what a wallet pays.
@@ -1265,7 +1270,7 @@ impl StateMachine {
                 amount,
                 refunded: Amount::ZERO,
                 channel,
-                terminal: at.terminal,
+                terminal,
                 at_ms: now,
                 order: at.order,
                 sub_wallet: None,

@@ -1,0 +1,291 @@
+//! `ecny simulate`, `ecny analyze`, `ecny statement` and `ecny alerts`: the analysis center on
+//! the command line. Wiring only; the work is in `ecny::analytics`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Subcommand;
+
+use ecny::analytics::alerts::{alerts_csv, journal_header, journal_line, CloseReason};
+use ecny::analytics::rules::RuleConfig;
+use ecny::analytics::simulate::{
+    evaluate, labels_csv, read_labels_csv, simulate, SimulationConfig,
+};
+use ecny::analytics::statement::{camt053, statement};
+use ecny::analytics::statistics::statistics_csv;
+use ecny::analytics::AnalysisCenter;
+use ecny::audit::audit;
+use ecny::ids::WalletId;
+use ecny::wallet::parse_day;
+
+use super::open_existing;
+
+/// Where an analysis center keeps the analysts' work on a data directory.
+fn journal_path(data: &Path) -> PathBuf {
+    data.join("analytics").join("alert-journal.csv")
+}
+
+pub fn run_simulate(
+    data: &Path,
+    config: &SimulationConfig,
+    labels: Option<PathBuf>,
+) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; use `cargo run --release -- simulate` for a city of any size.");
+    }
+    if data.exists()
+        && std::fs::read_dir(data)
+            .map_err(|e| e.to_string())?
+            .next()
+            .is_some()
+    {
+        return Err(format!(
+            "{} is not empty; simulate into a new or empty directory",
+            data.display()
+        ));
+    }
+    println!(
+        "ecny simulate: {} people, {} merchants, {} day(s) from 2024-03-01, seed {}, data in {}",
+        config.wallets,
+        config.merchants,
+        config.days,
+        config.seed,
+        data.display()
+    );
+    let report = simulate(data, config).map_err(|e| e.to_string())?;
+    let labels = labels.unwrap_or_else(|| data.join("labels.csv"));
+    std::fs::write(&labels, labels_csv(&report.labels))
+        .map_err(|e| format!("cannot write {}: {e}", labels.display()))?;
+    let seconds = report.traffic.as_secs_f64();
+    println!(
+        "set-up {:.1} s; traffic: {} commands ({} accepted) in {:.1} s: {:.0} commands/s, {} ledger events",
+        report.setup.as_secs_f64(),
+        report.commands,
+        report.accepted,
+        seconds,
+        report.commands as f64 / seconds.max(1e-9),
+        report.events
+    );
+    println!(
+        "offline taps between secure elements: {}",
+        report.offline_taps
+    );
+    if !report.refused.is_empty() {
+        let refused: Vec<String> = report
+            .refused
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        println!(
+            "refused (the generator's shadow balances mispredicted): {}",
+            refused.join(", ")
+        );
+    }
+    println!(
+        "{} labelled episodes ({} with a refused step, {} planned but not staged) written to {}",
+        report.labels.len(),
+        report.episodes_with_refusals,
+        report.episodes_not_staged,
+        labels.display()
+    );
+    let node = open_existing(data)?;
+    let audit = audit(node.state());
+    if !audit.is_clean() {
+        return Err(format!(
+            "audit after the simulation: {} invariant(s) broken",
+            audit.violations.len()
+        ));
+    }
+    println!("audit: every invariant holds");
+    println!(
+        "next: ecny analyze --data {} --labels {}",
+        data.display(),
+        labels.display()
+    );
+    Ok(())
+}
+
+pub fn run_analyze(
+    data: &Path,
+    labels: Option<PathBuf>,
+    csv: Option<PathBuf>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let node = open_existing(data)?;
+    let replayed = started.elapsed();
+    let mut center = AnalysisCenter::new(RuleConfig::default());
+    let started = Instant::now();
+    let events = center.follow(node.state());
+    let followed = started.elapsed();
+    let journal = journal_path(data);
+    if journal.exists() {
+        let text = std::fs::read_to_string(&journal).map_err(|e| e.to_string())?;
+        let actions = center
+            .alerts_mut()
+            .apply_journal(&text)
+            .map_err(|e| format!("{}: {e} [{}]", journal.display(), e.code()))?;
+        println!(
+            "analysts' journal: {actions} action(s) replayed from {}",
+            journal.display()
+        );
+    }
+    println!(
+        "read {events} ledger events in {:.2} s: {:.0} events/s through the rules and statistics (log replay {:.2} s)",
+        followed.as_secs_f64(),
+        events as f64 / followed.as_secs_f64().max(1e-9),
+        replayed.as_secs_f64()
+    );
+    println!();
+    print!("{}", center.statistics().summary(center.directory()));
+    println!();
+    print_alerts(&center);
+    if let Some(path) = labels {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let labels = read_labels_csv(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("\nagainst {} labelled episodes (by wallet):", labels.len());
+        println!(
+            "  {:<20} {:>7} {:>8} {:>9} {:>10} {:>8}",
+            "rule", "alerts", "flagged", "labelled", "precision", "recall"
+        );
+        for score in evaluate(center.alerts(), &labels) {
+            let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            println!(
+                "  {:<20} {:>7} {:>8} {:>9} {:>10} {:>8}{}",
+                score.rule.code(),
+                score.alerts,
+                score.flagged_wallets,
+                score.labelled_wallets,
+                show(score.precision()),
+                show(score.recall()),
+                if score.flagged_with_other_label > 0 {
+                    format!(
+                        "  ({} flagged carry another pattern's label)",
+                        score.flagged_with_other_label
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some(dir) = csv {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let rows = center.statistics().rows(center.directory());
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        write("statistics.csv", statistics_csv(&rows))?;
+        write("alerts.csv", alerts_csv(center.alerts().all()))?;
+        println!("\nwrote statistics.csv and alerts.csv to {}", dir.display());
+    }
+    Ok(())
+}
+
+fn print_alerts(center: &AnalysisCenter) {
+    let alerts = center.alerts().all();
+    println!("alerts: {}", alerts.len());
+    for rule in ecny::analytics::rules::Rule::ALL {
+        let mine: Vec<_> = alerts.iter().filter(|a| a.rule == rule).collect();
+        println!("  {:<20} {:>6}", rule.code(), mine.len());
+        for alert in mine.iter().take(2) {
+            println!("      {alert}");
+        }
+    }
+}
+
+pub fn run_statement(data: &Path, wallet: &str, from: &str, to: &str) -> Result<(), String> {
+    let wallet: WalletId = wallet.parse().map_err(|e| format!("--wallet: {e}"))?;
+    let day = |text: &str, what: &str| {
+        parse_day(text).ok_or_else(|| format!("{what} {text:?} is not a date YYYY-MM-DD"))
+    };
+    let (from, to) = (day(from, "--from")?, day(to, "--to")?);
+    let node = open_existing(data)?;
+    let directory = ecny::analytics::Directory::from_state(node.state());
+    let found = statement(node.state(), &directory, wallet, (from, to))
+        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    print!(
+        "{}",
+        camt053(&found, &directory, node.state().last_timestamp_ms())
+    );
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// Record what an analyst found about an alert (replaces an earlier explanation).
+    Explain {
+        #[arg(long)]
+        data: PathBuf,
+        /// The alert's key, e.g. FAN_IN@T000000123456 (see `ecny analyze`).
+        #[arg(long)]
+        alert: String,
+        #[arg(long)]
+        note: String,
+    },
+    /// Close an explained alert: not_suspicious, reported or duplicate.
+    Close {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        alert: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// Checks the action against the alerts derived now and the journal so far, then appends it.
+pub fn run_alerts(command: AlertsCommand) -> Result<(), String> {
+    let (data, alert, reason, note) = match command {
+        AlertsCommand::Explain { data, alert, note } => (data, alert, None, note),
+        AlertsCommand::Close {
+            data,
+            alert,
+            reason,
+            note,
+        } => {
+            let reason = CloseReason::parse(&reason).ok_or_else(|| {
+                format!("--reason {reason:?} is not one of not_suspicious, reported, duplicate")
+            })?;
+            (data, alert, Some(reason), note)
+        }
+    };
+    let node = open_existing(&data)?;
+    let mut center = AnalysisCenter::new(RuleConfig::default());
+    center.follow(node.state());
+    let path = journal_path(&data);
+    let journal = std::fs::read_to_string(&path).unwrap_or_default();
+    let book = center.alerts_mut();
+    if !journal.is_empty() {
+        book.apply_journal(&journal)
+            .map_err(|e| format!("{}: {e} [{}]", path.display(), e.code()))?;
+    }
+    let applied = match reason {
+        None => book.explain(&alert, &note),
+        Some(reason) => book.close(&alert, reason, &note),
+    };
+    applied.map_err(|e| format!("{e} [{}]", e.code()))?;
+    // Appended, never rewritten: what analysts wrote before stays as they wrote it.
+    std::fs::create_dir_all(path.parent().expect("journal has a parent"))
+        .map_err(|e| e.to_string())?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut line = if journal.is_empty() {
+        journal_header()
+    } else {
+        String::new()
+    };
+    line.push_str(&journal_line(&alert, reason, &note));
+    std::io::Write::write_all(&mut file, line.as_bytes())
+        .and_then(|()| file.sync_data())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("{}", center.alerts().get(&alert).expect("applied above"));
+    Ok(())
+}

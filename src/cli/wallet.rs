@@ -1,0 +1,613 @@
+//! `ecny wallet`: the holder's app against a running `ecny serve`. It speaks to the server with its
+//! operator's bearer token and signs every money-moving or mandate-changing request with the
+//! holder's SM2 key, which never leaves the profile file (0600).
+
+use std::path::{Path, PathBuf};
+
+use clap::{ArgGroup, Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use ecny::amount::Amount;
+use ecny::certs::KeyPair;
+use ecny::channels::acquiring::{request_payment, RequestRead};
+use ecny::channels::decode_png;
+use ecny::channels::emvco::{MerchantQr, QrKind};
+use ecny::channels::render::DECODE_PNG_BYTES_MAX;
+use ecny::command::Command;
+use ecny::error::CommandError;
+use ecny::ids::{MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::wallet::sub_wallet::SubWalletLimits;
+
+use super::client::{
+    answer_field, china_clock, draw_qr, load_profile, operator_token, profile_field, save_private,
+    text, Failure, DATA_DEFAULT,
+};
+use super::http::{fresh_key, Api, SERVER_DEFAULT};
+
+pub const PROFILE_DEFAULT: &str = "ecny-wallet.json";
+
+#[derive(Args)]
+pub struct WalletArgs {
+    /// The profile with the wallet's id, the holder's signing key and the operator's token.
+    #[arg(long, global = true, default_value = PROFILE_DEFAULT)]
+    profile: PathBuf,
+    /// The server; default: the profile's, or http://127.0.0.1:8080 when opening.
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// The operator's bearer token; default: the profile's, or DIR/keys/OPxx.token when opening.
+    #[arg(long, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: WalletCommand,
+}
+
+#[derive(Subcommand)]
+enum WalletCommand {
+    /// Open a class-4 wallet with a phone number: makes the signing key and saves the profile.
+    Open {
+        /// The operator to open at, e.g. OP01.
+        #[arg(long)]
+        operator: OperatorId,
+        /// Mainland mobile number, e.g. 13800138000.
+        #[arg(long)]
+        phone: String,
+        /// The server's data directory, to read the operator's token from its keys.
+        #[arg(long, default_value = DATA_DEFAULT)]
+        data: PathBuf,
+    },
+    /// The wallet's class, status and balance.
+    Balance,
+    /// Pay a merchant's QR code: its payload, or a PNG of it.
+    #[command(group(ArgGroup::new("request").required(true).args(["qr", "qr_png"])))]
+    Pay {
+        /// The EMVCo payload the QR carries (000201…).
+        #[arg(long)]
+        qr: Option<String>,
+        /// A PNG picture of the QR code.
+        #[arg(long)]
+        qr_png: Option<PathBuf>,
+        /// Yuan to pay: needed for a shop's printed QR, checked against an order's.
+        #[arg(long)]
+        amount: Option<Amount>,
+        /// The request was read from the NFC tap zone rather than scanned.
+        #[arg(long)]
+        tapped: bool,
+    },
+    /// Pay another wallet by its id.
+    PayWallet {
+        #[arg(long)]
+        to: WalletId,
+        #[arg(long)]
+        amount: Amount,
+    },
+    /// Show the one-time payment code (digits and QR) for a till's scan gun.
+    Code,
+    /// Push a sub-wallet to a merchant's app, change its limits or close it.
+    #[command(subcommand)]
+    SubWallet(SubWalletCommand),
+    /// The sub-wallets pushed to merchants.
+    SubWallets,
+    /// Exchange bank deposits into e-CNY (needs a bound bank account).
+    TopUp {
+        #[arg(long)]
+        amount: Amount,
+    },
+    /// At the operator's counter: open a deposit account with cash and bind it to the wallet.
+    BankAccount {
+        /// Yuan paid in, e.g. 5000.
+        #[arg(long)]
+        cash: Amount,
+    },
+    /// At the operator's counter: raise the wallet's class (3: name and ID; 2: also a bound bank
+    /// account; 1: also in person).
+    Kyc {
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+        class: u8,
+        /// Real name, when the operator does not have it yet.
+        #[arg(long)]
+        name: Option<String>,
+        /// 18-character resident ID number, when the operator does not have it yet.
+        #[arg(long)]
+        id_number: Option<String>,
+        /// Verified in person at a branch (class 1).
+        #[arg(long)]
+        in_person: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubWalletCommand {
+    /// Push a sub-wallet to a merchant: it may charge within these limits.
+    Open {
+        #[arg(long)]
+        merchant: MerchantId,
+        /// Most one charge may take.
+        #[arg(long)]
+        per_payment: Amount,
+        /// Most all charges may take in a day.
+        #[arg(long)]
+        daily: Amount,
+    },
+    /// Change a sub-wallet's limits.
+    Limits {
+        sub_wallet: SubWalletId,
+        #[arg(long)]
+        per_payment: Amount,
+        #[arg(long)]
+        daily: Amount,
+    },
+    /// Close a sub-wallet for good: the merchant can charge it no more.
+    Close { sub_wallet: SubWalletId },
+}
+
+/// The wallet profile as saved.
+#[derive(Serialize, Deserialize)]
+struct WalletProfile {
+    server: String,
+    operator: String,
+    phone: String,
+    /// The operator's bearer token the app speaks with.
+    operator_token: String,
+    /// The holder's SM2 secret key: whoever reads this file can spend from the wallet.
+    secret_key: String,
+    /// Absent until the operator has opened the wallet.
+    wallet: Option<String>,
+}
+
+const HOW_TO_OPEN: &str =
+    "open a wallet with `ecny wallet open --operator OP01 --phone 13800138000`";
+
+/// The holder's app, ready to sign and send.
+struct Holder {
+    api: Api,
+    wallet: WalletId,
+    key: KeyPair,
+}
+
+pub fn run(args: WalletArgs) -> Result<(), Failure> {
+    if let WalletCommand::Open {
+        operator,
+        phone,
+        data,
+    } = &args.command
+    {
+        return open(&args, *operator, phone, data);
+    }
+    let holder = Holder::load(&args)?;
+    match args.command {
+        WalletCommand::Open { .. } => unreachable!("handled above"),
+        WalletCommand::Balance => holder.balance(),
+        WalletCommand::Pay {
+            qr,
+            qr_png,
+            amount,
+            tapped,
+        } => {
+            let payload = match (qr, qr_png) {
+                (Some(payload), _) => payload,
+                (None, Some(path)) => read_qr_png(&path)?,
+                (None, None) => unreachable!("clap requires --qr or --qr-png"),
+            };
+            let read = if tapped {
+                RequestRead::Tapped
+            } else {
+                RequestRead::Scanned
+            };
+            holder.pay_request(&payload, amount, read)
+        }
+        WalletCommand::PayWallet { to, amount } => holder.pay_wallet(to, amount),
+        WalletCommand::Code => holder.payment_code(),
+        WalletCommand::SubWallet(command) => holder.sub_wallet(command),
+        WalletCommand::SubWallets => holder.list_sub_wallets(),
+        WalletCommand::TopUp { amount } => holder.top_up(amount),
+        WalletCommand::BankAccount { cash } => holder.bank_account(cash),
+        WalletCommand::Kyc {
+            class,
+            name,
+            id_number,
+            in_person,
+        } => holder.kyc(json!({
+            "class": class, "name": name, "id_number": id_number, "in_person": in_person,
+        })),
+    }
+}
+
+/// Makes the key, saves it before asking the operator, then records the wallet it opened.
+fn open(args: &WalletArgs, operator: OperatorId, phone: &str, data: &Path) -> Result<(), Failure> {
+    let earlier: Option<WalletProfile> = if args.profile.exists() {
+        Some(load_profile(&args.profile, "wallet", HOW_TO_OPEN)?)
+    } else {
+        None
+    };
+    if let Some(wallet) = earlier.as_ref().and_then(|p| p.wallet.as_deref()) {
+        return Err(Failure::new(
+            "PROFILE_EXISTS",
+            format!(
+                "{} already holds wallet {wallet}; pass --profile FILE to open another",
+                args.profile.display()
+            ),
+        ));
+    }
+    // An earlier open that got no answer left its key: use it again, never a second one.
+    let retrying = earlier.is_some();
+    let secret_key = match earlier {
+        Some(profile) => profile.secret_key,
+        None => KeyPair::generate().secret_hex(),
+    };
+    let mut profile = WalletProfile {
+        server: args.server.clone().unwrap_or_else(|| SERVER_DEFAULT.into()),
+        operator: operator.to_string(),
+        phone: phone.to_string(),
+        operator_token: operator_token(args.token.as_deref(), data, operator)?,
+        secret_key,
+        wallet: None,
+    };
+    save_private(&args.profile, &profile)?;
+    let key = holder_key(&args.profile, &profile)?;
+    let api = Api::new(&profile.server, &profile.operator_token)?;
+    let body = json!({ "phone": profile.phone, "public_key": key.public_key().to_hex() });
+    let opened = match api.post(
+        &format!("/v1/operators/{}/wallets", profile.operator),
+        &body,
+    ) {
+        Ok(opened) => opened,
+        Err(failure) => {
+            // The server refused: no wallet holds this key, so the key goes too.
+            if !retrying && failure.code != "SERVER_UNREACHABLE" {
+                let _ = std::fs::remove_file(&args.profile);
+            }
+            return Err(failure);
+        }
+    };
+    let wallet = text(&opened, "wallet")?.to_string();
+    profile.wallet = Some(wallet.clone());
+    save_private(&args.profile, &profile).map_err(|failure| {
+        Failure::new(
+            failure.code,
+            format!("{}; the wallet opened is {wallet}", failure.detail),
+        )
+    })?;
+    println!(
+        "opened wallet {wallet} at {} (class 4: phone number only)",
+        profile.operator
+    );
+    println!(
+        "profile saved to {} — it holds your signing key; keep it private",
+        args.profile.display()
+    );
+    let named = if args.profile == Path::new(PROFILE_DEFAULT) {
+        String::new()
+    } else {
+        format!(" --profile {}", args.profile.display())
+    };
+    println!("next: `ecny wallet{named} bank-account --cash 5000`, then `ecny wallet{named} top-up --amount 500`");
+    Ok(())
+}
+
+fn holder_key(path: &Path, profile: &WalletProfile) -> Result<KeyPair, Failure> {
+    KeyPair::from_secret_hex(&profile.secret_key).map_err(|error| {
+        Failure::new(
+            "PROFILE_DAMAGED",
+            format!("{}: secret_key: {error}", path.display()),
+        )
+    })
+}
+
+/// The one merchant request a PNG shows.
+fn read_qr_png(path: &Path) -> Result<String, Failure> {
+    let unreadable = |detail: String| Failure::new("QR_IMAGE_UNREADABLE", detail);
+    let size = std::fs::metadata(path)
+        .map_err(|error| unreadable(format!("{}: {error}", path.display())))?
+        .len();
+    if size > DECODE_PNG_BYTES_MAX as u64 {
+        return Err(unreadable(format!(
+            "{}: {size} bytes; at most {DECODE_PNG_BYTES_MAX}",
+            path.display()
+        )));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|error| unreadable(format!("{}: {error}", path.display())))?;
+    let mut texts = decode_png(&bytes)?;
+    if texts.len() > 1 {
+        return Err(Failure::new(
+            "QR_AMBIGUOUS",
+            format!(
+                "{} shows {} QR codes; crop it to the one to pay",
+                path.display(),
+                texts.len()
+            ),
+        ));
+    }
+    Ok(texts.remove(0))
+}
+
+fn limits_body(limits: SubWalletLimits) -> Value {
+    json!({ "per_payment": limits.per_payment.to_string(), "daily": limits.daily.to_string() })
+}
+
+impl Holder {
+    fn load(args: &WalletArgs) -> Result<Holder, Failure> {
+        let profile: WalletProfile = load_profile(&args.profile, "wallet", HOW_TO_OPEN)?;
+        let wallet = profile.wallet.as_deref().ok_or_else(|| {
+            Failure::new(
+                "WALLET_NOT_OPENED",
+                format!(
+                    "{} holds a key but no wallet yet: the operator did not answer; run `ecny wallet open` again",
+                    args.profile.display()
+                ),
+            )
+        })?;
+        let server = args.server.as_deref().unwrap_or(&profile.server);
+        let token = args.token.as_deref().unwrap_or(&profile.operator_token);
+        Ok(Holder {
+            api: Api::new(server, token)?,
+            wallet: profile_field(&args.profile, "wallet", wallet)?,
+            key: holder_key(&args.profile, &profile)?,
+        })
+    }
+
+    /// The holder's public key and signature over `command`, as request fields.
+    fn signed(&self, command: &Command, mut body: Value) -> Value {
+        body["public_key"] = json!(self.key.public_key().to_hex());
+        body["signature"] = json!(self.key.sign(&command.signing_bytes()).to_hex());
+        body
+    }
+
+    fn wallet_view(&self) -> Result<Value, Failure> {
+        self.api.get(&format!("/v1/wallets/{}", self.wallet))
+    }
+
+    fn balance_line(&self) -> Result<String, Failure> {
+        let view = self.wallet_view()?;
+        let balance: Amount = answer_field(&view, "balance")?;
+        Ok(format!(
+            "{} at {}: class {}, {}, balance {}",
+            self.wallet,
+            text(&view, "operator")?,
+            view["class"],
+            text(&view, "status")?,
+            balance.yuan_sign()
+        ))
+    }
+
+    fn balance(&self) -> Result<(), Failure> {
+        println!("{}", self.balance_line()?);
+        Ok(())
+    }
+
+    fn pay_request(
+        &self,
+        payload: &str,
+        typed: Option<Amount>,
+        read: RequestRead,
+    ) -> Result<(), Failure> {
+        // The payload is checked here first (format, CRC): a damaged code never leaves the phone.
+        let request = MerchantQr::parse(payload)?;
+        let key = fresh_key()?;
+        let command =
+            request_payment(self.wallet, &request, typed, read, key).map_err(|error| {
+                let hint = matches!(error, CommandError::AmountRequired)
+                    .then_some("; pass --amount")
+                    .unwrap_or_default();
+                Failure::new(error.code(), format!("{error}{hint}"))
+            })?;
+        let mut body = json!({
+            "payer": self.wallet.to_string(),
+            "request": payload,
+            "read": if read == RequestRead::Tapped { "tapped" } else { "scanned" },
+        });
+        if let Some(typed) = typed {
+            body["amount"] = json!(typed.to_string());
+        }
+        let paid =
+            self.api
+                .post_keyed("/v1/request-payments", key, &self.signed(&command, body))?;
+        let amount: Amount = answer_field(&paid, "amount")?;
+        let order = match &request.kind {
+            QrKind::Dynamic { order_id, .. } => format!(" for order {order_id}"),
+            QrKind::Static => String::new(),
+        };
+        println!(
+            "paid {} to {} ({}){order}",
+            amount.yuan_sign(),
+            text(&paid, "name")?,
+            text(&paid, "merchant")?
+        );
+        println!("transfer {}", text(&paid, "transfer")?);
+        Ok(())
+    }
+
+    fn pay_wallet(&self, payee: WalletId, amount: Amount) -> Result<(), Failure> {
+        let key = fresh_key()?;
+        let command = Command::Pay {
+            payer: self.wallet,
+            payee,
+            amount,
+            key,
+            auth: None,
+        };
+        let body = json!({
+            "payer": self.wallet.to_string(),
+            "payee": payee.to_string(),
+            "amount": amount.to_string(),
+        });
+        let paid = self
+            .api
+            .post_keyed("/v1/payments", key, &self.signed(&command, body))?;
+        println!("paid {} to {payee}", amount.yuan_sign());
+        println!("transfer {}", text(&paid, "transfer")?);
+        Ok(())
+    }
+
+    fn payment_code(&self) -> Result<(), Failure> {
+        let shown = self
+            .api
+            .get(&format!("/v1/wallets/{}/payment-code", self.wallet))?;
+        let digits = text(&shown, "code")?;
+        let valid_until = shown["valid_until_s"].as_u64().unwrap_or(0);
+        let grouped: Vec<String> = digits
+            .as_bytes()
+            .chunks(4)
+            .map(|group| String::from_utf8_lossy(group).into_owned())
+            .collect();
+        // The QR carries the same digits, so the scan gun reads either.
+        draw_qr(digits)?;
+        println!("payment code {}", grouped.join(" "));
+        println!(
+            "valid until {} China time; show it to the till's scan gun, once",
+            china_clock(valid_until)
+        );
+        Ok(())
+    }
+
+    fn sub_wallet(&self, command: SubWalletCommand) -> Result<(), Failure> {
+        match command {
+            SubWalletCommand::Open {
+                merchant,
+                per_payment,
+                daily,
+            } => {
+                let limits = SubWalletLimits { per_payment, daily };
+                let command = Command::OpenSubWallet {
+                    wallet: self.wallet,
+                    merchant,
+                    limits,
+                    auth: None,
+                };
+                let mut body = limits_body(limits);
+                body["merchant"] = json!(merchant.to_string());
+                let opened = self.api.post(
+                    &format!("/v1/wallets/{}/sub-wallets", self.wallet),
+                    &self.signed(&command, body),
+                )?;
+                println!(
+                    "pushed sub-wallet {} to {merchant}: up to {} a payment, {} a day",
+                    text(&opened, "sub_wallet")?,
+                    per_payment.yuan_sign(),
+                    daily.yuan_sign()
+                );
+                Ok(())
+            }
+            SubWalletCommand::Limits {
+                sub_wallet,
+                per_payment,
+                daily,
+            } => self.set_sub_wallet(sub_wallet, SubWalletLimits { per_payment, daily }, true),
+            SubWalletCommand::Close { sub_wallet } => {
+                // Closing signs the limits it has now: only `open` changes.
+                let current = self.sub_wallets()?;
+                let found = current
+                    .iter()
+                    .find(|sub| sub["sub_wallet"] == sub_wallet.to_string())
+                    .ok_or(CommandError::UnknownSubWallet(sub_wallet))?;
+                let limits = SubWalletLimits {
+                    per_payment: answer_field(found, "per_payment")?,
+                    daily: answer_field(found, "daily")?,
+                };
+                self.set_sub_wallet(sub_wallet, limits, false)
+            }
+        }
+    }
+
+    fn set_sub_wallet(
+        &self,
+        sub_wallet: SubWalletId,
+        limits: SubWalletLimits,
+        open: bool,
+    ) -> Result<(), Failure> {
+        let command = Command::SetSubWallet {
+            sub_wallet,
+            limits,
+            open,
+            auth: None,
+        };
+        let mut body = limits_body(limits);
+        body["open"] = json!(open);
+        let now = self.api.put(
+            &format!("/v1/sub-wallets/{sub_wallet}"),
+            &self.signed(&command, body),
+        )?;
+        println!("{}", sub_wallet_line(&now)?);
+        Ok(())
+    }
+
+    fn sub_wallets(&self) -> Result<Vec<Value>, Failure> {
+        let listed = self
+            .api
+            .get(&format!("/v1/wallets/{}/sub-wallets", self.wallet))?;
+        Ok(listed.as_array().cloned().unwrap_or_default())
+    }
+
+    fn list_sub_wallets(&self) -> Result<(), Failure> {
+        let listed = self.sub_wallets()?;
+        if listed.is_empty() {
+            println!("no sub-wallets; push one with `ecny wallet sub-wallet open --merchant M… --per-payment 200 --daily 500`");
+        }
+        for sub in &listed {
+            println!("{}", sub_wallet_line(sub)?);
+        }
+        Ok(())
+    }
+
+    fn top_up(&self, amount: Amount) -> Result<(), Failure> {
+        let key = fresh_key()?;
+        let command = Command::Exchange {
+            wallet: self.wallet,
+            amount,
+            key,
+            auth: None,
+        };
+        let body = json!({ "amount": amount.to_string() });
+        let exchanged = self.api.post_keyed(
+            &format!("/v1/wallets/{}/exchange", self.wallet),
+            key,
+            &self.signed(&command, body),
+        )?;
+        println!(
+            "exchanged {} of bank deposits into e-CNY (transfer {})",
+            amount.yuan_sign(),
+            text(&exchanged, "transfer")?
+        );
+        println!("{}", self.balance_line()?);
+        Ok(())
+    }
+
+    fn bank_account(&self, cash: Amount) -> Result<(), Failure> {
+        let opened = self.api.post(
+            &format!("/v1/wallets/{}/bank-account", self.wallet),
+            &json!({ "cash": cash.to_string() }),
+        )?;
+        println!(
+            "opened deposit account {} with {} in cash, bound to {}",
+            text(&opened, "account")?,
+            cash.yuan_sign(),
+            self.wallet
+        );
+        Ok(())
+    }
+
+    fn kyc(&self, statement: Value) -> Result<(), Failure> {
+        self.api
+            .post(&format!("/v1/wallets/{}/kyc", self.wallet), &statement)?;
+        println!("{}", self.balance_line()?);
+        Ok(())
+    }
+}
+
+fn sub_wallet_line(sub: &Value) -> Result<String, Failure> {
+    let amount = |name: &str| answer_field::<Amount>(sub, name).map(|a| a.yuan_sign().to_string());
+    Ok(format!(
+        "{} at {}: up to {} a payment, {} a day, {} charged today, {}",
+        text(sub, "sub_wallet")?,
+        text(sub, "merchant")?,
+        amount("per_payment")?,
+        amount("daily")?,
+        amount("charged_today")?,
+        if sub["open"] == true {
+            "open"
+        } else {
+            "closed"
+        }
+    ))
+}

@@ -1,0 +1,386 @@
+//! The operator's counter: what a branch clerk does for a wallet holder across the desk. Open a
+//! deposit account with the cash the holder brings and bind it to the wallet; record the holder's
+//! identity to raise the wallet's class; exchange bank deposits into e-CNY as the holder signed.
+//!
+//! Only the wallet's own operator serves its holders here, and every step is an existing domain
+//! command (`OpenDepositAccount`, `CashDeposit`, `BindBankAccount`, `UpgradeWallet`, `Exchange`)
+//! submitted through the caller's own desk.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::amount::Amount;
+use crate::certs::{PublicKey, Signature};
+use crate::command::{Command, HolderAuth, Outcome};
+use crate::error::CommandError;
+use crate::ids::{AccountId, EventId, IdempotencyKey, WalletId};
+use crate::state_machine::check_amount;
+use crate::wallet::WalletClass;
+
+use super::auth::Caller;
+use super::gateway::{operator_of, Gateway, GatewayError, WalletView};
+use super::problem::{JsonBody, Problem};
+use super::routes::{
+    blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId, WalletResponse,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/wallets/{id}/bank-account", post(open_bank_account))
+        .route("/v1/wallets/{id}/kyc", post(upgrade_wallet))
+        .route("/v1/wallets/{id}/exchange", post(exchange))
+}
+
+/// Paths these handlers serve, in the document's order.
+pub const OPENAPI_PATHS: [&str; 3] = [
+    "/v1/wallets/{id}/bank-account",
+    "/v1/wallets/{id}/kyc",
+    "/v1/wallets/{id}/exchange",
+];
+
+/// What the holder states at the counter to raise the wallet's class.
+pub struct KycStatement {
+    pub to: WalletClass,
+    pub name: Option<String>,
+    pub id_number: Option<String>,
+    pub in_person: bool,
+}
+
+impl Gateway {
+    /// Opens a deposit account at the wallet's operator, puts the holder's cash on it and binds
+    /// it to the wallet. A wallet keeps the account it has: a second one is refused, so repeating
+    /// the request never opens a second account.
+    pub fn open_bank_account(
+        &self,
+        caller: Caller,
+        wallet: WalletId,
+        cash: Amount,
+    ) -> Result<AccountId, GatewayError> {
+        let operator = operator_of(caller)?;
+        // Everything that would stop the binding is checked before an account is opened.
+        check_amount(cash)?;
+        let bound = self.node.query(move |state| {
+            let found = state.wallet(wallet)?;
+            if found.operator != operator {
+                return Err(CommandError::NotYourWallet {
+                    wallet,
+                    owner: found.operator,
+                    caller: operator,
+                });
+            }
+            found.ensure_active(wallet)?;
+            Ok(found.bank_account())
+        })??;
+        if let Some(account) = bound {
+            return Err(GatewayError::Conflict {
+                code: "BANK_ACCOUNT_ALREADY_BOUND",
+                detail: format!(
+                    "wallet {wallet} already has deposit account {account} bound; exchange from it"
+                ),
+            });
+        }
+        let account = match self.submit_one(operator, Command::OpenDepositAccount { operator })? {
+            Outcome::Account(account) => account,
+            other => unreachable!("open deposit account answered {other:?}"),
+        };
+        self.submit_one(
+            operator,
+            Command::CashDeposit {
+                account,
+                amount: cash,
+            },
+        )?;
+        self.submit_one(operator, Command::BindBankAccount { wallet, account })?;
+        Ok(account)
+    }
+
+    /// Raises the wallet's class with what the holder stated; the operator's rules say what each
+    /// class needs (real name and ID, a bound bank account, a visit in person).
+    pub fn upgrade_wallet(
+        &self,
+        caller: Caller,
+        wallet: WalletId,
+        statement: KycStatement,
+    ) -> Result<WalletView, GatewayError> {
+        let operator = operator_of(caller)?;
+        let command = Command::UpgradeWallet {
+            wallet,
+            to: statement.to,
+            name: statement.name,
+            id_number: statement.id_number,
+            in_person: statement.in_person,
+        };
+        self.submit_one(operator, command)?;
+        self.wallet(caller, wallet)
+    }
+
+    /// Bank deposits into e-CNY, as the holder signed; a retry with the same key answers the
+    /// first transfer.
+    pub fn exchange(
+        &self,
+        caller: Caller,
+        wallet: WalletId,
+        amount: Amount,
+        key: IdempotencyKey,
+        auth: HolderAuth,
+    ) -> Result<EventId, GatewayError> {
+        let operator = operator_of(caller)?;
+        let command = Command::Exchange {
+            wallet,
+            amount,
+            key,
+            auth: Some(auth),
+        };
+        match self.submit_one(operator, command)? {
+            Outcome::Transfer(id) => Ok(id),
+            other => unreachable!("exchange answered {other:?}"),
+        }
+    }
+}
+
+fn unprocessable(code: &'static str, detail: String) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+}
+
+fn amount_field(name: &str, text: &str) -> Result<Amount, Problem> {
+    text.parse::<Amount>()
+        .map_err(|error| unprocessable("MALFORMED_AMOUNT", format!("{name}: {error}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankAccountRequest {
+    /// Yuan the holder pays in at the counter, e.g. "5000.00".
+    pub cash: String,
+}
+
+#[derive(Serialize)]
+pub struct BankAccountResponse {
+    pub wallet: String,
+    pub account: String,
+    pub cash: String,
+}
+
+async fn open_bank_account(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(wallet): PathId<WalletId>,
+    JsonBody(body): JsonBody<BankAccountRequest>,
+) -> Result<(StatusCode, Json<BankAccountResponse>), Problem> {
+    let cash = amount_field("cash", &body.cash)?;
+    let account = blocking(&app, move |gateway| {
+        gateway.open_bank_account(caller, wallet, cash)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BankAccountResponse {
+            wallet: wallet.to_string(),
+            account: account.to_string(),
+            cash: cash.to_string(),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KycRequest {
+    /// The class to reach: 3, 2 or 1.
+    pub class: u8,
+    /// The holder's real name; may be left out when the operator already has it.
+    pub name: Option<String>,
+    /// The 18-character resident ID number; may be left out when the operator already has it.
+    pub id_number: Option<String>,
+    /// Verified in person at a branch (class 1 needs it).
+    pub in_person: Option<bool>,
+}
+
+async fn upgrade_wallet(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(wallet): PathId<WalletId>,
+    JsonBody(body): JsonBody<KycRequest>,
+) -> Result<Json<WalletResponse>, Problem> {
+    let to = WalletClass::from_u8(body.class).ok_or_else(|| {
+        unprocessable(
+            "MALFORMED_CLASS",
+            format!("class {} is not a wallet class (1 to 4)", body.class),
+        )
+    })?;
+    let statement = KycStatement {
+        to,
+        name: body.name,
+        id_number: body.id_number,
+        in_person: body.in_person.unwrap_or(false),
+    };
+    let view = blocking(&app, move |gateway| {
+        gateway.upgrade_wallet(caller, wallet, statement)
+    })
+    .await?;
+    Ok(Json(view.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    /// Yuan of bank deposits to turn into e-CNY, e.g. "500.00".
+    pub amount: String,
+    /// The holder's SM2 public key (66 hex digits).
+    pub public_key: String,
+    /// SM2 signature (128 hex digits) over the Exchange command's signing bytes.
+    pub signature: String,
+}
+
+#[derive(Serialize)]
+pub struct ExchangeResponse {
+    pub transfer: String,
+    pub wallet: String,
+    pub amount: String,
+}
+
+async fn exchange(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(wallet): PathId<WalletId>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<ExchangeRequest>,
+) -> Result<(StatusCode, Json<ExchangeResponse>), Problem> {
+    let amount = amount_field("amount", &body.amount)?;
+    let auth = HolderAuth {
+        public_key: PublicKey::from_hex(&body.public_key).map_err(|error| {
+            unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
+        })?,
+        signature: Signature::from_hex(&body.signature)
+            .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
+    };
+    let transfer = blocking(&app, move |gateway| {
+        gateway.exchange(caller, wallet, amount, key, auth)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ExchangeResponse {
+            transfer: transfer.to_string(),
+            wallet: wallet.to_string(),
+            amount: amount.to_string(),
+        }),
+    ))
+}
+
+// ----- the OpenAPI description of these endpoints -----
+
+pub mod openapi {
+    use serde_json::{json, Map, Value};
+
+    use crate::server::merchants::openapi::{
+        body, idempotency, ok, path_param, responses, schema_ref, string,
+    };
+
+    pub fn schemas() -> Map<String, Value> {
+        let object = |required: &[&str], properties: Value| json!({ "type": "object", "additionalProperties": false, "required": required, "properties": properties });
+        let mut all = Map::new();
+        let mut put = |name: &str, schema: Value| {
+            all.insert(name.to_string(), schema);
+        };
+        put(
+            "BankAccountRequest",
+            object(
+                &["cash"],
+                json!({ "cash": { "type": "string", "example": "5000.00", "description": "yuan paid in at the counter" } }),
+            ),
+        );
+        put(
+            "BankAccount",
+            json!({ "type": "object", "properties": {
+                "wallet": string(), "account": { "type": "string", "example": "A0000000007" }, "cash": string()
+            } }),
+        );
+        put(
+            "KycRequest",
+            object(
+                &["class"],
+                json!({
+                    "class": { "type": "integer", "minimum": 1, "maximum": 3, "example": 2 },
+                    "name": { "type": "string", "example": "Wang Wu" },
+                    "id_number": { "type": "string", "example": "110101199003074512", "description": "18-character resident ID" },
+                    "in_person": { "type": "boolean", "description": "verified at a branch; class 1 needs it" }
+                }),
+            ),
+        );
+        put(
+            "ExchangeRequest",
+            object(
+                &["amount", "public_key", "signature"],
+                json!({
+                    "amount": { "type": "string", "example": "500.00" },
+                    "public_key": { "type": "string", "description": "the holder's SM2 public key (66 hex digits)" },
+                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" }
+                }),
+            ),
+        );
+        put(
+            "Exchange",
+            json!({ "type": "object", "properties": {
+                "transfer": string(), "wallet": string(), "amount": string()
+            } }),
+        );
+        all
+    }
+
+    pub fn paths() -> Map<String, Value> {
+        let bearer = json!([{ "bearer": [] }]);
+        let wallet = path_param("id", "W0000000001");
+        let mut all = Map::new();
+        let mut put = |path: &str, item: Value| {
+            all.insert(path.to_string(), item);
+        };
+        put(
+            "/v1/wallets/{id}/bank-account",
+            json!({ "post": {
+                "summary": "At the counter: open a deposit account with the holder's cash and bind it to the wallet (the wallet's operator)",
+                "security": bearer, "parameters": [wallet],
+                "requestBody": body("BankAccountRequest"),
+                "responses": responses(ok("201", "opened, funded and bound", schema_ref("BankAccount")), true,
+                    &[("409", "BANK_ACCOUNT_ALREADY_BOUND")]),
+            } }),
+        );
+        put(
+            "/v1/wallets/{id}/kyc",
+            json!({ "post": {
+                "summary": "At the counter: raise the wallet's class with the holder's name, ID number and a visit in person (the wallet's operator)",
+                "security": bearer, "parameters": [wallet],
+                "requestBody": body("KycRequest"),
+                "responses": responses(ok("200", "the wallet now", schema_ref("Wallet")), true, &[]),
+            } }),
+        );
+        put(
+            "/v1/wallets/{id}/exchange",
+            json!({ "post": {
+                "summary": "Exchange bound bank deposits into e-CNY, as the holder signed (the wallet's operator)",
+                "security": bearer, "parameters": [wallet, idempotency()],
+                "requestBody": body("ExchangeRequest"),
+                "responses": responses(ok("201", "durable transfer (a replay answers the first one)", schema_ref("Exchange")), true,
+                    &[("409", "IDEMPOTENCY_KEY_REUSED")]),
+            } }),
+        );
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_paths_are_the_served_ones() {
+        let mut documented: Vec<String> = super::openapi::paths().keys().cloned().collect();
+        let mut listed: Vec<String> = super::OPENAPI_PATHS.iter().map(|p| p.to_string()).collect();
+        documented.sort();
+        listed.sort();
+        assert_eq!(documented, listed);
+        for path in super::OPENAPI_PATHS {
+            assert!(crate::server::openapi::PATHS.contains(&path), "{path}");
+        }
+    }
+}
