@@ -1,13 +1,15 @@
 //! The invariants of DESIGN.md, checked over a whole state: double entry in every ledger, e-CNY in
 //! circulation equal to issued minus redeemed, every operator's e-CNY fully backed by reserves it
-//! gave up, no negative balance where the design forbids one, and balances equal to what the event
-//! stream says happened.
+//! gave up, no negative balance where the design forbids one, balances equal to what the event
+//! stream says happened, and every contract's escrow and red-packet campaign's pool and packets
+//! holding exactly what their books say.
 
 use std::fmt;
 
 use crate::amount::Amount;
 use crate::ids::OperatorId;
 use crate::ledger::{AccountKind, Event, LedgerKind, TransferKind};
+use crate::programs::red_packets::CampaignStatus;
 use crate::state_machine::StateMachine;
 use crate::wallet::WalletStatus;
 
@@ -32,6 +34,8 @@ pub struct AuditReport {
     pub issued: Amount,
     pub redeemed: Amount,
     pub circulation: Amount,
+    /// The part of circulation in red-packet pools and packets.
+    pub red_packets: Amount,
     pub reserves_total: Amount,
     pub deposits_total: Amount,
     pub operators: Vec<OperatorSupply>,
@@ -61,14 +65,20 @@ pub fn audit(state: &StateMachine) -> AuditReport {
     check_wallets(state, &mut violations);
     check_offline_float(state, &mut violations);
     check_contracts(state, &mut violations);
+    check_campaigns(state, &mut violations);
 
     let (mut circulation, mut reserves_total, mut deposits_total) = (0i64, 0i64, 0i64);
+    let mut red_packets = 0i64;
     for account in ledger.accounts() {
         match account.kind {
             AccountKind::OperatorVault
             | AccountKind::Wallet
             | AccountKind::OfflineFloat
             | AccountKind::Escrow => circulation += account.balance.fen(),
+            AccountKind::RedPacketPool | AccountKind::RedPacket => {
+                circulation += account.balance.fen();
+                red_packets += account.balance.fen();
+            }
             AccountKind::OperatorReserve | AccountKind::IssuanceBacking => {
                 reserves_total += account.balance.fen()
             }
@@ -114,6 +124,7 @@ pub fn audit(state: &StateMachine) -> AuditReport {
         issued: Amount::from_fen(issued),
         redeemed: Amount::from_fen(redeemed),
         circulation: Amount::from_fen(circulation),
+        red_packets: Amount::from_fen(red_packets),
         reserves_total: Amount::from_fen(reserves_total),
         deposits_total: Amount::from_fen(deposits_total),
         operators,
@@ -198,6 +209,62 @@ fn check_contracts(state: &StateMachine, violations: &mut Vec<String>) {
                     "contract {} should hold {holding} but its two-phase transfer holds {pending}",
                     contract.id
                 ));
+            }
+        }
+    }
+}
+
+/// Each campaign's pool holds exactly budget − distributed + reclaimed − returned, each packet
+/// account exactly its value less what it spent and what expiry reclaimed, and an ended campaign
+/// holds nothing.
+fn check_campaigns(state: &StateMachine, violations: &mut Vec<String>) {
+    let ledger = state.ledger();
+    let held = |account, kind| match ledger.account(account) {
+        Ok(found) if found.kind == kind => Some(found.balance),
+        _ => None,
+    };
+    for book in state.red_packets().campaigns() {
+        let id = book.id();
+        if let Some(pool) = book.pool {
+            let expected = book.pool_expected();
+            match held(pool, AccountKind::RedPacketPool) {
+                Some(balance) if balance == expected => {}
+                Some(balance) => violations.push(format!(
+                    "campaign {id}'s pool holds {balance}; budget {} − distributed {} + reclaimed {} − returned {} is {expected}",
+                    book.terms().budget, book.distributed, book.reclaimed, book.returned
+                )),
+                None => violations.push(format!("campaign {id}'s pool {pool} is not a pool account")),
+            }
+        }
+        let value = book.terms().packet_value;
+        let distributed = Amount::from_fen(value.fen() * book.packets().len() as i64);
+        if book.distributed != distributed {
+            violations.push(format!(
+                "campaign {id} distributed {} but its {} packets of {value} make {distributed}",
+                book.distributed,
+                book.packets().len()
+            ));
+        }
+        for (index, packet) in book.packets().iter().enumerate() {
+            let expected = book.packet_balance(packet);
+            let ended = book.status == CampaignStatus::Expired;
+            match held(packet.account, AccountKind::RedPacket) {
+                Some(balance) if balance == expected && !(ended && balance.is_positive()) => {}
+                Some(balance) => violations.push(format!(
+                    "campaign {id} packet {} of {} holds {balance}; its book says {expected}{}",
+                    index + 1,
+                    packet.wallet,
+                    if ended {
+                        " and the campaign has ended"
+                    } else {
+                        ""
+                    }
+                )),
+                None => violations.push(format!(
+                    "campaign {id} packet {} points at {}, not a packet account",
+                    index + 1,
+                    packet.account
+                )),
             }
         }
     }
@@ -317,6 +384,14 @@ impl fmt::Display for AuditReport {
             self.issued.yuan_sign(),
             self.redeemed.yuan_sign()
         )?;
+        if self.red_packets.is_positive() {
+            writeln!(
+                f,
+                "  {:<26} {:>20}",
+                "  of which in red packets",
+                self.red_packets.yuan_sign().to_string()
+            )?;
+        }
         writeln!(f, "Money supply by operator")?;
         writeln!(
             f,

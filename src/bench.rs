@@ -2,6 +2,7 @@
 //! Also the shared set-up (a populated platform) that the crash test's load generator uses.
 
 pub mod api;
+pub mod campaign;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -10,14 +10,16 @@ use crate::channels::emvco::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{
-    AccountId, ContractId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId,
-    WalletId,
+    AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
+    MerchantId, OperatorId, SubWalletId, WalletId,
 };
 use crate::offline::messages::{SignedUnload, Wire};
 use crate::offline::settlement::{
     decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
 };
+use crate::programs::campaign::CampaignTerms;
 use crate::programs::contracts::Template;
+use crate::programs::lottery::Seed;
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
@@ -246,6 +248,34 @@ pub enum Command {
         by_payee: bool,
         auth: Option<HolderAuth>,
     },
+    /// The sponsor's operator publishes a red-packet campaign, with the sponsor's commitment to
+    /// its lottery seed, for the sponsor's wallet. `terms.id` is the next campaign id; sending the
+    /// same terms again answers the same campaign.
+    CreateCampaign {
+        terms: CampaignTerms,
+    },
+    /// The whole budget from the sponsor's wallet into the campaign's pool.
+    FundCampaign {
+        campaign: CampaignId,
+    },
+    /// A wallet registers for a campaign's lottery, inside its registration window; its
+    /// operator submits it.
+    RegisterForCampaign {
+        campaign: CampaignId,
+        wallet: WalletId,
+        offline_trial: bool,
+    },
+    /// After registration closes, the sponsor reveals its seed; the registration center checks
+    /// it against the commitment, runs the draw over the registrations and hands out the packets.
+    DrawCampaign {
+        campaign: CampaignId,
+        seed: Seed,
+    },
+    /// A wallet's operator links the wallet to its holder, for a stated legal reason; logged.
+    Deanonymize {
+        wallet: WalletId,
+        reason: String,
+    },
 }
 
 /// What a command did.
@@ -262,6 +292,14 @@ pub enum Outcome {
     Terminal(u16),
     SubWallet(SubWalletId),
     Contract(ContractId),
+    Campaign(CampaignId),
+    /// A campaign's draw: how many packets went to winners.
+    Drawn {
+        campaign: CampaignId,
+        winners: u32,
+    },
+    /// A logged de-anonymization; the operator reads the identity with this id.
+    IdentityLookup(IdentityLookupId),
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -544,6 +582,11 @@ mod tag {
     pub const OPEN_CONTRACT: u8 = 31;
     pub const CONFIRM_CONTRACT: u8 = 32;
     pub const CANCEL_CONTRACT: u8 = 33;
+    pub const CREATE_CAMPAIGN: u8 = 34;
+    pub const FUND_CAMPAIGN: u8 = 35;
+    pub const REGISTER_FOR_CAMPAIGN: u8 = 36;
+    pub const DRAW_CAMPAIGN: u8 = 37;
+    pub const DEANONYMIZE: u8 = 38;
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -870,6 +913,26 @@ impl Command {
                 encode_auth(auth, out);
                 out
             }
+            CreateCampaign { terms } => {
+                out.u8(tag::CREATE_CAMPAIGN);
+                terms.encode(out);
+                out
+            }
+            FundCampaign { campaign } => out.u8(tag::FUND_CAMPAIGN).u32(campaign.0),
+            RegisterForCampaign {
+                campaign,
+                wallet,
+                offline_trial,
+            } => out
+                .u8(tag::REGISTER_FOR_CAMPAIGN)
+                .u32(campaign.0)
+                .u32(wallet.0)
+                .u8(u8::from(*offline_trial)),
+            DrawCampaign { campaign, seed } => out
+                .u8(tag::DRAW_CAMPAIGN)
+                .u32(campaign.0)
+                .raw(seed.as_bytes()),
+            Deanonymize { wallet, reason } => out.u8(tag::DEANONYMIZE).u32(wallet.0).str(reason),
         };
     }
 
@@ -1091,6 +1154,25 @@ impl Command {
                 by_payee: input.bool("by payee")?,
                 auth: decode_auth(input)?,
             },
+            tag::CREATE_CAMPAIGN => CreateCampaign {
+                terms: CampaignTerms::decode(input)?,
+            },
+            tag::FUND_CAMPAIGN => FundCampaign {
+                campaign: CampaignId(input.u32("campaign")?),
+            },
+            tag::REGISTER_FOR_CAMPAIGN => RegisterForCampaign {
+                campaign: CampaignId(input.u32("campaign")?),
+                wallet: WalletId(input.u32("wallet")?),
+                offline_trial: input.bool("offline trial")?,
+            },
+            tag::DRAW_CAMPAIGN => DrawCampaign {
+                campaign: CampaignId(input.u32("campaign")?),
+                seed: Seed::from_bytes(input.array("seed")?),
+            },
+            tag::DEANONYMIZE => Deanonymize {
+                wallet: WalletId(input.u32("wallet")?),
+                reason: input.string("reason")?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1238,6 +1320,36 @@ mod tests {
                 auth: None,
             }
             .sign(&key),
+            Command::CreateCampaign {
+                terms: CampaignTerms::suzhou_pilot(
+                    100_000,
+                    Seed::from_bytes([7; 32]).commitment(),
+                    crate::programs::Window {
+                        opens_at_ms: 1,
+                        closes_at_ms: 2,
+                    },
+                    crate::programs::Window {
+                        opens_at_ms: 3,
+                        closes_at_ms: 4,
+                    },
+                ),
+            },
+            Command::FundCampaign {
+                campaign: CampaignId(1),
+            },
+            Command::RegisterForCampaign {
+                campaign: CampaignId(1),
+                wallet: WalletId(5),
+                offline_trial: true,
+            },
+            Command::DrawCampaign {
+                campaign: CampaignId(1),
+                seed: Seed::from_bytes([7; 32]),
+            },
+            Command::Deanonymize {
+                wallet: WalletId(5),
+                reason: "court order (2026) Su 05 Xing Zhong 117".into(),
+            },
         ]
     }
 

@@ -5,8 +5,11 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::ids::{
-    AccountId, ContractId, DeviceId, EventId, MerchantId, OperatorId, SubWalletId, WalletId,
+    AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
+    SubWalletId, WalletId,
 };
+use crate::programs::red_packets::PacketUnusable;
+use crate::programs::{CampaignError, LotteryError};
 use crate::wallet::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -259,6 +262,57 @@ pub enum CommandError {
         stated: OperatorId,
         actual: OperatorId,
     },
+    /// A campaign's terms refused; the code is the campaign's own (`CAMPAIGN_BUDGET_MISMATCH`, …).
+    #[error("{0}")]
+    Campaign(CampaignError),
+    /// A registration or draw refused by the lottery; the code is the lottery's own
+    /// (`REGISTRATION_NOT_OPEN`, `SEED_COMMITMENT_MISMATCH`, …).
+    #[error("{0}")]
+    Lottery(LotteryError),
+    #[error("unknown red-packet campaign {0}")]
+    UnknownCampaign(CampaignId),
+    #[error("campaign {0} already exists with other terms")]
+    CampaignExists(CampaignId),
+    #[error("campaign ids are assigned in order: the next is {next}, not {got}")]
+    CampaignIdNotNext { got: CampaignId, next: CampaignId },
+    #[error("registration for campaign {campaign} closed at {closes_at_ms} ms: a campaign and its seed commitment are published before registration closes")]
+    CampaignTooLate {
+        campaign: CampaignId,
+        closes_at_ms: u64,
+    },
+    #[error("campaign {campaign} is already funded, by transfer {transfer}")]
+    CampaignAlreadyFunded {
+        campaign: CampaignId,
+        transfer: EventId,
+    },
+    #[error("campaign {0} is not funded; its sponsor funds the whole budget before the draw")]
+    CampaignNotFunded(CampaignId),
+    #[error("campaign {0} has already been drawn")]
+    CampaignAlreadyDrawn(CampaignId),
+    #[error("campaign {campaign} ended at {closed_at_ms} ms (the end of its packets' validity)")]
+    CampaignEnded {
+        campaign: CampaignId,
+        closed_at_ms: u64,
+    },
+    #[error("wallet {wallet} sponsors campaign {campaign}, which has not ended; its pool comes back to this wallet when it does")]
+    WalletSponsorsCampaign {
+        wallet: WalletId,
+        campaign: CampaignId,
+    },
+    #[error("insufficient funds: available {available}, needed {needed}; red packet {campaign} #{packet}: {reason}")]
+    RedPacketNotUsable {
+        available: Amount,
+        needed: Amount,
+        campaign: CampaignId,
+        packet: u32,
+        reason: PacketUnusable,
+    },
+    #[error("only a wallet's operator holds its holder's identity; wallet {wallet} is at {owner}")]
+    IdentityAtOperatorOnly { wallet: WalletId, owner: OperatorId },
+    #[error("a de-anonymization states its legal reason: 1 to {max} bytes of printable text")]
+    DeanonymizationReasonInvalid { max: usize },
+    #[error("unknown de-anonymization {0}")]
+    UnknownIdentityLookup(IdentityLookupId),
 }
 
 impl CommandError {
@@ -340,6 +394,21 @@ impl CommandError {
             ContractTemplateMismatch(_) => "CONTRACT_TEMPLATE_MISMATCH",
             NotAContractParty { .. } => "NOT_A_CONTRACT_PARTY",
             RequestMerchantMismatch { .. } => "REQUEST_MERCHANT_MISMATCH",
+            Campaign(error) => error.code(),
+            Lottery(error) => error.code(),
+            UnknownCampaign(_) => "UNKNOWN_CAMPAIGN",
+            CampaignExists(_) => "CAMPAIGN_EXISTS",
+            CampaignIdNotNext { .. } => "CAMPAIGN_ID_NOT_NEXT",
+            CampaignTooLate { .. } => "CAMPAIGN_TOO_LATE",
+            CampaignAlreadyFunded { .. } => "CAMPAIGN_ALREADY_FUNDED",
+            CampaignNotFunded(_) => "CAMPAIGN_NOT_FUNDED",
+            CampaignAlreadyDrawn(_) => "CAMPAIGN_ALREADY_DRAWN",
+            CampaignEnded { .. } => "CAMPAIGN_ENDED",
+            WalletSponsorsCampaign { .. } => "WALLET_SPONSORS_CAMPAIGN",
+            RedPacketNotUsable { reason, .. } => reason.code(),
+            IdentityAtOperatorOnly { .. } => "IDENTITY_AT_OPERATOR_ONLY",
+            DeanonymizationReasonInvalid { .. } => "DEANONYMIZATION_REASON_INVALID",
+            UnknownIdentityLookup(_) => "UNKNOWN_IDENTITY_LOOKUP",
         }
     }
 }

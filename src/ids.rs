@@ -86,6 +86,10 @@ dense_id!(
     /// A red-packet campaign (a sponsor's lottery of restricted e-CNY packets).
     CampaignId(u32), "RP", 6, "campaign"
 );
+dense_id!(
+    /// One logged de-anonymization: an operator linking one of its wallets to its holder.
+    IdentityLookupId(u32), "DL", 8, "de-anonymization"
+);
 
 /// A client-chosen key that makes a money-moving command safe to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

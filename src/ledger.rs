@@ -61,6 +61,12 @@ pub enum AccountKind {
     /// e-CNY: what a smart contract holds for its payee until delivery, or for its payer until a
     /// refund.
     Escrow = 10,
+    /// e-CNY: a red-packet campaign's pool: its budget until the draw hands it out, and what
+    /// comes back at expiry until it returns to the sponsor.
+    RedPacketPool = 11,
+    /// e-CNY: one winner's red packet, spendable only at the campaign's eligible merchants before
+    /// it expires; apart from the wallet's own balance, so it never fills the balance cap.
+    RedPacket = 12,
 }
 
 impl AccountKind {
@@ -69,7 +75,8 @@ impl AccountKind {
         match self {
             ReserveFunding | OperatorReserve | IssuanceBacking => LedgerKind::Reserves,
             BankFunding | CustomerDeposit => LedgerKind::Deposits,
-            Issuance | OperatorVault | Wallet | OfflineFloat | Escrow => LedgerKind::Ecny,
+            Issuance | OperatorVault | Wallet | OfflineFloat | Escrow | RedPacketPool
+            | RedPacket => LedgerKind::Ecny,
         }
     }
 
@@ -99,6 +106,8 @@ impl AccountKind {
             Wallet,
             OfflineFloat,
             Escrow,
+            RedPacketPool,
+            RedPacket,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)
@@ -159,6 +168,19 @@ pub enum TransferKind {
     ContractRefund = 20,
     /// A scheduled or recurring payment a contract made on its due date.
     ScheduledPayment = 21,
+    /// A sponsor funds a red-packet campaign's pool with its whole budget.
+    CampaignFunding = 22,
+    /// The draw moves one packet's value from the pool to a winner's packet.
+    RedPacketGrant = 23,
+    /// A packet pays (part of) a payment to an eligible merchant.
+    RedPacketSpend = 24,
+    /// A merchant refunds a packet's part of a payment: into the packet, or to the sponsor once
+    /// the campaign has ended.
+    RedPacketRefund = 25,
+    /// What a packet still holds at the end of validity, back into the pool.
+    RedPacketExpiry = 26,
+    /// The pool, once the campaign has ended, back to the sponsor.
+    CampaignReturn = 27,
 }
 
 impl TransferKind {
@@ -186,6 +208,12 @@ impl TransferKind {
             ContractRelease,
             ContractRefund,
             ScheduledPayment,
+            CampaignFunding,
+            RedPacketGrant,
+            RedPacketSpend,
+            RedPacketRefund,
+            RedPacketExpiry,
+            CampaignReturn,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == value)

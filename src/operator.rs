@@ -10,8 +10,12 @@ use foldhash::fast::RandomState;
 use crate::certs::{verify_all_parallel, KeyPair, PublicKey, SignedItem};
 use crate::command::{Command, Origin, Submission};
 use crate::error::CommandError;
-use crate::ids::{AccountId, OperatorId, WalletId};
+use crate::ids::{AccountId, IdentityLookupId, OperatorId, WalletId};
 use crate::wallet::{ClassLimits, WalletClass};
+
+/// Longest legal reason a de-anonymization may state, in bytes: a court order's or case file's
+/// reference and the statute, well inside one log field.
+pub const DEANONYMIZATION_REASON_BYTES_MAX: usize = 200;
 
 /// What the operator knows of a holder beyond the phone number (classes 3 to 1).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -19,6 +23,39 @@ pub struct Identity {
     pub name: Option<String>,
     pub id_number: Option<String>,
     pub verified_in_person: bool,
+}
+
+/// One de-anonymization as the state machine logs it: which operator looked, at which wallet,
+/// why and when — never what it found. The central bank and the analysis center read this log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityLookup {
+    pub id: IdentityLookupId,
+    pub operator: OperatorId,
+    pub wallet: WalletId,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// What a logged de-anonymization discloses to the wallet's operator, from its own directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisclosedIdentity {
+    pub lookup: IdentityLookupId,
+    pub wallet: WalletId,
+    pub phone: Option<u64>,
+    pub identity: Identity,
+}
+
+/// A legal reason is stated (not blank), fits the log, and is printable text.
+pub fn check_deanonymization_reason(reason: &str) -> Result<(), CommandError> {
+    if reason.trim().is_empty()
+        || reason.len() > DEANONYMIZATION_REASON_BYTES_MAX
+        || reason.chars().any(char::is_control)
+    {
+        return Err(CommandError::DeanonymizationReasonInvalid {
+            max: DEANONYMIZATION_REASON_BYTES_MAX,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +152,15 @@ impl Operator {
 
     pub fn identity(&self, wallet: WalletId) -> Option<&Identity> {
         self.identities.get(&wallet)
+    }
+
+    /// The phone number a wallet was opened with. A scan of the directory: only a logged
+    /// de-anonymization asks, and a reverse index would cost every wallet memory.
+    pub fn phone_of(&self, wallet: WalletId) -> Option<u64> {
+        self.phones
+            .iter()
+            .find(|(_, owner)| **owner == wallet)
+            .map(|(phone, _)| *phone)
     }
 
     /// Checks the KYC data for an upgrade and records it; `has_bank_account` says whether the

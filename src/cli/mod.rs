@@ -1,6 +1,7 @@
 //! Command-line interface of `ecny`.
 
 mod analytics;
+mod campaign;
 mod client;
 mod http;
 mod load;
@@ -95,6 +96,9 @@ enum Command {
     /// Red-packet lottery: commit to a seed, draw winners reproducibly, verify a published draw.
     #[command(subcommand)]
     Lottery(lottery::LotteryCommand),
+    /// Red-packet campaigns in the ledger: a narrated campaign, redemption reports.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
     /// Measure throughput and footprint (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -228,6 +232,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Red-packet campaigns in the registration center: distribution (the draw re-run and the
+    /// packets handed out), payments from packets, expiry; one sample per campaign.
+    Campaign {
+        /// Registrants, each registered for every campaign.
+        #[arg(long, default_value_t = 1_000_000)]
+        registrants: usize,
+        /// Packets of 200 yuan per campaign.
+        #[arg(long, default_value_t = 100_000)]
+        packets: u32,
+        /// Campaigns, one sample each.
+        #[arg(long, default_value_t = 5)]
+        campaigns: u32,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -291,7 +308,13 @@ pub fn main() -> ExitCode {
             packets,
             runs,
         }) => lottery::run_bench(registrants, packets, runs),
+        Command::Bench(BenchCommand::Campaign {
+            registrants,
+            packets,
+            campaigns,
+        }) => campaign::run_bench(registrants, packets, campaigns),
         Command::Lottery(command) => lottery::run(command),
+        Command::Campaign(command) => campaign::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
         Command::Simulate {
             wallets,

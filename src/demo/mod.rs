@@ -9,6 +9,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+pub mod campaign;
 mod merchants;
 pub mod offline;
 

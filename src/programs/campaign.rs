@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::channels::Mcc;
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{CampaignId, MerchantId, WalletId};
 use crate::programs::lottery::SeedCommitment;
 
@@ -183,6 +184,27 @@ pub struct Eligibility {
     pub merchants: Vec<MerchantId>,
 }
 
+/// Why a packet may not pay a merchant that is not on the campaign's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ineligible {
+    /// The merchant's category is not one of the campaign's.
+    Category(Mcc),
+    /// The merchant is not located in an eligible region (the raw code: it may not be a valid
+    /// GB/T 2260 code at all).
+    Region(u32),
+}
+
+impl fmt::Display for Ineligible {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ineligible::Category(mcc) => write!(f, "merchant category {mcc} not eligible"),
+            Ineligible::Region(code) => {
+                write!(f, "merchant region {code:06} outside the eligible regions")
+            }
+        }
+    }
+}
+
 /// What a payment path knows about a merchant when it asks whether a packet may pay it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MerchantProfile {
@@ -316,24 +338,43 @@ impl Campaign {
 
     /// Whether a packet of this campaign may pay `merchant`.
     pub fn is_eligible(&self, merchant: &MerchantProfile) -> bool {
+        self.check_merchant(merchant.id, merchant.category, merchant.region.code())
+            .is_ok()
+    }
+
+    /// Whether a packet of this campaign may pay the merchant, and if not, why: the list first,
+    /// then the category, then the region. `region` is the merchant's code as onboarded; one that
+    /// is not a valid region code lies in no eligible region.
+    pub fn check_merchant(
+        &self,
+        id: MerchantId,
+        category: Mcc,
+        region: u32,
+    ) -> Result<(), Ineligible> {
         let eligibility = &self.terms.eligibility;
-        if eligibility.merchants.binary_search(&merchant.id).is_ok() {
-            return true;
+        if eligibility.merchants.binary_search(&id).is_ok() {
+            return Ok(());
         }
-        let category_ok = eligibility.categories.is_empty()
-            || eligibility
-                .categories
-                .binary_search(&merchant.category)
-                .is_ok();
-        let region_ok = if eligibility.regions.is_empty() {
-            self.terms.region.contains(merchant.region)
+        if !eligibility.categories.is_empty()
+            && eligibility.categories.binary_search(&category).is_err()
+        {
+            return Err(Ineligible::Category(category));
+        }
+        let located = RegionCode::new(region).is_some_and(|region| {
+            if eligibility.regions.is_empty() {
+                self.terms.region.contains(region)
+            } else {
+                eligibility
+                    .regions
+                    .iter()
+                    .any(|eligible| eligible.contains(region))
+            }
+        });
+        if located {
+            Ok(())
         } else {
-            eligibility
-                .regions
-                .iter()
-                .any(|region| region.contains(merchant.region))
-        };
-        category_ok && region_ok
+            Err(Ineligible::Region(region))
+        }
     }
 
     /// Parses a published campaign file (JSON, format `ecny/red-packet-campaign/v1`) and checks it.
@@ -402,6 +443,107 @@ fn check_windows(terms: &CampaignTerms) -> Result<(), CampaignError> {
         });
     }
     Ok(())
+}
+
+impl CampaignTerms {
+    /// The terms in the command log's byte encoding. Unchecked: `Campaign::new` checks them when
+    /// the state machine applies the command.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        out.u32(self.id.0)
+            .str(&self.name)
+            .str(&self.sponsor.name)
+            .u32(self.sponsor.wallet.0)
+            .i64(self.budget.fen())
+            .u32(self.packet_count)
+            .i64(self.packet_value.fen())
+            .u32(self.region.code());
+        let eligibility = &self.eligibility;
+        out.u32(eligibility.categories.len() as u32);
+        for category in &eligibility.categories {
+            out.u16(category.code());
+        }
+        out.u32(eligibility.regions.len() as u32);
+        for region in &eligibility.regions {
+            out.u32(region.code());
+        }
+        out.u32(eligibility.merchants.len() as u32);
+        for merchant in &eligibility.merchants {
+            out.u32(merchant.0);
+        }
+        for window in [self.registration, self.validity] {
+            out.u64(window.opens_at_ms).u64(window.closes_at_ms);
+        }
+        out.u8(u8::from(self.offline_trial))
+            .raw(&self.seed_commitment.0);
+    }
+
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<CampaignTerms, DecodeError> {
+        let bad = |what, input: &Reader<'_>| DecodeError {
+            what,
+            offset: input.offset(),
+        };
+        // A count is checked before anything is allocated for it, so garbage cannot ask for
+        // gigabytes.
+        let count = |input: &mut Reader<'_>, what| {
+            let count = input.u32(what)? as usize;
+            if count > ELIGIBLE_ENTRIES_MAX {
+                return Err(bad(what, input));
+            }
+            Ok(count)
+        };
+        let region = |input: &mut Reader<'_>| {
+            let code = input.u32("region")?;
+            RegionCode::new(code).ok_or_else(|| bad("region", input))
+        };
+        let id = CampaignId(input.u32("campaign id")?);
+        let name = input.string("campaign name")?;
+        let sponsor = Sponsor {
+            name: input.string("sponsor name")?,
+            wallet: WalletId(input.u32("sponsor wallet")?),
+        };
+        let budget = Amount::from_fen(input.i64("budget")?);
+        let packet_count = input.u32("packet count")?;
+        let packet_value = Amount::from_fen(input.i64("packet value")?);
+        let campaign_region = region(input)?;
+        let categories = (0..count(input, "eligible category count")?)
+            .map(|_| {
+                let code = input.u16("eligible category")?;
+                Mcc::new(code).ok_or_else(|| bad("eligible category", input))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let regions = (0..count(input, "eligible region count")?)
+            .map(|_| region(input))
+            .collect::<Result<Vec<_>, _>>()?;
+        let merchants = (0..count(input, "eligible merchant count")?)
+            .map(|_| input.u32("eligible merchant").map(MerchantId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut window = |what| -> Result<Window, DecodeError> {
+            Ok(Window {
+                opens_at_ms: input.u64(what)?,
+                closes_at_ms: input.u64(what)?,
+            })
+        };
+        let registration = window("registration window")?;
+        let validity = window("validity window")?;
+        Ok(CampaignTerms {
+            id,
+            name,
+            sponsor,
+            budget,
+            packet_count,
+            packet_value,
+            region: campaign_region,
+            eligibility: Eligibility {
+                categories,
+                regions,
+                merchants,
+            },
+            registration,
+            validity,
+            offline_trial: input.bool("offline trial")?,
+            seed_commitment: SeedCommitment(input.array("seed commitment")?),
+        })
+    }
 }
 
 /// The published form: ids, amounts and codes as people write them (`RP000001`, `200.00`,
@@ -689,6 +831,54 @@ mod tests {
         assert!(!campaign.is_eligible(&merchant(13, 5812, 320_105)));
         // The listed online shop, registered in Beijing, selling electronics.
         assert!(campaign.is_eligible(&merchant(360, 5732, 110_105)));
+    }
+
+    #[test]
+    fn an_ineligible_merchant_is_told_why() {
+        let mut terms = suzhou();
+        terms.eligibility.categories = vec![Mcc::new(5812).unwrap()];
+        let campaign = Campaign::new(terms).unwrap();
+        let jeweller = campaign.check_merchant(MerchantId(11), Mcc::new(5944).unwrap(), 320_505);
+        assert_eq!(jeweller, Err(Ineligible::Category(Mcc::new(5944).unwrap())));
+        assert_eq!(
+            jeweller.unwrap_err().to_string(),
+            "merchant category 5944 not eligible"
+        );
+        let shanghai = campaign.check_merchant(MerchantId(12), Mcc::new(5812).unwrap(), 310_115);
+        assert_eq!(
+            shanghai.unwrap_err().to_string(),
+            "merchant region 310115 outside the eligible regions"
+        );
+        // A region code that is no region at all is outside every region.
+        assert_eq!(
+            campaign.check_merchant(MerchantId(13), Mcc::new(5812).unwrap(), 0),
+            Err(Ineligible::Region(0))
+        );
+        // The listed online shop: any category, anywhere.
+        assert_eq!(
+            campaign.check_merchant(MerchantId(360), Mcc::new(5999).unwrap(), 0),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn terms_round_trip_through_the_log_encoding_and_garbage_is_refused() {
+        let mut terms = suzhou();
+        terms.eligibility.categories = vec![Mcc::new(5812).unwrap(), Mcc::new(742).unwrap()];
+        terms.eligibility.regions = vec![region(320_505)];
+        let mut out = Writer::new();
+        terms.encode(&mut out);
+        let decoded = CampaignTerms::decode(&mut Reader::new(&out.bytes)).unwrap();
+        assert_eq!(decoded, terms);
+        for cut in [0, 10, out.bytes.len() - 1] {
+            assert!(CampaignTerms::decode(&mut Reader::new(&out.bytes[..cut])).is_err());
+        }
+        // A category count far beyond the limit is refused before anything is allocated.
+        let count_at = 4 + 2 + terms.name.len() + 2 + terms.sponsor.name.len() + 4 + 8 + 4 + 8 + 4;
+        let mut huge = out.bytes.clone();
+        huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let error = CampaignTerms::decode(&mut Reader::new(&huge)).unwrap_err();
+        assert_eq!(error.what, "eligible category count");
     }
 
     #[test]

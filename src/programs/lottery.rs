@@ -186,6 +186,10 @@ impl Seed {
         encode_hex(&self.0)
     }
 
+    pub const fn as_bytes(&self) -> &[u8; SEED_BYTES] {
+        &self.0
+    }
+
     /// What the sponsor publishes before registration closes.
     pub fn commitment(&self) -> SeedCommitment {
         SeedCommitment(sm3_parts(&[SEED_TAG, &self.0]))
@@ -386,7 +390,7 @@ fn digest_registrants(registrants: &[Registrant]) -> RegistrantsDigest {
 }
 
 /// Takes registrations while a campaign's registration window is open.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistrationBook {
     campaign: CampaignId,
     window: Window,
@@ -403,6 +407,19 @@ impl RegistrationBook {
             offline_trial_offered: terms.offline_trial,
             registrations: Vec::new(),
         }
+    }
+
+    /// A book holding `registrations` already taken, as a snapshot recorded them.
+    pub fn restore(campaign: &Campaign, registrations: Vec<Registrant>) -> RegistrationBook {
+        RegistrationBook {
+            registrations,
+            ..RegistrationBook::new(campaign)
+        }
+    }
+
+    /// Registrations in the order they were taken, repeats included.
+    pub fn registrations(&self) -> &[Registrant] {
+        &self.registrations
     }
 
     /// Registers `wallet` at `at_ms`; registering again is harmless (and may add the opt-in).

@@ -6,6 +6,10 @@
 //! to in advance and from the published registrant list; winners are told by SMS through their
 //! wallets' operators (`notices`).
 //!
+//! The registration center runs campaigns in its ledger (`red_packets`): the pool a sponsor funds,
+//! one packet account per winner, every packet's spending, refunds and what returns to the
+//! sponsor at the end; the state machine moves the money and re-runs the draw itself on replay.
+//!
 //! Smart contracts (`contracts`) are vetted templates: escrow, prepaid fees released per delivered
 //! unit, scheduled and recurring payments; the state machine moves their money through the ledger.
 //!
@@ -17,10 +21,11 @@ pub mod campaign;
 pub mod contracts;
 pub mod lottery;
 pub mod notices;
+pub mod red_packets;
 
 pub use campaign::{
-    Campaign, CampaignError, CampaignTerms, Eligibility, MerchantProfile, RegionCode, Sponsor,
-    Window,
+    Campaign, CampaignError, CampaignTerms, Eligibility, Ineligible, MerchantProfile, RegionCode,
+    Sponsor, Window,
 };
 pub use lottery::{
     verify_reveal, Draw, LotteryError, Registrant, RegistrantList, RegistrationBook, Seed,

@@ -2,7 +2,9 @@
 //! state and results out. The same log always gives the same state, which makes crash recovery a
 //! replay. Time arrives inside each entry; nothing here reads a clock, a disk or a socket.
 
+mod campaigns;
 mod contracts;
+mod identity;
 
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
@@ -17,8 +19,8 @@ use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome,
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
 use crate::ids::{
-    AccountId, ContractId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId,
-    WalletId,
+    AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, MerchantId, OperatorId,
+    SubWalletId, WalletId,
 };
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
@@ -26,14 +28,16 @@ use crate::offline::messages::SignedUnload;
 use crate::offline::settlement::{
     DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks, SyncedRecord,
 };
-use crate::operator::{Identity, Operator};
+use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
+use crate::programs::red_packets::RedPackets;
+use crate::programs::LotteryError;
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
 use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA2";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA3";
 /// Magic, last timestamp and entries applied: where in the log a snapshot stands.
 const SNAPSHOT_POSITION_END: usize = 24;
 
@@ -53,6 +57,9 @@ pub struct StateMachine {
     acquiring: Acquiring,
     sub_wallets: SubWallets,
     contracts: Contracts,
+    red_packets: RedPackets,
+    /// Every de-anonymization: who looked, at which wallet, why, when; never the identity.
+    identity_lookups: Vec<IdentityLookup>,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -73,6 +80,8 @@ impl Default for StateMachine {
             acquiring: Acquiring::default(),
             sub_wallets: SubWallets::default(),
             contracts: Contracts::default(),
+            red_packets: RedPackets::default(),
+            identity_lookups: Vec::new(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -209,6 +218,9 @@ impl StateMachine {
         self.entries_applied += 1;
         self.ledger.expire_pending(now);
         self.run_due_contracts(now);
+        if self.red_packets.expiry_due(now) {
+            self.expire_campaigns(now);
+        }
         for command in entry.commands()? {
             let command = command?;
             results.push(self.apply(entry.origin, command, now));
@@ -393,6 +405,15 @@ impl StateMachine {
                 by_payee,
                 auth,
             } => self.cancel_contract(origin, contract, by_payee, auth, now),
+            CreateCampaign { terms } => self.create_campaign(origin, terms, now),
+            FundCampaign { campaign } => self.fund_campaign(origin, campaign, now),
+            RegisterForCampaign {
+                campaign,
+                wallet,
+                offline_trial,
+            } => self.register_for_campaign(origin, campaign, wallet, offline_trial, now),
+            DrawCampaign { campaign, seed } => self.draw_campaign(origin, campaign, seed, now),
+            Deanonymize { wallet, reason } => self.deanonymize(origin, wallet, reason, now),
         }
     }
 
@@ -727,6 +748,12 @@ impl StateMachine {
         let account = self.ledger.account(wallet.account)?;
         if account.pending_debits.is_positive() {
             return Err(CommandError::WalletNotEmpty(id));
+        }
+        if let Some(campaign) = self.red_packets.running_campaign_of(id) {
+            return Err(CommandError::WalletSponsorsCampaign {
+                wallet: id,
+                campaign,
+            });
         }
         if account.balance.is_positive() {
             let bank = wallet
@@ -1232,8 +1259,10 @@ impl StateMachine {
                 None => at.terminal,
             };
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
-            let event = state.ledger.transfer(leg, now)?;
+            let (event, packets) = state.post_merchant_payment(payer, at.merchant, leg, now)?;
+            // Limits count the whole payment, packets included: they bound what a wallet pays.
             state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.record_packet_spends(event, at.merchant, channel, &packets, now);
             state.acquiring.record_payment(MerchantPayment {
                 transfer: event,
                 merchant: at.merchant,
@@ -1268,20 +1297,40 @@ impl StateMachine {
             from.ensure_active(merchant_wallet)?;
             let to = state.wallet(payer)?;
             to.ensure_active(payer)?;
-            let payer_balance = state.ledger.account(to.account)?.balance;
-            to.check_incoming(
-                payer,
-                state.operator(to.operator)?.limits_for(to.class),
-                payer_balance,
-                amount,
-            )?;
-            let leg = Leg {
-                debit: from.account,
-                credit: to.account,
-                amount,
-                kind: TransferKind::Refund,
+            let paid = state.acquiring.payment(payment)?;
+            // A payment that spent red packets refunds its packets' part to them, not the wallet.
+            let split =
+                state
+                    .red_packets
+                    .plan_refund(payment, (paid.amount, paid.refunded), amount, now);
+            let to_wallet = split.as_ref().map_or(amount, |split| split.to_wallet);
+            if to_wallet.is_positive() {
+                let payer_balance = state.ledger.account(to.account)?.balance;
+                to.check_incoming(
+                    payer,
+                    state.operator(to.operator)?.limits_for(to.class),
+                    payer_balance,
+                    to_wallet,
+                )?;
+            }
+            let event = match &split {
+                None => {
+                    let leg = Leg {
+                        debit: from.account,
+                        credit: to.account,
+                        amount,
+                        kind: TransferKind::Refund,
+                    };
+                    state.ledger.transfer(leg, now)?
+                }
+                Some(split) => {
+                    let legs = state.refund_legs(from.account, to.account, split)?;
+                    state.ledger.transfer_linked(&legs, now)?
+                }
             };
-            let event = state.ledger.transfer(leg, now)?;
+            if let Some(split) = &split {
+                state.red_packets.record_refund(split);
+            }
             state.acquiring.record_refund(MerchantRefund {
                 transfer: event,
                 payment,
@@ -1359,8 +1408,9 @@ impl StateMachine {
                     .check_order_payment(merchant, reference, amount, now)?;
             }
             let leg = state.check_payment(origin, wallet, payee, amount, now)?;
-            let event = state.ledger.transfer(leg, now)?;
+            let (event, packets) = state.post_merchant_payment(wallet, merchant, leg, now)?;
             state.wallets[wallet.0 as usize - 1].record_outgoing(amount, now);
+            state.record_packet_spends(event, merchant, PaymentChannel::SubWallet, &packets, now);
             state.sub_wallets.get_mut(id)?.record_charge(amount, now);
             state.acquiring.record_payment(MerchantPayment {
                 transfer: event,
@@ -1412,6 +1462,8 @@ impl StateMachine {
         self.acquiring.encode(&mut out);
         self.sub_wallets.encode(&mut out);
         self.contracts.encode(&mut out);
+        self.red_packets.encode(&mut out);
+        self.encode_identity_lookups(&mut out);
         out.bytes
     }
 
@@ -1489,6 +1541,8 @@ impl StateMachine {
         state.acquiring = Acquiring::decode(&mut input)?;
         state.sub_wallets = SubWallets::decode(&mut input)?;
         state.contracts = Contracts::decode(&mut input)?;
+        state.red_packets = RedPackets::decode(&mut input)?;
+        state.identity_lookups = Self::decode_identity_lookups(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
