@@ -7,7 +7,7 @@ use crate::certs::device::DeviceCaps;
 use crate::certs::{sm3_parts, KeyPair, PublicKey, Signature};
 use crate::channels::acquiring::{PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer, STRING_BYTES_MAX};
 use crate::error::CommandError;
 use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
@@ -351,6 +351,46 @@ impl Command {
             | Command::ConfirmContract { auth, .. }
             | Command::CancelContract { auth, .. } => *auth = new,
             _ => {}
+        }
+    }
+
+    /// Every text field is short enough for the log's encoding; a longer one is refused here,
+    /// before anything signs or encodes the command.
+    pub fn check_text_fields(&self) -> Result<(), CommandError> {
+        use Command::*;
+        let texts: Vec<(&'static str, &str)> = match self {
+            CreateOperator { name, .. } => vec![("operator name", name)],
+            UpgradeWallet {
+                name, id_number, ..
+            } => [("name", name), ("ID number", id_number)]
+                .into_iter()
+                .filter_map(|(field, text)| text.as_deref().map(|t| (field, t)))
+                .collect(),
+            OnboardMerchant { name, .. } => vec![("merchant name", name)],
+            CreateOrder { reference, .. } => vec![("order reference", reference)],
+            PayMerchant { order, .. } | ChargeSubWallet { order, .. } => order
+                .as_deref()
+                .map(|t| ("order reference", t))
+                .into_iter()
+                .collect(),
+            OpenContract { purpose, .. } => vec![("contract purpose", purpose)],
+            CreateCampaign { terms } => vec![
+                ("campaign name", terms.name.as_str()),
+                ("sponsor name", terms.sponsor.name.as_str()),
+            ],
+            Deanonymize { reason, .. } => vec![("legal reason", reason)],
+            _ => Vec::new(),
+        };
+        match texts
+            .into_iter()
+            .find(|(_, text)| text.len() > STRING_BYTES_MAX)
+        {
+            Some((field, text)) => Err(CommandError::TextTooLong {
+                field,
+                bytes: text.len(),
+                max: STRING_BYTES_MAX,
+            }),
+            None => Ok(()),
         }
     }
 

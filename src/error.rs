@@ -232,6 +232,12 @@ pub enum CommandError {
     ChannelMismatch(&'static str),
     #[error("a merchant's printed QR carries no amount: the payer enters it")]
     AmountRequired,
+    #[error("{field} is {bytes} bytes; at most {max}")]
+    TextTooLong {
+        field: &'static str,
+        bytes: usize,
+        max: usize,
+    },
     #[error("unknown contract {0}")]
     UnknownContract(ContractId),
     #[error("contract terms refused: {0}")]
@@ -386,6 +392,7 @@ impl CommandError {
             SubWalletLimitsInvalid => "SUB_WALLET_LIMITS_INVALID",
             ChannelMismatch(_) => "CHANNEL_MISMATCH",
             AmountRequired => "AMOUNT_REQUIRED",
+            TextTooLong { .. } => "TEXT_TOO_LONG",
             UnknownContract(_) => "UNKNOWN_CONTRACT",
             ContractTermsInvalid(_) => "CONTRACT_TERMS_INVALID",
             ContractKeyReused { .. } => "CONTRACT_KEY_REUSED",

@@ -259,15 +259,27 @@ impl BatchDesk {
     }
 
     pub fn prepare(&self, commands: &[Command]) -> PreparedBatch {
+        // A text field too long to encode is refused before anything encodes the command.
+        let unencodable: Vec<Option<CommandError>> = commands
+            .iter()
+            .map(|c| c.check_text_fields().err())
+            .collect();
         let messages: Vec<Option<Vec<u8>>> = commands
             .iter()
-            .map(|c| c.auth().map(|_| c.signing_bytes()))
+            .zip(&unencodable)
+            .map(|(c, refused)| match refused {
+                None => c.auth().map(|_| c.signing_bytes()),
+                Some(_) => None,
+            })
             .collect();
         // Offline records carry the payer's signature over their digest.
         let digests: Vec<Vec<[u8; 32]>> = commands.iter().map(record_digests).collect();
         let mut items = Vec::with_capacity(commands.len());
         let mut signed_positions = Vec::with_capacity(commands.len());
         for (position, (command, message)) in commands.iter().zip(&messages).enumerate() {
+            if unencodable[position].is_some() {
+                continue;
+            }
             if let (Some(auth), Some(message)) = (command.auth(), message) {
                 items.push(SignedItem {
                     key: &auth.public_key,
@@ -302,7 +314,9 @@ impl BatchDesk {
         }
         let (mut kept, mut refused, mut good) = (Vec::new(), Vec::new(), Vec::new());
         for (position, command) in commands.iter().enumerate() {
-            if bad[position] {
+            if let Some(error) = &unencodable[position] {
+                refused.push((position, error.clone()));
+            } else if bad[position] {
                 refused.push((position, CommandError::SignatureInvalid));
             } else {
                 kept.push(position);

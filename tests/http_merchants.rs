@@ -519,9 +519,10 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
         )
         .ok(200);
     let locked = json!({ "code": fresh["code"], "amount": "1.00" });
-    world
-        .call("POST", &path, &gun, Some(key), &locked)
-        .problem(429, "CODE_RATE_LIMITED");
+    let limited = world.call("POST", &path, &gun, Some(key), &locked);
+    limited.problem(429, "CODE_RATE_LIMITED");
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
     let key = world.key();
     world
         .call(
@@ -788,6 +789,8 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
     bad_onboard("mcc", json!("54")).problem(422, "MALFORMED_MCC");
     bad_onboard("region", json!(32)).problem(422, "MALFORMED_REGION");
     bad_onboard("name", json!("")).problem(422, "MALFORMED_MERCHANT_NAME");
+    // Text longer than the log can encode is refused before anything signs or encodes it.
+    bad_onboard("name", json!("店".repeat(300))).problem(422, "TEXT_TOO_LONG");
     bad_onboard("wallet", json!("W0000000099")).problem(404, "UNKNOWN_WALLET");
     world
         .call(

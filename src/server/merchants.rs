@@ -1482,7 +1482,13 @@ pub mod openapi {
             problem("the domain refused the request; `code` says why"),
         );
         for (status, description) in extra {
-            all.insert(status.to_string(), problem(description));
+            let mut answer = problem(description);
+            if *status == "429" {
+                answer["headers"] = json!({ "Retry-After": {
+                    "description": "seconds until the terminal may try again",
+                    "schema": { "type": "integer", "minimum": 1 } } });
+            }
+            all.insert(status.to_string(), answer);
         }
         Value::Object(all)
     }

@@ -116,11 +116,14 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | UnknownOrder { .. }
         | UnknownSubWallet(_)
         | UnknownContract(_)
+        | UnknownCampaign(_)
+        | UnknownIdentityLookup(_)
         | NotAMerchantPayment(_) => StatusCode::NOT_FOUND,
         NotYourWallet { .. }
         | NotYourMerchant { .. }
         | NotYourSubWallet { .. }
         | NotAContractParty { .. }
+        | IdentityAtOperatorOnly { .. }
         | CentralBankOnly
         | NotYourRecord(_)
         | SignatureInvalid
@@ -133,6 +136,9 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | OrderExists { .. }
         | OrderAlreadyPaid { .. }
         | ContractKeyReused { .. }
+        | CampaignExists(_)
+        | CampaignAlreadyFunded { .. }
+        | CampaignAlreadyDrawn(_)
         | PendingAlreadyResolved(_) => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
         BatchSignatureInvalid | MalformedBatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -170,11 +176,14 @@ impl From<GatewayError> for Problem {
             GatewayError::Forbidden { .. } => {
                 Problem::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
             }
-            GatewayError::Code(CodeError::RateLimited { .. }) => Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                error.code(),
-                error.to_string(),
-            ),
+            GatewayError::Code(CodeError::RateLimited { retry_after_s, .. }) => Problem {
+                retry_after: Some(std::time::Duration::from_secs(retry_after_s.max(1))),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error.code(),
+                    error.to_string(),
+                )
+            },
             GatewayError::Conflict { .. } => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
