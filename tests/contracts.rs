@@ -251,6 +251,11 @@ fn recurring_wages_run_on_schedule_record_a_missed_run_and_stop_when_cancelled()
     let book = state.contracts().get(id).unwrap();
     assert_eq!((book.delivered, book.missed), (2, 1));
     assert_eq!(book.last_miss.as_deref(), Some("INSUFFICIENT_FUNDS"));
+    // The analysis center counts the wages as scheduled payments, not as "other".
+    let mut center = ecny::analytics::AnalysisCenter::new(Default::default());
+    center.follow(world.platform.state());
+    let scheduled = center.statistics().by_channel()["scheduled"];
+    assert_eq!((scheduled.count, scheduled.amount), (2, yuan("8,000")));
     world.exchange(&employer, "5,000").unwrap();
     cancel(&mut world, &worker, id, true).unwrap();
     tick(&mut world);

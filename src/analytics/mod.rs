@@ -193,7 +193,14 @@ pub enum Flow {
     OfflineReversal,
     /// An issuer covering a cloned or rolled-back secure element's overspend.
     OfflineLossCover,
-    /// Issuance, redemption, reserves, holds: the operators' and central bank's business.
+    /// A scheduled or recurring payment a contract made (wages, tax, premiums).
+    Scheduled,
+    /// A contract released held value to its payee (an escrow confirmed, lessons given).
+    ContractRelease,
+    /// A red packet spent at an eligible merchant.
+    RedPacket,
+    /// Issuance, redemption, reserves, holds, money into and back out of programs' escrows and
+    /// pools: the operators', sponsors' and central bank's business.
     Other,
 }
 
@@ -202,7 +209,12 @@ impl Flow {
     pub fn is_payment(self) -> bool {
         matches!(
             self,
-            Flow::PersonToPerson | Flow::Merchant { .. } | Flow::OfflineSettlement
+            Flow::PersonToPerson
+                | Flow::Merchant { .. }
+                | Flow::OfflineSettlement
+                | Flow::Scheduled
+                | Flow::ContractRelease
+                | Flow::RedPacket
         )
     }
 }
@@ -246,6 +258,9 @@ pub fn classify(event: EventId, transfer: &Transfer, directory: &Directory) -> M
         TransferKind::DeviceUnload => Flow::DeviceUnload,
         TransferKind::OfflineReversal => Flow::OfflineReversal,
         TransferKind::OfflineLossCover => Flow::OfflineLossCover,
+        TransferKind::ScheduledPayment => Flow::Scheduled,
+        TransferKind::ContractRelease => Flow::ContractRelease,
+        TransferKind::RedPacketSpend => Flow::RedPacket,
         _ => Flow::Other,
     };
     Movement {

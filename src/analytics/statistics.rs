@@ -41,6 +41,9 @@ pub fn channel_name(flow: Flow) -> &'static str {
         Flow::DeviceUnload => "device_unload",
         Flow::OfflineReversal => "offline_reversal",
         Flow::OfflineLossCover => "offline_loss_cover",
+        Flow::Scheduled => "scheduled",
+        Flow::ContractRelease => "contract_release",
+        Flow::RedPacket => "red_packet",
         Flow::Other => "other",
     }
 }
