@@ -967,3 +967,57 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         .problem(422, "MALFORMED_TEMPLATE");
     world.assert_audit_clean();
 }
+
+#[test]
+fn concurrent_payments_gathered_into_shared_batches_each_get_their_own_answer() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let payload = world
+        .get(&format!("/v1/merchants/{shop}/qr"), &token)
+        .ok(200)["qr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = MerchantQr::parse(&payload).unwrap();
+    // Distinct keys, one refused by its amount, all sent at once from many threads.
+    let bodies: Vec<(IdempotencyKey, Value)> = (0..32u32)
+        .map(|n| {
+            let key = world.key();
+            let amount = if n == 7 { "5000.00" } else { "1.00" };
+            let typed = Some(amount.parse::<Amount>().unwrap());
+            let command =
+                request_payment(world.li.wallet, &request, typed, RequestRead::Scanned, key)
+                    .unwrap();
+            let body = json!({
+                "payer": world.li.wallet.to_string(), "request": payload, "amount": amount,
+                "public_key": world.li.key.public_key().to_hex(),
+                "signature": world.li.key.sign(&command.signing_bytes()).to_hex(),
+            });
+            (key, body)
+        })
+        .collect();
+    let op2 = world.operators[1].clone();
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|(key, body)| {
+                let (world, op2) = (&world, &op2);
+                scope.spawn(move || {
+                    world.call("POST", "/v1/request-payments", op2, Some(*key), body)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut transfers = std::collections::BTreeSet::new();
+    for (n, reply) in replies.iter().enumerate() {
+        if n == 7 {
+            reply.problem(422, "INSUFFICIENT_FUNDS");
+        } else {
+            transfers.insert(reply.ok(201)["transfer"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(transfers.len(), 31, "every payment has its own transfer");
+    assert_eq!(world.balance(1, world.li.wallet), "1969.00");
+    world.assert_audit_clean();
+}

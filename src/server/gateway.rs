@@ -3,7 +3,7 @@
 //! call blocks; handlers run them on the blocking pool.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -123,11 +123,110 @@ impl CodeDesk {
 /// retries after a lost answer gets the first charge back instead of "code already used".
 pub(super) type CodeCharges = HashMap<(u64, crate::ids::IdempotencyKey), (String, EventId)>;
 
+/// Most requests one operator batch gathers: bounds the latency a batch adds to its first request.
+const BATCH_REQUESTS_MAX: usize = 1_024;
+/// Batches one operator prepares and commits at once: one signs the next while another commits.
+const BATCHERS_PER_OPERATOR: usize = 2;
+
+/// What a batcher answers one request: the command's result, or why the batch failed.
+type Answer = Result<crate::command::CommandResult, GatewayError>;
+
+struct Job {
+    command: Command,
+    reply: mpsc::SyncSender<Answer>,
+}
+
+/// One operator's front office: requests that arrive while a batch is being signed or committed
+/// wait and go together in the next one, so a busy server signs and verifies one batch signature
+/// per batch rather than per request; a lone request goes at once.
+struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    fn spawn(desk: BatchDesk, node: NodeHandle, metrics: Arc<Metrics>) -> Batcher {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let desk = Arc::new(desk);
+        for worker in 0..BATCHERS_PER_OPERATOR {
+            let (queue, desk, node, metrics) =
+                (queue.clone(), desk.clone(), node.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("desk-{}-{worker}", desk.operator))
+                .spawn(move || loop {
+                    let Some(batch) = next_batch(&queue) else {
+                        return; // the gateway is gone
+                    };
+                    run_batch(&desk, &node, &metrics, batch);
+                })
+                .expect("a desk thread starts");
+        }
+        Batcher { jobs }
+    }
+}
+
+/// The next request and whatever queued behind it.
+fn next_batch(queue: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let queue = queue.lock().ok()?;
+    let first = queue.recv().ok()?;
+    let mut batch = vec![first];
+    while batch.len() < BATCH_REQUESTS_MAX {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+fn run_batch(desk: &BatchDesk, node: &NodeHandle, metrics: &Metrics, batch: Vec<Job>) {
+    let commands: Vec<Command> = batch.iter().map(|job| job.command.clone()).collect();
+    let prepared = desk.prepare(&commands);
+    let mut answers: Vec<Option<Answer>> = (0..batch.len()).map(|_| None).collect();
+    for (position, error) in prepared.refused {
+        answers[position] = Some(Ok(Err(error)));
+    }
+    if !prepared.kept.is_empty() {
+        let started = Instant::now();
+        match node.submit(prepared.submission) {
+            Ok(Ok(results)) => {
+                metrics.observe_commit(started.elapsed());
+                for (position, result) in prepared.kept.iter().zip(results) {
+                    answers[*position] = Some(Ok(result));
+                }
+            }
+            Ok(Err(refused)) => {
+                for position in &prepared.kept {
+                    answers[*position] = Some(Ok(Err(refused.clone())));
+                }
+            }
+            Err(failure) => {
+                tracing::error!(%failure, operator = %desk.operator, "a batch could not be committed");
+                let stopped = matches!(failure, NodeError::Stopped);
+                for position in &prepared.kept {
+                    // A failed write poisons the node: every request of the batch hears it.
+                    let error = if stopped {
+                        NodeError::Stopped
+                    } else {
+                        NodeError::Poisoned
+                    };
+                    answers[*position] = Some(Err(GatewayError::Node(error)));
+                }
+            }
+        }
+    }
+    for (job, answer) in batch.into_iter().zip(answers) {
+        let answer = answer.expect("every request of a batch is answered");
+        // A caller that went away (a dropped connection) no longer needs its answer.
+        let _ = job.reply.send(answer);
+    }
+}
+
 pub struct Gateway {
     pub(super) node: NodeHandle,
     /// Indexed by operator id - 1, as operator ids are dense.
-    desks: Vec<BatchDesk>,
-    /// Indexed like `desks`; an operator without a code secret (above 99) has none.
+    batchers: Vec<Batcher>,
+    /// Indexed like `batchers`; an operator without a code secret (above 99) has none.
     pub(super) codes: Vec<Option<CodeDesk>>,
     pub(super) code_charges: Mutex<CodeCharges>,
     pub(super) metrics: Arc<Metrics>,
@@ -147,9 +246,13 @@ impl Gateway {
                 "desks are in operator order"
             );
         }
+        let batchers = desks
+            .into_iter()
+            .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
+            .collect();
         Gateway {
             node,
-            desks,
+            batchers,
             codes,
             code_charges: Mutex::new(HashMap::new()),
             metrics,
@@ -231,22 +334,18 @@ impl Gateway {
         operator: OperatorId,
         command: Command,
     ) -> Result<Outcome, GatewayError> {
-        let desk = operator
+        let batcher = operator
             .index()
             .checked_sub(1)
-            .and_then(|i| self.desks.get(i))
+            .and_then(|i| self.batchers.get(i))
             .ok_or(GatewayError::NoDesk(operator))?;
-        let prepared = desk.prepare(std::slice::from_ref(&command));
-        if let Some((_, error)) = prepared.refused.into_iter().next() {
-            return Err(error.into());
-        }
-        let started = Instant::now();
-        let results = self.node.submit(prepared.submission)??;
-        self.metrics.observe_commit(started.elapsed());
-        let result = results
-            .into_iter()
-            .next()
-            .expect("one result per submitted command");
+        let (reply, answer) = mpsc::sync_channel(1);
+        let stopped = || GatewayError::Node(NodeError::Stopped);
+        batcher
+            .jobs
+            .send(Job { command, reply })
+            .map_err(|_| stopped())?;
+        let result = answer.recv().map_err(|_| stopped())??;
         Ok(result?)
     }
 }

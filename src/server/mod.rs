@@ -46,8 +46,8 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 const WORKER_THREADS: usize = 2;
 /// How long shutdown waits for in-flight blocking calls (a commit) before giving up on them.
 const SHUTDOWN_WAIT_MS: u64 = 5_000;
-/// Threads one desk verifies a request's signatures on; requests themselves run in parallel.
-const DESK_VERIFY_THREADS: usize = 1;
+/// Threads one desk verifies a batch's signatures on: every core.
+const DESK_VERIFY_THREADS: usize = 0;
 
 #[derive(Debug, Error)]
 pub enum ServerError {
