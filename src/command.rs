@@ -271,6 +271,11 @@ pub enum Command {
         campaign: CampaignId,
         seed: Seed,
     },
+    /// A visitor card's bearer is paid out at the issuing operator's counter what the card is
+    /// owed: payments it made that their payees can no longer credit.
+    RefundAtCounter {
+        device: DeviceId,
+    },
     /// A wallet's operator links the wallet to its holder, for a stated legal reason; logged.
     Deanonymize {
         wallet: WalletId,
@@ -627,6 +632,7 @@ mod tag {
     pub const REGISTER_FOR_CAMPAIGN: u8 = 36;
     pub const DRAW_CAMPAIGN: u8 = 37;
     pub const DEANONYMIZE: u8 = 38;
+    pub const REFUND_AT_COUNTER: u8 = 39;
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -973,6 +979,7 @@ impl Command {
                 .u32(campaign.0)
                 .raw(seed.as_bytes()),
             Deanonymize { wallet, reason } => out.u8(tag::DEANONYMIZE).u32(wallet.0).str(reason),
+            RefundAtCounter { device } => out.u8(tag::REFUND_AT_COUNTER).u64(device.0),
         };
     }
 
@@ -1213,6 +1220,9 @@ impl Command {
                 wallet: WalletId(input.u32("wallet")?),
                 reason: input.string("reason")?,
             },
+            tag::REFUND_AT_COUNTER => RefundAtCounter {
+                device: DeviceId(input.u64("device")?),
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1360,6 +1370,9 @@ mod tests {
                 auth: None,
             }
             .sign(&key),
+            Command::RefundAtCounter {
+                device: DeviceId(60),
+            },
             Command::CreateCampaign {
                 terms: CampaignTerms::suzhou_pilot(
                     100_000,

@@ -232,6 +232,10 @@ pub enum CommandError {
     ChannelMismatch(&'static str),
     #[error("a merchant's printed QR carries no amount: the payer enters it")]
     AmountRequired,
+    #[error(
+        "secure element {0} is owed nothing at the counter: no payment of it is proven uncredited"
+    )]
+    NothingOwedAtCounter(DeviceId),
     #[error("{field} is {bytes} bytes; at most {max}")]
     TextTooLong {
         field: &'static str,
@@ -393,6 +397,7 @@ impl CommandError {
             ChannelMismatch(_) => "CHANNEL_MISMATCH",
             AmountRequired => "AMOUNT_REQUIRED",
             TextTooLong { .. } => "TEXT_TOO_LONG",
+            NothingOwedAtCounter(_) => "NOTHING_OWED_AT_COUNTER",
             UnknownContract(_) => "UNKNOWN_CONTRACT",
             ContractTermsInvalid(_) => "CONTRACT_TERMS_INVALID",
             ContractKeyReused { .. } => "CONTRACT_KEY_REUSED",

@@ -809,6 +809,76 @@ fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no
     world.assert_audit();
 }
 
+#[test]
+fn a_visitor_cards_uncredited_payment_is_paid_out_in_cash_at_the_counter() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    // A visitor card: no wallet behind it, topped up with cash at the counter.
+    let mut visitor = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::VisitorCard,
+        60,
+        None,
+    );
+    let mut stall = issue(
+        &mut world,
+        &issuers,
+        lakeside,
+        WalletForm::PhoneEse,
+        61,
+        None,
+    );
+    load(&mut world, &issuers, &mut visitor, 1, "200");
+    let cut = Relay::cutting_link_before(6).pay(
+        &mut visitor.card,
+        &mut stall.card,
+        yuan("35"),
+        NOW_S + 10,
+    );
+    assert!(cut.is_err());
+    let refund = Command::RefundAtCounter { device: visitor.id };
+    assert_eq!(
+        world.run(jiangnan, refund.clone()).unwrap_err().code(),
+        "NOTHING_OWED_AT_COUNTER",
+        "nothing is owed while the payee could still credit it"
+    );
+    assert_eq!(sync(&mut world, &mut visitor).held, 1);
+    sync(&mut world, &mut stall);
+    confirm(&issuers, &mut stall, NOW_S + 1_000);
+    sync(&mut world, &mut stall);
+    let devices = world.platform.state().devices();
+    assert_eq!(devices.owed_at_counter(visitor.id), yuan("35"));
+    // Only the card's own operator pays it out; then the books agree with the card.
+    assert_eq!(
+        world.run(lakeside, refund.clone()).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    let (float_before, vault_before) = (float(&world, jiangnan), vault(&world, jiangnan));
+    world.run(jiangnan, refund.clone()).unwrap();
+    let moved = |before: Amount, after: Amount| after.fen() - before.fen();
+    assert_eq!(moved(float_before, float(&world, jiangnan)), -3_500);
+    assert_eq!(moved(vault_before, vault(&world, jiangnan)), 3_500);
+    let devices = world.platform.state().devices();
+    let on_card = Relay::new().summary(&mut visitor.card).unwrap().balance;
+    assert_eq!(on_card, yuan("165"));
+    assert_eq!(
+        devices.device(visitor.id).unwrap().believed_balance(),
+        on_card
+    );
+    assert_eq!(devices.owed_at_counter(visitor.id), yuan("0"));
+    assert_eq!(
+        world.run(jiangnan, refund).unwrap_err().code(),
+        "NOTHING_OWED_AT_COUNTER",
+        "paid out once"
+    );
+    world.assert_audit();
+    let hash = world.hash();
+    assert_eq!(world.reopen().hash(), hash);
+}
+
 /// A contactless card of Jiangnan's loaded with 300, copied; the card pays 200 at shop A (at
 /// Lakeside), the clone 250 at shop B (at `shop_b_operator`). Returns the card and both shops.
 fn a_card_spent_twice(

@@ -4,7 +4,7 @@
 //! or more paid than the device ever had (a rollback) blocks the device, and its issuing operator
 //! covers what it overspent, from its vault.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use foldhash::fast::RandomState;
 
@@ -117,6 +117,9 @@ pub struct DeviceRegistry {
     /// Unacknowledged paid records, waiting for the payee's side, by payer, counter and digest,
     /// with the time (s) the center first held them.
     held: BTreeMap<(DeviceId, u32, [u8; 32]), (SignedRecord, u32)>,
+    /// Held records of visitor cards (no wallet behind them) whose payee can no longer credit
+    /// them: owed to the card's bearer, paid out in cash at the issuing operator's counter.
+    counter_refundable: BTreeSet<(DeviceId, u32, [u8; 32])>,
 }
 
 /// Where settlement finds the ledger accounts it moves money between.
@@ -325,6 +328,7 @@ impl DeviceRegistry {
             // The payee's side credited it: it says so itself, or the payer holds its receipt.
             if *acknowledged || reporter == record.payee {
                 self.held.remove(&(key.0, key.1, digest));
+                self.counter_refundable.remove(&(key.0, key.1, digest));
                 self.settled.entry(key).or_default().push(digest);
                 self.settle_one(signed, accounts, ledger, now);
                 if self.devices[&record.payer].blocked.is_some() {
@@ -348,7 +352,7 @@ impl DeviceRegistry {
     /// A payment cut off before its payee credited it is held; once that payee has applied a
     /// sync confirmation issued after the hold, its challenge is retired and it can never credit
     /// it, so the payment is reversed: the value goes back to the payer's online wallet. (A payer
-    /// with no wallet, a visitor card, keeps it held for a refund at the counter.)
+    /// with no wallet, a visitor card, keeps it held, marked as owed at the counter.)
     fn reverse_uncredited(
         &mut self,
         payee: DeviceId,
@@ -370,6 +374,7 @@ impl DeviceRegistry {
             let record = signed.record;
             let payer = &self.devices[&record.payer];
             let Some(wallet) = payer.wallet.and_then(|w| (books.wallets)(w)) else {
+                self.counter_refundable.insert(key);
                 continue;
             };
             let float = (books.operators)(payer.operator).float;
@@ -389,6 +394,64 @@ impl DeviceRegistry {
             reversed += 1;
         }
         reversed
+    }
+
+    /// What a visitor card's bearer is owed at the counter: its payments that can no longer be
+    /// credited.
+    pub fn owed_at_counter(&self, device: DeviceId) -> Amount {
+        let fen = self
+            .counter_refundable
+            .range((device, 0, [0; 32])..=(device, u32::MAX, [0xff; 32]))
+            .filter_map(|key| self.held.get(key))
+            .map(|(signed, _)| signed.record.amount.fen())
+            .sum();
+        Amount::from_fen(fen)
+    }
+
+    /// Pays out at the issuing operator's counter what a visitor card is owed: each such record
+    /// leaves the offline float for the vault (the bearer takes cash) and counts as settled.
+    /// Answers the first transfer and the total.
+    pub fn refund_at_counter(
+        &mut self,
+        device: DeviceId,
+        accounts: OperatorAccounts,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> Result<(EventId, Amount), CommandError> {
+        let keys: Vec<_> = self
+            .counter_refundable
+            .range((device, 0, [0; 32])..=(device, u32::MAX, [0xff; 32]))
+            .copied()
+            .collect();
+        let mut first = None;
+        let mut total = 0i64;
+        for key in keys {
+            self.counter_refundable.remove(&key);
+            let Some((signed, _)) = self.held.remove(&key) else {
+                continue;
+            };
+            let amount = signed.record.amount;
+            let leg = Leg {
+                debit: accounts.float,
+                credit: accounts.vault,
+                amount,
+                kind: TransferKind::OfflineReversal,
+            };
+            let event = ledger
+                .transfer(leg, now)
+                .expect("an offline float may run negative while records are in flight");
+            first.get_or_insert(event);
+            total += amount.fen();
+            let payer = self
+                .devices
+                .get_mut(&device)
+                .expect("a held record's payer");
+            payer.paid = Amount::from_fen(payer.paid.fen() + amount.fen());
+            self.settled.entry((key.0, key.1)).or_default().push(key.2);
+        }
+        first
+            .map(|event| (event, Amount::from_fen(total)))
+            .ok_or(CommandError::NothingOwedAtCounter(device))
     }
 
     /// Digests of the held records of one (payer, counter).
@@ -533,6 +596,10 @@ impl DeviceRegistry {
             record.encode_into(out);
             out.u32(*held_at_s);
         }
+        out.u64(self.counter_refundable.len() as u64);
+        for (payer, counter, digest) in &self.counter_refundable {
+            out.u64(payer.0).u32(*counter).raw(digest);
+        }
     }
 
     pub(crate) fn decode(input: &mut Reader<'_>) -> Result<DeviceRegistry, DecodeError> {
@@ -602,6 +669,14 @@ impl DeviceRegistry {
                 record.record.digest(),
             );
             registry.held.insert(key, (record, held_at_s));
+        }
+        for _ in 0..input.u64("counter refund count")? {
+            let key = (
+                DeviceId(input.u64("counter refund payer")?),
+                input.u32("counter refund counter")?,
+                input.array("counter refund digest")?,
+            );
+            registry.counter_refundable.insert(key);
         }
         Ok(registry)
     }

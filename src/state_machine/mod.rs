@@ -414,6 +414,7 @@ impl StateMachine {
             } => self.register_for_campaign(origin, campaign, wallet, offline_trial, now),
             DrawCampaign { campaign, seed } => self.draw_campaign(origin, campaign, seed, now),
             Deanonymize { wallet, reason } => self.deanonymize(origin, wallet, reason, now),
+            RefundAtCounter { device } => self.refund_at_counter(origin, device, now),
         }
     }
 
@@ -1075,6 +1076,19 @@ impl StateMachine {
             &mut self.ledger,
             now,
         )?))
+    }
+
+    fn refund_at_counter(&mut self, origin: Origin, device: DeviceId, now: u64) -> CommandResult {
+        let operator = self.devices.device(device)?.operator;
+        let op = self.require_operator(origin, operator)?;
+        let accounts = OperatorAccounts {
+            vault: op.vault,
+            float: op.offline_float,
+        };
+        let (first, _) = self
+            .devices
+            .refund_at_counter(device, accounts, &mut self.ledger, now)?;
+        Ok(Outcome::Transfer(first))
     }
 
     fn sync_offline(
