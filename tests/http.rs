@@ -1,10 +1,8 @@
 //! The HTTP API over real sockets: a server started on 127.0.0.1 port 0 per test, a plain
 //! HTTP/1.1 client on std's TcpStream so that malformed requests can be sent as they are.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::Duration;
 
 use ecny::certs::KeyPair;
 use ecny::command::{Command, Outcome};
@@ -13,62 +11,10 @@ use ecny::platform::Platform;
 use ecny::server::{Server, ServerConfig, REQUEST_BODY_BYTES_MAX};
 use serde_json::{json, Value};
 
-const CLIENT_TIMEOUT_MS: u64 = 10_000;
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    /// Asserts an RFC 9457 problem with this status and code.
-    fn problem(&self, status: u16, code: &str) -> Value {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.body
-        );
-        let body = self.json();
-        assert_eq!(
-            (self.status, body["code"].as_str()),
-            (status, Some(code)),
-            "{body}"
-        );
-        assert_eq!(body["status"], status);
-        assert_eq!(body["type"], format!("urn:ecny:problem:{code}"));
-        assert!(body["title"].is_string() && body["detail"].is_string());
-        body
-    }
-}
-
-fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    send_on(
-        TcpStream::connect(addr).unwrap(),
-        method,
-        path,
-        headers,
-        body,
-    )
-}
+#[allow(dead_code)]
+#[path = "support/http_client.rs"]
+mod http_client;
+use http_client::{send, send_on, Reply};
 
 /// A connection to `addr` from another loopback address, as a second client machine would be.
 fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
@@ -85,52 +31,6 @@ fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
         .unwrap();
     stream.set_nonblocking(false).unwrap();
     stream
-}
-
-fn send_on(
-    mut stream: TcpStream,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let addr = stream.peer_addr().unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(CLIENT_TIMEOUT_MS)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    // The server may answer an oversized body before reading it all.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
 }
 
 /// A funded world on disk, then a server over it.
@@ -296,13 +196,13 @@ impl World {
 
     fn balance(&self, token: &str, wallet: WalletId) -> String {
         let reply = self.get(&format!("/v1/wallets/{wallet}"), token);
-        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
         reply.json()["balance"].as_str().unwrap().to_string()
     }
 
     fn assert_audit_clean(&self) {
         let reply = self.get("/v1/audit", &self.central_bank);
-        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
         let report = reply.json();
         assert_eq!(report["clean"], true, "{report}");
         assert_eq!(report["violations"], json!([]));
@@ -327,7 +227,7 @@ fn health_readiness_and_metrics_answer_with_a_request_id() {
         (200, Some("trace-42"))
     );
     let ready = send(addr, "GET", "/readyz", &[], b"");
-    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.status, 200, "{}", ready.text());
     assert_eq!(ready.json()["status"], "ready");
     assert_eq!(ready.header("x-request-id").map(str::len), Some(16));
     let metrics = send(addr, "GET", "/metrics", &[], b"");
@@ -337,11 +237,11 @@ fn health_readiness_and_metrics_answer_with_a_request_id() {
         .unwrap()
         .starts_with("text/plain"));
     assert!(metrics
-        .body
+        .text()
         .contains(r#"ecny_http_requests_total{method="GET",route="/healthz",status="200"} 1"#));
-    assert!(metrics.body.contains("ecny_payments_committed_total 0"));
+    assert!(metrics.text().contains("ecny_payments_committed_total 0"));
     assert!(metrics
-        .body
+        .text()
         .contains("# TYPE ecny_commit_seconds histogram"));
 }
 
@@ -357,14 +257,14 @@ fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
             .to_string()
             .as_bytes(),
     );
-    assert_eq!(opened.status, 201, "{}", opened.body);
+    assert_eq!(opened.status, 201, "{}", opened.text());
     let wallet: WalletId = opened.json()["wallet"].as_str().unwrap().parse().unwrap();
     assert_eq!(opened.json()["class"], 4);
 
     let (alice, alice_key) = &world.alice;
     let body = World::payment(*alice, wallet, "66.60", KEY_1, alice_key);
     let paid = world.pay(&world.tokens[0], KEY_1, &body);
-    assert_eq!(paid.status, 201, "{}", paid.body);
+    assert_eq!(paid.status, 201, "{}", paid.text());
     assert!(paid.json()["transfer"].as_str().unwrap().starts_with('T'));
     assert_eq!(paid.json()["amount"], "66.60");
 
@@ -378,8 +278,8 @@ fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
         (Some(4), Some("active"))
     );
     let metrics = send(world.server.addr(), "GET", "/metrics", &[], b"");
-    assert!(metrics.body.contains("ecny_payments_committed_total 1"));
-    assert!(metrics.body.contains("ecny_commit_seconds_count 2"));
+    assert!(metrics.text().contains("ecny_payments_committed_total 1"));
+    assert!(metrics.text().contains("ecny_commit_seconds_count 2"));
     world.assert_audit_clean();
 
     let again = world.post(
@@ -399,9 +299,9 @@ fn a_retry_answers_the_first_transfer_and_a_changed_body_is_a_conflict() {
     let (alice, key) = &world.alice;
     let body = World::payment(*alice, world.bob.0, "10.00", KEY_1, key);
     let first = world.pay(&world.tokens[0], KEY_1, &body);
-    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.status, 201, "{}", first.text());
     let retry = world.pay(&world.tokens[0], KEY_1, &body);
-    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.status, 201, "{}", retry.text());
     assert_eq!(first.json()["transfer"], retry.json()["transfer"]);
 
     let changed = World::payment(*alice, world.bob.0, "20.00", KEY_1, key);
@@ -629,11 +529,11 @@ fn an_address_guessing_tokens_is_turned_away_for_the_rest_of_its_minute() {
     let auth = World::bearer(&world.tokens[0]);
     let other = connect_from("127.0.0.2", world.server.addr());
     let reply = send_on(other, "GET", &wallet, &[("Authorization", &auth)], b"");
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["balance"], "3000.00");
     let metrics = send(world.server.addr(), "GET", "/metrics", &[], b"");
     assert!(metrics
-        .body
+        .text()
         .contains(r#"route="/v1/wallets/{id}",status="429"} 2"#));
 }
 
@@ -807,5 +707,5 @@ fn the_openapi_document_covers_every_route_and_docs_load_it() {
         .header("content-type")
         .unwrap()
         .starts_with("text/html"));
-    assert!(docs.body.contains("fetch('/openapi.json')") && !docs.body.contains("https://"));
+    assert!(docs.text().contains("fetch('/openapi.json')") && !docs.text().contains("https://"));
 }

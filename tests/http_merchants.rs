@@ -3,6 +3,7 @@
 //! payment codes at a scan gun, sub-wallets, refunds and the settlement report; every denial and
 //! bad input; the audit after each.
 
+#[allow(dead_code)]
 #[path = "support/http_client.rs"]
 mod http_client;
 

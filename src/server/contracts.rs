@@ -10,13 +10,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
-use crate::certs::{PublicKey, Signature};
-use crate::command::{Command, HolderAuth, Outcome};
+use crate::command::{Command, Outcome};
 use crate::ids::{ContractId, EventId, WalletId};
 use crate::programs::contracts::{Contract, Template};
 use crate::state_machine::StateMachine;
 
 use super::auth::Caller;
+use super::fields::{holder_auth, unprocessable};
 use super::gateway::{operator_of, Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
@@ -107,20 +107,6 @@ impl Gateway {
         let operator = operator_of(caller)?;
         self.submit_one(operator, command)
     }
-}
-
-fn unprocessable(code: &'static str, detail: String) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-}
-
-fn holder_auth(public_key: &str, signature: &str) -> Result<HolderAuth, Problem> {
-    Ok(HolderAuth {
-        public_key: PublicKey::from_hex(public_key).map_err(|error| {
-            unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
-        })?,
-        signature: Signature::from_hex(signature)
-            .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
-    })
 }
 
 fn amount(name: &str, text: Option<&str>) -> Result<Amount, Problem> {
@@ -325,47 +311,19 @@ pub const OPENAPI_PATHS: [&str; 4] = [
 pub mod openapi {
     use serde_json::{json, Map, Value};
 
-    fn problem(description: &str) -> Value {
-        json!({
-            "description": description,
-            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
-        })
-    }
+    use crate::server::merchants::openapi::{body, idempotency, ok, path_param, schema_ref};
 
+    /// The contract refusals on top of those every call can meet.
     fn responses(status: &str, description: &str, schema: &str, body: bool) -> Value {
-        let mut all = Map::new();
-        all.insert(
-            status.into(),
-            json!({ "description": description, "content": { "application/json": {
-                "schema": { "$ref": format!("#/components/schemas/{schema}") } } } }),
-        );
-        for (code, text) in [
-            ("400", "MALFORMED_ID, JSON_SYNTAX, IDEMPOTENCY_KEY_MISSING, …"),
-            ("401", "UNAUTHENTICATED"),
-            ("403", "NOT_YOUR_WALLET, NOT_A_CONTRACT_PARTY, SIGNATURE_INVALID, OPERATOR_ONLY"),
-            ("404", "UNKNOWN_CONTRACT, UNKNOWN_WALLET"),
-            ("409", "CONTRACT_KEY_REUSED, IDEMPOTENCY_KEY_REUSED"),
-            ("422", "CONTRACT_TERMS_INVALID, CONTRACT_NOT_ACTIVE, CONTRACT_EXCEEDS_HOLDINGS, INSUFFICIENT_FUNDS, …"),
-        ] {
-            all.insert(code.into(), problem(text));
-        }
-        if body {
-            all.insert("413".into(), problem("BODY_TOO_LARGE"));
-            all.insert("415".into(), problem("CONTENT_TYPE_UNSUPPORTED"));
-        }
-        Value::Object(all)
-    }
-
-    fn idempotency() -> Value {
-        json!({ "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string" } })
+        crate::server::merchants::openapi::responses(
+            ok(status, description, schema_ref(schema)),
+            body,
+            &[("409", "CONTRACT_KEY_REUSED, IDEMPOTENCY_KEY_REUSED")],
+        )
     }
 
     fn id() -> Value {
-        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "example": "C00000001" } })
-    }
-
-    fn body(schema: &str) -> Value {
-        json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+        path_param("id", "C00000001")
     }
 
     pub fn schemas() -> Map<String, Value> {

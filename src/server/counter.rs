@@ -21,6 +21,7 @@ use crate::state_machine::check_amount;
 use crate::wallet::WalletClass;
 
 use super::auth::Caller;
+use super::fields::{amount_field, unprocessable};
 use super::gateway::{operator_of, Gateway, GatewayError, WalletView};
 use super::problem::{JsonBody, Problem};
 use super::routes::{
@@ -139,15 +140,6 @@ impl Gateway {
             other => unreachable!("exchange answered {other:?}"),
         }
     }
-}
-
-fn unprocessable(code: &'static str, detail: String) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-}
-
-fn amount_field(name: &str, text: &str) -> Result<Amount, Problem> {
-    text.parse::<Amount>()
-        .map_err(|error| unprocessable("MALFORMED_AMOUNT", format!("{name}: {error}")))
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
-use crate::certs::{PublicKey, Signature};
 use crate::channels::acquiring::{
     city_of_region, request_payment, ChannelTotal, Merchant, MerchantPayment, Order,
     PaymentChannel, RequestRead, SettlementReport, TerminalKind,
@@ -33,6 +32,7 @@ use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
 use crate::wallet::{china_day, format_day, parse_day};
 
 use super::auth::Caller;
+use super::fields::{amount_field, holder_auth, id_field, unprocessable};
 use super::gateway::{now_s, operator_of, Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
@@ -727,34 +727,6 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
                 )
             })
     }
-}
-
-fn unprocessable(code: &'static str, detail: String) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-}
-
-fn amount_field(name: &str, text: &str) -> Result<Amount, Problem> {
-    text.parse::<Amount>()
-        .map_err(|error| unprocessable("MALFORMED_AMOUNT", format!("{name}: {error}")))
-}
-
-fn id_field<T: std::str::FromStr<Err = crate::ids::IdParseError>>(
-    name: &str,
-    text: &str,
-) -> Result<T, Problem> {
-    text.parse().map_err(|error: crate::ids::IdParseError| {
-        unprocessable("MALFORMED_ID", format!("{name}: {error}"))
-    })
-}
-
-fn holder_auth(public_key: &str, signature: &str) -> Result<HolderAuth, Problem> {
-    Ok(HolderAuth {
-        public_key: PublicKey::from_hex(public_key).map_err(|error| {
-            unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
-        })?,
-        signature: Signature::from_hex(signature)
-            .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
-    })
 }
 
 fn day_query(date: Option<&str>) -> Result<Option<u32>, Problem> {

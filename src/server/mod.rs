@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod contracts;
 pub mod counter;
+pub mod fields;
 pub mod gateway;
 pub mod merchants;
 pub mod metrics;

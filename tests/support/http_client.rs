@@ -66,7 +66,24 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    send_on(
+        TcpStream::connect(addr).unwrap(),
+        method,
+        path,
+        headers,
+        body,
+    )
+}
+
+/// Sends on a connection the test opened itself (from a chosen local address, say).
+pub fn send_on(
+    mut stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let addr = stream.peer_addr().unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(CLIENT_TIMEOUT_MS)))
         .unwrap();
