@@ -73,7 +73,7 @@ pub enum ServerError {
 pub struct ServerConfig {
     pub data: PathBuf,
     pub listen: String,
-    /// Stop on ctrl-c (the binary); tests stop the server by dropping it instead.
+    /// Stop on ctrl-c or SIGTERM (the binary); tests stop the server by dropping it instead.
     pub stop_on_ctrl_c: bool,
     /// Larger request bodies are refused with 413.
     pub body_limit_bytes: usize,
@@ -144,6 +144,7 @@ impl Server {
                             tokio::select! {
                                 _ = stopped => {}
                                 _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c: stopping"),
+                                _ = terminated() => tracing::info!("SIGTERM: stopping"),
                             }
                         } else {
                             let _ = stopped.await;
@@ -204,6 +205,26 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shut_down();
     }
+}
+
+/// Resolves when a service manager asks the process to stop (SIGTERM), so `systemctl stop` and
+/// container runtimes get the same clean shutdown as ctrl-c.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; ctrl-c still stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 /// Each operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
