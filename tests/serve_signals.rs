@@ -57,3 +57,25 @@ fn sigterm_stops_the_server_cleanly() {
     let (platform, _) = ecny::platform::Platform::open(dir.path()).unwrap();
     assert!(ecny::audit::audit(platform.state()).is_clean());
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_ecny"))
+        .arg("demo")
+        .arg("--data")
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(demo.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    // The reader is gone (as `| head -1` would be); the demo's next lines have nowhere to go.
+    let output = demo.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}

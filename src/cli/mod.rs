@@ -247,8 +247,22 @@ enum BenchCommand {
     },
 }
 
+/// `ecny … | head`: when the reader goes away, stop as Unix tools do instead of panicking in
+/// `println!`. The server keeps Rust's default (writes fail, the process goes on).
+fn quit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; it only resets one signal's
+    // disposition to the system default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        quit_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
