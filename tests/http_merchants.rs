@@ -1022,3 +1022,42 @@ fn concurrent_payments_gathered_into_shared_batches_each_get_their_own_answer() 
     assert_eq!(world.balance(1, world.li.wallet), "1969.00");
     world.assert_audit_clean();
 }
+
+#[test]
+fn only_the_wallets_operator_links_it_to_a_person_with_a_reason_and_the_regulator_sees_the_log() {
+    let world = World::new();
+    let (_, merchant_token) = world.onboard();
+    let li = world.li.wallet;
+    let path = format!("/v1/wallets/{li}/deanonymize");
+    let reason = json!({ "reason": "Suzhou PSB case 2026-118, request of 20 November" });
+    let [op1, op2] = world.operators.clone();
+    world
+        .call("POST", &path, &op1, None, &reason)
+        .problem(403, "NOT_YOUR_WALLET");
+    world
+        .call("POST", &path, &world.central_bank, None, &reason)
+        .problem(403, "IDENTITY_AT_OPERATOR_ONLY");
+    world
+        .call("POST", &path, &merchant_token, None, &reason)
+        .problem(403, "OPERATOR_ONLY");
+    world
+        .call("POST", &path, &op2, None, &json!({ "reason": "   " }))
+        .problem(422, "DEANONYMIZATION_REASON_INVALID");
+    let disclosed = world.call("POST", &path, &op2, None, &reason).ok(201);
+    assert_eq!(disclosed["name"], "Zhang San");
+    assert_eq!(disclosed["phone"], "13900000002");
+    // The regulator sees who looked and why, never who it was; another operator sees nothing.
+    let log = world
+        .get("/v1/deanonymizations", &world.central_bank)
+        .ok(200);
+    assert_eq!(
+        log.as_array().unwrap().len(),
+        1,
+        "refused requests are not logged"
+    );
+    assert_eq!(log[0]["operator"], "OP02");
+    assert_eq!(log[0]["reason"], reason["reason"]);
+    assert!(!log.to_string().contains("Zhang San") && !log.to_string().contains("13900000002"));
+    assert_eq!(world.get("/v1/deanonymizations", &op1).ok(200), json!([]));
+    world.assert_audit_clean();
+}

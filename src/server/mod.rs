@@ -12,6 +12,7 @@ pub mod contracts;
 pub mod counter;
 pub mod fields;
 pub mod gateway;
+pub mod identity;
 pub mod merchants;
 pub mod metrics;
 pub mod openapi;

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 33] = [
+pub const PATHS: [&str; 35] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -41,6 +41,9 @@ pub const PATHS: [&str; 33] = [
     "/v1/wallets/{id}/bank-account",
     "/v1/wallets/{id}/kyc",
     "/v1/wallets/{id}/exchange",
+    // Controllable anonymity (`identity::OPENAPI_PATHS`).
+    "/v1/wallets/{id}/deanonymize",
+    "/v1/deanonymizations",
 ];
 
 /// Canonical forms; the server also accepts a little more (surrounding spaces, "+86", "¥", "1,000").
@@ -155,11 +158,13 @@ pub fn document() -> Value {
         paths.extend(super::merchants::openapi::paths());
         paths.extend(super::contracts::openapi::paths());
         paths.extend(super::counter::openapi::paths());
+        paths.extend(super::identity::openapi::paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(super::merchants::openapi::schemas());
         schemas.extend(super::contracts::openapi::schemas());
         schemas.extend(super::counter::openapi::schemas());
+        schemas.extend(super::identity::openapi::schemas());
     }
     add_token_responses(&mut document);
     document

@@ -59,6 +59,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/audit", get(audit_report))
         .merge(super::merchants::routes())
         .merge(super::contracts::routes())
+        .merge(super::identity::routes())
         .merge(super::counter::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
