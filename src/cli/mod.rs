@@ -537,8 +537,15 @@ fn run_bench_api(config: &ApiBenchConfig) -> Result<(), String> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench api`.");
     }
-    if config.wallets < 2 || config.connections == 0 || config.payments == 0 {
-        return Err("bench api needs at least 2 wallets, 1 connection and 1 payment".into());
+    if config.wallets < 2
+        || config.connections == 0
+        || config.payments == 0
+        || config.ledger_signed == 0
+    {
+        return Err(
+            "bench api needs at least 2 wallets, 1 connection, 1 payment and 1 signed transfer"
+                .into(),
+        );
     }
     let dir = std::env::temp_dir().join(format!("ecny-bench-api-{}", std::process::id()));
     if dir.exists() {
