@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 #[allow(dead_code)]
 #[path = "support/http_client.rs"]
 mod http_client;
+#[path = "support/served.rs"]
+mod served;
 use http_client::{send, send_on, Reply};
 
 /// A connection to `addr` from another loopback address, as a second client machine would be.
@@ -47,27 +49,7 @@ struct World {
 
 fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
     let (mut platform, _) = Platform::open(dir).unwrap();
-    let ops = [
-        platform
-            .create_operator("Jiangnan Commercial Bank")
-            .unwrap(),
-        platform.create_operator("Lakeside Digital Bank").unwrap(),
-    ];
-    for op in ops {
-        let funding = vec![
-            Command::FundReserves {
-                operator: op,
-                amount: "1,000,000".parse().unwrap(),
-            },
-            Command::Issue {
-                operator: op,
-                amount: "500,000".parse().unwrap(),
-            },
-        ];
-        for result in platform.as_central_bank(funding).unwrap() {
-            result.unwrap();
-        }
-    }
+    let ops = served::two_funded_operators(&mut platform);
     let mut open = |op: OperatorId, phone: u64| {
         let key = KeyPair::generate();
         let command = Command::OpenWallet {

@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 #[path = "support/http_client.rs"]
 mod http_client;
+#[path = "support/served.rs"]
+mod served;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,27 +45,7 @@ struct World {
 
 fn seed(dir: &Path) -> (WalletId, Holder) {
     let (mut platform, _) = Platform::open(dir).unwrap();
-    let ops = [
-        platform
-            .create_operator("Jiangnan Commercial Bank")
-            .unwrap(),
-        platform.create_operator("Lakeside Digital Bank").unwrap(),
-    ];
-    for op in ops {
-        let funding = vec![
-            Command::FundReserves {
-                operator: op,
-                amount: "1,000,000".parse().unwrap(),
-            },
-            Command::Issue {
-                operator: op,
-                amount: "500,000".parse().unwrap(),
-            },
-        ];
-        for result in platform.as_central_bank(funding).unwrap() {
-            result.unwrap();
-        }
-    }
+    let ops = served::two_funded_operators(&mut platform);
     let mut banked = |op: OperatorId, phone: u64, class: WalletClass, cash: &str| {
         let key = KeyPair::generate();
         let open = Command::OpenWallet {

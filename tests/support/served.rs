@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use ecny::command::Command;
+use ecny::ids::OperatorId;
 use ecny::platform::Platform;
 use ecny::server::{Server, ServerConfig};
 
@@ -17,9 +18,8 @@ pub struct Served {
 }
 
 /// Jiangnan Commercial Bank (OP01) and Lakeside Digital Bank (OP02), each with ¥1,000,000 of
-/// reserves and ¥500,000 of e-CNY issued.
-fn seed(dir: &Path) {
-    let (mut platform, _) = Platform::open(dir).unwrap();
+/// reserves and ¥500,000 of e-CNY issued: the operators every HTTP test world starts from.
+pub fn two_funded_operators(platform: &mut Platform) -> [OperatorId; 2] {
     let ops = [
         platform
             .create_operator("Jiangnan Commercial Bank")
@@ -41,6 +41,12 @@ fn seed(dir: &Path) {
             result.unwrap();
         }
     }
+    ops
+}
+
+fn seed(dir: &Path) {
+    let (mut platform, _) = Platform::open(dir).unwrap();
+    two_funded_operators(&mut platform);
 }
 
 impl Served {
