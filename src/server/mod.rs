@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod contracts;
 pub mod counter;
 pub mod fields;
@@ -80,6 +81,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Wrong bearer tokens a client address may present a minute before it gets 429.
     pub auth_failures_per_minute_max: u32,
+    /// How long a client may take over a request's headers (or idle between requests) and body.
+    pub timeouts: connections::Timeouts,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             stop_on_ctrl_c: false,
             body_limit_bytes: REQUEST_BODY_BYTES_MAX,
             auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
+            timeouts: connections::Timeouts::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl Server {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
+        let timeouts = config.timeouts;
         let thread = std::thread::Builder::new()
             .name("ecny-http".into())
             .spawn(move || {
@@ -151,15 +156,7 @@ impl Server {
                             let _ = stopped.await;
                         }
                     };
-                    // The peer's address is what wrong tokens are counted against.
-                    let service =
-                        routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
-                    let served = axum::serve(listener, service)
-                        .with_graceful_shutdown(shutdown)
-                        .await;
-                    if let Err(error) = served {
-                        tracing::error!(%error, "server stopped with an error");
-                    }
+                    connections::serve(listener, routes::router(app), timeouts, shutdown).await;
                 });
                 runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS));
                 // Every handle is gone with the router: the node finishes what is in flight.

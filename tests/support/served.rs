@@ -51,12 +51,17 @@ fn seed(dir: &Path) {
 
 impl Served {
     pub fn start() -> Served {
+        Served::configured(ServerConfig::default())
+    }
+
+    /// With settings of the test's own; the data directory and address are the fixture's.
+    pub fn configured(config: ServerConfig) -> Served {
         let dir = tempfile::tempdir().unwrap();
         seed(dir.path());
         let server = Server::start(&ServerConfig {
             data: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
-            ..ServerConfig::default()
+            ..config
         })
         .unwrap();
         let read =
