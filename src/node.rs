@@ -160,6 +160,11 @@ impl Node {
         &self.state
     }
 
+    /// The node's clock now: the time the next entry will carry, give or take.
+    pub fn now_ms(&mut self) -> u64 {
+        self.clock.now_ms()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -44,8 +44,8 @@ fn deposits_go_back_to_the_bank_and_closing_returns_the_balance() {
         amount: yuan("500"),
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let back = world.platform.sign_as_holder(back, &li.key, li.operator);
     world.run(jiangnan, back).unwrap();
     let bank = li.bank.unwrap();
     assert_eq!(
@@ -410,8 +410,10 @@ fn a_wrong_signature_is_refused_by_the_operator_tier() {
         amount: yuan("50"),
         key: IdempotencyKey(1),
         auth: None,
-    }
-    .sign(&thief.key);
+    };
+    let stolen = world
+        .platform
+        .sign_as_holder(stolen, &thief.key, thief.operator);
     assert_eq!(
         world.run(jiangnan, stolen).unwrap_err().code(),
         "SIGNATURE_INVALID"
@@ -423,8 +425,10 @@ fn a_wrong_signature_is_refused_by_the_operator_tier() {
         amount: yuan("1"),
         key: IdempotencyKey(2),
         auth: None,
-    }
-    .sign(&payer.key);
+    };
+    let signed = world
+        .platform
+        .sign_as_holder(signed, &payer.key, payer.operator);
     let Command::Pay {
         payer: p,
         payee,
@@ -491,6 +495,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
     let parent = world.open_banked(jiangnan, "10,000", WalletClass::Two);
     world.exchange(&parent, "3,000").unwrap();
     let school = world.open_banked(lakeside, "1", WalletClass::One);
+    let (context, not_after_ms) = world.signing(&parent);
     let hold = |key: u128, amount: &str, timeout_ms| {
         Command::Hold {
             payer: parent.wallet,
@@ -500,7 +505,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
             key: IdempotencyKey(1_000u128 + key),
             auth: None,
         }
-        .sign(&parent.key)
+        .sign(&parent.key, &context, not_after_ms)
     };
     let Ok(Outcome::Transfer(first)) = world.run(jiangnan, hold(1, "1,000", 60_000)) else {
         panic!()

@@ -61,7 +61,11 @@ fn view(state: &StateMachine, contract: &Contract) -> ContractView {
         payee: contract.payee.to_string(),
         purpose: contract.purpose.clone(),
         status: state.contract_status(contract).as_str(),
-        funded: contract.template.funding().to_string(),
+        funded: contract
+            .template
+            .funding()
+            .expect("a contract's terms were checked when it opened")
+            .to_string(),
         holding: state.contract_holding(contract).to_string(),
         released: contract.released.to_string(),
         refunded: contract.refunded.to_string(),
@@ -149,8 +153,10 @@ pub struct OpenContractRequest {
     pub every_ms: Option<u64>,
     pub count: Option<u32>,
     pub public_key: String,
-    /// SM2 signature over the OpenContract command, idempotency key included.
+    /// SM2 signature over the OpenContract command's signing bytes, idempotency key included.
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 impl OpenContractRequest {
@@ -160,10 +166,15 @@ impl OpenContractRequest {
                 amount: amount("amount", self.amount.as_deref())?,
                 deadline_ms: number("deadline_ms", self.deadline_ms)?,
             }),
-            "prepaid" => Ok(Template::Prepaid {
-                units: number("units", self.units)?,
-                unit_price: amount("unit_price", self.unit_price.as_deref())?,
-            }),
+            "prepaid" => {
+                let template = Template::Prepaid {
+                    units: number("units", self.units)?,
+                    unit_price: amount("unit_price", self.unit_price.as_deref())?,
+                };
+                // Refused here, before any desk or the ledger sees the product.
+                template.funding().map_err(Problem::from)?;
+                Ok(template)
+            }
             "recurring" => Ok(Template::Recurring {
                 amount: amount("amount", self.amount.as_deref())?,
                 first_ms: number("first_ms", self.first_ms)?,
@@ -194,7 +205,12 @@ async fn open(
         template: body.template()?,
         purpose: body.purpose.clone(),
         key,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: Some(holder_auth(
+            &body.public_key,
+            &body.signature,
+            body.not_after_ms,
+            app.gateway.signing_context(caller)?,
+        )?),
     };
     let view = blocking(&app, move |gateway| {
         let id = match gateway.submit_contract_command(caller, command)? {
@@ -222,8 +238,9 @@ pub struct ConfirmRequest {
     /// Lessons delivered (prepaid); 1 for an escrow.
     pub units: u32,
     pub public_key: String,
-    /// SM2 signature over the ConfirmContract command, idempotency key included.
+    /// SM2 signature over the ConfirmContract command's signing bytes, idempotency key included.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -243,7 +260,12 @@ async fn confirm(
         contract: id,
         units: body.units,
         key,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: Some(holder_auth(
+            &body.public_key,
+            &body.signature,
+            body.not_after_ms,
+            app.gateway.signing_context(caller)?,
+        )?),
     };
     let (transfer, contract) = blocking(&app, move |gateway| {
         let transfer: EventId = match gateway.submit_contract_command(caller, command)? {
@@ -268,8 +290,9 @@ pub struct CancelRequest {
     /// payer or payee: who ends it.
     pub by: String,
     pub public_key: String,
-    /// SM2 signature over the CancelContract command.
+    /// SM2 signature over the CancelContract command's signing bytes.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 async fn cancel(
@@ -291,7 +314,12 @@ async fn cancel(
     let command = Command::CancelContract {
         contract: id,
         by_payee,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: Some(holder_auth(
+            &body.public_key,
+            &body.signature,
+            body.not_after_ms,
+            app.gateway.signing_context(caller)?,
+        )?),
     };
     let view = blocking(&app, move |gateway| {
         gateway.submit_contract_command(caller, command)?;
