@@ -227,7 +227,7 @@ impl Node {
         }
         let mut outcomes = Vec::with_capacity(submissions.len());
         for submission in submissions {
-            match self.log_and_apply(submission.submission()) {
+            match self.log_and_apply(submission) {
                 Ok(results) => outcomes.push(results),
                 Err(error) => {
                     self.poisoned = true;
@@ -307,14 +307,16 @@ impl Node {
         });
     }
 
-    fn log_and_apply(&mut self, submission: &Submission) -> Result<Vec<CommandResult>, NodeError> {
+    fn log_and_apply(&mut self, validated: &Validated) -> Result<Vec<CommandResult>, NodeError> {
         let timestamp = self.clock.now_ms().max(self.state.last_timestamp_ms());
         self.entry.clear();
-        submission.encode_entry(timestamp, &mut self.entry);
+        validated
+            .submission()
+            .encode_entry(timestamp, &mut self.entry);
         self.log.append(&self.entry)?;
         let mut results = Vec::new();
         self.state
-            .apply_entry(&self.entry, &mut results)
+            .apply_validated_entry(&self.entry, validated.digests(), &mut results)
             .expect("a validated entry decodes");
         Ok(results)
     }

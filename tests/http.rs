@@ -429,6 +429,96 @@ fn an_amount_or_idempotency_key_outside_its_one_syntax_is_refused_and_moves_noth
 }
 
 #[test]
+fn a_payment_signed_for_a_closed_or_overlong_window_is_refused_and_moves_nothing() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let (context, now_ms) = world.window(0);
+    let stated = send(world.server.addr(), "GET", "/v1/context", &[], b"").ok(200);
+    assert_eq!(stated["signature_window_ms_max"], 600_000);
+    for (not_after_ms, code) in [
+        (now_ms - 1_000, "SIGNATURE_EXPIRED"),
+        (now_ms + 11 * 60 * 1000, "SIGNATURE_WINDOW_TOO_LONG"),
+    ] {
+        let command = Command::Pay {
+            payer: *alice,
+            payee: world.bob.0,
+            amount: "5.00".parse().unwrap(),
+            key: KEY_1.parse().unwrap(),
+            auth: None,
+        };
+        let body = json!({
+            "payer": alice.to_string(),
+            "payee": world.bob.0.to_string(),
+            "amount": "5.00",
+            "public_key": key.public_key().to_hex(),
+            "signature": key.sign(&command.signing_bytes(&context, not_after_ms)).to_hex(),
+            "not_after_ms": not_after_ms,
+        });
+        world
+            .pay(&world.tokens[0], KEY_1, body.to_string().as_bytes())
+            .problem(403, code);
+    }
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_transfer_is_read_by_its_id_by_its_parties_only() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let body = world.payment(*alice, world.bob.0, "66.60", KEY_1, key);
+    let paid = world.pay(&world.tokens[0], KEY_1, &body).ok(201);
+    let path = format!("/v1/transfers/{}", paid["transfer"].as_str().unwrap());
+    for token in [&world.tokens[0], &world.tokens[1], &world.central_bank] {
+        let read = world.get(&path, token).ok(200);
+        assert_eq!(read["transfer"], paid["transfer"]);
+        assert_eq!(
+            (read["kind"].as_str(), read["amount"].as_str()),
+            (Some("payment"), Some("66.60"))
+        );
+        assert_eq!(read["from"], alice.to_string());
+        assert_eq!(read["to"], world.bob.0.to_string());
+    }
+    // An exchange of Alice's touches only OP01's books: OP02 is no party to it, and cannot tell
+    // it from a transfer that does not exist.
+    let command = Command::Exchange {
+        wallet: *alice,
+        amount: "10.00".parse().unwrap(),
+        key: IdempotencyKey(0xe1),
+        auth: None,
+    };
+    let (context, not_after_ms) = world.window(5 * 60 * 1000);
+    let body = json!({
+        "amount": "10.00",
+        "public_key": key.public_key().to_hex(),
+        "signature": key.sign(&command.signing_bytes(&context, not_after_ms)).to_hex(),
+        "not_after_ms": not_after_ms,
+    });
+    let exchanged = world
+        .post(
+            &format!("/v1/wallets/{alice}/exchange"),
+            &world.tokens[0],
+            Some("e1"),
+            body.to_string().as_bytes(),
+        )
+        .ok(201);
+    let path = format!("/v1/transfers/{}", exchanged["transfer"].as_str().unwrap());
+    assert_eq!(
+        world.get(&path, &world.tokens[0]).ok(200)["kind"],
+        "exchange"
+    );
+    world
+        .get(&path, &world.tokens[1])
+        .problem(404, "UNKNOWN_TRANSFER");
+    world
+        .get("/v1/transfers/T999999999999", &world.tokens[0])
+        .problem(404, "UNKNOWN_TRANSFER");
+    world
+        .get(&path, "not-a-token")
+        .problem(401, "UNAUTHENTICATED");
+}
+
+#[test]
 fn a_forged_signature_is_refused_and_nothing_moves() {
     let world = World::new();
     let (alice, _) = &world.alice;

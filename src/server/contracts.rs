@@ -346,7 +346,7 @@ pub mod openapi {
         crate::server::merchants::openapi::responses(
             ok(status, description, schema_ref(schema)),
             body,
-            &[("409", "CONTRACT_KEY_REUSED, IDEMPOTENCY_KEY_REUSED")],
+            &[("409", "IDEMPOTENCY_KEY_REUSED")],
         )
     }
 
@@ -360,26 +360,27 @@ pub mod openapi {
         let mut all = Map::new();
         all.insert("OpenContractRequest".into(), json!({
             "type": "object", "additionalProperties": false,
-            "required": ["payer", "payee", "template", "purpose", "public_key", "signature"],
+            "required": ["payer", "payee", "template", "purpose", "public_key", "signature", "not_after_ms"],
             "properties": {
                 "payer": s(), "payee": s(),
                 "template": { "type": "string", "enum": ["escrow", "prepaid", "recurring"] },
                 "purpose": s(), "amount": s(), "deadline_ms": n(), "units": n(), "unit_price": s(),
-                "first_ms": n(), "every_ms": n(), "count": n(), "public_key": s(), "signature": s()
+                "first_ms": n(), "every_ms": n(), "count": n(), "public_key": s(), "signature": s(),
+                "not_after_ms": n()
             }
         }));
         all.insert(
             "ConfirmContractRequest".into(),
             json!({
                 "type": "object", "additionalProperties": false,
-                "required": ["units", "public_key", "signature"],
-                "properties": { "units": n(), "public_key": s(), "signature": s() }
+                "required": ["units", "public_key", "signature", "not_after_ms"],
+                "properties": { "units": n(), "public_key": s(), "signature": s(), "not_after_ms": n() }
             }),
         );
         all.insert("CancelContractRequest".into(), json!({
             "type": "object", "additionalProperties": false,
-            "required": ["by", "public_key", "signature"],
-            "properties": { "by": { "type": "string", "enum": ["payer", "payee"] }, "public_key": s(), "signature": s() }
+            "required": ["by", "public_key", "signature", "not_after_ms"],
+            "properties": { "by": { "type": "string", "enum": ["payer", "payee"] }, "public_key": s(), "signature": s(), "not_after_ms": n() }
         }));
         all.insert("Contract".into(), json!({ "type": "object", "properties": {
             "contract": s(), "template": s(), "payer": s(), "payee": s(), "purpose": s(),

@@ -305,11 +305,12 @@ pub mod openapi {
         put(
             "ExchangeRequest",
             object(
-                &["amount", "public_key", "signature"],
+                &["amount", "public_key", "signature", "not_after_ms"],
                 json!({
                     "amount": { "type": "string", "example": "500.00" },
                     "public_key": { "type": "string", "description": "the holder's SM2 public key (66 hex digits)" },
-                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" }
+                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" },
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );

@@ -1567,14 +1567,21 @@ pub mod openapi {
         put(
             "RequestPayment",
             object(
-                &["payer", "request", "public_key", "signature"],
+                &[
+                    "payer",
+                    "request",
+                    "public_key",
+                    "signature",
+                    "not_after_ms",
+                ],
                 json!({
                     "payer": string(),
                     "request": { "type": "string", "description": "EMVCo payload read from a QR or tap-zone tag" },
                     "amount": { "type": "string", "description": "what the payer typed (printed QR)" },
                     "read": { "type": "string", "enum": ["scanned", "tapped"] },
                     "public_key": string(),
-                    "signature": { "type": "string", "description": "SM2 over the PayMerchant command the request makes" }
+                    "signature": { "type": "string", "description": "SM2 over the PayMerchant command the request makes" },
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
@@ -1613,18 +1620,28 @@ pub mod openapi {
                     "daily",
                     "public_key",
                     "signature",
+                    "not_after_ms",
                 ],
                 json!({
-                    "merchant": string(), "per_payment": string(), "daily": string(), "public_key": string(), "signature": string()
+                    "merchant": string(), "per_payment": string(), "daily": string(), "public_key": string(), "signature": string(),
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
         put(
             "SetSubWalletRequest",
             object(
-                &["per_payment", "daily", "open", "public_key", "signature"],
+                &[
+                    "per_payment",
+                    "daily",
+                    "open",
+                    "public_key",
+                    "signature",
+                    "not_after_ms",
+                ],
                 json!({
-                    "per_payment": string(), "daily": string(), "open": { "type": "boolean" }, "public_key": string(), "signature": string()
+                    "per_payment": string(), "daily": string(), "open": { "type": "boolean" }, "public_key": string(), "signature": string(),
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
@@ -1758,12 +1775,12 @@ pub mod openapi {
         put(
             "/v1/merchants/{m}/code-payments",
             json!({ "post": {
-            "summary": "A till or scan gun charges the customer's one-time payment code",
+            "summary": "A till or scan gun charges the customer's one-time payment code: once ever, up to the operator's password-free cap; a retry under the same key answers the first charge",
             "security": bearer, "parameters": [m, idempotency()],
             "requestBody": body("CodePaymentRequest"),
             "responses": responses(ok("201", "charged", schema_ref("Charge")), true, &[
                 ("409", "CODE_REUSED, IDEMPOTENCY_KEY_REUSED"), ("429", "CODE_RATE_LIMITED"),
-                ("503", "CODE_VERIFIER_FULL")]),
+                ("422", "CODE_STALE, CODE_UNKNOWN, CODE_MALFORMED, LIMIT_PASSWORD_FREE, …")]),
         } }),
         );
         put(

@@ -253,6 +253,17 @@ impl StateMachine {
         payload: &[u8],
         results: &mut Vec<CommandResult>,
     ) -> Result<(), DecodeError> {
+        self.apply_validated_entry(payload, &[], results)
+    }
+
+    /// Applies a log entry whose commands' idempotency digests validation already computed (off
+    /// this thread: hashing is most of a keyed command's cost); `digests` is empty on replay.
+    pub fn apply_validated_entry(
+        &mut self,
+        payload: &[u8],
+        digests: &[Option<CommandDigest>],
+        results: &mut Vec<CommandResult>,
+    ) -> Result<(), DecodeError> {
         let entry = Entry::decode(payload)?;
         // Time never runs backwards inside the state machine, whatever the clocks did.
         let now = entry.timestamp_ms.max(self.last_timestamp_ms);
@@ -263,19 +274,31 @@ impl StateMachine {
         if self.red_packets.expiry_due(now) {
             self.expire_campaigns(now);
         }
-        for command in entry.commands()? {
+        for (index, command) in entry.commands()?.enumerate() {
             let command = command?;
-            results.push(self.apply(entry.origin, command, now));
+            let digest = digests.get(index).copied().flatten();
+            results.push(self.apply(entry.origin, command, digest, now));
         }
         Ok(())
     }
 
-    fn apply(&mut self, origin: Origin, command: Command, now: u64) -> CommandResult {
+    fn apply(
+        &mut self,
+        origin: Origin,
+        command: Command,
+        digest: Option<CommandDigest>,
+        now: u64,
+    ) -> CommandResult {
         use Command::*;
         // A keyed command is remembered by its key and the digest of what it does.
-        let keyed = command.idempotency_key().map(|key| Keyed {
-            key,
-            digest: command.digest(),
+        let keyed = command.idempotency_key().map(|key| {
+            let digest = digest.unwrap_or_else(|| command.digest());
+            debug_assert_eq!(
+                digest,
+                command.digest(),
+                "validation digested another command"
+            );
+            Keyed { key, digest }
         });
         let by = || keyed.expect("a keyed command has its key");
         match command {
@@ -1794,13 +1817,21 @@ struct MerchantPaymentAt {
 
 /// A submission whose origin signature verified and whose commands decode: the only kind the
 /// node logs. Checked off the state machine's thread, since hashing a batch costs more than
-/// applying it.
+/// applying it; the keyed commands' idempotency digests are computed there too.
 #[derive(Debug)]
-pub struct Validated(Submission);
+pub struct Validated {
+    submission: Submission,
+    digests: Vec<Option<CommandDigest>>,
+}
 
 impl Validated {
     pub fn submission(&self) -> &Submission {
-        &self.0
+        &self.submission
+    }
+
+    /// Each command's idempotency digest, if it is keyed.
+    pub fn digests(&self) -> &[Option<CommandDigest>] {
+        &self.digests
     }
 }
 
@@ -1829,9 +1860,15 @@ impl Validator {
                 .ok_or(CommandError::UnknownOperator(id))?,
         };
         submission.verify(&key)?;
-        crate::command::check_commands(&submission.commands)
-            .map_err(|e| CommandError::MalformedBatch(e.to_string()))?;
-        Ok(Validated(submission))
+        let digests = crate::command::decode_commands(&submission.commands)
+            .map_err(|e| CommandError::MalformedBatch(e.to_string()))?
+            .iter()
+            .map(|command| command.idempotency_key().map(|_| command.digest()))
+            .collect();
+        Ok(Validated {
+            submission,
+            digests,
+        })
     }
 }
 
