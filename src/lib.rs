@@ -28,6 +28,7 @@ pub mod operator;
 pub mod platform;
 pub mod programs;
 pub mod server;
+pub mod signing;
 pub mod state_machine;
 pub mod storage;
 pub mod wallet;

@@ -270,6 +270,11 @@ impl Node {
         &self.state
     }
 
+    /// The node's clock now: the time the next entry will carry, give or take.
+    pub fn now_ms(&mut self) -> u64 {
+        self.clock.now_ms()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -332,7 +337,7 @@ impl Node {
         }
         let mut outcomes = Vec::with_capacity(submissions.len());
         for submission in submissions {
-            match self.log_and_apply(submission.submission()) {
+            match self.log_and_apply(submission) {
                 Ok(results) => outcomes.push(results),
                 Err(error) => {
                     self.poisoned = true;
@@ -412,14 +417,16 @@ impl Node {
         });
     }
 
-    fn log_and_apply(&mut self, submission: &Submission) -> Result<Vec<CommandResult>, NodeError> {
+    fn log_and_apply(&mut self, validated: &Validated) -> Result<Vec<CommandResult>, NodeError> {
         let timestamp = self.clock.now_ms().max(self.state.last_timestamp_ms());
         self.entry.clear();
-        submission.encode_entry(timestamp, &mut self.entry);
+        validated
+            .submission()
+            .encode_entry(timestamp, &mut self.entry);
         self.log.append(&self.entry)?;
         let mut results = Vec::new();
         self.state
-            .apply_entry(&self.entry, &mut results)
+            .apply_validated_entry(&self.entry, validated.digests(), &mut results)
             .expect("a validated entry decodes");
         Ok(results)
     }

@@ -483,9 +483,10 @@ fn sub_wallets_wallet_payments_the_printed_qr_and_refusals() {
     // Refusals: another operator's token at Li's counter, a limit, a wallet that is there
     // already, bad arguments, a server that is not running.
     let op1 = desk.served.operators[0].clone();
+    // Li signs for her own operator: the signature does not hold at another's desk.
     fail_li(
         &["--token", &op1, "top-up", "--amount", "1"],
-        "NOT_YOUR_WALLET",
+        "SIGNATURE_INVALID",
     );
     fail_li(
         &["--token", &op1, "bank-account", "--cash", "1"],
@@ -500,6 +501,22 @@ fn sub_wallets_wallet_payments_the_printed_qr_and_refusals() {
         &["pay-wallet", "--to", &wang, "--amount", "2000.01"],
         "LIMIT_SINGLE_PAYMENT",
     );
+    // "1,50" is not guessed at (150.00? 1.50?): only digits and a point are amounts.
+    for amount in ["1,50", "1,000", "¥1"] {
+        let refused = desk.run(
+            &with_li(&["pay-wallet", "--to", &wang, "--amount", amount])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        assert!(!refused.success, "{amount}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("not a number of yuan"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(run_li(&["balance"]).contains("balance ¥1,773.40"));
     let url = desk.served.url();
     let data = desk.data().to_str().unwrap().to_string();
     fail_li(
@@ -579,7 +596,8 @@ fn sub_wallets_wallet_payments_the_printed_qr_and_refusals() {
         ],
         "SERVER_UNREACHABLE",
     );
-    assert!(said.contains("may have been carried out"), "{said}");
+    // Signing asks the server for its context first: with no server, nothing was sent.
+    assert!(!said.contains("may have been carried out"), "{said}");
     assert!(run_li(&["balance"]).contains("balance ¥1,773.40"));
     desk.audit_is_clean();
 }

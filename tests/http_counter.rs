@@ -9,7 +9,8 @@ mod served;
 
 use ecny::certs::KeyPair;
 use ecny::command::Command;
-use ecny::ids::{IdempotencyKey, WalletId};
+use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
+use ecny::signing::{DeploymentId, SigningContext};
 use http_client::{send, Reply};
 use serde_json::{json, Value};
 use served::Served;
@@ -62,7 +63,9 @@ impl Counter {
         reply["wallet"].as_str().unwrap().parse().unwrap()
     }
 
+    /// An exchange signed for a wallet at OP01, good for five minutes by the server's clock.
     fn exchange_body(
+        &self,
         wallet: WalletId,
         amount: &str,
         key: IdempotencyKey,
@@ -74,10 +77,17 @@ impl Counter {
             key,
             auth: None,
         };
+        let stated = send(self.served.server.addr(), "GET", "/v1/context", &[], b"").ok(200);
+        let context = SigningContext {
+            deployment: DeploymentId::from_hex(stated["deployment"].as_str().unwrap()).unwrap(),
+            operator: OperatorId(1),
+        };
+        let not_after_ms = stated["now_ms"].as_u64().unwrap() + 5 * 60 * 1000;
         json!({
             "amount": amount,
             "public_key": signer.public_key().to_hex(),
-            "signature": signer.sign(&command.signing_bytes()).to_hex(),
+            "signature": signer.sign(&command.signing_bytes(&context, not_after_ms)).to_hex(),
+            "not_after_ms": not_after_ms,
         })
     }
 
@@ -139,17 +149,17 @@ fn a_newcomer_gets_a_bank_account_class_two_and_e_cny_at_the_counter() {
 
     let exchange = format!("/v1/wallets/{wallet}/exchange");
     let key = IdempotencyKey(0x7e57_0001);
-    let body = Counter::exchange_body(wallet, "500.00", key, &holder);
+    let body = counter.exchange_body(wallet, "500.00", key, &holder);
     let first = counter.call(&exchange, &op1, Some(key), &body).ok(201);
     // A retry after a lost answer is the first transfer, not a second exchange.
     let retry = counter.call(&exchange, &op1, Some(key), &body).ok(201);
     assert_eq!(first["transfer"], retry["transfer"]);
-    let other = Counter::exchange_body(wallet, "600.00", key, &holder);
+    let other = counter.exchange_body(wallet, "600.00", key, &holder);
     counter
         .call(&exchange, &op1, Some(key), &other)
         .problem(409, "IDEMPOTENCY_KEY_REUSED");
     let key = IdempotencyKey(0x7e57_0002);
-    let too_much = Counter::exchange_body(wallet, "4500.01", key, &holder);
+    let too_much = counter.exchange_body(wallet, "4500.01", key, &holder);
     counter
         .call(&exchange, &op1, Some(key), &too_much)
         .problem(422, "INSUFFICIENT_FUNDS");
@@ -172,7 +182,7 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
     let kyc = format!("/v1/wallets/{wallet}/kyc");
     let exchange = format!("/v1/wallets/{wallet}/exchange");
     let key = IdempotencyKey(0x7e57_0100);
-    let signed = Counter::exchange_body(wallet, "10.00", key, &holder);
+    let signed = counter.exchange_body(wallet, "10.00", key, &holder);
     let statement = json!({ "class": 3, "name": "Wang Wu", "id_number": "110101199003074512" });
 
     // Another operator's token, and the central bank's, are turned away at every window.
@@ -182,9 +192,10 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
     counter
         .call(&kyc, &op2, None, &statement)
         .problem(403, "NOT_YOUR_WALLET");
+    // The holder's signature names OP01: at OP02's desk it does not hold.
     counter
         .call(&exchange, &op2, Some(key), &signed)
-        .problem(403, "NOT_YOUR_WALLET");
+        .problem(403, "SIGNATURE_INVALID");
     counter
         .call(&bank, &central_bank, None, &json!({ "cash": "100" }))
         .problem(403, "OPERATOR_ONLY");
@@ -233,7 +244,7 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
         .call(&bank, &op1, None, &json!({ "cash": "100" }))
         .ok(201);
     // A signature by any key but the wallet's own moves nothing.
-    let forged = Counter::exchange_body(wallet, "10.00", key, &KeyPair::generate());
+    let forged = counter.exchange_body(wallet, "10.00", key, &KeyPair::generate());
     counter
         .call(&exchange, &op1, Some(key), &forged)
         .problem(403, "SIGNATURE_INVALID");

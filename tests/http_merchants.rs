@@ -20,6 +20,7 @@ use ecny::command::{Command, Outcome};
 use ecny::ids::{IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::platform::Platform;
 use ecny::server::{Server, ServerConfig};
+use ecny::signing::{DeploymentId, SigningContext};
 use ecny::wallet::sub_wallet::SubWalletLimits;
 use ecny::wallet::WalletClass;
 use http_client::{send, Reply};
@@ -65,7 +66,7 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
         for command in [
             Command::CashDeposit {
                 account,
-                amount: "5,000".parse().unwrap(),
+                amount: "5000".parse().unwrap(),
             },
             Command::BindBankAccount { wallet, account },
             Command::UpgradeWallet {
@@ -75,20 +76,23 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
                 id_number: Some("110101199003074512".into()),
                 in_person: false,
             },
-            Command::Exchange {
-                wallet,
-                amount: cash.parse().unwrap(),
-                key: IdempotencyKey(phone as u128),
-                auth: None,
-            }
-            .sign(&key),
+            platform.sign_as_holder(
+                Command::Exchange {
+                    wallet,
+                    amount: cash.parse().unwrap(),
+                    key: IdempotencyKey(phone as u128),
+                    auth: None,
+                },
+                &key,
+                op,
+            ),
         ] {
             platform.one(op, command).unwrap().unwrap();
         }
         Holder { wallet, key }
     };
     let shop = banked(ops[0], 13_800_000_001, WalletClass::Two, "1");
-    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2,000");
+    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2000");
     (shop.wallet, li)
 }
 
@@ -119,8 +123,62 @@ impl World {
         }
     }
 
+    /// The same data directory served again after a clean stop: what survives is what the log
+    /// and the snapshots hold.
+    fn restarted(self) -> World {
+        let World {
+            dir,
+            server,
+            operators,
+            central_bank,
+            shop_wallet,
+            li,
+            next_key,
+        } = self;
+        drop(server);
+        let server = Server::start(&ServerConfig {
+            data: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        World {
+            dir,
+            server,
+            operators,
+            central_bank,
+            shop_wallet,
+            li,
+            next_key,
+        }
+    }
+
     fn addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// `body` with `signer`'s public key, signature over `command` (over nothing if the wallet
+    /// could not build one) and window's end: signed for this server's deployment and Li's
+    /// operator, good for five minutes by the server's clock.
+    fn signed(&self, signer: &KeyPair, command: Option<&Command>, mut body: Value) -> Value {
+        let stated = send(self.addr(), "GET", "/v1/context", &[], b"").ok(200);
+        let context = SigningContext {
+            deployment: DeploymentId::from_hex(stated["deployment"].as_str().unwrap()).unwrap(),
+            operator: OperatorId(2),
+        };
+        let not_after_ms = stated["now_ms"].as_u64().unwrap() + 5 * 60 * 1000;
+        let signed = command.map_or_else(Vec::new, |c| c.signing_bytes(&context, not_after_ms));
+        body["public_key"] = json!(signer.public_key().to_hex());
+        body["signature"] = json!(signer.sign(&signed).to_hex());
+        body["not_after_ms"] = json!(not_after_ms);
+        body
+    }
+
+    /// Li's payment code now, as Li's operator shows it.
+    fn li_code(&self) -> String {
+        let path = format!("/v1/wallets/{}/payment-code", self.li.wallet);
+        let shown = self.get(&path, &self.operators[1]).ok(200);
+        shown["code"].as_str().unwrap().to_string()
     }
 
     fn key(&mut self) -> IdempotencyKey {
@@ -230,15 +288,12 @@ impl World {
             request_payment(self.li.wallet, &request, typed_amount, how, key).ok()
         });
         // What the wallet cannot build it still sends, signed over nothing, for the server to judge.
-        let signed = command.map_or_else(Vec::new, |c| c.signing_bytes());
-        let signature = signer.sign(&signed).to_hex();
-        let mut body = json!({
+        let body = json!({
             "payer": self.li.wallet.to_string(),
             "request": payload,
             "read": read,
-            "public_key": signer.public_key().to_hex(),
-            "signature": signature,
         });
+        let mut body = self.signed(signer, command.as_ref(), body);
         if let Some(typed) = typed {
             body["amount"] = json!(typed);
         }
@@ -521,6 +576,63 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
 }
 
 #[test]
+fn a_code_is_charged_once_ever_across_a_restart_and_twenty_identical_charges_share_one_answer() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    let body = json!({ "code": world.li_code(), "amount": "18.00" });
+    // Twenty tills' worth of the same charge at once (one till retrying hard): one charge.
+    let key = world.key();
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| world.call("POST", &path, &gun, Some(key), &body)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let answers: std::collections::BTreeSet<String> = replies
+        .iter()
+        .map(|reply| reply.ok(201)["transfer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(world.balance(1, world.li.wallet), "1982.00");
+
+    // What is spent stays spent: after a restart the code is still used, the first key still
+    // answers the first charge.
+    let mut world = world.restarted();
+    let again = world.key();
+    world
+        .call("POST", &path, &gun, Some(again), &body)
+        .problem(409, "CODE_REUSED");
+    let retry = world.call("POST", &path, &gun, Some(key), &body).ok(201);
+    assert_eq!(
+        Some(retry["transfer"].as_str().unwrap()),
+        answers.first().map(String::as_str)
+    );
+    assert_eq!(world.balance(1, world.li.wallet), "1982.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_payment_code_takes_no_more_than_the_password_free_cap() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    // Below Li's class-3 single-payment limit (5,000) but above the cap (1,000 by default).
+    let key = world.key();
+    let over = json!({ "code": world.li_code(), "amount": "1000.01" });
+    world
+        .call("POST", &path, &gun, Some(key), &over)
+        .problem(422, "LIMIT_PASSWORD_FREE");
+    let key = world.key();
+    let at_cap = json!({ "code": world.li_code(), "amount": "1000.00" });
+    world.call("POST", &path, &gun, Some(key), &at_cap).ok(201);
+    assert_eq!(world.balance(1, world.li.wallet), "1000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
 fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     let mut world = World::new();
     let (shop, token) = world.onboard();
@@ -535,19 +647,18 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
         limits,
         auth: None,
     };
-    let signature = world.li.key.sign(&open.signing_bytes()).to_hex();
     let body = json!({
         "merchant": shop.to_string(),
         "per_payment": "200",
         "daily": "300",
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": signature,
     });
+    let body = world.signed(&world.li.key, Some(&open), body);
     let path = format!("/v1/wallets/{li}/sub-wallets");
-    // Another operator cannot push Li's wallet anywhere; a forged signature is refused.
+    // Another operator cannot push Li's wallet anywhere (Li's signature names Li's operator, so
+    // it does not hold at another's desk); a forged signature is refused.
     world
         .call("POST", &path, &world.operators[0].clone(), None, &body)
-        .problem(403, "NOT_YOUR_WALLET");
+        .problem(403, "SIGNATURE_INVALID");
     let mut forged = body.clone();
     forged["daily"] = json!("3000");
     world
@@ -595,9 +706,8 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
         "per_payment": "200",
         "daily": "300",
         "open": false,
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&close.signing_bytes()).to_hex(),
     });
+    let body = world.signed(&world.li.key, Some(&close), body);
     let closed = world
         .call(
             "PUT",
@@ -853,9 +963,8 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     let body = json!({
         "payer": li.to_string(), "payee": school.to_string(), "template": "prepaid",
         "purpose": "piano, autumn term", "units": 40, "unit_price": "25.00",
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&open.signing_bytes()).to_hex(),
     });
+    let body = world.signed(&world.li.key, Some(&open), body);
     let op2 = world.operators[1].clone();
     let opened = world
         .call("POST", "/v1/contracts", &op2, Some(key), &body)
@@ -884,11 +993,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         key,
         auth: None,
     };
-    let body = json!({
-        "units": 3,
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&confirm.signing_bytes()).to_hex(),
-    });
+    let body = world.signed(&world.li.key, Some(&confirm), json!({ "units": 3 }));
     let confirmed = world
         .call(
             "POST",
@@ -923,11 +1028,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         by_payee: false,
         auth: None,
     };
-    let body = json!({
-        "by": "payer",
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&cancel.signing_bytes()).to_hex(),
-    });
+    let body = world.signed(&world.li.key, Some(&cancel), json!({ "by": "payer" }));
     let cancelled = world
         .call(
             "POST",
@@ -944,7 +1045,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     assert_eq!(world.balance(1, li), "1925.00");
     let key = world.key();
     let lottery = json!({ "payer": "W1", "payee": "W2", "template": "lottery", "purpose": "",
-        "public_key": "00", "signature": "00" });
+        "public_key": "00", "signature": "00", "not_after_ms": 0 });
     world
         .call("POST", "/v1/contracts", &op2, Some(key), &lottery)
         .problem(422, "MALFORMED_TEMPLATE");
@@ -973,9 +1074,8 @@ fn concurrent_payments_gathered_into_shared_batches_each_get_their_own_answer() 
                     .unwrap();
             let body = json!({
                 "payer": world.li.wallet.to_string(), "request": payload, "amount": amount,
-                "public_key": world.li.key.public_key().to_hex(),
-                "signature": world.li.key.sign(&command.signing_bytes()).to_hex(),
             });
+            let body = world.signed(&world.li.key, Some(&command), body);
             (key, body)
         })
         .collect();

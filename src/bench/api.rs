@@ -23,6 +23,7 @@ use crate::command::Command;
 use crate::ids::{IdempotencyKey, OperatorId, WalletId};
 use crate::platform::{Platform, PlatformError};
 use crate::server::{Server, ServerConfig, ServerError};
+use crate::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 
 use super::{percentiles, populate, progress, signed, SplitMix};
 
@@ -116,6 +117,7 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
         })
         .collect::<Result<_, PlatformError>>()?;
     let (ledger_signed, ledger_elapsed) = signed(&mut platform, &wallets, config.ledger_signed)?;
+    let deployment = platform.state().deployment();
     drop(platform);
 
     let server = Server::start(&ServerConfig {
@@ -127,7 +129,9 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
         read_token(dir, OperatorId(1))?,
         read_token(dir, OperatorId(2))?,
     ];
-    let requests = prepare_requests(server.addr(), &payers, &tokens, config.payments);
+    let not_after_ms = crate::server::gateway::now_ms() + SIGNATURE_WINDOW_MS_CLIENT;
+    let window = (deployment, not_after_ms);
+    let requests = prepare_requests(server.addr(), &payers, &tokens, window, config.payments);
     let (mut latencies, elapsed) = drive(server.addr(), requests, config.connections)?;
     server.stop()?;
 
@@ -160,6 +164,7 @@ fn prepare_requests(
     addr: SocketAddr,
     payers: &[(WalletId, OperatorId, &KeyPair)],
     tokens: &[String; 2],
+    window: (DeploymentId, u64),
     payments: usize,
 ) -> Vec<Vec<u8>> {
     let mut random = SplitMix(23);
@@ -188,7 +193,8 @@ fn prepare_requests(
                             let key =
                                 IdempotencyKey(FIRST_PAYMENT_KEY + (part * chunk + n) as u128);
                             bar.inc(1);
-                            payment_request(addr, payers[payer], payee, amount, key, tokens)
+                            let order = (payee, amount, key);
+                            payment_request(addr, payers[payer], order, window, tokens)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -206,9 +212,8 @@ fn prepare_requests(
 fn payment_request(
     addr: SocketAddr,
     (payer, op, holder): (WalletId, OperatorId, &KeyPair),
-    payee: WalletId,
-    amount: Amount,
-    key: IdempotencyKey,
+    (payee, amount, key): (WalletId, Amount, IdempotencyKey),
+    (deployment, not_after_ms): (DeploymentId, u64),
     tokens: &[String; 2],
 ) -> Vec<u8> {
     let command = Command::Pay {
@@ -218,13 +223,18 @@ fn payment_request(
         key,
         auth: None,
     };
-    let signature = holder.sign(&command.signing_bytes());
+    let context = SigningContext {
+        deployment,
+        operator: op,
+    };
+    let signature = holder.sign(&command.signing_bytes(&context, not_after_ms));
     let body = serde_json::json!({
         "payer": payer.to_string(),
         "payee": payee.to_string(),
         "amount": amount.to_string(),
         "public_key": holder.public_key().to_hex(),
         "signature": signature.to_hex(),
+        "not_after_ms": not_after_ms,
     })
     .to_string();
     format!(

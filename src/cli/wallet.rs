@@ -17,6 +17,7 @@ use ecny::channels::render::DECODE_PNG_BYTES_MAX;
 use ecny::command::Command;
 use ecny::error::CommandError;
 use ecny::ids::{MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 use ecny::wallet::sub_wallet::SubWalletLimits;
 
 use super::client::{
@@ -162,6 +163,7 @@ const HOW_TO_OPEN: &str =
 struct Holder {
     api: Api,
     wallet: WalletId,
+    operator: OperatorId,
     key: KeyPair,
 }
 
@@ -343,15 +345,40 @@ impl Holder {
         Ok(Holder {
             api: Api::new(server, token)?,
             wallet: profile_field(&args.profile, "wallet", wallet)?,
+            operator: profile_field(&args.profile, "operator", &profile.operator)?,
             key: holder_key(&args.profile, &profile)?,
         })
     }
 
-    /// The holder's public key and signature over `command`, as request fields.
-    fn signed(&self, command: &Command, mut body: Value) -> Value {
+    /// The holder's public key, signature over `command` and its window's end, as request
+    /// fields: signed for the server's deployment and the wallet's operator, good for the
+    /// clients' window by the server's clock (a phone's own clock may be off).
+    fn signed(&self, command: &Command, mut body: Value) -> Result<Value, Failure> {
+        let stated = self.api.get("/v1/context")?;
+        let deployment = DeploymentId::from_hex(text(&stated, "deployment")?).ok_or_else(|| {
+            Failure::new(
+                "RESPONSE_MALFORMED",
+                format!("the server's deployment is not 32 hex digits: {stated}"),
+            )
+        })?;
+        let now_ms = stated["now_ms"].as_u64().ok_or_else(|| {
+            Failure::new(
+                "RESPONSE_MALFORMED",
+                format!("the server's context has no now_ms: {stated}"),
+            )
+        })?;
+        let context = SigningContext {
+            deployment,
+            operator: self.operator,
+        };
+        let not_after_ms = now_ms + SIGNATURE_WINDOW_MS_CLIENT;
+        let signature = self
+            .key
+            .sign(&command.signing_bytes(&context, not_after_ms));
         body["public_key"] = json!(self.key.public_key().to_hex());
-        body["signature"] = json!(self.key.sign(&command.signing_bytes()).to_hex());
-        body
+        body["signature"] = json!(signature.to_hex());
+        body["not_after_ms"] = json!(not_after_ms);
+        Ok(body)
     }
 
     fn wallet_view(&self) -> Result<Value, Failure> {
@@ -402,7 +429,7 @@ impl Holder {
         }
         let paid =
             self.api
-                .post_keyed("/v1/request-payments", key, &self.signed(&command, body))?;
+                .post_keyed("/v1/request-payments", key, &self.signed(&command, body)?)?;
         let amount: Amount = answer_field(&paid, "amount")?;
         let order = match &request.kind {
             QrKind::Dynamic { order_id, .. } => format!(" for order {order_id}"),
@@ -434,7 +461,7 @@ impl Holder {
         });
         let paid = self
             .api
-            .post_keyed("/v1/payments", key, &self.signed(&command, body))?;
+            .post_keyed("/v1/payments", key, &self.signed(&command, body)?)?;
         println!("paid {} to {payee}", amount.yuan_sign());
         println!("transfer {}", text(&paid, "transfer")?);
         Ok(())
@@ -479,7 +506,7 @@ impl Holder {
                 body["merchant"] = json!(merchant.to_string());
                 let opened = self.api.post(
                     &format!("/v1/wallets/{}/sub-wallets", self.wallet),
-                    &self.signed(&command, body),
+                    &self.signed(&command, body)?,
                 )?;
                 println!(
                     "pushed sub-wallet {} to {merchant}: up to {} a payment, {} a day",
@@ -526,7 +553,7 @@ impl Holder {
         body["open"] = json!(open);
         let now = self.api.put(
             &format!("/v1/sub-wallets/{sub_wallet}"),
-            &self.signed(&command, body),
+            &self.signed(&command, body)?,
         )?;
         println!("{}", sub_wallet_line(&now)?);
         Ok(())
@@ -562,7 +589,7 @@ impl Holder {
         let exchanged = self.api.post_keyed(
             &format!("/v1/wallets/{}/exchange", self.wallet),
             key,
-            &self.signed(&command, body),
+            &self.signed(&command, body)?,
         )?;
         println!(
             "exchanged {} of bank deposits into e-CNY (transfer {})",

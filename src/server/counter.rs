@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
-use crate::certs::{PublicKey, Signature};
 use crate::command::{Command, HolderAuth, Outcome};
 use crate::error::CommandError;
 use crate::ids::{AccountId, EventId, IdempotencyKey, WalletId};
@@ -224,6 +223,8 @@ pub struct ExchangeRequest {
     pub public_key: String,
     /// SM2 signature (128 hex digits) over the Exchange command's signing bytes.
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -241,13 +242,12 @@ async fn exchange(
     JsonBody(body): JsonBody<ExchangeRequest>,
 ) -> Result<(StatusCode, Json<ExchangeResponse>), Problem> {
     let amount = amount_field("amount", &body.amount)?;
-    let auth = HolderAuth {
-        public_key: PublicKey::from_hex(&body.public_key).map_err(|error| {
-            unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
-        })?,
-        signature: Signature::from_hex(&body.signature)
-            .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
-    };
+    let auth = super::fields::holder_auth(
+        &body.public_key,
+        &body.signature,
+        body.not_after_ms,
+        app.gateway.signing_context(caller)?,
+    )?;
     let transfer = blocking(&app, move |gateway| {
         gateway.exchange(caller, wallet, amount, key, auth)
     })
@@ -305,11 +305,12 @@ pub mod openapi {
         put(
             "ExchangeRequest",
             object(
-                &["amount", "public_key", "signature"],
+                &["amount", "public_key", "signature", "not_after_ms"],
                 json!({
                     "amount": { "type": "string", "example": "500.00" },
                     "public_key": { "type": "string", "description": "the holder's SM2 public key (66 hex digits)" },
-                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" }
+                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" },
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );

@@ -9,6 +9,7 @@ use crate::amount::Amount;
 use crate::certs::{PublicKey, Signature};
 use crate::command::HolderAuth;
 use crate::ids::IdParseError;
+use crate::signing::SigningContext;
 
 use super::problem::Problem;
 
@@ -28,13 +29,21 @@ pub fn id_field<T: FromStr<Err = IdParseError>>(name: &str, text: &str) -> Resul
         .map_err(|error: IdParseError| unprocessable("MALFORMED_ID", format!("{name}: {error}")))
 }
 
-/// The holder's public key (66 hex digits) and SM2 signature (128 hex digits).
-pub fn holder_auth(public_key: &str, signature: &str) -> Result<HolderAuth, Problem> {
+/// The holder's public key (66 hex digits), SM2 signature (128 hex digits) and the end of its
+/// window, bound to the context this server states for the caller's wallets.
+pub fn holder_auth(
+    public_key: &str,
+    signature: &str,
+    not_after_ms: u64,
+    context: SigningContext,
+) -> Result<HolderAuth, Problem> {
     Ok(HolderAuth {
         public_key: PublicKey::from_hex(public_key).map_err(|error| {
             unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
         })?,
         signature: Signature::from_hex(signature)
             .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
+        context,
+        not_after_ms,
     })
 }

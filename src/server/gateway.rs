@@ -2,7 +2,6 @@
 //! them through the caller's signing desk, submits them and waits until they are durable. Every
 //! call blocks; handlers run them on the blocking pool.
 
-use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +17,10 @@ use crate::channels::{NdefError, QrError, RenderError};
 use crate::command::{Command, HolderAuth, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::ledger::{Event, TransferKind};
 use crate::node::{NodeError, NodeHandle};
 use crate::operator::BatchDesk;
+use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::{WalletClass, WalletStatus};
 
 use super::auth::Caller;
@@ -94,6 +95,17 @@ impl PaymentOrder {
     }
 }
 
+/// A transfer as its parties read it: wallets by their pseudonymous ids, other accounts unnamed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferView {
+    pub id: EventId,
+    pub kind: TransferKind,
+    pub amount: Amount,
+    pub at_ms: u64,
+    pub from: Option<WalletId>,
+    pub to: Option<WalletId>,
+}
+
 /// What an operator sees of its own wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletView {
@@ -118,10 +130,6 @@ impl CodeDesk {
         })
     }
 }
-
-/// Charges already made from payment codes, by terminal and idempotency key, so a till that
-/// retries after a lost answer gets the first charge back instead of "code already used".
-pub(super) type CodeCharges = HashMap<(u64, crate::ids::IdempotencyKey), (String, EventId)>;
 
 /// Most requests one operator batch gathers: bounds the latency a batch adds to its first request.
 const BATCH_REQUESTS_MAX: usize = 1_024;
@@ -228,7 +236,8 @@ pub struct Gateway {
     batchers: Vec<Batcher>,
     /// Indexed like `batchers`; an operator without a code secret (above 99) has none.
     pub(super) codes: Vec<Option<CodeDesk>>,
-    pub(super) code_charges: Mutex<CodeCharges>,
+    /// What holders' signatures here must name; fixed at genesis.
+    deployment: DeploymentId,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -250,13 +259,65 @@ impl Gateway {
             .into_iter()
             .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
             .collect();
+        let deployment = node
+            .query(|state| state.deployment())
+            .expect("the node answers while the gateway starts");
         Gateway {
             node,
             batchers,
             codes,
-            code_charges: Mutex::new(HashMap::new()),
+            deployment,
             metrics,
         }
+    }
+
+    /// What a holder of one of the caller operator's wallets signs for.
+    pub fn signing_context(&self, caller: Caller) -> Result<SigningContext, GatewayError> {
+        Ok(SigningContext {
+            deployment: self.deployment,
+            operator: operator_of(caller)?,
+        })
+    }
+
+    pub fn deployment(&self) -> DeploymentId {
+        self.deployment
+    }
+
+    /// A transfer by its id, for a party to it: the operator of either side's account, the
+    /// merchant whose settlement wallet it pays or debits, or the central bank.
+    pub fn transfer(&self, caller: Caller, id: EventId) -> Result<TransferView, GatewayError> {
+        self.node.query(move |state| {
+            let not_found = || GatewayError::Refused(CommandError::UnknownTransfer(id));
+            let Some(Event::Transfer(transfer)) = state.ledger().events().get(id.0 as usize) else {
+                return Err(not_found());
+            };
+            let side = |account| {
+                let at = state.ledger().account(account)?;
+                Ok::<_, CommandError>((at.operator, state.wallet_of_account(account)))
+            };
+            let (from, to) = (side(transfer.debit)?, side(transfer.credit)?);
+            let party = match caller {
+                Caller::CentralBank => true,
+                Caller::Operator(op) => from.0 == op || to.0 == op,
+                Caller::Merchant(merchant) => {
+                    let settles_into = state.acquiring().merchant(merchant)?.wallet;
+                    [from.1, to.1].contains(&Some(settles_into))
+                }
+                Caller::Terminal { .. } => false,
+            };
+            if !party {
+                // Not a party: as good as no such transfer, so ids cannot be probed.
+                return Err(not_found());
+            }
+            Ok(TransferView {
+                id,
+                kind: transfer.kind,
+                amount: transfer.amount,
+                at_ms: transfer.timestamp_ms,
+                from: from.1,
+                to: to.1,
+            })
+        })?
     }
 
     /// The node answers a query: it is up and has replayed its log.
@@ -352,9 +413,14 @@ impl Gateway {
 
 /// Unix seconds now: QR expiry and payment-code steps are wall-clock matters of the front office.
 pub(super) fn now_s() -> u64 {
+    now_ms() / 1000
+}
+
+/// Unix milliseconds now, the clock signers' windows are measured against.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 pub(super) fn operator_of(caller: Caller) -> Result<OperatorId, GatewayError> {

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::channels::acquiring::{
-    city_of_region, request_payment, ChannelTotal, Merchant, MerchantPayment, Order,
-    PaymentChannel, RequestRead, SettlementReport, TerminalKind,
+    city_of_region, request_payment, ChannelTotal, Merchant, MerchantPayment, Order, RequestRead,
+    SettlementReport, TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
 use crate::channels::payment_code::{PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
@@ -43,8 +43,6 @@ pub const ORDER_VALID_S_DEFAULT: u64 = 15 * 60;
 pub const ORDER_VALID_S_MAX: u64 = 24 * 3600;
 /// Pixels per QR module in rendered images.
 const QR_MODULE_PX: u32 = 6;
-/// Payment-code charges remembered for retries before the oldest are dropped.
-const CODE_CHARGES_REMEMBERED_MAX: usize = 100_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -483,7 +481,9 @@ impl Gateway {
             .ok_or(GatewayError::Code(CodeError::Unknown))
     }
 
-    /// A till or scan gun charges a customer's payment code.
+    /// A till or scan gun charges a customer's payment code. The operator names the wallet and
+    /// step; the registration center takes the code once, within the password-free cap, and a
+    /// retry under the same key answers the first charge.
     pub fn charge_payment_code(
         &self,
         caller: Caller,
@@ -497,18 +497,6 @@ impl Gateway {
             unreachable!("only terminals read payment codes")
         };
         let terminal_key = (u64::from(id.0) << 16) | u64::from(terminal);
-        let remembered = self
-            .code_charges
-            .lock()
-            .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))?
-            .get(&(terminal_key, key))
-            .cloned();
-        if let Some((first_code, transfer)) = remembered {
-            if first_code == code {
-                return Ok(transfer);
-            }
-            return Err(CommandError::IdempotencyKeyReused { first: transfer }.into());
-        }
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let well_formed = digits.len() == PAYMENT_CODE_DIGITS
             && digits.starts_with(PAYMENT_CODE_PREFIX)
@@ -521,33 +509,34 @@ impl Gateway {
         // Digits 3-4 route the code to the operator that issued it.
         let operator = OperatorId(digits[2..4].parse().expect("two ASCII digits"));
         let desk = self.code_desk(operator)?;
-        let payer = desk
-            .verifier
-            .lock()
-            .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))?
-            .redeem(&digits, terminal_key, now_s())?;
-        let command = Command::PayMerchant {
-            payer,
-            merchant: id,
-            amount,
-            channel: PaymentChannel::PaymentCode,
-            terminal,
-            order: None,
-            key,
-            auth: None,
+        let verifier = || {
+            desk.verifier
+                .lock()
+                .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))
         };
-        let transfer = expect_transfer(self.submit_one(operator, command)?);
-        self.metrics.count_payment();
-        let mut charges = self
-            .code_charges
-            .lock()
-            .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))?;
-        if charges.len() >= CODE_CHARGES_REMEMBERED_MAX {
-            // Retries come within seconds; a full table is simply started afresh.
-            charges.clear();
+        let now = now_s();
+        let read = verifier()?.identify(&digits, terminal_key, now)?;
+        let command = Command::ChargePaymentCode {
+            payer: read.wallet,
+            merchant: id,
+            terminal,
+            amount,
+            code_step: read.step,
+            key,
+        };
+        match self.submit_one(operator, command) {
+            Ok(outcome) => {
+                self.metrics.count_payment();
+                Ok(expect_transfer(outcome))
+            }
+            Err(GatewayError::Refused(CommandError::PaymentCode(CodeError::Stale {
+                steps_old,
+            }))) => {
+                verifier()?.record_failure(terminal_key, now);
+                Err(CommandError::PaymentCode(CodeError::Stale { steps_old }).into())
+            }
+            Err(other) => Err(other),
         }
-        charges.insert((terminal_key, key), (digits, transfer));
-        Ok(transfer)
     }
 
     pub fn open_sub_wallet(
@@ -1009,8 +998,11 @@ pub struct RequestPaymentBody {
     /// scanned (default) or tapped.
     pub read: Option<String>,
     pub public_key: String,
-    /// SM2 signature over the PayMerchant command the request makes (see `request_payment`).
+    /// SM2 signature over the signing bytes of the PayMerchant command the request makes (see
+    /// `request_payment`).
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -1049,7 +1041,12 @@ async fn pay_request(
         request: body.request,
         read,
         key,
-        auth: holder_auth(&body.public_key, &body.signature)?,
+        auth: holder_auth(
+            &body.public_key,
+            &body.signature,
+            body.not_after_ms,
+            app.gateway.signing_context(caller)?,
+        )?,
     };
     let typed = payment.typed_amount;
     let (transfer, request) =
@@ -1140,8 +1137,9 @@ pub struct OpenSubWalletRequest {
     pub per_payment: String,
     pub daily: String,
     pub public_key: String,
-    /// SM2 signature over the OpenSubWallet command.
+    /// SM2 signature over the OpenSubWallet command's signing bytes.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 async fn open_sub_wallet(
@@ -1159,7 +1157,12 @@ async fn open_sub_wallet(
         wallet,
         merchant,
         limits,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: Some(holder_auth(
+            &body.public_key,
+            &body.signature,
+            body.not_after_ms,
+            app.gateway.signing_context(caller)?,
+        )?),
     };
     let id = blocking(&app, move |gateway| {
         gateway.open_sub_wallet(caller, command)
@@ -1199,8 +1202,9 @@ pub struct SetSubWalletRequest {
     /// false closes the sub-wallet for good.
     pub open: bool,
     pub public_key: String,
-    /// SM2 signature over the SetSubWallet command.
+    /// SM2 signature over the SetSubWallet command's signing bytes.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 async fn set_sub_wallet(
@@ -1216,7 +1220,12 @@ async fn set_sub_wallet(
             daily: amount_field("daily", &body.daily)?,
         },
         open: body.open,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: Some(holder_auth(
+            &body.public_key,
+            &body.signature,
+            body.not_after_ms,
+            app.gateway.signing_context(caller)?,
+        )?),
     };
     let view = blocking(&app, move |gateway| gateway.set_sub_wallet(caller, command)).await?;
     Ok(Json(view))
@@ -1558,14 +1567,21 @@ pub mod openapi {
         put(
             "RequestPayment",
             object(
-                &["payer", "request", "public_key", "signature"],
+                &[
+                    "payer",
+                    "request",
+                    "public_key",
+                    "signature",
+                    "not_after_ms",
+                ],
                 json!({
                     "payer": string(),
                     "request": { "type": "string", "description": "EMVCo payload read from a QR or tap-zone tag" },
                     "amount": { "type": "string", "description": "what the payer typed (printed QR)" },
                     "read": { "type": "string", "enum": ["scanned", "tapped"] },
                     "public_key": string(),
-                    "signature": { "type": "string", "description": "SM2 over the PayMerchant command the request makes" }
+                    "signature": { "type": "string", "description": "SM2 over the PayMerchant command the request makes" },
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
@@ -1604,18 +1620,28 @@ pub mod openapi {
                     "daily",
                     "public_key",
                     "signature",
+                    "not_after_ms",
                 ],
                 json!({
-                    "merchant": string(), "per_payment": string(), "daily": string(), "public_key": string(), "signature": string()
+                    "merchant": string(), "per_payment": string(), "daily": string(), "public_key": string(), "signature": string(),
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
         put(
             "SetSubWalletRequest",
             object(
-                &["per_payment", "daily", "open", "public_key", "signature"],
+                &[
+                    "per_payment",
+                    "daily",
+                    "open",
+                    "public_key",
+                    "signature",
+                    "not_after_ms",
+                ],
                 json!({
-                    "per_payment": string(), "daily": string(), "open": { "type": "boolean" }, "public_key": string(), "signature": string()
+                    "per_payment": string(), "daily": string(), "open": { "type": "boolean" }, "public_key": string(), "signature": string(),
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
@@ -1749,12 +1775,12 @@ pub mod openapi {
         put(
             "/v1/merchants/{m}/code-payments",
             json!({ "post": {
-            "summary": "A till or scan gun charges the customer's one-time payment code",
+            "summary": "A till or scan gun charges the customer's one-time payment code: once ever, up to the operator's password-free cap; a retry under the same key answers the first charge",
             "security": bearer, "parameters": [m, idempotency()],
             "requestBody": body("CodePaymentRequest"),
             "responses": responses(ok("201", "charged", schema_ref("Charge")), true, &[
                 ("409", "CODE_REUSED, IDEMPOTENCY_KEY_REUSED"), ("429", "CODE_RATE_LIMITED"),
-                ("503", "CODE_VERIFIER_FULL")]),
+                ("422", "CODE_STALE, CODE_UNKNOWN, CODE_MALFORMED, LIMIT_PASSWORD_FREE, …")]),
         } }),
         );
         put(

@@ -141,6 +141,9 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
         let timeouts = config.timeouts;
+        // Listening for SIGTERM starts here, before anyone is told the server is up: a stop
+        // asked for at once must find the listener, not the default action.
+        let sigterm = on_ctrl_c.then(|| listen_for_sigterm(&runtime)).flatten();
         let thread = std::thread::Builder::new()
             .name("ecny-http".into())
             .spawn(move || {
@@ -150,7 +153,7 @@ impl Server {
                             tokio::select! {
                                 _ = stopped => {}
                                 _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c: stopping"),
-                                _ = terminated() => tracing::info!("SIGTERM: stopping"),
+                                _ = terminated(sigterm) => tracing::info!("SIGTERM: stopping"),
                             }
                         } else {
                             let _ = stopped.await;
@@ -205,23 +208,43 @@ impl Drop for Server {
     }
 }
 
-/// Resolves when a service manager asks the process to stop (SIGTERM), so `systemctl stop` and
-/// container runtimes get the same clean shutdown as ctrl-c.
-async fn terminated() {
+#[cfg(unix)]
+type Sigterm = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Sigterm = ();
+
+/// Starts listening for SIGTERM, so `systemctl stop` and container runtimes get the same clean
+/// shutdown as ctrl-c.
+fn listen_for_sigterm(runtime: &tokio::runtime::Runtime) -> Option<Sigterm> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        let _entered = runtime.enter();
         match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
+            Ok(sigterm) => Some(sigterm),
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; ctrl-c still stops the server");
-                std::future::pending::<()>().await;
+                None
             }
         }
     }
     #[cfg(not(unix))]
+    {
+        let _ = runtime;
+        None
+    }
+}
+
+/// Resolves when a service manager asks the process to stop (SIGTERM).
+async fn terminated(sigterm: Option<Sigterm>) {
+    #[cfg(unix)]
+    if let Some(mut sigterm) = sigterm {
+        sigterm.recv().await;
+        return;
+    }
+    #[cfg(not(unix))]
+    let _ = sigterm;
+    // Without a listener only ctrl-c or dropping the server stops it.
     std::future::pending::<()>().await;
 }
 

@@ -20,12 +20,13 @@ use tracing::Instrument;
 
 use crate::amount::Amount;
 use crate::audit::AuditReport;
-use crate::certs::{PublicKey, Signature};
-use crate::command::HolderAuth;
-use crate::ids::{IdempotencyKey, OperatorId, WalletId};
+use crate::certs::PublicKey;
+use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::signing::{SigningContext, SIGNATURE_WINDOW_MS_MAX};
 use crate::wallet::parse_phone;
 
 use super::auth::{AuthFailureLimiter, Caller, Tokens};
+use super::fields::holder_auth;
 use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
 use super::metrics::Metrics;
 use super::openapi;
@@ -56,6 +57,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/operators/{op}/wallets", post(open_wallet))
         .route("/v1/wallets/{id}", get(wallet))
         .route("/v1/payments", post(pay))
+        .route("/v1/context", get(signing_context))
+        .route("/v1/transfers/{id}", get(transfer))
         .route("/v1/audit", get(audit_report))
         .merge(super::merchants::routes())
         .merge(super::contracts::routes())
@@ -288,27 +291,23 @@ pub struct PaymentRequest {
     pub public_key: String,
     /// The payer's SM2 signature (128 hex digits) over the Pay command's signing bytes.
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 impl PaymentRequest {
-    fn order(&self, key: IdempotencyKey) -> Result<PaymentOrder, Problem> {
+    fn order(&self, key: IdempotencyKey, context: SigningContext) -> Result<PaymentOrder, Problem> {
         Ok(PaymentOrder {
             payer: field("payer", "MALFORMED_ID", &self.payer)?,
             payee: field("payee", "MALFORMED_ID", &self.payee)?,
             amount: field::<Amount>("amount", "MALFORMED_AMOUNT", &self.amount)?,
             key,
-            auth: HolderAuth {
-                public_key: hex_field(
-                    "public_key",
-                    "MALFORMED_PUBLIC_KEY",
-                    PublicKey::from_hex(&self.public_key),
-                )?,
-                signature: hex_field(
-                    "signature",
-                    "MALFORMED_SIGNATURE",
-                    Signature::from_hex(&self.signature),
-                )?,
-            },
+            auth: holder_auth(
+                &self.public_key,
+                &self.signature,
+                self.not_after_ms,
+                context,
+            )?,
         })
     }
 }
@@ -327,7 +326,7 @@ async fn pay(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody<PaymentRequest>,
 ) -> Result<(StatusCode, Json<PaymentResponse>), Problem> {
-    let order = body.order(key)?;
+    let order = body.order(key, app.gateway.signing_context(caller)?)?;
     let response = PaymentResponse {
         transfer: String::new(),
         payer: order.payer.to_string(),
@@ -340,6 +339,32 @@ async fn pay(
         ..response
     };
     Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// What every holder's signature here names, and the clock its window is measured by.
+async fn signing_context(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "deployment": app.gateway.deployment().to_hex(),
+        "now_ms": super::gateway::now_ms(),
+        "signature_window_ms_max": SIGNATURE_WINDOW_MS_MAX,
+    }))
+}
+
+async fn transfer(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(id): PathId<EventId>,
+) -> Result<Json<Value>, Problem> {
+    let view = blocking(&app, move |gateway| gateway.transfer(caller, id)).await?;
+    let wallet = |side: Option<WalletId>| side.map(|w| w.to_string());
+    Ok(Json(json!({
+        "transfer": view.id.to_string(),
+        "kind": view.kind.as_str(),
+        "amount": view.amount.to_string(),
+        "at_ms": view.at_ms,
+        "from": wallet(view.from),
+        "to": wallet(view.to),
+    })))
 }
 
 async fn audit_report(
