@@ -289,12 +289,12 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_costs_two_signatures_and_six_verifications_cold_four_or_two_warm() {
-        let expected = [(2, 6, 19), (2, 4, 19), (2, 2, 17)];
+    fn a_payment_costs_three_signatures_and_seven_verifications_cold_five_or_three_warm() {
+        let expected = [(3, 7, 19), (3, 5, 19), (3, 3, 17)];
         for (caches, expected) in CACHES.into_iter().zip(expected) {
             let transcript = one_payment_transcript(caches);
             assert_eq!(sm2_operations(&transcript), expected, "{caches:?}");
-            assert_eq!(transcript.len(), 11, "{caches:?}");
+            assert_eq!(transcript.len(), 12, "{caches:?}");
         }
     }
 
@@ -316,7 +316,7 @@ mod tests {
                 println!("  {} kbit/s: {time}", bit_rate.kbit_s());
                 assert!(time.air_us < previous_air);
                 previous_air = time.air_us;
-                assert_eq!(time.apdus, 11);
+                assert_eq!(time.apdus, 12);
             }
             for (end, params) in [
                 ("slow SE", LinkParams::slow_se(BitRate::Kbps424)),
