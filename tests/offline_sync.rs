@@ -832,3 +832,53 @@ fn a_card_spent_twice(
         .unwrap();
     (card, shop_a, shop_b)
 }
+
+#[test]
+fn only_a_devices_issuing_operator_opens_its_sync_books_it_or_unloads_it() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut phone = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::PhoneEse,
+        70,
+        Some(holder.wallet),
+    );
+    load(&mut world, &issuers, &mut phone, 1, "100");
+    let hash = world.hash();
+    let begin = Command::BeginSync { device: phone.id };
+    assert_eq!(
+        world.run(lakeside, begin).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    assert_eq!(world.hash(), hash);
+    let sync = offline::attest(&mut world, &mut phone);
+    let hash = world.hash();
+    let command = Command::SyncOffline {
+        sync,
+        device_key: phone.key(),
+    };
+    assert_eq!(
+        world.run(lakeside, command.clone()).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    let unload = Relay::new()
+        .unload(&mut phone.card, yuan("10"), NOW_S + 60)
+        .unwrap();
+    let unload = Command::UnloadDevice {
+        unload,
+        device_key: phone.key(),
+    };
+    assert_eq!(
+        world.run(lakeside, unload.clone()).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    assert_eq!(world.hash(), hash);
+    world.run(jiangnan, command).unwrap();
+    world.run(jiangnan, unload).unwrap();
+    world.assert_audit();
+}
