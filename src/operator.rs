@@ -222,6 +222,25 @@ impl Operator {
     }
 }
 
+/// The secure elements' signatures each offline command carries (attestation, records received,
+/// unload); a sync whose entries are not the attested ones is refused here.
+fn se_signatures_of(
+    commands: &[Command],
+    refused: &mut [Option<CommandError>],
+) -> Vec<Vec<SeSigned>> {
+    commands
+        .iter()
+        .zip(refused.iter_mut())
+        .map(|(command, refused)| match se_signatures(command) {
+            Ok(signed) => signed,
+            Err(error) => {
+                refused.get_or_insert(error);
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
 /// The operator tier's signing desk: verifies holders' signatures on every core, drops what fails,
 /// and signs the rest once as a batch for the registration center.
 pub struct BatchDesk {
@@ -262,19 +281,7 @@ impl BatchDesk {
                 Some(_) => None,
             })
             .collect();
-        // Offline commands carry their secure elements' signatures (attestation, records
-        // received, unload); a sync whose entries are not the attested ones is refused here.
-        let se_signed: Vec<Vec<SeSigned>> = commands
-            .iter()
-            .zip(refused_first.iter_mut())
-            .map(|(command, refused)| match se_signatures(command) {
-                Ok(signed) => signed,
-                Err(error) => {
-                    refused.get_or_insert(error);
-                    Vec::new()
-                }
-            })
-            .collect();
+        let se_signed = se_signatures_of(commands, &mut refused_first);
         let mut items = Vec::with_capacity(commands.len());
         let mut signed_positions = Vec::with_capacity(commands.len());
         for (position, (command, message)) in commands.iter().zip(&messages).enumerate() {

@@ -17,6 +17,7 @@ use ecny::ids::DeviceId;
 use ecny::ledger::{BlockReason, DeviceChange, Event};
 use ecny::offline::apdu::{ResponseApdu, StatusWord};
 use ecny::offline::applet::{cla, ins, tag, Applet};
+use ecny::offline::issuer::OperatorIssuer;
 use ecny::offline::messages::{
     Challenge, ChallengeOffer, EntryRole, LogEntry, Nonce, PayCommand, PaymentRecord,
     PaymentRequest, ReceiveCommand, SelectInfo, SignedRecord, Wire,
@@ -235,8 +236,9 @@ fn claimed_receipt(
     }
 }
 
-#[test]
-fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
+/// Jiangnan's holder with a loaded phone, and a device Lakeside certified whose key it kept: a
+/// rogue operator can sign any attestation with it.
+fn a_victim_and_a_rogue_device() -> (World, Vec<OperatorIssuer>, Device, KeyPair) {
     let mut world = World::new();
     let issuers = issuers();
     let [jiangnan, lakeside] = world.operators;
@@ -252,7 +254,6 @@ fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
         wallet,
     );
     offline::load(&mut world, &issuers, &mut victim, 1, "500").unwrap();
-    // Lakeside certifies a device of its own whose key it kept: it can sign any attestation.
     let rogue_key = KeyPair::from_seed(b"rogue/21");
     let register = Command::RegisterDevice {
         operator: lakeside,
@@ -262,6 +263,13 @@ fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
         caps: WalletForm::PhoneEse.default_caps(),
     };
     world.run(lakeside, register).unwrap();
+    (world, issuers, victim, rogue_key)
+}
+
+#[test]
+fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
+    let (mut world, _, victim, rogue_key) = a_victim_and_a_rogue_device();
+    let [_, lakeside] = world.operators;
     let forged = claimed_receipt(&victim, DeviceId(21), "400", Signature([0; 64]));
     let sync = offline::forged_sync(
         &mut world,
@@ -294,10 +302,14 @@ fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
         "SIGNATURE_INVALID"
     );
     assert_untouched(&world, hash);
+}
 
-    // Its device claims instead to have paid the victim, with the victim's receipt: a claim about
-    // another operator's card, which only that card's own attestation can make. Held, never
-    // credited to the victim.
+#[test]
+fn a_devices_word_that_another_card_credited_it_books_nothing_for_that_card() {
+    let (mut world, issuers, mut victim, rogue_key) = a_victim_and_a_rogue_device();
+    let [jiangnan, lakeside] = world.operators;
+    // The rogue's device claims it paid the victim and holds the victim's receipt: a claim about
+    // another operator's card, which only that card's own attestation can make.
     let paid = PaymentRecord {
         payer: DeviceId(21),
         counter: 1,
@@ -330,7 +342,8 @@ fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
         panic!("a sync answers a report")
     };
     assert_eq!((report.settled, report.held), (0, 1));
-    // The victim's honest life goes on: a payment, a sync, its books equal to its card.
+    // The victim's honest life goes on; its books stay its card, and nothing comes back to the
+    // rogue's device, which never held the 300.
     let mut shop = offline::issue(
         &mut world,
         &issuers,
@@ -350,6 +363,15 @@ fn a_rogue_operator_cannot_book_a_record_its_payer_never_signed() {
     let known = devices.device(victim.id).unwrap();
     assert_eq!(known.blocked, None);
     assert_eq!(known.believed_balance(), victim.balance());
+    assert_eq!(
+        devices.held_by(DeviceId(21)),
+        1,
+        "held: the rogue's device never had it"
+    );
+    assert_eq!(
+        devices.device(DeviceId(21)).unwrap().believed_balance(),
+        Amount::ZERO
+    );
     world.assert_audit();
 }
 

@@ -904,55 +904,7 @@ impl DeviceRegistry {
         let mut registry = DeviceRegistry::default();
         for _ in 0..input.u64("device count")? {
             let id = DeviceId(input.u64("device")?);
-            let operator = OperatorId(input.u16("device operator")?);
-            let wallet = Some(input.u32("device wallet")?)
-                .filter(|w| *w != 0)
-                .map(WalletId);
-            let public_key = PublicKey(input.array("device key")?);
-            let caps = decode_caps(input)?;
-            let mut amounts = [Amount::ZERO; 5];
-            for amount in amounts.iter_mut() {
-                *amount = Amount::from_fen(input.i64("device amount")?);
-            }
-            let [loaded, unloaded, paid, received, covered] = amounts;
-            let load_seq = input.u32("load seq")?;
-            let last_load = (
-                Amount::from_fen(input.i64("last load")?),
-                EventId(input.u64("last load event")?),
-            );
-            let unload_seq = input.u32("unload seq")?;
-            let last_unload = (
-                Amount::from_fen(input.i64("last unload")?),
-                EventId(input.u64("last unload event")?),
-            );
-            let blocked = match input.u8("blocked")? {
-                0 => None,
-                value => Some(BlockReason::from_u8(value).ok_or(DecodeError {
-                    what: "block reason",
-                    offset: input.offset(),
-                })?),
-            };
-            let sync_nonce = match input.u8("sync nonce flag")? {
-                0 => None,
-                _ => Some(Nonce(input.array("sync nonce")?)),
-            };
-            let device = RegisteredDevice {
-                loaded,
-                unloaded,
-                paid,
-                received,
-                covered,
-                load_seq,
-                last_load,
-                unload_seq,
-                last_unload,
-                blocked,
-                sync_nonce,
-                counter_seen: input.u32("counter seen")?,
-                clock_ahead: input.u32("clock ahead")?,
-                ..RegisteredDevice::new(operator, wallet, public_key, caps)
-            };
-            registry.devices.insert(id, device);
+            registry.devices.insert(id, decode_device(input)?);
         }
         for _ in 0..input.u64("settled count")? {
             let key = (DeviceId(input.u64("payer")?), input.u32("counter")?);
@@ -984,6 +936,58 @@ impl DeviceRegistry {
         registry.nonce_chain = input.array("sync nonce chain")?;
         Ok(registry)
     }
+}
+
+/// One registered device, as [`DeviceRegistry::encode`] writes it after its id.
+fn decode_device(input: &mut Reader<'_>) -> Result<RegisteredDevice, DecodeError> {
+    let operator = OperatorId(input.u16("device operator")?);
+    let wallet = Some(input.u32("device wallet")?)
+        .filter(|w| *w != 0)
+        .map(WalletId);
+    let public_key = PublicKey(input.array("device key")?);
+    let caps = decode_caps(input)?;
+    let mut amounts = [Amount::ZERO; 5];
+    for amount in amounts.iter_mut() {
+        *amount = Amount::from_fen(input.i64("device amount")?);
+    }
+    let [loaded, unloaded, paid, received, covered] = amounts;
+    let load_seq = input.u32("load seq")?;
+    let last_load = (
+        Amount::from_fen(input.i64("last load")?),
+        EventId(input.u64("last load event")?),
+    );
+    let unload_seq = input.u32("unload seq")?;
+    let last_unload = (
+        Amount::from_fen(input.i64("last unload")?),
+        EventId(input.u64("last unload event")?),
+    );
+    let blocked = match input.u8("blocked")? {
+        0 => None,
+        value => Some(BlockReason::from_u8(value).ok_or(DecodeError {
+            what: "block reason",
+            offset: input.offset(),
+        })?),
+    };
+    let sync_nonce = match input.u8("sync nonce flag")? {
+        0 => None,
+        _ => Some(Nonce(input.array("sync nonce")?)),
+    };
+    Ok(RegisteredDevice {
+        loaded,
+        unloaded,
+        paid,
+        received,
+        covered,
+        load_seq,
+        last_load,
+        unload_seq,
+        last_unload,
+        blocked,
+        sync_nonce,
+        counter_seen: input.u32("counter seen")?,
+        clock_ahead: input.u32("clock ahead")?,
+        ..RegisteredDevice::new(operator, wallet, public_key, caps)
+    })
 }
 
 /// A sync's entries are numbered exactly as the card's log: every number after the last one
