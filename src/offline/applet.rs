@@ -43,7 +43,7 @@ use crate::offline::messages::{
     SyncConfirmation, UnloadCommand, UnloadEntry, Wire, SIGNATURE_BYTES,
 };
 use crate::offline::nvm::{Nvm, PowerLost, TearingPlan};
-use crate::offline::state::{Challenges, DeviceKey, Spending, VerifiedCertificates};
+use crate::offline::state::{Challenges, DeviceKey, SpendingDay, VerifiedCertificates};
 
 pub use crate::offline::messages::LoadAuthorization;
 pub use crate::offline::state::PersistentState;
@@ -624,7 +624,7 @@ impl Applet {
             nvm.write(|state| state.balance = plan.balance)?;
             nvm.write(|state| state.counter = plan.record.counter)?;
             nvm.write(|state| state.payments_since_sync = plan.payments_since_sync)?;
-            nvm.write(|state| state.spending_days = plan.spending.days)?;
+            nvm.write(|state| state.spending_days = plan.spending_days)?;
             nvm.write(|state| state.log.push(entry))?;
             nvm.write(|state| state.next_log_seq = plan.log_seq + 1)?;
             remember_chain(nvm, plan.verified)
@@ -648,7 +648,7 @@ impl Applet {
         }
         check_skew(challenge.time_s, pay.time_s)?;
         check_positive(challenge.amount)?;
-        let spending = state.check_can_pay(challenge.amount, pay.time_s)?;
+        let spending_days = state.check_can_pay(challenge.amount, pay.time_s)?;
         if state.paid_challenge(challenge) {
             return Err(OfflineError::ChallengeReplayed);
         }
@@ -685,7 +685,7 @@ impl Applet {
                 .checked_sub(challenge.amount)
                 .expect("checked"),
             payments_since_sync: state.payments_since_sync + 1,
-            spending,
+            spending_days,
             log_seq: state.next_log_seq,
             payee_key,
             verified,
@@ -940,7 +940,7 @@ struct PaymentPlan {
     record: PaymentRecord,
     balance: Amount,
     payments_since_sync: u16,
-    spending: Spending,
+    spending_days: Vec<SpendingDay>,
     log_seq: u32,
     payee_key: PublicKey,
     verified: Option<VerifiedCertificates>,

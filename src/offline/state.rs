@@ -187,12 +187,6 @@ pub fn beijing_day(time_s: u32) -> u32 {
     time_s.saturating_add(BEIJING_OFFSET_S) / DAY_S
 }
 
-/// What a payment leaves behind: the spending-days table after it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Spending {
-    pub(super) days: Vec<SpendingDay>,
-}
-
 /// Everything the secure element keeps across power cycles.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersistentState {
@@ -436,13 +430,13 @@ impl PersistentState {
         Ok(balance)
     }
 
-    /// The spending after paying `amount` on the day of `time_s`, if every cap, the balance
-    /// and the log allow it.
+    /// The spending-days table after paying `amount` on the day of `time_s`, if every cap, the
+    /// balance and the log allow it.
     pub(super) fn check_can_pay(
         &self,
         amount: Amount,
         time_s: u32,
-    ) -> Result<Spending, OfflineError> {
+    ) -> Result<Vec<SpendingDay>, OfflineError> {
         let caps = &self.caps;
         if amount > caps.per_payment_cap {
             let cap = caps.per_payment_cap;
@@ -476,9 +470,7 @@ impl PersistentState {
         if self.log.len() >= RECORDS_MAX {
             return Err(OfflineError::LogFull);
         }
-        Ok(Spending {
-            days: self.with_spent(day, Amount::from_fen(today.fen() + amount.fen())),
-        })
+        Ok(self.with_spent(day, Amount::from_fen(today.fen() + amount.fen())))
     }
 
     /// Paid so far on `day`.
