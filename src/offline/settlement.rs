@@ -176,14 +176,88 @@ pub struct SyncReport {
     pub confirm: Option<ConfirmSync>,
 }
 
+/// A held record's key: payer, counter, digest.
+type HeldKey = (DeviceId, u32, [u8; 32]);
+
+/// Paid records waiting for their payee's side, by payer, counter and digest, with the time (s)
+/// the center first held them; indexed by payee too, so that a payee's sync finds its own
+/// without reading everyone's.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct HeldRecords {
+    by_payer: BTreeMap<HeldKey, (SignedRecord, u32)>,
+    by_payee: BTreeSet<(DeviceId, HeldKey)>,
+}
+
+impl HeldRecords {
+    fn key(signed: &SignedRecord) -> HeldKey {
+        let record = &signed.record;
+        (record.payer, record.counter, record.digest())
+    }
+
+    fn len(&self) -> usize {
+        self.by_payer.len()
+    }
+
+    fn contains(&self, key: &HeldKey) -> bool {
+        self.by_payer.contains_key(key)
+    }
+
+    fn get(&self, key: &HeldKey) -> Option<&(SignedRecord, u32)> {
+        self.by_payer.get(key)
+    }
+
+    /// Holds a record from `held_at_s`, unless it is held already.
+    fn hold(&mut self, signed: SignedRecord, held_at_s: u32) {
+        let key = HeldRecords::key(&signed);
+        self.by_payee.insert((signed.record.payee, key));
+        self.by_payer.entry(key).or_insert((signed, held_at_s));
+    }
+
+    fn remove(&mut self, key: &HeldKey) -> Option<(SignedRecord, u32)> {
+        let removed = self.by_payer.remove(key)?;
+        self.by_payee.remove(&(removed.0.record.payee, *key));
+        Some(removed)
+    }
+
+    /// The held records of one payer.
+    fn of_payer(&self, payer: DeviceId) -> impl Iterator<Item = &HeldKey> + '_ {
+        self.by_payer
+            .range((payer, 0, [0; 32])..=(payer, u32::MAX, [0xff; 32]))
+            .map(|(key, _)| key)
+    }
+
+    /// Digests of the held records of one (payer, counter).
+    fn under(&self, (payer, counter): (DeviceId, u32)) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.by_payer
+            .range((payer, counter, [0; 32])..=(payer, counter, [0xff; 32]))
+            .map(|(key, _)| key.2)
+    }
+
+    /// The held records one payee has not credited yet, with when they were held.
+    fn for_payee(&self, payee: DeviceId) -> Vec<(HeldKey, SignedRecord, u32)> {
+        let low = (payee, (DeviceId(0), 0, [0; 32]));
+        let high = (payee, (DeviceId(u64::MAX), u32::MAX, [0xff; 32]));
+        self.by_payee
+            .range(low..=high)
+            .map(|(_, key)| {
+                let (signed, held_at_s) = self.by_payer[key];
+                (*key, signed, held_at_s)
+            })
+            .collect()
+    }
+
+    fn records(&self) -> impl Iterator<Item = &(SignedRecord, u32)> + '_ {
+        self.by_payer.values()
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeviceRegistry {
     devices: BTreeMap<DeviceId, RegisteredDevice>,
     /// Digests of the records settled for each (payer, counter): one, unless the payer was cloned.
     settled: HashMap<(DeviceId, u32), Vec<[u8; 32]>, RandomState>,
-    /// Unacknowledged paid records, waiting for the payee's side, by payer, counter and digest,
-    /// with the time (s) the center first held them.
-    held: BTreeMap<(DeviceId, u32, [u8; 32]), (SignedRecord, u32)>,
+    /// Paid records their payers reported, waiting for the payee's own attestation.
+    held: HeldRecords,
     /// Held records of visitor cards (no wallet behind them) whose payee can no longer credit
     /// them: owed to the card's bearer, paid out in cash at the issuing operator's counter.
     counter_refundable: BTreeSet<(DeviceId, u32, [u8; 32])>,
@@ -227,9 +301,7 @@ impl DeviceRegistry {
 
     /// Paid records of `payer` the center holds, waiting for their payees.
     pub fn held_by(&self, payer: DeviceId) -> usize {
-        self.held
-            .range((payer, 0, [0; 32])..=(payer, u32::MAX, [0xff; 32]))
-            .count()
+        self.held.of_payer(payer).count()
     }
 
     pub fn register(
@@ -468,7 +540,9 @@ impl DeviceRegistry {
         let accounts = books.operators;
         report.blocked += u16::from(self.check_rollback(attestation, accounts, ledger, now));
         report.blocked += u16::from(self.check_overspend(reporter, accounts, ledger, now));
-        report.settled += self.settle_held_for_blocked(books, ledger, now);
+        if report.blocked > 0 {
+            report.settled += self.settle_held_for_blocked(books, ledger, now);
+        }
         report.confirm = self.confirmation(sync, now);
         report
     }
@@ -481,13 +555,12 @@ impl DeviceRegistry {
         ledger: &mut Ledger,
         now: u64,
     ) -> u16 {
-        let frozen: Vec<_> = self
-            .held
-            .iter()
-            .filter(|(_, (signed, _))| self.devices[&signed.record.payee].blocked.is_some())
-            .map(|(key, (signed, _))| (*key, *signed))
+        let blocked: Vec<DeviceId> = self.blocked().collect();
+        let frozen: Vec<_> = blocked
+            .into_iter()
+            .flat_map(|payee| self.held.for_payee(payee))
             .collect();
-        for (key, signed) in &frozen {
+        for (key, signed, _) in &frozen {
             self.held.remove(key);
             self.counter_refundable.remove(key);
             self.settled.entry((key.0, key.1)).or_default().push(key.2);
@@ -531,11 +604,11 @@ impl DeviceRegistry {
             return;
         }
         let settled_other = !settled.is_empty();
-        if !self.held.contains_key(&(key.0, key.1, digest)) {
+        if !self.held.contains(&(key.0, key.1, digest)) {
             self.first_seen(&signed, ledger, now, report);
         }
         // Another record under the same counter, settled or held: the payer was cloned.
-        let held_other = self.held_under(key).any(|held| held != digest);
+        let held_other = self.held.under(key).any(|held| held != digest);
         if settled_other || held_other {
             report.blocked +=
                 u16::from(self.block(record.payer, BlockReason::CounterReused, ledger, now));
@@ -551,10 +624,7 @@ impl DeviceRegistry {
             }
             report.settled += 1;
         } else {
-            let held_at_s = (now / 1000) as u32;
-            self.held
-                .entry((key.0, key.1, digest))
-                .or_insert((signed, held_at_s));
+            self.held.hold(signed, (now / 1000) as u32);
             report.held += 1;
         }
     }
@@ -638,14 +708,12 @@ impl DeviceRegistry {
     ) -> u16 {
         let stale: Vec<_> = self
             .held
-            .iter()
-            .filter(|(_, (signed, held_at_s))| {
-                signed.record.payee == payee && *held_at_s < confirmed_at_s
-            })
-            .map(|(key, (signed, _))| (*key, *signed))
+            .for_payee(payee)
+            .into_iter()
+            .filter(|(_, _, held_at_s)| *held_at_s < confirmed_at_s)
             .collect();
         let mut reversed = 0;
-        for (key, signed) in stale {
+        for (key, signed, _) in stale {
             let record = signed.record;
             let payer = &self.devices[&record.payer];
             // A blocked payer, or one believed short of the payment (a card that never held
@@ -744,13 +812,6 @@ impl DeviceRegistry {
         first
             .map(|event| (event, Amount::from_fen(total)))
             .ok_or(CommandError::NothingOwedAtCounter(device))
-    }
-
-    /// Digests of the held records of one (payer, counter).
-    fn held_under(&self, (payer, counter): (DeviceId, u32)) -> impl Iterator<Item = [u8; 32]> + '_ {
-        self.held
-            .range((payer, counter, [0; 32])..=(payer, counter, [0xff; 32]))
-            .map(|(k, _)| k.2)
     }
 
     /// Moves the value between the two devices' books; between floats when the operators differ.
@@ -889,7 +950,7 @@ impl DeviceRegistry {
             out.u64(payer.0).u32(counter).raw(&digest);
         }
         out.u64(self.held.len() as u64);
-        for (record, held_at_s) in self.held.values() {
+        for (record, held_at_s) in self.held.records() {
             record.encode_into(out);
             out.u32(*held_at_s);
         }
@@ -917,12 +978,7 @@ impl DeviceRegistry {
         for _ in 0..input.u64("held count")? {
             let record = SignedRecord::decode_from(input)?;
             let held_at_s = input.u32("held at")?;
-            let key = (
-                record.record.payer,
-                record.record.counter,
-                record.record.digest(),
-            );
-            registry.held.insert(key, (record, held_at_s));
+            registry.held.hold(record, held_at_s);
         }
         for _ in 0..input.u64("counter refund count")? {
             let key = (
