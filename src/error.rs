@@ -148,8 +148,6 @@ pub enum CommandError {
     },
     #[error("loading would take secure element {device} above its offline balance cap of {cap}")]
     OfflineBalanceCap { device: DeviceId, cap: Amount },
-    #[error("a sync carries at most {max} records, got {records}")]
-    SyncTooLarge { records: usize, max: usize },
     #[error("secure element {0} is neither payer nor payee of a record it reported")]
     NotYourRecord(DeviceId),
     #[error("secure element {0} has no sync open with this nonce; begin a sync and attest over its nonce")]
@@ -382,7 +380,6 @@ impl CommandError {
             DeviceBlocked(_) => "DEVICE_BLOCKED",
             LoadOutOfSequence { .. } => "LOAD_OUT_OF_SEQUENCE",
             OfflineBalanceCap { .. } => "OFFLINE_BALANCE_CAP",
-            SyncTooLarge { .. } => "SYNC_TOO_LARGE",
             NotYourRecord(_) => "NOT_YOUR_RECORD",
             SyncNonceUnknown(_) => "SYNC_NONCE_UNKNOWN",
             SyncNotAttested(_) => "SYNC_NOT_ATTESTED",

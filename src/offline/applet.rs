@@ -326,7 +326,8 @@ impl Applet {
     }
 
     /// What an attacker who extracted the persistent memory could build: a second card with
-    /// the same keys, balance and counter. The center detects it by reused counters.
+    /// the same keys, balance and counter (or, kept aside, an older image to restore). The
+    /// center detects it by reused counters, or by attested counters behind what it booked.
     pub fn clone_card(&self) -> Applet {
         let image = self.nvm.image().clone();
         let session = image.session_nonce(0);
