@@ -528,25 +528,40 @@ pub fn memory_per_wallet(wallets: usize) -> (f64, StateMachine) {
 /// What `ecny bench offline` measured.
 pub struct OfflineBenchReport {
     pub records: usize,
-    /// Through the operator tier (each record's SM2 signature verified on every core) and the center.
+    /// Through the operator tier (every SE signature verified on every core), the center's door
+    /// (every one verified again) and the state machine.
     pub verified_elapsed: Duration,
-    /// Into the center alone, in operator-signed batches (one signature per batch).
+    /// Into the center alone, in operator-signed batches: its door verifies each sync's
+    /// attestation and the payer's SE signature on every record a payee reports, on every core.
     pub center_records: usize,
     pub center_elapsed: Duration,
+    /// SE signatures the center's door verified in the second phase.
+    pub center_verifications: usize,
+}
+
+/// A secure element as the benchmark plays it: its key and the log it would attest.
+struct BenchCard {
+    key: KeyPair,
+    counter: u32,
+    synced_through: u32,
+    log: Vec<crate::offline::messages::LogEntry>,
+}
+
+impl BenchCard {
+    fn next_seq(&self) -> u32 {
+        self.synced_through + self.log.len() as u32 + 1
+    }
 }
 
 /// Settlement of offline records at sync: `devices` secure elements (visitor cards, half at each
-/// operator) loaded from the vaults, and `records` payments between them signed as their SEs sign.
+/// operator) loaded from the vaults, and `records` payments between them, each logged by its
+/// payer (with the payee's receipt) and by its payee, signed and attested as their SEs sign.
+/// Both sides sync: a record settles once and is a duplicate the second time.
 pub fn offline_sync(
     dir: &Path,
     devices: usize,
     records: usize,
 ) -> Result<OfflineBenchReport, PlatformError> {
-    use crate::certs::device::DeviceCaps;
-    use crate::ids::DeviceId;
-    use crate::offline::messages::{Nonce, PaymentRecord, SignedRecord};
-    use crate::offline::settlement::{SyncedRecord, SYNC_RECORDS_MAX};
-
     let (mut platform, _) =
         Platform::open_seeded(dir, "bench-offline", Box::new(crate::node::SystemClock))?;
     let operators = [
@@ -568,19 +583,95 @@ pub fn offline_sync(
             result.map_err(PlatformError::Refused)?;
         }
     }
+    let mut cards = register_bench_cards(&mut platform, operators, devices)?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as u32;
+    let mut random = SplitMix(3);
+    let mut verified_elapsed = Duration::ZERO;
+    let mut made = 0;
+    while made < records {
+        made += log_bench_payments(&mut cards, &mut random, records - made, now_s);
+        let syncs = bench_syncs(&mut platform, operators, &mut cards)?;
+        let started = Instant::now();
+        for (op, commands) in syncs {
+            for chunk in commands.chunks(64) {
+                for result in platform.as_operator(op, chunk.to_vec())? {
+                    result.map_err(PlatformError::Refused)?;
+                }
+            }
+        }
+        verified_elapsed += started.elapsed();
+    }
+
+    let center_records = records * 4;
+    let mut center_elapsed = Duration::ZERO;
+    let mut center_verifications = 0;
+    let mut made = 0;
+    while made < center_records {
+        made += log_bench_payments(&mut cards, &mut random, center_records - made, now_s);
+        let syncs = bench_syncs(&mut platform, operators, &mut cards)?;
+        let submissions: Vec<Submission> = syncs
+            .into_iter()
+            .flat_map(|(op, commands)| {
+                let key = crate::platform::seeded_key("bench-offline", &op.to_string());
+                center_verifications += commands
+                    .iter()
+                    .map(|c| crate::offline::settlement::se_signatures(c).map_or(0, |s| s.len()))
+                    .sum::<usize>();
+                commands
+                    .chunks(64)
+                    .map(|chunk| Submission::new(Origin::Operator(op), chunk, &key))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let started = Instant::now();
+        for outcome in platform.node_mut().submit(submissions)? {
+            for result in outcome.map_err(PlatformError::Refused)? {
+                result.map_err(PlatformError::Refused)?;
+            }
+        }
+        center_elapsed += started.elapsed();
+    }
+    let report = crate::audit::audit(platform.state());
+    assert!(
+        report.is_clean(),
+        "audit after the offline benchmark:\n{report}"
+    );
+    assert_eq!(
+        platform.state().devices().held_records(),
+        0,
+        "every record settled"
+    );
+    Ok(OfflineBenchReport {
+        records,
+        verified_elapsed,
+        center_records,
+        center_elapsed,
+        center_verifications,
+    })
+}
+
+/// Registers `devices` visitor cards, alternating between the two operators, each loaded.
+fn register_bench_cards(
+    platform: &mut Platform,
+    operators: [OperatorId; 2],
+    devices: usize,
+) -> Result<Vec<BenchCard>, PlatformError> {
+    use crate::certs::device::DeviceCaps;
+    use crate::ids::DeviceId;
     let caps = DeviceCaps {
         per_payment_cap: Amount::from_yuan(1_000),
         balance_cap: Amount::from_yuan(1_000_000),
         daily_cap: None,
         payments_before_sync: u16::MAX,
+        spend_before_sync: Amount::from_yuan(1_000_000),
     };
-    let keys: Vec<KeyPair> = (0..devices)
-        .map(|i| KeyPair::from_seed(format!("bench-offline/device/{i}").as_bytes()))
-        .collect();
-    let operator_of = |i: usize| operators[i % 2];
-    for (i, key) in keys.iter().enumerate() {
+    let mut cards = Vec::with_capacity(devices);
+    for i in 0..devices {
+        let key = KeyPair::from_seed(format!("bench-offline/device/{i}").as_bytes());
         let register = Command::RegisterDevice {
-            operator: operator_of(i),
+            operator: operators[i % 2],
             device: DeviceId(i as u64 + 1),
             public_key: key.public_key(),
             wallet: None,
@@ -591,121 +682,137 @@ pub fn offline_sync(
             load_seq: 1,
             amount: Amount::from_yuan(100_000),
         };
-        for result in platform.as_operator(operator_of(i), vec![register, load])? {
+        for result in platform.as_operator(operators[i % 2], vec![register, load])? {
             result.map_err(PlatformError::Refused)?;
         }
+        cards.push(BenchCard {
+            key,
+            counter: 0,
+            synced_through: 0,
+            log: Vec::new(),
+        });
     }
-    // Records as the payers' SEs sign them; the payer reports each with the payee's receipt.
-    let mut random = SplitMix(3);
-    let mut counters = vec![0u32; devices];
-    let mut make_records = |count: usize| -> Vec<Vec<(usize, (SyncedRecord, bool))>> {
-        let mut per_operator = vec![Vec::new(), Vec::new()];
-        for _ in 0..count {
-            let payer = random.below(devices as u64) as usize;
-            let payee = (payer + 1 + random.below(devices as u64 - 1) as usize) % devices;
-            counters[payer] += 1;
-            let record = PaymentRecord {
-                payer: DeviceId(payer as u64 + 1),
-                counter: counters[payer],
-                payee: DeviceId(payee as u64 + 1),
-                nonce: Nonce(
-                    random
-                        .next_u64()
-                        .to_le_bytes()
-                        .repeat(2)
-                        .try_into()
-                        .expect("16 bytes"),
-                ),
-                amount: Amount::from_fen(1 + random.below(10_000) as i64),
-                time_s: 1_795_406_400,
-            };
-            let signed = SignedRecord {
-                record,
-                signature: keys[payer].sign(&record.digest()),
-            };
-            per_operator[payer % 2].push((
-                payer,
-                (
-                    SyncedRecord {
-                        signed,
-                        payer_key: keys[payer].public_key(),
-                    },
-                    true,
-                ),
-            ));
+    Ok(cards)
+}
+
+/// Logs up to `wanted` payments between random cards, as their SEs would: a paid entry with the
+/// payee's receipt at the payer, a received entry at the payee; a card's log holds what an SE's
+/// does. Returns how many were logged.
+fn log_bench_payments(
+    cards: &mut [BenchCard],
+    random: &mut SplitMix,
+    wanted: usize,
+    time_s: u32,
+) -> usize {
+    use crate::ids::DeviceId;
+    use crate::offline::applet::RECORDS_MAX;
+    use crate::offline::messages::{EntryRole, LogEntry, Nonce, PaymentRecord, SignedRecord};
+    let devices = cards.len();
+    let mut logged = 0;
+    for _ in 0..wanted.min(devices * RECORDS_MAX / 4) {
+        let payer = random.below(devices as u64) as usize;
+        let payee = (payer + 1 + random.below(devices as u64 - 1) as usize) % devices;
+        if cards[payer].log.len() == RECORDS_MAX || cards[payee].log.len() == RECORDS_MAX {
+            continue;
         }
-        per_operator
-    };
-    let sync_commands =
-        |per_operator: Vec<Vec<(usize, (SyncedRecord, bool))>>| -> Vec<(OperatorId, Vec<Command>)> {
-            per_operator
-                .into_iter()
-                .enumerate()
-                .map(|(op, records)| {
-                    let mut by_reporter: std::collections::BTreeMap<
-                        usize,
-                        Vec<(SyncedRecord, bool)>,
-                    > = Default::default();
-                    for (payer, record) in records {
-                        by_reporter.entry(payer).or_default().push(record);
-                    }
-                    let commands = by_reporter
-                        .into_iter()
-                        .flat_map(|(payer, records)| {
-                            records
-                                .chunks(SYNC_RECORDS_MAX)
-                                .map(|chunk| Command::SyncOffline {
-                                    reporter: DeviceId(payer as u64 + 1),
-                                    confirmed_at_s: 0,
-                                    records: chunk.to_vec(),
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .collect();
-                    (OperatorId(op as u16 + 1), commands)
-                })
-                .collect()
+        cards[payer].counter += 1;
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&random.next_u64().to_le_bytes());
+        let record = PaymentRecord {
+            payer: DeviceId(payer as u64 + 1),
+            counter: cards[payer].counter,
+            payee: DeviceId(payee as u64 + 1),
+            nonce: Nonce(nonce),
+            amount: Amount::from_fen(1 + random.below(10_000) as i64),
+            time_s,
         };
+        let signed = SignedRecord {
+            record,
+            signature: cards[payer].key.sign(&record.digest()),
+        };
+        let (payer_key, payee_key) = (cards[payer].key.public_key(), cards[payee].key.public_key());
+        let paid = LogEntry {
+            seq: cards[payer].next_seq(),
+            role: EntryRole::Paid,
+            signed,
+            peer_key: payee_key,
+            acknowledged: true,
+        };
+        cards[payer].log.push(paid);
+        let received = LogEntry {
+            seq: cards[payee].next_seq(),
+            role: EntryRole::Received,
+            signed,
+            peer_key: payer_key,
+            acknowledged: true,
+        };
+        cards[payee].log.push(received);
+        logged += 1;
+    }
+    logged
+}
 
-    let verified = sync_commands(make_records(records));
-    let started = Instant::now();
-    for (op, commands) in verified {
-        for chunk in commands.chunks(64) {
-            for result in platform.as_operator(op, chunk.to_vec())? {
-                result.map_err(PlatformError::Refused)?;
-            }
+/// Opens a sync for every card with something logged, and answers each card's attested sync
+/// command, by operator; the cards' logs are then confirmed (emptied).
+fn bench_syncs(
+    platform: &mut Platform,
+    operators: [OperatorId; 2],
+    cards: &mut [BenchCard],
+) -> Result<Vec<(OperatorId, Vec<Command>)>, PlatformError> {
+    use crate::certs::Signature;
+    use crate::ids::DeviceId;
+    use crate::offline::messages::{AttestedSync, EntryRole, SyncAttestation};
+    let mut per_operator: Vec<(OperatorId, Vec<Command>)> =
+        operators.iter().map(|op| (*op, Vec::new())).collect();
+    for (side, (op, commands)) in per_operator.iter_mut().enumerate() {
+        let mine: Vec<usize> = (side..cards.len())
+            .step_by(2)
+            .filter(|i| !cards[*i].log.is_empty())
+            .collect();
+        let begins = mine
+            .iter()
+            .map(|i| Command::BeginSync {
+                device: DeviceId(*i as u64 + 1),
+            })
+            .collect();
+        let nonces = platform.as_operator(*op, begins)?;
+        for (i, nonce) in mine.into_iter().zip(nonces) {
+            let Ok(Outcome::SyncNonce(nonce)) = nonce else {
+                return Err(PlatformError::Refused(nonce.err().unwrap_or(
+                    crate::CommandError::SyncNonceUnknown(DeviceId(i as u64 + 1)),
+                )));
+            };
+            let card = &mut cards[i];
+            let paid = card.log.iter().filter(|e| e.role == EntryRole::Paid);
+            let mut attestation = SyncAttestation {
+                device: DeviceId(i as u64 + 1),
+                nonce,
+                balance: Amount::ZERO,
+                counter: card.counter,
+                load_seq: 1,
+                unload_seq: 0,
+                synced_through: card.synced_through,
+                next_log_seq: card.next_seq(),
+                last_sync_s: 0,
+                clock_floor_s: 0,
+                payments_since_sync: paid.clone().count() as u32,
+                spent_since_sync: paid.map(|e| e.signed.record.amount).sum(),
+                blocked: false,
+                entries_digest: SyncAttestation::entries_digest(&card.log, &[]),
+                signature: Signature([0; 64]),
+            };
+            attestation.signature = card.key.sign(&attestation.digest());
+            let log = std::mem::take(&mut card.log);
+            card.synced_through += log.len() as u32;
+            commands.push(Command::SyncOffline {
+                sync: AttestedSync {
+                    attestation,
+                    log,
+                    unloads: Vec::new(),
+                },
+                device_key: card.key.public_key(),
+            });
         }
     }
-    let verified_elapsed = started.elapsed();
-
-    let center_records = records * 4;
-    let direct = sync_commands(make_records(center_records));
-    let submissions: Vec<Submission> = direct
-        .into_iter()
-        .flat_map(|(op, commands)| {
-            let key = KeyPair::from_seed(format!("bench-offline/{op}").as_bytes());
-            commands
-                .chunks(64)
-                .map(|chunk| Submission::new(Origin::Operator(op), chunk, &key))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let started = Instant::now();
-    for outcome in platform.node_mut().submit(submissions)? {
-        for result in outcome.map_err(PlatformError::Refused)? {
-            result.map_err(PlatformError::Refused)?;
-        }
-    }
-    let center_elapsed = started.elapsed();
-    let report = crate::audit::audit(platform.state());
-    assert!(
-        report.is_clean(),
-        "audit after the offline benchmark:\n{report}"
-    );
-    Ok(OfflineBenchReport {
-        records,
-        verified_elapsed,
-        center_records,
-        center_elapsed,
-    })
+    Ok(per_operator)
 }

@@ -13,10 +13,8 @@ use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
     MerchantId, OperatorId, SubWalletId, WalletId,
 };
-use crate::offline::messages::{SignedUnload, Wire};
-use crate::offline::settlement::{
-    decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
-};
+use crate::offline::messages::{AttestedSync, Nonce, SignedUnload, Wire};
+use crate::offline::settlement::{decode_caps, encode_caps, SyncReport};
 use crate::programs::campaign::CampaignTerms;
 use crate::programs::contracts::Template;
 use crate::programs::lottery::Seed;
@@ -27,8 +25,9 @@ use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 /// Most commands one submission may carry: bounds a log entry and the center's work per batch.
 pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
 /// Encoding version of a submission; bumped when the format changes (2: holders' signatures carry
-/// their context and window; payment-code charges and the password-free cap).
-const SUBMISSION_VERSION: u8 = 2;
+/// their context and window; payment-code charges and the password-free cap; 3: attested
+/// offline syncs over a center nonce).
+const SUBMISSION_VERSION: u8 = 3;
 const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
 /// Opens the bytes a holder signs; see `signing` for the layout.
 pub const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v2";
@@ -166,13 +165,18 @@ pub enum Command {
         load_seq: u32,
         amount: Amount,
     },
-    /// Offline records a secure element reports when it is next online, each with whether the
-    /// payee's side has credited it (the payer holds the receipt, or the payee reports it).
+    /// A secure element back online asks for a sync: the center answers a fresh nonce that the
+    /// card's attestation must carry.
+    BeginSync {
+        device: DeviceId,
+    },
+    /// What a secure element did offline, as it attests it over the center's nonce: its
+    /// counters, balance and every record and unload it keeps. The center verifies the
+    /// attestation under `device_key` and the payer's signature on every record received, and
+    /// checks that `device_key` is the device's registered key.
     SyncOffline {
-        reporter: DeviceId,
-        /// The reporter's last applied sync confirmation (trusted time, from its SE).
-        confirmed_at_s: u32,
-        records: Vec<(SyncedRecord, bool)>,
+        sync: AttestedSync,
+        device_key: PublicKey,
     },
     /// Value back from a secure element, as its signed unload record says; the operator tier
     /// checks the signature under `device_key`, the center that it is the device's own key.
@@ -327,6 +331,8 @@ pub enum Outcome {
     Wallet(WalletId),
     Transfer(EventId),
     Synced(SyncReport),
+    /// The nonce a secure element attests its sync over.
+    SyncNonce(Nonce),
     Merchant(MerchantId),
     /// A terminal's number at its merchant.
     Terminal(u16),
@@ -655,6 +661,14 @@ impl Iterator for CommandIter<'_> {
 
 /// Checks that encoded commands decode completely, without keeping them.
 pub fn check_commands(bytes: &[u8]) -> Result<usize, DecodeError> {
+    check_commands_with(bytes, |_| {})
+}
+
+/// Checks that encoded commands decode completely, handing each to `visit`.
+pub fn check_commands_with(
+    bytes: &[u8],
+    mut visit: impl FnMut(Command),
+) -> Result<usize, DecodeError> {
     let mut input = Reader::new(bytes);
     let count = input.u32("command count")? as usize;
     if count > SUBMISSION_COMMANDS_MAX {
@@ -664,7 +678,7 @@ pub fn check_commands(bytes: &[u8]) -> Result<usize, DecodeError> {
         });
     }
     for _ in 0..count {
-        Command::decode(&mut input)?;
+        visit(Command::decode(&mut input)?);
     }
     if !input.is_empty() {
         return Err(DecodeError {
@@ -738,6 +752,7 @@ mod tag {
     pub const REFUND_AT_COUNTER: u8 = 39;
     pub const CHARGE_PAYMENT_CODE: u8 = 40;
     pub const SET_CODE_PAYMENT_CAP: u8 = 41;
+    pub const BEGIN_SYNC: u8 = 42;
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -927,19 +942,10 @@ impl Command {
                 unload.encode_into(out);
                 out.raw(&device_key.0)
             }
-            SyncOffline {
-                reporter,
-                confirmed_at_s,
-                records,
-            } => {
-                out.u8(tag::SYNC_OFFLINE)
-                    .u64(reporter.0)
-                    .u32(*confirmed_at_s)
-                    .u16(records.len() as u16);
-                for (record, acknowledged) in records {
-                    record.encode(out);
-                    out.u8(u8::from(*acknowledged));
-                }
+            BeginSync { device } => out.u8(tag::BEGIN_SYNC).u64(device.0),
+            SyncOffline { sync, device_key } => {
+                out.u8(tag::SYNC_OFFLINE).raw(&device_key.0);
+                sync.encode_into(out);
                 out
             }
             OnboardMerchant {
@@ -1238,25 +1244,13 @@ impl Command {
                 unload: SignedUnload::decode_from(input)?,
                 device_key: PublicKey(input.array("device key")?),
             },
-            tag::SYNC_OFFLINE => {
-                let reporter = DeviceId(input.u64("reporter")?);
-                let confirmed_at_s = input.u32("confirmed at")?;
-                let count = input.u16("record count")? as usize;
-                if count > SYNC_RECORDS_MAX {
-                    return Err(DecodeError {
-                        what: "record count",
-                        offset: start,
-                    });
-                }
-                let records = (0..count)
-                    .map(|_| Ok((SyncedRecord::decode(input)?, input.bool("acknowledged")?)))
-                    .collect::<Result<Vec<_>, DecodeError>>()?;
-                SyncOffline {
-                    reporter,
-                    confirmed_at_s,
-                    records,
-                }
-            }
+            tag::BEGIN_SYNC => BeginSync {
+                device: DeviceId(input.u64("device")?),
+            },
+            tag::SYNC_OFFLINE => SyncOffline {
+                device_key: PublicKey(input.array("device key")?),
+                sync: AttestedSync::decode_from(input)?,
+            },
             tag::ONBOARD_MERCHANT => OnboardMerchant {
                 operator: OperatorId(input.u16("operator")?),
                 wallet: WalletId(input.u32("merchant wallet")?),

@@ -161,10 +161,18 @@ pub enum CommandError {
     },
     #[error("loading would take secure element {device} above its offline balance cap of {cap}")]
     OfflineBalanceCap { device: DeviceId, cap: Amount },
-    #[error("a sync carries at most {max} records, got {records}")]
-    SyncTooLarge { records: usize, max: usize },
     #[error("secure element {0} is neither payer nor payee of a record it reported")]
     NotYourRecord(DeviceId),
+    #[error("secure element {0} has no sync open with this nonce; begin a sync and attest over its nonce")]
+    SyncNonceUnknown(DeviceId),
+    #[error("the entries of secure element {0}'s sync are not the ones it attested")]
+    SyncNotAttested(DeviceId),
+    #[error("secure element {device} is believed to hold {believed}; it cannot unload {amount} (sync it first)")]
+    UnloadAboveBelieved {
+        device: DeviceId,
+        believed: Amount,
+        amount: Amount,
+    },
     #[error("unknown merchant {0}")]
     UnknownMerchant(MerchantId),
     #[error("merchant {merchant} belongs to operator {owner}, not {caller}")]
@@ -396,8 +404,10 @@ impl CommandError {
             DeviceBlocked(_) => "DEVICE_BLOCKED",
             LoadOutOfSequence { .. } => "LOAD_OUT_OF_SEQUENCE",
             OfflineBalanceCap { .. } => "OFFLINE_BALANCE_CAP",
-            SyncTooLarge { .. } => "SYNC_TOO_LARGE",
             NotYourRecord(_) => "NOT_YOUR_RECORD",
+            SyncNonceUnknown(_) => "SYNC_NONCE_UNKNOWN",
+            SyncNotAttested(_) => "SYNC_NOT_ATTESTED",
+            UnloadAboveBelieved { .. } => "OFFLINE_UNLOAD_ABOVE_BELIEVED",
             UnknownMerchant(_) => "UNKNOWN_MERCHANT",
             NotYourMerchant { .. } => "NOT_YOUR_MERCHANT",
             MerchantWalletUnverified { .. } => "MERCHANT_WALLET_UNVERIFIED",

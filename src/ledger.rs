@@ -310,27 +310,44 @@ pub enum BlockReason {
     CounterReused = 1,
     /// More spent than was ever loaded or received: a rolled-back or cloned secure element.
     Overspent = 2,
+    /// Its attested counters went back below what the center had already seen of it: a card
+    /// restored from an older image of itself.
+    RolledBack = 3,
 }
 
 impl BlockReason {
     pub fn from_u8(value: u8) -> Option<BlockReason> {
-        [BlockReason::CounterReused, BlockReason::Overspent]
-            .into_iter()
-            .find(|r| *r as u8 == value)
+        [
+            BlockReason::CounterReused,
+            BlockReason::Overspent,
+            BlockReason::RolledBack,
+        ]
+        .into_iter()
+        .find(|r| *r as u8 == value)
     }
 
     pub fn code(self) -> &'static str {
         match self {
             BlockReason::CounterReused => "OFFLINE_COUNTER_REUSED",
             BlockReason::Overspent => "OFFLINE_OVERSPENT",
+            BlockReason::RolledBack => "OFFLINE_ROLLED_BACK",
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChange {
-    Registered { operator: OperatorId },
-    Blocked { reason: BlockReason },
+    Registered {
+        operator: OperatorId,
+    },
+    Blocked {
+        reason: BlockReason,
+    },
+    /// A terminal took an offline payment stamped this many seconds after the center's time at
+    /// its sync: its clock runs ahead, or was set ahead.
+    ClockAhead {
+        ahead_s: u32,
+    },
 }
 
 /// A hold: money reserved on the debit account until posted, voided or expired.
@@ -729,6 +746,7 @@ pub(crate) mod snapshot {
                 match change {
                     DeviceChange::Registered { operator } => out.u8(0).u16(operator.0),
                     DeviceChange::Blocked { reason } => out.u8(1).u8(*reason as u8),
+                    DeviceChange::ClockAhead { ahead_s } => out.u8(2).u32(*ahead_s),
                 };
             }
         }
@@ -823,6 +841,9 @@ pub(crate) mod snapshot {
                     1 => DeviceChange::Blocked {
                         reason: BlockReason::from_u8(input.u8("block reason")?)
                             .ok_or_else(|| bad("block reason", input))?,
+                    },
+                    2 => DeviceChange::ClockAhead {
+                        ahead_s: input.u32("clock ahead")?,
                     },
                     _ => return Err(bad("device change", input)),
                 };

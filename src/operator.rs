@@ -12,6 +12,7 @@ use crate::certs::{verify_all_parallel, KeyPair, PublicKey, SignedItem};
 use crate::command::{Command, Origin, Submission};
 use crate::error::CommandError;
 use crate::ids::{AccountId, IdentityLookupId, OperatorId, WalletId};
+use crate::offline::settlement::{se_signatures, SeSigned};
 use crate::wallet::{ClassLimits, WalletClass};
 
 /// Longest legal reason a de-anonymization may state, in bytes: a court order's or case file's
@@ -226,15 +227,23 @@ impl Operator {
     }
 }
 
-fn record_digests(command: &Command) -> Vec<[u8; 32]> {
-    match command {
-        Command::SyncOffline { records, .. } => records
-            .iter()
-            .map(|(r, _)| r.signed.record.digest())
-            .collect(),
-        Command::UnloadDevice { unload, .. } => vec![unload.digest()],
-        _ => Vec::new(),
-    }
+/// The secure elements' signatures each offline command carries (attestation, records received,
+/// unload); a sync whose entries are not the attested ones is refused here.
+fn se_signatures_of(
+    commands: &[Command],
+    refused: &mut [Option<CommandError>],
+) -> Vec<Vec<SeSigned>> {
+    commands
+        .iter()
+        .zip(refused.iter_mut())
+        .map(|(command, refused)| match se_signatures(command) {
+            Ok(signed) => signed,
+            Err(error) => {
+                refused.get_or_insert(error);
+                Vec::new()
+            }
+        })
+        .collect()
 }
 
 /// The operator tier's signing desk: verifies holders' signatures on every core, drops what fails,
@@ -265,24 +274,23 @@ impl BatchDesk {
 
     pub fn prepare(&self, commands: &[Command]) -> PreparedBatch {
         // A text field too long to encode is refused before anything encodes the command.
-        let unencodable: Vec<Option<CommandError>> = commands
+        let mut refused_first: Vec<Option<CommandError>> = commands
             .iter()
             .map(|c| c.check_text_fields().err())
             .collect();
         let messages: Vec<Option<Vec<u8>>> = commands
             .iter()
-            .zip(&unencodable)
+            .zip(&refused_first)
             .map(|(c, refused)| match refused {
                 None => c.signed_message(),
                 Some(_) => None,
             })
             .collect();
-        // Offline records carry the payer's signature over their digest.
-        let digests: Vec<Vec<[u8; 32]>> = commands.iter().map(record_digests).collect();
+        let se_signed = se_signatures_of(commands, &mut refused_first);
         let mut items = Vec::with_capacity(commands.len());
         let mut signed_positions = Vec::with_capacity(commands.len());
         for (position, (command, message)) in commands.iter().zip(&messages).enumerate() {
-            if unencodable[position].is_some() {
+            if refused_first[position].is_some() {
                 continue;
             }
             if let (Some(auth), Some(message)) = (command.auth(), message) {
@@ -293,23 +301,13 @@ impl BatchDesk {
                 });
                 signed_positions.push(position);
             }
-            if let Command::UnloadDevice { unload, device_key } = command {
+            for signed in &se_signed[position] {
                 items.push(SignedItem {
-                    key: device_key,
-                    message: &digests[position][0],
-                    signature: &unload.signature,
+                    key: &signed.key,
+                    message: &signed.digest,
+                    signature: &signed.signature,
                 });
                 signed_positions.push(position);
-            }
-            if let Command::SyncOffline { records, .. } = command {
-                for ((synced, _), digest) in records.iter().zip(&digests[position]) {
-                    items.push(SignedItem {
-                        key: &synced.payer_key,
-                        message: digest,
-                        signature: &synced.signed.signature,
-                    });
-                    signed_positions.push(position);
-                }
             }
         }
         let verdicts = verify_all_parallel(&items, self.threads);
@@ -319,7 +317,7 @@ impl BatchDesk {
         }
         let (mut kept, mut refused, mut good) = (Vec::new(), Vec::new(), Vec::new());
         for (position, command) in commands.iter().enumerate() {
-            if let Some(error) = &unencodable[position] {
+            if let Some(error) = &refused_first[position] {
                 refused.push((position, error.clone()));
             } else if bad[position] {
                 refused.push((position, CommandError::SignatureInvalid));

@@ -3,34 +3,21 @@
 //! payment exactly once — across operators through their offline floats. A cloned card is caught
 //! at sync, blocked, and its issuing operator covers the double spend. The audit holds throughout.
 
+#[path = "support/offline.rs"]
+mod offline;
 mod support;
 
 use ecny::amount::Amount;
-use ecny::certs::KeyPair;
-use ecny::command::{Command, Outcome};
+use ecny::command::Command;
 use ecny::ids::{DeviceId, OperatorId};
 use ecny::ledger::{BlockReason, Event};
-use ecny::offline::applet::Applet;
 use ecny::offline::issuer::OperatorIssuer;
-use ecny::offline::messages::LogEntry;
 use ecny::offline::profiles::{Profile, WalletForm};
 use ecny::offline::protocol::Relay;
-use ecny::offline::settlement::{SyncReport, SyncedRecord};
+use ecny::offline::settlement::SyncReport;
 use ecny::wallet::WalletClass;
+use offline::{float, issuers, vault, Device, NOW_S};
 use support::{yuan, World};
-
-const NOW_S: u32 = 1_795_406_400;
-
-/// The issuing side of each operator, keyed as the platform's seeded test keys are.
-fn issuers() -> Vec<OperatorIssuer> {
-    ecny::platform::seeded_issuers("test", 2, (NOW_S - 86_400, NOW_S + 3_650 * 86_400))
-}
-
-struct Device {
-    id: DeviceId,
-    card: Applet,
-    operator: OperatorId,
-}
 
 fn issue(
     world: &mut World,
@@ -40,28 +27,9 @@ fn issue(
     id: u64,
     wallet: Option<ecny::ids::WalletId>,
 ) -> Device {
-    let profile = Profile::new(form);
-    let key = KeyPair::from_seed(format!("device/{id}").as_bytes());
-    let public_key = key.public_key();
-    let card = issuers[op.0 as usize - 1]
-        .issue(&profile, DeviceId(id), key, 1_000 + id, NOW_S)
-        .unwrap();
-    let register = Command::RegisterDevice {
-        operator: op,
-        device: DeviceId(id),
-        public_key,
-        wallet,
-        caps: profile.caps(),
-    };
-    world.run(op, register).unwrap();
-    Device {
-        id: DeviceId(id),
-        card,
-        operator: op,
-    }
+    offline::issue(world, issuers, op, Profile::new(form), id, wallet)
 }
 
-/// The center records the load, then the operator's signed order loads the SE.
 fn load(
     world: &mut World,
     issuers: &[OperatorIssuer],
@@ -69,61 +37,11 @@ fn load(
     seq: u32,
     amount: &str,
 ) {
-    let command = Command::LoadDevice {
-        device: device.id,
-        load_seq: seq,
-        amount: yuan(amount),
-    };
-    world.run(device.operator, command).unwrap();
-    let order =
-        issuers[device.operator.0 as usize - 1].authorize_load(device.id, seq, yuan(amount));
-    Relay::new().load(&mut device.card, &order).unwrap();
+    offline::load(world, issuers, device, seq, amount).unwrap();
 }
 
-fn records(device: &mut Device) -> Vec<(SyncedRecord, bool)> {
-    let entries: Vec<LogEntry> = Relay::new().records_to_sync(&mut device.card).unwrap();
-    let own_key = KeyPair::from_seed(format!("device/{}", device.id.0).as_bytes()).public_key();
-    entries
-        .iter()
-        .map(|entry| SyncedRecord::from_entry(entry, &own_key))
-        .collect()
-}
-
-fn sync(world: &mut World, device: &mut Device) -> SyncReport {
-    let records = records(device);
-    let confirmed_at_s = Relay::new().summary(&mut device.card).unwrap().last_sync_s;
-    let command = Command::SyncOffline {
-        reporter: device.id,
-        confirmed_at_s,
-        records,
-    };
-    match world.run(device.operator, command) {
-        Ok(Outcome::Synced(report)) => report,
-        other => panic!("sync refused: {other:?}"),
-    }
-}
-
-/// The operator's confirmation of a sync, applied by the SE at trusted time `time_s`.
-fn confirm(issuers: &[OperatorIssuer], device: &mut Device, time_s: u32) {
-    let summary = Relay::new().summary(&mut device.card).unwrap();
-    let entries = Relay::new().records_to_sync(&mut device.card).unwrap();
-    let through = entries.last().map_or(summary.synced_through, |e| e.seq);
-    let confirmation =
-        issuers[device.operator.0 as usize - 1].confirm_sync(device.id, through, time_s);
-    Relay::new()
-        .confirm_sync(&mut device.card, &confirmation)
-        .unwrap();
-}
-
-fn float(world: &World, op: OperatorId) -> Amount {
-    let account = world.platform.state().operator(op).unwrap().offline_float;
-    world
-        .platform
-        .state()
-        .ledger()
-        .account(account)
-        .unwrap()
-        .balance
+fn sync(world: &mut World, issuers: &[OperatorIssuer], device: &mut Device) -> SyncReport {
+    offline::sync(world, issuers, device).unwrap_or_else(|e| panic!("sync refused: {e}"))
 }
 
 #[test]
@@ -167,13 +85,13 @@ fn two_phones_in_airplane_mode_pay_66_60_and_both_syncs_settle_it_once() {
         )
         .unwrap();
 
-    let first = sync(&mut world, &mut snack_shop);
+    let first = sync(&mut world, &issuers, &mut snack_shop);
     assert_eq!((first.settled, first.duplicates), (1, 0));
     assert_eq!(
         (float(&world, jiangnan), float(&world, lakeside)),
         (yuan("433.40"), yuan("166.60"))
     );
-    let second = sync(&mut world, &mut phone);
+    let second = sync(&mut world, &issuers, &mut phone);
     assert_eq!(
         (second.settled, second.duplicates),
         (0, 1),
@@ -203,8 +121,8 @@ fn a_cloned_card_is_caught_at_sync_blocked_and_its_operator_covers_the_loss() {
     let (card, mut shop_a, mut shop_b) = a_card_spent_twice(&mut world, &issuers, jiangnan, 10);
     let vault_before = vault(&world, jiangnan);
 
-    assert_eq!(sync(&mut world, &mut shop_a).settled, 1);
-    let caught = sync(&mut world, &mut shop_b);
+    assert_eq!(sync(&mut world, &issuers, &mut shop_a).settled, 1);
+    let caught = sync(&mut world, &issuers, &mut shop_b);
     assert_eq!(
         (caught.settled, caught.blocked),
         (1, 1),
@@ -340,29 +258,43 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
         );
         assert_eq!(world.hash(), hash);
     }
-    let order = issuers[0].authorize_load(phone.id, 1, yuan("100"));
-    Relay::new().load(&mut phone.card, &order).unwrap();
+    issuers[0]
+        .load_card(&mut phone.card, (phone.id, 1, yuan("100")))
+        .unwrap();
     load(&mut world, &issuers, &mut other, 1, "10");
     Relay::new()
         .pay(&mut phone.card, &mut other.card, yuan("12.34"), NOW_S + 5)
         .unwrap();
+    // A record changed after the card attested it is refused before the center.
+    let mut tampered = offline::attest(&mut world, &mut other);
     let hash = world.hash();
-    // A record whose signature was tampered with is refused by the operator tier.
-    let mut tampered = records(&mut other);
-    tampered[0].0.signed.record.amount = yuan("99");
+    tampered.log[0].signed.record.amount = yuan("99");
+    let device_key = other.key();
     let error = world
         .run(
             lakeside,
             Command::SyncOffline {
-                reporter: other.id,
-                confirmed_at_s: 0,
-                records: tampered,
+                sync: tampered,
+                device_key,
             },
         )
         .unwrap_err();
-    assert_eq!(error.code(), "SIGNATURE_INVALID");
+    assert_eq!(error.code(), "SYNC_NOT_ATTESTED");
     assert_eq!(world.hash(), hash);
-    // Reported by a device that is party to none of the records.
+    // The genuine attestation, booked once; presented again, its nonce is spent.
+    let genuine = offline::attest(&mut world, &mut other);
+    let command = Command::SyncOffline {
+        sync: genuine,
+        device_key,
+    };
+    world.run(lakeside, command.clone()).unwrap();
+    let hash = world.hash();
+    assert_eq!(
+        world.run(lakeside, command).unwrap_err().code(),
+        "SYNC_NONCE_UNKNOWN"
+    );
+    assert_eq!(world.hash(), hash);
+    // A device whose own key signs records that are not its own.
     let bystander = issue(
         &mut world,
         &issuers,
@@ -371,31 +303,26 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
         22,
         None,
     );
+    let others = Relay::new().records_to_sync(&mut other.card).unwrap();
+    let forged = offline::forged_sync(
+        &mut world,
+        (bystander.id, lakeside),
+        &offline::device_key(22),
+        others,
+    );
     let hash = world.hash();
     let error = world
         .run(
             lakeside,
             Command::SyncOffline {
-                reporter: bystander.id,
-                confirmed_at_s: 0,
-                records: records(&mut other),
+                sync: forged,
+                device_key: bystander.key(),
             },
         )
         .unwrap_err();
     assert!(matches!(error.code(), "NOT_YOUR_RECORD"), "{error}");
     assert_eq!(world.hash(), hash);
     world.assert_audit();
-}
-
-fn vault(world: &World, op: OperatorId) -> Amount {
-    let account = world.platform.state().operator(op).unwrap().vault;
-    world
-        .platform
-        .state()
-        .ledger()
-        .account(account)
-        .unwrap()
-        .balance
 }
 
 mod random_campaigns {
@@ -499,10 +426,9 @@ mod random_campaigns {
                     };
                     if self.world.run(self.cards[device].operator, command).is_ok() {
                         self.load_seqs[device] = seq;
-                        let order = self.issuers[self.cards[device].operator.0 as usize - 1]
-                            .authorize_load(self.cards[device].id, seq, amount);
-                        Relay::new()
-                            .load(&mut self.cards[device].card, &order)
+                        let card = &mut self.cards[device];
+                        self.issuers[card.operator.0 as usize - 1]
+                            .load_card(&mut card.card, (card.id, seq, amount))
                             .expect("the center accepted this load");
                     }
                 }
@@ -530,12 +456,7 @@ mod random_campaigns {
                         .summary(&mut self.cards[device].card)
                         .unwrap()
                         .counter;
-                    let original = &self.cards[device];
-                    let clone = Device {
-                        id: original.id,
-                        card: original.card.clone_card(),
-                        operator: original.operator,
-                    };
+                    let clone = self.cards[device].copy();
                     self.clones.push((self.cards.len(), counter));
                     self.cards.push(clone);
                 }
@@ -567,30 +488,8 @@ mod random_campaigns {
         }
 
         fn sync(&mut self, card: usize) {
-            let device = &mut self.cards[card];
-            let reported = records(device);
-            let summary = Relay::new().summary(&mut device.card).unwrap();
-            let command = Command::SyncOffline {
-                reporter: device.id,
-                confirmed_at_s: summary.last_sync_s,
-                records: reported,
-            };
-            let operator = device.operator;
-            self.world
-                .run(operator, command)
-                .expect("a sync of genuine records is accepted");
-            let entries = Relay::new()
-                .records_to_sync(&mut self.cards[card].card)
-                .unwrap();
-            let last = entries.last().map_or(summary.synced_through, |e| e.seq);
-            self.clock_s += 1;
-            let confirmation = self.issuers[operator.0 as usize - 1].confirm_sync(
-                self.cards[card].id,
-                last,
-                self.clock_s,
-            );
-            // A clone's confirmation can be refused (its twin moved on); that is the clone's loss.
-            let _ = Relay::new().confirm_sync(&mut self.cards[card].card, &confirmation);
+            offline::sync(&mut self.world, &self.issuers, &mut self.cards[card])
+                .expect("a sync of a genuine card is accepted");
         }
     }
 
@@ -681,7 +580,7 @@ fn a_phone_unloads_back_to_its_wallet_once_even_if_the_answer_is_lost() {
     let kept = Relay::new().unloads_to_sync(&mut phone.card).unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].unload, unload);
-    let device_key = KeyPair::from_seed(b"device/30").public_key();
+    let device_key = offline::device_key(30).public_key();
     let command = Command::UnloadDevice { unload, device_key };
     let first = world.run(jiangnan, command.clone()).unwrap();
     assert_eq!(world.balance(holder.wallet), yuan("820"));
@@ -700,7 +599,7 @@ fn a_phone_unloads_back_to_its_wallet_once_even_if_the_answer_is_lost() {
         phone.id,
         2,
         (yuan("50"), NOW_S + 200),
-        &KeyPair::from_seed(b"thief"),
+        &ecny::certs::KeyPair::from_seed(b"thief"),
     );
     let error = world
         .run(
@@ -733,8 +632,8 @@ fn an_issuer_with_an_empty_vault_cannot_cover_a_clone_yet_the_books_still_hold()
             },
         )
         .unwrap();
-    sync(&mut world, &mut shop_a);
-    let caught = sync(&mut world, &mut shop_b);
+    sync(&mut world, &issuers, &mut shop_a);
+    let caught = sync(&mut world, &issuers, &mut shop_b);
     assert_eq!(caught.blocked, 1);
     let device = world.platform.state().devices().device(card.id).unwrap();
     assert_eq!(device.covered, yuan("0"), "nothing to cover it with");
@@ -774,8 +673,11 @@ fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no
     assert_eq!(world.balance(holder.wallet), yuan("700"));
     // The phone moves away after PAY: the payer debited, the payee never credited.
     let cut =
-        Relay::cutting_link_before(6).pay(&mut phone.card, &mut shop.card, yuan("45"), NOW_S + 10);
+        Relay::cutting_link_before(7).pay(&mut phone.card, &mut shop.card, yuan("45"), NOW_S + 10);
     assert!(cut.is_err());
+    // The phones move apart: the next contact with either card starts a new session.
+    phone.card.power_up();
+    shop.card.power_up();
     assert_eq!(
         Relay::new().summary(&mut phone.card).unwrap().balance,
         yuan("255")
@@ -786,13 +688,12 @@ fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no
     );
 
     // The payer syncs first: the record is held, nothing moves.
-    let held = sync(&mut world, &mut phone);
+    let held = sync(&mut world, &issuers, &mut phone);
     assert_eq!((held.held, held.settled, held.reversed), (1, 0, 0));
     // The shop syncs and applies the confirmation: its old challenges are retired.
-    assert_eq!(sync(&mut world, &mut shop).reversed, 0);
-    confirm(&issuers, &mut shop, NOW_S + 1_000);
+    assert_eq!(sync(&mut world, &issuers, &mut shop).reversed, 0);
     // At its next sync the center knows it can never credit the payment, and reverses it.
-    let reversed = sync(&mut world, &mut shop);
+    let reversed = sync(&mut world, &issuers, &mut shop);
     assert_eq!(reversed.reversed, 1);
     assert_eq!(
         world.balance(holder.wallet),
@@ -803,8 +704,10 @@ fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no
     let actual = Relay::new().summary(&mut phone.card).unwrap().balance;
     assert_eq!(devices.device(phone.id).unwrap().believed_balance(), actual);
     assert_eq!(devices.held_records(), 0);
-    // Reported again later, the record counts once: as already settled.
-    assert_eq!(sync(&mut world, &mut phone).duplicates, 1);
+    // The payer's first sync was confirmed: its card no longer reports the record, and nothing
+    // moves again.
+    let again = sync(&mut world, &issuers, &mut phone);
+    assert_eq!((again.settled, again.duplicates, again.reversed), (0, 0, 0));
     assert_eq!(world.balance(holder.wallet), yuan("745"));
     world.assert_audit();
 }
@@ -832,23 +735,24 @@ fn a_visitor_cards_uncredited_payment_is_paid_out_in_cash_at_the_counter() {
         None,
     );
     load(&mut world, &issuers, &mut visitor, 1, "200");
-    let cut = Relay::cutting_link_before(6).pay(
+    let cut = Relay::cutting_link_before(7).pay(
         &mut visitor.card,
         &mut stall.card,
         yuan("35"),
         NOW_S + 10,
     );
     assert!(cut.is_err());
+    visitor.card.power_up();
+    stall.card.power_up();
     let refund = Command::RefundAtCounter { device: visitor.id };
     assert_eq!(
         world.run(jiangnan, refund.clone()).unwrap_err().code(),
         "NOTHING_OWED_AT_COUNTER",
         "nothing is owed while the payee could still credit it"
     );
-    assert_eq!(sync(&mut world, &mut visitor).held, 1);
-    sync(&mut world, &mut stall);
-    confirm(&issuers, &mut stall, NOW_S + 1_000);
-    sync(&mut world, &mut stall);
+    assert_eq!(sync(&mut world, &issuers, &mut visitor).held, 1);
+    sync(&mut world, &issuers, &mut stall);
+    sync(&mut world, &issuers, &mut stall);
     let devices = world.platform.state().devices();
     assert_eq!(devices.owed_at_counter(visitor.id), yuan("35"));
     // Only the card's own operator pays it out; then the books agree with the card.
@@ -927,4 +831,54 @@ fn a_card_spent_twice(
         .pay(&mut clone.card, &mut shop_b.card, yuan("250"), NOW_S + 20)
         .unwrap();
     (card, shop_a, shop_b)
+}
+
+#[test]
+fn only_a_devices_issuing_operator_opens_its_sync_books_it_or_unloads_it() {
+    let mut world = World::new();
+    let issuers = issuers();
+    let [jiangnan, lakeside] = world.operators;
+    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
+    world.exchange(&holder, "1,000").unwrap();
+    let mut phone = issue(
+        &mut world,
+        &issuers,
+        jiangnan,
+        WalletForm::PhoneEse,
+        70,
+        Some(holder.wallet),
+    );
+    load(&mut world, &issuers, &mut phone, 1, "100");
+    let hash = world.hash();
+    let begin = Command::BeginSync { device: phone.id };
+    assert_eq!(
+        world.run(lakeside, begin).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    assert_eq!(world.hash(), hash);
+    let sync = offline::attest(&mut world, &mut phone);
+    let hash = world.hash();
+    let command = Command::SyncOffline {
+        sync,
+        device_key: phone.key(),
+    };
+    assert_eq!(
+        world.run(lakeside, command.clone()).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    let unload = Relay::new()
+        .unload(&mut phone.card, yuan("10"), NOW_S + 60)
+        .unwrap();
+    let unload = Command::UnloadDevice {
+        unload,
+        device_key: phone.key(),
+    };
+    assert_eq!(
+        world.run(lakeside, unload.clone()).unwrap_err().code(),
+        "NOT_YOUR_WALLET"
+    );
+    assert_eq!(world.hash(), hash);
+    world.run(jiangnan, command).unwrap();
+    world.run(jiangnan, unload).unwrap();
+    world.assert_audit();
 }

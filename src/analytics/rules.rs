@@ -542,6 +542,9 @@ impl RuleEngine {
             BlockReason::Overspent => {
                 "it spent more offline than was ever loaded or paid to it, so it was rolled back or cloned"
             }
+            BlockReason::RolledBack => {
+                "its own signed counters went back below what it had already spent, so it was restored from an older copy"
+            }
         };
         Finding {
             rule: Rule::OfflineAnomaly,

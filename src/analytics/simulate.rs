@@ -35,10 +35,9 @@ use crate::ids::{
 };
 use crate::node::Clock;
 use crate::offline::applet::Applet;
-use crate::offline::issuer::OperatorIssuer;
+use crate::offline::issuer::{OperatorIssuer, SyncError};
 use crate::offline::profiles::{Profile, WalletForm};
 use crate::offline::protocol::Relay;
-use crate::offline::settlement::SyncedRecord;
 use crate::platform::{seeded_issuers, seeded_key, Platform, PlatformError};
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{days_from_civil, ClassLimits, WalletClass};
@@ -1464,7 +1463,7 @@ impl City {
         for (index, episode) in today {
             self.play(index, episode, day_ms, &mut actions)?;
         }
-        self.offline_day(day, day_ms, &mut actions)?;
+        let syncs = self.offline_day(day, day_ms, &mut actions)?;
         // A day's plan stays within the day: the next day starts where this one ended.
         let next_day = day_ms + DAY_MS;
         assert!(
@@ -1472,6 +1471,10 @@ impl City {
             "an action was planned past midnight"
         );
         self.driver.run(actions)?;
+        // Syncs are round trips between card and center; they run once the day's plan has.
+        for (at_ms, index, shop) in syncs {
+            self.sync(at_ms, index, shop)?;
+        }
         self.refresh_balances();
         Ok(())
     }
@@ -1812,14 +1815,14 @@ const OFFLINE_LOAD: Amount = Amount::from_yuan(300);
 
 impl City {
     /// Offline: loads on the first morning, taps at merchants' phones through the day (no
-    /// network on either side), the holders' phones syncing in the evening and the merchants'
-    /// at night.
+    /// network on either side); answers the syncs due that day, the holders' phones in the
+    /// evening and the merchants' at night, as (time, card, whether a merchant's).
     fn offline_day(
         &mut self,
         day: u32,
         day_ms: u64,
         actions: &mut Vec<Action>,
-    ) -> Result<(), SimulationError> {
+    ) -> Result<Vec<(u64, usize, bool)>, SimulationError> {
         if day == 0 {
             for c in 0..self.cards.len() {
                 let card = &self.cards[c];
@@ -1834,14 +1837,10 @@ impl City {
                     amount: OFFLINE_LOAD,
                 };
                 actions.push(City::action(card.operator, at, command, None));
-                let order = self.issuers[card.operator.0 as usize - 1].authorize_load(
-                    card.id,
-                    1,
-                    OFFLINE_LOAD,
-                );
+                let issuer = &self.issuers[card.operator.0 as usize - 1];
                 let card = &mut self.cards[c];
-                Relay::new()
-                    .load(&mut card.applet, &order)
+                issuer
+                    .load_card(&mut card.applet, (card.id, 1, OFFLINE_LOAD))
                     .map_err(|e| SimulationError::Offline(e.to_string()))?;
                 card.balance = OFFLINE_LOAD.fen();
                 self.people[card.owner].balance -= OFFLINE_LOAD.fen();
@@ -1859,15 +1858,11 @@ impl City {
             let amount = self.random.yuan(5, 40);
             self.tap(at, card, shop, amount)?;
         }
-        for c in 0..self.cards.len() {
-            let at = day_ms + 21 * HOUR_MS + c as u64 * 1000;
-            actions.extend(self.sync(at, c, false)?);
-        }
-        for s in 0..self.shop_cards.len() {
-            let at = day_ms + 23 * HOUR_MS + s as u64 * 1000;
-            actions.extend(self.sync(at, s, true)?);
-        }
-        Ok(())
+        let holders =
+            (0..self.cards.len()).map(|c| (day_ms + 21 * HOUR_MS + c as u64 * 1000, c, false));
+        let shops =
+            (0..self.shop_cards.len()).map(|s| (day_ms + 23 * HOUR_MS + s as u64 * 1000, s, true));
+        Ok(holders.chain(shops).collect())
     }
 
     /// One offline payment between two secure elements, if both can take it.
@@ -1901,49 +1896,31 @@ impl City {
         Ok(true)
     }
 
-    /// A secure element reports its records; the center settles them; the operator confirms.
-    fn sync(
-        &mut self,
-        at_ms: u64,
-        index: usize,
-        shop: bool,
-    ) -> Result<Option<Action>, SimulationError> {
+    /// A secure element attests what it did over the center's nonce; the center settles it;
+    /// the operator confirms it back to the card.
+    fn sync(&mut self, at_ms: u64, index: usize, shop: bool) -> Result<(), SimulationError> {
         let card = if shop {
             &mut self.shop_cards[index]
         } else {
             &mut self.cards[index]
         };
-        let offline =
-            |e: crate::offline::protocol::RelayError| SimulationError::Offline(e.to_string());
-        let entries = Relay::new()
-            .records_to_sync(&mut card.applet)
-            .map_err(offline)?;
-        let Some(last) = entries.last() else {
-            return Ok(None);
+        let driver = &mut self.driver;
+        let origin = Origin::Operator(card.operator);
+        let mut center = |command: Command| {
+            driver
+                .batch(at_ms, origin, vec![command])
+                .map(|mut results| results.remove(0))
+                .map_err(|e| SyncError::Unreachable(e.to_string()))
         };
-        let own_key = card.key.public_key();
-        let records = entries
-            .iter()
-            .map(|entry| SyncedRecord::from_entry(entry, &own_key))
-            .collect();
-        let confirmed_at_s = Relay::new()
-            .summary(&mut card.applet)
-            .map_err(offline)?
-            .last_sync_s;
-        let confirmation = self.issuers[card.operator.0 as usize - 1].confirm_sync(
-            card.id,
-            last.seq,
-            (at_ms / 1000) as u32,
-        );
-        Relay::new()
-            .confirm_sync(&mut card.applet, &confirmation)
-            .map_err(offline)?;
-        let command = Command::SyncOffline {
-            reporter: card.id,
-            confirmed_at_s,
-            records,
-        };
-        Ok(Some(City::action(card.operator, at_ms, command, None)))
+        let issuer = &self.issuers[card.operator.0 as usize - 1];
+        issuer
+            .sync_card(
+                &mut card.applet,
+                (card.id, card.key.public_key()),
+                &mut center,
+            )
+            .map(|_| ())
+            .map_err(|error| SimulationError::Offline(format!("sync {}: {error}", card.id)))
     }
 
     /// Someone copies a holder's card; the copy and the card each pay a different merchant

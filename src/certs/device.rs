@@ -14,7 +14,7 @@ use crate::certs::{sm3_parts, CertError, KeyPair, PublicKey, Signature};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, OperatorId};
 
-/// Largest encoded certificate: with a 36-byte challenge it still fits one short APDU.
+/// Largest encoded certificate: one fits a short APDU with room to spare.
 pub const CERTIFICATE_BYTES_MAX: usize = 200;
 /// Blocked devices one revocation list carries; sized for a secure element's memory.
 pub const REVOKED_DEVICES_MAX: usize = 128;
@@ -54,6 +54,9 @@ pub struct DeviceCaps {
     /// Set by a guardian on a student card; `None` means no daily limit.
     pub daily_cap: Option<Amount>,
     pub payments_before_sync: u16,
+    /// What the card may pay between two online syncs, whatever it receives meanwhile: what a
+    /// copy of it can spend before its next sync gives it away.
+    pub spend_before_sync: Amount,
 }
 
 /// Everything a certificate says, without the issuer's signature.
@@ -69,7 +72,7 @@ pub struct CertificateBody {
     pub caps: Option<DeviceCaps>,
 }
 
-/// A signed certificate: 118 bytes for an operator, 145 (153 with a daily cap) for a device.
+/// A signed certificate: 118 bytes for an operator, 153 (161 with a daily cap) for a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CompactCertificate {
     pub body: CertificateBody,
@@ -484,6 +487,7 @@ fn encode_caps(caps: &DeviceCaps, writer: &mut Writer) {
         None => writer.u8(0),
     };
     writer.u16(caps.payments_before_sync);
+    writer.i64(caps.spend_before_sync.fen());
 }
 
 fn decode_caps(reader: &mut Reader<'_>) -> Result<DeviceCaps, DecodeError> {
@@ -495,11 +499,13 @@ fn decode_caps(reader: &mut Reader<'_>) -> Result<DeviceCaps, DecodeError> {
         None
     };
     let payments_before_sync = reader.u16("payments before sync")?;
+    let spend_before_sync = decode_cap(reader, "spend before sync")?;
     Ok(DeviceCaps {
         per_payment_cap,
         balance_cap,
         daily_cap,
         payments_before_sync,
+        spend_before_sync,
     })
 }
 
@@ -559,6 +565,7 @@ mod tests {
             balance_cap: Amount::from_yuan(5_000),
             daily_cap: None,
             payments_before_sync: 50,
+            spend_before_sync: Amount::from_yuan(5_000),
         }
     }
 
@@ -624,14 +631,14 @@ mod tests {
     fn certificates_are_compact() {
         let chain = chain();
         assert_eq!(chain.operator_cert.encoded_len(), 118);
-        assert_eq!(chain.device_cert.encoded_len(), 145);
+        assert_eq!(chain.device_cert.encoded_len(), 153);
         let mut student = device_body(&chain.operator_key);
         student.caps = Some(DeviceCaps {
             daily_cap: Some(Amount::from_yuan(50)),
             ..caps()
         });
         let student = student.sign(&chain.operator_key);
-        assert_eq!(student.encoded_len(), 153);
+        assert_eq!(student.encoded_len(), 161);
         assert!(student.encoded_len() <= CERTIFICATE_BYTES_MAX);
     }
 

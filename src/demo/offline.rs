@@ -15,11 +15,10 @@ use crate::demo::DemoError;
 use crate::ids::{DeviceId, IdempotencyKey, OperatorId, WalletId};
 use crate::node::SystemClock;
 use crate::offline::applet::Applet;
-use crate::offline::issuer::OperatorIssuer;
+use crate::offline::issuer::{OperatorIssuer, SyncError};
 use crate::offline::link::{tap_time, BitRate, LinkParams};
 use crate::offline::profiles::{Profile, WalletForm};
 use crate::offline::protocol::Relay;
-use crate::offline::settlement::SyncedRecord;
 use crate::platform::Platform;
 
 const SEED: &str = "offline-demo";
@@ -152,13 +151,8 @@ impl Story<'_> {
             amount: yuan(amount),
         };
         self.run(card.operator, command, "load")?;
-        let order = self.issuers[card.operator.0 as usize - 1].authorize_load(
-            card.id,
-            card.load_seq,
-            yuan(amount),
-        );
-        Relay::new()
-            .load(&mut card.applet, &order)
+        self.issuers[card.operator.0 as usize - 1]
+            .load_card(&mut card.applet, (card.id, card.load_seq, yuan(amount)))
             .map_err(|e| DemoError::Step(format!("load the SE: {e}")))
     }
 
@@ -210,40 +204,28 @@ impl Story<'_> {
         }
     }
 
-    /// Back online: the SE reports its records and the center settles them.
+    /// Back online: the SE attests what it did over the center's nonce, the center settles it,
+    /// the operator confirms it back to the card.
     fn sync(&mut self, card: &mut Card, who: &str) -> Result<(), DemoError> {
-        let entries = Relay::new()
-            .records_to_sync(&mut card.applet)
-            .map_err(|e| DemoError::Step(e.to_string()))?;
-        let own_key = card.key.public_key();
-        let records = entries
-            .iter()
-            .map(|entry| SyncedRecord::from_entry(entry, &own_key))
-            .collect();
-        let confirmed_at_s = Relay::new()
-            .summary(&mut card.applet)
-            .map_err(|e| DemoError::Step(e.to_string()))?
-            .last_sync_s;
-        let command = Command::SyncOffline {
-            reporter: card.id,
-            confirmed_at_s,
-            records,
+        self.now_s += 1;
+        let platform = &mut self.platform;
+        let operator = card.operator;
+        let mut center = |command: Command| {
+            platform
+                .one(operator, command)
+                .map_err(|e| SyncError::Unreachable(e.to_string()))
         };
-        let Outcome::Synced(report) = self.run(card.operator, command, "sync")? else {
-            unreachable!("sync answers a report")
-        };
+        let report = self.issuers[operator.0 as usize - 1]
+            .sync_card(
+                &mut card.applet,
+                (card.id, card.key.public_key()),
+                &mut center,
+            )
+            .map_err(|e| DemoError::Step(format!("sync: refused with {} ({e})", e.code())))?;
         self.say(&format!(
             "  ✓ {who} syncs: {} settled, {} already settled by the other side, {} device(s) blocked",
             report.settled, report.duplicates, report.blocked
         ));
-        if let Some(last) = entries.last() {
-            self.now_s += 1;
-            let confirmation = self.issuers[card.operator.0 as usize - 1]
-                .confirm_sync(card.id, last.seq, self.now_s);
-            Relay::new()
-                .confirm_sync(&mut card.applet, &confirmation)
-                .map_err(|e| DemoError::Step(e.to_string()))?;
-        }
         Ok(())
     }
 }

@@ -5,8 +5,10 @@
 //! changes state checks everything first, then makes all its writes inside one atomic
 //! transaction, so a power cut at any write leaves the pre-command state after power-up. The
 //! card has no clock: commands carry the phone's time, which may never go below the last
-//! trusted time the card learnt at sync. Commands (CLA 00 for ISO, 80 for ours; chaining with
-//! CLA bit 10):
+//! trusted time the card learnt at sync, nor more than [`OFFLINE_PERIOD_MAX_S`] past it. A tap
+//! is one power-up of the card: it draws a fresh session nonce, answers it at SELECT, pays only
+//! a challenge its payee's SE signed for this card and this session, and pays at most once.
+//! Commands (CLA 00 for ISO, 80 for ours; chaining with CLA bit 10):
 //!
 //! | INS | command | data in | data out |
 //! |---|---|---|---|
@@ -22,6 +24,11 @@
 //! | 5A | CONFIRM SYNC | [`SyncConfirmation`] | — |
 //! | 5C | UPDATE REVOCATION LIST | [`RevocationList`] | — |
 //! | 5E | UNLOAD | [`UnloadCommand`] | [`SignedUnload`] |
+//! | 60 | ATTEST SYNC | the center's [`Nonce`] | [`SyncAttestation`] |
+//!
+//! LOAD VALUE and CONFIRM SYNC obey only an operator order that names the attestation this card
+//! made in the same session (kept in RAM, dropped by any command that changes the card), so no
+//! other copy of the card, and no older state of it, can use them.
 
 use crate::amount::Amount;
 use crate::certs::device::{
@@ -31,9 +38,9 @@ use crate::certs::{KeyPair, PublicKey, Signature};
 use crate::offline::apdu::{CommandApdu, LengthForm, ResponseApdu, CLA_CHAINING};
 use crate::offline::error::OfflineError;
 use crate::offline::messages::{
-    Acknowledgement, Challenge, ChallengeOffer, EntryRole, LogEntry, PayCommand, PaymentRecord,
-    PaymentRequest, ReceiveCommand, SignedRecord, SignedUnload, SyncConfirmation, UnloadCommand,
-    UnloadEntry, Wire, SIGNATURE_BYTES,
+    Acknowledgement, AttestationDigest, Challenge, ChallengeOffer, EntryRole, LogEntry, Nonce,
+    PayCommand, PaymentRecord, PaymentRequest, ReceiveCommand, SignedRecord, SignedUnload,
+    SyncConfirmation, UnloadCommand, UnloadEntry, Wire, SIGNATURE_BYTES,
 };
 use crate::offline::nvm::{Nvm, PowerLost, TearingPlan};
 use crate::offline::state::{Challenges, DeviceKey, SpendingDay, VerifiedCertificates};
@@ -43,7 +50,7 @@ pub use crate::offline::state::PersistentState;
 
 /// The applet's identifier: a registered-style RID (A0 00 00 06 32) and PIX 01 01.
 pub const AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01];
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Records kept until the center confirms them; a full log refuses payments until sync.
 pub const RECORDS_MAX: usize = 64;
 /// Signed unloads kept until the center confirms them; the phone is online when it unloads,
@@ -63,6 +70,14 @@ pub const CHAIN_BYTES_MAX: usize = 1_280;
 /// Daily caps roll over at midnight Beijing time (UTC+8).
 pub const BEIJING_OFFSET_S: u32 = 8 * 3_600;
 pub const DAY_S: u32 = 86_400;
+/// How far past its last trusted time (a sync confirmation or a revocation list) a phone's or
+/// reader's clock may be before the card refuses to transact: a card is offline a week at most,
+/// and a clock set forward gains at most a week of daily caps, each day's only once.
+pub const OFFLINE_PERIOD_MAX_S: u32 = 7 * DAY_S;
+/// Beijing days one offline period can name: the floor's day and the seven after it.
+pub const OFFLINE_DAYS_MAX: usize = (OFFLINE_PERIOD_MAX_S / DAY_S) as usize + 1;
+/// Two phones' clocks in one tap agree within this: a challenge older or newer is refused.
+pub const CHALLENGE_CLOCK_SKEW_S: u32 = 300;
 
 const SELECT_BY_NAME: (u8, u8) = (0x04, 0x00);
 const READ_RECORD_BY_NUMBER: u8 = 0x04;
@@ -88,6 +103,7 @@ pub mod ins {
     pub const CONFIRM_SYNC: u8 = 0x5A;
     pub const UPDATE_REVOCATION: u8 = 0x5C;
     pub const UNLOAD: u8 = 0x5E;
+    pub const ATTEST: u8 = 0x60;
 }
 
 /// GET DATA tags (P1P2).
@@ -122,12 +138,32 @@ pub struct CommandCost {
 }
 
 /// Transient memory: cleared at every power-up, as a card's RAM is.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Ram {
     selected: bool,
     chain: Option<ChainBuffer>,
     last_error: Option<OfflineError>,
     cost: CommandCost,
+    /// This tap's session nonce, drawn at power-up.
+    session: Nonce,
+    /// Whether this tap has paid: a card pays at most once per power-up.
+    paid_in_session: bool,
+    /// The attestation made in this session, while the card has not changed since.
+    attested: Option<AttestationDigest>,
+}
+
+impl Ram {
+    fn new(session: Nonce) -> Ram {
+        Ram {
+            selected: false,
+            chain: None,
+            last_error: None,
+            cost: CommandCost::default(),
+            session,
+            paid_in_session: false,
+            attested: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +205,8 @@ type Answer = Result<ResponseApdu, Failure>;
 pub struct Applet {
     nvm: Nvm<PersistentState>,
     ram: Ram,
+    /// The random number generator's draws so far: session nonces never repeat.
+    draws: u64,
 }
 
 impl Applet {
@@ -200,7 +238,7 @@ impl Applet {
             balance: Amount::ZERO,
             counter: 0,
             payments_since_sync: 0,
-            spending_day: SpendingDay::default(),
+            spending_days: Vec::new(),
             load_seq: 0,
             unload_seq: 0,
             challenge_seq: 0,
@@ -216,9 +254,11 @@ impl Applet {
             blocked: false,
         };
         state.assert_invariants();
+        let session = state.session_nonce(0);
         Ok(Applet {
             nvm: Nvm::new(state),
-            ram: Ram::default(),
+            ram: Ram::new(session),
+            draws: 1,
         })
     }
 
@@ -232,6 +272,10 @@ impl Applet {
         let writes_before = self.nvm.writes_since_armed();
         let outcome = self.handle(apdu);
         self.ram.cost.persistent_writes = self.nvm.writes_since_armed() - writes_before;
+        if self.ram.cost.persistent_writes > 0 {
+            // The card changed: what it attested earlier in the session is no longer its state.
+            self.ram.attested = None;
+        }
         match outcome {
             Ok(response) => response.encode(),
             Err(Failure::PowerLost) => Vec::new(),
@@ -247,7 +291,9 @@ impl Applet {
     /// transaction is rolled back and RAM starts empty.
     pub fn power_up(&mut self) {
         self.nvm.power_up();
-        self.ram = Ram::default();
+        let session = self.nvm.image().session_nonce(self.draws);
+        self.draws += 1;
+        self.ram = Ram::new(session);
     }
 
     pub fn is_powered(&self) -> bool {
@@ -280,11 +326,15 @@ impl Applet {
     }
 
     /// What an attacker who extracted the persistent memory could build: a second card with
-    /// the same keys, balance and counter. The center detects it by reused counters.
+    /// the same keys, balance and counter (or, kept aside, an older image to restore). The
+    /// center detects it by reused counters, or by attested counters behind what it booked.
     pub fn clone_card(&self) -> Applet {
+        let image = self.nvm.image().clone();
+        let session = image.session_nonce(0);
         let mut clone = Applet {
-            nvm: Nvm::new(self.nvm.image().clone()),
-            ram: Ram::default(),
+            nvm: Nvm::new(image),
+            ram: Ram::new(session),
+            draws: 1,
         };
         clone.power_up();
         clone
@@ -355,6 +405,7 @@ impl Applet {
                 | ins::CONFIRM_SYNC
                 | ins::UPDATE_REVOCATION
                 | ins::UNLOAD
+                | ins::ATTEST
         );
         if !known {
             return Err(OfflineError::InsNotSupported(command.ins).into());
@@ -373,6 +424,7 @@ impl Applet {
             ins::ACKNOWLEDGE => self.acknowledge(command),
             ins::CONFIRM_SYNC => self.confirm_sync(command),
             ins::UNLOAD => self.unload(command),
+            ins::ATTEST => self.attest(command),
             _ => self.update_revocation(command),
         }
     }
@@ -386,9 +438,8 @@ impl Applet {
             return Err(OfflineError::ApplicationNotFound.into());
         }
         self.ram.selected = true;
-        Ok(ResponseApdu::success(
-            self.nvm.image().select_info().encode(),
-        ))
+        let info = self.nvm.image().select_info(self.ram.session);
+        Ok(ResponseApdu::success(info.encode()))
     }
 
     fn get_data(&self, command: &Command) -> Answer {
@@ -447,6 +498,9 @@ impl Applet {
             return Err(OfflineError::SequenceOutOfOrder { got, expected }.into());
         }
         let balance = state.check_can_receive(load.amount)?;
+        if self.ram.attested != Some(load.attestation) {
+            return Err(OfflineError::NotAttested.into());
+        }
         let operator_key = state.operator_cert.body.public_key;
         verify(
             &mut self.ram.cost,
@@ -509,13 +563,17 @@ impl Applet {
         Ok(ResponseApdu::success(signed.encode()))
     }
 
-    /// Payee: a fresh challenge for `amount`; the previous one joins the recent ones.
+    /// Payee: a fresh challenge for `amount`, for the payer and tap the request names, signed;
+    /// the previous challenge joins the recent ones.
     fn request_payment(&mut self, command: &Command) -> Answer {
         expect_p1p2_zero(command)?;
         let request = PaymentRequest::decode(&command.data)?;
         let state = self.nvm.image();
         state.check_can_transact(request.time_s)?;
         check_positive(request.amount)?;
+        if request.payer == state.device {
+            return Err(OfflineError::SelfPayment.into());
+        }
         state.check_can_receive(request.amount)?;
         let challenge_seq = state
             .challenge_seq
@@ -526,11 +584,13 @@ impl Applet {
             nonce: state.nonce(challenge_seq),
             amount: request.amount,
             time_s: request.time_s,
+            payer: request.payer,
+            payer_session: request.payer_session,
         };
         let challenges = state.challenges.with_new(challenge);
         let offer = ChallengeOffer {
             challenge,
-            payee_device_cert: state.device_cert,
+            signature: sign(&mut self.ram.cost, &state.key, &challenge.digest()),
         };
         transact(&mut self.nvm, |nvm| {
             nvm.write(|state| state.challenge_seq = challenge_seq)?;
@@ -539,7 +599,8 @@ impl Applet {
         Ok(ResponseApdu::success(offer.encode()))
     }
 
-    /// Payer: checks the payee and every cap, then debits, counts and logs in one transaction.
+    /// Payer: checks the payee, its signed challenge and every cap, then debits, counts and
+    /// logs in one transaction.
     fn pay(&mut self, command: &Command) -> Answer {
         expect_p1p2_zero(command)?;
         let pay = PayCommand::decode(&command.data)?;
@@ -564,17 +625,18 @@ impl Applet {
             nvm.write(|state| state.balance = plan.balance)?;
             nvm.write(|state| state.counter = plan.record.counter)?;
             nvm.write(|state| state.payments_since_sync = plan.payments_since_sync)?;
-            nvm.write(|state| state.spending_day = plan.spending_day)?;
+            nvm.write(|state| state.spending_days = plan.spending_days)?;
             nvm.write(|state| state.log.push(entry))?;
             nvm.write(|state| state.next_log_seq = plan.log_seq + 1)?;
             remember_chain(nvm, plan.verified)
         })?;
+        self.ram.paid_in_session = true;
         Ok(ResponseApdu::success(signed.encode()))
     }
 
     fn plan_payment(&mut self, pay: &PayCommand) -> Result<PaymentPlan, OfflineError> {
         let state = self.nvm.image();
-        let challenge = &pay.challenge;
+        let challenge = &pay.offer.challenge;
         state.check_can_transact(pay.time_s)?;
         if pay.payee_device_cert.device() != Some(challenge.payee) {
             return Err(OfflineError::WrongDevice);
@@ -582,10 +644,17 @@ impl Applet {
         if challenge.payee == state.device {
             return Err(OfflineError::SelfPayment);
         }
+        if (challenge.payer, challenge.payer_session) != (state.device, self.ram.session) {
+            return Err(OfflineError::ChallengeNotBound);
+        }
+        check_skew(challenge.time_s, pay.time_s)?;
         check_positive(challenge.amount)?;
-        let spending_day = state.check_can_pay(challenge.amount, pay.time_s)?;
+        let spending_days = state.check_can_pay(challenge.amount, pay.time_s)?;
         if state.paid_challenge(challenge) {
             return Err(OfflineError::ChallengeReplayed);
+        }
+        if self.ram.paid_in_session {
+            return Err(OfflineError::OnePaymentPerTap);
         }
         let counter = state
             .counter
@@ -593,6 +662,14 @@ impl Applet {
             .ok_or(OfflineError::CounterExhausted)?;
         let (_, verified) =
             self.check_peer_chain(&pay.payee_operator_cert, &pay.payee_device_cert, pay.time_s)?;
+        let payee_key = pay.payee_device_cert.body.public_key;
+        verify(
+            &mut self.ram.cost,
+            &payee_key,
+            &challenge.digest(),
+            &pay.offer.signature,
+            "challenge",
+        )?;
         let state = self.nvm.image();
         let record = PaymentRecord {
             payer: state.device,
@@ -609,9 +686,9 @@ impl Applet {
                 .checked_sub(challenge.amount)
                 .expect("checked"),
             payments_since_sync: state.payments_since_sync + 1,
-            spending_day,
+            spending_days,
             log_seq: state.next_log_seq,
-            payee_key: pay.payee_device_cert.body.public_key,
+            payee_key,
             verified,
         })
     }
@@ -686,6 +763,10 @@ impl Applet {
             let record = record.amount;
             return Err(OfflineError::AmountMismatch { record, challenge });
         }
+        if challenge.payer != record.payer {
+            return Err(OfflineError::ChallengeNotBound);
+        }
+        check_skew(challenge.time_s, record.time_s)?;
         let balance = state.check_can_receive(record.amount)?;
         let (payer_caps, verified) = self.check_peer_chain(
             &receive.payer_operator_cert,
@@ -749,15 +830,18 @@ impl Applet {
         Ok(ResponseApdu::success(Vec::new()))
     }
 
-    /// The center has recorded the log up to `through_seq`: drop it, reset the sync count,
-    /// learn trusted time, and retire every challenge so none can be credited after the center
-    /// settled it.
+    /// The center has booked this session's attestation, so the log up to `through_seq`: drop
+    /// it, start a new spending period, learn trusted time, and retire every challenge so none
+    /// can be credited after the center settled it.
     fn confirm_sync(&mut self, command: &Command) -> Answer {
         expect_p1p2_zero(command)?;
         let sync = SyncConfirmation::decode(&command.data)?;
         let state = self.nvm.image();
         if sync.device != state.device {
             return Err(OfflineError::WrongDevice.into());
+        }
+        if self.ram.attested != Some(sync.attestation) {
+            return Err(OfflineError::NotAttested.into());
         }
         if sync.time_s <= state.last_sync_s {
             let (time_s, last_sync_s) = (sync.time_s, state.last_sync_s);
@@ -799,6 +883,7 @@ impl Applet {
             .copied()
             .collect();
         let clock_floor_s = state.clock_floor_s.max(sync.time_s);
+        let spending_days = state.spending_days_from(clock_floor_s);
         transact(&mut self.nvm, |nvm| {
             nvm.write(|state| state.log = log)?;
             nvm.write(|state| state.unloads = unloads)?;
@@ -806,9 +891,23 @@ impl Applet {
             nvm.write(|state| state.last_sync_s = sync.time_s)?;
             nvm.write(|state| state.payments_since_sync = unsynced_payments as u16)?;
             nvm.write(|state| state.clock_floor_s = clock_floor_s)?;
+            nvm.write(|state| state.spending_days = spending_days)?;
             nvm.write(|state| state.challenges = Challenges::default())
         })?;
         Ok(ResponseApdu::success(Vec::new()))
+    }
+
+    /// The card's signed account of itself over the center's nonce; changes nothing, and is
+    /// remembered for this session so the operator's orders can name it.
+    fn attest(&mut self, command: &Command) -> Answer {
+        expect_p1p2_zero(command)?;
+        let nonce = Nonce::decode(&command.data)?;
+        let state = self.nvm.image();
+        let mut attestation = state.attestation(nonce);
+        let digest = attestation.digest();
+        attestation.signature = sign(&mut self.ram.cost, &state.key, &digest);
+        self.ram.attested = Some(digest);
+        Ok(ResponseApdu::success(attestation.encode()))
     }
 
     fn update_revocation(&mut self, command: &Command) -> Answer {
@@ -825,10 +924,12 @@ impl Applet {
             .map_err(|_| OfflineError::SignatureInvalid("revocation list"))?;
         let blocked = list.is_blocked(state.device);
         let clock_floor_s = state.clock_floor_s.max(list.issued_at_s());
+        let spending_days = state.spending_days_from(clock_floor_s);
         transact(&mut self.nvm, |nvm| {
             nvm.write(|state| state.revocation = list)?;
             nvm.write(|state| state.blocked = blocked)?;
             nvm.write(|state| state.clock_floor_s = clock_floor_s)?;
+            nvm.write(|state| state.spending_days = spending_days)?;
             // Whatever the new list revokes must never be skipped as already verified.
             nvm.write(|state| state.verified = VerifiedCertificates::default())
         })?;
@@ -840,7 +941,7 @@ struct PaymentPlan {
     record: PaymentRecord,
     balance: Amount,
     payments_since_sync: u16,
-    spending_day: SpendingDay,
+    spending_days: Vec<SpendingDay>,
     log_seq: u32,
     payee_key: PublicKey,
     verified: Option<VerifiedCertificates>,
@@ -893,6 +994,17 @@ fn verify(
         .map_err(|_| OfflineError::SignatureInvalid(what))
 }
 
+/// Two clocks of one tap agree within [`CHALLENGE_CLOCK_SKEW_S`].
+fn check_skew(challenge_s: u32, time_s: u32) -> Result<(), OfflineError> {
+    if challenge_s.abs_diff(time_s) > CHALLENGE_CLOCK_SKEW_S {
+        return Err(OfflineError::ChallengeStale {
+            challenge_s,
+            time_s,
+        });
+    }
+    Ok(())
+}
+
 fn check_positive(amount: Amount) -> Result<(), OfflineError> {
     if !amount.is_positive() || amount > Amount::MAX {
         return Err(OfflineError::AmountNotPositive(amount));
@@ -928,7 +1040,8 @@ mod tests {
     use crate::ids::DeviceId;
     use crate::offline::apdu::StatusWord;
     use crate::offline::messages::{
-        Nonce, SeSummary, SelectInfo, LOG_ENTRY_BYTES, NONCE_BYTES, SIGNED_RECORD_BYTES,
+        Nonce, SeSummary, SelectInfo, SyncAttestation, LOG_ENTRY_BYTES, NONCE_BYTES,
+        SIGNED_RECORD_BYTES,
     };
     use crate::offline::profiles::WalletForm;
     use crate::offline::protocol::{command_apdus, select_apdu};
@@ -943,6 +1056,8 @@ mod tests {
         world: World,
         payer: Applet,
         payee: Applet,
+        /// The payer's session, as its SELECT answered it.
+        session: Nonce,
     }
 
     impl Bench {
@@ -950,20 +1065,31 @@ mod tests {
             let world = World::new();
             let mut payer = world.wallet(0, WalletForm::PhoneEse, PAYER, Amount::from_yuan(500));
             let mut payee = world.wallet(1, WalletForm::PhoneEse, PAYEE, Amount::ZERO);
-            for card in [&mut payer, &mut payee] {
-                assert_eq!(send(card, &select_apdu().encode()).1, StatusWord::SUCCESS);
-            }
+            assert_eq!(
+                send(&mut payee, &select_apdu().encode()).1,
+                StatusWord::SUCCESS
+            );
+            let session = select(&mut payer).session;
             Bench {
                 world,
                 payer,
                 payee,
+                session,
             }
+        }
+
+        /// The payer leaves the field and comes back: a new tap, a new session.
+        fn next_tap(&mut self) {
+            self.payer.power_up();
+            self.session = select(&mut self.payer).session;
         }
 
         fn offer(&mut self, amount: Amount) -> ChallengeOffer {
             let request = PaymentRequest {
                 amount,
                 time_s: NOW_S,
+                payer: DeviceId(PAYER),
+                payer_session: self.session,
             };
             let data = expect_ok(message(
                 &mut self.payee,
@@ -976,8 +1102,8 @@ mod tests {
         fn pay_command(&self, offer: &ChallengeOffer) -> PayCommand {
             PayCommand {
                 time_s: NOW_S,
-                challenge: offer.challenge,
-                payee_device_cert: offer.payee_device_cert,
+                offer: *offer,
+                payee_device_cert: self.payee.persistent_image().device_cert,
                 payee_operator_cert: *self.world.operators[1].certificate(),
             }
         }
@@ -1003,6 +1129,10 @@ mod tests {
     fn send(card: &mut Applet, bytes: &[u8]) -> (Vec<u8>, StatusWord) {
         let response = ResponseApdu::parse(&card.process(bytes)).expect("a powered card answers");
         (response.data, response.sw)
+    }
+
+    fn select(card: &mut Applet) -> SelectInfo {
+        SelectInfo::decode(&expect_ok(send(card, &select_apdu().encode()))).unwrap()
     }
 
     /// Sends one proprietary command, chained as needed; returns the final answer.
@@ -1185,6 +1315,8 @@ mod tests {
         let mut request = PaymentRequest {
             amount: Amount::from_yuan(1),
             time_s: NOW_S,
+            payer: DeviceId(PAYER),
+            payer_session: bench.session,
         }
         .encode();
         request.push(0);
@@ -1197,6 +1329,8 @@ mod tests {
         let negative = PaymentRequest {
             amount: Amount::from_fen(-5),
             time_s: NOW_S,
+            payer: DeviceId(PAYER),
+            payer_session: bench.session,
         }
         .encode();
         assert_refused(
@@ -1259,19 +1393,30 @@ mod tests {
     #[test]
     fn a_payer_will_not_pay_itself_or_a_challenge_twice() {
         let mut bench = Bench::new();
+        let request = |payer: u64| PaymentRequest {
+            amount: Amount::from_yuan(1),
+            time_s: NOW_S,
+            payer: DeviceId(payer),
+            payer_session: bench.session,
+        };
+        let asks_itself = request(PAYER).encode();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::REQUEST_PAYMENT, &asks_itself),
+            StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+            "OFFLINE_SELF_PAYMENT",
+        );
+        // A challenge of the payer's own SE, as a hostile phone could obtain one.
         let own = {
-            let request = PaymentRequest {
-                amount: Amount::from_yuan(1),
-                time_s: NOW_S,
-            };
             let data = expect_ok(message(
                 &mut bench.payer,
                 ins::REQUEST_PAYMENT,
-                &request.encode(),
+                &request(PAYEE).encode(),
             ));
             ChallengeOffer::decode(&data).unwrap()
         };
         let pay_self = PayCommand {
+            payee_device_cert: bench.payer.persistent_image().device_cert,
             payee_operator_cert: bench.payer.persistent_image().operator_cert,
             ..bench.pay_command(&own)
         }
@@ -1539,14 +1684,132 @@ mod tests {
         );
     }
 
-    fn state_fingerprint(card: &Applet) -> (Amount, u32, usize, u32) {
+    fn state_fingerprint(card: &Applet) -> (Amount, u32, usize, u32, u32, u32) {
         let state = card.persistent_image();
         (
             state.balance(),
             state.counter(),
             state.log().len(),
             state.load_seq,
+            state.unload_seq(),
+            state.clock_floor_s(),
         )
+    }
+
+    #[test]
+    fn attest_sync_signs_the_cards_account_over_the_nonce_and_changes_nothing() {
+        let mut bench = Bench::new();
+        let signed = bench.paid_record(Amount::from_yuan(7));
+        let before = bench.payer.persistent_image().clone();
+        let nonce = Nonce([5; NONCE_BYTES]);
+        let data = expect_ok(message(&mut bench.payer, ins::ATTEST, &nonce.encode()));
+        let attestation = SyncAttestation::decode(&data).unwrap();
+        assert_eq!(bench.payer.persistent_image(), &before);
+        assert_eq!(bench.payer.last_command_cost().sm2_signs, 1);
+        assert!(attestation.verify(&World::device_key(PAYER).public_key()));
+        assert_eq!(
+            (attestation.nonce, attestation.counter, attestation.balance),
+            (nonce, 1, Amount::from_yuan(493))
+        );
+        assert_eq!(attestation.spent_since_sync, Amount::from_yuan(7));
+        let log = before.log();
+        assert_eq!(log[0].signed, signed);
+        assert_eq!(
+            attestation.entries_digest,
+            SyncAttestation::entries_digest(log, before.unloads())
+        );
+        for bad in [vec![0; NONCE_BYTES - 1], vec![0; NONCE_BYTES + 1]] {
+            assert_refused(
+                &mut bench.payer,
+                |c| message(c, ins::ATTEST, &bad),
+                StatusWord::INCORRECT_DATA,
+                "OFFLINE_MESSAGE_MALFORMED",
+            );
+        }
+        assert_refused(
+            &mut bench.payer,
+            |c| send(c, &hex("80 60 01 00 10 00000000000000000000000000000000")),
+            StatusWord::INCORRECT_P1_P2,
+            "APDU_INCORRECT_P1P2",
+        );
+    }
+
+    #[test]
+    fn orders_for_an_attestation_are_void_once_the_card_changes_or_loses_power() {
+        let mut bench = Bench::new();
+        let attest = |card: &mut Applet| {
+            let data = expect_ok(message(
+                card,
+                ins::ATTEST,
+                &Nonce([1; NONCE_BYTES]).encode(),
+            ));
+            SyncAttestation::decode(&data).unwrap().digest()
+        };
+        let operator = bench.world.operators[0].clone();
+        let digest = attest(&mut bench.payer);
+        let order = operator.confirm_sync((DeviceId(PAYER), 0, NOW_S + 10), &digest);
+        // A payment in between changes the card: the order answers a state that is gone.
+        bench.paid_record(Amount::from_yuan(1));
+        let stale = order.encode();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::CONFIRM_SYNC, &stale),
+            StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+            "OFFLINE_NOT_ATTESTED",
+        );
+        let digest = attest(&mut bench.payer);
+        let load = operator.authorize_load((DeviceId(PAYER), 2, Amount::from_yuan(1)), &digest);
+        bench.next_tap();
+        let void = load.encode();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::LOAD, &void),
+            StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+            "OFFLINE_NOT_ATTESTED",
+        );
+    }
+
+    #[test]
+    fn a_card_pays_once_per_tap_and_only_a_challenge_signed_for_this_tap() {
+        let mut bench = Bench::new();
+        bench.paid_record(Amount::from_yuan(2));
+        let offer = bench.offer(Amount::from_yuan(3));
+        let again = bench.pay_command(&offer).encode();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::PAY, &again),
+            StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+            "OFFLINE_ONE_PAYMENT_PER_TAP",
+        );
+        // The next tap has a new session: the challenge made for the last one is refused.
+        bench.next_tap();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::PAY, &again),
+            StatusWord::INCORRECT_DATA,
+            "OFFLINE_CHALLENGE_NOT_BOUND",
+        );
+        let mut tampered = bench.offer(Amount::from_yuan(3));
+        tampered.challenge.amount = Amount::from_yuan(300);
+        let tampered = bench.pay_command(&tampered).encode();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::PAY, &tampered),
+            StatusWord::SECURITY_STATUS_NOT_SATISFIED,
+            "OFFLINE_SIGNATURE_INVALID",
+        );
+        let mut early = bench.offer(Amount::from_yuan(3));
+        early.challenge.time_s -= CHALLENGE_CLOCK_SKEW_S + 1;
+        let early = bench.pay_command(&early).encode();
+        assert_refused(
+            &mut bench.payer,
+            |c| message(c, ins::PAY, &early),
+            StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+            "OFFLINE_CHALLENGE_STALE",
+        );
+        let fresh = bench.offer(Amount::from_yuan(3));
+        let fresh = bench.pay_command(&fresh).encode();
+        expect_ok(message(&mut bench.payer, ins::PAY, &fresh));
     }
 
     fn structured_apdu() -> impl Strategy<Value = Vec<u8>> {
@@ -1569,6 +1832,7 @@ mod tests {
             Just(ins::CONFIRM_SYNC),
             Just(ins::UPDATE_REVOCATION),
             Just(ins::UNLOAD),
+            Just(ins::ATTEST),
             any::<u8>()
         ];
         let data = proptest::collection::vec(any::<u8>(), 0..=255);

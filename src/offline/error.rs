@@ -100,6 +100,24 @@ pub enum OfflineError {
     RevocationStale { got: u32, current: u32 },
     #[error("the device key does not match its certificate")]
     KeyMismatch,
+    #[error("the phone's clock ({time_s} s) is past the offline period, which ends at {until_s} s: sync online first")]
+    OfflinePeriodOver { time_s: u32, until_s: u32 },
+    #[error("{amount} would exceed the cap of {cap} spent between two syncs (spent since the last: {spent})")]
+    SpendCap {
+        amount: Amount,
+        cap: Amount,
+        spent: Amount,
+    },
+    #[error("the challenge was not made for this card in this tap")]
+    ChallengeNotBound,
+    #[error(
+        "the challenge's time {challenge_s} s and this tap's time {time_s} s are too far apart"
+    )]
+    ChallengeStale { challenge_s: u32, time_s: u32 },
+    #[error("this card has already paid once in this tap; take it away and tap again")]
+    OnePaymentPerTap,
+    #[error("the order answers no attestation this card made in this session")]
+    NotAttested,
 }
 
 impl OfflineError {
@@ -146,6 +164,12 @@ impl OfflineError {
             ReceiptUnexpected(_) => "OFFLINE_RECEIPT_UNEXPECTED",
             RevocationStale { .. } => "OFFLINE_REVOCATION_STALE",
             KeyMismatch => "PERSONALIZATION_KEY_MISMATCH",
+            OfflinePeriodOver { .. } => "OFFLINE_PERIOD_OVER",
+            SpendCap { .. } => "OFFLINE_SPEND_CAP",
+            ChallengeNotBound => "OFFLINE_CHALLENGE_NOT_BOUND",
+            ChallengeStale { .. } => "OFFLINE_CHALLENGE_STALE",
+            OnePaymentPerTap => "OFFLINE_ONE_PAYMENT_PER_TAP",
+            NotAttested => "OFFLINE_NOT_ATTESTED",
         }
     }
 
@@ -165,7 +189,8 @@ impl OfflineError {
             | AmountNotPositive(_)
             | AmountMismatch { .. }
             | WrongDevice
-            | PayerMismatch => StatusWord::INCORRECT_DATA,
+            | PayerMismatch
+            | ChallengeNotBound => StatusWord::INCORRECT_DATA,
             Certificate(_) | SignatureInvalid(_) | KeyMismatch => {
                 StatusWord::SECURITY_STATUS_NOT_SATISFIED
             }
@@ -176,6 +201,7 @@ impl OfflineError {
             | SyncRequired { .. }
             | BalanceCap { .. }
             | LogFull
+            | SpendCap { .. }
             | UnloadsPending { .. } => StatusWord::NOT_ENOUGH_MEMORY,
             NotSelected
             | TimeBeforeSync { .. }
@@ -188,7 +214,11 @@ impl OfflineError {
             | SequenceOutOfOrder { .. }
             | SyncStale { .. }
             | SyncOutOfRange { .. }
-            | RevocationStale { .. } => StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
+            | RevocationStale { .. }
+            | OfflinePeriodOver { .. }
+            | ChallengeStale { .. }
+            | OnePaymentPerTap
+            | NotAttested => StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
         }
     }
 }

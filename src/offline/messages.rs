@@ -11,18 +11,24 @@ use crate::ids::DeviceId;
 
 pub const NONCE_BYTES: usize = 16;
 pub const SIGNATURE_BYTES: usize = 64;
-pub const CHALLENGE_BYTES: usize = 8 + NONCE_BYTES + 8 + 4;
+pub const CHALLENGE_BYTES: usize = 8 + NONCE_BYTES + 8 + 4 + 8 + NONCE_BYTES;
+pub const CHALLENGE_OFFER_BYTES: usize = CHALLENGE_BYTES + SIGNATURE_BYTES;
 pub const RECORD_BYTES: usize = 8 + 4 + 8 + NONCE_BYTES + 8 + 4;
 pub const SIGNED_RECORD_BYTES: usize = RECORD_BYTES + SIGNATURE_BYTES;
 pub const LOG_ENTRY_BYTES: usize = 4 + 1 + 1 + SIGNED_RECORD_BYTES + 33;
 pub const SIGNED_UNLOAD_BYTES: usize = 8 + 4 + 8 + 4 + SIGNATURE_BYTES;
 pub const UNLOAD_ENTRY_BYTES: usize = 4 + SIGNED_UNLOAD_BYTES;
+pub const SYNC_ATTESTATION_BYTES: usize =
+    8 + NONCE_BYTES + 8 + 4 * 8 + 8 + 1 + 32 + SIGNATURE_BYTES;
 
 const RECORD_DOMAIN: &[u8] = b"ecny.offline.payment-record.v1";
 const RECEIPT_DOMAIN: &[u8] = b"ecny.offline.receipt.v1";
 const LOAD_DOMAIN: &[u8] = b"ecny.offline.load.v1";
 const SYNC_DOMAIN: &[u8] = b"ecny.offline.sync.v1";
 const UNLOAD_DOMAIN: &[u8] = b"ecny.offline.unload.v1";
+const CHALLENGE_DOMAIN: &[u8] = b"ecny.offline.challenge.v1";
+const ATTESTATION_DOMAIN: &[u8] = b"ecny.offline.sync-attestation.v1";
+const ENTRIES_DOMAIN: &[u8] = b"ecny.offline.sync-entries.v1";
 
 /// A fixed-layout message: encoded into and decoded from the crate's field codec.
 pub trait Wire: Sized {
@@ -49,23 +55,47 @@ pub trait Wire: Sized {
     }
 }
 
-/// A payee's fresh challenge value; only its own secure element can have made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A fresh value no one else can predict: a payee's challenge, a card's tap session, the
+/// center's sync nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nonce(pub [u8; NONCE_BYTES]);
 
-/// What the payee's secure element asks to be paid: amount against a fresh nonce.
+impl Wire for Nonce {
+    fn encode_into(&self, writer: &mut Writer) {
+        writer.raw(&self.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Nonce, DecodeError> {
+        Ok(Nonce(reader.array("nonce")?))
+    }
+}
+
+/// What the payee's secure element asks to be paid, signed by it: an amount against a fresh
+/// nonce, for one payer in one tap (the payer's session nonce from its SELECT answer), so a
+/// challenge made for another card or another tap is refused by the payer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Challenge {
     pub payee: DeviceId,
     pub nonce: Nonce,
     pub amount: Amount,
+    /// The payee phone's clock; the payer's clock must agree within a few minutes.
     pub time_s: u32,
+    pub payer: DeviceId,
+    pub payer_session: Nonce,
+}
+
+impl Challenge {
+    /// What the payee's secure element signs.
+    pub fn digest(&self) -> [u8; 32] {
+        sm3_parts(&[CHALLENGE_DOMAIN, &self.encode()])
+    }
 }
 
 impl Wire for Challenge {
     fn encode_into(&self, writer: &mut Writer) {
         writer.u64(self.payee.0).raw(&self.nonce.0);
         writer.i64(self.amount.fen()).u32(self.time_s);
+        writer.u64(self.payer.0).raw(&self.payer_session.0);
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<Challenge, DecodeError> {
@@ -74,6 +104,8 @@ impl Wire for Challenge {
             nonce: Nonce(reader.array("challenge nonce")?),
             amount: Amount::from_fen(reader.i64("challenge amount")?),
             time_s: reader.u32("challenge time")?,
+            payer: DeviceId(reader.u64("challenge payer")?),
+            payer_session: Nonce(reader.array("challenge payer session")?),
         })
     }
 }
@@ -200,52 +232,67 @@ impl Wire for LogEntry {
     }
 }
 
-/// The payee phone's REQUEST PAYMENT: amount and the phone's clock (the card has none).
+/// The payee phone's REQUEST PAYMENT: amount, the phone's clock (the card has none), and the
+/// payer and its session nonce as the payer's SELECT answered them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PaymentRequest {
     pub amount: Amount,
     pub time_s: u32,
+    pub payer: DeviceId,
+    pub payer_session: Nonce,
 }
 
 impl Wire for PaymentRequest {
     fn encode_into(&self, writer: &mut Writer) {
         writer.i64(self.amount.fen()).u32(self.time_s);
+        writer.u64(self.payer.0).raw(&self.payer_session.0);
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<PaymentRequest, DecodeError> {
         Ok(PaymentRequest {
             amount: Amount::from_fen(reader.i64("request amount")?),
             time_s: reader.u32("request time")?,
+            payer: DeviceId(reader.u64("request payer")?),
+            payer_session: Nonce(reader.array("request payer session")?),
         })
     }
 }
 
-/// The payee's answer to REQUEST PAYMENT: its challenge and its device certificate.
+/// The payee's answer to REQUEST PAYMENT: its challenge, signed by its device key. The phone
+/// reads the payee's certificates with GET DATA; the payer checks the signature under them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChallengeOffer {
     pub challenge: Challenge,
-    pub payee_device_cert: CompactCertificate,
+    pub signature: Signature,
+}
+
+impl ChallengeOffer {
+    pub fn verify(&self, payee_key: &PublicKey) -> bool {
+        payee_key
+            .verify(&self.challenge.digest(), &self.signature)
+            .is_ok()
+    }
 }
 
 impl Wire for ChallengeOffer {
     fn encode_into(&self, writer: &mut Writer) {
         self.challenge.encode_into(writer);
-        self.payee_device_cert.encode_into(writer);
+        writer.raw(&self.signature.0);
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<ChallengeOffer, DecodeError> {
         Ok(ChallengeOffer {
             challenge: Challenge::decode_from(reader)?,
-            payee_device_cert: CompactCertificate::decode_from(reader)?,
+            signature: Signature(reader.array("challenge signature")?),
         })
     }
 }
 
-/// PAY, to the payer's secure element: the payee's challenge and certificate chain.
+/// PAY, to the payer's secure element: the payee's signed challenge and certificate chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PayCommand {
     pub time_s: u32,
-    pub challenge: Challenge,
+    pub offer: ChallengeOffer,
     pub payee_device_cert: CompactCertificate,
     pub payee_operator_cert: CompactCertificate,
 }
@@ -253,7 +300,7 @@ pub struct PayCommand {
 impl Wire for PayCommand {
     fn encode_into(&self, writer: &mut Writer) {
         writer.u32(self.time_s);
-        self.challenge.encode_into(writer);
+        self.offer.encode_into(writer);
         self.payee_device_cert.encode_into(writer);
         self.payee_operator_cert.encode_into(writer);
     }
@@ -261,7 +308,7 @@ impl Wire for PayCommand {
     fn decode_from(reader: &mut Reader<'_>) -> Result<PayCommand, DecodeError> {
         Ok(PayCommand {
             time_s: reader.u32("pay time")?,
-            challenge: Challenge::decode_from(reader)?,
+            offer: ChallengeOffer::decode_from(reader)?,
             payee_device_cert: CompactCertificate::decode_from(reader)?,
             payee_operator_cert: CompactCertificate::decode_from(reader)?,
         })
@@ -315,22 +362,34 @@ impl Wire for Acknowledgement {
     }
 }
 
+/// The digest of a [`SyncAttestation`]: what an operator's order names to bind it to the card
+/// state the card attested in the same session.
+pub type AttestationDigest = [u8; 32];
+
 /// The operator's order to move value from the holder's online wallet into the secure element;
-/// `load_seq` numbers loads so that none is applied twice.
+/// `load_seq` numbers loads so that none is applied twice, and `attestation` names the card
+/// state the order was issued for (the card's attestation of this session), so a card copied
+/// from an older image, in another state, cannot apply its original's later loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadAuthorization {
     pub device: DeviceId,
     pub load_seq: u32,
     pub amount: Amount,
+    pub attestation: AttestationDigest,
     pub signature: Signature,
 }
 
 impl LoadAuthorization {
-    pub fn sign(device: DeviceId, load_seq: u32, amount: Amount, operator: &KeyPair) -> Self {
+    pub fn sign(
+        (device, load_seq, amount): (DeviceId, u32, Amount),
+        attestation: &AttestationDigest,
+        operator: &KeyPair,
+    ) -> Self {
         let mut load = LoadAuthorization {
             device,
             load_seq,
             amount,
+            attestation: *attestation,
             signature: Signature([0; SIGNATURE_BYTES]),
         };
         load.signature = operator.sign(&load.digest());
@@ -339,18 +398,20 @@ impl LoadAuthorization {
 
     pub fn digest(&self) -> [u8; 32] {
         let mut writer = Writer::new();
-        writer
-            .u64(self.device.0)
-            .u32(self.load_seq)
-            .i64(self.amount.fen());
+        self.encode_fields(&mut writer);
         sm3_parts(&[LOAD_DOMAIN, &writer.bytes])
+    }
+
+    fn encode_fields(&self, writer: &mut Writer) {
+        writer.u64(self.device.0).u32(self.load_seq);
+        writer.i64(self.amount.fen()).raw(&self.attestation);
     }
 }
 
 impl Wire for LoadAuthorization {
     fn encode_into(&self, writer: &mut Writer) {
-        writer.u64(self.device.0).u32(self.load_seq);
-        writer.i64(self.amount.fen()).raw(&self.signature.0);
+        self.encode_fields(writer);
+        writer.raw(&self.signature.0);
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<LoadAuthorization, DecodeError> {
@@ -358,27 +419,36 @@ impl Wire for LoadAuthorization {
             device: DeviceId(reader.u64("load device")?),
             load_seq: reader.u32("load seq")?,
             amount: Amount::from_fen(reader.i64("load amount")?),
+            attestation: reader.array("load attestation")?,
             signature: Signature(reader.array("load signature")?),
         })
     }
 }
 
-/// The operator's word, after the center recorded them, that the secure element's log entries
-/// up to `through_seq` are settled; `time_s` is trusted time from the center.
+/// The operator's word, after the center booked the card's attested sync, that the secure
+/// element's log entries up to `through_seq` are settled; `time_s` is trusted time from the
+/// center, and `attestation` the attestation it answers: the card applies it only in the
+/// session that made that attestation, so no other copy of the card can use it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncConfirmation {
     pub device: DeviceId,
     pub through_seq: u32,
     pub time_s: u32,
+    pub attestation: AttestationDigest,
     pub signature: Signature,
 }
 
 impl SyncConfirmation {
-    pub fn sign(device: DeviceId, through_seq: u32, time_s: u32, operator: &KeyPair) -> Self {
+    pub fn sign(
+        (device, through_seq, time_s): (DeviceId, u32, u32),
+        attestation: &AttestationDigest,
+        operator: &KeyPair,
+    ) -> Self {
         let mut sync = SyncConfirmation {
             device,
             through_seq,
             time_s,
+            attestation: *attestation,
             signature: Signature([0; SIGNATURE_BYTES]),
         };
         sync.signature = operator.sign(&sync.digest());
@@ -387,20 +457,22 @@ impl SyncConfirmation {
 
     pub fn digest(&self) -> [u8; 32] {
         let mut writer = Writer::new();
+        self.encode_fields(&mut writer);
+        sm3_parts(&[SYNC_DOMAIN, &writer.bytes])
+    }
+
+    fn encode_fields(&self, writer: &mut Writer) {
         writer
             .u64(self.device.0)
             .u32(self.through_seq)
-            .u32(self.time_s);
-        sm3_parts(&[SYNC_DOMAIN, &writer.bytes])
+            .u32(self.time_s)
+            .raw(&self.attestation);
     }
 }
 
 impl Wire for SyncConfirmation {
     fn encode_into(&self, writer: &mut Writer) {
-        writer
-            .u64(self.device.0)
-            .u32(self.through_seq)
-            .u32(self.time_s);
+        self.encode_fields(writer);
         writer.raw(&self.signature.0);
     }
 
@@ -409,7 +481,165 @@ impl Wire for SyncConfirmation {
             device: DeviceId(reader.u64("sync device")?),
             through_seq: reader.u32("sync through")?,
             time_s: reader.u32("sync time")?,
+            attestation: reader.array("sync attestation")?,
             signature: Signature(reader.array("sync signature")?),
+        })
+    }
+}
+
+/// ATTEST SYNC's answer: the secure element's signed account of itself over the center's fresh
+/// nonce — its balance, counters, spending since its last sync, and a digest binding every log
+/// entry and unload it keeps. The phone carries it to the center with those entries; it cannot
+/// leave one out, add one, change a flag or reuse an old account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncAttestation {
+    pub device: DeviceId,
+    pub nonce: Nonce,
+    pub balance: Amount,
+    pub counter: u32,
+    pub load_seq: u32,
+    pub unload_seq: u32,
+    /// The entries reported are exactly those numbered after `synced_through` and before
+    /// `next_log_seq`.
+    pub synced_through: u32,
+    pub next_log_seq: u32,
+    /// Trusted time of the last sync confirmation the card applied.
+    pub last_sync_s: u32,
+    /// The card's clock floor: the latest trusted time it knows.
+    pub clock_floor_s: u32,
+    pub payments_since_sync: u32,
+    pub spent_since_sync: Amount,
+    pub blocked: bool,
+    pub entries_digest: [u8; 32],
+    pub signature: Signature,
+}
+
+impl SyncAttestation {
+    /// SM3 over the domain tag and every field but the signature: what the card signs, and
+    /// what the operator's orders name.
+    pub fn digest(&self) -> AttestationDigest {
+        let mut writer = Writer::new();
+        self.encode_fields(&mut writer);
+        sm3_parts(&[ATTESTATION_DOMAIN, &writer.bytes])
+    }
+
+    pub fn verify(&self, device_key: &PublicKey) -> bool {
+        device_key.verify(&self.digest(), &self.signature).is_ok()
+    }
+
+    /// The digest binding a card's log entries and unloads, in log order.
+    pub fn entries_digest(log: &[LogEntry], unloads: &[UnloadEntry]) -> [u8; 32] {
+        let mut writer = Writer::with_capacity(
+            8 + log.len() * LOG_ENTRY_BYTES + unloads.len() * UNLOAD_ENTRY_BYTES,
+        );
+        writer.u32(log.len() as u32);
+        for entry in log {
+            entry.encode_into(&mut writer);
+        }
+        writer.u32(unloads.len() as u32);
+        for entry in unloads {
+            entry.encode_into(&mut writer);
+        }
+        sm3_parts(&[ENTRIES_DOMAIN, &writer.bytes])
+    }
+
+    fn encode_fields(&self, writer: &mut Writer) {
+        writer.u64(self.device.0).raw(&self.nonce.0);
+        writer.i64(self.balance.fen()).u32(self.counter);
+        writer.u32(self.load_seq).u32(self.unload_seq);
+        writer.u32(self.synced_through).u32(self.next_log_seq);
+        writer.u32(self.last_sync_s).u32(self.clock_floor_s);
+        writer.u32(self.payments_since_sync);
+        writer.i64(self.spent_since_sync.fen());
+        writer.u8(u8::from(self.blocked)).raw(&self.entries_digest);
+    }
+}
+
+impl Wire for SyncAttestation {
+    fn encode_into(&self, writer: &mut Writer) {
+        self.encode_fields(writer);
+        writer.raw(&self.signature.0);
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<SyncAttestation, DecodeError> {
+        Ok(SyncAttestation {
+            device: DeviceId(reader.u64("attested device")?),
+            nonce: Nonce(reader.array("attested nonce")?),
+            balance: Amount::from_fen(reader.i64("attested balance")?),
+            counter: reader.u32("attested counter")?,
+            load_seq: reader.u32("attested load seq")?,
+            unload_seq: reader.u32("attested unload seq")?,
+            synced_through: reader.u32("attested synced through")?,
+            next_log_seq: reader.u32("attested next log seq")?,
+            last_sync_s: reader.u32("attested last sync")?,
+            clock_floor_s: reader.u32("attested clock floor")?,
+            payments_since_sync: reader.u32("attested payments since sync")?,
+            spent_since_sync: Amount::from_fen(reader.i64("attested spent since sync")?),
+            blocked: reader.bool("attested blocked")?,
+            entries_digest: reader.array("attested entries digest")?,
+            signature: Signature(reader.array("attestation signature")?),
+        })
+    }
+}
+
+/// What the phone hands the center at sync: the card's attestation and the entries it binds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestedSync {
+    pub attestation: SyncAttestation,
+    pub log: Vec<LogEntry>,
+    pub unloads: Vec<UnloadEntry>,
+}
+
+impl AttestedSync {
+    /// Whether the entries are the ones the attestation binds.
+    pub fn entries_match(&self) -> bool {
+        SyncAttestation::entries_digest(&self.log, &self.unloads) == self.attestation.entries_digest
+    }
+}
+
+impl Wire for AttestedSync {
+    fn encode_into(&self, writer: &mut Writer) {
+        self.attestation.encode_into(writer);
+        writer.u8(self.log.len() as u8);
+        for entry in &self.log {
+            entry.encode_into(writer);
+        }
+        writer.u8(self.unloads.len() as u8);
+        for entry in &self.unloads {
+            entry.encode_into(writer);
+        }
+    }
+
+    /// Refuses more entries than a card can keep.
+    fn decode_from(reader: &mut Reader<'_>) -> Result<AttestedSync, DecodeError> {
+        use crate::offline::applet::{RECORDS_MAX, UNLOADS_PENDING_MAX};
+        let attestation = SyncAttestation::decode_from(reader)?;
+        let count_at = reader.offset();
+        let count = usize::from(reader.u8("log entry count")?);
+        if count > RECORDS_MAX {
+            return Err(DecodeError {
+                what: "log entry count",
+                offset: count_at,
+            });
+        }
+        let log = (0..count)
+            .map(|_| LogEntry::decode_from(reader))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count_at = reader.offset();
+        let count = usize::from(reader.u8("unload entry count")?);
+        if count > UNLOADS_PENDING_MAX {
+            return Err(DecodeError {
+                what: "unload entry count",
+                offset: count_at,
+            });
+        }
+        let unloads = (0..count)
+            .map(|_| UnloadEntry::decode_from(reader))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AttestedSync {
+            attestation,
+            log,
+            unloads,
         })
     }
 }
@@ -534,6 +764,8 @@ pub struct SelectInfo {
     pub unacknowledged: u8,
     /// Signed unloads not yet confirmed by the center; the phone delivers them when online.
     pub unloads: u8,
+    /// This tap's session: fresh at every power-up; a payer pays only challenges made for it.
+    pub session: Nonce,
 }
 
 impl Wire for SelectInfo {
@@ -543,6 +775,7 @@ impl Wire for SelectInfo {
             .u8(self.records)
             .u8(self.unacknowledged)
             .u8(self.unloads);
+        writer.raw(&self.session.0);
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<SelectInfo, DecodeError> {
@@ -552,6 +785,7 @@ impl Wire for SelectInfo {
             records: reader.u8("records")?,
             unacknowledged: reader.u8("unacknowledged")?,
             unloads: reader.u8("unloads")?,
+            session: Nonce(reader.array("session")?),
         })
     }
 }
@@ -572,6 +806,9 @@ pub struct SeSummary {
     pub last_sync_s: u32,
     pub revocation_version: u32,
     pub blocked: bool,
+    pub next_log_seq: u32,
+    /// Paid since the last sync confirmation, against the card's spend-before-sync cap.
+    pub spent_since_sync: Amount,
 }
 
 impl Wire for SeSummary {
@@ -592,6 +829,9 @@ impl Wire for SeSummary {
         writer
             .u32(self.revocation_version)
             .u8(u8::from(self.blocked));
+        writer
+            .u32(self.next_log_seq)
+            .i64(self.spent_since_sync.fen());
     }
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<SeSummary, DecodeError> {
@@ -608,6 +848,8 @@ impl Wire for SeSummary {
             last_sync_s: reader.u32("last sync")?,
             revocation_version: reader.u32("revocation version")?,
             blocked: reader.bool("blocked")?,
+            next_log_seq: reader.u32("next log seq")?,
+            spent_since_sync: Amount::from_fen(reader.i64("spent since sync")?),
         })
     }
 }
@@ -634,8 +876,15 @@ mod tests {
             nonce: Nonce([1; NONCE_BYTES]),
             amount: Amount::from_fen(6_660),
             time_s: 5,
+            payer: DeviceId(1),
+            payer_session: Nonce([4; NONCE_BYTES]),
         };
         assert_eq!(challenge.encode().len(), CHALLENGE_BYTES);
+        let offer = ChallengeOffer {
+            challenge,
+            signature: Signature([5; SIGNATURE_BYTES]),
+        };
+        assert_eq!(offer.encode().len(), CHALLENGE_OFFER_BYTES);
         assert_eq!(record().encode().len(), RECORD_BYTES);
         let signed = SignedRecord {
             record: record(),
@@ -680,6 +929,7 @@ mod tests {
             device: DeviceId(5),
             load_seq: 3,
             amount: Amount::from_yuan(40),
+            attestation: [0; 32],
             signature: unload.signature,
         };
         assert_ne!(
@@ -708,15 +958,90 @@ mod tests {
     #[test]
     fn operator_orders_verify_with_the_operator_key() {
         let operator = KeyPair::from_seed(b"operator");
-        let load = LoadAuthorization::sign(DeviceId(5), 1, Amount::from_yuan(100), &operator);
+        let attested = [8; 32];
+        let load = LoadAuthorization::sign(
+            (DeviceId(5), 1, Amount::from_yuan(100)),
+            &attested,
+            &operator,
+        );
         assert_eq!(LoadAuthorization::decode(&load.encode()), Ok(load));
         assert!(operator
             .public_key()
             .verify(&load.digest(), &load.signature)
             .is_ok());
-        let sync = SyncConfirmation::sign(DeviceId(5), 3, 1_700_000_000, &operator);
+        let mut elsewhere = load;
+        elsewhere.attestation[0] ^= 1;
+        assert_ne!(
+            elsewhere.digest(),
+            load.digest(),
+            "the card state is signed"
+        );
+        let sync = SyncConfirmation::sign((DeviceId(5), 3, 1_700_000_000), &attested, &operator);
         assert_ne!(sync.digest(), unload().digest());
         assert_eq!(SyncConfirmation::decode(&sync.encode()), Ok(sync));
         assert_ne!(load.digest(), sync.digest());
+    }
+
+    fn attested_sync() -> (AttestedSync, KeyPair) {
+        let key = KeyPair::from_seed(b"device");
+        let entry = LogEntry {
+            seq: 3,
+            role: EntryRole::Paid,
+            signed: SignedRecord {
+                record: record(),
+                signature: key.sign(&record().digest()),
+            },
+            peer_key: KeyPair::from_seed(b"payee").public_key(),
+            acknowledged: true,
+        };
+        let unloads = vec![UnloadEntry {
+            seq: 4,
+            unload: unload(),
+        }];
+        let mut attestation = SyncAttestation {
+            device: DeviceId(1),
+            nonce: Nonce([6; NONCE_BYTES]),
+            balance: Amount::from_yuan(10),
+            counter: 7,
+            load_seq: 1,
+            unload_seq: 3,
+            synced_through: 2,
+            next_log_seq: 5,
+            last_sync_s: 1_700_000_000,
+            clock_floor_s: 1_700_000_000,
+            payments_since_sync: 1,
+            spent_since_sync: Amount::from_fen(6_660),
+            blocked: false,
+            entries_digest: SyncAttestation::entries_digest(&[entry], &unloads),
+            signature: Signature([0; SIGNATURE_BYTES]),
+        };
+        attestation.signature = key.sign(&attestation.digest());
+        let sync = AttestedSync {
+            attestation,
+            log: vec![entry],
+            unloads,
+        };
+        (sync, key)
+    }
+
+    #[test]
+    fn an_attested_sync_binds_every_entry_and_flag() {
+        let (sync, key) = attested_sync();
+        assert_eq!(sync.attestation.encode().len(), SYNC_ATTESTATION_BYTES);
+        assert!(sync.attestation.verify(&key.public_key()));
+        assert!(sync.entries_match());
+        assert_eq!(AttestedSync::decode(&sync.encode()), Ok(sync.clone()));
+        let mut omitted = sync.clone();
+        omitted.log.clear();
+        assert!(!omitted.entries_match());
+        let mut unacknowledged = sync.clone();
+        unacknowledged.log[0].acknowledged = false;
+        assert!(!unacknowledged.entries_match());
+        let mut later = sync.attestation;
+        later.last_sync_s = u32::MAX;
+        assert!(!later.verify(&key.public_key()));
+        let mut too_many = sync.encode();
+        too_many[SYNC_ATTESTATION_BYTES] = 65;
+        assert!(AttestedSync::decode(&too_many).is_err());
     }
 }

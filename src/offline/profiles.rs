@@ -60,20 +60,22 @@ impl WalletForm {
     }
 
     /// The defaults an operator starts from, in yuan: small enough to bound what a cloned or
-    /// lost secure element can cost before the center blocks it.
+    /// lost secure element can cost before the center blocks it. A card with no screen spends
+    /// less between syncs than it may hold: a reader in a crowd meets no holder's eyes.
     pub fn default_caps(self) -> DeviceCaps {
-        let (per_payment, balance, daily, payments) = match self {
-            WalletForm::PhoneEse => (1_000, 5_000, None, 50),
-            WalletForm::SimCard => (1_000, 3_000, None, 50),
-            WalletForm::ContactlessCard => (500, 2_000, None, 30),
-            WalletForm::StudentCard => (100, 500, Some(100), 30),
-            WalletForm::VisitorCard => (200, 1_000, None, 20),
+        let (per_payment, balance, daily, payments, spend) = match self {
+            WalletForm::PhoneEse => (1_000, 5_000, None, 50, 5_000),
+            WalletForm::SimCard => (1_000, 3_000, None, 50, 3_000),
+            WalletForm::ContactlessCard => (500, 2_000, None, 30, 1_000),
+            WalletForm::StudentCard => (100, 500, Some(100), 30, 500),
+            WalletForm::VisitorCard => (200, 1_000, None, 20, 1_000),
         };
         DeviceCaps {
             per_payment_cap: Amount::from_yuan(per_payment),
             balance_cap: Amount::from_yuan(balance),
             daily_cap: daily.map(Amount::from_yuan),
             payments_before_sync: payments,
+            spend_before_sync: Amount::from_yuan(spend),
         }
     }
 
@@ -101,6 +103,8 @@ pub enum ProfileError {
     PaymentsBeforeSyncOutOfRange { got: u16, max: usize },
     #[error("a student card needs the guardian's daily cap")]
     DailyCapMissing,
+    #[error("the spend-before-sync cap {spend} is below the per-payment cap {per_payment}")]
+    SpendCapBelowPerPayment { spend: Amount, per_payment: Amount },
 }
 
 impl ProfileError {
@@ -110,6 +114,7 @@ impl ProfileError {
             ProfileError::PerPaymentAboveBalanceCap { .. } => "PROFILE_PER_PAYMENT_ABOVE_BALANCE",
             ProfileError::PaymentsBeforeSyncOutOfRange { .. } => "PROFILE_SYNC_COUNT_OUT_OF_RANGE",
             ProfileError::DailyCapMissing => "PROFILE_DAILY_CAP_MISSING",
+            ProfileError::SpendCapBelowPerPayment { .. } => "PROFILE_SPEND_CAP_BELOW_PER_PAYMENT",
         }
     }
 }
@@ -143,7 +148,11 @@ impl Profile {
 
     /// The operator's own caps for this form.
     pub fn with_caps(self, caps: DeviceCaps) -> Result<Profile, ProfileError> {
-        let amounts = [caps.per_payment_cap, caps.balance_cap];
+        let amounts = [
+            caps.per_payment_cap,
+            caps.balance_cap,
+            caps.spend_before_sync,
+        ];
         let positive = |amount: &Amount| amount.is_positive() && *amount <= Amount::MAX;
         if !amounts.iter().chain(caps.daily_cap.iter()).all(positive) {
             return Err(ProfileError::CapNotPositive);
@@ -152,6 +161,12 @@ impl Profile {
             return Err(ProfileError::PerPaymentAboveBalanceCap {
                 per_payment: caps.per_payment_cap,
                 balance: caps.balance_cap,
+            });
+        }
+        if caps.spend_before_sync < caps.per_payment_cap {
+            return Err(ProfileError::SpendCapBelowPerPayment {
+                spend: caps.spend_before_sync,
+                per_payment: caps.per_payment_cap,
             });
         }
         let payments = usize::from(caps.payments_before_sync);
@@ -260,5 +275,27 @@ mod tests {
             ..profile.caps()
         };
         assert_eq!(profile.with_caps(raised).unwrap().caps(), raised);
+        let starved = DeviceCaps {
+            spend_before_sync: Amount::from_yuan(999),
+            ..profile.caps()
+        };
+        assert_eq!(
+            profile.with_caps(starved).unwrap_err().code(),
+            "PROFILE_SPEND_CAP_BELOW_PER_PAYMENT"
+        );
+    }
+
+    #[test]
+    fn a_card_without_a_screen_spends_less_between_syncs_than_it_holds() {
+        let card = WalletForm::ContactlessCard.default_caps();
+        assert!(card.spend_before_sync < card.balance_cap);
+        for form in WalletForm::ALL {
+            let caps = form.default_caps();
+            assert!(
+                caps.spend_before_sync <= caps.balance_cap,
+                "{}",
+                form.name()
+            );
+        }
     }
 }

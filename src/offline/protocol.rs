@@ -1,7 +1,9 @@
 //! The phones' side of a dual-offline tap: a relay that drives two secure elements through the
-//! protocol with APDUs only, never touching their state. It splits long messages with command
-//! chaining, re-presents paid records that still wait for a receipt, records every exchange for
-//! the NFC timing model, and can cut the link before any APDU to test tearing.
+//! protocol with APDUs only, never touching their state. Every tap starts with the field coming
+//! up (a fresh session on each card). It splits long messages with command chaining,
+//! re-presents paid records that still wait for a receipt, records every exchange for the NFC
+//! timing model, and can cut the link before any APDU to test tearing. Online, it carries the
+//! card's attested sync to the center and the operator's orders back.
 
 use thiserror::Error;
 
@@ -17,9 +19,9 @@ use crate::offline::applet::{
     cla, ins, tag, Applet, CommandCost, AID, READ_RECORD_UNLOADS, RECORDS_MAX,
 };
 use crate::offline::messages::{
-    Acknowledgement, ChallengeOffer, EntryRole, LoadAuthorization, LogEntry, PayCommand,
-    PaymentRequest, ReceiveCommand, SeSummary, SelectInfo, SignedRecord, SignedUnload,
-    SyncConfirmation, UnloadCommand, UnloadEntry, Wire,
+    Acknowledgement, AttestedSync, ChallengeOffer, EntryRole, LoadAuthorization, LogEntry, Nonce,
+    PayCommand, PaymentRequest, ReceiveCommand, SeSummary, SelectInfo, SignedRecord, SignedUnload,
+    SyncAttestation, SyncConfirmation, UnloadCommand, UnloadEntry, Wire,
 };
 
 /// Which secure element of a tap an exchange went to.
@@ -153,7 +155,9 @@ impl Relay {
         &self.transcript
     }
 
-    /// A full payment of `amount` from `payer` to `payee` at the phones' time `time_s`.
+    /// A tap with a full payment of `amount` from `payer` to `payee` at the phones' time
+    /// `time_s`: the payee's SE signs a challenge for this payer's session, the payer's SE
+    /// checks it and pays.
     pub fn pay(
         &mut self,
         payer: &mut Applet,
@@ -161,22 +165,29 @@ impl Relay {
         amount: Amount,
         time_s: u32,
     ) -> Result<Payment, RelayError> {
+        field_up(payer, payee);
         let mut payee = self.select(payee, Side::Payee)?;
         let mut payer = self.select(payer, Side::Payer)?;
         let recovered = self.finish_unacknowledged(&mut payer, &mut payee, time_s)?
             + self.finish_unacknowledged(&mut payee, &mut payer, time_s)?;
-        let request = PaymentRequest { amount, time_s };
+        let request = PaymentRequest {
+            amount,
+            time_s,
+            payer: payer.info.device,
+            payer_session: payer.info.session,
+        };
         let offer: ChallengeOffer = self.call(
             &mut payee,
             "REQUEST PAYMENT",
             ins::REQUEST_PAYMENT,
             &request.encode(),
         )?;
+        let payee_device_cert = self.certificate(&mut payee, tag::DEVICE_CERT)?;
         let payee_operator_cert = self.certificate(&mut payee, tag::OPERATOR_CERT)?;
         let pay = PayCommand {
             time_s,
-            challenge: offer.challenge,
-            payee_device_cert: offer.payee_device_cert,
+            offer,
+            payee_device_cert,
             payee_operator_cert,
         };
         let signed: SignedRecord = self.call(&mut payer, "PAY", ins::PAY, &pay.encode())?;
@@ -192,6 +203,7 @@ impl Relay {
         payee: &mut Applet,
         time_s: u32,
     ) -> Result<usize, RelayError> {
+        field_up(payer, payee);
         let mut payee = self.select(payee, Side::Payee)?;
         let mut payer = self.select(payer, Side::Payer)?;
         Ok(self.finish_unacknowledged(&mut payer, &mut payee, time_s)?
@@ -222,12 +234,38 @@ impl Relay {
     pub fn unloads_to_sync(&mut self, card: &mut Applet) -> Result<Vec<UnloadEntry>, RelayError> {
         let mut party = self.select(card, Side::Payer)?;
         (1..=party.info.unloads)
-            .map(|number| {
-                let header = [cla::ISO, ins::READ_RECORD, number, READ_RECORD_UNLOADS];
-                let data = self.transmit(&mut party, "READ RECORD unload", header, &[], true)?;
-                decode(party.side, "READ RECORD unload", &data)
-            })
+            .map(|number| self.read_unload(&mut party, number))
             .collect()
+    }
+
+    fn read_unload(
+        &mut self,
+        party: &mut Party<'_>,
+        number: u8,
+    ) -> Result<UnloadEntry, RelayError> {
+        let header = [cla::ISO, ins::READ_RECORD, number, READ_RECORD_UNLOADS];
+        let data = self.transmit(party, "READ RECORD unload", header, &[], true)?;
+        decode(party.side, "READ RECORD unload", &data)
+    }
+
+    /// The card's attested account of itself over the center's `nonce`, with every entry it
+    /// binds: what the phone takes to the center at sync. The card remembers the attestation
+    /// for this session, so the operator's answer to it must come back before the card changes.
+    pub fn attest(&mut self, card: &mut Applet, nonce: Nonce) -> Result<AttestedSync, RelayError> {
+        let mut party = self.select(card, Side::Payer)?;
+        let attestation: SyncAttestation =
+            self.call(&mut party, "ATTEST SYNC", ins::ATTEST, &nonce.encode())?;
+        let log = (1..=party.info.records)
+            .map(|number| self.read_record(&mut party, number))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unloads = (1..=party.info.unloads)
+            .map(|number| self.read_unload(&mut party, number))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AttestedSync {
+            attestation,
+            log,
+            unloads,
+        })
     }
 
     pub fn summary(&mut self, card: &mut Applet) -> Result<SeSummary, RelayError> {
@@ -495,6 +533,13 @@ impl Relay {
     }
 }
 
+/// A tap brings the field up: each card powers up into a fresh session (a phone's NFC
+/// controller does the same for its embedded SE).
+fn field_up(payer: &mut Applet, payee: &mut Applet) {
+    payer.power_up();
+    payee.power_up();
+}
+
 fn proprietary(instruction: u8) -> [u8; 4] {
     [cla::PROPRIETARY, instruction, 0, 0]
 }
@@ -551,6 +596,8 @@ mod tests {
     use super::*;
     use crate::ids::DeviceId;
     use crate::offline::applet::{PersistentState, UNLOADS_PENDING_MAX};
+    use crate::offline::issuer::OperatorIssuer;
+    use crate::offline::messages::Nonce;
     use crate::offline::profiles::{Profile, WalletForm};
     use crate::offline::testkit::{World, NOW_S};
 
@@ -588,7 +635,7 @@ mod tests {
         );
         assert_eq!(snack_shop.persistent_image().balance(), amount);
         assert_eq!(customer.persistent_image().unacknowledged(), 0);
-        assert_eq!(relay.apdus(), 11);
+        assert_eq!(relay.apdus(), 12);
 
         let paid = relay.records_to_sync(&mut customer).unwrap();
         let received = relay.records_to_sync(&mut snack_shop).unwrap();
@@ -598,7 +645,7 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_crosses_nfc_in_eleven_short_apdus() {
+    fn a_payment_crosses_nfc_in_twelve_short_apdus() {
         let world = World::new();
         let mut payer = world.wallet(0, WalletForm::PhoneEse, 1, Amount::from_yuan(100));
         let mut payee = world.wallet(0, WalletForm::ContactlessCard, 2, Amount::ZERO);
@@ -612,16 +659,17 @@ mod tests {
             .map(|e| (e.step, e.command_bytes, e.response_bytes))
             .collect();
         let expected = vec![
-            ("SELECT", 13, 14),
-            ("SELECT", 13, 14),
-            ("REQUEST PAYMENT", 18, 183),
+            ("SELECT", 13, 30),
+            ("SELECT", 13, 30),
+            ("REQUEST PAYMENT", 42, 126),
+            ("GET DATA device certificate", 5, 155),
             ("GET DATA operator certificate", 5, 120),
             ("PAY", 260, 2),
-            ("PAY", 54, 114),
-            ("GET DATA device certificate", 5, 147),
+            ("PAY", 150, 114),
+            ("GET DATA device certificate", 5, 155),
             ("GET DATA operator certificate", 5, 120),
             ("RECEIVE", 260, 2),
-            ("RECEIVE", 130, 66),
+            ("RECEIVE", 138, 66),
             ("ACKNOWLEDGE", 73, 2),
         ];
         assert_eq!(steps, expected);
@@ -664,8 +712,11 @@ mod tests {
         assert!(relay.records_to_sync(&mut phone).unwrap().is_empty());
         assert_eq!(relay.summary(&mut phone).unwrap().unload_seq, 1);
 
-        let sync = world.operators[0].confirm_sync(DeviceId(1), kept[0].seq, NOW_S + 10);
-        relay.confirm_sync(&mut phone, &sync).unwrap();
+        let (attested, _) = world.confirm_all(0, &mut phone, NOW_S + 10).unwrap();
+        assert_eq!(
+            attested.unloads, kept,
+            "the attestation binds the kept unload"
+        );
         assert!(relay.unloads_to_sync(&mut phone).unwrap().is_empty());
         let second = relay
             .unload(&mut phone, Amount::from_yuan(60), NOW_S + 20)
@@ -897,14 +948,20 @@ mod tests {
         );
 
         let mut relay = Relay::new();
-        let records = relay.records_to_sync(&mut payer).unwrap();
-        let through = records.last().unwrap().seq;
-        let sync = world.operators[0].confirm_sync(DeviceId(1), through, NOW_S + 10);
-        relay.confirm_sync(&mut payer, &sync).unwrap();
+        let (_, sync) = world.confirm_all(0, &mut payer, NOW_S + 10).unwrap();
         assert!(relay.records_to_sync(&mut payer).unwrap().is_empty());
         assert_eq!(payer.persistent_image().payments_since_sync(), 0);
+        // The confirmation answered one attestation, now spent.
         let replayed = relay.confirm_sync(&mut payer, &sync).unwrap_err();
-        assert_eq!(replayed.code(), Some("OFFLINE_SYNC_STALE"));
+        assert_eq!(replayed.code(), Some("OFFLINE_NOT_ATTESTED"));
+        // An order for a fresh attestation, but no later than the last sync.
+        let again = relay.attest(&mut payer, Nonce([2; 16])).unwrap();
+        let stale = world.operators[0].confirm_sync(
+            (DeviceId(1), again.attestation.synced_through, NOW_S + 10),
+            &again.attestation.digest(),
+        );
+        let refused = relay.confirm_sync(&mut payer, &stale).unwrap_err();
+        assert_eq!(refused.code(), Some("OFFLINE_SYNC_STALE"));
         Relay::new()
             .pay(&mut payer, &mut payee, Amount::from_yuan(1), NOW_S + 20)
             .unwrap();
@@ -1059,31 +1116,31 @@ mod tests {
     }
 
     #[test]
-    fn loads_need_the_operators_signature_and_the_next_sequence() {
+    fn loads_need_the_operators_signature_the_next_sequence_and_this_sessions_attestation() {
         let world = World::new();
         let mut card = world.wallet(0, WalletForm::ContactlessCard, 1, Amount::from_yuan(10));
         let operator = &world.operators[0];
         let mut relay = Relay::new();
+        let attested = relay
+            .attest(&mut card, Nonce([1; 16]))
+            .unwrap()
+            .attestation
+            .digest();
+        let order = |issuer: &OperatorIssuer, device: u64, seq: u32, fen: i64| {
+            issuer.authorize_load((DeviceId(device), seq, Amount::from_fen(fen)), &attested)
+        };
         let cases = [
+            (order(operator, 1, 1, 500), "OFFLINE_SEQUENCE_OUT_OF_ORDER"),
+            (order(operator, 9, 2, 500), "OFFLINE_WRONG_DEVICE"),
             (
-                operator.authorize_load(DeviceId(1), 1, Amount::from_yuan(5)),
-                "OFFLINE_SEQUENCE_OUT_OF_ORDER",
-            ),
-            (
-                operator.authorize_load(DeviceId(9), 2, Amount::from_yuan(5)),
-                "OFFLINE_WRONG_DEVICE",
-            ),
-            (
-                world.operators[1].authorize_load(DeviceId(1), 2, Amount::from_yuan(5)),
+                order(&world.operators[1], 1, 2, 500),
                 "OFFLINE_SIGNATURE_INVALID",
             ),
+            (order(operator, 1, 2, 199_100), "OFFLINE_BALANCE_CAP"),
+            (order(operator, 1, 2, 0), "AMOUNT_NOT_POSITIVE"),
             (
-                operator.authorize_load(DeviceId(1), 2, Amount::from_yuan(1_991)),
-                "OFFLINE_BALANCE_CAP",
-            ),
-            (
-                operator.authorize_load(DeviceId(1), 2, Amount::ZERO),
-                "AMOUNT_NOT_POSITIVE",
+                operator.authorize_load((DeviceId(1), 2, Amount::from_yuan(5)), &[9; 32]),
+                "OFFLINE_NOT_ATTESTED",
             ),
         ];
         for (load, expected) in cases {
@@ -1092,16 +1149,42 @@ mod tests {
             assert_eq!(error.code(), Some(expected));
             assert_eq!(snapshot(&card), before, "{expected}");
         }
-        relay
-            .load(
-                &mut card,
-                &operator.authorize_load(DeviceId(1), 2, Amount::from_yuan(1_990)),
-            )
-            .unwrap();
+        let good = order(operator, 1, 2, 198_000);
+        relay.load(&mut card, &good).unwrap();
         assert_eq!(
             relay.summary(&mut card).unwrap().balance,
-            Amount::from_yuan(2_000)
+            Amount::from_yuan(1_990)
         );
+        // The order named the state before the load: spent with it.
+        let again = operator.authorize_load((DeviceId(1), 3, Amount::from_yuan(1)), &attested);
+        assert_eq!(
+            relay.load(&mut card, &again).unwrap_err().code(),
+            Some("OFFLINE_NOT_ATTESTED")
+        );
+    }
+
+    #[test]
+    fn a_copy_of_a_card_cannot_apply_its_originals_later_loads() {
+        let world = World::new();
+        let mut card = world.wallet(0, WalletForm::ContactlessCard, 1, Amount::from_yuan(100));
+        let mut copy = card.clone_card();
+        let mut shop = world.wallet(0, WalletForm::PhoneEse, 2, Amount::ZERO);
+        Relay::new()
+            .pay(&mut card, &mut shop, Amount::from_yuan(30), NOW_S)
+            .unwrap();
+        let mut relay = Relay::new();
+        let nonce = Nonce([3; 16]);
+        let attested = relay.attest(&mut card, nonce).unwrap().attestation.digest();
+        let load =
+            world.operators[0].authorize_load((DeviceId(1), 2, Amount::from_yuan(50)), &attested);
+        // The copy attests over the same nonce, but its state is the older one.
+        relay.attest(&mut copy, nonce).unwrap();
+        let before = snapshot(&copy);
+        let error = relay.load(&mut copy, &load).unwrap_err();
+        assert_eq!(error.code(), Some("OFFLINE_NOT_ATTESTED"));
+        assert_eq!(snapshot(&copy), before);
+        relay.load(&mut card, &load).unwrap();
+        assert_eq!(card.persistent_image().balance(), Amount::from_yuan(120));
     }
 
     #[test]

@@ -1,8 +1,17 @@
 //! The registration center's side of dual offline: the secure elements it knows, the value it
-//! believes each holds (loaded, paid, received), and the settlement of offline records at sync.
-//! A record reported by both sides counts once; a counter reused with different content (a clone)
-//! or more paid than the device ever had (a rollback) blocks the device, and its issuing operator
-//! covers what it overspent, from its vault.
+//! believes each holds (loaded, unloaded, paid, received), and the settlement of offline records
+//! at sync.
+//!
+//! The center books only what a secure element signed. A sync is the card's attestation — its
+//! signed account of itself over a fresh nonce the center handed out for that sync — with every
+//! log entry and unload the attestation binds, so the phone can neither leave a record out nor
+//! change a flag nor replay an old account. The payer's SE signature on every record a payee
+//! reports is verified at the center's door ([`se_signatures`], stateless, before the log), so no
+//! operator's word stands in for it; records the payer reports itself are covered by its own
+//! attestation. A record reported by both sides counts once; a counter reused with different
+//! content (a clone), attested counters that went back (a rollback) or more paid than the device
+//! ever had blocks the device, and its issuing operator covers what it overspent, from its vault.
+//! A blocked device unloads nothing, and no device unloads more than the center believes it holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,58 +19,67 @@ use foldhash::fast::RandomState;
 
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
-use crate::certs::PublicKey;
+use crate::certs::{sm3_parts, PublicKey, Signature};
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::command::Command;
 use crate::error::CommandError;
 use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
 use crate::ledger::{BlockReason, DeviceChange, Ledger, Leg, TransferKind};
-use crate::offline::messages::{EntryRole, LogEntry, SignedRecord, SignedUnload, Wire};
+use crate::offline::applet::CHALLENGE_CLOCK_SKEW_S;
+use crate::offline::messages::{
+    AttestedSync, EntryRole, Nonce, SignedRecord, SignedUnload, SyncAttestation, Wire, NONCE_BYTES,
+};
 
-/// Records one sync command may carry: a secure element keeps at most 64, both sides may report.
-pub const SYNC_RECORDS_MAX: usize = 256;
+/// A record stamped later than this past the center's time at its payee's sync was taken by a
+/// terminal whose clock runs ahead: two clocks of one tap agree within the challenge skew, so
+/// the payee's own clock was at least that far ahead too.
+pub const CLOCK_AHEAD_TOLERANCE_S: u32 = 2 * CHALLENGE_CLOCK_SKEW_S;
 
-/// A record as a secure element reports it at sync, with the payer's key so that the operator
-/// tier can check its signature without state.
+const SYNC_NONCE_DOMAIN: &[u8] = b"ecny.offline.sync-nonce.v1";
+const NONCE_CHAIN_DOMAIN: &[u8] = b"ecny.offline.sync-nonce-chain.v1";
+
+/// One secure-element signature a command carries: the key, the digest signed, the signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyncedRecord {
-    pub signed: SignedRecord,
-    pub payer_key: PublicKey,
+pub struct SeSigned {
+    pub key: PublicKey,
+    pub digest: [u8; 32],
+    pub signature: Signature,
 }
 
-impl SyncedRecord {
-    /// What a secure element's log entry reports at sync, with whether the payee credited it
-    /// (it is the payee's own entry, or the payer holds the receipt). `own_key` is the reporting
-    /// SE's key: the payer's, for a paid entry.
-    pub fn from_entry(entry: &LogEntry, own_key: &PublicKey) -> (SyncedRecord, bool) {
-        let (payer_key, credited) = match entry.role {
-            EntryRole::Paid => (*own_key, entry.acknowledged),
-            EntryRole::Received => (entry.peer_key, true),
-        };
-        (
-            SyncedRecord {
-                signed: entry.signed,
-                payer_key,
-            },
-            credited,
-        )
-    }
-
-    pub fn verify(&self) -> Result<(), CommandError> {
-        self.payer_key
-            .verify(&self.signed.record.digest(), &self.signed.signature)
-            .map_err(|_| CommandError::SignatureInvalid)
-    }
-
-    pub fn encode(&self, out: &mut Writer) {
-        self.signed.encode_into(out);
-        out.raw(&self.payer_key.0);
-    }
-
-    pub fn decode(input: &mut Reader<'_>) -> Result<SyncedRecord, DecodeError> {
-        Ok(SyncedRecord {
-            signed: SignedRecord::decode_from(input)?,
-            payer_key: PublicKey(input.array("payer key")?),
-        })
+/// Every secure-element signature `command` carries, for the center's door and the operator
+/// tier to verify without state: a sync's attestation under the reporting device's key and the
+/// payer's signature on each record the device received; an unload's signature. A sync whose
+/// entries are not the ones its attestation binds is refused here. Whether each key is the
+/// registered one is the state machine's check.
+pub fn se_signatures(command: &Command) -> Result<Vec<SeSigned>, CommandError> {
+    match command {
+        Command::SyncOffline { sync, device_key } => {
+            let attestation = &sync.attestation;
+            if !sync.entries_match() {
+                return Err(CommandError::SyncNotAttested(attestation.device));
+            }
+            let received = sync
+                .log
+                .iter()
+                .filter(|entry| entry.role == EntryRole::Received)
+                .map(|entry| SeSigned {
+                    key: entry.peer_key,
+                    digest: entry.signed.record.digest(),
+                    signature: entry.signed.signature,
+                });
+            let own = SeSigned {
+                key: *device_key,
+                digest: attestation.digest(),
+                signature: attestation.signature,
+            };
+            Ok(std::iter::once(own).chain(received).collect())
+        }
+        Command::UnloadDevice { unload, device_key } => Ok(vec![SeSigned {
+            key: *device_key,
+            digest: unload.digest(),
+            signature: unload.signature,
+        }]),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -84,9 +102,43 @@ pub struct RegisteredDevice {
     pub unload_seq: u32,
     pub last_unload: (Amount, EventId),
     pub blocked: Option<BlockReason>,
+    /// The nonce of the sync the center has open for it, until that sync is booked.
+    pub sync_nonce: Option<Nonce>,
+    /// The highest counter of any record of its the center has booked.
+    pub counter_seen: u32,
+    /// Payments it took as payee stamped ahead of the center's time at its sync.
+    pub clock_ahead: u32,
 }
 
 impl RegisteredDevice {
+    /// A device just registered: nothing loaded, nothing seen.
+    pub fn new(
+        operator: OperatorId,
+        wallet: Option<WalletId>,
+        public_key: PublicKey,
+        caps: DeviceCaps,
+    ) -> RegisteredDevice {
+        RegisteredDevice {
+            operator,
+            wallet,
+            public_key,
+            caps,
+            loaded: Amount::ZERO,
+            unloaded: Amount::ZERO,
+            paid: Amount::ZERO,
+            received: Amount::ZERO,
+            covered: Amount::ZERO,
+            load_seq: 0,
+            last_load: (Amount::ZERO, EventId(0)),
+            unload_seq: 0,
+            last_unload: (Amount::ZERO, EventId(0)),
+            blocked: None,
+            sync_nonce: None,
+            counter_seen: 0,
+            clock_ahead: 0,
+        }
+    }
+
     /// What the center believes the secure element holds.
     pub fn believed_balance(&self) -> Amount {
         Amount::from_fen(
@@ -95,6 +147,17 @@ impl RegisteredDevice {
                 + self.covered.fen(),
         )
     }
+}
+
+/// The confirmation the center's booking allows: the operator signs it over the attestation
+/// it answers, and the card applies it in the same session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConfirmSync {
+    /// Every entry up to here is booked; an unload the center has not credited yet stays on
+    /// the card, and so does everything after it.
+    pub through_seq: u32,
+    /// Trusted time: the center's, and after the card's last sync.
+    pub time_s: u32,
 }
 
 /// What one sync did.
@@ -107,6 +170,85 @@ pub struct SyncReport {
     /// Held payments reversed to the payer: the payee can no longer credit them.
     pub reversed: u16,
     pub blocked: u16,
+    /// Records stamped ahead of the center's time: their payee's terminal was flagged.
+    pub clock_ahead: u16,
+    /// What the operator may confirm to the card; none for a blocked card.
+    pub confirm: Option<ConfirmSync>,
+}
+
+/// A held record's key: payer, counter, digest.
+type HeldKey = (DeviceId, u32, [u8; 32]);
+
+/// Paid records waiting for their payee's side, by payer, counter and digest, with the time (s)
+/// the center first held them; indexed by payee too, so that a payee's sync finds its own
+/// without reading everyone's.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct HeldRecords {
+    by_payer: BTreeMap<HeldKey, (SignedRecord, u32)>,
+    by_payee: BTreeSet<(DeviceId, HeldKey)>,
+}
+
+impl HeldRecords {
+    fn key(signed: &SignedRecord) -> HeldKey {
+        let record = &signed.record;
+        (record.payer, record.counter, record.digest())
+    }
+
+    fn len(&self) -> usize {
+        self.by_payer.len()
+    }
+
+    fn contains(&self, key: &HeldKey) -> bool {
+        self.by_payer.contains_key(key)
+    }
+
+    fn get(&self, key: &HeldKey) -> Option<&(SignedRecord, u32)> {
+        self.by_payer.get(key)
+    }
+
+    /// Holds a record from `held_at_s`, unless it is held already.
+    fn hold(&mut self, signed: SignedRecord, held_at_s: u32) {
+        let key = HeldRecords::key(&signed);
+        self.by_payee.insert((signed.record.payee, key));
+        self.by_payer.entry(key).or_insert((signed, held_at_s));
+    }
+
+    fn remove(&mut self, key: &HeldKey) -> Option<(SignedRecord, u32)> {
+        let removed = self.by_payer.remove(key)?;
+        self.by_payee.remove(&(removed.0.record.payee, *key));
+        Some(removed)
+    }
+
+    /// The held records of one payer.
+    fn of_payer(&self, payer: DeviceId) -> impl Iterator<Item = &HeldKey> + '_ {
+        self.by_payer
+            .range((payer, 0, [0; 32])..=(payer, u32::MAX, [0xff; 32]))
+            .map(|(key, _)| key)
+    }
+
+    /// Digests of the held records of one (payer, counter).
+    fn under(&self, (payer, counter): (DeviceId, u32)) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.by_payer
+            .range((payer, counter, [0; 32])..=(payer, counter, [0xff; 32]))
+            .map(|(key, _)| key.2)
+    }
+
+    /// The held records one payee has not credited yet, with when they were held.
+    fn for_payee(&self, payee: DeviceId) -> Vec<(HeldKey, SignedRecord, u32)> {
+        let low = (payee, (DeviceId(0), 0, [0; 32]));
+        let high = (payee, (DeviceId(u64::MAX), u32::MAX, [0xff; 32]));
+        self.by_payee
+            .range(low..=high)
+            .map(|(_, key)| {
+                let (signed, held_at_s) = self.by_payer[key];
+                (*key, signed, held_at_s)
+            })
+            .collect()
+    }
+
+    fn records(&self) -> impl Iterator<Item = &(SignedRecord, u32)> + '_ {
+        self.by_payer.values()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -114,12 +256,15 @@ pub struct DeviceRegistry {
     devices: BTreeMap<DeviceId, RegisteredDevice>,
     /// Digests of the records settled for each (payer, counter): one, unless the payer was cloned.
     settled: HashMap<(DeviceId, u32), Vec<[u8; 32]>, RandomState>,
-    /// Unacknowledged paid records, waiting for the payee's side, by payer, counter and digest,
-    /// with the time (s) the center first held them.
-    held: BTreeMap<(DeviceId, u32, [u8; 32]), (SignedRecord, u32)>,
+    /// Paid records their payers reported, waiting for the payee's own attestation.
+    held: HeldRecords,
     /// Held records of visitor cards (no wallet behind them) whose payee can no longer credit
     /// them: owed to the card's bearer, paid out in cash at the issuing operator's counter.
     counter_refundable: BTreeSet<(DeviceId, u32, [u8; 32])>,
+    /// Sync nonces handed out so far, and a chain over every booked attestation's signature:
+    /// each nonce is fresh, and no phone can tell the next one in advance.
+    syncs_begun: u64,
+    nonce_chain: [u8; 32],
 }
 
 /// Where settlement finds the ledger accounts it moves money between.
@@ -154,6 +299,11 @@ impl DeviceRegistry {
         self.held.len()
     }
 
+    /// Paid records of `payer` the center holds, waiting for their payees.
+    pub fn held_by(&self, payer: DeviceId) -> usize {
+        self.held.of_payer(payer).count()
+    }
+
     pub fn register(
         &mut self,
         id: DeviceId,
@@ -175,6 +325,18 @@ impl DeviceRegistry {
         Ok(())
     }
 
+    /// The first result of a load, if `(load_seq, amount)` repeats the device's last one.
+    pub fn repeated_load(
+        &self,
+        id: DeviceId,
+        load_seq: u32,
+        amount: Amount,
+    ) -> Result<Option<EventId>, CommandError> {
+        let device = self.device(id)?;
+        let repeated = load_seq == device.load_seq && load_seq > 0 && amount == device.last_load.0;
+        Ok(repeated.then_some(device.last_load.1))
+    }
+
     /// Moves `amount` from `source` (the holder's wallet, or the vault for cash at a counter)
     /// into the operator's float, as load number `load_seq` of the device. A retry of the last
     /// load returns its first result; any other sequence number is refused.
@@ -187,12 +349,12 @@ impl DeviceRegistry {
         ledger: &mut Ledger,
         now: u64,
     ) -> Result<EventId, CommandError> {
+        if let Some(first) = self.repeated_load(id, load_seq, amount)? {
+            return Ok(first);
+        }
         let device = self.device(id)?;
         if device.blocked.is_some() {
             return Err(CommandError::DeviceBlocked(id));
-        }
-        if load_seq == device.load_seq && load_seq > 0 && amount == device.last_load.0 {
-            return Ok(device.last_load.1);
         }
         if load_seq != device.load_seq + 1 {
             return Err(CommandError::LoadOutOfSequence {
@@ -224,9 +386,20 @@ impl DeviceRegistry {
         Ok(event)
     }
 
-    /// Credits what the SE debited in its signed unload (its signature checked by the operator
-    /// tier) to `target`: the holder's wallet, or the vault for cash at a counter. Each unload
-    /// number once; a retry of the last returns its first result.
+    /// The first result of an unload, if it repeats the device's last one.
+    pub fn repeated_unload(&self, unload: &SignedUnload) -> Result<Option<EventId>, CommandError> {
+        let device = self.device(unload.device)?;
+        let repeated = unload.unload_seq == device.unload_seq
+            && unload.unload_seq > 0
+            && unload.amount == device.last_unload.0;
+        Ok(repeated.then_some(device.last_unload.1))
+    }
+
+    /// Credits what the SE debited in its signed unload (its signature checked at the center's
+    /// door) to `target`: the holder's wallet, or the vault for cash at a counter. Each unload
+    /// number once; a retry of the last returns its first result. A blocked device unloads
+    /// nothing, and no device more than the center believes it holds: a card restored from an
+    /// older image holds value it already spent.
     pub fn unload(
         &mut self,
         unload: &SignedUnload,
@@ -234,13 +407,13 @@ impl DeviceRegistry {
         ledger: &mut Ledger,
         now: u64,
     ) -> Result<EventId, CommandError> {
+        if let Some(first) = self.repeated_unload(unload)? {
+            return Ok(first);
+        }
         let id = unload.device;
         let device = self.device(id)?;
-        if unload.unload_seq == device.unload_seq
-            && unload.unload_seq > 0
-            && unload.amount == device.last_unload.0
-        {
-            return Ok(device.last_unload.1);
+        if device.blocked.is_some() {
+            return Err(CommandError::DeviceBlocked(id));
         }
         if unload.unload_seq != device.unload_seq + 1 {
             return Err(CommandError::LoadOutOfSequence {
@@ -251,6 +424,14 @@ impl DeviceRegistry {
         }
         if !unload.amount.is_positive() {
             return Err(CommandError::AmountNotPositive(unload.amount));
+        }
+        let believed = device.believed_balance();
+        if believed < unload.amount {
+            return Err(CommandError::UnloadAboveBelieved {
+                device: id,
+                believed,
+                amount: unload.amount,
+            });
         }
         let leg = Leg {
             debit: float,
@@ -263,96 +444,260 @@ impl DeviceRegistry {
         device.unloaded = Amount::from_fen(device.unloaded.fen() + unload.amount.fen());
         device.unload_seq = unload.unload_seq;
         device.last_unload = (unload.amount, event);
+        debug_assert!(!device.believed_balance().is_negative());
         Ok(event)
     }
 
-    /// Checks a sync's records before anything moves: known devices, registered keys, and the
-    /// reporter is a party to each record.
+    /// Opens a sync for a device: a fresh nonce its card must attest over. A newer nonce
+    /// replaces an older one, so only the latest sync can be booked.
+    pub fn begin_sync(&mut self, id: DeviceId, now: u64) -> Result<Nonce, CommandError> {
+        self.device(id)?;
+        self.syncs_begun += 1;
+        let digest = sm3_parts(&[
+            SYNC_NONCE_DOMAIN,
+            &self.nonce_chain,
+            &id.0.to_le_bytes(),
+            &self.syncs_begun.to_le_bytes(),
+            &now.to_le_bytes(),
+        ]);
+        let mut nonce = Nonce([0; NONCE_BYTES]);
+        nonce.0.copy_from_slice(&digest[..NONCE_BYTES]);
+        self.devices.get_mut(&id).expect("checked above").sync_nonce = Some(nonce);
+        Ok(nonce)
+    }
+
+    /// Checks an attested sync before anything moves: the card's registered key, the open
+    /// nonce, entries numbered exactly as the card's log, each record naming the reporter in
+    /// its role and, for a received one, the payer's registered key. (The signatures and the
+    /// binding of the entries were checked at the center's door.)
     pub fn check_sync(
         &self,
-        reporter: DeviceId,
-        records: &[SyncedRecord],
+        sync: &AttestedSync,
+        device_key: &PublicKey,
     ) -> Result<(), CommandError> {
-        self.device(reporter)?;
-        if records.len() > SYNC_RECORDS_MAX {
-            return Err(CommandError::SyncTooLarge {
-                records: records.len(),
-                max: SYNC_RECORDS_MAX,
-            });
+        let attestation = &sync.attestation;
+        let reporter = attestation.device;
+        let device = self.device(reporter)?;
+        if device.public_key != *device_key {
+            return Err(CommandError::SignatureInvalid);
         }
-        for synced in records {
-            let record = &synced.signed.record;
+        if device.sync_nonce != Some(attestation.nonce) {
+            return Err(CommandError::SyncNonceUnknown(reporter));
+        }
+        check_entry_numbers(sync)?;
+        for entry in &sync.log {
+            let record = &entry.signed.record;
             let payer = self.device(record.payer)?;
             self.device(record.payee)?;
-            if payer.public_key != synced.payer_key {
-                return Err(CommandError::SignatureInvalid);
-            }
-            if reporter != record.payer && reporter != record.payee {
+            let (party, key_ok) = match entry.role {
+                EntryRole::Paid => (record.payer, true),
+                EntryRole::Received => (record.payee, payer.public_key == entry.peer_key),
+            };
+            if party != reporter {
                 return Err(CommandError::NotYourRecord(reporter));
+            }
+            if !key_ok {
+                return Err(CommandError::SignatureInvalid);
             }
             if !record.amount.is_positive() {
                 return Err(CommandError::AmountNotPositive(record.amount));
             }
         }
+        if sync
+            .unloads
+            .iter()
+            .any(|entry| entry.unload.device != reporter)
+        {
+            return Err(CommandError::SyncNotAttested(reporter));
+        }
         Ok(())
     }
 
-    /// Settles a checked sync. `acknowledged[i]` says whether the payer holds the payee's receipt
-    /// for record i (or the payee itself reports it): only then did the payee's side credit it.
-    /// `confirmed_at_s` is the reporter's last applied sync confirmation (trusted time).
+    /// Settles a checked sync. A credit to a payee is booked on the payee's own attestation
+    /// only (its received entry), never on the payer's word that the payee credited it: a
+    /// record its payer reports is held until then, or reversed once the payee provably cannot
+    /// credit it any more. A record for a payee the center has blocked settles to that payee at
+    /// once, so an honest payer's books close even when the blocked card never syncs again.
     pub fn settle(
         &mut self,
-        (reporter, confirmed_at_s): (DeviceId, u32),
-        records: &[(SyncedRecord, bool)],
+        sync: &AttestedSync,
         books: &SettlementBooks<'_>,
         ledger: &mut Ledger,
         now: u64,
     ) -> SyncReport {
-        let accounts = books.operators;
+        let attestation = &sync.attestation;
+        let reporter = attestation.device;
+        self.close_sync(attestation);
         let mut report = SyncReport::default();
-        for (synced, acknowledged) in records {
-            let signed = synced.signed;
-            let record = signed.record;
-            let (key, digest) = ((record.payer, record.counter), record.digest());
-            let settled = self.settled.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            if settled.contains(&digest) {
-                report.duplicates += 1;
-                continue;
-            }
-            // Another record under the same counter, settled or held: the payer was cloned.
-            let held_other = self.held_under(key).any(|held| held != digest);
-            if !settled.is_empty() || held_other {
-                report.blocked +=
-                    u16::from(self.block(record.payer, BlockReason::CounterReused, ledger, now));
-            }
-            // The payee's side credited it: it says so itself, or the payer holds its receipt.
-            if *acknowledged || reporter == record.payee {
-                self.held.remove(&(key.0, key.1, digest));
-                self.counter_refundable.remove(&(key.0, key.1, digest));
-                self.settled.entry(key).or_default().push(digest);
-                self.settle_one(signed, accounts, ledger, now);
-                if self.devices[&record.payer].blocked.is_some() {
-                    // A proven clone's honest payee is paid; its issuer covers the double spend.
-                    self.cover_shortfall(record.payer, accounts, ledger, now);
-                }
-                report.settled += 1;
-            } else {
-                let held_at_s = (now / 1000) as u32;
-                self.held
-                    .entry((key.0, key.1, digest))
-                    .or_insert((signed, held_at_s));
-                report.held += 1;
-            }
+        for entry in &sync.log {
+            let record = &entry.signed.record;
+            let credited =
+                entry.role == EntryRole::Received || self.devices[&record.payee].blocked.is_some();
+            self.book(entry.signed, credited, books, ledger, now, &mut report);
         }
-        report.reversed = self.reverse_uncredited(reporter, confirmed_at_s, books, ledger, now);
+        report.reversed =
+            self.reverse_uncredited(reporter, attestation.last_sync_s, books, ledger, now);
+        let accounts = books.operators;
+        report.blocked += u16::from(self.check_rollback(attestation, accounts, ledger, now));
         report.blocked += u16::from(self.check_overspend(reporter, accounts, ledger, now));
+        if report.blocked > 0 {
+            report.settled += self.settle_held_for_blocked(books, ledger, now);
+        }
+        report.confirm = self.confirmation(sync, now);
         report
     }
 
-    /// A payment cut off before its payee credited it is held; once that payee has applied a
-    /// sync confirmation issued after the hold, its challenge is retired and it can never credit
-    /// it, so the payment is reversed: the value goes back to the payer's online wallet. (A payer
-    /// with no wallet, a visitor card, keeps it held, marked as owed at the counter.)
+    /// Held payments to blocked payees settle to them: the payer paid, and whatever the blocked
+    /// card did with it is frozen with the card, for its issuer to investigate.
+    fn settle_held_for_blocked(
+        &mut self,
+        books: &SettlementBooks<'_>,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> u16 {
+        let blocked: Vec<DeviceId> = self.blocked().collect();
+        let frozen: Vec<_> = blocked
+            .into_iter()
+            .flat_map(|payee| self.held.for_payee(payee))
+            .collect();
+        for (key, signed, _) in &frozen {
+            self.held.remove(key);
+            self.counter_refundable.remove(key);
+            self.settled.entry((key.0, key.1)).or_default().push(key.2);
+            self.settle_one(*signed, books.operators, ledger, now);
+        }
+        frozen.len() as u16
+    }
+
+    /// The open nonce is used; the attestation's signature feeds the chain of later nonces.
+    fn close_sync(&mut self, attestation: &SyncAttestation) {
+        let device = self
+            .devices
+            .get_mut(&attestation.device)
+            .expect("checked in check_sync");
+        device.sync_nonce = None;
+        self.nonce_chain = sm3_parts(&[
+            NONCE_CHAIN_DOMAIN,
+            &self.nonce_chain,
+            &attestation.signature.0,
+        ]);
+    }
+
+    /// Books one record: counted once, held until its payee credits it, a clone given away by a
+    /// second record under one counter, a payee terminal flagged when the record is stamped
+    /// ahead of the center's time.
+    fn book(
+        &mut self,
+        signed: SignedRecord,
+        credited: bool,
+        books: &SettlementBooks<'_>,
+        ledger: &mut Ledger,
+        now: u64,
+        report: &mut SyncReport,
+    ) {
+        let accounts = books.operators;
+        let record = signed.record;
+        let (key, digest) = ((record.payer, record.counter), record.digest());
+        let settled = self.settled.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        if settled.contains(&digest) {
+            report.duplicates += 1;
+            return;
+        }
+        let settled_other = !settled.is_empty();
+        if !self.held.contains(&(key.0, key.1, digest)) {
+            self.first_seen(&signed, ledger, now, report);
+        }
+        // Another record under the same counter, settled or held: the payer was cloned.
+        let held_other = self.held.under(key).any(|held| held != digest);
+        if settled_other || held_other {
+            report.blocked +=
+                u16::from(self.block(record.payer, BlockReason::CounterReused, ledger, now));
+        }
+        if credited {
+            self.held.remove(&(key.0, key.1, digest));
+            self.counter_refundable.remove(&(key.0, key.1, digest));
+            self.settled.entry(key).or_default().push(digest);
+            self.settle_one(signed, accounts, ledger, now);
+            if self.devices[&record.payer].blocked.is_some() {
+                // A proven clone's honest payee is paid; its issuer covers the double spend.
+                self.cover_shortfall(record.payer, accounts, ledger, now);
+            }
+            report.settled += 1;
+        } else {
+            self.held.hold(signed, (now / 1000) as u32);
+            report.held += 1;
+        }
+    }
+
+    /// What the center learns the first time it sees a record: the payer's counter got at
+    /// least this far, and whether the payee's terminal stamped it ahead of the center's time.
+    fn first_seen(
+        &mut self,
+        signed: &SignedRecord,
+        ledger: &mut Ledger,
+        now: u64,
+        report: &mut SyncReport,
+    ) {
+        let record = &signed.record;
+        let payer = self.devices.get_mut(&record.payer).expect("checked");
+        payer.counter_seen = payer.counter_seen.max(record.counter);
+        let now_s = (now / 1000) as u32;
+        let ahead_s = record.time_s.saturating_sub(now_s);
+        if ahead_s > CLOCK_AHEAD_TOLERANCE_S {
+            let payee = self.devices.get_mut(&record.payee).expect("checked");
+            payee.clock_ahead += 1;
+            ledger.push_device_event(record.payee, DeviceChange::ClockAhead { ahead_s }, now);
+            report.clock_ahead += 1;
+        }
+    }
+
+    /// A card whose signed counters went back below what the center already booked of it was
+    /// restored from an older image of itself: blocked, its shortfall covered.
+    fn check_rollback(
+        &mut self,
+        attestation: &SyncAttestation,
+        accounts: &dyn Fn(OperatorId) -> OperatorAccounts,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> bool {
+        let id = attestation.device;
+        let device = &self.devices[&id];
+        let went_back =
+            attestation.counter < device.counter_seen || attestation.unload_seq < device.unload_seq;
+        if !went_back || !self.block(id, BlockReason::RolledBack, ledger, now) {
+            return false;
+        }
+        self.cover_shortfall(id, accounts, ledger, now);
+        true
+    }
+
+    /// What the operator may confirm: everything reported, short of the first unload the center
+    /// has not credited (the card keeps it, and what follows, until it is); nothing to a
+    /// blocked card.
+    fn confirmation(&self, sync: &AttestedSync, now: u64) -> Option<ConfirmSync> {
+        let attestation = &sync.attestation;
+        let device = &self.devices[&attestation.device];
+        if device.blocked.is_some() {
+            return None;
+        }
+        let through_seq = sync
+            .unloads
+            .iter()
+            .find(|entry| entry.unload.unload_seq > device.unload_seq)
+            .map_or(attestation.next_log_seq - 1, |entry| entry.seq - 1);
+        let now_s = (now / 1000) as u32;
+        Some(ConfirmSync {
+            through_seq,
+            time_s: now_s.max(attestation.last_sync_s.saturating_add(1)),
+        })
+    }
+
+    /// A payment cut off before its payee credited it is held; once the payee's own attestation
+    /// shows a sync confirmation issued after the hold, its challenge is retired and it can never
+    /// credit it (had it credited it before, the attested log would hold it), so the payment is
+    /// reversed: the value goes back to the payer's online wallet. (A payer with no wallet, a
+    /// visitor card, keeps it held, marked as owed at the counter; a blocked payer keeps it
+    /// held for its issuer to investigate.)
     fn reverse_uncredited(
         &mut self,
         payee: DeviceId,
@@ -363,16 +708,19 @@ impl DeviceRegistry {
     ) -> u16 {
         let stale: Vec<_> = self
             .held
-            .iter()
-            .filter(|(_, (signed, held_at_s))| {
-                signed.record.payee == payee && *held_at_s < confirmed_at_s
-            })
-            .map(|(key, (signed, _))| (*key, *signed))
+            .for_payee(payee)
+            .into_iter()
+            .filter(|(_, _, held_at_s)| *held_at_s < confirmed_at_s)
             .collect();
         let mut reversed = 0;
-        for (key, signed) in stale {
+        for (key, signed, _) in stale {
             let record = signed.record;
             let payer = &self.devices[&record.payer];
+            // A blocked payer, or one believed short of the payment (a card that never held
+            // it), keeps it held for its issuer.
+            if payer.blocked.is_some() || payer.believed_balance() < record.amount {
+                continue;
+            }
             let Some(wallet) = payer.wallet.and_then(|w| (books.wallets)(w)) else {
                 self.counter_refundable.insert(key);
                 continue;
@@ -418,6 +766,18 @@ impl DeviceRegistry {
         ledger: &mut Ledger,
         now: u64,
     ) -> Result<(EventId, Amount), CommandError> {
+        let payer = self.device(device)?;
+        if payer.blocked.is_some() {
+            return Err(CommandError::DeviceBlocked(device));
+        }
+        let owed = self.owed_at_counter(device);
+        if payer.believed_balance() < owed {
+            return Err(CommandError::UnloadAboveBelieved {
+                device,
+                believed: payer.believed_balance(),
+                amount: owed,
+            });
+        }
         let keys: Vec<_> = self
             .counter_refundable
             .range((device, 0, [0; 32])..=(device, u32::MAX, [0xff; 32]))
@@ -452,13 +812,6 @@ impl DeviceRegistry {
         first
             .map(|event| (event, Amount::from_fen(total)))
             .ok_or(CommandError::NothingOwedAtCounter(device))
-    }
-
-    /// Digests of the held records of one (payer, counter).
-    fn held_under(&self, (payer, counter): (DeviceId, u32)) -> impl Iterator<Item = [u8; 32]> + '_ {
-        self.held
-            .range((payer, counter, [0; 32])..=(payer, counter, [0xff; 32]))
-            .map(|(k, _)| k.2)
     }
 
     /// Moves the value between the two devices' books; between floats when the operators differ.
@@ -580,6 +933,11 @@ impl DeviceRegistry {
                 .i64(d.last_unload.0.fen())
                 .u64(d.last_unload.1 .0);
             out.u8(d.blocked.map_or(0, |r| r as u8));
+            match d.sync_nonce {
+                Some(nonce) => out.u8(1).raw(&nonce.0),
+                None => out.u8(0),
+            };
+            out.u32(d.counter_seen).u32(d.clock_ahead);
         }
         let mut settled: Vec<_> = self
             .settled
@@ -592,7 +950,7 @@ impl DeviceRegistry {
             out.u64(payer.0).u32(counter).raw(&digest);
         }
         out.u64(self.held.len() as u64);
-        for (record, held_at_s) in self.held.values() {
+        for (record, held_at_s) in self.held.records() {
             record.encode_into(out);
             out.u32(*held_at_s);
         }
@@ -600,57 +958,14 @@ impl DeviceRegistry {
         for (payer, counter, digest) in &self.counter_refundable {
             out.u64(payer.0).u32(*counter).raw(digest);
         }
+        out.u64(self.syncs_begun).raw(&self.nonce_chain);
     }
 
     pub(crate) fn decode(input: &mut Reader<'_>) -> Result<DeviceRegistry, DecodeError> {
         let mut registry = DeviceRegistry::default();
         for _ in 0..input.u64("device count")? {
             let id = DeviceId(input.u64("device")?);
-            let operator = OperatorId(input.u16("device operator")?);
-            let wallet = Some(input.u32("device wallet")?)
-                .filter(|w| *w != 0)
-                .map(WalletId);
-            let public_key = PublicKey(input.array("device key")?);
-            let caps = decode_caps(input)?;
-            let mut amounts = [Amount::ZERO; 5];
-            for amount in amounts.iter_mut() {
-                *amount = Amount::from_fen(input.i64("device amount")?);
-            }
-            let [loaded, unloaded, paid, received, covered] = amounts;
-            let load_seq = input.u32("load seq")?;
-            let last_load = (
-                Amount::from_fen(input.i64("last load")?),
-                EventId(input.u64("last load event")?),
-            );
-            let unload_seq = input.u32("unload seq")?;
-            let last_unload = (
-                Amount::from_fen(input.i64("last unload")?),
-                EventId(input.u64("last unload event")?),
-            );
-            let blocked = match input.u8("blocked")? {
-                0 => None,
-                value => Some(BlockReason::from_u8(value).ok_or(DecodeError {
-                    what: "block reason",
-                    offset: input.offset(),
-                })?),
-            };
-            let device = RegisteredDevice {
-                operator,
-                wallet,
-                public_key,
-                caps,
-                loaded,
-                unloaded,
-                paid,
-                received,
-                covered,
-                load_seq,
-                last_load,
-                unload_seq,
-                last_unload,
-                blocked,
-            };
-            registry.devices.insert(id, device);
+            registry.devices.insert(id, decode_device(input)?);
         }
         for _ in 0..input.u64("settled count")? {
             let key = (DeviceId(input.u64("payer")?), input.u32("counter")?);
@@ -663,12 +978,7 @@ impl DeviceRegistry {
         for _ in 0..input.u64("held count")? {
             let record = SignedRecord::decode_from(input)?;
             let held_at_s = input.u32("held at")?;
-            let key = (
-                record.record.payer,
-                record.record.counter,
-                record.record.digest(),
-            );
-            registry.held.insert(key, (record, held_at_s));
+            registry.held.hold(record, held_at_s);
         }
         for _ in 0..input.u64("counter refund count")? {
             let key = (
@@ -678,8 +988,82 @@ impl DeviceRegistry {
             );
             registry.counter_refundable.insert(key);
         }
+        registry.syncs_begun = input.u64("syncs begun")?;
+        registry.nonce_chain = input.array("sync nonce chain")?;
         Ok(registry)
     }
+}
+
+/// One registered device, as [`DeviceRegistry::encode`] writes it after its id.
+fn decode_device(input: &mut Reader<'_>) -> Result<RegisteredDevice, DecodeError> {
+    let operator = OperatorId(input.u16("device operator")?);
+    let wallet = Some(input.u32("device wallet")?)
+        .filter(|w| *w != 0)
+        .map(WalletId);
+    let public_key = PublicKey(input.array("device key")?);
+    let caps = decode_caps(input)?;
+    let mut amounts = [Amount::ZERO; 5];
+    for amount in amounts.iter_mut() {
+        *amount = Amount::from_fen(input.i64("device amount")?);
+    }
+    let [loaded, unloaded, paid, received, covered] = amounts;
+    let load_seq = input.u32("load seq")?;
+    let last_load = (
+        Amount::from_fen(input.i64("last load")?),
+        EventId(input.u64("last load event")?),
+    );
+    let unload_seq = input.u32("unload seq")?;
+    let last_unload = (
+        Amount::from_fen(input.i64("last unload")?),
+        EventId(input.u64("last unload event")?),
+    );
+    let blocked = match input.u8("blocked")? {
+        0 => None,
+        value => Some(BlockReason::from_u8(value).ok_or(DecodeError {
+            what: "block reason",
+            offset: input.offset(),
+        })?),
+    };
+    let sync_nonce = match input.u8("sync nonce flag")? {
+        0 => None,
+        _ => Some(Nonce(input.array("sync nonce")?)),
+    };
+    Ok(RegisteredDevice {
+        loaded,
+        unloaded,
+        paid,
+        received,
+        covered,
+        load_seq,
+        last_load,
+        unload_seq,
+        last_unload,
+        blocked,
+        sync_nonce,
+        counter_seen: input.u32("counter seen")?,
+        clock_ahead: input.u32("clock ahead")?,
+        ..RegisteredDevice::new(operator, wallet, public_key, caps)
+    })
+}
+
+/// A sync's entries are numbered exactly as the card's log: every number after the last one
+/// synced and before the next, once, in the log or in the unload table.
+fn check_entry_numbers(sync: &AttestedSync) -> Result<(), CommandError> {
+    let attestation = &sync.attestation;
+    let mut numbers: Vec<u32> = sync
+        .log
+        .iter()
+        .map(|entry| entry.seq)
+        .chain(sync.unloads.iter().map(|entry| entry.seq))
+        .collect();
+    numbers.sort_unstable();
+    let first = attestation.synced_through.checked_add(1);
+    let expected = first.map(|first| first..attestation.next_log_seq);
+    let complete = expected.is_some_and(|range| numbers.iter().copied().eq(range));
+    if !complete {
+        return Err(CommandError::SyncNotAttested(attestation.device));
+    }
+    Ok(())
 }
 
 pub fn encode_caps(caps: &DeviceCaps, out: &mut Writer) {
@@ -687,6 +1071,7 @@ pub fn encode_caps(caps: &DeviceCaps, out: &mut Writer) {
         .i64(caps.balance_cap.fen());
     out.i64(caps.daily_cap.map_or(-1, Amount::fen))
         .u16(caps.payments_before_sync);
+    out.i64(caps.spend_before_sync.fen());
 }
 
 pub fn decode_caps(input: &mut Reader<'_>) -> Result<DeviceCaps, DecodeError> {
@@ -697,5 +1082,6 @@ pub fn decode_caps(input: &mut Reader<'_>) -> Result<DeviceCaps, DecodeError> {
             .filter(|fen| *fen >= 0)
             .map(Amount::from_fen),
         payments_before_sync: input.u16("payments before sync")?,
+        spend_before_sync: Amount::from_fen(input.i64("spend before sync")?),
     })
 }

@@ -5,19 +5,24 @@
 
 use crate::amount::Amount;
 use crate::certs::device::{CompactCertificate, DeviceCaps, KnownSignatures, RevocationList};
+use crate::certs::Signature;
 use crate::certs::{sm3_parts, KeyPair, PublicKey};
 use crate::ids::DeviceId;
 use crate::offline::applet::{
-    BEIJING_OFFSET_S, DAY_S, DEVICE_CERTS_CACHED_MAX, OPERATOR_CERTS_CACHED_MAX, PROTOCOL_VERSION,
-    RECENT_CHALLENGES_MAX, RECORDS_MAX, UNLOADS_PENDING_MAX,
+    BEIJING_OFFSET_S, DAY_S, DEVICE_CERTS_CACHED_MAX, OFFLINE_DAYS_MAX, OFFLINE_PERIOD_MAX_S,
+    OPERATOR_CERTS_CACHED_MAX, PROTOCOL_VERSION, RECENT_CHALLENGES_MAX, RECORDS_MAX,
+    UNLOADS_PENDING_MAX,
 };
 use crate::offline::error::OfflineError;
 use crate::offline::messages::{
-    Challenge, EntryRole, LogEntry, Nonce, SeSummary, SelectInfo, UnloadEntry, CHALLENGE_BYTES,
-    LOG_ENTRY_BYTES, NONCE_BYTES, UNLOAD_ENTRY_BYTES,
+    Challenge, EntryRole, LogEntry, Nonce, SeSummary, SelectInfo, SyncAttestation, UnloadEntry,
+    CHALLENGE_BYTES, LOG_ENTRY_BYTES, NONCE_BYTES, SIGNATURE_BYTES, UNLOAD_ENTRY_BYTES,
 };
 
 const NONCE_DOMAIN: &[u8] = b"ecny.offline.nonce.v1";
+const SESSION_DOMAIN: &[u8] = b"ecny.offline.session.v1";
+/// One entry of the spending-days table: day number and amount.
+const SPENDING_DAY_BYTES: usize = 4 + 8;
 const CERT_CACHE_DOMAIN: &[u8] = b"ecny.offline.verified-certificate.v1";
 /// A cache entry: the serial and an SM3 digest of the certificate's exact bytes.
 pub const CACHED_CERT_BYTES: usize = 8 + 32;
@@ -177,6 +182,11 @@ pub struct SpendingDay {
     pub spent: Amount,
 }
 
+/// The Beijing day number of a time in seconds.
+pub fn beijing_day(time_s: u32) -> u32 {
+    time_s.saturating_add(BEIJING_OFFSET_S) / DAY_S
+}
+
 /// Everything the secure element keeps across power cycles.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersistentState {
@@ -189,7 +199,10 @@ pub struct PersistentState {
     pub(super) balance: Amount,
     pub(super) counter: u32,
     pub(super) payments_since_sync: u16,
-    pub(super) spending_day: SpendingDay,
+    /// What was paid on each day from the clock floor's day on, oldest first: every day a
+    /// reader's clock may name within the offline period, so a clock set forward spends only
+    /// that day's cap and never pins the card to a future day.
+    pub(super) spending_days: Vec<SpendingDay>,
     pub(super) load_seq: u32,
     pub(super) unload_seq: u32,
     pub(super) challenge_seq: u32,
@@ -225,6 +238,25 @@ impl PersistentState {
 
     pub fn payments_since_sync(&self) -> u16 {
         self.payments_since_sync
+    }
+
+    /// Paid since the last sync confirmation: the paid entries the log still keeps.
+    pub fn spent_since_sync(&self) -> Amount {
+        let fen = self
+            .log
+            .iter()
+            .filter(|entry| entry.role == EntryRole::Paid)
+            .map(|entry| entry.signed.record.amount.fen())
+            .sum();
+        Amount::from_fen(fen)
+    }
+
+    pub fn spending_days(&self) -> &[SpendingDay] {
+        &self.spending_days
+    }
+
+    pub fn clock_floor_s(&self) -> u32 {
+        self.clock_floor_s
     }
 
     pub fn log(&self) -> &[LogEntry] {
@@ -270,6 +302,7 @@ impl PersistentState {
             + self.unloads.len() * UNLOAD_ENTRY_BYTES
             + self.verified.bytes()
             + self.revocation.encode().len()
+            + self.spending_days.len() * SPENDING_DAY_BYTES
     }
 
     /// Bytes of persistent memory the applet reserves: every table at its limit.
@@ -283,6 +316,7 @@ impl PersistentState {
             + UNLOADS_PENDING_MAX * UNLOAD_ENTRY_BYTES
             + (OPERATOR_CERTS_CACHED_MAX + DEVICE_CERTS_CACHED_MAX) * CACHED_CERT_BYTES
             + REVOCATION_LIST_BYTES_MAX
+            + OFFLINE_DAYS_MAX * SPENDING_DAY_BYTES
     }
 
     fn recent_challenges_bytes(&self) -> usize {
@@ -303,17 +337,51 @@ impl PersistentState {
             last_sync_s: self.last_sync_s,
             revocation_version: self.revocation.version(),
             blocked: self.blocked,
+            next_log_seq: self.next_log_seq,
+            spent_since_sync: self.spent_since_sync(),
         }
     }
 
-    pub(super) fn select_info(&self) -> SelectInfo {
+    /// The card's account of itself for the center, unsigned: the applet signs it.
+    pub(super) fn attestation(&self, nonce: Nonce) -> SyncAttestation {
+        SyncAttestation {
+            device: self.device,
+            nonce,
+            balance: self.balance,
+            counter: self.counter,
+            load_seq: self.load_seq,
+            unload_seq: self.unload_seq,
+            synced_through: self.synced_through,
+            next_log_seq: self.next_log_seq,
+            last_sync_s: self.last_sync_s,
+            clock_floor_s: self.clock_floor_s,
+            payments_since_sync: u32::from(self.payments_since_sync),
+            spent_since_sync: self.spent_since_sync(),
+            blocked: self.blocked,
+            entries_digest: SyncAttestation::entries_digest(&self.log, &self.unloads),
+            signature: Signature([0; SIGNATURE_BYTES]),
+        }
+    }
+
+    pub(super) fn select_info(&self, session: Nonce) -> SelectInfo {
         SelectInfo {
             protocol_version: PROTOCOL_VERSION,
             device: self.device,
             records: self.log.len() as u8,
             unacknowledged: self.unacknowledged() as u8,
             unloads: self.unloads.len() as u8,
+            session,
         }
+    }
+
+    /// A tap session's nonce: a keyed hash of the card's free-running draw count, standing in
+    /// for the secure element's true random number generator so that tests replay.
+    pub(super) fn session_nonce(&self, draw: u64) -> Nonce {
+        let secret = self.key.0.secret_bytes();
+        let digest = sm3_parts(&[SESSION_DOMAIN, &secret, &draw.to_le_bytes()]);
+        let mut nonce = [0u8; NONCE_BYTES];
+        nonce.copy_from_slice(&digest[..NONCE_BYTES]);
+        Nonce(nonce)
     }
 
     /// A nonce no one can predict and this card never repeats: a keyed hash of a sequence.
@@ -325,6 +393,8 @@ impl PersistentState {
         Nonce(nonce)
     }
 
+    /// The card is not blocked and the phone's time is plausible: not before the last trusted
+    /// time, and not more than the offline period after it.
     pub(super) fn check_can_transact(&self, time_s: u32) -> Result<(), OfflineError> {
         if self.blocked {
             return Err(OfflineError::DeviceBlocked);
@@ -334,6 +404,10 @@ impl PersistentState {
                 time_s,
                 floor_s: self.clock_floor_s,
             });
+        }
+        let until_s = self.clock_floor_s.saturating_add(OFFLINE_PERIOD_MAX_S);
+        if time_s > until_s {
+            return Err(OfflineError::OfflinePeriodOver { time_s, until_s });
         }
         Ok(())
     }
@@ -356,12 +430,13 @@ impl PersistentState {
         Ok(balance)
     }
 
-    /// The day's spending after paying `amount`, if every cap, the balance and the log allow it.
+    /// The spending-days table after paying `amount` on the day of `time_s`, if every cap, the
+    /// balance and the log allow it.
     pub(super) fn check_can_pay(
         &self,
         amount: Amount,
         time_s: u32,
-    ) -> Result<SpendingDay, OfflineError> {
+    ) -> Result<Vec<SpendingDay>, OfflineError> {
         let caps = &self.caps;
         if amount > caps.per_payment_cap {
             let cap = caps.per_payment_cap;
@@ -371,11 +446,22 @@ impl PersistentState {
             let payments = self.payments_since_sync;
             return Err(OfflineError::SyncRequired { payments });
         }
-        let today = self.spending_day_at(time_s);
-        let spent = today.spent.checked_add(amount).unwrap_or(Amount::MAX);
-        if let Some(cap) = caps.daily_cap.filter(|cap| spent > *cap) {
-            let spent = today.spent;
-            return Err(OfflineError::DailyCap { amount, cap, spent });
+        let spent = self.spent_since_sync();
+        if spent.fen().saturating_add(amount.fen()) > caps.spend_before_sync.fen() {
+            let cap = caps.spend_before_sync;
+            return Err(OfflineError::SpendCap { amount, cap, spent });
+        }
+        let day = beijing_day(time_s);
+        let today = self.spent_on(day);
+        if let Some(cap) = caps
+            .daily_cap
+            .filter(|cap| today.fen() + amount.fen() > cap.fen())
+        {
+            return Err(OfflineError::DailyCap {
+                amount,
+                cap,
+                spent: today,
+            });
         }
         if self.balance < amount {
             let balance = self.balance;
@@ -384,23 +470,40 @@ impl PersistentState {
         if self.log.len() >= RECORDS_MAX {
             return Err(OfflineError::LogFull);
         }
-        Ok(SpendingDay {
-            day: today.day,
-            spent,
-        })
+        Ok(self.with_spent(day, Amount::from_fen(today.fen() + amount.fen())))
     }
 
-    /// Days only move forward, so setting a phone's clock back never reopens a spent day.
-    fn spending_day_at(&self, time_s: u32) -> SpendingDay {
-        let day = (time_s.saturating_add(BEIJING_OFFSET_S) / DAY_S).max(self.spending_day.day);
-        if day == self.spending_day.day {
-            self.spending_day
-        } else {
-            SpendingDay {
-                day,
-                spent: Amount::ZERO,
-            }
-        }
+    /// Paid so far on `day`.
+    fn spent_on(&self, day: u32) -> Amount {
+        self.spending_days
+            .iter()
+            .find(|entry| entry.day == day)
+            .map_or(Amount::ZERO, |entry| entry.spent)
+    }
+
+    /// The spending-days table with `day` set to `spent`, in day order.
+    fn with_spent(&self, day: u32, spent: Amount) -> Vec<SpendingDay> {
+        let mut days: Vec<SpendingDay> = self
+            .spending_days
+            .iter()
+            .filter(|entry| entry.day != day)
+            .copied()
+            .collect();
+        let at = days.partition_point(|entry| entry.day < day);
+        days.insert(at, SpendingDay { day, spent });
+        debug_assert!(days.len() <= OFFLINE_DAYS_MAX);
+        days
+    }
+
+    /// The spending-days table once the clock floor is `floor_s`: days before it can no longer
+    /// be named by any accepted time.
+    pub(super) fn spending_days_from(&self, floor_s: u32) -> Vec<SpendingDay> {
+        let first = beijing_day(floor_s);
+        self.spending_days
+            .iter()
+            .filter(|entry| entry.day >= first)
+            .copied()
+            .collect()
     }
 
     /// The balance after unloading `amount`, if the balance and the unload table allow it.
@@ -437,6 +540,7 @@ impl PersistentState {
         assert!(self.verified.operators.len() <= OPERATOR_CERTS_CACHED_MAX);
         assert!(self.verified.devices.len() <= DEVICE_CERTS_CACHED_MAX);
         assert!(self.payments_since_sync <= self.caps.payments_before_sync);
+        self.assert_spending_invariants();
         let seqs_ascending = self.log.windows(2).all(|pair| pair[0].seq < pair[1].seq);
         assert!(seqs_ascending, "record log out of order");
         assert!(self.log.iter().all(|entry| entry.seq < self.next_log_seq));
@@ -447,6 +551,30 @@ impl PersistentState {
             .clone()
             .all(|entry| entry.signed.record.counter <= self.counter));
         assert!(paid.count() >= usize::from(self.payments_since_sync));
+    }
+
+    fn assert_spending_invariants(&self) {
+        let days = &self.spending_days;
+        assert!(days.len() <= OFFLINE_DAYS_MAX, "spending days overflow");
+        assert!(days.windows(2).all(|pair| pair[0].day < pair[1].day));
+        let (first, last) = (
+            beijing_day(self.clock_floor_s),
+            beijing_day(self.clock_floor_s.saturating_add(OFFLINE_PERIOD_MAX_S)),
+        );
+        assert!(
+            days.iter().all(|entry| (first..=last).contains(&entry.day)),
+            "a spending day outside the offline period"
+        );
+        if let Some(cap) = self.caps.daily_cap {
+            assert!(
+                days.iter().all(|entry| entry.spent <= cap),
+                "daily cap broken"
+            );
+        }
+        assert!(
+            self.spent_since_sync() <= self.caps.spend_before_sync,
+            "spend-before-sync cap broken"
+        );
     }
 
     fn assert_unload_invariants(&self) {
@@ -482,8 +610,8 @@ impl PersistentState {
 fn nvm_bytes_scalars() -> usize {
     let key = 32;
     let root = 33;
-    let device_and_caps = 8 + 27;
-    let counters = 8 + 4 + 2 + 12 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 1;
+    let device_and_caps = 8 + 35;
+    let counters = 8 + 4 + 2 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 1;
     let outstanding_challenge = 1 + CHALLENGE_BYTES;
     key + root + device_and_caps + counters + outstanding_challenge
 }

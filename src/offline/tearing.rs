@@ -240,10 +240,10 @@ mod tests {
         let (apdus, payer_writes, payee_writes) = dry_run(&world, warm);
         assert_eq!(
             (apdus, payer_writes, payee_writes),
-            (11, expected_writes.0, expected_writes.1)
+            (12, expected_writes.0, expected_writes.1)
         );
-        // The payer commits PAY after the 6th APDU (PAY's second part).
-        const PAY_COMMITTED_AFTER_APDU: usize = 6;
+        // The payer commits PAY with the 7th APDU (PAY's second part).
+        const PAY_COMMITTED_AFTER_APDU: usize = 7;
         const REQUEST_COMMIT_WRITE: u32 = 3;
         let mut checked = 0;
         for apdu in 0..apdus {
@@ -282,12 +282,12 @@ mod tests {
 
     #[test]
     fn every_cut_of_one_payment_moves_the_value_exactly_once_or_not_at_all() {
-        assert_eq!(every_cut(false, (10, 9), 8), 11 + 10 + 9);
+        assert_eq!(every_cut(false, (10, 9), 8), 12 + 10 + 9);
     }
 
     #[test]
     fn every_cut_of_a_payment_between_known_peers_moves_the_value_exactly_once_or_not_at_all() {
-        assert_eq!(every_cut(true, (9, 8), 7), 11 + 9 + 8);
+        assert_eq!(every_cut(true, (9, 8), 7), 12 + 9 + 8);
     }
 
     /// Cuts one unload at `cut`, powers the SE up, and returns its state and what the phone
@@ -431,11 +431,8 @@ mod tests {
         let _ = Relay::cutting_link_before(7).pay(&mut payer, &mut payee, amount, NOW_S);
         payer.power_up();
         payee.power_up();
-        let mut relay = Relay::new();
-        let payee_log = relay.records_to_sync(&mut payee).unwrap();
-        let through = payee_log.last().map_or(0, |entry| entry.seq);
-        let sync = world.operators[1].confirm_sync(DeviceId(2), through, NOW_S + 10);
-        relay.confirm_sync(&mut payee, &sync).unwrap();
+        let (synced, _) = world.confirm_all(1, &mut payee, NOW_S + 10).unwrap();
+        let payee_log = synced.log;
         // The payee's sync retired its challenges, so no SE can credit this record any more:
         // the center, holding the payer's signed record, credits the payee exactly once.
         assert_eq!(
@@ -444,7 +441,7 @@ mod tests {
                 .unwrap(),
             0
         );
-        let paid = relay.records_to_sync(&mut payer).unwrap();
+        let paid = Relay::new().records_to_sync(&mut payer).unwrap();
         assert_eq!(paid.len(), 1);
         assert_eq!(settlement(&paid[0], &payee_log), Settlement::InFlight);
         assert_eq!(payee.persistent_image().balance(), Amount::from_yuan(5));

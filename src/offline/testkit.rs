@@ -6,8 +6,9 @@ use crate::certs::KeyPair;
 use crate::ids::{DeviceId, OperatorId};
 use crate::offline::applet::Applet;
 use crate::offline::issuer::OperatorIssuer;
+use crate::offline::messages::{AttestedSync, Nonce, SyncConfirmation, NONCE_BYTES};
 use crate::offline::profiles::{Profile, WalletForm};
-use crate::offline::protocol::Relay;
+use crate::offline::protocol::{Relay, RelayError};
 
 /// 2023-11-14 22:13:20 UTC: a fixed "now" keeps every test deterministic.
 pub const NOW_S: u32 = 1_700_000_000;
@@ -68,12 +69,29 @@ impl World {
             )
             .expect("a fresh chain verifies");
         if balance.is_positive() {
-            let load = issuer.authorize_load(DeviceId(device), 1, balance);
-            Relay::new()
-                .load(&mut card, &load)
+            issuer
+                .load_card(&mut card, (DeviceId(device), 1, balance))
                 .expect("load within caps");
         }
         card
+    }
+
+    /// The card attests, and `operator` confirms through its last entry at trusted `time_s`, as
+    /// if the center had booked everything.
+    pub fn confirm_all(
+        &self,
+        operator: usize,
+        card: &mut Applet,
+        time_s: u32,
+    ) -> Result<(AttestedSync, SyncConfirmation), RelayError> {
+        let mut relay = Relay::new();
+        let sync = relay.attest(card, Nonce([0; NONCE_BYTES]))?;
+        let attestation = &sync.attestation;
+        let through = attestation.next_log_seq - 1;
+        let order = self.operators[operator]
+            .confirm_sync((attestation.device, through, time_s), &attestation.digest());
+        relay.confirm_sync(card, &order)?;
+        Ok((sync, order))
     }
 
     pub fn revocation_list(&self, version: u32, blocked: &[DeviceId]) -> RevocationList {

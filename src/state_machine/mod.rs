@@ -8,7 +8,7 @@ mod identity;
 
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
-use crate::certs::{sm3, PublicKey};
+use crate::certs::{sm3, verify_all_parallel, PublicKey, SignedItem};
 use crate::channels::acquiring::{
     Acquiring, Merchant, MerchantPayment, MerchantRefund, Order, OrderStatus, PaymentChannel,
     TerminalKind,
@@ -27,9 +27,9 @@ use crate::ids::{
 };
 use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
-use crate::offline::messages::SignedUnload;
+use crate::offline::messages::{AttestedSync, SignedUnload};
 use crate::offline::settlement::{
-    DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks, SyncedRecord,
+    se_signatures, DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks,
 };
 use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
@@ -41,7 +41,7 @@ use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA4";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA5";
 /// Magic, last timestamp and entries applied: where in the log a snapshot stands.
 const SNAPSHOT_POSITION_END: usize = 24;
 
@@ -380,11 +380,8 @@ impl StateMachine {
                 load_seq,
                 amount,
             } => self.load_device(origin, device, load_seq, amount, now),
-            SyncOffline {
-                reporter,
-                confirmed_at_s,
-                records,
-            } => self.sync_offline(origin, (reporter, confirmed_at_s), &records, now),
+            BeginSync { device } => self.begin_sync(origin, device, now),
+            SyncOffline { sync, device_key } => self.sync_offline(origin, &sync, &device_key, now),
             UnloadDevice { unload, device_key } => {
                 self.unload_device(origin, &unload, &device_key, now)
             }
@@ -1120,27 +1117,15 @@ impl StateMachine {
                 });
             }
         }
-        let registered = RegisteredDevice {
-            operator,
-            wallet,
-            public_key,
-            caps,
-            loaded: Amount::ZERO,
-            unloaded: Amount::ZERO,
-            paid: Amount::ZERO,
-            received: Amount::ZERO,
-            covered: Amount::ZERO,
-            load_seq: 0,
-            last_load: (Amount::ZERO, EventId(0)),
-            unload_seq: 0,
-            last_unload: (Amount::ZERO, EventId(0)),
-            blocked: None,
-        };
+        let registered = RegisteredDevice::new(operator, wallet, public_key, caps);
         self.devices
             .register(device, registered, &mut self.ledger, now)?;
         Ok(Outcome::Done)
     }
 
+    /// Value from the holder's wallet (or the vault, for cash at a counter) into its secure
+    /// element: a movement out of the wallet like a payment, so it counts against the wallet's
+    /// daily and annual limits.
     fn load_device(
         &mut self,
         origin: Origin,
@@ -1152,21 +1137,31 @@ impl StateMachine {
         check_amount(amount)?;
         let device = self.devices.device(id)?;
         let op = self.require_operator(origin, device.operator)?;
-        let source = match device.wallet {
+        let (float, vault, wallet) = (op.offline_float, op.vault, device.wallet);
+        if let Some(first) = self.devices.repeated_load(id, load_seq, amount)? {
+            return Ok(Outcome::Transfer(first));
+        }
+        let source = match wallet {
             Some(wallet) => {
                 let holder = self.wallet(wallet)?;
                 holder.ensure_active(wallet)?;
+                let limits = self.operator(holder.operator)?.limits_for(holder.class);
+                holder.check_totals_out(limits, amount, now)?;
                 holder.account
             }
-            None => op.vault,
+            None => vault,
         };
-        let float = op.offline_float;
         let event =
             self.devices
                 .load(id, load_seq, amount, (source, float), &mut self.ledger, now)?;
+        if let Some(wallet) = wallet {
+            self.wallets[wallet.0 as usize - 1].record_outgoing(amount, now);
+        }
         Ok(Outcome::Transfer(event))
     }
 
+    /// Value back from a secure element into its holder's wallet (or the vault, for cash at a
+    /// counter): a movement into the wallet, within its balance cap.
     fn unload_device(
         &mut self,
         origin: Origin,
@@ -1179,17 +1174,24 @@ impl StateMachine {
             return Err(CommandError::SignatureInvalid);
         }
         let op = self.require_operator(origin, device.operator)?;
-        let target = match device.wallet {
-            Some(wallet) => self.wallet(wallet)?.account,
-            None => op.vault,
+        let (float, vault, wallet) = (op.offline_float, op.vault, device.wallet);
+        if let Some(first) = self.devices.repeated_unload(unload)? {
+            return Ok(Outcome::Transfer(first));
+        }
+        let target = match wallet {
+            Some(wallet) => {
+                let holder = self.wallet(wallet)?;
+                let balance = self.ledger.account(holder.account)?.balance;
+                let limits = self.operator(holder.operator)?.limits_for(holder.class);
+                holder.check_incoming(wallet, limits, balance, unload.amount)?;
+                holder.account
+            }
+            None => vault,
         };
-        let accounts = (op.offline_float, target);
-        Ok(Outcome::Transfer(self.devices.unload(
-            unload,
-            accounts,
-            &mut self.ledger,
-            now,
-        )?))
+        let event = self
+            .devices
+            .unload(unload, (float, target), &mut self.ledger, now)?;
+        Ok(Outcome::Transfer(event))
     }
 
     fn refund_at_counter(&mut self, origin: Origin, device: DeviceId, now: u64) -> CommandResult {
@@ -1205,17 +1207,23 @@ impl StateMachine {
         Ok(Outcome::Transfer(first))
     }
 
+    /// The device's own operator opens a sync: the nonce its card attests over.
+    fn begin_sync(&mut self, origin: Origin, device: DeviceId, now: u64) -> CommandResult {
+        let operator = self.devices.device(device)?.operator;
+        self.require_operator(origin, operator)?;
+        Ok(Outcome::SyncNonce(self.devices.begin_sync(device, now)?))
+    }
+
     fn sync_offline(
         &mut self,
         origin: Origin,
-        (reporter, confirmed_at_s): (DeviceId, u32),
-        records: &[(SyncedRecord, bool)],
+        sync: &AttestedSync,
+        device_key: &PublicKey,
         now: u64,
     ) -> CommandResult {
-        let operator = self.devices.device(reporter)?.operator;
+        let operator = self.devices.device(sync.attestation.device)?.operator;
         self.require_operator(origin, operator)?;
-        let synced: Vec<SyncedRecord> = records.iter().map(|(record, _)| *record).collect();
-        self.devices.check_sync(reporter, &synced)?;
+        self.devices.check_sync(sync, device_key)?;
         let operators = &self.operators;
         let accounts = |id: OperatorId| {
             let op = &operators[id.0 as usize - 1];
@@ -1234,13 +1242,7 @@ impl StateMachine {
             operators: &accounts,
             wallets: &wallet_account,
         };
-        let report = self.devices.settle(
-            (reporter, confirmed_at_s),
-            records,
-            &books,
-            &mut self.ledger,
-            now,
-        );
+        let report = self.devices.settle(sync, &books, &mut self.ledger, now);
         Ok(Outcome::Synced(report))
     }
 
@@ -1836,7 +1838,9 @@ impl Validated {
 }
 
 /// Stateless checks before the log: the origin is known, its signature verifies (one per batch,
-/// never per payment), the commands decode.
+/// never per online payment), the commands decode, and every fact about offline value carries
+/// the signature of the secure element it speaks for (a sync's attestation, the payer's
+/// signature on each record a payee reports, an unload): no operator's word stands in for those.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Validator {
     central_bank: Option<PublicKey>,
@@ -1860,16 +1864,47 @@ impl Validator {
                 .ok_or(CommandError::UnknownOperator(id))?,
         };
         submission.verify(&key)?;
-        let digests = crate::command::decode_commands(&submission.commands)
-            .map_err(|e| CommandError::MalformedBatch(e.to_string()))?
-            .iter()
-            .map(|command| command.idempotency_key().map(|_| command.digest()))
-            .collect();
+        let mut digests = Vec::new();
+        let mut offline = Vec::new();
+        crate::command::check_commands_with(&submission.commands, |command| {
+            digests.push(command.idempotency_key().map(|_| command.digest()));
+            if matches!(
+                command,
+                Command::SyncOffline { .. } | Command::UnloadDevice { .. }
+            ) {
+                offline.push(command);
+            }
+        })
+        .map_err(|e| CommandError::MalformedBatch(e.to_string()))?;
+        verify_se_signatures(&offline)?;
         Ok(Validated {
             submission,
             digests,
         })
     }
+}
+
+/// Verifies the secure-element signatures of offline commands, on every core.
+fn verify_se_signatures(commands: &[Command]) -> Result<(), CommandError> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut signed = Vec::new();
+    for command in commands {
+        signed.extend(se_signatures(command)?);
+    }
+    let items: Vec<SignedItem<'_>> = signed
+        .iter()
+        .map(|item| SignedItem {
+            key: &item.key,
+            message: &item.digest,
+            signature: &item.signature,
+        })
+        .collect();
+    if verify_all_parallel(&items, 0).iter().any(Result::is_err) {
+        return Err(CommandError::SignatureInvalid);
+    }
+    Ok(())
 }
 
 /// The genesis submission is self-signed by the key it installs.

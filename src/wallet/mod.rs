@@ -250,6 +250,18 @@ impl Wallet {
                 });
             }
         }
+        self.check_totals_out(limits, amount, timestamp_ms)
+    }
+
+    /// Checks `amount` out of this wallet against the daily and annual limits alone: for a load
+    /// into the holder's own secure element, whose offline payments its own caps bound.
+    pub fn check_totals_out(
+        &self,
+        limits: &ClassLimits,
+        amount: Amount,
+        timestamp_ms: u64,
+    ) -> Result<(), CommandError> {
+        let class = self.class;
         let (today, this_year) = self.spent(timestamp_ms);
         if let Some(limit) = limits.daily {
             if today.fen() + amount.fen() > limit.fen() {
