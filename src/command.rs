@@ -11,9 +11,10 @@ use crate::codec::{DecodeError, Reader, Writer, STRING_BYTES_MAX};
 use crate::error::CommandError;
 use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
-    MerchantId, OperatorId, SubWalletId, WalletId,
+    MerchantId, OperatorId, StaffId, SubWalletId, WalletId,
 };
 use crate::offline::messages::{SignedUnload, Wire};
+use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRole};
 use crate::offline::settlement::{
     decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
 };
@@ -281,6 +282,24 @@ pub enum Command {
         wallet: WalletId,
         reason: String,
     },
+    /// An operator's administrator registers a staff member with one role.
+    AddStaff {
+        operator: OperatorId,
+        role: StaffRole,
+        label: String,
+    },
+    /// An operator revokes a staff member's credential for good, or replaces a merchant's or
+    /// terminal's token (the old one stops working).
+    RevokeCredential {
+        subject: CredentialSubject,
+    },
+    /// At the counter, in one step: a deposit account opened with the holder's cash and bound to
+    /// the wallet. Retried with its key, it answers the first account.
+    OpenBankAccountWithCash {
+        wallet: WalletId,
+        cash: Amount,
+        key: IdempotencyKey,
+    },
 }
 
 /// What a command did.
@@ -305,6 +324,12 @@ pub enum Outcome {
     },
     /// A logged de-anonymization; the operator reads the identity with this id.
     IdentityLookup(IdentityLookupId),
+    Staff(StaffId),
+    /// A bank account opened at the counter, with the cash deposit that funded it.
+    BankAccount {
+        account: AccountId,
+        deposit: EventId,
+    },
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -384,6 +409,7 @@ impl Command {
                 ("sponsor name", terms.sponsor.name.as_str()),
             ],
             Deanonymize { reason, .. } => vec![("legal reason", reason)],
+            AddStaff { label, .. } => vec![("staff label", label)],
             _ => Vec::new(),
         };
         match texts
@@ -633,6 +659,10 @@ mod tag {
     pub const DRAW_CAMPAIGN: u8 = 37;
     pub const DEANONYMIZE: u8 = 38;
     pub const REFUND_AT_COUNTER: u8 = 39;
+    // Parties and the counter: tags from 64 on.
+    pub const ADD_STAFF: u8 = 64;
+    pub const REVOKE_CREDENTIAL: u8 = 65;
+    pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -980,6 +1010,25 @@ impl Command {
                 .raw(seed.as_bytes()),
             Deanonymize { wallet, reason } => out.u8(tag::DEANONYMIZE).u32(wallet.0).str(reason),
             RefundAtCounter { device } => out.u8(tag::REFUND_AT_COUNTER).u64(device.0),
+            AddStaff {
+                operator,
+                role,
+                label,
+            } => out
+                .u8(tag::ADD_STAFF)
+                .u16(operator.0)
+                .u8(*role as u8)
+                .str(label),
+            RevokeCredential { subject } => {
+                out.u8(tag::REVOKE_CREDENTIAL);
+                encode_subject(*subject, out);
+                out
+            }
+            OpenBankAccountWithCash { wallet, cash, key } => out
+                .u8(tag::OPEN_BANK_ACCOUNT_WITH_CASH)
+                .u32(wallet.0)
+                .i64(cash.fen())
+                .u128(key.0),
         };
     }
 
@@ -1223,6 +1272,22 @@ impl Command {
             tag::REFUND_AT_COUNTER => RefundAtCounter {
                 device: DeviceId(input.u64("device")?),
             },
+            tag::ADD_STAFF => AddStaff {
+                operator: OperatorId(input.u16("operator")?),
+                role: StaffRole::from_u8(input.u8("staff role")?).ok_or(DecodeError {
+                    what: "staff role",
+                    offset: start,
+                })?,
+                label: input.string("staff label")?,
+            },
+            tag::REVOKE_CREDENTIAL => RevokeCredential {
+                subject: decode_subject(input)?,
+            },
+            tag::OPEN_BANK_ACCOUNT_WITH_CASH => OpenBankAccountWithCash {
+                wallet: WalletId(input.u32("wallet")?),
+                cash: amount(input)?,
+                key: key(input)?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1402,6 +1467,22 @@ mod tests {
             Command::Deanonymize {
                 wallet: WalletId(5),
                 reason: "court order (2026) Su 05 Xing Zhong 117".into(),
+            },
+            Command::AddStaff {
+                operator: OperatorId(1),
+                role: StaffRole::KycOfficer,
+                label: "Guanqian branch, desk 3".into(),
+            },
+            Command::RevokeCredential {
+                subject: CredentialSubject::Terminal {
+                    merchant: MerchantId(1),
+                    terminal: 2,
+                },
+            },
+            Command::OpenBankAccountWithCash {
+                wallet: WalletId(5),
+                cash: Amount::from_fen(500_000),
+                key: IdempotencyKey(16),
             },
         ]
     }

@@ -6,7 +6,7 @@ use thiserror::Error;
 use crate::amount::Amount;
 use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
-    SubWalletId, WalletId,
+    StaffId, SubWalletId, WalletId,
 };
 use crate::programs::red_packets::PacketUnusable;
 use crate::programs::{CampaignError, LotteryError};
@@ -323,6 +323,24 @@ pub enum CommandError {
     DeanonymizationReasonInvalid { max: usize },
     #[error("unknown de-anonymization {0}")]
     UnknownIdentityLookup(IdentityLookupId),
+    #[error("unknown staff member {0}")]
+    UnknownStaff(StaffId),
+    #[error("a staff credential's label is 1 to {max} bytes of printable text (a desk or badge number)")]
+    StaffLabelInvalid { max: usize },
+    #[error("an operator registers at most {max} staff members")]
+    StaffLimitReached { max: usize },
+    #[error("this credential was revoked")]
+    CredentialRevoked,
+    #[error("a merchant has at most {max} terminals")]
+    TerminalLimitReached { max: usize },
+    #[error("{0:?} is not a resident ID number: 17 digits and a GB 11643 check character (a digit or X)")]
+    IdNumberInvalid(String),
+    #[error("this identity already has {max} wallet(s) of class {class} or better at this operator")]
+    IdentityWalletLimit { class: WalletClass, max: usize },
+    #[error("a holder's identity reaches the log only encrypted by its operator's desk")]
+    IdentityNotSealed,
+    #[error("wallet {wallet} already has deposit account {account} bound; exchange from it")]
+    BankAccountAlreadyBound { wallet: WalletId, account: AccountId },
 }
 
 impl CommandError {
@@ -421,6 +439,15 @@ impl CommandError {
             IdentityAtOperatorOnly { .. } => "IDENTITY_AT_OPERATOR_ONLY",
             DeanonymizationReasonInvalid { .. } => "DEANONYMIZATION_REASON_INVALID",
             UnknownIdentityLookup(_) => "UNKNOWN_IDENTITY_LOOKUP",
+            UnknownStaff(_) => "UNKNOWN_STAFF",
+            StaffLabelInvalid { .. } => "STAFF_LABEL_INVALID",
+            StaffLimitReached { .. } => "STAFF_LIMIT_REACHED",
+            CredentialRevoked => "CREDENTIAL_REVOKED",
+            TerminalLimitReached { .. } => "TERMINAL_LIMIT_REACHED",
+            IdNumberInvalid(_) => "ID_NUMBER_INVALID",
+            IdentityWalletLimit { .. } => "IDENTITY_WALLET_LIMIT",
+            IdentityNotSealed => "IDENTITY_NOT_SEALED",
+            BankAccountAlreadyBound { .. } => "BANK_ACCOUNT_ALREADY_BOUND",
         }
     }
 }

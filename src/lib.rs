@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod node;
 pub mod offline;
 pub mod operator;
+pub mod parties;
 pub mod platform;
 pub mod programs;
 pub mod server;

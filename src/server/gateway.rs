@@ -3,14 +3,14 @@
 //! call blocks; handlers run them on the blocking pool.
 
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::audit::{audit, AuditReport};
-use crate::certs::PublicKey;
+use crate::certs::{PublicKey, Signature};
 use crate::channels::payment_code::{
     CodeError, OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier,
 };
@@ -20,9 +20,9 @@ use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::node::{NodeError, NodeHandle};
 use crate::operator::BatchDesk;
+use crate::parties::{CredentialBook, Denial, Operation, Party};
 use crate::wallet::{WalletClass, WalletStatus};
 
-use super::auth::Caller;
 use super::metrics::Metrics;
 
 #[derive(Debug, Error)]
@@ -31,10 +31,13 @@ pub enum GatewayError {
     Refused(#[from] CommandError),
     #[error(transparent)]
     Node(#[from] NodeError),
-    #[error("this endpoint belongs to operator {owner}; the token presented is {caller:?}'s")]
-    NotYourOperator { owner: OperatorId, caller: Caller },
-    #[error("only an operator's token may call this endpoint")]
-    OperatorOnly,
+    #[error("this endpoint belongs to operator {owner}; the credential presented is another's")]
+    NotYourOperator { owner: OperatorId },
+    #[error("{}", .denial.detail(*.operation))]
+    Denied {
+        operation: Operation,
+        denial: Denial,
+    },
     #[error(
         "operator {0} has no signing desk on this server; restart the server after admitting it"
     )]
@@ -60,7 +63,7 @@ impl GatewayError {
             GatewayError::Refused(error) => error.code(),
             GatewayError::Node(error) => error.code(),
             GatewayError::NotYourOperator { .. } => "NOT_YOUR_OPERATOR",
-            GatewayError::OperatorOnly => "OPERATOR_ONLY",
+            GatewayError::Denied { denial, .. } => denial.code(),
             GatewayError::NoDesk(_) => "UNKNOWN_OPERATOR",
             GatewayError::Forbidden { code, .. } | GatewayError::Conflict { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
@@ -94,7 +97,7 @@ impl PaymentOrder {
     }
 }
 
-/// What an operator sees of its own wallet.
+/// What the holder, its operator's staff and the central bank see of a wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletView {
     pub id: WalletId,
@@ -230,6 +233,11 @@ pub struct Gateway {
     pub(super) codes: Vec<Option<CodeDesk>>,
     pub(super) code_charges: Mutex<CodeCharges>,
     pub(super) metrics: Arc<Metrics>,
+    /// Each wallet's operator, by wallet id - 1 (0: not looked up yet): a wallet never moves, so
+    /// a holder's signed command is routed without asking the node twice.
+    wallet_operators: RwLock<Vec<u16>>,
+    /// The credentials the tokens are checked against, refreshed after each credential command.
+    pub(super) credentials: Arc<RwLock<CredentialBook>>,
 }
 
 impl Gateway {
@@ -238,6 +246,7 @@ impl Gateway {
         desks: Vec<BatchDesk>,
         codes: Vec<Option<CodeDesk>>,
         metrics: Arc<Metrics>,
+        credentials: Arc<RwLock<CredentialBook>>,
     ) -> Gateway {
         for (index, desk) in desks.iter().enumerate() {
             assert_eq!(
@@ -250,13 +259,93 @@ impl Gateway {
             .into_iter()
             .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
             .collect();
-        Gateway {
+        let gateway = Gateway {
             node,
             batchers,
             codes,
             code_charges: Mutex::new(HashMap::new()),
             metrics,
+            wallet_operators: RwLock::new(Vec::new()),
+            credentials,
+        };
+        // A stopped node leaves the book empty: every derived token is then refused.
+        let _ = gateway.refresh_credentials();
+        gateway
+    }
+
+    /// Reloads the credential book from the log's state, after a command changed it.
+    pub(super) fn refresh_credentials(&self) -> Result<(), GatewayError> {
+        let book = self.node.query(|state| state.credentials().clone())?;
+        *self.credentials.write().expect("credentials lock") = book;
+        Ok(())
+    }
+
+    /// The table's answer for a caller whose kind needs no look-up (not a terminal of a
+    /// merchant operation: `merchant_for` decides those).
+    pub(super) fn allow(&self, operation: Operation, party: Party) -> Result<(), GatewayError> {
+        operation
+            .authorize(party, || None)
+            .map_err(|denial| GatewayError::Denied { operation, denial })
+    }
+
+    /// The operator a wallet is held at.
+    pub(super) fn operator_of_wallet(&self, wallet: WalletId) -> Result<OperatorId, GatewayError> {
+        let index = (wallet.0 as usize).checked_sub(1);
+        let known = index.and_then(|i| {
+            self.wallet_operators
+                .read()
+                .expect("wallet directory lock")
+                .get(i)
+                .copied()
+        });
+        if let Some(operator) = known.filter(|op| *op != 0) {
+            return Ok(OperatorId(operator));
         }
+        let operator = self
+            .node
+            .query(move |state| state.wallet(wallet).map(|w| w.operator))??;
+        let index = index.expect("a known wallet has an index");
+        let mut directory = self.wallet_operators.write().expect("wallet directory lock");
+        if directory.len() <= index {
+            directory.resize(index + 1, 0);
+        }
+        directory[index] = operator.0;
+        Ok(operator)
+    }
+
+    /// The wallet's operator, if the caller may see the wallet: its holder, its operator's staff,
+    /// the central bank. Anyone else hears of it as of a wallet that does not exist.
+    pub(super) fn wallet_in_scope(
+        &self,
+        party: Party,
+        wallet: WalletId,
+    ) -> Result<OperatorId, GatewayError> {
+        let operator = self.operator_of_wallet(wallet)?;
+        let in_scope = match party {
+            Party::CentralBank => true,
+            Party::Staff { operator: own, .. } => own == operator,
+            Party::Holder(own) => own == wallet,
+            _ => false,
+        };
+        if !in_scope {
+            return Err(CommandError::UnknownWallet(wallet).into());
+        }
+        Ok(operator)
+    }
+
+    /// The operator that submits a command the holder of `acting` signed; a session of another
+    /// wallet cannot carry it.
+    pub(super) fn signer_operator(
+        &self,
+        party: Party,
+        acting: WalletId,
+    ) -> Result<OperatorId, GatewayError> {
+        if let Party::Holder(own) = party {
+            if own != acting {
+                return Err(CommandError::UnknownWallet(acting).into());
+            }
+        }
+        self.operator_of_wallet(acting)
     }
 
     /// The node answers a query: it is up and has replayed its log.
@@ -264,42 +353,42 @@ impl Gateway {
         Ok(self.node.query(|state| state.entries_applied())?)
     }
 
+    /// Opens a class-4 wallet: a teller at the counter, or the holder's app proving it holds the
+    /// key with a signature over the command.
     pub fn open_wallet(
         &self,
-        caller: Caller,
+        party: Party,
         operator: OperatorId,
         phone: u64,
-        public_key: PublicKey,
+        (public_key, signature): (PublicKey, Option<Signature>),
     ) -> Result<WalletId, GatewayError> {
-        if caller != Caller::Operator(operator) {
-            return Err(GatewayError::NotYourOperator {
-                owner: operator,
-                caller,
-            });
-        }
+        self.allow(Operation::OpenWallet, party)?;
         let command = Command::OpenWallet {
             operator,
             phone,
             public_key,
         };
+        match party {
+            Party::Staff { .. } => staff_of(party, operator)?,
+            _ => {
+                let signature = signature.ok_or(CommandError::SignatureMissing)?;
+                public_key
+                    .verify(&command.signing_bytes(), &signature)
+                    .map_err(|_| CommandError::SignatureInvalid)?;
+            }
+        }
         match self.submit_one(operator, command)? {
             Outcome::Wallet(id) => Ok(id),
             other => unreachable!("open wallet answered {other:?}"),
         }
     }
 
-    pub fn wallet(&self, caller: Caller, id: WalletId) -> Result<WalletView, GatewayError> {
-        let operator = operator_of(caller)?;
+    pub fn wallet(&self, party: Party, id: WalletId) -> Result<WalletView, GatewayError> {
+        self.allow(Operation::ReadWallet, party)?;
+        self.wallet_in_scope(party, id)?;
         let view = self.node.query(move |state| {
             let wallet = state.wallet(id)?;
-            if wallet.operator != operator {
-                return Err(CommandError::NotYourWallet {
-                    wallet: id,
-                    owner: wallet.operator,
-                    caller: operator,
-                });
-            }
-            Ok(WalletView {
+            Ok::<_, CommandError>(WalletView {
                 id,
                 operator: wallet.operator,
                 class: wallet.class,
@@ -311,8 +400,9 @@ impl Gateway {
     }
 
     /// Pays as the holder signed; a retry with the same key answers the first transfer.
-    pub fn pay(&self, caller: Caller, order: &PaymentOrder) -> Result<EventId, GatewayError> {
-        let operator = operator_of(caller)?;
+    pub fn pay(&self, party: Party, order: &PaymentOrder) -> Result<EventId, GatewayError> {
+        self.allow(Operation::Pay, party)?;
+        let operator = self.signer_operator(party, order.payer)?;
         match self.submit_one(operator, order.command())? {
             Outcome::Transfer(id) => {
                 self.metrics.count_payment();
@@ -322,10 +412,18 @@ impl Gateway {
         }
     }
 
-    pub fn audit(&self, caller: Caller) -> Result<AuditReport, GatewayError> {
-        if caller != Caller::CentralBank {
-            return Err(CommandError::CentralBankOnly.into());
-        }
+    /// Each wallet class's limits at an operator, classes 1 to 4.
+    pub fn class_limits(
+        &self,
+        operator: OperatorId,
+    ) -> Result<[crate::wallet::ClassLimits; 4], GatewayError> {
+        Ok(self
+            .node
+            .query(move |state| state.operator(operator).map(|op| op.limits))??)
+    }
+
+    pub fn audit(&self, party: Party) -> Result<AuditReport, GatewayError> {
+        self.allow(Operation::Audit, party)?;
         Ok(self.node.query(audit)?)
     }
 
@@ -357,9 +455,10 @@ pub(super) fn now_s() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-pub(super) fn operator_of(caller: Caller) -> Result<OperatorId, GatewayError> {
-    match caller {
-        Caller::Operator(id) => Ok(id),
-        _ => Err(GatewayError::OperatorOnly),
+/// A staff caller of `operator` itself; the table has checked it is staff in a role that may.
+pub(super) fn staff_of(party: Party, operator: OperatorId) -> Result<(), GatewayError> {
+    match party.staff_operator() {
+        Some(own) if own == operator => Ok(()),
+        _ => Err(GatewayError::NotYourOperator { owner: operator }),
     }
 }

@@ -17,7 +17,9 @@ pub mod merchants;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod problem_codes;
 pub mod routes;
+pub mod staff;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -127,8 +129,15 @@ impl Server {
             })?;
         let (handle, node_thread) = NodeHandle::spawn(node);
         let metrics = Arc::new(Metrics::default());
+        let credentials = tokens.book();
         let app = Arc::new(App {
-            gateway: Arc::new(Gateway::new(handle, desks, codes, metrics.clone())),
+            gateway: Arc::new(Gateway::new(
+                handle,
+                desks,
+                codes,
+                metrics.clone(),
+                credentials,
+            )),
             tokens,
             auth_failures: AuthFailureLimiter::new(config.auth_failures_per_minute_max),
             body_limit_bytes: config.body_limit_bytes,

@@ -118,6 +118,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | UnknownContract(_)
         | UnknownCampaign(_)
         | UnknownIdentityLookup(_)
+        | UnknownStaff(_)
         | NotAMerchantPayment(_) => StatusCode::NOT_FOUND,
         NotYourWallet { .. }
         | NotYourMerchant { .. }
@@ -139,7 +140,10 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | CampaignExists(_)
         | CampaignAlreadyFunded { .. }
         | CampaignAlreadyDrawn(_)
-        | PendingAlreadyResolved(_) => StatusCode::CONFLICT,
+        | PendingAlreadyResolved(_)
+        | CredentialRevoked
+        | IdentityWalletLimit { .. }
+        | BankAccountAlreadyBound { .. } => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
         BatchSignatureInvalid | MalformedBatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -167,7 +171,13 @@ impl From<GatewayError> for Problem {
         match error {
             GatewayError::Refused(error) => error.into(),
             GatewayError::Node(error) => error.into(),
-            GatewayError::NotYourOperator { .. } | GatewayError::OperatorOnly => {
+            GatewayError::NotYourOperator { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
+            }
+            GatewayError::Denied { denial, .. } if denial.is_unauthenticated() => {
+                Problem::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
+            }
+            GatewayError::Denied { .. } => {
                 Problem::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
             }
             GatewayError::NoDesk(_) => {

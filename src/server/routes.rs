@@ -23,9 +23,10 @@ use crate::audit::AuditReport;
 use crate::certs::{PublicKey, Signature};
 use crate::command::HolderAuth;
 use crate::ids::{IdempotencyKey, OperatorId, WalletId};
-use crate::wallet::parse_phone;
+use crate::parties::{Operation, Party};
+use crate::wallet::{parse_phone, WalletClass};
 
-use super::auth::{AuthFailureLimiter, Caller, Tokens};
+use super::auth::{AuthFailureLimiter, Tokens};
 use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
 use super::metrics::Metrics;
 use super::openapi;
@@ -54,6 +55,7 @@ pub fn router(app: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .route("/v1/operators/{op}/wallets", post(open_wallet))
+        .route("/v1/operators/{op}/limits", get(limits))
         .route("/v1/wallets/{id}", get(wallet))
         .route("/v1/payments", post(pay))
         .route("/v1/audit", get(audit_report))
@@ -61,6 +63,7 @@ pub fn router(app: AppState) -> Router {
         .merge(super::contracts::routes())
         .merge(super::identity::routes())
         .merge(super::counter::routes())
+        .merge(super::staff::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.body_limit_bytes))
@@ -80,8 +83,10 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(Problem::from)
 }
 
-/// The authenticated caller, from the bearer token; checked before any body is read.
-pub struct Authenticated(pub Caller);
+/// The authenticated caller (anonymous without an `Authorization` header), with the table's
+/// answer for the route checked before any body is read. The gateway checks again, with the
+/// state: whose wallet, merchant or operator it is, and a terminal's kind.
+pub struct Authenticated(pub Party);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = Problem;
@@ -91,9 +96,21 @@ impl FromRequestParts<AppState> for Authenticated {
             .extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        app.tokens
-            .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())
-            .map(Authenticated)
+        let party =
+            app.tokens
+                .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())?;
+        let operation = parts
+            .extensions
+            .get::<MatchedPath>()
+            .and_then(|path| Operation::at(parts.method.as_str(), path.as_str()));
+        let terminal_deferred =
+            matches!(party, Party::Terminal { .. }) && operation.is_some_and(|op| op.admits_terminals());
+        if let (Some(operation), false) = (operation, terminal_deferred) {
+            operation
+                .authorize(party, || None)
+                .map_err(|denial| Problem::from(GatewayError::Denied { operation, denial }))?;
+        }
+        Ok(Authenticated(party))
     }
 }
 
@@ -214,6 +231,9 @@ pub struct OpenWalletRequest {
     pub phone: String,
     /// The holder's SM2 public key, compressed SEC1, 66 hex digits.
     pub public_key: String,
+    /// The holder's SM2 signature (128 hex digits) over the OpenWallet command's signing bytes:
+    /// proof that the app holds the key. A teller at the counter may leave it out.
+    pub signature: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -235,8 +255,13 @@ async fn open_wallet(
         "MALFORMED_PUBLIC_KEY",
         PublicKey::from_hex(&body.public_key),
     )?;
+    let signature = body
+        .signature
+        .as_deref()
+        .map(|text| hex_field("signature", "MALFORMED_SIGNATURE", Signature::from_hex(text)))
+        .transpose()?;
     let wallet = blocking(&app, move |gateway| {
-        gateway.open_wallet(caller, operator, phone, key)
+        gateway.open_wallet(caller, operator, phone, (key, signature))
     })
     .await?;
     let response = OpenWalletResponse {
@@ -340,6 +365,48 @@ async fn pay(
         ..response
     };
     Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Serialize)]
+pub struct ClassLimitsView {
+    pub class: u8,
+    /// What a holder brings to reach it.
+    pub requirement: &'static str,
+    /// Yuan, or absent for no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_cap: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_payment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annual: Option<String>,
+}
+
+/// Each wallet class's limits at an operator: public, so an app can say what an upgrade brings.
+async fn limits(
+    State(app): State<AppState>,
+    PathId(operator): PathId<OperatorId>,
+) -> Result<Json<Value>, Problem> {
+    let limits = blocking(&app, move |gateway| gateway.class_limits(operator)).await?;
+    let classes: Vec<ClassLimitsView> = WalletClass::ALL
+        .into_iter()
+        .zip(limits)
+        .map(|(class, limits)| {
+            let yuan = |limit: Option<Amount>| limit.map(|a| a.to_string());
+            ClassLimitsView {
+                class: class as u8,
+                requirement: class.requirement(),
+                balance_cap: yuan(limits.balance_cap),
+                single_payment: yuan(limits.single_payment),
+                daily: yuan(limits.daily),
+                annual: yuan(limits.annual),
+            }
+        })
+        .collect();
+    Ok(Json(
+        json!({ "operator": operator.to_string(), "classes": classes }),
+    ))
 }
 
 async fn audit_report(

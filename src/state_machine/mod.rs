@@ -4,6 +4,7 @@
 
 mod campaigns;
 mod contracts;
+mod credentials;
 mod identity;
 
 use crate::amount::Amount;
@@ -37,7 +38,7 @@ use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA3";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA4";
 /// Magic, last timestamp and entries applied: where in the log a snapshot stands.
 const SNAPSHOT_POSITION_END: usize = 24;
 
@@ -60,6 +61,8 @@ pub struct StateMachine {
     red_packets: RedPackets,
     /// Every de-anonymization: who looked, at which wallet, why, when; never the identity.
     identity_lookups: Vec<IdentityLookup>,
+    /// Staff records and credential generations: revocations survive a restart.
+    credentials: crate::parties::CredentialBook,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -82,6 +85,7 @@ impl Default for StateMachine {
             contracts: Contracts::default(),
             red_packets: RedPackets::default(),
             identity_lookups: Vec::new(),
+            credentials: Default::default(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -415,6 +419,15 @@ impl StateMachine {
             DrawCampaign { campaign, seed } => self.draw_campaign(origin, campaign, seed, now),
             Deanonymize { wallet, reason } => self.deanonymize(origin, wallet, reason, now),
             RefundAtCounter { device } => self.refund_at_counter(origin, device, now),
+            AddStaff {
+                operator,
+                role,
+                label,
+            } => self.add_staff(origin, operator, role, label),
+            RevokeCredential { subject } => self.revoke_credential(origin, subject),
+            OpenBankAccountWithCash { wallet, cash, key } => {
+                self.open_bank_account_with_cash(origin, wallet, cash, key, now)
+            }
         }
     }
 
@@ -441,16 +454,13 @@ impl StateMachine {
         }
     }
 
-    /// The wallet, checked to belong to the calling operator.
+    /// The wallet, checked to belong to the calling operator; another operator's wallet is
+    /// answered as unknown, so no operator learns where a wallet is held.
     fn own_wallet(&self, origin: Origin, id: WalletId) -> Result<&Wallet, CommandError> {
         let wallet = self.wallet(id)?;
         match origin {
             Origin::Operator(caller) if caller != wallet.operator => {
-                Err(CommandError::NotYourWallet {
-                    wallet: id,
-                    owner: wallet.operator,
-                    caller,
-                })
+                Err(CommandError::UnknownWallet(id))
             }
             _ => Ok(wallet),
         }
@@ -1478,6 +1488,7 @@ impl StateMachine {
         self.contracts.encode(&mut out);
         self.red_packets.encode(&mut out);
         self.encode_identity_lookups(&mut out);
+        self.credentials.encode(&mut out);
         out.bytes
     }
 
@@ -1557,6 +1568,7 @@ impl StateMachine {
         state.contracts = Contracts::decode(&mut input)?;
         state.red_packets = RedPackets::decode(&mut input)?;
         state.identity_lookups = Self::decode_identity_lookups(&mut input)?;
+        state.credentials = crate::parties::CredentialBook::decode(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
