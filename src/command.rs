@@ -14,10 +14,10 @@ use crate::ids::{
     MerchantId, OperatorId, StaffId, SubWalletId, WalletId,
 };
 use crate::offline::messages::{SignedUnload, Wire};
-use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRole};
 use crate::offline::settlement::{
     decode_caps, encode_caps, SyncReport, SyncedRecord, SYNC_RECORDS_MAX,
 };
+use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRole};
 use crate::programs::campaign::CampaignTerms;
 use crate::programs::contracts::Template;
 use crate::programs::lottery::Seed;

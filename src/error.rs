@@ -325,7 +325,9 @@ pub enum CommandError {
     UnknownIdentityLookup(IdentityLookupId),
     #[error("unknown staff member {0}")]
     UnknownStaff(StaffId),
-    #[error("a staff credential's label is 1 to {max} bytes of printable text (a desk or badge number)")]
+    #[error(
+        "a staff credential's label is 1 to {max} bytes of printable text (a desk or badge number)"
+    )]
     StaffLabelInvalid { max: usize },
     #[error("an operator registers at most {max} staff members")]
     StaffLimitReached { max: usize },
@@ -335,12 +337,17 @@ pub enum CommandError {
     TerminalLimitReached { max: usize },
     #[error("{0:?} is not a resident ID number: 17 digits and a GB 11643 check character (a digit or X)")]
     IdNumberInvalid(String),
-    #[error("this identity already has {max} wallet(s) of class {class} or better at this operator")]
+    #[error(
+        "this identity already has {max} wallet(s) of class {class} or better at this operator"
+    )]
     IdentityWalletLimit { class: WalletClass, max: usize },
     #[error("a holder's identity reaches the log only encrypted by its operator's desk")]
     IdentityNotSealed,
     #[error("wallet {wallet} already has deposit account {account} bound; exchange from it")]
-    BankAccountAlreadyBound { wallet: WalletId, account: AccountId },
+    BankAccountAlreadyBound {
+        wallet: WalletId,
+        account: AccountId,
+    },
 }
 
 impl CommandError {

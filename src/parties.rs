@@ -60,7 +60,9 @@ impl StaffRole {
     }
 
     pub fn parse(text: &str) -> Option<StaffRole> {
-        StaffRole::ALL.into_iter().find(|role| role.as_str() == text)
+        StaffRole::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
     }
 
     pub fn from_u8(value: u8) -> Option<StaffRole> {
@@ -359,9 +361,11 @@ impl Operation {
         })
     }
 
-    /// Whether any terminal may call it: only then does a terminal's kind need looking up.
+    /// Whether some terminal kinds may call it and others not: only then does a terminal's kind
+    /// need looking up.
     pub fn admits_terminals(self) -> bool {
-        self.grants() & TERMINALS != 0
+        let some = self.grants() & TERMINALS;
+        some != 0 && some != TERMINALS
     }
 
     /// Decides for a caller; a terminal's kind is looked up (`terminal_kind`) only when the
@@ -371,9 +375,18 @@ impl Operation {
         party: Party,
         terminal_kind: impl FnOnce() -> Option<TerminalKind>,
     ) -> Result<(), Denial> {
+        let kinds = [
+            TerminalKind::Pos,
+            TerminalKind::ScanGun,
+            TerminalKind::Courier,
+            TerminalKind::OnlineShop,
+        ];
+        let uniform = kinds.iter().all(|kind| {
+            self.decide(PartyKind::Terminal(*kind)) == self.decide(PartyKind::Terminal(kinds[0]))
+        });
         let kind = match party {
-            Party::Terminal { .. } if !self.admits_terminals() => {
-                // Any kind answers the same: use one.
+            Party::Terminal { .. } if uniform => {
+                // Every kind answers the same: no need to look the terminal up.
                 PartyKind::Terminal(TerminalKind::Pos)
             }
             Party::Terminal { .. } => match terminal_kind() {
@@ -532,7 +545,10 @@ pub enum CredentialSubject {
     Staff(StaffId),
     /// The token is replaced: the old one stops working, a new one is answered.
     Merchant(MerchantId),
-    Terminal { merchant: MerchantId, terminal: u16 },
+    Terminal {
+        merchant: MerchantId,
+        terminal: u16,
+    },
 }
 
 /// Staff records and credential generations, kept by the state machine from the log. A

@@ -165,9 +165,7 @@ impl Tokens {
 
     /// The party a derived token names, if its mac is right for its current generation.
     fn derived(&self, presented: &str, now_s: u64) -> Result<Party, AuthFailure> {
-        let (name, _mac) = presented
-            .split_once('.')
-            .ok_or(AuthFailure::UnknownToken)?;
+        let (name, _mac) = presented.split_once('.').ok_or(AuthFailure::UnknownToken)?;
         if name.starts_with('W') {
             return self.session(presented, now_s);
         }
@@ -212,7 +210,9 @@ impl Tokens {
             return Ok(party);
         }
         // A token of an earlier generation is known but revoked: say so, and do not count it.
-        if (0..current).any(|generation| constant_time_eq(presented, &self.token_at(subject, generation))) {
+        if (0..current)
+            .any(|generation| constant_time_eq(presented, &self.token_at(subject, generation)))
+        {
             return Err(AuthFailure::Revoked);
         }
         Err(AuthFailure::UnknownToken)
@@ -653,7 +653,11 @@ mod tests {
             .unwrap();
         assert_eq!(present(&tokens, &badge, 0), Err("CREDENTIAL_REVOKED"));
         assert_eq!(
-            present(&tokens, &tokens.token_for(CredentialSubject::Staff(teller)), 0),
+            present(
+                &tokens,
+                &tokens.token_for(CredentialSubject::Staff(teller)),
+                0
+            ),
             Err("UNAUTHENTICATED")
         );
     }

@@ -283,9 +283,9 @@ async fn confirm(
     let (transfer, contract) = blocking(&app, move |gateway| {
         let transfer: EventId =
             match gateway.submit_contract_command(caller, Operation::ConfirmContract, command)? {
-            Outcome::Transfer(id) => id,
-            other => unreachable!("confirm answered {other:?}"),
-        };
+                Outcome::Transfer(id) => id,
+                other => unreachable!("confirm answered {other:?}"),
+            };
         Ok((transfer, gateway.contract_view(id)?))
     })
     .await?;

@@ -305,7 +305,10 @@ impl Gateway {
             .node
             .query(move |state| state.wallet(wallet).map(|w| w.operator))??;
         let index = index.expect("a known wallet has an index");
-        let mut directory = self.wallet_operators.write().expect("wallet directory lock");
+        let mut directory = self
+            .wallet_operators
+            .write()
+            .expect("wallet directory lock");
         if directory.len() <= index {
             directory.resize(index + 1, 0);
         }

@@ -28,8 +28,8 @@ use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeErro
 use crate::command::{Command, HolderAuth, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
-use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
 use crate::parties::{CredentialSubject, Operation, Party};
+use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
 use crate::wallet::{china_day, format_day, parse_day};
 
 use super::fields::{amount_field, holder_auth, id_field, unprocessable};

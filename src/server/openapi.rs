@@ -368,7 +368,11 @@ fn list_problem_codes(document: &mut Value) {
     let paths = document["paths"].as_object_mut().expect("paths");
     for (path, operations) in paths.iter_mut() {
         for (method, entry) in operations.as_object_mut().expect("operations") {
-            let operation = Operation::at(&method.to_ascii_uppercase(), path);
+            let method_upper = method.to_ascii_uppercase();
+            let served: Vec<Operation> = Operation::ALL
+                .into_iter()
+                .filter(|op| op.route() == (method_upper.as_str(), path.as_str()))
+                .collect();
             let Some(responses) = entry["responses"].as_object_mut() else {
                 continue;
             };
@@ -376,7 +380,7 @@ fn list_problem_codes(document: &mut Value) {
                 if !status.starts_with('4') && !status.starts_with('5') {
                     continue;
                 }
-                let codes = super::problem_codes::codes(operation, path, status, response);
+                let codes = super::problem_codes::codes(&served, path, status, response);
                 response["x-problem-codes"] = json!(codes);
             }
         }
@@ -400,56 +404,77 @@ fn parties_paths() -> serde_json::Map<String, Value> {
     let mut put = |path: &str, item: Value| {
         all.insert(path.to_string(), item);
     };
-    put("/v1/operators/{op}/limits", json!({ "get": {
+    put(
+        "/v1/operators/{op}/limits",
+        json!({ "get": {
         "summary": "Each wallet class's limits at this operator, in yuan (absent: no limit)",
         "parameters": [op()],
         "responses": responses(ok("200", "classes 1 to 4", json!({ "type": "object", "properties": {
             "operator": string(), "classes": { "type": "array", "items": class_limits } } })), false, &[]),
-    } }));
-    put("/v1/operators/{op}/staff", json!({
-        "post": {
-            "summary": "Register a staff member with one role; answers the member's token once (an administrator)",
-            "security": [], "parameters": [op()],
-            "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                "type": "object", "additionalProperties": false, "required": ["role", "label"],
-                "properties": {
-                    "role": { "type": "string", "enum": ["teller", "kyc_officer", "compliance_officer", "administrator"] },
-                    "label": { "type": "string", "example": "Guanqian branch, desk 3", "description": "a desk or badge number; stored in the log" } } } } } },
-            "responses": responses(ok("201", "registered", staff_view.clone()), true, &[]),
-        },
-        "get": {
-            "summary": "The operator's staff, revoked ones included (an administrator)",
-            "security": [], "parameters": [op()],
-            "responses": responses(ok("200", "staff", json!({ "type": "array", "items": staff_view.clone() })), false, &[]),
-        }
-    }));
-    put("/v1/operators/{op}/staff/{s}/revoke", json!({ "post": {
+    } }),
+    );
+    put(
+        "/v1/operators/{op}/staff",
+        json!({
+            "post": {
+                "summary": "Register a staff member with one role; answers the member's token once (an administrator)",
+                "security": [], "parameters": [op()],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["role", "label"],
+                    "properties": {
+                        "role": { "type": "string", "enum": ["teller", "kyc_officer", "compliance_officer", "administrator"] },
+                        "label": { "type": "string", "example": "Guanqian branch, desk 3", "description": "a desk or badge number; stored in the log" } } } } } },
+                "responses": responses(ok("201", "registered", staff_view.clone()), true, &[]),
+            },
+            "get": {
+                "summary": "The operator's staff, revoked ones included (an administrator)",
+                "security": [], "parameters": [op()],
+                "responses": responses(ok("200", "staff", json!({ "type": "array", "items": staff_view.clone() })), false, &[]),
+            }
+        }),
+    );
+    put(
+        "/v1/operators/{op}/staff/{s}/revoke",
+        json!({ "post": {
         "summary": "Revoke a staff member's credential for good (an administrator); durable across restarts",
         "security": [], "parameters": [op(), path_param("s", "ST000001")],
         "responses": responses(ok("200", "revoked", staff_view), false, &[("409", "CREDENTIAL_REVOKED")]),
-    } }));
-    put("/v1/sessions/challenges", json!({ "post": {
+    } }),
+    );
+    put(
+        "/v1/sessions/challenges",
+        json!({ "post": {
         "summary": "A challenge for a wallet's holder to sign (valid 120 s)",
         "requestBody": body("ChallengeRequest"),
         "responses": responses(ok("201", "the challenge", json!({ "type": "object", "properties": {
             "wallet": string(), "challenge": string(), "expires_at_s": { "type": "integer" } } })), true, &[]),
-    } }));
-    put("/v1/sessions", json!({ "post": {
+    } }),
+    );
+    put(
+        "/v1/sessions",
+        json!({ "post": {
         "summary": "A holder's session (15 minutes) for a challenge signed with the wallet's key: SM2 (GM/T 0009 default user id 1234567812345678), signature r||s as 128 hex digits, over ASCII `ECNY-SESSION-v1` ‖ wallet number as u32 little-endian ‖ challenge length as u16 little-endian ‖ the challenge",
         "requestBody": body("SessionRequest"),
         "responses": responses(ok("201", "the session", json!({ "type": "object", "properties": {
             "wallet": string(), "token": string(), "expires_at_s": { "type": "integer" } } })), true, &[]),
-    } }));
-    put("/v1/merchants/{m}/token", json!({ "post": {
+    } }),
+    );
+    put(
+        "/v1/merchants/{m}/token",
+        json!({ "post": {
         "summary": "Replace the merchant's token: the old one stops working at once, and after a restart (the merchant, or its operator's administrator)",
         "security": [], "parameters": [m()],
         "responses": responses(ok("201", "the new token", token_view.clone()), false, &[]),
-    } }));
-    put("/v1/merchants/{m}/terminals/{t}/token", json!({ "post": {
+    } }),
+    );
+    put(
+        "/v1/merchants/{m}/terminals/{t}/token",
+        json!({ "post": {
         "summary": "Replace one terminal's token (a lost scan gun): the old one stops working (the merchant, or its operator's administrator)",
         "security": [], "parameters": [m(), path_param("t", "2")],
         "responses": responses(ok("201", "the new token", token_view), false, &[]),
-    } }));
+    } }),
+    );
     let _ = schema_ref;
     all
 }

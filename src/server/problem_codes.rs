@@ -42,20 +42,15 @@ const PAYMENT_REFUSALS: &[&str] = &[
     "TEXT_TOO_LONG",
 ];
 
-/// The codes a 4xx or 5xx `status` of the operation at `path` may carry; `response` is its
+/// The codes a 4xx or 5xx `status` of the operations served at `path` may carry; `response` is its
 /// entry in the document, whose description may name more.
-pub fn codes(
-    operation: Option<Operation>,
-    path: &str,
-    status: &str,
-    response: &Value,
-) -> Vec<String> {
+pub fn codes(operations: &[Operation], path: &str, status: &str, response: &Value) -> Vec<String> {
     let mut codes: Vec<&str> = Vec::new();
     match status {
         "400" => codes.extend(MALFORMED_REQUEST),
         "401" => codes.extend(TOKEN_REFUSALS),
         "403" => {
-            if let Some(operation) = operation {
+            for operation in operations {
                 codes.extend(
                     operation
                         .denial_codes()
@@ -75,7 +70,9 @@ pub fn codes(
         "503" => codes.extend(["NODE_STOPPED", "NODE_POISONED", "NOT_READY"]),
         _ => {}
     }
-    codes.extend(operation.map_or(&[][..], |op| domain(op, status)));
+    for operation in operations {
+        codes.extend(domain(*operation, status));
+    }
     let mut all: Vec<String> = codes.into_iter().map(str::to_string).collect();
     // The description's own list (`CODE_A, CODE_B: why`) counts too.
     if let Some(text) = response["description"].as_str() {
@@ -136,7 +133,11 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
     match (operation, status) {
         (OpenWallet, "403") => SIGNED,
         (OpenWallet, "409") => &["PHONE_TAKEN"],
-        (OpenWallet, "422") => &["MALFORMED_PHONE", "MALFORMED_PUBLIC_KEY", "MALFORMED_SIGNATURE"],
+        (OpenWallet, "422") => &[
+            "MALFORMED_PHONE",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+        ],
         (OpenSession, "403") => &["SIGNATURE_INVALID"],
         (OpenSession, "422") => &[
             "CHALLENGE_INVALID",
@@ -153,7 +154,30 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
             "ORDER_ALREADY_PAID",
             "CONTRACT_KEY_REUSED",
         ],
-        (Pay | PayRequest, "422") => PAYMENT_REFUSALS,
+        (Pay, "422") => PAYMENT_REFUSALS,
+        (PayRequest, "422") => &[
+            "QR_TOO_LONG",
+            "QR_CRC_MISMATCH",
+            "QR_MALFORMED",
+            "QR_MISSING_FIELD",
+            "QR_UNSUPPORTED",
+            "QR_EXPIRED",
+            "QR_FIELD_INVALID",
+            "MALFORMED_READ",
+            "AMOUNT_REQUIRED",
+            "REQUEST_MERCHANT_MISMATCH",
+            "CHANNEL_MISMATCH",
+            "INSUFFICIENT_FUNDS",
+            "LIMIT_SINGLE_PAYMENT",
+            "LIMIT_DAILY",
+            "LIMIT_ANNUAL",
+            "LIMIT_BALANCE_CAP",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "MALFORMED_AMOUNT",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+        ],
         (Exchange | OpenBankAccount, "422") => &[
             "NO_BOUND_BANK_ACCOUNT",
             "VAULT_INSUFFICIENT",
@@ -174,7 +198,11 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
             "MALFORMED_CLASS",
             "WALLET_CLOSED",
         ],
-        (AddStaff, "422") => &["MALFORMED_ROLE", "STAFF_LABEL_INVALID", "STAFF_LIMIT_REACHED"],
+        (AddStaff, "422") => &[
+            "MALFORMED_ROLE",
+            "STAFF_LABEL_INVALID",
+            "STAFF_LIMIT_REACHED",
+        ],
         (RevokeStaff | ReplaceMerchantToken | ReplaceTerminalToken, "409") => {
             &["CREDENTIAL_REVOKED"]
         }

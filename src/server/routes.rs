@@ -103,8 +103,8 @@ impl FromRequestParts<AppState> for Authenticated {
             .extensions
             .get::<MatchedPath>()
             .and_then(|path| Operation::at(parts.method.as_str(), path.as_str()));
-        let terminal_deferred =
-            matches!(party, Party::Terminal { .. }) && operation.is_some_and(|op| op.admits_terminals());
+        let terminal_deferred = matches!(party, Party::Terminal { .. })
+            && operation.is_some_and(|op| op.admits_terminals());
         if let (Some(operation), false) = (operation, terminal_deferred) {
             operation
                 .authorize(party, || None)
@@ -258,7 +258,13 @@ async fn open_wallet(
     let signature = body
         .signature
         .as_deref()
-        .map(|text| hex_field("signature", "MALFORMED_SIGNATURE", Signature::from_hex(text)))
+        .map(|text| {
+            hex_field(
+                "signature",
+                "MALFORMED_SIGNATURE",
+                Signature::from_hex(text),
+            )
+        })
         .transpose()?;
     let wallet = blocking(&app, move |gateway| {
         gateway.open_wallet(caller, operator, phone, (key, signature))
