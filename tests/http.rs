@@ -359,10 +359,7 @@ fn malformed_bodies_are_problems_not_plain_text() {
 
     let (alice, key) = &world.alice;
     let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
-    let as_text = [
-        ("Content-Type", "text/plain"),
-        ("Idempotency-Key", KEY_1),
-    ];
+    let as_text = [("Content-Type", "text/plain"), ("Idempotency-Key", KEY_1)];
     send(world.server.addr(), "POST", "/v1/payments", &as_text, &body)
         .problem(415, "CONTENT_TYPE_UNSUPPORTED");
 
@@ -438,9 +435,7 @@ fn unknown_wallets_and_routes_are_404_problems() {
         .problem(405, "METHOD_NOT_ALLOWED");
     let (alice, key) = &world.alice;
     let body = World::payment(*alice, WalletId(9999), "1.00", KEY_1, key);
-    world
-        .pay("", KEY_1, &body)
-        .problem(404, "UNKNOWN_WALLET");
+    world.pay("", KEY_1, &body).problem(404, "UNKNOWN_WALLET");
 }
 
 #[test]

@@ -12,8 +12,12 @@ use ecny::server::{Server, ServerConfig};
 pub struct Served {
     pub dir: tempfile::TempDir,
     pub server: Server,
-    /// OP01's and OP02's bearer tokens.
+    /// OP01's and OP02's administrators' bearer tokens (`DIR/keys/OPxx.token`).
     pub operators: [String; 2],
+    /// A teller, a KYC officer and a compliance officer at each operator, registered over HTTP.
+    pub tellers: [String; 2],
+    pub kyc_officers: [String; 2],
+    pub compliance_officers: [String; 2],
     pub central_bank: String,
 }
 
@@ -61,8 +65,15 @@ impl Served {
         .unwrap();
         let read =
             |name: &str| std::fs::read_to_string(dir.path().join("keys").join(name)).unwrap();
+        let operators = [read("OP01.token"), read("OP02.token")];
+        let staff = |role: &str| -> [String; 2] {
+            [0, 1].map(|op| register(&server, op, &operators[op], role))
+        };
         Served {
-            operators: [read("OP01.token"), read("OP02.token")],
+            tellers: staff("teller"),
+            kyc_officers: staff("kyc_officer"),
+            compliance_officers: staff("compliance_officer"),
+            operators,
             central_bank: read("central-bank.token"),
             server,
             dir,
@@ -72,4 +83,26 @@ impl Served {
     pub fn url(&self) -> String {
         format!("http://{}", self.server.addr())
     }
+}
+
+/// Registers a staff member at OP0`op + 1` with the administrator's token; answers its token.
+fn register(server: &Server, op: usize, admin: &str, role: &str) -> String {
+    use std::io::{Read, Write};
+    let body = format!(r#"{{"role":"{role}","label":"{role} desk"}}"#);
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/operators/OP0{}/staff HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        op + 1,
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let json = raw.split("\r\n\r\n").nth(1).unwrap();
+    let value: serde_json::Value = serde_json::from_str(json).unwrap();
+    value["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{raw}"))
+        .to_string()
 }
