@@ -297,12 +297,8 @@ fn ten_tellers_pressing_open_at_once_open_one_account_and_a_retry_answers_it() {
             .map(|_| {
                 let (counter, teller, bank) = (counter.clone(), teller.clone(), bank.clone());
                 scope.spawn(move || {
-                    let reply = counter.call(
-                        &bank,
-                        &teller,
-                        Some(IdempotencyKey(0xba)),
-                        &json!({ "cash": "5000.00" }),
-                    );
+                    let reply =
+                        counter.call(&bank, &teller, Some(key), &json!({ "cash": "5000.00" }));
                     (reply.status, reply.json())
                 })
             })
@@ -327,12 +323,7 @@ fn ten_tellers_pressing_open_at_once_open_one_account_and_a_retry_answers_it() {
         )
         .problem(409, "BANK_ACCOUNT_ALREADY_BOUND");
     counter
-        .call(
-            &bank,
-            &teller,
-            Some(IdempotencyKey(0xba)),
-            &json!({ "cash": "1.00" }),
-        )
+        .call(&bank, &teller, Some(key), &json!({ "cash": "1.00" }))
         .problem(409, "IDEMPOTENCY_KEY_REUSED");
     // Exactly one deposit of 5,000 went in, and it is bound.
     assert_eq!(counter.audit()["deposits_total"], "5000.00");

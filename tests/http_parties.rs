@@ -5,6 +5,7 @@
 //! one `/openapi.json` lists for that operation and status.
 
 #[path = "support/http_client.rs"]
+#[allow(dead_code)]
 mod http_client;
 #[path = "support/served.rs"]
 mod served;
