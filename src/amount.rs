@@ -112,29 +112,22 @@ impl fmt::Display for YuanSign {
     }
 }
 
-/// Parses yuan with at most two decimals: `66.6`, `66.60`, `¥66.60`, `-3`, `1,000.00`.
+/// Parses what a person or a client types for an amount: yuan as ASCII digits with an optional
+/// `.` and one or two decimals — `66.6`, `66.60`, `1000`. Nothing else: no sign, no `¥`, no
+/// spaces and no thousands separators (`1,50` would read as 150.00 in one convention and 1.50
+/// in another, so neither is guessed).
 impl FromStr for Amount {
     type Err = AmountError;
 
     fn from_str(text: &str) -> Result<Amount, AmountError> {
         let malformed = || AmountError::Malformed(text.to_string());
-        let trimmed = text.trim();
-        let (negative, rest) = match trimmed.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, trimmed),
-        };
-        let rest = rest.strip_prefix('¥').unwrap_or(rest);
-        let (whole, fraction) = match rest.split_once('.') {
-            Some((w, f)) => (w, f),
-            None => (rest, ""),
-        };
-        let whole: String = whole.chars().filter(|c| *c != ',').collect();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits_only(&whole) || !digits_only(fraction) || fraction.len() > 2
-        {
-            return Err(malformed());
-        }
-        if rest.contains('.') && fraction.is_empty() {
+        let fraction_ok = match text.contains('.') {
+            true => (1..=2).contains(&fraction.len()),
+            false => true,
+        };
+        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) || !fraction_ok {
             return Err(malformed());
         }
         let too_large = || AmountError::TooLarge(text.to_string());
@@ -144,12 +137,25 @@ impl FromStr for Amount {
             1 => fraction.parse::<i64>().map_err(|_| malformed())? * 10,
             _ => fraction.parse().map_err(|_| malformed())?,
         };
-        let fen = yuan
-            .checked_mul(FEN_PER_YUAN)
+        yuan.checked_mul(FEN_PER_YUAN)
             .and_then(|f| f.checked_add(fen_part))
             .filter(|f| *f <= Amount::MAX.0)
-            .ok_or_else(too_large)?;
-        Ok(Amount(if negative { -fen } else { fen }))
+            .map(Amount)
+            .ok_or_else(too_large)
+    }
+}
+
+impl Amount {
+    /// Reads back what `Display` printed, sign included (a day's net settlement may be below
+    /// zero): an optional `-`, then the same form as `from_str`.
+    pub fn parse_signed(text: &str) -> Result<Amount, AmountError> {
+        match text.strip_prefix('-') {
+            Some(rest) => rest
+                .parse::<Amount>()
+                .map(|amount| -amount)
+                .map_err(|_| AmountError::Malformed(text.to_string())),
+            None => text.parse(),
+        }
     }
 }
 
@@ -165,9 +171,8 @@ mod tests {
         assert_eq!(amount.to_string(), "66.60");
         assert_eq!(amount.yuan_sign().to_string(), "¥66.60");
         assert_eq!("66.6".parse::<Amount>().unwrap(), amount);
-        assert_eq!("¥66.60".parse::<Amount>().unwrap(), amount);
-        assert_eq!("1,000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
-        assert_eq!("-0.05".parse::<Amount>().unwrap().to_string(), "-0.05");
+        assert_eq!("1000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
+        assert_eq!(Amount::parse_signed("-0.05").unwrap().to_string(), "-0.05");
         assert_eq!(Amount::from_fen(-5).yuan_sign().to_string(), "-¥0.05");
         assert_eq!(
             Amount::from_yuan(8_000).yuan_sign().to_string(),
@@ -184,6 +189,15 @@ mod tests {
     fn malformed_amounts_are_refused_with_the_text() {
         for bad in [
             "", ".", "1.", ".5", "1.234", "abc", "1e3", "--1", "1.-2", "¥", "1 000", "NaN",
+        ] {
+            assert!(
+                matches!(bad.parse::<Amount>(), Err(AmountError::Malformed(_))),
+                "{bad:?} should be malformed"
+            );
+        }
+        // Only digits, one `.` and two decimals: separators, signs and symbols are not guessed at.
+        for bad in [
+            "1,50", "1,000", "1,000.00", "¥66.60", "-3", "+3", " 1", "1 ", "１", "1.5.0", "0x10",
         ] {
             assert!(
                 matches!(bad.parse::<Amount>(), Err(AmountError::Malformed(_))),
@@ -216,13 +230,16 @@ mod tests {
         #[test]
         fn display_then_parse_round_trips(fen in -Amount::MAX.fen()..=Amount::MAX.fen()) {
             let amount = Amount::from_fen(fen);
-            prop_assert_eq!(amount.to_string().parse::<Amount>().unwrap(), amount);
-            prop_assert_eq!(amount.yuan_sign().to_string().replace('¥', "").parse::<Amount>().unwrap(), amount);
+            prop_assert_eq!(Amount::parse_signed(&amount.to_string()).unwrap(), amount);
+            if !amount.is_negative() {
+                prop_assert_eq!(amount.to_string().parse::<Amount>().unwrap(), amount);
+            }
         }
 
         #[test]
         fn parsing_arbitrary_text_never_panics(text in ".{0,24}") {
             let _ = text.parse::<Amount>();
+            let _ = Amount::parse_signed(&text);
         }
     }
 }

@@ -439,7 +439,8 @@ fn signed(
             key: IdempotencyKey(1 << 100 | n as u128),
             auth: None,
         };
-        commands[op.0 as usize - 1].push(pay.sign(key));
+        let signed = platform.sign_as_holder(pay, key, *op);
+        commands[op.0 as usize - 1].push(signed);
     }
     // Signed payers hold nothing yet: fund them from the populated wallets first.
     for (n, (payer, op, _)) in opened.iter().enumerate() {

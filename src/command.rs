@@ -21,22 +21,38 @@ use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRol
 use crate::programs::campaign::CampaignTerms;
 use crate::programs::contracts::Template;
 use crate::programs::lottery::Seed;
+use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
 /// Most commands one submission may carry: bounds a log entry and the center's work per batch.
 pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
-/// Encoding version of a submission; bumped when the format changes.
-const SUBMISSION_VERSION: u8 = 1;
+/// Encoding version of a submission; bumped when the format changes (2: holders' signatures carry
+/// their context and window; payment-code charges and the password-free cap).
+const SUBMISSION_VERSION: u8 = 2;
 const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
-const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v1";
+/// Opens the bytes a holder signs; see `signing` for the layout.
+pub const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v2";
+/// A filled signature envelope: flag, key, signature, deployment, operator, window's end.
+const AUTH_ENVELOPE_BYTES: usize = 1 + 33 + 64 + 16 + 2 + 8;
+/// Bytes of a keyed command's idempotency digest: SM3 truncated, small enough for the index.
+pub const COMMAND_DIGEST_BYTES: usize = 16;
 
-/// A wallet holder's signature over a money-moving command, with the key that made it. The
-/// operator tier verifies the signature; the state machine checks the key is the wallet's own.
+/// What a keyed command does, for telling a retry from another command under the same key: the
+/// first 16 bytes of SM3 over its body (its signing bytes without the signature's envelope, so a
+/// retry signed again with a fresh window is still the same command).
+pub type CommandDigest = [u8; COMMAND_DIGEST_BYTES];
+
+/// A wallet holder's signature over a money-moving command, with the key that made it and what
+/// it is bound to: the deployment and operator, and the last instant it is good. The operator
+/// tier verifies the signature; the state machine checks the key is the wallet's own, the context
+/// its own and the window open at the entry's time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HolderAuth {
     pub public_key: PublicKey,
     pub signature: Signature,
+    pub context: SigningContext,
+    pub not_after_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -249,6 +265,25 @@ pub enum Command {
         by_payee: bool,
         auth: Option<HolderAuth>,
     },
+    /// A till or scan gun read a wallet's one-time payment code. The wallet's operator redeemed
+    /// the code (its mac) for `payer` at `code_step` and vouches for it: no holder signature. The
+    /// center takes each wallet's codes once, in step order, up to the operator's password-free
+    /// cap.
+    ChargePaymentCode {
+        payer: WalletId,
+        merchant: MerchantId,
+        terminal: u16,
+        amount: Amount,
+        /// The 30-second step the code was made for (Unix seconds / 30).
+        code_step: u64,
+        key: IdempotencyKey,
+    },
+    /// The most one payment-code charge may take from the operator's wallets without the
+    /// holder's confirmation.
+    SetCodePaymentCap {
+        operator: OperatorId,
+        cap: Amount,
+    },
     /// The sponsor's operator publishes a red-packet campaign, with the sponsor's commitment to
     /// its lottery seed, for the sponsor's wallet. `terms.id` is the next campaign id; sending the
     /// same terms again answers the same campaign.
@@ -342,14 +377,80 @@ pub enum Origin {
 }
 
 impl Command {
-    /// Bytes a wallet holder signs: the command without its signature, domain-separated.
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut unsigned = self.clone();
-        unsigned.set_auth(None);
-        let mut out = Writer::with_capacity(96);
-        out.raw(COMMAND_DOMAIN);
-        unsigned.encode(&mut out);
+    /// Bytes a wallet holder signs for `context` until `not_after_ms`: the domain, the context,
+    /// the window's end, then the command's body (layout in `signing`).
+    pub fn signing_bytes(&self, context: &SigningContext, not_after_ms: u64) -> Vec<u8> {
+        let mut out = Writer::with_capacity(128);
+        out.raw(COMMAND_DOMAIN)
+            .raw(&context.deployment.0)
+            .u16(context.operator.0)
+            .u64(not_after_ms);
+        self.encode_body(&mut out);
         out.bytes
+    }
+
+    /// The bytes the command's own signature is over, if it carries one.
+    pub fn signed_message(&self) -> Option<Vec<u8>> {
+        self.auth()
+            .map(|auth| self.signing_bytes(&auth.context, auth.not_after_ms))
+    }
+
+    /// The command's tag and fields without the signature envelope (which commands that can be
+    /// signed encode last).
+    pub fn encode_body(&self, out: &mut Writer) {
+        self.encode(out);
+        if self.can_be_signed() {
+            let envelope = match self.auth() {
+                Some(_) => AUTH_ENVELOPE_BYTES,
+                None => 1,
+            };
+            out.bytes.truncate(out.bytes.len() - envelope);
+        }
+    }
+
+    /// The idempotency digest of a keyed command (see [`CommandDigest`]).
+    pub fn digest(&self) -> CommandDigest {
+        let mut body = Writer::with_capacity(64);
+        self.encode_body(&mut body);
+        let full = crate::certs::sm3(&body.bytes);
+        let mut digest = [0u8; COMMAND_DIGEST_BYTES];
+        digest.copy_from_slice(&full[..COMMAND_DIGEST_BYTES]);
+        digest
+    }
+
+    /// The client's idempotency key of a keyed command.
+    pub fn idempotency_key(&self) -> Option<IdempotencyKey> {
+        match self {
+            Command::Exchange { key, .. }
+            | Command::DepositBack { key, .. }
+            | Command::Pay { key, .. }
+            | Command::Hold { key, .. }
+            | Command::PayMerchant { key, .. }
+            | Command::Refund { key, .. }
+            | Command::ChargeSubWallet { key, .. }
+            | Command::OpenContract { key, .. }
+            | Command::ConfirmContract { key, .. }
+            | Command::ChargePaymentCode { key, .. }
+            | Command::OpenBankAccountWithCash { key, .. } => Some(*key),
+            _ => None,
+        }
+    }
+
+    /// Whether the command has a holder's signature envelope, filled or not.
+    fn can_be_signed(&self) -> bool {
+        matches!(
+            self,
+            Command::Exchange { .. }
+                | Command::DepositBack { .. }
+                | Command::Pay { .. }
+                | Command::Hold { .. }
+                | Command::PayMerchant { .. }
+                | Command::OpenSubWallet { .. }
+                | Command::SetSubWallet { .. }
+                | Command::OpenContract { .. }
+                | Command::ConfirmContract { .. }
+                | Command::CancelContract { .. }
+        )
     }
 
     pub fn auth(&self) -> Option<&HolderAuth> {
@@ -425,25 +526,35 @@ impl Command {
         }
     }
 
-    /// Signs this command with the holder's key, in place.
-    pub fn sign(mut self, key: &KeyPair) -> Command {
-        let signature = key.sign(&self.signing_bytes());
+    /// Signs this command with the holder's key for `context`, good until `not_after_ms`.
+    pub fn sign(mut self, key: &KeyPair, context: &SigningContext, not_after_ms: u64) -> Command {
+        let signature = key.sign(&self.signing_bytes(context, not_after_ms));
         self.set_auth(Some(HolderAuth {
             public_key: key.public_key(),
             signature,
+            context: *context,
+            not_after_ms,
         }));
         self
     }
 
-    /// Verifies the holder's signature, if any. Stateless: whether the key is the wallet's own is
-    /// checked by the state machine.
+    /// This command carrying a signature made elsewhere (a request's fields, bound to its
+    /// context by the operator that received it).
+    pub fn with_auth(mut self, auth: HolderAuth) -> Command {
+        self.set_auth(Some(auth));
+        self
+    }
+
+    /// Verifies the holder's signature, if any, over the context and window it names. Stateless:
+    /// whether the key is the wallet's own, the context this one and the window open is checked
+    /// by the state machine.
     pub fn verify_auth(&self) -> Result<(), CommandError> {
-        match self.auth() {
-            None => Ok(()),
-            Some(auth) => auth
+        match (self.auth(), self.signed_message()) {
+            (Some(auth), Some(message)) => auth
                 .public_key
-                .verify(&self.signing_bytes(), &auth.signature)
+                .verify(&message, &auth.signature)
                 .map_err(|_| CommandError::SignatureInvalid),
+            _ => Ok(()),
         }
     }
 }
@@ -659,6 +770,8 @@ mod tag {
     pub const DRAW_CAMPAIGN: u8 = 37;
     pub const DEANONYMIZE: u8 = 38;
     pub const REFUND_AT_COUNTER: u8 = 39;
+    pub const CHARGE_PAYMENT_CODE: u8 = 40;
+    pub const SET_CODE_PAYMENT_CAP: u8 = 41;
     // Parties and the counter: tags from 64 on.
     pub const ADD_STAFF: u8 = 64;
     pub const REVOKE_CREDENTIAL: u8 = 65;
@@ -676,9 +789,17 @@ fn decode_sub_wallet_limits(input: &mut Reader<'_>) -> Result<SubWalletLimits, D
     })
 }
 
+/// The signature envelope, last in every command that can carry one: a flag, then the key, the
+/// signature, the context and the window's end.
 fn encode_auth(auth: &Option<HolderAuth>, out: &mut Writer) {
     match auth {
-        Some(auth) => out.u8(1).raw(&auth.public_key.0).raw(&auth.signature.0),
+        Some(auth) => out
+            .u8(1)
+            .raw(&auth.public_key.0)
+            .raw(&auth.signature.0)
+            .raw(&auth.context.deployment.0)
+            .u16(auth.context.operator.0)
+            .u64(auth.not_after_ms),
         None => out.u8(0),
     };
 }
@@ -690,6 +811,11 @@ fn decode_auth(input: &mut Reader<'_>) -> Result<Option<HolderAuth>, DecodeError
     Ok(Some(HolderAuth {
         public_key: PublicKey(input.array("holder public key")?),
         signature: Signature(input.array("holder signature")?),
+        context: SigningContext {
+            deployment: DeploymentId(input.array("signed deployment")?),
+            operator: OperatorId(input.u16("signed operator")?),
+        },
+        not_after_ms: input.u64("signature not after")?,
     }))
 }
 
@@ -1010,6 +1136,25 @@ impl Command {
                 .raw(seed.as_bytes()),
             Deanonymize { wallet, reason } => out.u8(tag::DEANONYMIZE).u32(wallet.0).str(reason),
             RefundAtCounter { device } => out.u8(tag::REFUND_AT_COUNTER).u64(device.0),
+            ChargePaymentCode {
+                payer,
+                merchant,
+                terminal,
+                amount,
+                code_step,
+                key,
+            } => out
+                .u8(tag::CHARGE_PAYMENT_CODE)
+                .u32(payer.0)
+                .u32(merchant.0)
+                .u16(*terminal)
+                .i64(amount.fen())
+                .u64(*code_step)
+                .u128(key.0),
+            SetCodePaymentCap { operator, cap } => out
+                .u8(tag::SET_CODE_PAYMENT_CAP)
+                .u16(operator.0)
+                .i64(cap.fen()),
             AddStaff {
                 operator,
                 role,
@@ -1272,6 +1417,18 @@ impl Command {
             tag::REFUND_AT_COUNTER => RefundAtCounter {
                 device: DeviceId(input.u64("device")?),
             },
+            tag::CHARGE_PAYMENT_CODE => ChargePaymentCode {
+                payer: WalletId(input.u32("payer")?),
+                merchant: MerchantId(input.u32("merchant")?),
+                terminal: input.u16("terminal")?,
+                amount: amount(input)?,
+                code_step: input.u64("code step")?,
+                key: key(input)?,
+            },
+            tag::SET_CODE_PAYMENT_CAP => SetCodePaymentCap {
+                operator: OperatorId(input.u16("operator")?),
+                cap: amount(input)?,
+            },
             tag::ADD_STAFF => AddStaff {
                 operator: OperatorId(input.u16("operator")?),
                 role: StaffRole::from_u8(input.u8("staff role")?).ok_or(DecodeError {
@@ -1304,6 +1461,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// 2026-11-23 12:05 Beijing time.
+    const NOT_AFTER_MS: u64 = 1_795_406_700_000;
+
+    fn context() -> SigningContext {
+        SigningContext {
+            deployment: DeploymentId([7; 16]),
+            operator: OperatorId(1),
+        }
+    }
+
     fn sample_commands() -> Vec<Command> {
         let key = KeyPair::from_seed(b"holder");
         vec![
@@ -1333,7 +1500,7 @@ mod tests {
                 key: IdempotencyKey(7),
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::Hold {
                 payer: WalletId(1),
                 payee: WalletId(2),
@@ -1375,7 +1542,7 @@ mod tests {
                 key: IdempotencyKey(11),
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::Refund {
                 payment: EventId(4),
                 amount: Amount::from_fen(60),
@@ -1390,7 +1557,7 @@ mod tests {
                 },
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::SetSubWallet {
                 sub_wallet: SubWalletId(1),
                 limits: SubWalletLimits {
@@ -1400,7 +1567,7 @@ mod tests {
                 open: false,
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::ChargeSubWallet {
                 sub_wallet: SubWalletId(1),
                 merchant: MerchantId(1),
@@ -1421,20 +1588,20 @@ mod tests {
                 key: IdempotencyKey(14),
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::ConfirmContract {
                 contract: ContractId(1),
                 units: 3,
                 key: IdempotencyKey(15),
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::CancelContract {
                 contract: ContractId(1),
                 by_payee: true,
                 auth: None,
             }
-            .sign(&key),
+            .sign(&key, &context(), NOT_AFTER_MS),
             Command::RefundAtCounter {
                 device: DeviceId(60),
             },
@@ -1467,6 +1634,18 @@ mod tests {
             Command::Deanonymize {
                 wallet: WalletId(5),
                 reason: "court order (2026) Su 05 Xing Zhong 117".into(),
+            },
+            Command::ChargePaymentCode {
+                payer: WalletId(5),
+                merchant: MerchantId(1),
+                terminal: 3,
+                amount: Amount::from_fen(1_800),
+                code_step: 59_846_880,
+                key: IdempotencyKey(16),
+            },
+            Command::SetCodePaymentCap {
+                operator: OperatorId(1),
+                cap: Amount::from_yuan(500),
             },
             Command::AddStaff {
                 operator: OperatorId(1),

@@ -4,12 +4,14 @@
 use thiserror::Error;
 
 use crate::amount::Amount;
+use crate::channels::payment_code::CodeError;
 use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
     StaffId, SubWalletId, WalletId,
 };
 use crate::programs::red_packets::PacketUnusable;
 use crate::programs::{CampaignError, LotteryError};
+use crate::signing::SigningContext;
 use crate::wallet::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -116,14 +118,25 @@ pub enum CommandError {
     SignatureInvalid,
     #[error("this command must be signed by the paying wallet's key")]
     SignatureMissing,
+    #[error("the signature's window closed at {not_after_ms} ms (now {now_ms} ms); sign again")]
+    SignatureExpired { not_after_ms: u64, now_ms: u64 },
+    #[error("the signature stays good until {not_after_ms} ms, more than {max_min} minutes after now ({now_ms} ms)", max_min = crate::signing::SIGNATURE_WINDOW_MS_MAX / 60_000)]
+    SignatureWindowTooLong { not_after_ms: u64, now_ms: u64 },
+    #[error("the signature is for deployment {} at {}; this is deployment {} at {}", signed.deployment, signed.operator, here.deployment, here.operator)]
+    SignatureWrongContext {
+        signed: SigningContext,
+        here: SigningContext,
+    },
     #[error("the operator batch signature does not verify")]
     BatchSignatureInvalid,
     #[error("the batch does not decode: {0}")]
     MalformedBatch(String),
     #[error("idempotency key was used before for a different command (first result: {first})")]
-    IdempotencyKeyReused { first: EventId },
+    IdempotencyKeyReused { first: String },
     #[error("unknown pending transfer {0}")]
     PendingNotFound(EventId),
+    #[error("no transfer {0} that this caller is a party to")]
+    UnknownTransfer(EventId),
     #[error("pending transfer {0} was already posted, voided or expired")]
     PendingAlreadyResolved(EventId),
     #[error("transfer {0} is not a pending transfer")]
@@ -246,8 +259,10 @@ pub enum CommandError {
     UnknownContract(ContractId),
     #[error("contract terms refused: {0}")]
     ContractTermsInvalid(&'static str),
-    #[error("idempotency key was used before to open contract {first} with other terms")]
-    ContractKeyReused { first: ContractId },
+    #[error(
+        "{units} units at {unit_price} each is more than the largest amount a contract may hold"
+    )]
+    ContractFundingTooLarge { units: u32, unit_price: Amount },
     #[error("contract {contract} is {status}")]
     ContractNotActive {
         contract: ContractId,
@@ -348,6 +363,11 @@ pub enum CommandError {
         wallet: WalletId,
         account: AccountId,
     },
+    /// A payment code refused at the log: stale, or already used; the code is the code's own.
+    #[error("{0}")]
+    PaymentCode(CodeError),
+    #[error("a payment code pays at most {cap} without the holder's confirmation; {amount} asked")]
+    LimitPasswordFree { amount: Amount, cap: Amount },
 }
 
 impl CommandError {
@@ -383,10 +403,14 @@ impl CommandError {
             CentralBankOnly => "CENTRAL_BANK_ONLY",
             SignatureInvalid => "SIGNATURE_INVALID",
             SignatureMissing => "SIGNATURE_MISSING",
+            SignatureExpired { .. } => "SIGNATURE_EXPIRED",
+            SignatureWindowTooLong { .. } => "SIGNATURE_WINDOW_TOO_LONG",
+            SignatureWrongContext { .. } => "SIGNATURE_WRONG_CONTEXT",
             BatchSignatureInvalid => "BATCH_SIGNATURE_INVALID",
             MalformedBatch(_) => "MALFORMED_BATCH",
             IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             PendingNotFound(_) => "PENDING_NOT_FOUND",
+            UnknownTransfer(_) => "UNKNOWN_TRANSFER",
             PendingAlreadyResolved(_) => "PENDING_ALREADY_RESOLVED",
             NotPending(_) => "NOT_PENDING",
             LedgerMismatch => "LEDGER_MISMATCH",
@@ -425,7 +449,7 @@ impl CommandError {
             NothingOwedAtCounter(_) => "NOTHING_OWED_AT_COUNTER",
             UnknownContract(_) => "UNKNOWN_CONTRACT",
             ContractTermsInvalid(_) => "CONTRACT_TERMS_INVALID",
-            ContractKeyReused { .. } => "CONTRACT_KEY_REUSED",
+            ContractFundingTooLarge { .. } => "CONTRACT_FUNDING_TOO_LARGE",
             ContractNotActive { .. } => "CONTRACT_NOT_ACTIVE",
             ContractExceedsHoldings { .. } => "CONTRACT_EXCEEDS_HOLDINGS",
             ContractTemplateMismatch(_) => "CONTRACT_TEMPLATE_MISMATCH",
@@ -455,6 +479,8 @@ impl CommandError {
             IdentityWalletLimit { .. } => "IDENTITY_WALLET_LIMIT",
             IdentityNotSealed => "IDENTITY_NOT_SEALED",
             BankAccountAlreadyBound { .. } => "BANK_ACCOUNT_ALREADY_BOUND",
+            PaymentCode(error) => error.code(),
+            LimitPasswordFree { .. } => "LIMIT_PASSWORD_FREE",
         }
     }
 }

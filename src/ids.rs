@@ -24,6 +24,19 @@ macro_rules! dense_id {
             pub const fn index(self) -> usize {
                 self.0 as usize
             }
+
+            /// Only the printed form, every digit of its width (`W0000000042`): where a file
+            /// is compared or hashed as published, each id has exactly one spelling.
+            pub fn parse_canonical(text: &str) -> Result<Self, IdParseError> {
+                match text.parse::<Self>() {
+                    Ok(id) if id.to_string() == text => Ok(id),
+                    _ => Err(IdParseError {
+                        kind: $kind,
+                        example: concat!($prefix, "0000000001"),
+                        text: text.to_string(),
+                    }),
+                }
+            }
         }
 
         impl fmt::Display for $name {
@@ -105,26 +118,36 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
+/// The one syntax of an idempotency key: 1 to 32 hex digits, or a UUID in its usual 8-4-4-4-12
+/// form. Nothing else — no sign, no `0x`, no dashes elsewhere — so a key has one reading.
 impl FromStr for IdempotencyKey {
     type Err = IdParseError;
     fn from_str(text: &str) -> Result<Self, IdParseError> {
-        let hex: String = text.trim().chars().filter(|c| *c != '-').collect();
-        if hex.is_empty() || hex.len() > 32 {
-            return Err(IdParseError {
-                kind: "idempotency key",
-                example: "0f3a… (up to 32 hex digits, a UUID works)",
-                text: text.to_string(),
-            });
+        let malformed = || IdParseError {
+            kind: "idempotency key",
+            example:
+                "0f3a… (1 to 32 hex digits, or a UUID such as 123e4567-e89b-12d3-a456-426614174000)",
+            text: text.to_string(),
+        };
+        let is_uuid = text.len() == UUID_CHARS
+            && UUID_DASHES_AT.iter().all(|&at| text.as_bytes()[at] == b'-');
+        let hex: String = if is_uuid {
+            text.chars().filter(|c| *c != '-').collect()
+        } else {
+            text.to_string()
+        };
+        if hex.is_empty() || hex.len() > 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(malformed());
         }
         u128::from_str_radix(&hex, 16)
             .map(IdempotencyKey)
-            .map_err(|_| IdParseError {
-                kind: "idempotency key",
-                example: "0f3a… (up to 32 hex digits, a UUID works)",
-                text: text.to_string(),
-            })
+            .map_err(|_| malformed())
     }
 }
+
+/// A UUID's text: 36 characters, dashes at these offsets.
+const UUID_CHARS: usize = 36;
+const UUID_DASHES_AT: [usize; 4] = [8, 13, 18, 23];
 
 #[cfg(test)]
 mod tests {
@@ -146,6 +169,30 @@ mod tests {
     fn idempotency_keys_accept_uuids() {
         let key: IdempotencyKey = "123e4567-e89b-12d3-a456-426614174000".parse().unwrap();
         assert_eq!(key.to_string(), "123e4567e89b12d3a456426614174000");
-        assert!("xyz".parse::<IdempotencyKey>().is_err());
+        assert_eq!(key.to_string().parse::<IdempotencyKey>(), Ok(key));
+        assert_eq!("1f".parse::<IdempotencyKey>(), Ok(IdempotencyKey(0x1f)));
+        for stray in [
+            "xyz",
+            "",
+            "+1f",
+            "-1f",
+            "1-f",
+            "0x1f",
+            " 1f",
+            "123e4567e89b12d3a456-426614174000",
+            "123e4567-e89b-12d3-a456426614174000-",
+            "123e4567-e89b-12d3-a456-4266141740001",
+            "123e4567e89b12d3a4564266141740001",
+        ] {
+            assert!(stray.parse::<IdempotencyKey>().is_err(), "{stray:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_ids_have_every_digit() {
+        assert_eq!(WalletId::parse_canonical("W0000000313"), Ok(WalletId(313)));
+        for other in ["W313", "W00000000313", " W0000000313", "w0000000313"] {
+            assert!(WalletId::parse_canonical(other).is_err(), "{other:?}");
+        }
     }
 }

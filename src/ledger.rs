@@ -184,6 +184,40 @@ pub enum TransferKind {
 }
 
 impl TransferKind {
+    /// Its name in the API, e.g. `payment`, `red_packet_spend`.
+    pub fn as_str(self) -> &'static str {
+        use TransferKind::*;
+        match self {
+            ReserveFunding => "reserve_funding",
+            Issuance => "issuance",
+            Redemption => "redemption",
+            CashDeposit => "cash_deposit",
+            Exchange => "exchange",
+            DepositBack => "deposit_back",
+            Payment => "payment",
+            PendingHold => "pending_hold",
+            PendingPost => "pending_post",
+            PendingVoid => "pending_void",
+            CloseWallet => "close_wallet",
+            DeviceLoad => "device_load",
+            DeviceUnload => "device_unload",
+            OfflineSettlement => "offline_settlement",
+            OfflineLossCover => "offline_loss_cover",
+            OfflineReversal => "offline_reversal",
+            Refund => "refund",
+            ContractFunding => "contract_funding",
+            ContractRelease => "contract_release",
+            ContractRefund => "contract_refund",
+            ScheduledPayment => "scheduled_payment",
+            CampaignFunding => "campaign_funding",
+            RedPacketGrant => "red_packet_grant",
+            RedPacketSpend => "red_packet_spend",
+            RedPacketRefund => "red_packet_refund",
+            RedPacketExpiry => "red_packet_expiry",
+            CampaignReturn => "campaign_return",
+        }
+    }
+
     pub fn from_u8(value: u8) -> Option<TransferKind> {
         use TransferKind::*;
         [

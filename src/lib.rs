@@ -29,6 +29,7 @@ pub mod parties;
 pub mod platform;
 pub mod programs;
 pub mod server;
+pub mod signing;
 pub mod state_machine;
 pub mod storage;
 pub mod wallet;

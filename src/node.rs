@@ -33,6 +33,12 @@ pub enum NodeError {
     Snapshot { path: PathBuf, source: DecodeError },
     #[error("the node stopped after a failed write; restart it to recover from the log")]
     Poisoned,
+    #[error("snapshot {newest} is damaged ({reason}) and no older snapshot with the log since it remains: {log}")]
+    SnapshotsExhausted {
+        newest: PathBuf,
+        reason: String,
+        log: String,
+    },
     #[error("the node thread has stopped")]
     Stopped,
 }
@@ -44,6 +50,7 @@ impl NodeError {
             NodeError::Replay { .. } => "LOG_UNREADABLE",
             NodeError::Snapshot { .. } => "SNAPSHOT_UNREADABLE",
             NodeError::Poisoned => "NODE_POISONED",
+            NodeError::SnapshotsExhausted { .. } => "SNAPSHOTS_EXHAUSTED",
             NodeError::Stopped => "NODE_STOPPED",
         }
     }
@@ -77,8 +84,92 @@ impl Clock for ManualClock {
 #[derive(Debug, Clone)]
 pub struct Recovery {
     pub snapshot_seq: Option<u64>,
+    /// Newer snapshots that were damaged and recovered without, with why; a repairing open
+    /// renames each aside (`….damaged`).
+    pub damaged_snapshots: Vec<DamagedSnapshot>,
     pub log: RecoveryReport,
     pub elapsed: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DamagedSnapshot {
+    /// Where it is now: set aside by a repairing open, in place for a reader.
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Whether opening may change the data directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Repair,
+    ReadOnly,
+}
+
+/// The state a snapshot gave, before the log's replay.
+struct Restored {
+    state: StateMachine,
+    seq: Option<u64>,
+    damaged: Vec<DamagedSnapshot>,
+}
+
+/// A log that cannot be replayed from the restored snapshot: when a damaged snapshot was
+/// skipped, its damage is the cause worth naming (the log was pruned up to it).
+fn explain(damaged: &[DamagedSnapshot], error: OpenError<NodeError>) -> NodeError {
+    let error = match error {
+        OpenError::Storage(error) => NodeError::Storage(error),
+        OpenError::Apply { source, .. } => source,
+    };
+    match (&error, damaged.first()) {
+        (NodeError::Storage(StorageError::MissingEntries { .. }), Some(damaged)) => {
+            NodeError::SnapshotsExhausted {
+                newest: damaged.path.clone(),
+                reason: damaged.reason.clone(),
+                log: error.to_string(),
+            }
+        }
+        _ => error,
+    }
+}
+
+/// The newest snapshot that reads, verifies and decodes. A damaged one is skipped for the
+/// next older (the node keeps the log since the older one for exactly this); with `Repair` it
+/// is renamed aside so it is never chosen again.
+fn restore(dir: &Path, access: Access) -> Result<Restored, NodeError> {
+    let mut damaged = Vec::new();
+    for candidate in snapshot::newest_first(dir)? {
+        let decoded = candidate.read().map_err(NodeError::from).and_then(|found| {
+            StateMachine::decode_snapshot(&found.state).map_err(|source| NodeError::Snapshot {
+                path: found.path.clone(),
+                source,
+            })
+        });
+        match decoded {
+            Ok(state) => {
+                return Ok(Restored {
+                    state,
+                    seq: Some(candidate.seq),
+                    damaged,
+                })
+            }
+            Err(error) => {
+                let path = match access {
+                    Access::Repair => candidate.set_aside()?,
+                    Access::ReadOnly => candidate.path.clone(),
+                };
+                tracing::warn!(snapshot = %candidate.path.display(), %error,
+                    "a damaged snapshot is skipped; recovering from an older one and the log");
+                damaged.push(DamagedSnapshot {
+                    path,
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
+    Ok(Restored {
+        state: StateMachine::default(),
+        seq: None,
+        damaged,
+    })
 }
 
 /// What a pipelined node does next.
@@ -114,18 +205,12 @@ impl Node {
     ) -> Result<(Node, Recovery), NodeError> {
         let started = Instant::now();
         let snapshots = dir.join("snapshots");
-        let (mut state, snapshot_seq) = match snapshot::latest(&snapshots)? {
-            Some(found) => {
-                let state = StateMachine::decode_snapshot(&found.state).map_err(|source| {
-                    NodeError::Snapshot {
-                        path: found.path.clone(),
-                        source,
-                    }
-                })?;
-                (state, Some(found.seq))
-            }
-            None => (StateMachine::default(), None),
-        };
+        snapshot::remove_temp_files(&snapshots)?;
+        let Restored {
+            mut state,
+            seq,
+            damaged,
+        } = restore(&snapshots, Access::Repair)?;
         let mut results = Vec::new();
         let replay = |seq: u64, payload: &[u8]| {
             results.clear();
@@ -133,11 +218,8 @@ impl Node {
                 .apply_entry(payload, &mut results)
                 .map_err(|source| NodeError::Replay { seq, source })
         };
-        let (log, report) = CommandLog::open(&dir.join("log"), snapshot_seq.unwrap_or(0), replay)
-            .map_err(|e| match e {
-            OpenError::Storage(error) => NodeError::Storage(error),
-            OpenError::Apply { source, .. } => source,
-        })?;
+        let opened = CommandLog::open(&dir.join("log"), seq.unwrap_or(0), replay);
+        let (log, report) = opened.map_err(|error| explain(&damaged, error))?;
         let node = Node {
             state,
             log,
@@ -146,18 +228,51 @@ impl Node {
             entry: Vec::new(),
             poisoned: false,
         };
-        Ok((
-            node,
-            Recovery {
-                snapshot_seq,
-                log: report,
-                elapsed: started.elapsed(),
-            },
-        ))
+        let recovery = Recovery {
+            snapshot_seq: seq,
+            damaged_snapshots: damaged,
+            log: report,
+            elapsed: started.elapsed(),
+        };
+        Ok((node, recovery))
+    }
+
+    /// The state a data directory holds, read without changing anything on disk and without
+    /// the node's lock, so it works beside a running server: for audits and reports. A torn
+    /// tail (or a write in progress) is where reading stops; a damaged snapshot is skipped for
+    /// an older one when the log still reaches back to it.
+    pub fn read_only(dir: &Path) -> Result<(StateMachine, Recovery), NodeError> {
+        let started = Instant::now();
+        let Restored {
+            mut state,
+            seq,
+            damaged,
+        } = restore(&dir.join("snapshots"), Access::ReadOnly)?;
+        let mut results = Vec::new();
+        let replay = |seq: u64, payload: &[u8]| {
+            results.clear();
+            state
+                .apply_entry(payload, &mut results)
+                .map_err(|source| NodeError::Replay { seq, source })
+        };
+        let read = CommandLog::read(&dir.join("log"), seq.unwrap_or(0), replay);
+        let report = read.map_err(|error| explain(&damaged, error))?;
+        let recovery = Recovery {
+            snapshot_seq: seq,
+            damaged_snapshots: damaged,
+            log: report,
+            elapsed: started.elapsed(),
+        };
+        Ok((state, recovery))
     }
 
     pub fn state(&self) -> &StateMachine {
         &self.state
+    }
+
+    /// The node's clock now: the time the next entry will carry, give or take.
+    pub fn now_ms(&mut self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub fn dir(&self) -> &Path {
@@ -222,7 +337,7 @@ impl Node {
         }
         let mut outcomes = Vec::with_capacity(submissions.len());
         for submission in submissions {
-            match self.log_and_apply(submission.submission()) {
+            match self.log_and_apply(submission) {
                 Ok(results) => outcomes.push(results),
                 Err(error) => {
                     self.poisoned = true;
@@ -302,34 +417,40 @@ impl Node {
         });
     }
 
-    fn log_and_apply(&mut self, submission: &Submission) -> Result<Vec<CommandResult>, NodeError> {
+    fn log_and_apply(&mut self, validated: &Validated) -> Result<Vec<CommandResult>, NodeError> {
         let timestamp = self.clock.now_ms().max(self.state.last_timestamp_ms());
         self.entry.clear();
-        submission.encode_entry(timestamp, &mut self.entry);
+        validated
+            .submission()
+            .encode_entry(timestamp, &mut self.entry);
         self.log.append(&self.entry)?;
         let mut results = Vec::new();
         self.state
-            .apply_entry(&self.entry, &mut results)
+            .apply_validated_entry(&self.entry, validated.digests(), &mut results)
             .expect("a validated entry decodes");
         Ok(results)
     }
 
-    /// Writes a snapshot of the current state and starts a new log segment; older segments are
-    /// then removed. Start-up after this replays only what came later.
+    /// Writes a snapshot of the current state and starts a new log segment. Start-up after this
+    /// replays only what came later. The log is kept back to the previous snapshot, never just
+    /// to this one: if this snapshot is later damaged, the previous one and the log since it
+    /// still recover every entry.
     pub fn snapshot(&mut self) -> Result<PathBuf, NodeError> {
         let seq = self.log.last_durable_seq();
-        let path = snapshot::write(
-            &self.dir.join("snapshots"),
-            seq,
-            &self.state.encode_snapshot(),
-        )?;
+        let dir = self.dir.join("snapshots");
+        let path = snapshot::write(&dir, seq, &self.state.encode_snapshot())?;
         self.log.rotate()?;
-        self.log.remove_segments_through(seq)?;
+        let kept = snapshot::newest_first(&dir)?;
+        if let Some(previous) = kept.iter().find(|kept| kept.seq < seq) {
+            self.log.remove_segments_through(previous.seq)?;
+        }
         Ok(path)
     }
 }
 
-type Query = Box<dyn FnOnce(&StateMachine) + Send>;
+/// A read, handed the durable state, or why there is none to read (a failed write left memory
+/// ahead of the disk).
+type Query = Box<dyn FnOnce(Result<&StateMachine, NodeError>) + Send>;
 
 enum Request {
     Submit(
@@ -386,29 +507,36 @@ impl NodeHandle {
         answer.recv().map_err(|_| NodeError::Stopped)?
     }
 
-    /// Reads the state between commits: only what is durable.
+    /// Reads the state between commits: only what is durable. After a failed write nothing is
+    /// read (`NodeError::Poisoned`): memory may hold what the disk lost.
     pub fn query<T: Send + 'static>(
         &self,
         read: impl FnOnce(&StateMachine) -> T + Send + 'static,
     ) -> Result<T, NodeError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let query: Query = Box::new(move |state| {
-            let _ = reply.send(read(state));
+            let _ = reply.send(state.map(read));
         });
         self.requests
             .send(Request::Query(query))
             .map_err(|_| NodeError::Stopped)?;
-        answer.recv().map_err(|_| NodeError::Stopped)
+        answer.recv().map_err(|_| NodeError::Stopped)?
     }
 }
 
 fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<Validator>) {
     type Replies = Vec<mpsc::SyncSender<Result<SubmissionResult, NodeError>>>;
     let mut deferred: Vec<Query> = Vec::new();
+    let poisoned = std::cell::Cell::new(false);
+    // Queries see only durable state: they wait while a write is in flight, and after a failed
+    // write they see none.
+    let answer = |query: Query, state: &StateMachine| match poisoned.get() {
+        false => query(Ok(state)),
+        true => query(Err(NodeError::Poisoned)),
+    };
     let next = |settled: Option<&StateMachine>| -> NextGroup<Replies> {
-        // Queries see only durable state: they wait while a write is in flight.
         if let Some(state) = settled {
-            deferred.drain(..).for_each(|query| query(state));
+            deferred.drain(..).for_each(|query| answer(query, state));
         }
         let first = if settled.is_some() {
             inbox.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
@@ -428,7 +556,7 @@ fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<
                     replies.push(reply);
                 }
                 Request::Query(query) => match settled {
-                    Some(state) => query(state),
+                    Some(state) => answer(query, state),
                     None => deferred.push(query),
                 },
             }
@@ -456,7 +584,12 @@ fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<
                     let _ = reply.send(Ok(Ok(results)));
                 }
             }
-            Err(_) => {
+            Err(error) => {
+                if !poisoned.replace(true) {
+                    // The cause (ENOSPC, EIO, …) is said once, where an operator looks for it.
+                    tracing::error!(%error, code = error.code(),
+                        "a write failed: the node refuses every request until it is restarted");
+                }
                 for reply in replies {
                     let _ = reply.send(Err(NodeError::Poisoned));
                 }

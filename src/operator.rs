@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
 
+use crate::amount::Amount;
 use crate::certs::{verify_all_parallel, KeyPair, PublicKey, SignedItem};
 use crate::command::{Command, Origin, Submission};
 use crate::error::CommandError;
@@ -74,6 +75,8 @@ pub struct Operator {
     /// e-CNY ledger: value held offline in the secure elements it issued.
     pub offline_float: AccountId,
     pub limits: [ClassLimits; 4],
+    /// The most one payment-code charge takes from its wallets without the holder's confirmation.
+    pub code_payment_cap: Amount,
     phones: HashMap<u64, WalletId, RandomState>,
     identities: HashMap<WalletId, Identity, RandomState>,
 }
@@ -91,6 +94,7 @@ impl PartialEq for Operator {
                     other.bank_funding,
                 ]
             && self.limits == other.limits
+            && self.code_payment_cap == other.code_payment_cap
             && self.phones == other.phones
             && self.identities == other.identities
     }
@@ -114,6 +118,7 @@ impl Operator {
             bank_funding,
             offline_float,
             limits: ClassLimits::defaults(),
+            code_payment_cap: crate::channels::payment_code::PASSWORD_FREE_CAP_DEFAULT,
             phones: HashMap::default(),
             identities: HashMap::default(),
         }
@@ -268,7 +273,7 @@ impl BatchDesk {
             .iter()
             .zip(&unencodable)
             .map(|(c, refused)| match refused {
-                None => c.auth().map(|_| c.signing_bytes()),
+                None => c.signed_message(),
                 Some(_) => None,
             })
             .collect();
@@ -343,6 +348,11 @@ mod tests {
     fn the_desk_drops_bad_signatures_and_keeps_the_rest_in_order() {
         let holder = KeyPair::from_seed(b"holder");
         let desk = BatchDesk::new(OperatorId(1), KeyPair::from_seed(b"op"), 2);
+        let context = crate::signing::SigningContext {
+            deployment: crate::signing::DeploymentId([7; 16]),
+            operator: OperatorId(1),
+        };
+        let sign = |command: Command| command.sign(&holder, &context, 60_000);
         let pay = |fen: i64| Command::Pay {
             payer: WalletId(1),
             payee: WalletId(2),
@@ -350,7 +360,7 @@ mod tests {
             key: IdempotencyKey(fen as u128),
             auth: None,
         };
-        let Command::Pay { auth, .. } = pay(5).sign(&holder) else {
+        let Command::Pay { auth, .. } = sign(pay(5)) else {
             unreachable!()
         };
         let tampered = Command::Pay {
@@ -360,7 +370,7 @@ mod tests {
             key: IdempotencyKey(5),
             auth,
         };
-        let commands = vec![pay(1).sign(&holder), tampered, pay(3), pay(4).sign(&holder)];
+        let commands = vec![sign(pay(1)), tampered, pay(3), sign(pay(4))];
         let prepared = desk.prepare(&commands);
         assert_eq!(prepared.kept, vec![0, 2, 3]);
         assert_eq!(prepared.refused.len(), 1);

@@ -217,6 +217,8 @@ pub enum Operation {
     OpenWallet,
     ReadWallet,
     Pay,
+    ReadContext,
+    ReadTransfer,
     Audit,
     AddStaff,
     ListStaff,
@@ -254,7 +256,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 45] = {
+    pub const ALL: [Operation; 47] = {
         use Operation::*;
         [
             Health,
@@ -268,6 +270,8 @@ impl Operation {
             OpenWallet,
             ReadWallet,
             Pay,
+            ReadContext,
+            ReadTransfer,
             Audit,
             AddStaff,
             ListStaff,
@@ -311,6 +315,10 @@ impl Operation {
         match self {
             Health | Ready | Metrics | OpenApi | Docs | ReadLimits => EVERYONE,
             CreateChallenge | OpenSession => EVERYONE,
+            // What every signature names: public, like the document.
+            ReadContext => EVERYONE,
+            // Its parties only; which transfer is whose is checked next to the ledger.
+            ReadTransfer => CB | STAFF | HOLDER | MERCHANT,
             // A phone number and a key make a class-4 wallet: the app opens it with a signature
             // by the new key, or a teller at the counter.
             OpenWallet => SIGNED_BY_HOLDER | TELLER,
@@ -354,6 +362,8 @@ impl Operation {
                 Denial::TerminalNotAllowed
             }
             _ if grants == CB => Denial::CentralBankOnly,
+            // A merchant's own token is not a till: codes are read at the counter's terminals.
+            PartyKind::Merchant if only(TERMINALS) => Denial::TerminalOnly,
             _ if only(SIGNED_BY_HOLDER) => Denial::HolderOnly,
             _ if only(STAFF) => Denial::StaffOnly,
             _ if only(MERCHANT | TERMINALS) => Denial::MerchantOnly,
@@ -413,6 +423,8 @@ impl Operation {
             OpenWallet => ("POST", "/v1/operators/{op}/wallets"),
             ReadWallet => ("GET", "/v1/wallets/{id}"),
             Pay => ("POST", "/v1/payments"),
+            ReadContext => ("GET", "/v1/context"),
+            ReadTransfer => ("GET", "/v1/transfers/{id}"),
             Audit => ("GET", "/v1/audit"),
             AddStaff => ("POST", "/v1/operators/{op}/staff"),
             ListStaff => ("GET", "/v1/operators/{op}/staff"),
@@ -486,6 +498,8 @@ pub enum Denial {
     MerchantOnly,
     /// A terminal of a kind that may not.
     TerminalNotAllowed,
+    /// Only some of the merchant's terminals may, not the merchant's own token.
+    TerminalOnly,
     /// A terminal token whose number its merchant never registered.
     UnknownTerminal,
     PartyNotAllowed,
@@ -501,6 +515,7 @@ impl Denial {
             Denial::RoleNotAllowed => "ROLE_NOT_ALLOWED",
             Denial::MerchantOnly => "MERCHANT_ONLY",
             Denial::TerminalNotAllowed => "TERMINAL_NOT_ALLOWED",
+            Denial::TerminalOnly => "TERMINAL_ONLY",
             Denial::UnknownTerminal => "UNKNOWN_TERMINAL",
             Denial::PartyNotAllowed => "PARTY_NOT_ALLOWED",
         }
@@ -521,6 +536,7 @@ impl Denial {
             Denial::RoleNotAllowed => "staff in another role may; this credential's role may not",
             Denial::MerchantOnly => "only the merchant or its terminals may",
             Denial::TerminalNotAllowed => "this kind of terminal may not",
+            Denial::TerminalOnly => "only the merchant's terminals of a kind that may (a till or scan gun), not the merchant's own token",
             Denial::UnknownTerminal => "the merchant has no terminal of this number",
             Denial::PartyNotAllowed => "this kind of party may not",
         };

@@ -12,6 +12,7 @@ use crate::ids::OperatorId;
 use crate::keyring::{Keyring, KeyringError};
 use crate::node::{Clock, Node, NodeError, Recovery, SystemClock};
 use crate::operator::BatchDesk;
+use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
 use crate::state_machine::StateMachine;
 
 #[derive(Debug, Error)]
@@ -195,6 +196,19 @@ impl Platform {
             .into_iter()
             .map(|r| r.expect("every command has a result"))
             .collect())
+    }
+
+    /// Signs `command` as the holder of `key` would now, at a wallet of `operator`: for this
+    /// deployment and that operator, good for the clients' window from the platform's clock.
+    pub fn sign_as_holder(
+        &mut self,
+        command: Command,
+        key: &KeyPair,
+        operator: OperatorId,
+    ) -> Command {
+        let context = self.state().signing_context(operator);
+        let not_after_ms = self.node.now_ms() + SIGNATURE_WINDOW_MS_CLIENT;
+        command.sign(key, &context, not_after_ms)
     }
 
     /// One command through an operator's desk.

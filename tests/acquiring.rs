@@ -6,6 +6,9 @@ mod support;
 
 use ecny::channels::acquiring::{OrderStatus, PaymentChannel, TerminalKind};
 use ecny::channels::emvco::Mcc;
+use ecny::channels::payment_code::{
+    OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier, CODE_STEP_S,
+};
 use ecny::command::{Command, CommandResult, Outcome};
 use ecny::ids::{EventId, MerchantId, OperatorId, SubWalletId};
 use ecny::wallet::sub_wallet::SubWalletLimits;
@@ -66,8 +69,10 @@ fn pay_merchant(
         order: order.map(str::to_string),
         key,
         auth: None,
-    }
-    .sign(&payer.key);
+    };
+    let command = world
+        .platform
+        .sign_as_holder(command, &payer.key, payer.operator);
     world.run(payer.operator, command)
 }
 
@@ -99,6 +104,88 @@ fn transfer(result: CommandResult) -> EventId {
 
 fn code(result: CommandResult) -> &'static str {
     result.expect_err("expected a refusal").code()
+}
+
+/// The payment-code step the world's clock is in.
+fn code_step(world: &World) -> u64 {
+    world.clock.load(std::sync::atomic::Ordering::SeqCst) / 1000 / CODE_STEP_S
+}
+
+#[test]
+fn a_code_is_charged_once_ever_a_retry_answers_after_it_expired_and_the_cap_holds() {
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let shop = onboard(&mut world, lakeside);
+    let li = world.open_banked(jiangnan, "5,000", WalletClass::Three);
+    world.exchange(&li, "3,000").unwrap();
+    let secret = OperatorCodeSecret::from_bytes([0x5a; 32]);
+    let issuer = PaymentCodeIssuer::new(jiangnan, &secret).unwrap();
+    let mut verifier = PaymentCodeVerifier::new(jiangnan, &secret).unwrap();
+    let now_s = |world: &World| world.clock.load(std::sync::atomic::Ordering::SeqCst) / 1000;
+    // The till reads the code; the operator names wallet and step; the center charges it.
+    let mut charge = |world: &mut World, code: &str, amount: &str, key| {
+        let read = verifier.identify(code, 7, now_s(world)).unwrap();
+        let command = Command::ChargePaymentCode {
+            payer: read.wallet,
+            merchant: shop.id,
+            terminal: shop.scan_gun,
+            amount: yuan(amount),
+            code_step: read.step,
+            key,
+        };
+        world.run(jiangnan, command)
+    };
+    let shown = issuer.code_for(li.wallet, now_s(&world)).digits;
+    let first_key = world.key();
+    let first = transfer(charge(&mut world, &shown, "18.00", first_key));
+    let again = world.key();
+    assert_eq!(
+        code(charge(&mut world, &shown, "18.00", again)),
+        "CODE_REUSED"
+    );
+    assert_eq!(
+        transfer(charge(&mut world, &shown, "18.00", first_key)),
+        first
+    );
+
+    // Two minutes on the code has expired; the till's retry still hears its first charge.
+    world.advance_ms(120_000);
+    assert_eq!(
+        transfer(charge(&mut world, &shown, "18.00", first_key)),
+        first
+    );
+    let late = world.key();
+    assert_eq!(
+        code(charge(&mut world, &shown, "18.00", late)),
+        "CODE_STALE"
+    );
+
+    // The password-free cap: 1,000 by default, the operator's to set, enforced by the center.
+    let fresh = issuer.code_for(li.wallet, now_s(&world)).digits;
+    let key = world.key();
+    let over = charge(&mut world, &fresh, "1000.01", key);
+    assert_eq!(code(over), "LIMIT_PASSWORD_FREE");
+    let raise = Command::SetCodePaymentCap {
+        operator: jiangnan,
+        cap: yuan("2,000"),
+    };
+    // Only the operator itself sets its cap.
+    assert!(world.run(lakeside, raise.clone()).is_err());
+    world.run(jiangnan, raise).unwrap();
+    let key = world.key();
+    transfer(charge(&mut world, &fresh, "1000.01", key));
+    assert_eq!(world.balance(li.wallet), yuan("1,981.99"));
+
+    // What is spent stays spent: the log replays every code's use.
+    let mut world = world.reopen();
+    let key = world.key();
+    assert_eq!(code(charge(&mut world, &fresh, "1.00", key)), "CODE_REUSED");
+    assert_eq!(
+        transfer(charge(&mut world, &shown, "18.00", first_key)),
+        first
+    );
+    assert_eq!(world.balance(li.wallet), yuan("1,981.99"));
+    world.assert_audit();
 }
 
 #[test]
@@ -285,6 +372,78 @@ fn a_merchant_is_paid_by_qr_order_and_courier_and_refunds_along_the_payment() {
 }
 
 #[test]
+fn a_key_used_again_on_a_different_refund_or_order_is_refused_not_answered_with_the_first() {
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let shop = onboard(&mut world, jiangnan);
+    let li = world.open_banked(lakeside, "5,000", WalletClass::Three);
+    world.exchange(&li, "2,000").unwrap();
+    // Two payments of one price by one payer: alike in payer, payee and amount.
+    let [p1, p2] = [(); 2].map(|_| {
+        transfer(pay_merchant(
+            &mut world,
+            &li,
+            &shop,
+            "30.00",
+            PaymentChannel::StaticQr,
+            None,
+        ))
+    });
+    let key = world.key();
+    let refund = |payment| Command::Refund {
+        payment,
+        amount: yuan("30.00"),
+        key,
+    };
+    let first = transfer(world.run(jiangnan, refund(p1)));
+    assert_eq!(
+        code(world.run(jiangnan, refund(p2))),
+        "IDEMPOTENCY_KEY_REUSED"
+    );
+    assert_eq!(transfer(world.run(jiangnan, refund(p1))), first);
+    let refunded = |world: &World, payment| {
+        let state = world.platform.state();
+        state.acquiring().payment(payment).unwrap().refunded
+    };
+    assert_eq!(refunded(&world, p1), yuan("30.00"));
+    assert_eq!(refunded(&world, p2), yuan("0"));
+    assert_eq!(world.balance(li.wallet), yuan("1,970.00"));
+
+    // Two orders of one price at one shop; the second paid with the first one's key.
+    order(&mut world, &shop, "TILL-7", "50.00", shop.till).unwrap();
+    order(&mut world, &shop, "TILL-8", "50.00", shop.till).unwrap();
+    let key = world.key();
+    let (context, not_after_ms) = world.signing(&li);
+    let pay_order = |reference: &str| {
+        Command::PayMerchant {
+            payer: li.wallet,
+            merchant: shop.id,
+            amount: yuan("50.00"),
+            channel: PaymentChannel::DynamicQr,
+            terminal: 0,
+            order: Some(reference.into()),
+            key,
+            auth: None,
+        }
+        .sign(&li.key, &context, not_after_ms)
+    };
+    let paid = transfer(world.run(lakeside, pay_order("TILL-7")));
+    assert_eq!(
+        code(world.run(lakeside, pay_order("TILL-8"))),
+        "IDEMPOTENCY_KEY_REUSED"
+    );
+    assert_eq!(transfer(world.run(lakeside, pay_order("TILL-7"))), paid);
+    let status = |world: &World, reference: &str| {
+        let state = world.platform.state();
+        state.acquiring().order(shop.id, reference).unwrap().status
+    };
+    assert_eq!(status(&world, "TILL-7"), OrderStatus::Paid(paid));
+    assert_eq!(status(&world, "TILL-8"), OrderStatus::Open);
+    assert_eq!(world.balance(li.wallet), yuan("1,920.00"));
+    world.assert_audit();
+}
+
+#[test]
 fn payment_codes_need_a_scan_gun_and_orders_name_their_channel() {
     let mut world = World::new();
     let [jiangnan, _] = world.operators;
@@ -293,22 +452,30 @@ fn payment_codes_need_a_scan_gun_and_orders_name_their_channel() {
     world.exchange(&li, "300").unwrap();
     let by_code = |world: &mut World, terminal| {
         let key = world.key();
-        world.run(
-            jiangnan,
-            Command::PayMerchant {
-                payer: li.wallet,
-                merchant: shop.id,
-                amount: yuan("18.00"),
-                channel: PaymentChannel::PaymentCode,
-                terminal,
-                order: None,
-                key,
-                auth: None,
-            },
-        )
+        let charge = Command::ChargePaymentCode {
+            payer: li.wallet,
+            merchant: shop.id,
+            terminal,
+            amount: yuan("18.00"),
+            code_step: code_step(world),
+            key,
+        };
+        world.run(jiangnan, charge)
     };
     assert_eq!(code(by_code(&mut world, shop.courier)), "CHANNEL_MISMATCH");
     assert_eq!(code(by_code(&mut world, 99)), "UNKNOWN_TERMINAL");
+    // A code is charged only as a code, once: never as a plain merchant payment.
+    assert_eq!(
+        code(pay_merchant(
+            &mut world,
+            &li,
+            &shop,
+            "18.00",
+            PaymentChannel::PaymentCode,
+            None
+        )),
+        "CHANNEL_MISMATCH"
+    );
     let paid = transfer(by_code(&mut world, shop.scan_gun));
     let recorded = world
         .platform
@@ -379,11 +546,16 @@ fn a_sub_wallet_is_charged_within_the_holders_limits_until_it_is_closed() {
     };
     // Only the holder's own key opens one.
     let stranger = ecny::certs::KeyPair::from_seed(b"stranger");
+    let (context, not_after_ms) = world.signing(&han);
     assert_eq!(
-        code(world.run(lakeside, open.clone().sign(&stranger))),
+        code(world.run(
+            lakeside,
+            open.clone().sign(&stranger, &context, not_after_ms)
+        )),
         "SIGNATURE_INVALID"
     );
-    let Ok(Outcome::SubWallet(sub)) = world.run(lakeside, open.sign(&han.key)) else {
+    let open = open.sign(&han.key, &context, not_after_ms);
+    let Ok(Outcome::SubWallet(sub)) = world.run(lakeside, open) else {
         panic!("sub-wallet refused");
     };
     let charge = |world: &mut World, merchant, amount: &str| {
@@ -443,7 +615,7 @@ fn a_sub_wallet_is_charged_within_the_holders_limits_until_it_is_closed() {
             open,
             auth: None,
         }
-        .sign(&han.key)
+        .sign(&han.key, &context, not_after_ms)
     };
     world.run(lakeside, set(true)).unwrap();
     transfer(charge(&mut world, shop.id, "200"));

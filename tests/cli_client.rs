@@ -535,6 +535,22 @@ fn sub_wallets_wallet_payments_the_printed_qr_and_refusals() {
         &["pay-wallet", "--to", &wang, "--amount", "2000.01"],
         "LIMIT_SINGLE_PAYMENT",
     );
+    // "1,50" is not guessed at (150.00? 1.50?): only digits and a point are amounts.
+    for amount in ["1,50", "1,000", "¥1"] {
+        let refused = desk.run(
+            &with_li(&["pay-wallet", "--to", &wang, "--amount", amount])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        assert!(!refused.success, "{amount}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("not a number of yuan"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(run_li(&["balance"]).contains("balance ¥1,773.40"));
     let url = desk.served.url();
     fail_li(
         &[
@@ -609,7 +625,8 @@ fn sub_wallets_wallet_payments_the_printed_qr_and_refusals() {
         ],
         "SERVER_UNREACHABLE",
     );
-    assert!(said.contains("may have been carried out"), "{said}");
+    // Signing asks the server for its context first: with no server, nothing was sent.
+    assert!(!said.contains("may have been carried out"), "{said}");
     assert!(run_li(&["balance"]).contains("balance ¥1,773.40"));
     desk.audit_is_clean();
 }

@@ -23,8 +23,10 @@ fn open(world: &mut World, payer: &Holder, payee: &Holder, template: Template) -
         purpose: "term fee, grade 3".into(),
         key,
         auth: None,
-    }
-    .sign(&payer.key);
+    };
+    let command = world
+        .platform
+        .sign_as_holder(command, &payer.key, payer.operator);
     world.run(payer.operator, command)
 }
 
@@ -42,8 +44,10 @@ fn confirm(world: &mut World, payer: &Holder, id: ContractId, units: u32) -> Com
         units,
         key,
         auth: None,
-    }
-    .sign(&payer.key);
+    };
+    let command = world
+        .platform
+        .sign_as_holder(command, &payer.key, payer.operator);
     world.run(payer.operator, command)
 }
 
@@ -52,8 +56,10 @@ fn cancel(world: &mut World, party: &Holder, id: ContractId, by_payee: bool) -> 
         contract: id,
         by_payee,
         auth: None,
-    }
-    .sign(&party.key);
+    };
+    let command = world
+        .platform
+        .sign_as_holder(command, &party.key, party.operator);
     world.run(party.operator, command)
 }
 
@@ -108,11 +114,13 @@ fn a_40_lesson_term_releases_lesson_by_lesson_and_refunds_the_rest_on_cancel() {
         units: 1,
         key: world.key(),
         auth: None,
-    }
-    .sign(&school.key);
+    };
+    let by_school = world
+        .platform
+        .sign_as_holder(by_school, &school.key, school.operator);
     assert_eq!(
         world.run(lakeside, by_school).unwrap_err().code(),
-        "NOT_YOUR_WALLET"
+        "UNKNOWN_WALLET"
     );
 
     // The parent cancels: the 25 lessons not given come back.
@@ -174,6 +182,71 @@ fn the_school_closing_mid_term_refunds_every_parent_what_was_not_taught() {
         assert_eq!(status(&world, *id).0, expected);
     }
     assert_eq!(world.balance(school.wallet), yuan("7,050"));
+    world.assert_audit();
+}
+
+#[test]
+fn confirming_a_second_term_with_the_first_terms_key_is_refused_not_answered_with_the_first() {
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let school = world.open_banked(lakeside, "1", WalletClass::Two);
+    let parent = world.open_banked(jiangnan, "20,000", WalletClass::Two);
+    world.exchange(&parent, "12,000").unwrap();
+    // Two terms alike in payee and price.
+    let first = contract(open(&mut world, &parent, &school, term()));
+    let second = contract(open(&mut world, &parent, &school, term()));
+    let key = world.key();
+    let (context, not_after_ms) = world.signing(&parent);
+    let confirm_with = |id| {
+        Command::ConfirmContract {
+            contract: id,
+            units: 1,
+            key,
+            auth: None,
+        }
+        .sign(&parent.key, &context, not_after_ms)
+    };
+    let released = world.run(jiangnan, confirm_with(first)).unwrap();
+    assert_eq!(
+        world
+            .run(jiangnan, confirm_with(second))
+            .unwrap_err()
+            .code(),
+        "IDEMPOTENCY_KEY_REUSED"
+    );
+    assert_eq!(world.run(jiangnan, confirm_with(first)).unwrap(), released);
+    assert_eq!(status(&world, first).2, 1);
+    assert_eq!(
+        status(&world, second),
+        (ContractStatus::Active, yuan("6,000"), 0)
+    );
+    assert_eq!(world.balance(school.wallet), yuan("150"));
+    world.assert_audit();
+}
+
+#[test]
+fn a_term_whose_price_times_units_overflows_is_refused_and_moves_nothing() {
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let school = world.open_banked(lakeside, "1", WalletClass::Two);
+    let parent = world.open_banked(jiangnan, "20,000", WalletClass::One);
+    world.exchange(&parent, "10,000").unwrap();
+    let before = world.hash();
+    // 1,000 lessons at 184,467,440,737,095.52 wrap to 3.84 in 64-bit fen.
+    let overflowing = Template::Prepaid {
+        units: 1_000,
+        unit_price: yuan("184,467,440,737,095.52"),
+    };
+    let error = open(&mut world, &parent, &school, overflowing).unwrap_err();
+    assert_eq!(error.code(), "CONTRACT_FUNDING_TOO_LARGE");
+    assert_eq!(world.hash(), before);
+    assert_eq!(world.balance(parent.wallet), yuan("10,000"));
+    assert!(world
+        .platform
+        .state()
+        .contracts()
+        .get(ContractId(1))
+        .is_err());
     world.assert_audit();
 }
 

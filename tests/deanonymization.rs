@@ -26,7 +26,7 @@ fn only_the_wallets_operator_links_it_to_its_holder_with_a_logged_legal_reason()
     // Another operator is refused, and so is the central bank: neither holds this identity.
     let before = world.hash();
     let error = world.run(lakeside, deanonymize(REASON)).unwrap_err();
-    assert_eq!(error.code(), "NOT_YOUR_WALLET");
+    assert_eq!(error.code(), "UNKNOWN_WALLET");
     let by_central_bank = world
         .platform
         .as_central_bank(vec![deanonymize(REASON)])

@@ -9,6 +9,7 @@ use ecny::command::{Command, Outcome};
 use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
 use ecny::platform::Platform;
 use ecny::server::{Server, ServerConfig, REQUEST_BODY_BYTES_MAX};
+use ecny::signing::{DeploymentId, SigningContext};
 use serde_json::{json, Value};
 
 #[allow(dead_code)]
@@ -73,19 +74,22 @@ fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
     for command in [
         Command::CashDeposit {
             account,
-            amount: "5,000".parse().unwrap(),
+            amount: "5000".parse().unwrap(),
         },
         Command::BindBankAccount {
             wallet: alice.0,
             account,
         },
-        Command::Exchange {
-            wallet: alice.0,
-            amount: "3,000".parse().unwrap(),
-            key: IdempotencyKey(1),
-            auth: None,
-        }
-        .sign(&alice.1),
+        platform.sign_as_holder(
+            Command::Exchange {
+                wallet: alice.0,
+                amount: "3000".parse().unwrap(),
+                key: IdempotencyKey(1),
+                auth: None,
+            },
+            &alice.1,
+            ops[0],
+        ),
     ] {
         platform.one(ops[0], command).unwrap().unwrap();
     }
@@ -146,8 +150,40 @@ impl World {
         send(self.server.addr(), "POST", path, &headers, body)
     }
 
-    /// A payment body signed by `key` over the Pay command with this idempotency key.
+    /// What a holder at OP01 (Alice) signs for, as this server states it, and the end of a window
+    /// `window_ms` long by the server's clock.
+    fn window(&self, window_ms: u64) -> (SigningContext, u64) {
+        self.window_at(OperatorId(1), window_ms)
+    }
+
+    /// What a holder at `operator` signs for.
+    fn window_at(&self, operator: OperatorId, window_ms: u64) -> (SigningContext, u64) {
+        let stated = send(self.server.addr(), "GET", "/v1/context", &[], b"").ok(200);
+        let deployment = DeploymentId::from_hex(stated["deployment"].as_str().unwrap()).unwrap();
+        let context = SigningContext {
+            deployment,
+            operator,
+        };
+        (context, stated["now_ms"].as_u64().unwrap() + window_ms)
+    }
+
+    /// A payment body signed by `key` over the Pay command with this idempotency key, good for
+    /// five minutes.
     fn payment(
+        &self,
+        payer: WalletId,
+        payee: WalletId,
+        amount: &str,
+        idempotency: &str,
+        key: &KeyPair,
+    ) -> Vec<u8> {
+        self.payment_for(OperatorId(1), payer, payee, amount, idempotency, key)
+    }
+
+    /// A payment body signed naming `operator` in its context.
+    fn payment_for(
+        &self,
+        operator: OperatorId,
         payer: WalletId,
         payee: WalletId,
         amount: &str,
@@ -161,16 +197,34 @@ impl World {
             key: idempotency.parse().unwrap(),
             auth: None,
         };
-        let signature = key.sign(&command.signing_bytes());
+        let (context, not_after_ms) = self.window_at(operator, 5 * 60 * 1000);
+        let signature = key.sign(&command.signing_bytes(&context, not_after_ms));
         json!({
             "payer": payer.to_string(),
             "payee": payee.to_string(),
             "amount": amount,
             "public_key": key.public_key().to_hex(),
             "signature": signature.to_hex(),
+            "not_after_ms": not_after_ms,
         })
         .to_string()
         .into_bytes()
+    }
+
+    /// The holder's session, from a challenge signed with the wallet's key.
+    fn session(&self, wallet: WalletId, key: &KeyPair) -> String {
+        let asked = json!({ "wallet": wallet.to_string() }).to_string();
+        let challenge = self
+            .post("/v1/sessions/challenges", "", None, asked.as_bytes())
+            .ok(201);
+        let challenge = challenge["challenge"].as_str().unwrap();
+        let signature = key.sign(&ecny::parties::session_signing_bytes(wallet, challenge));
+        let opened = json!({ "wallet": wallet.to_string(), "challenge": challenge,
+            "signature": signature.to_hex() });
+        let session = self
+            .post("/v1/sessions", "", None, opened.to_string().as_bytes())
+            .ok(201);
+        session["token"].as_str().unwrap().to_string()
     }
 
     fn pay(&self, token: &str, idempotency: &str, body: &[u8]) -> Reply {
@@ -238,10 +292,12 @@ fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
         phone: 13_912_345_678,
         public_key: holder.public_key(),
     };
+    let (context, not_after_ms) = world.window_at(OperatorId(2), 5 * 60 * 1000);
     let signed_open = json!({
         "phone": "13912345678",
         "public_key": holder.public_key().to_hex(),
-        "signature": holder.sign(&open.signing_bytes()).to_hex(),
+        "signature": holder.sign(&open.signing_bytes(&context, not_after_ms)).to_hex(),
+        "not_after_ms": not_after_ms,
     });
     world
         .post(
@@ -273,7 +329,7 @@ fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
     assert_eq!(opened.json()["class"], 4);
 
     let (alice, alice_key) = &world.alice;
-    let body = World::payment(*alice, wallet, "66.60", KEY_1, alice_key);
+    let body = world.payment(*alice, wallet, "66.60", KEY_1, alice_key);
     let paid = world.pay("", KEY_1, &body);
     assert_eq!(paid.status, 201, "{}", paid.text());
     assert!(paid.json()["transfer"].as_str().unwrap().starts_with('T'));
@@ -306,14 +362,14 @@ fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
 fn a_retry_answers_the_first_transfer_and_a_changed_body_is_a_conflict() {
     let world = World::new();
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, world.bob.0, "10.00", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "10.00", KEY_1, key);
     let first = world.pay("", KEY_1, &body);
     assert_eq!(first.status, 201, "{}", first.text());
     let retry = world.pay("", KEY_1, &body);
     assert_eq!(retry.status, 201, "{}", retry.text());
     assert_eq!(first.json()["transfer"], retry.json()["transfer"]);
 
-    let changed = World::payment(*alice, world.bob.0, "20.00", KEY_1, key);
+    let changed = world.payment(*alice, world.bob.0, "20.00", KEY_1, key);
     world
         .pay("", KEY_1, &changed)
         .problem(409, "IDEMPOTENCY_KEY_REUSED");
@@ -325,7 +381,7 @@ fn a_retry_answers_the_first_transfer_and_a_changed_body_is_a_conflict() {
 fn a_payment_without_an_idempotency_key_is_refused() {
     let world = World::new();
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "1.00", KEY_1, key);
     world
         .post("/v1/payments", "", None, &body)
         .problem(400, "IDEMPOTENCY_KEY_MISSING");
@@ -358,7 +414,7 @@ fn malformed_bodies_are_problems_not_plain_text() {
         .problem(422, "JSON_DATA");
 
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "1.00", KEY_1, key);
     let as_text = [("Content-Type", "text/plain"), ("Idempotency-Key", KEY_1)];
     send(world.server.addr(), "POST", "/v1/payments", &as_text, &body)
         .problem(415, "CONTENT_TYPE_UNSUPPORTED");
@@ -387,17 +443,158 @@ fn malformed_bodies_are_problems_not_plain_text() {
 }
 
 #[test]
+fn an_amount_or_idempotency_key_outside_its_one_syntax_is_refused_and_moves_nothing() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    // "1,50" once read as 150.00: the holder signs what the server would have taken it for.
+    let command = Command::Pay {
+        payer: *alice,
+        payee: world.bob.0,
+        amount: ecny::Amount::from_yuan(150),
+        key: KEY_1.parse().unwrap(),
+        auth: None,
+    };
+    let mut body: Value =
+        serde_json::from_slice(&world.payment(*alice, world.bob.0, "150.00", KEY_1, key)).unwrap();
+    let (context, not_after_ms) = world.window(5 * 60 * 1000);
+    body["signature"] = json!(key
+        .sign(&command.signing_bytes(&context, not_after_ms))
+        .to_hex());
+    body["not_after_ms"] = json!(not_after_ms);
+    for amount in ["1,50", "1,000", "¥150", "150.00 "] {
+        body["amount"] = json!(amount);
+        world
+            .pay("", KEY_1, body.to_string().as_bytes())
+            .problem(422, "MALFORMED_AMOUNT");
+    }
+    // One syntax for keys: 1 to 32 hex digits, or a UUID with its four dashes in place.
+    let good = world.payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    for stray in [
+        "+123e4567e89b12d3a456426614174000",
+        "-123e4567e89b12d3a456426614174000",
+        "123e4567e89b12d3a456-426614174000",
+        "123e-4567-e89b-12d3-a456426614174000",
+        "--1",
+        "+1",
+        "0x1f",
+    ] {
+        world
+            .pay("", stray, &good)
+            .problem(400, "IDEMPOTENCY_KEY_MALFORMED");
+    }
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_payment_signed_for_a_closed_or_overlong_window_is_refused_and_moves_nothing() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let (context, now_ms) = world.window(0);
+    let stated = send(world.server.addr(), "GET", "/v1/context", &[], b"").ok(200);
+    assert_eq!(stated["signature_window_ms_max"], 600_000);
+    for (not_after_ms, code) in [
+        (now_ms - 1_000, "SIGNATURE_EXPIRED"),
+        (now_ms + 11 * 60 * 1000, "SIGNATURE_WINDOW_TOO_LONG"),
+    ] {
+        let command = Command::Pay {
+            payer: *alice,
+            payee: world.bob.0,
+            amount: "5.00".parse().unwrap(),
+            key: KEY_1.parse().unwrap(),
+            auth: None,
+        };
+        let body = json!({
+            "payer": alice.to_string(),
+            "payee": world.bob.0.to_string(),
+            "amount": "5.00",
+            "public_key": key.public_key().to_hex(),
+            "signature": key.sign(&command.signing_bytes(&context, not_after_ms)).to_hex(),
+            "not_after_ms": not_after_ms,
+        });
+        world
+            .pay("", KEY_1, body.to_string().as_bytes())
+            .problem(403, code);
+    }
+    assert_eq!(world.balance(&world.tokens[0], *alice), "3000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_transfer_is_read_by_its_id_by_its_parties_only() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let body = world.payment(*alice, world.bob.0, "66.60", KEY_1, key);
+    let paid = world.pay("", KEY_1, &body).ok(201);
+    let path = format!("/v1/transfers/{}", paid["transfer"].as_str().unwrap());
+    let alice_session = world.session(*alice, key);
+    let bob_session = world.session(world.bob.0, &world.bob.1);
+    for token in [
+        &world.tokens[0],
+        &world.tokens[1],
+        &world.central_bank,
+        &alice_session,
+        &bob_session,
+    ] {
+        let read = world.get(&path, token).ok(200);
+        assert_eq!(read["transfer"], paid["transfer"]);
+        assert_eq!(
+            (read["kind"].as_str(), read["amount"].as_str()),
+            (Some("payment"), Some("66.60"))
+        );
+        assert_eq!(read["from"], alice.to_string());
+        assert_eq!(read["to"], world.bob.0.to_string());
+    }
+    // An exchange of Alice's touches only OP01's books: OP02 is no party to it, and cannot tell
+    // it from a transfer that does not exist.
+    let command = Command::Exchange {
+        wallet: *alice,
+        amount: "10.00".parse().unwrap(),
+        key: IdempotencyKey(0xe1),
+        auth: None,
+    };
+    let (context, not_after_ms) = world.window(5 * 60 * 1000);
+    let body = json!({
+        "amount": "10.00",
+        "public_key": key.public_key().to_hex(),
+        "signature": key.sign(&command.signing_bytes(&context, not_after_ms)).to_hex(),
+        "not_after_ms": not_after_ms,
+    });
+    let exchanged = world
+        .post(
+            &format!("/v1/wallets/{alice}/exchange"),
+            "",
+            Some("e1"),
+            body.to_string().as_bytes(),
+        )
+        .ok(201);
+    let path = format!("/v1/transfers/{}", exchanged["transfer"].as_str().unwrap());
+    for token in [&world.tokens[0], &alice_session] {
+        assert_eq!(world.get(&path, token).ok(200)["kind"], "exchange");
+    }
+    for stranger in [&world.tokens[1], &bob_session] {
+        world.get(&path, stranger).problem(404, "UNKNOWN_TRANSFER");
+    }
+    world
+        .get("/v1/transfers/T999999999999", &world.tokens[0])
+        .problem(404, "UNKNOWN_TRANSFER");
+    world
+        .get(&path, "not-a-token")
+        .problem(401, "UNAUTHENTICATED");
+}
+
+#[test]
 fn a_forged_signature_is_refused_and_nothing_moves() {
     let world = World::new();
     let (alice, _) = &world.alice;
     let thief = KeyPair::generate();
-    let forged = World::payment(*alice, world.bob.0, "500.00", KEY_1, &thief);
+    let forged = world.payment(*alice, world.bob.0, "500.00", KEY_1, &thief);
     world
         .pay("", KEY_1, &forged)
         .problem(403, "SIGNATURE_INVALID");
     let (_, key) = &world.alice;
     let mut tampered: Value =
-        serde_json::from_slice(&World::payment(*alice, world.bob.0, "1.00", KEY_1, key)).unwrap();
+        serde_json::from_slice(&world.payment(*alice, world.bob.0, "1.00", KEY_1, key)).unwrap();
     tampered["amount"] = json!("1000.00");
     world
         .pay("", KEY_1, tampered.to_string().as_bytes())
@@ -410,7 +607,7 @@ fn a_forged_signature_is_refused_and_nothing_moves() {
 fn a_class_4_wallet_cannot_pay_above_its_single_payment_limit() {
     let world = World::new();
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, world.bob.0, "2000.01", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "2000.01", KEY_1, key);
     world
         .pay("", KEY_1, &body)
         .problem(422, "LIMIT_SINGLE_PAYMENT");
@@ -434,7 +631,7 @@ fn unknown_wallets_and_routes_are_404_problems() {
     send(world.server.addr(), "DELETE", "/v1/payments", &[], b"")
         .problem(405, "METHOD_NOT_ALLOWED");
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, WalletId(9999), "1.00", KEY_1, key);
+    let body = world.payment(*alice, WalletId(9999), "1.00", KEY_1, key);
     world.pay("", KEY_1, &body).problem(404, "UNKNOWN_WALLET");
 }
 
@@ -447,8 +644,13 @@ fn operator_b_cannot_read_or_pay_from_operator_a_wallets() {
     world
         .get(&format!("/v1/wallets/{alice}"), other)
         .problem(404, "UNKNOWN_WALLET");
-    let body = World::payment(*alice, world.bob.0, "5.00", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "5.00", KEY_1, key);
     world.pay(other, KEY_1, &body).problem(403, "HOLDER_ONLY");
+    // Alice's own signature made naming another operator does not hold for her wallet at OP01.
+    let foreign = world.payment_for(OperatorId(2), *alice, world.bob.0, "5.00", KEY_1, key);
+    world
+        .pay("", KEY_1, &foreign)
+        .problem(403, "SIGNATURE_INVALID");
     let holder = KeyPair::generate();
     let open = json!({ "phone": "13712345678", "public_key": holder.public_key().to_hex() });
     world
@@ -517,7 +719,7 @@ fn an_address_guessing_tokens_is_turned_away_for_the_rest_of_its_minute() {
         .get(&wallet, &world.tokens[0])
         .problem(429, "TOO_MANY_AUTH_FAILURES");
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "1.00", KEY_1, key);
     world
         .pay("", KEY_1, &body)
         .problem(429, "TOO_MANY_AUTH_FAILURES");
@@ -549,7 +751,7 @@ fn the_body_limit_is_the_configured_one() {
         .pay("", KEY_1, &too_big)
         .problem(413, "BODY_TOO_LARGE");
     let (alice, key) = &world.alice;
-    let body = World::payment(*alice, world.bob.0, "1.00", KEY_1, key);
+    let body = world.payment(*alice, world.bob.0, "1.00", KEY_1, key);
     assert_eq!(world.pay("", KEY_1, &body).status, 201);
 }
 

@@ -9,7 +9,8 @@ mod served;
 
 use ecny::certs::KeyPair;
 use ecny::command::Command;
-use ecny::ids::{IdempotencyKey, WalletId};
+use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
+use ecny::signing::{DeploymentId, SigningContext};
 use http_client::{send, Reply};
 use serde_json::{json, Value};
 use served::Served;
@@ -62,7 +63,21 @@ impl Counter {
         reply["wallet"].as_str().unwrap().parse().unwrap()
     }
 
+    /// An exchange signed for a wallet at OP01, good for five minutes by the server's clock.
     fn exchange_body(
+        &self,
+        wallet: WalletId,
+        amount: &str,
+        key: IdempotencyKey,
+        signer: &KeyPair,
+    ) -> Value {
+        self.exchange_body_for(OperatorId(1), wallet, amount, key, signer)
+    }
+
+    /// An exchange signed naming `operator` in its context.
+    fn exchange_body_for(
+        &self,
+        operator: OperatorId,
         wallet: WalletId,
         amount: &str,
         key: IdempotencyKey,
@@ -74,10 +89,17 @@ impl Counter {
             key,
             auth: None,
         };
+        let stated = send(self.served.server.addr(), "GET", "/v1/context", &[], b"").ok(200);
+        let context = SigningContext {
+            deployment: DeploymentId::from_hex(stated["deployment"].as_str().unwrap()).unwrap(),
+            operator,
+        };
+        let not_after_ms = stated["now_ms"].as_u64().unwrap() + 5 * 60 * 1000;
         json!({
             "amount": amount,
             "public_key": signer.public_key().to_hex(),
-            "signature": signer.sign(&command.signing_bytes()).to_hex(),
+            "signature": signer.sign(&command.signing_bytes(&context, not_after_ms)).to_hex(),
+            "not_after_ms": not_after_ms,
         })
     }
 
@@ -145,17 +167,17 @@ fn a_newcomer_gets_a_bank_account_class_two_and_e_cny_at_the_counter() {
 
     let exchange = format!("/v1/wallets/{wallet}/exchange");
     let key = IdempotencyKey(0x7e57_0001);
-    let body = Counter::exchange_body(wallet, "500.00", key, &holder);
+    let body = counter.exchange_body(wallet, "500.00", key, &holder);
     let first = counter.call(&exchange, "", Some(key), &body).ok(201);
     // A retry after a lost answer is the first transfer, not a second exchange.
     let retry = counter.call(&exchange, "", Some(key), &body).ok(201);
     assert_eq!(first["transfer"], retry["transfer"]);
-    let other = Counter::exchange_body(wallet, "600.00", key, &holder);
+    let other = counter.exchange_body(wallet, "600.00", key, &holder);
     counter
         .call(&exchange, "", Some(key), &other)
         .problem(409, "IDEMPOTENCY_KEY_REUSED");
     let key = IdempotencyKey(0x7e57_0002);
-    let too_much = Counter::exchange_body(wallet, "4500.01", key, &holder);
+    let too_much = counter.exchange_body(wallet, "4500.01", key, &holder);
     counter
         .call(&exchange, "", Some(key), &too_much)
         .problem(422, "INSUFFICIENT_FUNDS");
@@ -182,7 +204,7 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
     let kyc = format!("/v1/wallets/{wallet}/kyc");
     let exchange = format!("/v1/wallets/{wallet}/exchange");
     let key = IdempotencyKey(0x7e57_0100);
-    let signed = Counter::exchange_body(wallet, "10.00", key, &holder);
+    let signed = counter.exchange_body(wallet, "10.00", key, &holder);
     let statement = json!({ "class": 3, "name": "Wang Wu", "id_number": "110101199003074514" });
 
     // Another operator's teller hears of the wallet as unknown; other parties and roles are
@@ -196,6 +218,11 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
     counter
         .call(&exchange, &op2, Some(key), &signed)
         .problem(403, "HOLDER_ONLY");
+    // The holder's own signature made for OP02's context does not hold for a wallet at OP01.
+    let foreign = counter.exchange_body_for(OperatorId(2), wallet, "10.00", key, &holder);
+    counter
+        .call(&exchange, "", Some(key), &foreign)
+        .problem(403, "SIGNATURE_INVALID");
     counter
         .call(&bank, &central_bank, Some(key), &json!({ "cash": "100" }))
         .problem(403, "STAFF_ONLY");
@@ -265,7 +292,7 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
         )
         .ok(201);
     // A signature by any key but the wallet's own moves nothing.
-    let forged = Counter::exchange_body(wallet, "10.00", key, &KeyPair::generate());
+    let forged = counter.exchange_body(wallet, "10.00", key, &KeyPair::generate());
     counter
         .call(&exchange, "", Some(key), &forged)
         .problem(403, "SIGNATURE_INVALID");
@@ -327,7 +354,7 @@ fn ten_tellers_pressing_open_at_once_open_one_account_and_a_retry_answers_it() {
         .problem(409, "IDEMPOTENCY_KEY_REUSED");
     // Exactly one deposit of 5,000 went in, and it is bound.
     assert_eq!(counter.audit()["deposits_total"], "5000.00");
-    let exchange = Counter::exchange_body(wallet, "100.00", IdempotencyKey(3), &holder);
+    let exchange = counter.exchange_body(wallet, "100.00", IdempotencyKey(3), &holder);
     counter
         .call(
             &format!("/v1/wallets/{wallet}/exchange"),

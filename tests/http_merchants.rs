@@ -20,6 +20,7 @@ use ecny::command::{Command, Outcome};
 use ecny::ids::{IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::platform::Platform;
 use ecny::server::{Server, ServerConfig};
+use ecny::signing::{DeploymentId, SigningContext};
 use ecny::wallet::sub_wallet::SubWalletLimits;
 use ecny::wallet::WalletClass;
 use http_client::{send, Reply};
@@ -33,17 +34,23 @@ struct Holder {
 struct World {
     dir: tempfile::TempDir,
     server: Server,
-    /// OP01's and OP02's bearer tokens.
+    /// OP01's and OP02's administrators' bearer tokens.
     operators: [String; 2],
+    /// A compliance officer at OP01 and one at OP02.
+    compliance: [String; 2],
     central_bank: String,
     /// A class 2 wallet at OP01 a merchant can settle into.
     shop_wallet: WalletId,
+    /// The shop owner's own session, for that wallet.
+    shop_session: String,
     /// A class 3 wallet at OP02 holding ¥2,000.00.
     li: Holder,
+    /// Li's session: Li's app reads with it (the payment code, the wallet).
+    li_session: String,
     next_key: u128,
 }
 
-fn seed(dir: &Path) -> (WalletId, Holder) {
+fn seed(dir: &Path) -> (Holder, Holder) {
     let (mut platform, _) = Platform::open(dir).unwrap();
     let ops = served::two_funded_operators(&mut platform);
     let mut banked = |op: OperatorId, phone: u64, class: WalletClass, cash: &str| {
@@ -65,31 +72,34 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
         for command in [
             Command::CashDeposit {
                 account,
-                amount: "5,000".parse().unwrap(),
+                amount: "5000".parse().unwrap(),
             },
             Command::BindBankAccount { wallet, account },
             Command::UpgradeWallet {
                 wallet,
                 to: class,
                 name: Some("Zhang San".into()),
-                id_number: Some("110101199003074512".into()),
+                id_number: Some("110101199003074514".into()),
                 in_person: false,
             },
-            Command::Exchange {
-                wallet,
-                amount: cash.parse().unwrap(),
-                key: IdempotencyKey(phone as u128),
-                auth: None,
-            }
-            .sign(&key),
+            platform.sign_as_holder(
+                Command::Exchange {
+                    wallet,
+                    amount: cash.parse().unwrap(),
+                    key: IdempotencyKey(phone as u128),
+                    auth: None,
+                },
+                &key,
+                op,
+            ),
         ] {
             platform.one(op, command).unwrap().unwrap();
         }
         Holder { wallet, key }
     };
     let shop = banked(ops[0], 13_800_000_001, WalletClass::Two, "1");
-    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2,000");
-    (shop.wallet, li)
+    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2000");
+    (shop, li)
 }
 
 fn bearer(token: &str) -> String {
@@ -99,7 +109,7 @@ fn bearer(token: &str) -> String {
 impl World {
     fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let (shop_wallet, li) = seed(dir.path());
+        let (shop, li) = seed(dir.path());
         let server = Server::start(&ServerConfig {
             data: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
@@ -108,14 +118,56 @@ impl World {
         .unwrap();
         let read =
             |name: &str| std::fs::read_to_string(dir.path().join("keys").join(name)).unwrap();
+        let operators = [read("OP01.token"), read("OP02.token")];
+        let compliance = [0, 1]
+            .map(|op| served::register_staff(&server, op, &operators[op], "compliance_officer"));
         World {
-            operators: [read("OP01.token"), read("OP02.token")],
+            shop_session: served::open_session(&server, shop.wallet, &shop.key),
+            li_session: served::open_session(&server, li.wallet, &li.key),
+            operators,
+            compliance,
             central_bank: read("central-bank.token"),
             server,
             dir,
-            shop_wallet,
+            shop_wallet: shop.wallet,
             li,
             next_key: 1,
+        }
+    }
+
+    /// The same data directory served again after a clean stop: what survives is what the log
+    /// and the snapshots hold.
+    fn restarted(self) -> World {
+        let World {
+            dir,
+            server,
+            operators,
+            compliance,
+            central_bank,
+            shop_wallet,
+            shop_session,
+            li,
+            li_session,
+            next_key,
+        } = self;
+        drop(server);
+        let server = Server::start(&ServerConfig {
+            data: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        World {
+            dir,
+            server,
+            operators,
+            compliance,
+            central_bank,
+            shop_wallet,
+            shop_session,
+            li,
+            li_session,
+            next_key,
         }
     }
 
@@ -123,19 +175,55 @@ impl World {
         self.server.addr()
     }
 
+    /// `body` with `signer`'s public key, signature over `command` (over nothing if the wallet
+    /// could not build one) and window's end: signed for this server's deployment and Li's
+    /// operator, good for five minutes by the server's clock.
+    fn signed(&self, signer: &KeyPair, command: Option<&Command>, body: Value) -> Value {
+        self.signed_for(OperatorId(2), signer, command, body)
+    }
+
+    /// Signed naming `operator` in the context.
+    fn signed_for(
+        &self,
+        operator: OperatorId,
+        signer: &KeyPair,
+        command: Option<&Command>,
+        mut body: Value,
+    ) -> Value {
+        let stated = send(self.addr(), "GET", "/v1/context", &[], b"").ok(200);
+        let context = SigningContext {
+            deployment: DeploymentId::from_hex(stated["deployment"].as_str().unwrap()).unwrap(),
+            operator,
+        };
+        let not_after_ms = stated["now_ms"].as_u64().unwrap() + 5 * 60 * 1000;
+        let signed = command.map_or_else(Vec::new, |c| c.signing_bytes(&context, not_after_ms));
+        body["public_key"] = json!(signer.public_key().to_hex());
+        body["signature"] = json!(signer.sign(&signed).to_hex());
+        body["not_after_ms"] = json!(not_after_ms);
+        body
+    }
+
+    /// Li's payment code now, as Li's app shows it (with Li's session).
+    fn li_code(&self) -> String {
+        let path = format!("/v1/wallets/{}/payment-code", self.li.wallet);
+        let shown = self.get(&path, &self.li_session).ok(200);
+        shown["code"].as_str().unwrap().to_string()
+    }
+
     fn key(&mut self) -> IdempotencyKey {
         self.next_key += 1;
         IdempotencyKey(0xabc0_0000 + self.next_key)
     }
 
+    /// `token` empty: no Authorization header.
     fn get(&self, path: &str, token: &str) -> Reply {
-        send(
-            self.addr(),
-            "GET",
-            path,
-            &[("Authorization", &bearer(token))],
-            b"",
-        )
+        let auth = bearer(token);
+        let headers: Vec<(&str, &str)> = if token.is_empty() {
+            vec![]
+        } else {
+            vec![("Authorization", auth.as_str())]
+        };
+        send(self.addr(), "GET", path, &headers, b"")
     }
 
     fn call(
@@ -157,12 +245,13 @@ impl World {
         key: Option<IdempotencyKey>,
         body: &[u8],
     ) -> Reply {
+        // `token` empty: no Authorization header (a holder's signed command needs none).
         let auth = bearer(token);
         let key = key.map(|k| k.to_string());
-        let mut headers = vec![
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
+        let mut headers = vec![("Content-Type", "application/json")];
+        if !token.is_empty() {
+            headers.push(("Authorization", auth.as_str()));
+        }
         if let Some(key) = &key {
             headers.push(("Idempotency-Key", key.as_str()));
         }
@@ -230,25 +319,17 @@ impl World {
             request_payment(self.li.wallet, &request, typed_amount, how, key).ok()
         });
         // What the wallet cannot build it still sends, signed over nothing, for the server to judge.
-        let signed = command.map_or_else(Vec::new, |c| c.signing_bytes());
-        let signature = signer.sign(&signed).to_hex();
-        let mut body = json!({
+        let body = json!({
             "payer": self.li.wallet.to_string(),
             "request": payload,
             "read": read,
-            "public_key": signer.public_key().to_hex(),
-            "signature": signature,
         });
+        let mut body = self.signed(signer, command.as_ref(), body);
         if let Some(typed) = typed {
             body["amount"] = json!(typed);
         }
-        self.call(
-            "POST",
-            "/v1/request-payments",
-            &self.operators[1],
-            Some(key),
-            &body,
-        )
+        // Li's signature is the authority: Li's app sends no token.
+        self.call("POST", "/v1/request-payments", "", Some(key), &body)
     }
 
     fn balance(&self, op: usize, wallet: WalletId) -> String {
@@ -452,19 +533,16 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
     let (shop, token) = world.onboard();
     let gun = world.terminal(shop, &token, "scan_gun");
     let li = world.li.wallet;
-    // Only Li's operator shows Li's code.
+    // Only Li shows Li's code: not another operator, not even Li's own operator's staff, and
+    // another holder hears of Li's wallet as of none.
+    let code_path = format!("/v1/wallets/{li}/payment-code");
+    for staff in [&world.operators[0], &world.operators[1]] {
+        world.get(&code_path, staff).problem(403, "HOLDER_ONLY");
+    }
     world
-        .get(
-            &format!("/v1/wallets/{li}/payment-code"),
-            &world.operators[0].clone(),
-        )
-        .problem(403, "NOT_YOUR_WALLET");
-    let shown = world
-        .get(
-            &format!("/v1/wallets/{li}/payment-code"),
-            &world.operators[1].clone(),
-        )
-        .ok(200);
+        .get(&code_path, &world.shop_session)
+        .problem(404, "UNKNOWN_WALLET");
+    let shown = world.get(&code_path, &world.li_session).ok(200);
     let code = shown["code"].as_str().unwrap().to_string();
     assert_eq!((code.len(), &code[..4]), (18, "2802"));
 
@@ -474,7 +552,7 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
     // A merchant's own token is not a code reader: codes are read at terminals.
     world
         .call("POST", &path, &token, Some(key), &body)
-        .problem(403, "NOT_YOUR_MERCHANT");
+        .problem(403, "TERMINAL_ONLY");
     let first = world.call("POST", &path, &gun, Some(key), &body).ok(201);
     // The till retries after a lost answer: the same charge, not a second one.
     let retry = world.call("POST", &path, &gun, Some(key), &body).ok(201);
@@ -495,12 +573,7 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
             .problem(422, "CODE_UNKNOWN");
     }
     let key = world.key();
-    let fresh = world
-        .get(
-            &format!("/v1/wallets/{li}/payment-code"),
-            &world.operators[1].clone(),
-        )
-        .ok(200);
+    let fresh = world.get(&code_path, &world.li_session).ok(200);
     let locked = json!({ "code": fresh["code"], "amount": "1.00" });
     let limited = world.call("POST", &path, &gun, Some(key), &locked);
     limited.problem(429, "CODE_RATE_LIMITED");
@@ -521,6 +594,63 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
 }
 
 #[test]
+fn a_code_is_charged_once_ever_across_a_restart_and_twenty_identical_charges_share_one_answer() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    let body = json!({ "code": world.li_code(), "amount": "18.00" });
+    // Twenty tills' worth of the same charge at once (one till retrying hard): one charge.
+    let key = world.key();
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| world.call("POST", &path, &gun, Some(key), &body)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let answers: std::collections::BTreeSet<String> = replies
+        .iter()
+        .map(|reply| reply.ok(201)["transfer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(world.balance(1, world.li.wallet), "1982.00");
+
+    // What is spent stays spent: after a restart the code is still used, the first key still
+    // answers the first charge.
+    let mut world = world.restarted();
+    let again = world.key();
+    world
+        .call("POST", &path, &gun, Some(again), &body)
+        .problem(409, "CODE_REUSED");
+    let retry = world.call("POST", &path, &gun, Some(key), &body).ok(201);
+    assert_eq!(
+        Some(retry["transfer"].as_str().unwrap()),
+        answers.first().map(String::as_str)
+    );
+    assert_eq!(world.balance(1, world.li.wallet), "1982.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn a_payment_code_takes_no_more_than_the_password_free_cap() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    // Below Li's class-3 single-payment limit (5,000) but above the cap (1,000 by default).
+    let key = world.key();
+    let over = json!({ "code": world.li_code(), "amount": "1000.01" });
+    world
+        .call("POST", &path, &gun, Some(key), &over)
+        .problem(422, "LIMIT_PASSWORD_FREE");
+    let key = world.key();
+    let at_cap = json!({ "code": world.li_code(), "amount": "1000.00" });
+    world.call("POST", &path, &gun, Some(key), &at_cap).ok(201);
+    assert_eq!(world.balance(1, world.li.wallet), "1000.00");
+    world.assert_audit_clean();
+}
+
+#[test]
 fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     let mut world = World::new();
     let (shop, token) = world.onboard();
@@ -535,27 +665,35 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
         limits,
         auth: None,
     };
-    let signature = world.li.key.sign(&open.signing_bytes()).to_hex();
     let body = json!({
         "merchant": shop.to_string(),
         "per_payment": "200",
         "daily": "300",
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": signature,
     });
+    let body = world.signed(&world.li.key, Some(&open), body);
     let path = format!("/v1/wallets/{li}/sub-wallets");
-    // Another operator cannot push Li's wallet anywhere; a forged signature is refused.
+    // No operator's staff may submit what Li signed; Li's signature made naming another operator
+    // does not hold for Li's wallet; a forged signature is refused.
+    for staff in [&world.operators[0], &world.operators[1]] {
+        world
+            .call("POST", &path, staff, None, &body)
+            .problem(403, "HOLDER_ONLY");
+    }
+    let elsewhere = world.signed_for(
+        OperatorId(1),
+        &world.li.key,
+        Some(&open),
+        json!({ "merchant": shop.to_string(), "per_payment": "200", "daily": "300" }),
+    );
     world
-        .call("POST", &path, &world.operators[0].clone(), None, &body)
-        .problem(403, "NOT_YOUR_WALLET");
+        .call("POST", &path, "", None, &elsewhere)
+        .problem(403, "SIGNATURE_INVALID");
     let mut forged = body.clone();
     forged["daily"] = json!("3000");
     world
-        .call("POST", &path, &world.operators[1].clone(), None, &forged)
+        .call("POST", &path, "", None, &forged)
         .problem(403, "SIGNATURE_INVALID");
-    let opened = world
-        .call("POST", &path, &world.operators[1].clone(), None, &body)
-        .ok(201);
+    let opened = world.call("POST", &path, "", None, &body).ok(201);
     let sub: SubWalletId = opened["sub_wallet"].as_str().unwrap().parse().unwrap();
 
     // The shop sees the token and limits, never Li's wallet.
@@ -567,7 +705,7 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     // A merchant reading a holder's wallet is turned away.
     world
         .get(&format!("/v1/wallets/{li}"), &token)
-        .problem(403, "OPERATOR_ONLY");
+        .problem(403, "PARTY_NOT_ALLOWED");
 
     let charges = format!("/v1/merchants/{shop}/sub-wallet-charges");
     let charge = |amount: &str| json!({ "sub_wallet": sub.to_string(), "amount": amount });
@@ -595,17 +733,10 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
         "per_payment": "200",
         "daily": "300",
         "open": false,
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&close.signing_bytes()).to_hex(),
     });
+    let body = world.signed(&world.li.key, Some(&close), body);
     let closed = world
-        .call(
-            "PUT",
-            &format!("/v1/sub-wallets/{sub}"),
-            &world.operators[1].clone(),
-            None,
-            &body,
-        )
+        .call("PUT", &format!("/v1/sub-wallets/{sub}"), "", None, &body)
         .ok(200);
     assert_eq!(closed["open"], false);
     let key = world.key();
@@ -678,7 +809,7 @@ fn refunds_go_back_along_the_payment_and_only_the_payee_gives_them() {
             Some(key),
             &refund("1"),
         )
-        .problem(403, "NOT_YOUR_MERCHANT");
+        .problem(403, "MERCHANT_ONLY");
 
     let report = world
         .get(&format!("/v1/merchants/{shop}/settlement"), &token)
@@ -726,14 +857,15 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
             key,
         ),
         ("POST", format!("/v1/merchants/{shop}/refunds"), &token, key),
-        ("POST", "/v1/request-payments".into(), &op2, key),
+        // A holder's signed commands come with no token.
+        ("POST", "/v1/request-payments".into(), "", key),
         (
             "POST",
             format!("/v1/wallets/{}/sub-wallets", world.li.wallet),
-            &op2,
+            "",
             None,
         ),
-        ("PUT", "/v1/sub-wallets/SW00000001".into(), &op2, None),
+        ("PUT", "/v1/sub-wallets/SW00000001".into(), "", None),
     ];
     for (method, path, caller, key) in &posts {
         world
@@ -751,13 +883,14 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
             .problem(413, "BODY_TOO_LARGE");
     }
     // Money-moving requests need their idempotency key.
-    for path in [
-        format!("/v1/merchants/{shop}/sub-wallet-charges"),
-        format!("/v1/merchants/{shop}/refunds"),
-        format!("/v1/merchants/{shop}/code-payments"),
+    let gun = world.terminal(shop, &token, "scan_gun");
+    for (path, caller) in [
+        (format!("/v1/merchants/{shop}/sub-wallet-charges"), &token),
+        (format!("/v1/merchants/{shop}/refunds"), &token),
+        (format!("/v1/merchants/{shop}/code-payments"), &gun),
     ] {
         world
-            .raw("POST", &path, &token, None, b"{}")
+            .raw("POST", &path, caller, None, b"{}")
             .problem(400, "IDEMPOTENCY_KEY_MISSING");
     }
     world
@@ -853,12 +986,12 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     let body = json!({
         "payer": li.to_string(), "payee": school.to_string(), "template": "prepaid",
         "purpose": "piano, autumn term", "units": 40, "unit_price": "25.00",
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&open.signing_bytes()).to_hex(),
     });
-    let op2 = world.operators[1].clone();
+    let body = world.signed(&world.li.key, Some(&open), body);
+    // Li's app sends Li's signature and no token; OP02's staff read with their own.
+    let (li_app, op2) = ("", world.operators[1].clone());
     let opened = world
-        .call("POST", "/v1/contracts", &op2, Some(key), &body)
+        .call("POST", "/v1/contracts", li_app, Some(key), &body)
         .ok(201);
     assert_eq!(
         (opened["status"].as_str(), opened["holding"].as_str()),
@@ -866,13 +999,13 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     );
     // A retry answers the same contract; the same key on other terms is a conflict.
     let again = world
-        .call("POST", "/v1/contracts", &op2, Some(key), &body)
+        .call("POST", "/v1/contracts", li_app, Some(key), &body)
         .ok(201);
     assert_eq!(again["contract"], opened["contract"]);
     let mut other = body.clone();
     other["units"] = json!(41);
     world
-        .call("POST", "/v1/contracts", &op2, Some(key), &other)
+        .call("POST", "/v1/contracts", li_app, Some(key), &other)
         .problem(403, "SIGNATURE_INVALID");
     assert_eq!(world.balance(1, li), "1000.00");
 
@@ -884,16 +1017,12 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         key,
         auth: None,
     };
-    let body = json!({
-        "units": 3,
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&confirm.signing_bytes()).to_hex(),
-    });
+    let body = world.signed(&world.li.key, Some(&confirm), json!({ "units": 3 }));
     let confirmed = world
         .call(
             "POST",
             &format!("/v1/contracts/{id}/confirm"),
-            &op2,
+            li_app,
             Some(key),
             &body,
         )
@@ -913,7 +1042,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         .ok(200);
     world
         .get(&format!("/v1/contracts/{id}"), &merchant_token)
-        .problem(403, "NOT_A_CONTRACT_PARTY");
+        .problem(403, "PARTY_NOT_ALLOWED");
     world
         .get("/v1/contracts/C00000099", &op2)
         .problem(404, "UNKNOWN_CONTRACT");
@@ -923,16 +1052,12 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         by_payee: false,
         auth: None,
     };
-    let body = json!({
-        "by": "payer",
-        "public_key": world.li.key.public_key().to_hex(),
-        "signature": world.li.key.sign(&cancel.signing_bytes()).to_hex(),
-    });
+    let body = world.signed(&world.li.key, Some(&cancel), json!({ "by": "payer" }));
     let cancelled = world
         .call(
             "POST",
             &format!("/v1/contracts/{id}/cancel"),
-            &op2,
+            li_app,
             None,
             &body,
         )
@@ -944,9 +1069,9 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     assert_eq!(world.balance(1, li), "1925.00");
     let key = world.key();
     let lottery = json!({ "payer": "W1", "payee": "W2", "template": "lottery", "purpose": "",
-        "public_key": "00", "signature": "00" });
+        "public_key": "00", "signature": "00", "not_after_ms": 0 });
     world
-        .call("POST", "/v1/contracts", &op2, Some(key), &lottery)
+        .call("POST", "/v1/contracts", li_app, Some(key), &lottery)
         .problem(422, "MALFORMED_TEMPLATE");
     world.assert_audit_clean();
 }
@@ -973,21 +1098,18 @@ fn concurrent_payments_gathered_into_shared_batches_each_get_their_own_answer() 
                     .unwrap();
             let body = json!({
                 "payer": world.li.wallet.to_string(), "request": payload, "amount": amount,
-                "public_key": world.li.key.public_key().to_hex(),
-                "signature": world.li.key.sign(&command.signing_bytes()).to_hex(),
             });
+            let body = world.signed(&world.li.key, Some(&command), body);
             (key, body)
         })
         .collect();
-    let op2 = world.operators[1].clone();
     let replies: Vec<Reply> = std::thread::scope(|scope| {
         let handles: Vec<_> = bodies
             .iter()
             .map(|(key, body)| {
-                let (world, op2) = (&world, &op2);
-                scope.spawn(move || {
-                    world.call("POST", "/v1/request-payments", op2, Some(*key), body)
-                })
+                let world = &world;
+                scope
+                    .spawn(move || world.call("POST", "/v1/request-payments", "", Some(*key), body))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -1012,16 +1134,21 @@ fn only_the_wallets_operator_links_it_to_a_person_with_a_reason_and_the_regulato
     let li = world.li.wallet;
     let path = format!("/v1/wallets/{li}/deanonymize");
     let reason = json!({ "reason": "Suzhou PSB case 2026-118, request of 20 November" });
-    let [op1, op2] = world.operators.clone();
+    let [op1, op2] = world.compliance.clone();
+    // Another operator's compliance officer hears of the wallet as of none; Li's own operator's
+    // administrator is not a compliance officer; the central bank and a merchant are not staff.
     world
         .call("POST", &path, &op1, None, &reason)
-        .problem(403, "NOT_YOUR_WALLET");
+        .problem(404, "UNKNOWN_WALLET");
+    world
+        .call("POST", &path, &world.operators[1], None, &reason)
+        .problem(403, "ROLE_NOT_ALLOWED");
     world
         .call("POST", &path, &world.central_bank, None, &reason)
-        .problem(403, "IDENTITY_AT_OPERATOR_ONLY");
+        .problem(403, "STAFF_ONLY");
     world
         .call("POST", &path, &merchant_token, None, &reason)
-        .problem(403, "OPERATOR_ONLY");
+        .problem(403, "STAFF_ONLY");
     world
         .call("POST", &path, &op2, None, &json!({ "reason": "   " }))
         .problem(422, "DEANONYMIZATION_REASON_INVALID");

@@ -15,13 +15,14 @@ use std::collections::{BTreeSet, HashMap};
 use ecny::certs::KeyPair;
 use ecny::channels::acquiring::TerminalKind;
 use ecny::command::Command;
-use ecny::ids::{IdempotencyKey, WalletId};
+use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
 use ecny::parties::{session_signing_bytes, Operation, PartyKind, StaffRole};
 use http_client::{send, Reply};
 use serde_json::{json, Value};
 use served::Served;
 
 const VALID_ID: &str = "110101199003074514";
+const OP01: OperatorId = OperatorId(1);
 
 struct Lab {
     served: Served,
@@ -115,6 +116,8 @@ struct Fixture {
     holder: (WalletId, KeyPair),
     merchant: String,
     contract: String,
+    /// The holder's exchange: a transfer the holder and OP01's staff are parties to.
+    transfer: String,
     sub_wallet: String,
     throwaway_staff: String,
 }
@@ -197,7 +200,13 @@ fn fixture(lab: &mut Lab) -> Fixture {
         Some(&teller),
         json!({ "cash": "1000.00" }),
     );
-    let exchange = exchange_body(wallet, "500.00", IdempotencyKey(1 << 100), &key);
+    let exchange = exchange_body(
+        &lab.served,
+        wallet,
+        "500.00",
+        IdempotencyKey(1 << 100),
+        &key,
+    );
     let reply = send(
         lab.served.server.addr(),
         "POST",
@@ -209,6 +218,7 @@ fn fixture(lab: &mut Lab) -> Fixture {
         exchange.to_string().as_bytes(),
     );
     assert_eq!(reply.status, 201, "{}", reply.text());
+    let transfer = reply.json()["transfer"].as_str().unwrap().to_string();
     let session = lab.session(wallet, &key);
     tokens.insert("holder", session);
     let open_sub = Command::OpenSubWallet {
@@ -220,9 +230,14 @@ fn fixture(lab: &mut Lab) -> Fixture {
         },
         auth: None,
     };
-    let sub = lab.ok("POST", &format!("/v1/wallets/{wallet}/sub-wallets"), None, json!({
-        "merchant": merchant_id, "per_payment": "50.00", "daily": "100.00",
-        "public_key": key.public_key().to_hex(), "signature": key.sign(&open_sub.signing_bytes()).to_hex() }));
+    let body = json!({ "merchant": merchant_id, "per_payment": "50.00", "daily": "100.00" });
+    let body = lab.served.signed(OP01, &key, &open_sub, body);
+    let sub = lab.ok(
+        "POST",
+        &format!("/v1/wallets/{wallet}/sub-wallets"),
+        None,
+        body,
+    );
     let contract_key = IdempotencyKey(1 << 101);
     let open_contract = Command::OpenContract {
         payer: wallet,
@@ -235,12 +250,26 @@ fn fixture(lab: &mut Lab) -> Fixture {
         key: contract_key,
         auth: None,
     };
-    let reply = send(lab.served.server.addr(), "POST", "/v1/contracts",
-        &[("Idempotency-Key", &contract_key.to_string()), ("Content-Type", "application/json")],
-        json!({ "payer": wallet.to_string(), "payee": shop_wallet.to_string(), "template": "prepaid",
-            "purpose": "lessons", "units": 10, "unit_price": "5.00",
-            "public_key": key.public_key().to_hex(), "signature": key.sign(&open_contract.signing_bytes()).to_hex() })
-            .to_string().as_bytes());
+    let reply = send(
+        lab.served.server.addr(),
+        "POST",
+        "/v1/contracts",
+        &[
+            ("Idempotency-Key", &contract_key.to_string()),
+            ("Content-Type", "application/json"),
+        ],
+        lab.served
+            .signed(
+                OP01,
+                &key,
+                &open_contract,
+                json!({ "payer": wallet.to_string(),
+            "payee": shop_wallet.to_string(), "template": "prepaid", "purpose": "lessons",
+            "units": 10, "unit_price": "5.00" }),
+            )
+            .to_string()
+            .as_bytes(),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text());
     let order = lab.ok(
         "POST",
@@ -260,32 +289,34 @@ fn fixture(lab: &mut Lab) -> Fixture {
         holder: (wallet, key),
         merchant: merchant_id,
         contract: reply.json()["contract"].as_str().unwrap().to_string(),
+        transfer,
         sub_wallet: sub["sub_wallet"].as_str().unwrap().to_string(),
         throwaway_staff: throwaway["staff"].as_str().unwrap().to_string(),
     }
 }
 
-fn exchange_body(wallet: WalletId, amount: &str, key: IdempotencyKey, signer: &KeyPair) -> Value {
+fn exchange_body(
+    served: &Served,
+    wallet: WalletId,
+    amount: &str,
+    key: IdempotencyKey,
+    signer: &KeyPair,
+) -> Value {
     let command = Command::Exchange {
         wallet,
         amount: amount.parse().unwrap(),
         key,
         auth: None,
     };
-    json!({ "amount": amount, "public_key": signer.public_key().to_hex(),
-        "signature": signer.sign(&command.signing_bytes()).to_hex() })
+    served.signed(OP01, signer, &command, json!({ "amount": amount }))
 }
 
 /// The request each operation is tried with: path and body, naming the fixture's own things.
-fn request(op: Operation, f: &Fixture) -> (String, Option<Value>) {
+fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value>) {
     use Operation::*;
     let (wallet, key) = (&f.holder.0, &f.holder.1);
     let m = &f.merchant;
-    let signed = |command: Command, mut body: Value| {
-        body["public_key"] = json!(key.public_key().to_hex());
-        body["signature"] = json!(key.sign(&command.signing_bytes()).to_hex());
-        Some(body)
-    };
+    let signed = |command: Command, body: Value| Some(served.signed(OP01, key, &command, body));
     let (_, route) = op.route();
     let path = route
         .replace("{op}", "OP01")
@@ -293,6 +324,8 @@ fn request(op: Operation, f: &Fixture) -> (String, Option<Value>) {
             "{id}",
             &if route.starts_with("/v1/contracts") {
                 f.contract.clone()
+            } else if route.starts_with("/v1/transfers") {
+                f.transfer.clone()
             } else {
                 wallet.to_string()
             },
@@ -305,7 +338,7 @@ fn request(op: Operation, f: &Fixture) -> (String, Option<Value>) {
     let body = match op {
         CreateChallenge => Some(json!({ "wallet": wallet.to_string() })),
         OpenSession => Some(
-            json!({ "wallet": wallet.to_string(), "challenge": "1.00.00", "signature": "00".repeat(64) }),
+            json!({ "wallet": wallet.to_string(), "challenge": "1.00.00", "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         OpenWallet => Some(
             json!({ "phone": "13799999999", "public_key": KeyPair::generate().public_key().to_hex() }),
@@ -332,27 +365,27 @@ fn request(op: Operation, f: &Fixture) -> (String, Option<Value>) {
         ChargeSubWallet => Some(json!({ "sub_wallet": f.sub_wallet, "amount": "0.01" })),
         Refund => Some(json!({ "payment": "T000000000001", "amount": "0.01" })),
         PayRequest => Some(
-            json!({ "payer": wallet.to_string(), "request": "000201", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "payer": wallet.to_string(), "request": "000201", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         OpenSubWallet => Some(
-            json!({ "merchant": m, "per_payment": "1.00", "daily": "2.00", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "merchant": m, "per_payment": "1.00", "daily": "2.00", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         SetSubWallet => Some(
-            json!({ "per_payment": "1.00", "daily": "2.00", "open": true, "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "per_payment": "1.00", "daily": "2.00", "open": true, "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         OpenContract => Some(
-            json!({ "payer": wallet.to_string(), "payee": "W0000000001", "template": "escrow", "purpose": "x", "amount": "1.00", "deadline_ms": 1, "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "payer": wallet.to_string(), "payee": "W0000000001", "template": "escrow", "purpose": "x", "amount": "1.00", "deadline_ms": 1, "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         ConfirmContract => Some(
-            json!({ "units": 1, "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "units": 1, "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         CancelContract => Some(
-            json!({ "by": "payer", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "by": "payer", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         OpenBankAccount => Some(json!({ "cash": "1.00" })),
         UpgradeWallet => Some(json!({ "class": 3, "name": "Li Lei", "id_number": VALID_ID })),
         Exchange => Some(
-            json!({ "amount": "0.01", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64) }),
+            json!({ "amount": "0.01", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         Deanonymize => Some(json!({ "reason": "case (2026) Su 05 No. 1" })),
         RevokeStaff | ReplaceMerchantToken | ReplaceTerminalToken => Some(json!({})),
@@ -395,7 +428,7 @@ fn every_party_tries_every_operation_and_each_refusal_is_the_tables() {
     let (mut cells, mut denials) = (0, 0);
     for op in order {
         for kind in PartyKind::ALL {
-            let (path, body) = request(op, &f);
+            let (path, body) = request(op, &f, &lab.served);
             let token = f.tokens.get(kind_key(kind)).cloned();
             let reply = lab.call(op.route().0, &path, token.as_deref(), body.as_ref());
             cells += 1;

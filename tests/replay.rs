@@ -76,7 +76,9 @@ fn apply(world: &mut World, holders: &[Holder], holds: &mut Vec<EventId>, step: 
                 key: IdempotencyKey(key as u128),
                 auth: None,
             };
-            world.run(holders[from].operator, command.sign(&holders[from].key))
+            let (context, not_after_ms) = world.signing(&holders[from]);
+            let command = command.sign(&holders[from].key, &context, not_after_ms);
+            world.run(holders[from].operator, command)
         }
         Step::Exchange { who, fen } => {
             let key = world.key();

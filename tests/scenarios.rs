@@ -5,6 +5,7 @@ mod support;
 
 use ecny::command::{Command, Outcome};
 use ecny::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
+use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_MAX};
 use ecny::wallet::{ClassLimits, WalletClass, WalletStatus};
 use support::{yuan, World};
 
@@ -44,8 +45,8 @@ fn deposits_go_back_to_the_bank_and_closing_returns_the_balance() {
         amount: yuan("500"),
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let back = world.platform.sign_as_holder(back, &li.key, li.operator);
     world.run(jiangnan, back).unwrap();
     let bank = li.bank.unwrap();
     assert_eq!(
@@ -341,7 +342,7 @@ fn bad_commands_get_typed_errors_and_leave_the_state_unchanged() {
         (
             lakeside,
             pay(payer.wallet, other.wallet, 4),
-            "NOT_YOUR_WALLET",
+            "UNKNOWN_WALLET",
         ),
         (
             jiangnan,
@@ -410,8 +411,10 @@ fn a_wrong_signature_is_refused_by_the_operator_tier() {
         amount: yuan("50"),
         key: IdempotencyKey(1),
         auth: None,
-    }
-    .sign(&thief.key);
+    };
+    let stolen = world
+        .platform
+        .sign_as_holder(stolen, &thief.key, thief.operator);
     assert_eq!(
         world.run(jiangnan, stolen).unwrap_err().code(),
         "SIGNATURE_INVALID"
@@ -423,8 +426,10 @@ fn a_wrong_signature_is_refused_by_the_operator_tier() {
         amount: yuan("1"),
         key: IdempotencyKey(2),
         auth: None,
-    }
-    .sign(&payer.key);
+    };
+    let signed = world
+        .platform
+        .sign_as_holder(signed, &payer.key, payer.operator);
     let Command::Pay {
         payer: p,
         payee,
@@ -447,6 +452,81 @@ fn a_wrong_signature_is_refused_by_the_operator_tier() {
         "SIGNATURE_INVALID"
     );
     assert_eq!(world.hash(), before);
+}
+
+#[test]
+fn a_signature_is_good_only_in_its_short_window_its_deployment_and_its_operator() {
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let li = world.open_banked(jiangnan, "60,000", WalletClass::Two);
+    let han = world.open_banked(lakeside, "1", WalletClass::Two);
+    world.exchange(&li, "1,000").unwrap();
+    // Li signs 30,000 for Han; refused for want of funds, the signed bytes are seen by others.
+    let key = world.key();
+    let pay = Command::Pay {
+        payer: li.wallet,
+        payee: han.wallet,
+        amount: yuan("30,000"),
+        key,
+        auth: None,
+    };
+    let (context, not_after_ms) = world.signing(&li);
+    let signed = pay.clone().sign(&li.key, &context, not_after_ms);
+    let refused = world.run(jiangnan, signed.clone()).unwrap_err();
+    assert_eq!(refused.code(), "INSUFFICIENT_FUNDS");
+    world.exchange(&li, "40,000").unwrap();
+    // Re-sent unchanged after its window closed: refused, whoever sends it; nothing moves.
+    let now = world.platform.node_mut().now_ms();
+    world.advance_ms(not_after_ms + 1 - now);
+    let replayed = world.run(jiangnan, signed).unwrap_err();
+    assert_eq!(replayed.code(), "SIGNATURE_EXPIRED");
+    assert_eq!(world.balance(li.wallet), yuan("41,000"));
+    assert_eq!(world.balance(han.wallet), yuan("0"));
+
+    // Li means it now: signed again, it pays; a retry signed with a fresh window is the same
+    // command under the same key and answers the first transfer.
+    let (context, not_after_ms) = world.signing(&li);
+    let paid = world
+        .run(jiangnan, pay.clone().sign(&li.key, &context, not_after_ms))
+        .unwrap();
+    world.advance_ms(60_000);
+    let (context, later) = world.signing(&li);
+    assert_ne!(later, not_after_ms);
+    let retried = world.run(jiangnan, pay.clone().sign(&li.key, &context, later));
+    assert_eq!(retried, Ok(paid));
+    assert_eq!(world.balance(han.wallet), yuan("30,000"));
+
+    // Signed for another deployment, another operator, or for longer than the longest window.
+    let fresh = |world: &mut World| Command::Pay {
+        payer: li.wallet,
+        payee: han.wallet,
+        amount: yuan("1"),
+        key: world.key(),
+        auth: None,
+    };
+    let elsewhere = SigningContext {
+        deployment: DeploymentId([0x5a; 16]),
+        ..context
+    };
+    let at_lakeside = SigningContext {
+        operator: lakeside,
+        ..context
+    };
+    let now = world.platform.node_mut().now_ms();
+    for (context, not_after_ms, code) in [
+        (elsewhere, later, "SIGNATURE_WRONG_CONTEXT"),
+        (at_lakeside, later, "SIGNATURE_WRONG_CONTEXT"),
+        (
+            context,
+            now + SIGNATURE_WINDOW_MS_MAX + 1,
+            "SIGNATURE_WINDOW_TOO_LONG",
+        ),
+    ] {
+        let command = fresh(&mut world).sign(&li.key, &context, not_after_ms);
+        assert_eq!(world.run(jiangnan, command).unwrap_err().code(), code);
+    }
+    assert_eq!(world.balance(han.wallet), yuan("30,000"));
+    world.assert_audit();
 }
 
 #[test]
@@ -491,6 +571,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
     let parent = world.open_banked(jiangnan, "10,000", WalletClass::Two);
     world.exchange(&parent, "3,000").unwrap();
     let school = world.open_banked(lakeside, "1", WalletClass::One);
+    let (context, not_after_ms) = world.signing(&parent);
     let hold = |key: u128, amount: &str, timeout_ms| {
         Command::Hold {
             payer: parent.wallet,
@@ -500,7 +581,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
             key: IdempotencyKey(1_000u128 + key),
             auth: None,
         }
-        .sign(&parent.key)
+        .sign(&parent.key, &context, not_after_ms)
     };
     let Ok(Outcome::Transfer(first)) = world.run(jiangnan, hold(1, "1,000", 60_000)) else {
         panic!()

@@ -26,8 +26,9 @@ use crate::analytics::rules::Rule;
 use crate::analytics::{china_time, parse_china_time};
 use crate::bench::{progress, SplitMix};
 use crate::certs::KeyPair;
-use crate::channels::acquiring::{PaymentChannel, TerminalKind};
+use crate::channels::acquiring::{operator_payment, PaidAt, PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
+use crate::channels::payment_code::{CODE_STEP_S, PASSWORD_FREE_CAP_DEFAULT};
 use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
 use crate::ids::{
     AccountId, DeviceId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId,
@@ -284,6 +285,11 @@ pub struct SimulationReport {
     pub traffic: Duration,
 }
 
+/// The payment-code step of an action at `at`, whose tick is logged at its start.
+fn code_step_at(at: u64) -> u64 {
+    at / TICK_MS * TICK_MS / 1000 / CODE_STEP_S
+}
+
 /// A clock that gives each submission the simulated time it was scheduled for.
 struct ScheduledClock {
     times: Arc<Mutex<VecDeque<u64>>>,
@@ -503,6 +509,8 @@ struct Person {
     friends: [u32; 6],
     sub_wallet: Option<(SubWalletId, usize)>,
     role: Role,
+    /// The payment-code step last charged: a wallet's code is taken once a step.
+    last_code_step: Option<u64>,
 }
 
 /// Who a person is in the simulation. Everyone pays and gets paid as people do; actors also
@@ -751,6 +759,7 @@ impl City {
                         friends: [0; 6],
                         sub_wallet: None,
                         role: classes[*index].1,
+                        last_code_step: None,
                     });
                 }
             }
@@ -1371,9 +1380,11 @@ impl City {
             (ShopKind::Online, ..) => (PaymentChannel::DynamicQr, s.remote, true),
             (ShopKind::Delivery, ..) => (PaymentChannel::CashOnDelivery, s.remote, true),
             (ShopKind::Store, StoreChannel::Printed, _) => (PaymentChannel::StaticQr, 0, false),
-            (ShopKind::Store, StoreChannel::Code, _) => {
+            (ShopKind::Store, StoreChannel::Code, _) if self.code_usable(payer, at, amount) => {
                 (PaymentChannel::PaymentCode, s.scan_gun, false)
             }
+            // Above the password-free cap, or a second code in one step: the printed QR.
+            (ShopKind::Store, StoreChannel::Code, _) => (PaymentChannel::StaticQr, 0, false),
             (ShopKind::Store, StoreChannel::Tap, _) => (PaymentChannel::TapZone, 0, false),
             (ShopKind::Store, StoreChannel::Order, _) => (PaymentChannel::DynamicQr, s.pos, true),
         };
@@ -1394,20 +1405,27 @@ impl City {
             actions.push(City::action(s.operator, at - TICK_MS, create, episode));
         }
         let key = self.driver.key();
+        if channel == PaymentChannel::PaymentCode {
+            self.people[payer].last_code_step = Some(code_step_at(at));
+        }
         let p = &self.people[payer];
-        let command = Command::PayMerchant {
-            payer: p.wallet,
+        let paid_at = PaidAt {
             merchant: s.id,
-            amount,
             channel,
             terminal,
             order: reference,
-            key,
-            auth: None,
         };
+        // A tick's actions are logged at its start: the code shown is that step's.
+        let command = operator_payment(p.wallet, paid_at, amount, key, at / TICK_MS * TICK_MS);
         actions.push(City::action(p.operator, at, command, episode));
         self.spend_at(payer, shop, amount);
         actions
+    }
+
+    /// Whether `payer` may pay `amount` by code at `at`: within the cap, once a step.
+    fn code_usable(&self, payer: usize, at: u64, amount: Amount) -> bool {
+        amount <= PASSWORD_FREE_CAP_DEFAULT
+            && self.people[payer].last_code_step != Some(code_step_at(at))
     }
 
     fn spend_at(&mut self, payer: usize, shop: usize, amount: Amount) {

@@ -267,6 +267,47 @@ pub enum RequestRead {
     Tapped,
 }
 
+/// Where and how a payment to a merchant is made: its channel, the terminal, the order paid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaidAt {
+    pub merchant: MerchantId,
+    pub channel: PaymentChannel,
+    pub terminal: u16,
+    pub order: Option<String>,
+}
+
+/// A payment to a merchant on the payer's operator's word (no holder signature): a payment code
+/// read at a terminal is a charge of the code of the step holding `now_ms`, anything else a
+/// `PayMerchant`.
+pub fn operator_payment(
+    payer: WalletId,
+    at: PaidAt,
+    amount: Amount,
+    key: IdempotencyKey,
+    now_ms: u64,
+) -> Command {
+    if at.channel == PaymentChannel::PaymentCode {
+        return Command::ChargePaymentCode {
+            payer,
+            merchant: at.merchant,
+            terminal: at.terminal,
+            amount,
+            code_step: now_ms / 1000 / crate::channels::payment_code::CODE_STEP_S,
+            key,
+        };
+    }
+    Command::PayMerchant {
+        payer,
+        merchant: at.merchant,
+        amount,
+        channel: at.channel,
+        terminal: at.terminal,
+        order: at.order,
+        key,
+        auth: None,
+    }
+}
+
 /// The unsigned command a wallet signs to pay a merchant's request (QR or tap zone): the wallet
 /// and the operator both build it from the request, so the operator checks the very bytes the
 /// holder signed. A printed QR needs the amount the payer typed; an order's QR fixes it.

@@ -338,12 +338,26 @@ fn require<'a>(
 }
 
 /// The first template in `ids` whose globally unique identifier is e-CNY's; others are skipped.
-fn ecny_template(objects: &[DataObject], ids: RangeInclusive<u8>) -> Option<Vec<DataObject>> {
-    objects
+/// The one e-CNY template among `ids`; two would leave it to the reader which merchant or
+/// expiry is meant, so a second is refused rather than silently ignored.
+fn ecny_template(
+    objects: &[DataObject],
+    ids: RangeInclusive<u8>,
+) -> Result<Option<Vec<DataObject>>, QrError> {
+    let mut found = objects
         .iter()
         .filter(|o| ids.contains(&o.id))
-        .filter_map(|o| o.objects().ok())
-        .find(|subs| find(subs, SUB_GUI).is_some_and(|gui| gui.value == ECNY_GUI))
+        .filter_map(|o| Some((o, o.objects().ok()?)))
+        .filter(|(_, subs)| find(subs, SUB_GUI).is_some_and(|gui| gui.value == ECNY_GUI));
+    let first = found.next();
+    if let Some((second, _)) = found.next() {
+        let what = format!(
+            "id {:02} is a second {ECNY_GUI} template; a request names one",
+            second.id
+        );
+        return Err(malformed(second.offset, what));
+    }
+    Ok(first.map(|(_, subs)| subs))
 }
 
 /// Printable ASCII ("ans" in the specification), 1 to `max` characters.
@@ -368,19 +382,14 @@ fn check_amount(amount: Amount) -> Result<(), String> {
     Ok(())
 }
 
-/// Digits with at most two decimals: no sign, no separators, above zero.
+/// Digits with at most two decimals (the one amount syntax, `Amount`'s), above zero.
 fn parse_amount(text: &str) -> Result<Amount, String> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, "00"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if text.len() > QR_AMOUNT_CHARS_MAX || !digits(whole) || !digits(fraction) || fraction.len() > 2
-    {
+    if text.len() > QR_AMOUNT_CHARS_MAX {
         return Err(format!(
-            "amount {text:?} is not yuan with at most two decimals"
+            "amount {text:?} is longer than {QR_AMOUNT_CHARS_MAX} characters"
         ));
     }
-    let amount: Amount = text
-        .parse()
-        .map_err(|_| format!("amount {text:?} is out of range"))?;
+    let amount: Amount = text.parse().map_err(|error| format!("{error}"))?;
     check_amount(amount).map_err(|why| format!("amount {why}"))?;
     Ok(amount)
 }
@@ -551,7 +560,7 @@ fn merchant_account(objects: &[DataObject]) -> Result<(OperatorId, MerchantId), 
     if !objects.iter().any(|o| (2..=51).contains(&o.id)) {
         return Err(QrError::MissingField("02–51 merchant account information"));
     }
-    let account = ecny_template(objects, ACCOUNT_IDS).ok_or_else(|| {
+    let account = ecny_template(objects, ACCOUNT_IDS)?.ok_or_else(|| {
         QrError::Unsupported(format!("no merchant account template 26–51 for {ECNY_GUI}"))
     })?;
     let operator = canonical_id(&account, SUB_OPERATOR, "26/01 operator")?;
@@ -623,7 +632,7 @@ fn dynamic_kind(objects: &[DataObject]) -> Result<QrKind, QrError> {
         "62/01 bill number",
         QR_BILL_NUMBER_CHARS_MAX,
     )?;
-    let ecny_data = ecny_template(&subs, PAYMENT_SYSTEM_IDS).ok_or(QrError::MissingField(
+    let ecny_data = ecny_template(&subs, PAYMENT_SYSTEM_IDS)?.ok_or(QrError::MissingField(
         "62/50 e-CNY template with the expiry",
     ))?;
     let expiry = require(&ecny_data, SUB_EXPIRY, "62/50/01 expiry")?;
@@ -856,6 +865,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("twice"));
+    }
+
+    #[test]
+    fn a_request_with_two_ecny_templates_is_refused_not_read_by_the_first() {
+        let payload = snack_shop().encode().unwrap();
+        let other = MerchantQr {
+            merchant: MerchantId(43),
+            ..snack_shop()
+        }
+        .account_template();
+        let two = with_crc(&format!(
+            "{}27{:02}{other}",
+            body_of(&payload),
+            other.chars().count()
+        ));
+        let error = MerchantQr::parse(&two).unwrap_err();
+        assert_eq!(error.code(), "QR_MALFORMED", "{error}");
+        assert!(error.to_string().contains("second"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`ndef`]: the same request as an NDEF URI record on the NFC "tap zone" of the merchant's
 //!   stand, also as a Type 4 Tag NDEF file; the wallet taps it and pays.
 //! - [`payment_code`]: the consumer-presented one-time code (18 digits and a QR) the wallet shows;
-//!   the merchant's scan gun reads it and the operator redeems it for the paying wallet.
+//!   the merchant's scan gun reads it, the operator names the paying wallet, and the registration
+//!   center charges each code once.
 //! - [`render`]: any of these as a QR image (PNG, SVG, terminal half blocks), and QR codes read
 //!   back out of a PNG.
 //!
@@ -24,8 +25,8 @@ pub mod render;
 pub use emvco::{crc16_ccitt_false, Mcc, MerchantQr, QrError, QrKind};
 pub use ndef::{read_tap_zone, write_tap_zone, NdefError, NdefRecord};
 pub use payment_code::{
-    CodeError, GuessLimiter, OperatorCodeSecret, PaymentCode, PaymentCodeIssuer,
-    PaymentCodeVerifier, UsedCodes,
+    CodeError, CodeMarks, CodeRead, GuessLimiter, OperatorCodeSecret, PaymentCode,
+    PaymentCodeIssuer, PaymentCodeVerifier,
 };
 pub use render::{
     decode_png, merchant_qr_png, merchant_qr_svg, payment_code_png, payment_code_svg,

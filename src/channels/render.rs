@@ -339,10 +339,8 @@ mod tests {
         let texts = decode_png(&payment_code_png(&code, 4).unwrap()).unwrap();
         assert_eq!(texts, [code.qr_text.as_str()]);
         let mut verifier = PaymentCodeVerifier::new(OperatorId(3), &code_secret()).unwrap();
-        assert_eq!(
-            verifier.redeem(&texts[0], SHOP_TILL, NOON_S),
-            Ok(WalletId(7))
-        );
+        let read = verifier.identify(&texts[0], SHOP_TILL, NOON_S).unwrap();
+        assert_eq!(read.wallet, WalletId(7));
     }
 
     #[test]

@@ -65,8 +65,7 @@ fn run_report(data: &Path, only: Option<&str>) -> Result<(), String> {
     let only: Option<CampaignId> = only
         .map(|text| text.parse().map_err(|e| format!("--campaign: {e}")))
         .transpose()?;
-    let node = super::open_existing(data)?;
-    let state = node.state();
+    let state = super::read_existing(data)?;
     let campaigns = state.red_packets().campaigns();
     if campaigns.is_empty() {
         println!(

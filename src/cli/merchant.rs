@@ -508,10 +508,16 @@ impl Shop {
         let report = self
             .api()?
             .get(&self.endpoint(&format!("/settlement{}", Self::day_query(date))))?;
+        // A day's net is below zero when refunds of earlier days' payments outweigh its takings.
         let yuan = |name: &str| -> Result<String, Failure> {
-            Ok(answer_field::<Amount>(&report, name)?
-                .yuan_sign()
-                .to_string())
+            let field = text(&report, name)?;
+            let amount = Amount::parse_signed(field).map_err(|_| {
+                Failure::new(
+                    "RESPONSE_MALFORMED",
+                    format!("the server's {name:?} is not an amount: {report}"),
+                )
+            })?;
+            Ok(amount.yuan_sign().to_string())
         };
         println!(
             "settlement of {} for {}",

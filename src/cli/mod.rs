@@ -22,6 +22,7 @@ use ecny::demo;
 use ecny::node::Node;
 use ecny::server::config::{self, ServeSettings};
 use ecny::server::Server;
+use ecny::state_machine::StateMachine;
 
 /// ecny — a retail central-bank digital currency platform (e-CNY in shape): the central bank
 /// issues, operators run wallets, and a durable double-entry ledger records every fen.
@@ -65,7 +66,7 @@ enum Command {
     /// environment variable, else the config file, else its default.
     Serve {
         /// TOML file with any of: listen, data, log, body_limit_bytes,
-        /// auth_failures_per_minute_max [env: ECNY_CONFIG]
+        /// auth_failures_per_minute_max, client_timeout_ms [env: ECNY_CONFIG]
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Data directory [env: ECNY_DATA] [default: ecny-data]
@@ -84,6 +85,11 @@ enum Command {
         /// [env: ECNY_AUTH_FAILURES_PER_MINUTE_MAX] [default: 20]
         #[arg(long, value_name = "COUNT", value_parser = config::parse_auth_failures_per_minute)]
         auth_failures_per_minute_max: Option<u32>,
+        /// Milliseconds a client may take over a request's headers or body, or stay idle on a
+        /// keep-alive connection, before it is cut off [env: ECNY_CLIENT_TIMEOUT_MS]
+        /// [default: 10000]
+        #[arg(long, value_name = "MS", value_parser = config::parse_client_timeout_ms)]
+        client_timeout_ms: Option<u64>,
     },
     /// A holder's wallet app against a running `ecny serve`: open, bank account and top-up, pay
     /// QR codes and wallets, show payment codes, push sub-wallets to shops.
@@ -282,6 +288,7 @@ pub fn main() -> ExitCode {
             log,
             body_limit_bytes,
             auth_failures_per_minute_max,
+            client_timeout_ms,
         } => {
             let flags = ServeSettings {
                 listen,
@@ -289,6 +296,7 @@ pub fn main() -> ExitCode {
                 log,
                 body_limit_bytes,
                 auth_failures_per_minute_max,
+                client_timeout_ms,
             };
             run_serve(flags, config.as_deref())
         }
@@ -422,15 +430,29 @@ fn demo_dir(data: Option<PathBuf>, default: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn open_existing(data: &Path) -> Result<Node, String> {
-    if !data.join("log").exists() {
-        return Err(format!(
-            "{} holds no ecny data (no log directory); run `ecny demo --data {}` to make some",
-            data.display(),
-            data.display()
-        ));
+fn require_data(data: &Path) -> Result<(), String> {
+    if data.join("log").exists() {
+        return Ok(());
     }
+    Err(format!(
+        "{} holds no ecny data (no log directory); run `ecny demo --data {}` to make some",
+        data.display(),
+        data.display()
+    ))
+}
+
+/// Opens the data directory as its owner: takes its lock, cuts a torn tail, sets a damaged
+/// snapshot aside.
+fn open_existing(data: &Path) -> Result<Node, String> {
+    require_data(data)?;
     let (node, recovery) = Node::open(data).map_err(|e| format!("{} [{}]", e, e.code()))?;
+    for damaged in &recovery.damaged_snapshots {
+        println!(
+            "note: set a damaged snapshot aside as {} ({}); recovered from an older one and the log",
+            damaged.path.display(),
+            damaged.reason
+        );
+    }
     if let Some(torn) = &recovery.log.torn_tail {
         println!(
             "note: cut a torn tail of {} bytes at offset {} in {} (an unacknowledged write)",
@@ -442,9 +464,33 @@ fn open_existing(data: &Path) -> Result<Node, String> {
     Ok(node)
 }
 
+/// Reads the data directory without changing it and without its lock, so it works beside a
+/// running `ecny serve`: for audits and reports.
+fn read_existing(data: &Path) -> Result<StateMachine, String> {
+    require_data(data)?;
+    let (state, recovery) = Node::read_only(data).map_err(|e| format!("{} [{}]", e, e.code()))?;
+    for damaged in &recovery.damaged_snapshots {
+        println!(
+            "note: snapshot {} is damaged ({}); read from an older one and the log",
+            damaged.path.display(),
+            damaged.reason
+        );
+    }
+    if let Some(torn) = &recovery.log.torn_tail {
+        println!(
+            "note: read up to offset {} of {}; the {} bytes after it are an incomplete write \
+             (left as they are: the node cuts them when it next starts)",
+            torn.offset,
+            torn.segment.display(),
+            torn.bytes_cut
+        );
+    }
+    Ok(state)
+}
+
 fn run_audit(data: &Path) -> Result<(), String> {
-    let node = open_existing(data)?;
-    let report = audit(node.state());
+    let state = read_existing(data)?;
+    let report = audit(&state);
     println!("{report}");
     if report.is_clean() {
         Ok(())

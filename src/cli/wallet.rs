@@ -19,6 +19,7 @@ use ecny::command::Command;
 use ecny::error::CommandError;
 use ecny::ids::{MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::parties::session_signing_bytes;
+use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 use ecny::wallet::sub_wallet::SubWalletLimits;
 
 use super::client::{
@@ -157,6 +158,7 @@ struct Holder {
     /// With the holder's session: reads.
     reads: Api,
     wallet: WalletId,
+    operator: OperatorId,
     key: KeyPair,
 }
 
@@ -240,11 +242,13 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str) -> Result<(), Fail
         phone: phone_number,
         public_key: key.public_key(),
     };
-    let body = json!({
-        "phone": profile.phone,
-        "public_key": key.public_key().to_hex(),
-        "signature": key.sign(&command.signing_bytes()).to_hex(),
-    });
+    let body = signed_fields(
+        &api,
+        &key,
+        operator,
+        &command,
+        json!({ "phone": profile.phone }),
+    )?;
     let opened = match api.post(
         &format!("/v1/operators/{}/wallets", profile.operator),
         &body,
@@ -281,6 +285,41 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str) -> Result<(), Fail
     };
     println!("next: a teller opens your bank account at the counter (`ecny staff bank-account --wallet {wallet} --cash 5000`), then `ecny wallet{named} top-up --amount 500`");
     Ok(())
+}
+
+/// The holder's public key, signature over `command` and its window's end, as request fields:
+/// signed for the server's deployment and the wallet's operator, good for the clients' window by
+/// the server's clock (a phone's own clock may be off).
+fn signed_fields(
+    api: &Api,
+    key: &KeyPair,
+    operator: OperatorId,
+    command: &Command,
+    mut body: Value,
+) -> Result<Value, Failure> {
+    let stated = api.get("/v1/context")?;
+    let deployment = DeploymentId::from_hex(text(&stated, "deployment")?).ok_or_else(|| {
+        Failure::new(
+            "RESPONSE_MALFORMED",
+            format!("the server's deployment is not 32 hex digits: {stated}"),
+        )
+    })?;
+    let now_ms = stated["now_ms"].as_u64().ok_or_else(|| {
+        Failure::new(
+            "RESPONSE_MALFORMED",
+            format!("the server's context has no now_ms: {stated}"),
+        )
+    })?;
+    let context = SigningContext {
+        deployment,
+        operator,
+    };
+    let not_after_ms = now_ms + SIGNATURE_WINDOW_MS_CLIENT;
+    let signature = key.sign(&command.signing_bytes(&context, not_after_ms));
+    body["public_key"] = json!(key.public_key().to_hex());
+    body["signature"] = json!(signature.to_hex());
+    body["not_after_ms"] = json!(not_after_ms);
+    Ok(body)
 }
 
 /// The profile's session if it has a while to run; else a new one, from a challenge signed with
@@ -382,20 +421,22 @@ impl Holder {
         let wallet: WalletId = profile_field(&args.profile, "wallet", wallet)?;
         let key = holder_key(&args.profile, &profile)?;
         let api = Api::new(&server, "")?;
+        let operator = profile_field(&args.profile, "operator", &profile.operator)?;
         let session = session(&api, &args.profile, profile, wallet, &key)?;
         Ok(Holder {
             reads: Api::new(&server, &session)?,
             api,
             wallet,
+            operator,
             key,
         })
     }
 
-    /// The holder's public key and signature over `command`, as request fields.
-    fn signed(&self, command: &Command, mut body: Value) -> Value {
-        body["public_key"] = json!(self.key.public_key().to_hex());
-        body["signature"] = json!(self.key.sign(&command.signing_bytes()).to_hex());
-        body
+    /// The holder's public key, signature over `command` and its window's end, as request
+    /// fields: signed for the server's deployment and the wallet's operator, good for the
+    /// clients' window by the server's clock (a phone's own clock may be off).
+    fn signed(&self, command: &Command, body: Value) -> Result<Value, Failure> {
+        signed_fields(&self.api, &self.key, self.operator, command, body)
     }
 
     fn wallet_view(&self) -> Result<Value, Failure> {
@@ -446,7 +487,7 @@ impl Holder {
         }
         let paid =
             self.api
-                .post_keyed("/v1/request-payments", key, &self.signed(&command, body))?;
+                .post_keyed("/v1/request-payments", key, &self.signed(&command, body)?)?;
         let amount: Amount = answer_field(&paid, "amount")?;
         let order = match &request.kind {
             QrKind::Dynamic { order_id, .. } => format!(" for order {order_id}"),
@@ -478,7 +519,7 @@ impl Holder {
         });
         let paid = self
             .api
-            .post_keyed("/v1/payments", key, &self.signed(&command, body))?;
+            .post_keyed("/v1/payments", key, &self.signed(&command, body)?)?;
         println!("paid {} to {payee}", amount.yuan_sign());
         println!("transfer {}", text(&paid, "transfer")?);
         Ok(())
@@ -523,7 +564,7 @@ impl Holder {
                 body["merchant"] = json!(merchant.to_string());
                 let opened = self.api.post(
                     &format!("/v1/wallets/{}/sub-wallets", self.wallet),
-                    &self.signed(&command, body),
+                    &self.signed(&command, body)?,
                 )?;
                 println!(
                     "pushed sub-wallet {} to {merchant}: up to {} a payment, {} a day",
@@ -570,7 +611,7 @@ impl Holder {
         body["open"] = json!(open);
         let now = self.api.put(
             &format!("/v1/sub-wallets/{sub_wallet}"),
-            &self.signed(&command, body),
+            &self.signed(&command, body)?,
         )?;
         println!("{}", sub_wallet_line(&now)?);
         Ok(())
@@ -606,7 +647,7 @@ impl Holder {
         let exchanged = self.api.post_keyed(
             &format!("/v1/wallets/{}/exchange", self.wallet),
             key,
-            &self.signed(&command, body),
+            &self.signed(&command, body)?,
         )?;
         println!(
             "exchanged {} of bank deposits into e-CNY (transfer {})",

@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::amount::Amount;
 use crate::audit::audit;
 use crate::bench::placeholder_key;
-use crate::channels::acquiring::{PaymentChannel, TerminalKind};
+use crate::channels::acquiring::{operator_payment, PaidAt, PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
 use crate::command::{Command, CommandResult, Outcome};
 use crate::demo::DemoError;
@@ -42,8 +42,12 @@ pub struct CampaignDemoSize {
     pub packets: u32,
 }
 
+/// An amount as the story writes it, thousands separated for the reader ("1,000,000"); the
+/// platform itself takes only digits and a point.
 fn yuan(text: &str) -> Amount {
-    text.parse().expect("demo amounts are well formed")
+    text.replace(',', "")
+        .parse()
+        .expect("demo amounts are well formed")
 }
 
 fn step(what: &str) -> impl Fn(crate::CommandError) -> DemoError + '_ {
@@ -197,10 +201,8 @@ impl Story<'_> {
             .map_err(step("payer"))?
             .operator;
         let key = self.key();
-        let command = Command::PayMerchant {
-            payer,
+        let at = PaidAt {
             merchant: shop.id,
-            amount: yuan(amount),
             channel,
             terminal: if channel == PaymentChannel::PaymentCode {
                 shop.scan_gun
@@ -208,9 +210,9 @@ impl Story<'_> {
                 0
             },
             order: None,
-            key,
-            auth: None,
         };
+        let now_ms = self.platform.node_mut().now_ms();
+        let command = operator_payment(payer, at, yuan(amount), key, now_ms);
         Ok(self.platform.one(op, command)?)
     }
 
@@ -593,6 +595,7 @@ fn spend(story: &mut Story, city: &City, campaign: CampaignId) -> Result<(), Dem
         }
     }
     let started = Instant::now();
+    let now_ms = story.platform.node_mut().now_ms();
     let channels = [
         PaymentChannel::StaticQr,
         PaymentChannel::TapZone,
@@ -635,19 +638,14 @@ fn spend(story: &mut Story, city: &City, campaign: CampaignId) -> Result<(), Dem
         } else {
             0
         };
-        payments.push((
-            owner,
-            Command::PayMerchant {
-                payer: *wallet,
-                merchant: shop.id,
-                amount,
-                channel,
-                terminal,
-                order,
-                key: IdempotencyKey(1 << 100 | index as u128),
-                auth: None,
-            },
-        ));
+        let at = PaidAt {
+            merchant: shop.id,
+            channel,
+            terminal,
+            order,
+        };
+        let key = IdempotencyKey(1 << 100 | index as u128);
+        payments.push((owner, operator_payment(*wallet, at, amount, key, now_ms)));
     }
     let count = payments.len();
     story.batch(city.online.operator, orders)?;

@@ -120,8 +120,8 @@ pub(super) fn run(
         RequestRead::Scanned,
         key,
     )
-    .map_err(|e| DemoError::Step(e.to_string()))?
-    .sign(&han.key);
+    .map_err(|e| DemoError::Step(e.to_string()))?;
+    let pay = story.platform.sign_as_holder(pay, &han.key, han.operator);
     let result = story.platform.one(han.operator, pay)?;
     let sale = transfer(story.ok(result, "Han Meimei scans it and pays ¥45.00 for two books")?)?;
 
@@ -150,8 +150,8 @@ pub(super) fn run(
         order: Some("COD-20261123-7".into()),
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let at_door = story.platform.sign_as_holder(at_door, &li.key, li.operator);
     let result = story.platform.one(li.operator, at_door.clone())?;
     story.ok(
         result,
@@ -175,10 +175,10 @@ pub(super) fn run(
             order,
             key: story.fresh_key(),
             auth: None,
-        }
-        .sign(&li.key),
+        },
         _ => unreachable!("built above"),
     };
+    let again = story.platform.sign_as_holder(again, &li.key, li.operator);
     let result = story.platform.one(li.operator, again)?;
     story.refused(
         result,
@@ -219,8 +219,8 @@ pub(super) fn run(
         merchant: shop,
         limits,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let open = story.platform.sign_as_holder(open, &li.key, li.operator);
     let result = story.platform.one(li.operator, open)?;
     let Outcome::SubWallet(sub) = story.ok(
         result,
@@ -256,8 +256,8 @@ pub(super) fn run(
         limits,
         open: false,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let close = story.platform.sign_as_holder(close, &li.key, li.operator);
     let result = story.platform.one(li.operator, close)?;
     story.ok(result, "Li Lei closes the sub-wallet")?;
     let result = charge(story, "1")?;
@@ -275,8 +275,8 @@ pub(super) fn run(
         purpose: "reading club, 10 sessions".into(),
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let term = story.platform.sign_as_holder(term, &li.key, li.operator);
     let result = story.platform.one(li.operator, term)?;
     let Outcome::Contract(contract) = story.ok(
         result,
@@ -291,8 +291,8 @@ pub(super) fn run(
         units: 3,
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let confirm = story.platform.sign_as_holder(confirm, &li.key, li.operator);
     let result = story.platform.one(li.operator, confirm)?;
     story.ok(
         result,
@@ -302,8 +302,8 @@ pub(super) fn run(
         contract,
         by_payee: false,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let cancel = story.platform.sign_as_holder(cancel, &li.key, li.operator);
     let result = story.platform.one(li.operator, cancel)?;
     story.ok(
         result,

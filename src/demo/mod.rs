@@ -44,8 +44,12 @@ struct Story<'a> {
     next_key: u128,
 }
 
+/// An amount as the story writes it, thousands separated for the reader ("1,000,000"); the
+/// platform itself takes only digits and a point.
 fn yuan(text: &str) -> Amount {
-    text.parse().expect("demo amounts are well formed")
+    text.replace(',', "")
+        .parse()
+        .expect("demo amounts are well formed")
 }
 
 impl Story<'_> {
@@ -130,8 +134,10 @@ impl Story<'_> {
             amount,
             key,
             auth: None,
-        }
-        .sign(&from.key);
+        };
+        let command = self
+            .platform
+            .sign_as_holder(command, &from.key, from.operator);
         Ok(self.platform.one(from.operator, command)?)
     }
 }
@@ -284,8 +290,8 @@ fn exchange(story: &mut Story, li: &mut Holder) -> Result<(), DemoError> {
         amount: yuan("8,000"),
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let command = story.platform.sign_as_holder(command, &li.key, li.operator);
     let result = story.platform.one(li.operator, command)?;
     story.ok(result, "Li Lei exchanges ¥8,000.00 of deposits into e-CNY")?;
     let balance = story.balance(li);
@@ -339,8 +345,10 @@ fn payments(story: &mut Story, li: &Holder, han: &Holder, snack: &Holder) -> Res
         amount: yuan("500"),
         key: story.fresh_key(),
         auth: None,
-    }
-    .sign(&han.key);
+    };
+    let forged = story
+        .platform
+        .sign_as_holder(forged, &han.key, han.operator);
     let result = story.platform.one(li.operator, forged)?;
     story.refused(
         result,
@@ -401,8 +409,8 @@ fn deposit_back_and_redeem(
         amount: yuan("1,000"),
         key,
         auth: None,
-    }
-    .sign(&li.key);
+    };
+    let command = story.platform.sign_as_holder(command, &li.key, li.operator);
     let result = story.platform.one(li.operator, command)?;
     story.ok(
         result,
@@ -413,8 +421,10 @@ fn deposit_back_and_redeem(
         amount: yuan("10"),
         key,
         auth: None,
-    }
-    .sign(&snack.key);
+    };
+    let command = story
+        .platform
+        .sign_as_holder(command, &snack.key, snack.operator);
     let result = story.platform.one(snack.operator, command)?;
     story.refused(
         result,

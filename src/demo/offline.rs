@@ -40,8 +40,12 @@ struct Story<'a> {
     next_key: u128,
 }
 
+/// An amount as the story writes it, thousands separated for the reader ("1,000,000"); the
+/// platform itself takes only digits and a point.
 fn yuan(text: &str) -> Amount {
-    text.parse().expect("demo amounts are well formed")
+    text.replace(',', "")
+        .parse()
+        .expect("demo amounts are well formed")
 }
 
 fn step(what: &str) -> impl Fn(crate::CommandError) -> DemoError + '_ {
@@ -104,7 +108,8 @@ impl Story<'_> {
             key: IdempotencyKey(self.next_key),
             auth: None,
         };
-        self.run(op, exchange.sign(&key), "exchange")?;
+        let exchange = self.platform.sign_as_holder(exchange, &key, op);
+        self.run(op, exchange, "exchange")?;
         Ok(wallet)
     }
 

@@ -14,7 +14,7 @@
 //!
 //! The payer, the payee and the regulator read the same contract state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::amount::Amount;
 use crate::codec::{DecodeError, Reader, Writer};
@@ -59,14 +59,18 @@ impl Template {
         }
     }
 
-    /// What opening the contract takes from the payer at once.
-    pub fn funding(&self) -> Amount {
+    /// What opening the contract takes from the payer at once. A prepaid term's units × price
+    /// above the largest amount a command may carry is refused, in debug and release builds alike.
+    pub fn funding(&self) -> Result<Amount, CommandError> {
         match *self {
-            Template::Escrow { amount, .. } => amount,
-            Template::Prepaid { units, unit_price } => {
-                Amount::from_fen(unit_price.fen() * i64::from(units))
-            }
-            Template::Recurring { .. } => Amount::ZERO,
+            Template::Escrow { amount, .. } => Ok(amount),
+            Template::Prepaid { units, unit_price } => unit_price
+                .fen()
+                .checked_mul(i64::from(units))
+                .map(Amount::from_fen)
+                .filter(|total| *total <= Amount::MAX)
+                .ok_or(CommandError::ContractFundingTooLarge { units, unit_price }),
+            Template::Recurring { .. } => Ok(Amount::ZERO),
         }
     }
 
@@ -92,6 +96,7 @@ impl Template {
                 if unit_price.fen() <= 0 {
                     return invalid("a unit's price is positive");
                 }
+                self.funding()?;
             }
             Template::Recurring {
                 amount, every_ms, ..
@@ -219,9 +224,12 @@ impl Contract {
         match self.template {
             Template::Recurring { .. } => Amount::ZERO,
             _ if self.status != ContractStatus::Active => Amount::ZERO,
-            template => Amount::from_fen(
-                template.funding().fen() - self.released.fen() - self.refunded.fen(),
-            ),
+            template => {
+                let funded = template
+                    .funding()
+                    .expect("a contract's terms were checked when it opened");
+                Amount::from_fen(funded.fen() - self.released.fen() - self.refunded.fen())
+            }
         }
     }
 
@@ -230,15 +238,12 @@ impl Contract {
     }
 }
 
-/// Every contract, the recurring schedule, and the payers' idempotency keys for opening.
+/// Every contract and the recurring schedule. Opening keys live in the one idempotency index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Contracts {
     all: Vec<Contract>,
     /// (due time, contract): recurring runs waiting for their time.
     due: BTreeSet<(u64, u32)>,
-    /// (payer, key) → (contract, digest of the opening command): a retry answers the contract
-    /// it opened; the key on another command is refused.
-    opened_by_key: BTreeMap<(u32, u128), (ContractId, [u8; 32])>,
 }
 
 impl Contracts {
@@ -264,26 +269,11 @@ impl Contracts {
         ContractId(self.all.len() as u32 + 1)
     }
 
-    /// The contract this payer already opened with this key, if the command is the same.
-    pub fn opened_with(
-        &self,
-        payer: WalletId,
-        key: u128,
-        digest: &[u8; 32],
-    ) -> Result<Option<ContractId>, CommandError> {
-        match self.opened_by_key.get(&(payer.0, key)) {
-            None => Ok(None),
-            Some((id, first)) if first == digest => Ok(Some(*id)),
-            Some((id, _)) => Err(CommandError::ContractKeyReused { first: *id }),
-        }
-    }
-
-    pub(crate) fn insert(&mut self, contract: Contract, key: u128, digest: [u8; 32]) {
+    pub(crate) fn insert(&mut self, contract: Contract) {
+        debug_assert_eq!(contract.id, self.next_id());
         if let Some(due) = contract.next_run_ms {
             self.due.insert((due, contract.id.0));
         }
-        self.opened_by_key
-            .insert((contract.payer.0, key), (contract.id, digest));
         self.all.push(contract);
     }
 
@@ -350,10 +340,6 @@ impl Contracts {
                 .opt_str(c.last_miss.as_deref())
                 .u64(c.next_run_ms.unwrap_or(u64::MAX));
         }
-        out.u64(self.opened_by_key.len() as u64);
-        for ((payer, key), (id, digest)) in &self.opened_by_key {
-            out.u32(*payer).u128(*key).u32(id.0).raw(digest);
-        }
     }
 
     pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Contracts, DecodeError> {
@@ -396,13 +382,6 @@ impl Contracts {
                 book.due.insert((due, id.0));
             }
             book.all.push(contract);
-        }
-        for _ in 0..input.u64("contract key count")? {
-            let payer = input.u32("contract key payer")?;
-            let key = input.u128("contract key")?;
-            let id = ContractId(input.u32("contract by key")?);
-            let digest = input.array("contract digest")?;
-            book.opened_by_key.insert((payer, key), (id, digest));
         }
         Ok(book)
     }
@@ -480,13 +459,36 @@ mod tests {
             unit_price: Amount::from_fen(15_000),
         };
         term.check(now).unwrap();
-        assert_eq!(term.funding(), Amount::from_fen(600_000));
+        assert_eq!(term.funding(), Ok(Amount::from_fen(600_000)));
+    }
+
+    #[test]
+    fn a_prepaid_term_above_the_largest_amount_is_refused_at_the_boundary() {
+        let units = PREPAID_UNITS_MAX;
+        let at_most = Amount::from_fen(Amount::MAX.fen() / i64::from(units));
+        let fits = Template::Prepaid {
+            units,
+            unit_price: at_most,
+        };
+        fits.check(0).unwrap();
+        assert_eq!(fits.funding(), Ok(Amount::MAX));
+        for unit_price in [
+            Amount::from_fen(at_most.fen() + 1),
+            // Wraps to 3.84 in i64 arithmetic: the figure that was once accepted as funded.
+            Amount::from_fen(18_446_744_073_709_552),
+            Amount::MAX,
+        ] {
+            let over = Template::Prepaid { units, unit_price };
+            let error = over.check(0).unwrap_err();
+            assert_eq!(error.code(), "CONTRACT_FUNDING_TOO_LARGE", "{unit_price}");
+            assert_eq!(over.funding(), Err(error));
+        }
     }
 
     #[test]
     fn the_schedule_runs_due_contracts_in_time_order_and_completes_them() {
         let mut book = Contracts::default();
-        book.insert(recurring(2), 7, [1; 32]);
+        book.insert(recurring(2));
         assert!(book.take_due(999, 10).is_empty());
         let due = book.take_due(1_000, 10);
         assert_eq!(due, vec![(1_000, ContractId(1))]);
@@ -505,26 +507,9 @@ mod tests {
     }
 
     #[test]
-    fn an_opening_key_answers_its_contract_and_refuses_another_command() {
-        let mut book = Contracts::default();
-        book.insert(recurring(0), 7, [1; 32]);
-        assert_eq!(
-            book.opened_with(WalletId(1), 7, &[1; 32]),
-            Ok(Some(ContractId(1)))
-        );
-        assert_eq!(
-            book.opened_with(WalletId(1), 7, &[2; 32])
-                .unwrap_err()
-                .code(),
-            "CONTRACT_KEY_REUSED"
-        );
-        assert_eq!(book.opened_with(WalletId(2), 7, &[2; 32]), Ok(None));
-    }
-
-    #[test]
     fn the_book_round_trips_through_its_snapshot_encoding() {
         let mut book = Contracts::default();
-        book.insert(recurring(0), 7, [1; 32]);
+        book.insert(recurring(0));
         let mut escrow = recurring(0);
         escrow.id = ContractId(2);
         escrow.template = Template::Escrow {
@@ -534,7 +519,7 @@ mod tests {
         escrow.hold = Some(EventId(44));
         escrow.next_run_ms = None;
         escrow.last_miss = Some("INSUFFICIENT_FUNDS".into());
-        book.insert(escrow, 8, [2; 32]);
+        book.insert(escrow);
         let mut out = Writer::new();
         book.encode(&mut out);
         let decoded = Contracts::decode(&mut Reader::new(&out.bytes)).unwrap();

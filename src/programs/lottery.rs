@@ -315,7 +315,7 @@ impl RegistrantList {
             let mut fields = trimmed.split_ascii_whitespace();
             let wallet = fields
                 .next()
-                .and_then(|field| field.parse::<WalletId>().ok())
+                .and_then(|field| WalletId::parse_canonical(field).ok())
                 .ok_or_else(malformed)?;
             let offline_trial = match fields.next() {
                 None => false,
@@ -665,7 +665,7 @@ impl Draw {
         let winners = file
             .winners
             .iter()
-            .map(|text| text.parse::<WalletId>())
+            .map(|text| WalletId::parse_canonical(text))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| malformed(format!("winners: {error}")))?;
         Ok(Draw {
@@ -972,10 +972,13 @@ mod tests {
         assert_eq!(parsed.to_text(), "W0000000007 offline-trial\nW0000000042\n");
         assert_eq!(RegistrantList::parse(&parsed.to_text()).unwrap(), parsed);
         for (bad, line) in [
-            ("W1\nW2\n42\n", 3),
-            ("W1 offline\n", 1),
-            ("W1 offline-trial yes\n", 1),
+            ("W0000000001\nW0000000002\n42\n", 3),
+            ("W0000000001 offline\n", 1),
+            ("W0000000001 offline-trial yes\n", 1),
             ("W99999999999\n", 1),
+            // Only the documented ten-digit form: the file is hashed as published.
+            ("W0000000001\nW313\n", 2),
+            ("W00000000313\n", 1),
         ] {
             assert_eq!(
                 RegistrantList::parse(bad).unwrap_err(),
@@ -999,6 +1002,11 @@ mod tests {
             text.replace(DRAW_FILE_FORMAT, "ecny/red-packet-draw/v0"),
             text.replace("\"RP000001\"", "\"RPx\""),
             text.replace(&draw.winners[3].to_string(), "W-3"),
+            // Only the documented ten-digit form of a wallet id.
+            text.replace(
+                &draw.winners[3].to_string(),
+                &format!("W{}", draw.winners[3].0),
+            ),
             text.replace(&draw.seed.to_hex(), "00"),
             text.replace("\"packets\"", "\"packet\""),
         ] {

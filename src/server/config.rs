@@ -8,6 +8,7 @@
 //! log = "info,ecny=debug"
 //! body_limit_bytes = 65536
 //! auth_failures_per_minute_max = 20
+//! client_timeout_ms = 10000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 use super::auth::AUTH_FAILURES_PER_MINUTE_DEFAULT;
+use super::connections::Timeouts;
 use super::{ServerConfig, LISTEN_DEFAULT, REQUEST_BODY_BYTES_MAX};
 
 /// Names the config file when `--config` is not given.
@@ -25,6 +27,9 @@ pub const DATA_ENV: &str = "ECNY_DATA";
 pub const LOG_ENV: &str = "ECNY_LOG";
 pub const BODY_LIMIT_ENV: &str = "ECNY_BODY_LIMIT_BYTES";
 pub const AUTH_FAILURES_ENV: &str = "ECNY_AUTH_FAILURES_PER_MINUTE_MAX";
+pub const CLIENT_TIMEOUT_ENV: &str = "ECNY_CLIENT_TIMEOUT_MS";
+/// Shorter client timeouts would cut off honest clients on a slow mobile network.
+const CLIENT_TIMEOUT_MS_MIN: u64 = 100;
 /// The conventional log filter variable, read when `ECNY_LOG` is not set.
 pub const RUST_LOG_ENV: &str = "RUST_LOG";
 
@@ -69,6 +74,10 @@ pub struct ServeSettings {
     pub body_limit_bytes: Option<usize>,
     #[serde(default, deserialize_with = "auth_failures_from_file")]
     pub auth_failures_per_minute_max: Option<u32>,
+    /// How long a client may take over a request's headers (or stay idle between requests on
+    /// one connection), and over its body.
+    #[serde(default, deserialize_with = "client_timeout_from_file")]
+    pub client_timeout_ms: Option<u64>,
 }
 
 /// What `ecny serve` runs with once every source is merged.
@@ -92,6 +101,29 @@ pub fn parse_auth_failures_per_minute(text: &str) -> Result<u32, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a count"))?;
     check_auth_failures(failures)
+}
+
+pub fn parse_client_timeout_ms(text: &str) -> Result<u64, String> {
+    let ms: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of milliseconds"))?;
+    check_client_timeout(ms)
+}
+
+fn check_client_timeout(ms: u64) -> Result<u64, String> {
+    if ms < CLIENT_TIMEOUT_MS_MIN {
+        return Err(format!(
+            "a client timeout of {ms} ms is below {CLIENT_TIMEOUT_MS_MIN} ms: honest clients on a slow network would be cut off"
+        ));
+    }
+    Ok(ms)
+}
+
+fn client_timeout_from_file<'de, D: Deserializer<'de>>(input: D) -> Result<Option<u64>, D::Error> {
+    check_client_timeout(u64::deserialize(input)?)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn check_body_limit(bytes: usize) -> Result<usize, String> {
@@ -170,6 +202,7 @@ impl ServeSettings {
                 AUTH_FAILURES_ENV,
                 parse_auth_failures_per_minute,
             )?,
+            client_timeout_ms: parsed(lookup, CLIENT_TIMEOUT_ENV, parse_client_timeout_ms)?,
         })
     }
 
@@ -183,6 +216,7 @@ impl ServeSettings {
             auth_failures_per_minute_max: self
                 .auth_failures_per_minute_max
                 .or(fallback.auth_failures_per_minute_max),
+            client_timeout_ms: self.client_timeout_ms.or(fallback.client_timeout_ms),
         }
     }
 }
@@ -212,6 +246,12 @@ pub fn resolve(
             auth_failures_per_minute_max: merged
                 .auth_failures_per_minute_max
                 .unwrap_or(AUTH_FAILURES_PER_MINUTE_DEFAULT),
+            timeouts: merged
+                .client_timeout_ms
+                .map_or_else(Timeouts::default, |ms| Timeouts {
+                    header_read_ms: ms,
+                    body_read_ms: ms,
+                }),
         },
         log_filter: merged.log.unwrap_or_else(|| LOG_DEFAULT.to_string()),
     })
@@ -255,7 +295,36 @@ mod tests {
             config.server.auth_failures_per_minute_max,
             AUTH_FAILURES_PER_MINUTE_DEFAULT
         );
+        assert_eq!(config.server.timeouts, Timeouts::default());
         assert_eq!(config.log_filter, "info");
+    }
+
+    #[test]
+    fn the_client_timeout_covers_headers_idle_and_bodies_and_refuses_tiny_values() {
+        let (_dir, path) = config_file("client_timeout_ms = 2500\n");
+        let from_file = resolve(ServeSettings::default(), Some(&path), &env(&[])).unwrap();
+        let expected = Timeouts {
+            header_read_ms: 2500,
+            body_read_ms: 2500,
+        };
+        assert_eq!(from_file.server.timeouts, expected);
+        let from_env = resolve(
+            ServeSettings::default(),
+            Some(&path),
+            &env(&[(CLIENT_TIMEOUT_ENV, "700")]),
+        )
+        .unwrap();
+        assert_eq!(from_env.server.timeouts.header_read_ms, 700);
+        let error = resolve(
+            ServeSettings::default(),
+            None,
+            &env(&[(CLIENT_TIMEOUT_ENV, "5")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("below 100 ms"), "{error}");
+        let (_dir, tiny) = config_file("client_timeout_ms = 0\n");
+        let error = resolve(ServeSettings::default(), Some(&tiny), &env(&[])).unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
     }
 
     #[test]

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::command::{Command, Outcome};
-use crate::ids::{ContractId, EventId, WalletId};
+use crate::ids::{ContractId, WalletId};
 use crate::parties::{Operation, Party};
 use crate::programs::contracts::{Contract, Template};
 use crate::state_machine::StateMachine;
 
-use super::fields::{holder_auth, unprocessable};
+use super::fields::{holder_signature, unprocessable, HolderSignature};
 use super::gateway::{Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
@@ -61,7 +61,11 @@ fn view(state: &StateMachine, contract: &Contract) -> ContractView {
         payee: contract.payee.to_string(),
         purpose: contract.purpose.clone(),
         status: state.contract_status(contract).as_str(),
-        funded: contract.template.funding().to_string(),
+        funded: contract
+            .template
+            .funding()
+            .expect("a contract's terms were checked when it opened")
+            .to_string(),
         holding: state.contract_holding(contract).to_string(),
         released: contract.released.to_string(),
         refunded: contract.refunded.to_string(),
@@ -117,6 +121,7 @@ impl Gateway {
         party: Party,
         operation: Operation,
         command: Command,
+        signature: HolderSignature,
     ) -> Result<Outcome, GatewayError> {
         self.allow(operation, party)?;
         let acting = match &command {
@@ -139,8 +144,7 @@ impl Gateway {
             }
             other => unreachable!("not a contract command: {other:?}"),
         };
-        let operator = self.signer_operator(party, acting)?;
-        self.submit_one(operator, command)
+        self.submit_signed(party, acting, command, signature)
     }
 }
 
@@ -184,8 +188,10 @@ pub struct OpenContractRequest {
     pub every_ms: Option<u64>,
     pub count: Option<u32>,
     pub public_key: String,
-    /// SM2 signature over the OpenContract command, idempotency key included.
+    /// SM2 signature over the OpenContract command's signing bytes, idempotency key included.
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 impl OpenContractRequest {
@@ -195,10 +201,15 @@ impl OpenContractRequest {
                 amount: amount("amount", self.amount.as_deref())?,
                 deadline_ms: number("deadline_ms", self.deadline_ms)?,
             }),
-            "prepaid" => Ok(Template::Prepaid {
-                units: number("units", self.units)?,
-                unit_price: amount("unit_price", self.unit_price.as_deref())?,
-            }),
+            "prepaid" => {
+                let template = Template::Prepaid {
+                    units: number("units", self.units)?,
+                    unit_price: amount("unit_price", self.unit_price.as_deref())?,
+                };
+                // Refused here, before any desk or the ledger sees the product.
+                template.funding().map_err(Problem::from)?;
+                Ok(template)
+            }
             "recurring" => Ok(Template::Recurring {
                 amount: amount("amount", self.amount.as_deref())?,
                 first_ms: number("first_ms", self.first_ms)?,
@@ -229,10 +240,16 @@ async fn open(
         template: body.template()?,
         purpose: body.purpose.clone(),
         key,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let view = blocking(&app, move |gateway| {
-        let id = match gateway.submit_contract_command(caller, Operation::OpenContract, command)? {
+        let id = match gateway.submit_contract_command(
+            caller,
+            Operation::OpenContract,
+            command,
+            signature,
+        )? {
             Outcome::Contract(id) => id,
             other => unreachable!("open contract answered {other:?}"),
         };
@@ -257,8 +274,9 @@ pub struct ConfirmRequest {
     /// Lessons delivered (prepaid); 1 for an escrow.
     pub units: u32,
     pub public_key: String,
-    /// SM2 signature over the ConfirmContract command, idempotency key included.
+    /// SM2 signature over the ConfirmContract command's signing bytes, idempotency key included.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -278,14 +296,19 @@ async fn confirm(
         contract: id,
         units: body.units,
         key,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let (transfer, contract) = blocking(&app, move |gateway| {
-        let transfer: EventId =
-            match gateway.submit_contract_command(caller, Operation::ConfirmContract, command)? {
-                Outcome::Transfer(id) => id,
-                other => unreachable!("confirm answered {other:?}"),
-            };
+        let submitted = gateway.submit_contract_command(
+            caller,
+            Operation::ConfirmContract,
+            command,
+            signature,
+        )?;
+        let Outcome::Transfer(transfer) = submitted else {
+            unreachable!("confirm answered {submitted:?}")
+        };
         Ok((transfer, gateway.contract_view(id)?))
     })
     .await?;
@@ -304,8 +327,9 @@ pub struct CancelRequest {
     /// payer or payee: who ends it.
     pub by: String,
     pub public_key: String,
-    /// SM2 signature over the CancelContract command.
+    /// SM2 signature over the CancelContract command's signing bytes.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 async fn cancel(
@@ -327,10 +351,11 @@ async fn cancel(
     let command = Command::CancelContract {
         contract: id,
         by_payee,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let view = blocking(&app, move |gateway| {
-        gateway.submit_contract_command(caller, Operation::CancelContract, command)?;
+        gateway.submit_contract_command(caller, Operation::CancelContract, command, signature)?;
         gateway.contract_view(id)
     })
     .await?;
@@ -354,7 +379,7 @@ pub mod openapi {
         crate::server::merchants::openapi::responses(
             ok(status, description, schema_ref(schema)),
             body,
-            &[("409", "CONTRACT_KEY_REUSED, IDEMPOTENCY_KEY_REUSED")],
+            &[("409", "IDEMPOTENCY_KEY_REUSED")],
         )
     }
 
@@ -368,26 +393,27 @@ pub mod openapi {
         let mut all = Map::new();
         all.insert("OpenContractRequest".into(), json!({
             "type": "object", "additionalProperties": false,
-            "required": ["payer", "payee", "template", "purpose", "public_key", "signature"],
+            "required": ["payer", "payee", "template", "purpose", "public_key", "signature", "not_after_ms"],
             "properties": {
                 "payer": s(), "payee": s(),
                 "template": { "type": "string", "enum": ["escrow", "prepaid", "recurring"] },
                 "purpose": s(), "amount": s(), "deadline_ms": n(), "units": n(), "unit_price": s(),
-                "first_ms": n(), "every_ms": n(), "count": n(), "public_key": s(), "signature": s()
+                "first_ms": n(), "every_ms": n(), "count": n(), "public_key": s(), "signature": s(),
+                "not_after_ms": n()
             }
         }));
         all.insert(
             "ConfirmContractRequest".into(),
             json!({
                 "type": "object", "additionalProperties": false,
-                "required": ["units", "public_key", "signature"],
-                "properties": { "units": n(), "public_key": s(), "signature": s() }
+                "required": ["units", "public_key", "signature", "not_after_ms"],
+                "properties": { "units": n(), "public_key": s(), "signature": s(), "not_after_ms": n() }
             }),
         );
         all.insert("CancelContractRequest".into(), json!({
             "type": "object", "additionalProperties": false,
-            "required": ["by", "public_key", "signature"],
-            "properties": { "by": { "type": "string", "enum": ["payer", "payee"] }, "public_key": s(), "signature": s() }
+            "required": ["by", "public_key", "signature", "not_after_ms"],
+            "properties": { "by": { "type": "string", "enum": ["payer", "payee"] }, "public_key": s(), "signature": s(), "not_after_ms": n() }
         }));
         all.insert("Contract".into(), json!({ "type": "object", "properties": {
             "contract": s(), "template": s(), "payer": s(), "payee": s(), "purpose": s(),

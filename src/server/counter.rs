@@ -14,12 +14,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
-use crate::certs::{PublicKey, Signature};
-use crate::command::{Command, HolderAuth, Outcome};
+use crate::command::{Command, Outcome};
 use crate::ids::{AccountId, EventId, IdempotencyKey, WalletId};
 use crate::parties::{Operation, Party};
 use crate::wallet::WalletClass;
 
+use super::fields::HolderSignature;
 use super::fields::{amount_field, unprocessable};
 use super::gateway::{Gateway, GatewayError, WalletView};
 use super::problem::{JsonBody, Problem};
@@ -108,17 +108,16 @@ impl Gateway {
         wallet: WalletId,
         amount: Amount,
         key: IdempotencyKey,
-        auth: HolderAuth,
+        signature: HolderSignature,
     ) -> Result<EventId, GatewayError> {
         self.allow(Operation::Exchange, party)?;
-        let operator = self.signer_operator(party, wallet)?;
         let command = Command::Exchange {
             wallet,
             amount,
             key,
-            auth: Some(auth),
+            auth: None,
         };
-        match self.submit_one(operator, command)? {
+        match self.submit_signed(party, wallet, command, signature)? {
             Outcome::Transfer(id) => Ok(id),
             other => unreachable!("exchange answered {other:?}"),
         }
@@ -211,6 +210,8 @@ pub struct ExchangeRequest {
     pub public_key: String,
     /// SM2 signature (128 hex digits) over the Exchange command's signing bytes.
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -228,15 +229,10 @@ async fn exchange(
     JsonBody(body): JsonBody<ExchangeRequest>,
 ) -> Result<(StatusCode, Json<ExchangeResponse>), Problem> {
     let amount = amount_field("amount", &body.amount)?;
-    let auth = HolderAuth {
-        public_key: PublicKey::from_hex(&body.public_key).map_err(|error| {
-            unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
-        })?,
-        signature: Signature::from_hex(&body.signature)
-            .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
-    };
+    let signature =
+        super::fields::holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let transfer = blocking(&app, move |gateway| {
-        gateway.exchange(caller, wallet, amount, key, auth)
+        gateway.exchange(caller, wallet, amount, key, signature)
     })
     .await?;
     Ok((
@@ -292,11 +288,12 @@ pub mod openapi {
         put(
             "ExchangeRequest",
             object(
-                &["amount", "public_key", "signature"],
+                &["amount", "public_key", "signature", "not_after_ms"],
                 json!({
                     "amount": { "type": "string", "example": "500.00" },
                     "public_key": { "type": "string", "description": "the holder's SM2 public key (66 hex digits)" },
-                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" }
+                    "signature": { "type": "string", "description": "SM2 signature (128 hex digits) over Command::Exchange's signing bytes, idempotency key included" },
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );

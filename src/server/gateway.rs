@@ -2,7 +2,6 @@
 //! them through the caller's signing desk, submits them and waits until they are durable. Every
 //! call blocks; handlers run them on the blocking pool.
 
-use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,19 +9,22 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::audit::{audit, AuditReport};
-use crate::certs::{PublicKey, Signature};
+use crate::certs::PublicKey;
 use crate::channels::payment_code::{
     CodeError, OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier,
 };
 use crate::channels::{NdefError, QrError, RenderError};
-use crate::command::{Command, HolderAuth, Outcome};
+use crate::command::{Command, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
+use crate::ledger::{Event, TransferKind};
 use crate::node::{NodeError, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::parties::{CredentialBook, Denial, Operation, Party};
+use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::{WalletClass, WalletStatus};
 
+use super::fields::HolderSignature;
 use super::metrics::Metrics;
 
 #[derive(Debug, Error)]
@@ -81,22 +83,34 @@ pub struct PaymentOrder {
     pub payee: WalletId,
     pub amount: Amount,
     pub key: IdempotencyKey,
-    pub auth: HolderAuth,
+    pub signature: HolderSignature,
 }
 
 impl PaymentOrder {
-    /// The command the holder signs (`signing_bytes`) and the operator submits.
+    /// The command the holder signs (`signing_bytes`), without its signature.
     pub fn command(&self) -> Command {
         Command::Pay {
             payer: self.payer,
             payee: self.payee,
             amount: self.amount,
             key: self.key,
-            auth: Some(self.auth),
+            auth: None,
         }
     }
 }
 
+/// A transfer as its parties read it: wallets by their pseudonymous ids, other accounts unnamed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferView {
+    pub id: EventId,
+    pub kind: TransferKind,
+    pub amount: Amount,
+    pub at_ms: u64,
+    pub from: Option<WalletId>,
+    pub to: Option<WalletId>,
+}
+
+/// What an operator sees of its own wallet.
 /// What the holder, its operator's staff and the central bank see of a wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletView {
@@ -121,10 +135,6 @@ impl CodeDesk {
         })
     }
 }
-
-/// Charges already made from payment codes, by terminal and idempotency key, so a till that
-/// retries after a lost answer gets the first charge back instead of "code already used".
-pub(super) type CodeCharges = HashMap<(u64, crate::ids::IdempotencyKey), (String, EventId)>;
 
 /// Most requests one operator batch gathers: bounds the latency a batch adds to its first request.
 const BATCH_REQUESTS_MAX: usize = 1_024;
@@ -231,7 +241,8 @@ pub struct Gateway {
     batchers: Vec<Batcher>,
     /// Indexed like `batchers`; an operator without a code secret (above 99) has none.
     pub(super) codes: Vec<Option<CodeDesk>>,
-    pub(super) code_charges: Mutex<CodeCharges>,
+    /// What holders' signatures here must name; fixed at genesis.
+    deployment: DeploymentId,
     pub(super) metrics: Arc<Metrics>,
     /// Each wallet's operator, by wallet id - 1 (0: not looked up yet): a wallet never moves, so
     /// a holder's signed command is routed without asking the node twice.
@@ -259,11 +270,14 @@ impl Gateway {
             .into_iter()
             .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
             .collect();
+        let deployment = node
+            .query(|state| state.deployment())
+            .expect("the node answers while the gateway starts");
         let gateway = Gateway {
             node,
             batchers,
             codes,
-            code_charges: Mutex::new(HashMap::new()),
+            deployment,
             metrics,
             wallet_operators: RwLock::new(Vec::new()),
             credentials,
@@ -351,6 +365,79 @@ impl Gateway {
         self.operator_of_wallet(acting)
     }
 
+    /// What a holder of one of `operator`'s wallets signs for.
+    pub fn signing_context(&self, operator: OperatorId) -> SigningContext {
+        SigningContext {
+            deployment: self.deployment,
+            operator,
+        }
+    }
+
+    /// Submits `command` as the holder of `acting` signed it, through the wallet's operator: the
+    /// signature is bound to the context that operator and this deployment make, so one made for
+    /// another operator or deployment fails its check.
+    pub(super) fn submit_signed(
+        &self,
+        party: Party,
+        acting: WalletId,
+        command: Command,
+        signature: HolderSignature,
+    ) -> Result<Outcome, GatewayError> {
+        let operator = self.signer_operator(party, acting)?;
+        let auth = signature.bound(self.signing_context(operator));
+        self.submit_one(operator, command.with_auth(auth))
+    }
+
+    pub fn deployment(&self) -> DeploymentId {
+        self.deployment
+    }
+
+    /// A transfer by its id, for a party to it: the holder of either side's wallet, the staff of
+    /// either side's operator, the merchant whose settlement wallet it pays or debits, or the
+    /// central bank.
+    pub fn transfer(&self, party: Party, id: EventId) -> Result<TransferView, GatewayError> {
+        self.allow(Operation::ReadTransfer, party)?;
+        self.node.query(move |state| {
+            let not_found = || GatewayError::Refused(CommandError::UnknownTransfer(id));
+            let Some(Event::Transfer(transfer)) = state.ledger().events().get(id.0 as usize) else {
+                return Err(not_found());
+            };
+            let side = |account| {
+                let at = state.ledger().account(account)?;
+                Ok::<_, CommandError>((at.operator, state.wallet_of_account(account)))
+            };
+            let (from, to) = (side(transfer.debit)?, side(transfer.credit)?);
+            let is_party = match party {
+                Party::CentralBank => true,
+                Party::Staff { operator, .. } => from.0 == operator || to.0 == operator,
+                Party::Holder(wallet) => {
+                    // The wallet itself, or its bound bank account (an exchange's first leg).
+                    let bank = state.wallet(wallet).ok().and_then(|w| w.bank_account());
+                    [from.1, to.1].contains(&Some(wallet))
+                        || bank
+                            .is_some_and(|bank| [transfer.debit, transfer.credit].contains(&bank))
+                }
+                Party::Merchant(merchant) => {
+                    let settles_into = state.acquiring().merchant(merchant)?.wallet;
+                    [from.1, to.1].contains(&Some(settles_into))
+                }
+                Party::Terminal { .. } | Party::Anonymous => false,
+            };
+            if !is_party {
+                // Not a party: as good as no such transfer, so ids cannot be probed.
+                return Err(not_found());
+            }
+            Ok(TransferView {
+                id,
+                kind: transfer.kind,
+                amount: transfer.amount,
+                at_ms: transfer.timestamp_ms,
+                from: from.1,
+                to: to.1,
+            })
+        })?
+    }
+
     /// The node answers a query: it is up and has replayed its log.
     pub fn ready(&self) -> Result<u64, GatewayError> {
         Ok(self.node.query(|state| state.entries_applied())?)
@@ -363,7 +450,7 @@ impl Gateway {
         party: Party,
         operator: OperatorId,
         phone: u64,
-        (public_key, signature): (PublicKey, Option<Signature>),
+        (public_key, signature): (PublicKey, Option<HolderSignature>),
     ) -> Result<WalletId, GatewayError> {
         self.allow(Operation::OpenWallet, party)?;
         let command = Command::OpenWallet {
@@ -374,10 +461,16 @@ impl Gateway {
         match party {
             Party::Staff { .. } => staff_of(party, operator)?,
             _ => {
+                // Proof that the app holds the key: signed for this deployment and operator,
+                // within a window, like every other signature a holder makes.
                 let signature = signature.ok_or(CommandError::SignatureMissing)?;
-                public_key
-                    .verify(&command.signing_bytes(), &signature)
+                let signed =
+                    command.signing_bytes(&self.signing_context(operator), signature.not_after_ms);
+                signature
+                    .public_key
+                    .verify(&signed, &signature.signature)
                     .map_err(|_| CommandError::SignatureInvalid)?;
+                crate::signing::check_window(signature.not_after_ms, now_ms())?;
             }
         }
         match self.submit_one(operator, command)? {
@@ -405,8 +498,7 @@ impl Gateway {
     /// Pays as the holder signed; a retry with the same key answers the first transfer.
     pub fn pay(&self, party: Party, order: &PaymentOrder) -> Result<EventId, GatewayError> {
         self.allow(Operation::Pay, party)?;
-        let operator = self.signer_operator(party, order.payer)?;
-        match self.submit_one(operator, order.command())? {
+        match self.submit_signed(party, order.payer, order.command(), order.signature)? {
             Outcome::Transfer(id) => {
                 self.metrics.count_payment();
                 Ok(id)
@@ -453,9 +545,14 @@ impl Gateway {
 
 /// Unix seconds now: QR expiry and payment-code steps are wall-clock matters of the front office.
 pub(super) fn now_s() -> u64 {
+    now_ms() / 1000
+}
+
+/// Unix milliseconds now, the clock signers' windows are measured against.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// A staff caller of `operator` itself; the table has checked it is staff in a role that may.

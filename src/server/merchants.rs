@@ -19,20 +19,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::channels::acquiring::{
-    city_of_region, request_payment, ChannelTotal, Merchant, MerchantPayment, Order,
-    PaymentChannel, RequestRead, SettlementReport, TerminalKind,
+    city_of_region, request_payment, ChannelTotal, Merchant, MerchantPayment, Order, RequestRead,
+    SettlementReport, TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
 use crate::channels::payment_code::{PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
 use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeError};
-use crate::command::{Command, HolderAuth, Outcome};
+use crate::command::{Command, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use crate::parties::{CredentialSubject, Operation, Party};
 use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
 use crate::wallet::{china_day, format_day, parse_day};
 
-use super::fields::{amount_field, holder_auth, id_field, unprocessable};
+use super::fields::{amount_field, holder_signature, id_field, unprocessable, HolderSignature};
 use super::gateway::{now_s, staff_of, Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
@@ -43,8 +43,6 @@ pub const ORDER_VALID_S_DEFAULT: u64 = 15 * 60;
 pub const ORDER_VALID_S_MAX: u64 = 24 * 3600;
 /// Pixels per QR module in rendered images.
 const QR_MODULE_PX: u32 = 6;
-/// Payment-code charges remembered for retries before the oldest are dropped.
-const CODE_CHARGES_REMEMBERED_MAX: usize = 100_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -222,7 +220,7 @@ pub struct RequestPayment {
     pub typed_amount: Option<Amount>,
     pub read: RequestRead,
     pub key: IdempotencyKey,
-    pub auth: HolderAuth,
+    pub signature: HolderSignature,
 }
 
 fn merchant_request(merchant: &Merchant, order: Option<&Order>) -> MerchantQr {
@@ -420,7 +418,6 @@ impl Gateway {
         payment: RequestPayment,
     ) -> Result<(EventId, MerchantQr), GatewayError> {
         self.allow(Operation::PayRequest, party)?;
-        let operator = self.signer_operator(party, payment.payer)?;
         let request = MerchantQr::parse(&payment.request)?;
         request.check_fresh(now_s())?;
         let merchant_id = request.merchant;
@@ -435,17 +432,19 @@ impl Gateway {
             }
             .into());
         }
-        let mut command = request_payment(
+        let command = request_payment(
             payment.payer,
             &request,
             payment.typed_amount,
             payment.read,
             payment.key,
         )?;
-        if let Command::PayMerchant { auth, .. } = &mut command {
-            *auth = Some(payment.auth);
-        }
-        let transfer = expect_transfer(self.submit_one(operator, command)?);
+        let transfer = expect_transfer(self.submit_signed(
+            party,
+            payment.payer,
+            command,
+            payment.signature,
+        )?);
         self.metrics.count_payment();
         Ok((transfer, request))
     }
@@ -473,7 +472,9 @@ impl Gateway {
             .ok_or(GatewayError::Code(CodeError::Unknown))
     }
 
-    /// A till or scan gun charges a customer's payment code.
+    /// A till or scan gun charges a customer's payment code. The operator names the wallet and
+    /// step; the registration center takes the code once, within the password-free cap, and a
+    /// retry under the same key answers the first charge.
     pub fn charge_payment_code(
         &self,
         party: Party,
@@ -487,18 +488,6 @@ impl Gateway {
             unreachable!("only terminals read payment codes")
         };
         let terminal_key = (u64::from(id.0) << 16) | u64::from(terminal);
-        let remembered = self
-            .code_charges
-            .lock()
-            .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))?
-            .get(&(terminal_key, key))
-            .cloned();
-        if let Some((first_code, transfer)) = remembered {
-            if first_code == code {
-                return Ok(transfer);
-            }
-            return Err(CommandError::IdempotencyKeyReused { first: transfer }.into());
-        }
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let well_formed = digits.len() == PAYMENT_CODE_DIGITS
             && digits.starts_with(PAYMENT_CODE_PREFIX)
@@ -511,46 +500,47 @@ impl Gateway {
         // Digits 3-4 route the code to the operator that issued it.
         let operator = OperatorId(digits[2..4].parse().expect("two ASCII digits"));
         let desk = self.code_desk(operator)?;
-        let payer = desk
-            .verifier
-            .lock()
-            .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))?
-            .redeem(&digits, terminal_key, now_s())?;
-        let command = Command::PayMerchant {
-            payer,
-            merchant: id,
-            amount,
-            channel: PaymentChannel::PaymentCode,
-            terminal,
-            order: None,
-            key,
-            auth: None,
+        let verifier = || {
+            desk.verifier
+                .lock()
+                .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))
         };
-        let transfer = expect_transfer(self.submit_one(operator, command)?);
-        self.metrics.count_payment();
-        let mut charges = self
-            .code_charges
-            .lock()
-            .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))?;
-        if charges.len() >= CODE_CHARGES_REMEMBERED_MAX {
-            // Retries come within seconds; a full table is simply started afresh.
-            charges.clear();
+        let now = now_s();
+        let read = verifier()?.identify(&digits, terminal_key, now)?;
+        let command = Command::ChargePaymentCode {
+            payer: read.wallet,
+            merchant: id,
+            terminal,
+            amount,
+            code_step: read.step,
+            key,
+        };
+        match self.submit_one(operator, command) {
+            Ok(outcome) => {
+                self.metrics.count_payment();
+                Ok(expect_transfer(outcome))
+            }
+            Err(GatewayError::Refused(CommandError::PaymentCode(CodeError::Stale {
+                steps_old,
+            }))) => {
+                verifier()?.record_failure(terminal_key, now);
+                Err(CommandError::PaymentCode(CodeError::Stale { steps_old }).into())
+            }
+            Err(other) => Err(other),
         }
-        charges.insert((terminal_key, key), (digits, transfer));
-        Ok(transfer)
     }
 
     pub fn open_sub_wallet(
         &self,
         party: Party,
         command: Command,
+        signature: HolderSignature,
     ) -> Result<SubWalletId, GatewayError> {
         self.allow(Operation::OpenSubWallet, party)?;
         let Command::OpenSubWallet { wallet, .. } = command else {
             unreachable!("open sub-wallet takes an OpenSubWallet command")
         };
-        let operator = self.signer_operator(party, wallet)?;
-        match self.submit_one(operator, command)? {
+        match self.submit_signed(party, wallet, command, signature)? {
             Outcome::SubWallet(id) => Ok(id),
             other => unreachable!("open sub-wallet answered {other:?}"),
         }
@@ -560,6 +550,7 @@ impl Gateway {
         &self,
         party: Party,
         command: Command,
+        signature: HolderSignature,
     ) -> Result<SubWalletView, GatewayError> {
         self.allow(Operation::SetSubWallet, party)?;
         let Command::SetSubWallet { sub_wallet, .. } = command else {
@@ -568,8 +559,7 @@ impl Gateway {
         let wallet = self
             .node
             .query(move |state| state.sub_wallets().get(sub_wallet).map(|sub| sub.wallet))??;
-        let operator = self.signer_operator(party, wallet)?;
-        self.submit_one(operator, command)?;
+        self.submit_signed(party, wallet, command, signature)?;
         self.node
             .query(move |state| {
                 let now = state.last_timestamp_ms();
@@ -1056,8 +1046,11 @@ pub struct RequestPaymentBody {
     /// scanned (default) or tapped.
     pub read: Option<String>,
     pub public_key: String,
-    /// SM2 signature over the PayMerchant command the request makes (see `request_payment`).
+    /// SM2 signature over the signing bytes of the PayMerchant command the request makes (see
+    /// `request_payment`).
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -1096,7 +1089,7 @@ async fn pay_request(
         request: body.request,
         read,
         key,
-        auth: holder_auth(&body.public_key, &body.signature)?,
+        signature: holder_signature(&body.public_key, &body.signature, body.not_after_ms)?,
     };
     let typed = payment.typed_amount;
     let (transfer, request) =
@@ -1187,8 +1180,9 @@ pub struct OpenSubWalletRequest {
     pub per_payment: String,
     pub daily: String,
     pub public_key: String,
-    /// SM2 signature over the OpenSubWallet command.
+    /// SM2 signature over the OpenSubWallet command's signing bytes.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 async fn open_sub_wallet(
@@ -1206,10 +1200,11 @@ async fn open_sub_wallet(
         wallet,
         merchant,
         limits,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let id = blocking(&app, move |gateway| {
-        gateway.open_sub_wallet(caller, command)
+        gateway.open_sub_wallet(caller, command, signature)
     })
     .await?;
     Ok((
@@ -1246,8 +1241,9 @@ pub struct SetSubWalletRequest {
     /// false closes the sub-wallet for good.
     pub open: bool,
     pub public_key: String,
-    /// SM2 signature over the SetSubWallet command.
+    /// SM2 signature over the SetSubWallet command's signing bytes.
     pub signature: String,
+    pub not_after_ms: u64,
 }
 
 async fn set_sub_wallet(
@@ -1263,9 +1259,13 @@ async fn set_sub_wallet(
             daily: amount_field("daily", &body.daily)?,
         },
         open: body.open,
-        auth: Some(holder_auth(&body.public_key, &body.signature)?),
+        auth: None,
     };
-    let view = blocking(&app, move |gateway| gateway.set_sub_wallet(caller, command)).await?;
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
+    let view = blocking(&app, move |gateway| {
+        gateway.set_sub_wallet(caller, command, signature)
+    })
+    .await?;
     Ok(Json(view))
 }
 
@@ -1605,14 +1605,21 @@ pub mod openapi {
         put(
             "RequestPayment",
             object(
-                &["payer", "request", "public_key", "signature"],
+                &[
+                    "payer",
+                    "request",
+                    "public_key",
+                    "signature",
+                    "not_after_ms",
+                ],
                 json!({
                     "payer": string(),
                     "request": { "type": "string", "description": "EMVCo payload read from a QR or tap-zone tag" },
                     "amount": { "type": "string", "description": "what the payer typed (printed QR)" },
                     "read": { "type": "string", "enum": ["scanned", "tapped"] },
                     "public_key": string(),
-                    "signature": { "type": "string", "description": "SM2 over the PayMerchant command the request makes" }
+                    "signature": { "type": "string", "description": "SM2 over the PayMerchant command the request makes" },
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
@@ -1651,18 +1658,28 @@ pub mod openapi {
                     "daily",
                     "public_key",
                     "signature",
+                    "not_after_ms",
                 ],
                 json!({
-                    "merchant": string(), "per_payment": string(), "daily": string(), "public_key": string(), "signature": string()
+                    "merchant": string(), "per_payment": string(), "daily": string(), "public_key": string(), "signature": string(),
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
         put(
             "SetSubWalletRequest",
             object(
-                &["per_payment", "daily", "open", "public_key", "signature"],
+                &[
+                    "per_payment",
+                    "daily",
+                    "open",
+                    "public_key",
+                    "signature",
+                    "not_after_ms",
+                ],
                 json!({
-                    "per_payment": string(), "daily": string(), "open": { "type": "boolean" }, "public_key": string(), "signature": string()
+                    "per_payment": string(), "daily": string(), "open": { "type": "boolean" }, "public_key": string(), "signature": string(),
+                    "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good; see GET /v1/context and docs/signing.md" }
                 }),
             ),
         );
@@ -1796,12 +1813,12 @@ pub mod openapi {
         put(
             "/v1/merchants/{m}/code-payments",
             json!({ "post": {
-            "summary": "A till or scan gun charges the customer's one-time payment code",
+            "summary": "A till or scan gun charges the customer's one-time payment code: once ever, up to the operator's password-free cap; a retry under the same key answers the first charge",
             "security": bearer, "parameters": [m, idempotency()],
             "requestBody": body("CodePaymentRequest"),
             "responses": responses(ok("201", "charged", schema_ref("Charge")), true, &[
                 ("409", "CODE_REUSED, IDEMPOTENCY_KEY_REUSED"), ("429", "CODE_RATE_LIMITED"),
-                ("503", "CODE_VERIFIER_FULL")]),
+                ("422", "CODE_STALE, CODE_UNKNOWN, CODE_MALFORMED, LIMIT_PASSWORD_FREE, …")]),
         } }),
         );
         put(

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod contracts;
 pub mod counter;
 pub mod fields;
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Wrong bearer tokens a client address may present a minute before it gets 429.
     pub auth_failures_per_minute_max: u32,
+    /// How long a client may take over a request's headers (or idle between requests) and body.
+    pub timeouts: connections::Timeouts,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +95,7 @@ impl Default for ServerConfig {
             stop_on_ctrl_c: false,
             body_limit_bytes: REQUEST_BODY_BYTES_MAX,
             auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
+            timeouts: connections::Timeouts::default(),
         }
     }
 }
@@ -145,6 +149,10 @@ impl Server {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
+        let timeouts = config.timeouts;
+        // Listening for SIGTERM starts here, before anyone is told the server is up: a stop
+        // asked for at once must find the listener, not the default action.
+        let sigterm = on_ctrl_c.then(|| listen_for_sigterm(&runtime)).flatten();
         let thread = std::thread::Builder::new()
             .name("ecny-http".into())
             .spawn(move || {
@@ -154,21 +162,13 @@ impl Server {
                             tokio::select! {
                                 _ = stopped => {}
                                 _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c: stopping"),
-                                _ = terminated() => tracing::info!("SIGTERM: stopping"),
+                                _ = terminated(sigterm) => tracing::info!("SIGTERM: stopping"),
                             }
                         } else {
                             let _ = stopped.await;
                         }
                     };
-                    // The peer's address is what wrong tokens are counted against.
-                    let service =
-                        routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
-                    let served = axum::serve(listener, service)
-                        .with_graceful_shutdown(shutdown)
-                        .await;
-                    if let Err(error) = served {
-                        tracing::error!(%error, "server stopped with an error");
-                    }
+                    connections::serve(listener, routes::router(app), timeouts, shutdown).await;
                 });
                 runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS));
                 // Every handle is gone with the router: the node finishes what is in flight.
@@ -217,23 +217,43 @@ impl Drop for Server {
     }
 }
 
-/// Resolves when a service manager asks the process to stop (SIGTERM), so `systemctl stop` and
-/// container runtimes get the same clean shutdown as ctrl-c.
-async fn terminated() {
+#[cfg(unix)]
+type Sigterm = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Sigterm = ();
+
+/// Starts listening for SIGTERM, so `systemctl stop` and container runtimes get the same clean
+/// shutdown as ctrl-c.
+fn listen_for_sigterm(runtime: &tokio::runtime::Runtime) -> Option<Sigterm> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        let _entered = runtime.enter();
         match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
+            Ok(sigterm) => Some(sigterm),
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; ctrl-c still stops the server");
-                std::future::pending::<()>().await;
+                None
             }
         }
     }
     #[cfg(not(unix))]
+    {
+        let _ = runtime;
+        None
+    }
+}
+
+/// Resolves when a service manager asks the process to stop (SIGTERM).
+async fn terminated(sigterm: Option<Sigterm>) {
+    #[cfg(unix)]
+    if let Some(mut sigterm) = sigterm {
+        sigterm.recv().await;
+        return;
+    }
+    #[cfg(not(unix))]
+    let _ = sigterm;
+    // Without a listener only ctrl-c or dropping the server stops it.
     std::future::pending::<()>().await;
 }
 

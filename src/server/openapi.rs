@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 42] = [
+pub const PATHS: [&str; 44] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -13,6 +13,8 @@ pub const PATHS: [&str; 42] = [
     "/v1/operators/{op}/wallets",
     "/v1/wallets/{id}",
     "/v1/payments",
+    "/v1/context",
+    "/v1/transfers/{id}",
     "/v1/audit",
     "/v1/operators/{op}/limits",
     // Staff and holders' sessions (`staff::OPENAPI_PATHS`).
@@ -54,7 +56,8 @@ pub const PATHS: [&str; 42] = [
     "/v1/deanonymizations",
 ];
 
-/// Canonical forms; the server also accepts a little more (surrounding spaces, "+86", "¥", "1,000").
+/// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").
+/// Amounts and idempotency keys are taken exactly in these forms.
 const OPERATOR_PATTERN: &str = "^OP[0-9]{1,4}$";
 const WALLET_PATTERN: &str = "^W[0-9]{1,10}$";
 const PHONE_PATTERN: &str = "^1[0-9]{10}$";
@@ -127,13 +130,35 @@ fn schemas() -> Value {
         },
         "PaymentRequest": {
             "type": "object", "additionalProperties": false,
-            "required": ["payer", "payee", "amount", "public_key", "signature"],
+            "required": ["payer", "payee", "amount", "public_key", "signature", "not_after_ms"],
             "properties": {
                 "payer": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000001" },
                 "payee": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000002" },
                 "amount": { "type": "string", "pattern": AMOUNT_PATTERN, "example": "66.60", "description": "yuan, at most two decimals" },
                 "public_key": { "type": "string", "pattern": PUBLIC_KEY_PATTERN, "description": "the payer's SM2 public key (66 hex digits)" },
-                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature (128 hex digits) over Command::Pay's signing bytes, idempotency key included" }
+                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature (128 hex digits) over Command::Pay's signing bytes (docs/signing.md), idempotency key included" },
+                "not_after_ms": { "type": "integer", "minimum": 0, "description": "the last Unix millisecond the signature is good, at most signature_window_ms_max after the server's now" }
+            }
+        },
+        "SigningContext": {
+            "type": "object",
+            "required": ["deployment", "now_ms", "signature_window_ms_max"],
+            "properties": {
+                "deployment": { "type": "string", "pattern": "^[0-9a-f]{32}$", "description": "this deployment's id, signed into every holder's signature" },
+                "now_ms": { "type": "integer", "description": "the server's clock, Unix milliseconds" },
+                "signature_window_ms_max": { "type": "integer", "example": 600000 }
+            }
+        },
+        "Transfer": {
+            "type": "object",
+            "required": ["transfer", "kind", "amount", "at_ms"],
+            "properties": {
+                "transfer": { "type": "string", "pattern": "^T[0-9]+$" },
+                "kind": { "type": "string", "example": "payment" },
+                "amount": { "type": "string", "pattern": AMOUNT_PATTERN },
+                "at_ms": { "type": "integer" },
+                "from": { "type": "string", "nullable": true, "pattern": WALLET_PATTERN, "description": "the debited wallet, if a wallet" },
+                "to": { "type": "string", "nullable": true, "pattern": WALLET_PATTERN, "description": "the credited wallet, if a wallet" }
             }
         },
         "Payment": {
@@ -286,7 +311,7 @@ fn described_paths() -> Value {
     let bearer = json!([{ "bearer": [] }]);
     let idempotency = json!({
         "name": "Idempotency-Key", "in": "header", "required": true,
-        "description": "UUID or up to 32 hex digits; a retry with the same key and body answers the first result",
+        "description": "1 to 32 hex digits, or a UUID (8-4-4-4-12); a retry with the same key and command answers the first result, the key on another command is refused IDEMPOTENCY_KEY_REUSED",
         "schema": { "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN }
     });
     json!({
@@ -342,11 +367,26 @@ fn described_paths() -> Value {
                     "201": ok_json("durable transfer (a replay answers the first one)", json!({ "$ref": "#/components/schemas/Payment" })),
                     "400": problem("IDEMPOTENCY_KEY_MISSING, IDEMPOTENCY_KEY_MALFORMED, JSON_SYNTAX"),
                     "401": problem("no or unknown token"),
-                    "403": problem("SIGNATURE_INVALID, NOT_YOUR_WALLET"),
+                    "403": problem("SIGNATURE_INVALID, SIGNATURE_EXPIRED, SIGNATURE_WINDOW_TOO_LONG, NOT_YOUR_WALLET"),
                     "404": problem("UNKNOWN_WALLET"),
                     "409": problem("IDEMPOTENCY_KEY_REUSED"),
                     "413": problem("BODY_TOO_LARGE"), "415": problem("CONTENT_TYPE_UNSUPPORTED"),
                     "422": problem("LIMIT_SINGLE_PAYMENT, LIMIT_DAILY, INSUFFICIENT_FUNDS, MALFORMED_AMOUNT, JSON_DATA, …")
+                }
+            } },
+            "/v1/context": { "get": {
+                "summary": "What a holder's signature names: this deployment's id, and the clock its window is measured by",
+                "responses": { "200": ok_json("the context", json!({ "$ref": "#/components/schemas/SigningContext" })) }
+            } },
+            "/v1/transfers/{id}": { "get": {
+                "summary": "A transfer by its id, for its parties (the holder of either side's wallet, either side's operator's staff, a merchant it pays or refunds from, the central bank)",
+                "security": bearer,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^T[0-9]{1,12}$", "example": "T000000000042" } }],
+                "responses": {
+                    "200": ok_json("the transfer", json!({ "$ref": "#/components/schemas/Transfer" })),
+                    "400": problem("MALFORMED_ID"), "401": problem("no or unknown token"),
+                    "403": problem("a kind of party that reads no transfers (a terminal)"),
+                    "404": problem("UNKNOWN_TRANSFER: none, or the caller is no party to it")
                 }
             } },
             "/v1/audit": { "get": {

@@ -110,7 +110,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
     use CommandError::*;
     match error {
         UnknownOperator(_) | UnknownWallet(_) | UnknownPhone(_) | UnknownAccount(_)
-        | UnknownDevice(_) | PendingNotFound(_) => StatusCode::NOT_FOUND,
+        | UnknownDevice(_) | PendingNotFound(_) | UnknownTransfer(_) => StatusCode::NOT_FOUND,
         UnknownMerchant(_)
         | UnknownTerminal { .. }
         | UnknownOrder { .. }
@@ -128,7 +128,10 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | CentralBankOnly
         | NotYourRecord(_)
         | SignatureInvalid
-        | SignatureMissing => StatusCode::FORBIDDEN,
+        | SignatureMissing
+        | SignatureExpired { .. }
+        | SignatureWindowTooLong { .. }
+        | SignatureWrongContext { .. } => StatusCode::FORBIDDEN,
         IdempotencyKeyReused { .. }
         | OperatorExists(_)
         | WalletExists(_)
@@ -136,7 +139,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | DeviceExists(_)
         | OrderExists { .. }
         | OrderAlreadyPaid { .. }
-        | ContractKeyReused { .. }
+        | PaymentCode(CodeError::Reused)
         | CampaignExists(_)
         | CampaignAlreadyFunded { .. }
         | CampaignAlreadyDrawn(_)
@@ -200,11 +203,6 @@ impl From<GatewayError> for Problem {
             GatewayError::Code(CodeError::Reused) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
-            GatewayError::Code(CodeError::VerifierFull) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                error.code(),
-                error.to_string(),
-            ),
             GatewayError::Qr(_)
             | GatewayError::Ndef(_)
             | GatewayError::Code(_)
@@ -255,7 +253,7 @@ mod tests {
             (StatusCode::NOT_FOUND, "UNKNOWN_WALLET")
         );
         let reused = Problem::from(CommandError::IdempotencyKeyReused {
-            first: crate::ids::EventId(1),
+            first: crate::ids::EventId(1).to_string(),
         });
         assert_eq!(reused.status, StatusCode::CONFLICT);
         assert_eq!(

@@ -20,13 +20,14 @@ use tracing::Instrument;
 
 use crate::amount::Amount;
 use crate::audit::AuditReport;
-use crate::certs::{PublicKey, Signature};
-use crate::command::HolderAuth;
-use crate::ids::{IdempotencyKey, OperatorId, WalletId};
+use crate::certs::PublicKey;
+use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::parties::{Operation, Party};
+use crate::signing::SIGNATURE_WINDOW_MS_MAX;
 use crate::wallet::{parse_phone, WalletClass};
 
 use super::auth::{AuthFailureLimiter, Tokens};
+use super::fields::{holder_signature, unprocessable};
 use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
 use super::metrics::Metrics;
 use super::openapi;
@@ -58,6 +59,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/operators/{op}/limits", get(limits))
         .route("/v1/wallets/{id}", get(wallet))
         .route("/v1/payments", post(pay))
+        .route("/v1/context", get(signing_context))
+        .route("/v1/transfers/{id}", get(transfer))
         .route("/v1/audit", get(audit_report))
         .merge(super::merchants::routes())
         .merge(super::contracts::routes())
@@ -234,6 +237,8 @@ pub struct OpenWalletRequest {
     /// The holder's SM2 signature (128 hex digits) over the OpenWallet command's signing bytes:
     /// proof that the app holds the key. A teller at the counter may leave it out.
     pub signature: Option<String>,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`); with a signature.
+    pub not_after_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -255,17 +260,18 @@ async fn open_wallet(
         "MALFORMED_PUBLIC_KEY",
         PublicKey::from_hex(&body.public_key),
     )?;
-    let signature = body
-        .signature
-        .as_deref()
-        .map(|text| {
-            hex_field(
-                "signature",
-                "MALFORMED_SIGNATURE",
-                Signature::from_hex(text),
-            )
-        })
-        .transpose()?;
+    let signature = match (&body.signature, body.not_after_ms) {
+        (Some(signature), Some(not_after_ms)) => {
+            Some(holder_signature(&body.public_key, signature, not_after_ms)?)
+        }
+        (Some(_), None) => {
+            return Err(unprocessable(
+                "NOT_AFTER_MISSING",
+                "a signature needs the end of its window, not_after_ms".into(),
+            ))
+        }
+        (None, _) => None,
+    };
     let wallet = blocking(&app, move |gateway| {
         gateway.open_wallet(caller, operator, phone, (key, signature))
     })
@@ -319,6 +325,8 @@ pub struct PaymentRequest {
     pub public_key: String,
     /// The payer's SM2 signature (128 hex digits) over the Pay command's signing bytes.
     pub signature: String,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`).
+    pub not_after_ms: u64,
 }
 
 impl PaymentRequest {
@@ -328,18 +336,7 @@ impl PaymentRequest {
             payee: field("payee", "MALFORMED_ID", &self.payee)?,
             amount: field::<Amount>("amount", "MALFORMED_AMOUNT", &self.amount)?,
             key,
-            auth: HolderAuth {
-                public_key: hex_field(
-                    "public_key",
-                    "MALFORMED_PUBLIC_KEY",
-                    PublicKey::from_hex(&self.public_key),
-                )?,
-                signature: hex_field(
-                    "signature",
-                    "MALFORMED_SIGNATURE",
-                    Signature::from_hex(&self.signature),
-                )?,
-            },
+            signature: holder_signature(&self.public_key, &self.signature, self.not_after_ms)?,
         })
     }
 }
@@ -413,6 +410,32 @@ async fn limits(
     Ok(Json(
         json!({ "operator": operator.to_string(), "classes": classes }),
     ))
+}
+
+/// What every holder's signature here names, and the clock its window is measured by.
+async fn signing_context(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "deployment": app.gateway.deployment().to_hex(),
+        "now_ms": super::gateway::now_ms(),
+        "signature_window_ms_max": SIGNATURE_WINDOW_MS_MAX,
+    }))
+}
+
+async fn transfer(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(id): PathId<EventId>,
+) -> Result<Json<Value>, Problem> {
+    let view = blocking(&app, move |gateway| gateway.transfer(caller, id)).await?;
+    let wallet = |side: Option<WalletId>| side.map(|w| w.to_string());
+    Ok(Json(json!({
+        "transfer": view.id.to_string(),
+        "kind": view.kind.as_str(),
+        "amount": view.amount.to_string(),
+        "at_ms": view.at_ms,
+        "from": wallet(view.from),
+        "to": wallet(view.to),
+    })))
 }
 
 async fn audit_report(

@@ -35,6 +35,8 @@ impl StateMachine {
         }
     }
 
+    /// Opens a contract under the payer's idempotency key: a retry answers the contract the key
+    /// opened, the key on another command is refused.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open_contract(
         &mut self,
@@ -43,24 +45,30 @@ impl StateMachine {
         payee: WalletId,
         template: Template,
         purpose: String,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         self.own_wallet(origin, payer)?.ensure_active(payer)?;
-        self.check_holder_key(payer, &auth)?;
-        let digest = sm3(&Command::OpenContract {
-            payer,
-            payee,
-            template,
-            purpose: purpose.clone(),
-            key,
-            auth: None,
-        }
-        .signing_bytes());
-        if let Some(first) = self.contracts.opened_with(payer, key.0, &digest)? {
-            return Ok(Outcome::Contract(first));
-        }
+        self.check_holder_auth(payer, &auth, now)?;
+        let id = self.contracts.next_id();
+        let show = |first: u64| ContractId(first as u32).to_string();
+        let first = self.claimed(payer, by, u64::from(id.0), show, |state| {
+            state.open_new_contract(origin, (payer, payee), template, purpose, now)?;
+            Ok(u64::from(id.0))
+        })?;
+        Ok(Outcome::Contract(ContractId(first as u32)))
+    }
+
+    /// Opens a contract and funds it at once; a refusal changes nothing.
+    fn open_new_contract(
+        &mut self,
+        origin: Origin,
+        (payer, payee): (WalletId, WalletId),
+        template: Template,
+        purpose: String,
+        now: u64,
+    ) -> Result<(), CommandError> {
         template.check(now)?;
         if purpose.chars().count() > PURPOSE_CHARS_MAX || purpose.chars().any(char::is_control) {
             return Err(CommandError::ContractTermsInvalid(
@@ -101,7 +109,7 @@ impl StateMachine {
                 self.wallets[payer.index() - 1].record_outgoing(amount, now);
             }
             Template::Prepaid { .. } => {
-                let total = template.funding();
+                let total = template.funding()?;
                 check_amount(total)?;
                 let from = self.wallet(payer)?;
                 from.check_outgoing(
@@ -131,8 +139,8 @@ impl StateMachine {
             }
             Template::Recurring { first_ms, .. } => contract.next_run_ms = Some(first_ms.max(now)),
         }
-        self.contracts.insert(contract, key.0, digest);
-        Ok(Outcome::Contract(id))
+        self.contracts.insert(contract);
+        Ok(())
     }
 
     fn active_contract(&self, id: ContractId) -> Result<Contract, CommandError> {
@@ -151,29 +159,27 @@ impl StateMachine {
         origin: Origin,
         id: ContractId,
         units: u32,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         let contract = self.contracts.get(id)?.clone();
         self.own_wallet(origin, contract.payer)?;
-        self.check_holder_key(contract.payer, &auth)?;
+        self.check_holder_auth(contract.payer, &auth, now)?;
         let (payer, payee) = (contract.payer, contract.payee);
         match contract.template {
-            Template::Escrow { amount, .. } => {
-                self.keyed(payer, key, (9, payee.0, amount), |state| {
-                    let contract = state.active_contract(id)?;
-                    let hold = contract
-                        .hold
-                        .expect("an escrow holds by a two-phase transfer");
-                    let posted = state.ledger.resolve(hold, true, now)?;
-                    let book = state.contracts.get_mut(id)?;
-                    book.status = ContractStatus::Completed;
-                    book.released = amount;
-                    book.delivered = 1;
-                    Ok(posted)
-                })
-            }
+            Template::Escrow { amount, .. } => self.keyed(payer, by, |state| {
+                let contract = state.active_contract(id)?;
+                let hold = contract
+                    .hold
+                    .expect("an escrow holds by a two-phase transfer");
+                let posted = state.ledger.resolve(hold, true, now)?;
+                let book = state.contracts.get_mut(id)?;
+                book.status = ContractStatus::Completed;
+                book.released = amount;
+                book.delivered = 1;
+                Ok(posted)
+            }),
             Template::Prepaid { unit_price, .. } => {
                 if units == 0 {
                     return Err(CommandError::ContractTermsInvalid(
@@ -181,7 +187,7 @@ impl StateMachine {
                     ));
                 }
                 let asked = Amount::from_fen(unit_price.fen().saturating_mul(i64::from(units)));
-                self.keyed(payer, key, (9, payee.0, asked), |state| {
+                self.keyed(payer, by, |state| {
                     let contract = state.active_contract(id)?;
                     let holding = contract.holding();
                     if asked > holding {
@@ -230,7 +236,7 @@ impl StateMachine {
             contract.payer
         };
         self.own_wallet(origin, party)?;
-        self.check_holder_key(party, &auth)?;
+        self.check_holder_auth(party, &auth, now)?;
         match self.contract_status(&contract) {
             // A retried cancellation finds its work done.
             ContractStatus::Cancelled => return Ok(Outcome::Done),

@@ -53,12 +53,12 @@ impl StateMachine {
         origin: Origin,
         wallet: WalletId,
         cash: Amount,
-        key: IdempotencyKey,
+        by: Keyed,
         now: u64,
     ) -> CommandResult {
         check_amount(cash)?;
         self.own_wallet(origin, wallet)?;
-        let outcome = self.keyed(wallet, key, (8, 0, cash), |state| {
+        let outcome = self.keyed(wallet, by, |state| {
             let found = state.wallet(wallet)?;
             found.ensure_active(wallet)?;
             if let Some(account) = found.bank_account() {

@@ -15,8 +15,11 @@ use crate::channels::acquiring::{
     TerminalKind,
 };
 use crate::channels::emvco::Mcc;
+use crate::channels::payment_code::{self, CodeMarks};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::command::{Command, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission};
+use crate::command::{
+    Command, CommandDigest, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission,
+};
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
 use crate::ids::{
@@ -33,12 +36,13 @@ use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
 use crate::programs::red_packets::RedPackets;
 use crate::programs::LotteryError;
+use crate::signing::{check_window, DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
 use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA4";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ECNYSTA5";
 /// Magic, last timestamp and entries applied: where in the log a snapshot stands.
 const SNAPSHOT_POSITION_END: usize = 24;
 
@@ -46,6 +50,8 @@ const SNAPSHOT_POSITION_END: usize = 24;
 pub struct StateMachine {
     ledger: Ledger,
     central_bank_key: Option<PublicKey>,
+    /// Derived from the central bank's key at genesis; what holders' signatures must name.
+    deployment: DeploymentId,
     reserve_funding: AccountId,
     issuance_account: AccountId,
     operators: Vec<Operator>,
@@ -54,6 +60,11 @@ pub struct StateMachine {
     /// Held for the operator tier: the key each wallet's money-moving commands must carry.
     wallet_keys: Vec<PublicKey>,
     idempotency: IdempotencyIndex,
+    /// Each wallet's last payment-code step charged.
+    code_marks: CodeMarks,
+    /// The wallet of each wallet account, by account index (0: not a wallet's); derived from
+    /// `wallets`, so never snapshotted.
+    wallet_of_account: Vec<u32>,
     devices: DeviceRegistry,
     acquiring: Acquiring,
     sub_wallets: SubWallets,
@@ -72,6 +83,7 @@ impl Default for StateMachine {
         StateMachine {
             ledger: Ledger::default(),
             central_bank_key: None,
+            deployment: DeploymentId::default(),
             reserve_funding: AccountId(0),
             issuance_account: AccountId(1),
             operators: Vec::new(),
@@ -79,6 +91,8 @@ impl Default for StateMachine {
             wallets: Vec::new(),
             wallet_keys: Vec::new(),
             idempotency: IdempotencyIndex::default(),
+            code_marks: CodeMarks::default(),
+            wallet_of_account: Vec::new(),
             devices: DeviceRegistry::default(),
             acquiring: Acquiring::default(),
             sub_wallets: SubWallets::default(),
@@ -162,6 +176,34 @@ impl StateMachine {
         self.central_bank_key.as_ref()
     }
 
+    /// This deployment's id; meaningful once genesis has run.
+    pub fn deployment(&self) -> DeploymentId {
+        self.deployment
+    }
+
+    /// What a holder of one of `operator`'s wallets signs for.
+    pub fn signing_context(&self, operator: OperatorId) -> SigningContext {
+        SigningContext {
+            deployment: self.deployment,
+            operator,
+        }
+    }
+
+    /// The wallet whose account this is, if any.
+    pub fn wallet_of_account(&self, account: AccountId) -> Option<WalletId> {
+        self.wallet_of_account
+            .get(account.index())
+            .filter(|wallet| **wallet != 0)
+            .map(|wallet| WalletId(*wallet))
+    }
+
+    fn index_wallet_account(&mut self, wallet: WalletId, account: AccountId) {
+        if self.wallet_of_account.len() <= account.index() {
+            self.wallet_of_account.resize(account.index() + 1, 0);
+        }
+        self.wallet_of_account[account.index()] = wallet.0;
+    }
+
     /// Finds a wallet by phone at one operator, or at any operator when exactly one has it.
     pub fn wallet_by_phone(
         &self,
@@ -215,6 +257,17 @@ impl StateMachine {
         payload: &[u8],
         results: &mut Vec<CommandResult>,
     ) -> Result<(), DecodeError> {
+        self.apply_validated_entry(payload, &[], results)
+    }
+
+    /// Applies a log entry whose commands' idempotency digests validation already computed (off
+    /// this thread: hashing is most of a keyed command's cost); `digests` is empty on replay.
+    pub fn apply_validated_entry(
+        &mut self,
+        payload: &[u8],
+        digests: &[Option<CommandDigest>],
+        results: &mut Vec<CommandResult>,
+    ) -> Result<(), DecodeError> {
         let entry = Entry::decode(payload)?;
         // Time never runs backwards inside the state machine, whatever the clocks did.
         let now = entry.timestamp_ms.max(self.last_timestamp_ms);
@@ -225,23 +278,41 @@ impl StateMachine {
         if self.red_packets.expiry_due(now) {
             self.expire_campaigns(now);
         }
-        for command in entry.commands()? {
+        for (index, command) in entry.commands()?.enumerate() {
             let command = command?;
-            results.push(self.apply(entry.origin, command, now));
+            let digest = digests.get(index).copied().flatten();
+            results.push(self.apply(entry.origin, command, digest, now));
         }
         Ok(())
     }
 
-    fn apply(&mut self, origin: Origin, command: Command, now: u64) -> CommandResult {
+    fn apply(
+        &mut self,
+        origin: Origin,
+        command: Command,
+        digest: Option<CommandDigest>,
+        now: u64,
+    ) -> CommandResult {
         use Command::*;
+        // A keyed command is remembered by its key and the digest of what it does.
+        let keyed = command.idempotency_key().map(|key| {
+            let digest = digest.unwrap_or_else(|| command.digest());
+            debug_assert_eq!(
+                digest,
+                command.digest(),
+                "validation digested another command"
+            );
+            Keyed { key, digest }
+        });
+        let by = || keyed.expect("a keyed command has its key");
         match command {
             Pay {
                 payer,
                 payee,
                 amount,
-                key,
                 auth,
-            } => self.pay(origin, payer, payee, amount, key, auth, now),
+                ..
+            } => self.pay(origin, payer, payee, amount, by(), auth, now),
             Genesis { central_bank_key } => self.genesis(origin, central_bank_key),
             CreateOperator { name, public_key } => self.create_operator(origin, name, public_key),
             FundReserves { operator, amount } => self.fund_reserves(origin, operator, amount, now),
@@ -283,23 +354,23 @@ impl StateMachine {
             Exchange {
                 wallet,
                 amount,
-                key,
                 auth,
-            } => self.exchange(origin, wallet, amount, key, auth, now),
+                ..
+            } => self.exchange(origin, wallet, amount, by(), auth, now),
             DepositBack {
                 wallet,
                 amount,
-                key,
                 auth,
-            } => self.deposit_back(origin, wallet, amount, key, auth, now),
+                ..
+            } => self.deposit_back(origin, wallet, amount, by(), auth, now),
             Hold {
                 payer,
                 payee,
                 amount,
                 timeout_ms,
-                key,
                 auth,
-            } => self.hold(origin, payer, payee, amount, timeout_ms, key, auth, now),
+                ..
+            } => self.hold(origin, payer, payee, amount, timeout_ms, by(), auth, now),
             ResolveHold { hold, post } => self.resolve_hold(origin, hold, post, now),
             RegisterDevice {
                 operator,
@@ -355,8 +426,8 @@ impl StateMachine {
                 channel,
                 terminal,
                 order,
-                key,
                 auth,
+                ..
             } => {
                 let at = MerchantPaymentAt {
                     merchant,
@@ -364,46 +435,44 @@ impl StateMachine {
                     terminal,
                     order,
                 };
-                self.pay_merchant(origin, payer, at, amount, key, auth, now)
+                self.pay_merchant(origin, payer, at, amount, by(), auth, now)
             }
             Refund {
-                payment,
-                amount,
-                key,
-            } => self.refund(origin, payment, amount, key, now),
+                payment, amount, ..
+            } => self.refund(origin, payment, amount, by(), now),
             OpenSubWallet {
                 wallet,
                 merchant,
                 limits,
                 auth,
-            } => self.open_sub_wallet(origin, wallet, merchant, limits, auth),
+            } => self.open_sub_wallet(origin, wallet, merchant, limits, auth, now),
             SetSubWallet {
                 sub_wallet,
                 limits,
                 open,
                 auth,
-            } => self.set_sub_wallet(origin, sub_wallet, limits, open, auth),
+            } => self.set_sub_wallet(origin, (sub_wallet, limits, open), auth, now),
             ChargeSubWallet {
                 sub_wallet,
                 merchant,
                 amount,
                 order,
-                key,
-            } => self.charge_sub_wallet(origin, sub_wallet, merchant, amount, order, key, now),
+                ..
+            } => self.charge_sub_wallet(origin, sub_wallet, merchant, amount, order, by(), now),
             OpenContract {
                 payer,
                 payee,
                 template,
                 purpose,
-                key,
                 auth,
-            } => self.open_contract(origin, payer, payee, template, purpose, key, auth, now),
+                ..
+            } => self.open_contract(origin, payer, payee, template, purpose, by(), auth, now),
             ConfirmContract {
                 contract,
                 units,
-                key,
                 auth,
-            } => self.confirm_contract(origin, contract, units, key, auth, now),
+                ..
+            } => self.confirm_contract(origin, contract, units, by(), auth, now),
             CancelContract {
                 contract,
                 by_payee,
@@ -419,14 +488,31 @@ impl StateMachine {
             DrawCampaign { campaign, seed } => self.draw_campaign(origin, campaign, seed, now),
             Deanonymize { wallet, reason } => self.deanonymize(origin, wallet, reason, now),
             RefundAtCounter { device } => self.refund_at_counter(origin, device, now),
+            ChargePaymentCode {
+                payer,
+                merchant,
+                terminal,
+                amount,
+                code_step,
+                ..
+            } => {
+                let at = MerchantPaymentAt {
+                    merchant,
+                    channel: PaymentChannel::PaymentCode,
+                    terminal,
+                    order: None,
+                };
+                self.charge_payment_code(origin, payer, at, amount, code_step, by(), now)
+            }
+            SetCodePaymentCap { operator, cap } => self.set_code_payment_cap(origin, operator, cap),
             AddStaff {
                 operator,
                 role,
                 label,
             } => self.add_staff(origin, operator, role, label),
             RevokeCredential { subject } => self.revoke_credential(origin, subject),
-            OpenBankAccountWithCash { wallet, cash, key } => {
-                self.open_bank_account_with_cash(origin, wallet, cash, key, now)
+            OpenBankAccountWithCash { wallet, cash, .. } => {
+                self.open_bank_account_with_cash(origin, wallet, cash, by(), now)
             }
         }
     }
@@ -467,51 +553,77 @@ impl StateMachine {
     }
 
     /// A holder-signed command must carry the wallet's registered key (its signature was verified
-    /// by the operator tier before the log). Unsigned commands are the operator's own word.
-    fn check_holder_key(
+    /// by the operator tier before the log), name this deployment and the wallet's operator, and
+    /// be inside its window at the entry's time. Unsigned commands are the operator's own word.
+    fn check_holder_auth(
         &self,
         wallet: WalletId,
         auth: &Option<HolderAuth>,
+        now: u64,
     ) -> Result<(), CommandError> {
-        match auth {
-            Some(auth) if auth.public_key != self.wallet_keys[wallet.0 as usize - 1] => {
-                Err(CommandError::SignatureInvalid)
-            }
-            _ => Ok(()),
+        let Some(auth) = auth else {
+            return Ok(());
+        };
+        if auth.public_key != self.wallet_keys[wallet.0 as usize - 1] {
+            return Err(CommandError::SignatureInvalid);
         }
+        let here = self.signing_context(self.wallet(wallet)?.operator);
+        if auth.context != here {
+            return Err(CommandError::SignatureWrongContext {
+                signed: auth.context,
+                here,
+            });
+        }
+        check_window(auth.not_after_ms, now)
     }
 
-    /// Runs a money-moving command under its idempotency key: a retry of a command already done
-    /// returns its first result; the same key on a different command is refused; a refused
-    /// command leaves no trace of its key.
+    /// Runs a money-moving command under its idempotency key; its result is the transfer it made.
     fn keyed(
         &mut self,
         wallet: WalletId,
-        key: IdempotencyKey,
-        (tag, counterparty, amount): (u8, u32, Amount),
+        by: Keyed,
         body: impl FnOnce(&mut Self) -> Result<EventId, CommandError>,
     ) -> CommandResult {
         // The command's first event is the next one: claim the key with it in a single probe.
         let event = self.ledger.next_event_id();
+        let show = |first: u64| EventId(first).to_string();
+        let first = self.claimed(wallet, by, event.0, show, |state| body(state).map(|e| e.0))?;
+        Ok(Outcome::Transfer(EventId(first)))
+    }
+
+    /// One idempotency rule for every keyed command: a retry of a command already done (same
+    /// key, same digest) returns its first result; the same key on a different command is
+    /// refused; a refused command leaves no trace of its key. `predicted` is the id the first
+    /// result will have, so the key is claimed in the same probe that looks it up.
+    fn claimed(
+        &mut self,
+        wallet: WalletId,
+        by: Keyed,
+        predicted: u64,
+        show: impl Fn(u64) -> String,
+        body: impl FnOnce(&mut Self) -> Result<u64, CommandError>,
+    ) -> Result<u64, CommandError> {
         let attempt = FirstResult {
-            tag,
-            counterparty,
-            amount: amount.fen(),
-            event,
+            digest: by.digest,
+            first: predicted,
         };
-        if let Claim::Retry(first) = self.idempotency.claim(wallet, key, attempt)? {
-            return Ok(Outcome::Transfer(first));
+        match self.idempotency.claim(wallet, by.key, attempt) {
+            Claim::New => {}
+            Claim::Retry(first) => return Ok(first),
+            Claim::Reused(first) => {
+                return Err(CommandError::IdempotencyKeyReused { first: show(first) })
+            }
         }
         match body(self) {
             Ok(done) => {
                 assert_eq!(
-                    done, event,
-                    "a keyed command's first event was mispredicted"
+                    done, predicted,
+                    "a keyed command's first result was mispredicted"
                 );
-                Ok(Outcome::Transfer(done))
+                Ok(done)
             }
             Err(error) => {
-                self.idempotency.release(wallet, key);
+                self.idempotency.release(wallet, by.key);
                 Err(error)
             }
         }
@@ -523,6 +635,7 @@ impl StateMachine {
             return Err(CommandError::CentralBankOnly);
         }
         self.central_bank_key = Some(key);
+        self.deployment = DeploymentId::of_central_bank(&key);
         self.reserve_funding = self
             .ledger
             .open_account(AccountKind::ReserveFunding, OperatorId(0));
@@ -683,6 +796,7 @@ impl StateMachine {
         let account = self.ledger.open_account(AccountKind::Wallet, operator);
         self.wallets.push(Wallet::new(account, operator));
         self.wallet_keys.push(key);
+        self.index_wallet_account(id, account);
         let change = WalletChange::Opened {
             operator,
             class: WalletClass::Four,
@@ -815,14 +929,14 @@ impl StateMachine {
         origin: Origin,
         id: WalletId,
         amount: Amount,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         self.own_wallet(origin, id)?;
-        self.check_holder_key(id, &auth)?;
-        self.keyed(id, key, (1, 0, amount), |state| {
+        self.check_holder_auth(id, &auth, now)?;
+        self.keyed(id, by, |state| {
             let (wallet, bank, op) = state.banked_wallet(origin, id)?;
             let balance = state.ledger.account(wallet.account)?.balance;
             wallet.check_incoming(id, op.limits_for(wallet.class), balance, amount)?;
@@ -857,14 +971,14 @@ impl StateMachine {
         origin: Origin,
         id: WalletId,
         amount: Amount,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         self.own_wallet(origin, id)?;
-        self.check_holder_key(id, &auth)?;
-        self.keyed(id, key, (2, 0, amount), |state| {
+        self.check_holder_auth(id, &auth, now)?;
+        self.keyed(id, by, |state| {
             let (wallet, bank, op) = state.banked_wallet(origin, id)?;
             let legs = [
                 Leg {
@@ -927,14 +1041,14 @@ impl StateMachine {
         payer: WalletId,
         payee: WalletId,
         amount: Amount,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         self.own_wallet(origin, payer)?;
-        self.check_holder_key(payer, &auth)?;
-        self.keyed(payer, key, (3, payee.0, amount), |state| {
+        self.check_holder_auth(payer, &auth, now)?;
+        self.keyed(payer, by, |state| {
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let event = state.ledger.transfer(leg, now)?;
             state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
@@ -950,14 +1064,14 @@ impl StateMachine {
         payee: WalletId,
         amount: Amount,
         timeout_ms: u64,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         self.own_wallet(origin, payer)?;
-        self.check_holder_key(payer, &auth)?;
-        self.keyed(payer, key, (4, payee.0, amount), |state| {
+        self.check_holder_auth(payer, &auth, now)?;
+        self.keyed(payer, by, |state| {
             let mut leg = state.check_payment(origin, payer, payee, amount, now)?;
             leg.kind = TransferKind::PendingHold;
             let event = state
@@ -1267,15 +1381,20 @@ impl StateMachine {
         payer: WalletId,
         at: MerchantPaymentAt,
         amount: Amount,
-        key: IdempotencyKey,
+        by: Keyed,
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
+        if at.channel == PaymentChannel::PaymentCode {
+            return Err(CommandError::ChannelMismatch(
+                "a payment code is charged by the till that read it, once (ChargePaymentCode)",
+            ));
+        }
         self.own_wallet(origin, payer)?;
-        self.check_holder_key(payer, &auth)?;
+        self.check_holder_auth(payer, &auth, now)?;
         let payee = self.acquiring.merchant(at.merchant)?.wallet;
-        self.keyed(payer, key, (5, payee.0, amount), |state| {
+        self.keyed(payer, by, |state| {
             let channel = state.payment_channel(&at, amount, now)?;
             // An order's payment belongs to the terminal that presented the order.
             let terminal = match &at.order {
@@ -1303,19 +1422,81 @@ impl StateMachine {
         })
     }
 
+    /// A till's charge of a wallet's payment code: the code's step must still be live at the
+    /// entry's time and later than the wallet's last charged one, the amount within the
+    /// operator's password-free cap; then it is a merchant payment like any other.
+    #[allow(clippy::too_many_arguments)]
+    fn charge_payment_code(
+        &mut self,
+        origin: Origin,
+        payer: WalletId,
+        at: MerchantPaymentAt,
+        amount: Amount,
+        code_step: u64,
+        by: Keyed,
+        now: u64,
+    ) -> CommandResult {
+        check_amount(amount)?;
+        let operator = self.own_wallet(origin, payer)?.operator;
+        let payee = self.acquiring.merchant(at.merchant)?.wallet;
+        self.keyed(payer, by, |state| {
+            state.payment_channel(&at, amount, now)?;
+            payment_code::check_live(code_step, now).map_err(CommandError::PaymentCode)?;
+            state
+                .code_marks
+                .check(payer, code_step)
+                .map_err(CommandError::PaymentCode)?;
+            let cap = state.operator(operator)?.code_payment_cap;
+            if amount > cap {
+                return Err(CommandError::LimitPasswordFree { amount, cap });
+            }
+            let leg = state.check_payment(origin, payer, payee, amount, now)?;
+            let (event, packets) = state.post_merchant_payment(payer, at.merchant, leg, now)?;
+            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.code_marks.mark(payer, code_step);
+            let channel = PaymentChannel::PaymentCode;
+            state.record_packet_spends(event, at.merchant, channel, &packets, now);
+            state.acquiring.record_payment(MerchantPayment {
+                transfer: event,
+                merchant: at.merchant,
+                payer,
+                amount,
+                refunded: Amount::ZERO,
+                channel,
+                terminal: at.terminal,
+                at_ms: now,
+                order: None,
+                sub_wallet: None,
+            });
+            Ok(event)
+        })
+    }
+
+    fn set_code_payment_cap(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        cap: Amount,
+    ) -> CommandResult {
+        check_amount(cap)?;
+        let index = self.require_operator(origin, operator)?.id.index() - 1;
+        self.operators[index].code_payment_cap = cap;
+        Ok(Outcome::Done)
+    }
+
     fn refund(
         &mut self,
         origin: Origin,
         payment: EventId,
         amount: Amount,
-        key: IdempotencyKey,
+        by: Keyed,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         let paid = self.acquiring.payment(payment)?;
         let payer = paid.payer;
         let merchant_wallet = self.own_merchant(origin, paid.merchant)?.wallet;
-        self.keyed(merchant_wallet, key, (6, payer.0, amount), |state| {
+        self.keyed(merchant_wallet, by, |state| {
             state.acquiring.check_refund(payment, amount)?;
             let from = state.wallet(merchant_wallet)?;
             from.ensure_active(merchant_wallet)?;
@@ -1372,9 +1553,10 @@ impl StateMachine {
         merchant: MerchantId,
         limits: SubWalletLimits,
         auth: Option<HolderAuth>,
+        now: u64,
     ) -> CommandResult {
         self.own_wallet(origin, wallet)?.ensure_active(wallet)?;
-        self.check_holder_key(wallet, &auth)?;
+        self.check_holder_auth(wallet, &auth, now)?;
         self.acquiring.merchant(merchant)?;
         let id = self.sub_wallets.open(wallet, merchant, limits)?;
         Ok(Outcome::SubWallet(id))
@@ -1383,15 +1565,14 @@ impl StateMachine {
     fn set_sub_wallet(
         &mut self,
         origin: Origin,
-        id: SubWalletId,
-        limits: SubWalletLimits,
-        open: bool,
+        (id, limits, open): (SubWalletId, SubWalletLimits, bool),
         auth: Option<HolderAuth>,
+        now: u64,
     ) -> CommandResult {
         let sub = self.sub_wallets.get(id)?;
         let wallet = sub.wallet;
         self.own_wallet(origin, wallet)?;
-        self.check_holder_key(wallet, &auth)?;
+        self.check_holder_auth(wallet, &auth, now)?;
         // Closing is final: a merchant that was cut off is never quietly reconnected.
         if !sub.open {
             return Err(CommandError::SubWalletClosed(id));
@@ -1414,14 +1595,14 @@ impl StateMachine {
         merchant: MerchantId,
         amount: Amount,
         order: Option<String>,
-        key: IdempotencyKey,
+        by: Keyed,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         let wallet = self.sub_wallets.get(id)?.wallet;
         self.own_wallet(origin, wallet)?;
         let payee = self.acquiring.merchant(merchant)?.wallet;
-        self.keyed(wallet, key, (7, payee.0, amount), |state| {
+        self.keyed(wallet, by, |state| {
             state
                 .sub_wallets
                 .get(id)?
@@ -1477,11 +1658,10 @@ impl StateMachine {
         for ((wallet, key), first) in keys {
             out.u32(wallet.0)
                 .u128(key.0)
-                .u8(first.tag)
-                .u32(first.counterparty)
-                .i64(first.amount)
-                .u64(first.event.0);
+                .raw(&first.digest)
+                .u64(first.first);
         }
+        self.code_marks.encode(&mut out);
         self.devices.encode(&mut out);
         self.acquiring.encode(&mut out);
         self.sub_wallets.encode(&mut out);
@@ -1502,6 +1682,7 @@ impl StateMachine {
             for limits in &op.limits {
                 limits.encode(out);
             }
+            out.i64(op.code_payment_cap.fen());
             out.i64(totals.issued.fen()).i64(totals.redeemed.fen());
             let phones = op.phone_entries();
             out.u64(phones.len() as u64);
@@ -1533,7 +1714,9 @@ impl StateMachine {
             ..Default::default()
         };
         if input.bool("central bank key flag")? {
-            state.central_bank_key = Some(PublicKey(input.array("central bank key")?));
+            let key = PublicKey(input.array("central bank key")?);
+            state.central_bank_key = Some(key);
+            state.deployment = DeploymentId::of_central_bank(&key);
         }
         state.reserve_funding = AccountId(input.u32("reserve funding")?);
         state.issuance_account = AccountId(input.u32("issuance account")?);
@@ -1542,8 +1725,10 @@ impl StateMachine {
         let count = input.u64("wallet count")? as usize;
         state.wallets.reserve(count);
         state.wallet_keys.reserve(count);
-        for _ in 0..count {
-            state.wallets.push(Wallet::decode(&mut input)?);
+        for index in 0..count {
+            let wallet = Wallet::decode(&mut input)?;
+            state.index_wallet_account(Self::wallet_id_at(index), wallet.account);
+            state.wallets.push(wallet);
             state
                 .wallet_keys
                 .push(PublicKey(input.array("wallet key")?));
@@ -1555,13 +1740,12 @@ impl StateMachine {
                 IdempotencyKey(input.u128("key")?),
             );
             let first = FirstResult {
-                tag: input.u8("tag")?,
-                counterparty: input.u32("counterparty")?,
-                amount: input.i64("amount")?,
-                event: EventId(input.u64("event")?),
+                digest: input.array("command digest")?,
+                first: input.u64("first result")?,
             };
             state.idempotency.insert(key.0, key.1, first);
         }
+        state.code_marks = CodeMarks::decode(&mut input)?;
         state.devices = DeviceRegistry::decode(&mut input)?;
         state.acquiring = Acquiring::decode(&mut input)?;
         state.sub_wallets = SubWallets::decode(&mut input)?;
@@ -1591,6 +1775,7 @@ impl StateMachine {
             for limits in op.limits.iter_mut() {
                 *limits = ClassLimits::decode(input)?;
             }
+            op.code_payment_cap = Amount::from_fen(input.i64("code payment cap")?);
             let totals = IssuanceTotals {
                 issued: Amount::from_fen(input.i64("issued")?),
                 redeemed: Amount::from_fen(input.i64("redeemed")?),
@@ -1627,6 +1812,13 @@ impl StateMachine {
     }
 }
 
+/// A keyed command's idempotency key and the digest of what it does.
+#[derive(Clone, Copy, Debug)]
+struct Keyed {
+    key: IdempotencyKey,
+    digest: CommandDigest,
+}
+
 /// Where a payment to a merchant was made: the merchant, how, at which terminal, for which order.
 struct MerchantPaymentAt {
     merchant: MerchantId,
@@ -1637,13 +1829,21 @@ struct MerchantPaymentAt {
 
 /// A submission whose origin signature verified and whose commands decode: the only kind the
 /// node logs. Checked off the state machine's thread, since hashing a batch costs more than
-/// applying it.
+/// applying it; the keyed commands' idempotency digests are computed there too.
 #[derive(Debug)]
-pub struct Validated(Submission);
+pub struct Validated {
+    submission: Submission,
+    digests: Vec<Option<CommandDigest>>,
+}
 
 impl Validated {
     pub fn submission(&self) -> &Submission {
-        &self.0
+        &self.submission
+    }
+
+    /// Each command's idempotency digest, if it is keyed.
+    pub fn digests(&self) -> &[Option<CommandDigest>] {
+        &self.digests
     }
 }
 
@@ -1672,9 +1872,15 @@ impl Validator {
                 .ok_or(CommandError::UnknownOperator(id))?,
         };
         submission.verify(&key)?;
-        crate::command::check_commands(&submission.commands)
-            .map_err(|e| CommandError::MalformedBatch(e.to_string()))?;
-        Ok(Validated(submission))
+        let digests = crate::command::decode_commands(&submission.commands)
+            .map_err(|e| CommandError::MalformedBatch(e.to_string()))?
+            .iter()
+            .map(|command| command.idempotency_key().map(|_| command.digest()))
+            .collect();
+        Ok(Validated {
+            submission,
+            digests,
+        })
     }
 }
 

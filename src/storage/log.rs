@@ -34,6 +34,9 @@
 //!   last good one exists after X, the bytes from X on are a torn tail left by a crash
 //!   during the final write: the file is truncated at X and the cut is reported;
 //! * otherwise the log is corrupt and opening fails without modifying any file.
+//!
+//! `CommandLog::read` applies the same rules without the lock and without writing: a torn tail
+//! is where reading stops (it may be a write the owner has not finished), reported, not cut.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -69,11 +72,12 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
 }
 
-/// An incomplete final write found at the end of the last segment and truncated away.
+/// An incomplete final write found at the end of the last segment: truncated away by the log's
+/// owner, only reported by a read-only reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
     pub segment: PathBuf,
-    /// Byte offset of the first bad frame; the file now ends here.
+    /// Byte offset of the first bad frame; after a repairing open the file ends here.
     pub offset: u64,
     pub bytes_cut: u64,
 }
@@ -168,7 +172,7 @@ impl CommandLog {
             segments.push(create_segment(dir, replay_after + 1)?);
         }
         check_log_reaches_back(dir, &segments[0], replay_after)?;
-        let replay = replay_segments(&segments, replay_after, &mut on_entry)?;
+        let replay = replay_segments(&segments, replay_after, Access::Repair, &mut on_entry)?;
         let last_seq = replay.next_seq - 1;
         if last_seq < replay_after {
             return Err(StorageError::MissingEntries {
@@ -201,6 +205,45 @@ impl CommandLog {
             torn_tail: replay.torn_tail,
         };
         Ok((log, report))
+    }
+
+    /// Reads the log as `open` does, calling `on_entry` for every entry after `replay_after`,
+    /// but changes nothing on disk and takes no lock: for audits and reports beside a running
+    /// node. A torn tail (or the owner's write in progress) ends the reading and is reported,
+    /// not cut; corruption before it is refused as `open` refuses it.
+    pub fn read<E>(
+        dir: &Path,
+        replay_after: u64,
+        mut on_entry: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<RecoveryReport, OpenError<E>> {
+        let segments = if dir.exists() {
+            list_segments(dir)?
+        } else {
+            Vec::new()
+        };
+        let Some(oldest) = segments.first() else {
+            return Ok(RecoveryReport {
+                entries_replayed: 0,
+                last_seq: replay_after,
+                torn_tail: None,
+            });
+        };
+        check_log_reaches_back(dir, oldest, replay_after)?;
+        let replay = replay_segments(&segments, replay_after, Access::ReadOnly, &mut on_entry)?;
+        let last_seq = replay.next_seq - 1;
+        if last_seq < replay_after {
+            return Err(StorageError::MissingEntries {
+                dir: dir.to_path_buf(),
+                first_missing: last_seq + 1,
+                last_missing: replay_after,
+            }
+            .into());
+        }
+        Ok(RecoveryReport {
+            entries_replayed: replay.entries_replayed,
+            last_seq,
+            torn_tail: replay.torn_tail,
+        })
     }
 
     /// Buffers one entry in memory; returns its sequence number. Nothing is durable yet.
@@ -531,6 +574,7 @@ struct BadFrame {
 fn replay_segments<E>(
     segments: &[Segment],
     replay_after: u64,
+    access: Access,
     on_entry: &mut impl FnMut(u64, &[u8]) -> Result<(), E>,
 ) -> Result<Replay, OpenError<E>> {
     let mut buffer = vec![0u8; RECOVERY_READ_BUFFER_BYTES];
@@ -546,6 +590,7 @@ fn replay_segments<E>(
             segment,
             is_last,
             replay_after,
+            access,
         };
         replay_segment(&context, &mut buffer, on_entry, &mut replay)?;
     }
@@ -577,6 +622,17 @@ struct SegmentContext<'a> {
     segment: &'a Segment,
     is_last: bool,
     replay_after: u64,
+    access: Access,
+}
+
+/// Whether recovery may change the files it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// The log's owner: a torn tail is cut so appends continue after the last good frame.
+    Repair,
+    /// A reader beside the owner (or instead of it): nothing is written; a torn tail, or a
+    /// write still in progress, is where reading stops.
+    ReadOnly,
 }
 
 /// Replays one segment; cuts a torn tail in the last segment, refuses any other damage.
@@ -589,7 +645,7 @@ fn replay_segment<E>(
     let path = &context.segment.path;
     let mut file = OpenOptions::new()
         .read(true)
-        .write(context.is_last)
+        .write(context.is_last && context.access == Access::Repair)
         .open(path)
         .map_err(io_error(path))?;
     let file_len = file.metadata().map_err(io_error(path))?.len();
@@ -614,9 +670,11 @@ fn replay_segment<E>(
         }
         .into());
     }
-    file.set_len(bad.offset)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error(path))?;
+    if context.access == Access::Repair {
+        file.set_len(bad.offset)
+            .and_then(|()| file.sync_all())
+            .map_err(io_error(path))?;
+    }
     replay.torn_tail = Some(TornTail {
         segment: path.clone(),
         offset: bad.offset,

@@ -64,20 +64,37 @@ pub fn write(dir: &Path, seq: u64, state: &[u8]) -> Result<PathBuf, StorageError
 }
 
 /// Returns the newest snapshot, verified. A newest snapshot that fails verification is an
-/// error naming the file: silently falling back to an older one would hide data loss.
-/// Leftover temp files from interrupted writes are deleted.
+/// error naming the file: silently falling back to an older one would hide data loss (a node
+/// that falls back does so knowingly, through `newest_first`). Leftover temp files from
+/// interrupted writes are deleted.
 pub fn latest(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
-    if !dir.exists() {
-        return Ok(None);
-    }
-    let listing = list_directory(dir)?;
-    for temp_path in &listing.temp_files {
-        fs::remove_file(temp_path).map_err(io_error(temp_path))?;
-    }
-    match listing.snapshots.last() {
-        Some(newest) => read_verified(newest).map(Some),
+    remove_temp_files(dir)?;
+    match newest_first(dir)?.first() {
+        Some(newest) => newest.read().map(Some),
         None => Ok(None),
     }
+}
+
+/// The snapshots in `dir`, newest first, unread; an absent directory has none. Changes nothing
+/// on disk.
+pub fn newest_first(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut snapshots = list_directory(dir)?.snapshots;
+    snapshots.reverse();
+    Ok(snapshots)
+}
+
+/// Deletes what interrupted writes left behind.
+pub fn remove_temp_files(dir: &Path) -> Result<(), StorageError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for temp_path in &list_directory(dir)?.temp_files {
+        fs::remove_file(temp_path).map_err(io_error(temp_path))?;
+    }
+    Ok(())
 }
 
 fn snapshot_file_name(seq: u64) -> String {
@@ -103,10 +120,35 @@ fn write_synced(path: &Path, header: &[u8], state: &[u8]) -> Result<(), StorageE
         .map_err(io_error(path))
 }
 
-#[derive(Debug, Clone)]
-struct SnapshotFile {
-    seq: u64,
-    path: PathBuf,
+/// A snapshot file found on disk, not yet read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Sequence number of the last log entry the snapshot includes, from its name.
+    pub seq: u64,
+    pub path: PathBuf,
+}
+
+/// Suffix a node gives a snapshot it found damaged and recovered without: it stays on disk for
+/// inspection but is no longer a snapshot.
+pub const SET_ASIDE_SUFFIX: &str = ".damaged";
+
+impl SnapshotFile {
+    /// Reads and verifies the file.
+    pub fn read(&self) -> Result<Snapshot, StorageError> {
+        read_verified(self)
+    }
+
+    /// Renames a damaged snapshot out of the way (`….ecnysnap.damaged`), durably.
+    pub fn set_aside(&self) -> Result<PathBuf, StorageError> {
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(SET_ASIDE_SUFFIX);
+        let aside = PathBuf::from(aside);
+        fs::rename(&self.path, &aside).map_err(io_error(&aside))?;
+        if let Some(dir) = self.path.parent() {
+            sync_directory(dir)?;
+        }
+        Ok(aside)
+    }
 }
 
 struct Listing {

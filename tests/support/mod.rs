@@ -12,6 +12,7 @@ use ecny::command::{Command, CommandResult, Outcome};
 use ecny::ids::{AccountId, IdempotencyKey, OperatorId, WalletId};
 use ecny::node::ManualClock;
 use ecny::platform::Platform;
+use ecny::signing::{SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 use ecny::wallet::WalletClass;
 
 /// 2026-11-23 12:00 Beijing time.
@@ -34,8 +35,10 @@ pub struct World {
     next_phone: u64,
 }
 
+/// An amount as a test writes it for its reader: thousands separated ("10,000,000"), maybe below
+/// zero. The platform itself takes only digits and a point; the separators are dropped here.
 pub fn yuan(text: &str) -> Amount {
-    text.parse().unwrap()
+    Amount::parse_signed(&text.replace(',', "")).unwrap()
 }
 
 impl World {
@@ -103,6 +106,14 @@ impl World {
     pub fn advance_ms(&self, ms: u64) {
         self.clock
             .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// What `holder` signs for from now: this deployment and its operator, and the end of the
+    /// clients' window by the platform's clock.
+    pub fn signing(&mut self, holder: &Holder) -> (SigningContext, u64) {
+        let context = self.platform.state().signing_context(holder.operator);
+        let now = self.platform.node_mut().now_ms();
+        (context, now + SIGNATURE_WINDOW_MS_CLIENT)
     }
 
     pub fn key(&mut self) -> IdempotencyKey {
@@ -181,8 +192,10 @@ impl World {
             amount: yuan(amount),
             key,
             auth: None,
-        }
-        .sign(&holder.key);
+        };
+        let command = self
+            .platform
+            .sign_as_holder(command, &holder.key, holder.operator);
         self.run(holder.operator, command)
     }
 
@@ -204,8 +217,10 @@ impl World {
             amount: yuan(amount),
             key,
             auth: None,
-        }
-        .sign(&from.key);
+        };
+        let command = self
+            .platform
+            .sign_as_holder(command, &from.key, from.operator);
         self.run(from.operator, command)
     }
 
