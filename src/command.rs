@@ -21,6 +21,9 @@ use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRol
 use crate::programs::campaign::CampaignTerms;
 use crate::programs::contracts::Template;
 use crate::programs::lottery::Seed;
+use crate::sealed::{
+    decode_phone, decode_text, encode_phone, encode_text, Field, IdentityKey, PersonalText, Phone,
+};
 use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
@@ -28,8 +31,9 @@ use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 /// Most commands one submission may carry: bounds a log entry and the center's work per batch.
 pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
 /// Encoding version of a submission; bumped when the format changes (2: holders' signatures carry
-/// their context and window; payment-code charges and the password-free cap).
-const SUBMISSION_VERSION: u8 = 2;
+/// their context and window; payment-code charges and the password-free cap; 3: phones, names and
+/// ID numbers sealed, staff and credentials, the counter's one-step bank account).
+const SUBMISSION_VERSION: u8 = 3;
 const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
 /// Opens the bytes a holder signs; see `signing` for the layout.
 pub const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v2";
@@ -93,16 +97,19 @@ pub enum Command {
         account: AccountId,
         amount: Amount,
     },
+    /// A class-4 wallet for a phone number (sealed in the log, see `sealed`).
     OpenWallet {
         operator: OperatorId,
-        phone: u64,
+        phone: Phone,
         public_key: PublicKey,
     },
+    /// The holder's name and ID number, each sealed in the log; the front office has checked
+    /// them in the clear (`check_personal_fields`).
     UpgradeWallet {
         wallet: WalletId,
         to: WalletClass,
-        name: Option<String>,
-        id_number: Option<String>,
+        name: Option<PersonalText>,
+        id_number: Option<PersonalText>,
         in_person: bool,
     },
     BindBankAccount {
@@ -495,7 +502,9 @@ impl Command {
                 name, id_number, ..
             } => [("name", name), ("ID number", id_number)]
                 .into_iter()
-                .filter_map(|(field, text)| text.as_deref().map(|t| (field, t)))
+                .filter_map(|(field, text)| {
+                    text.as_ref().and_then(|t| t.clear()).map(|t| (field, t))
+                })
                 .collect(),
             OnboardMerchant { name, .. } => vec![("merchant name", name)],
             CreateOrder { reference, .. } => vec![("order reference", reference)],
@@ -523,6 +532,79 @@ impl Command {
                 max: STRING_BYTES_MAX,
             }),
             None => Ok(()),
+        }
+    }
+
+    /// A holder's phone, name and ID number as the front office must check them before they are
+    /// sealed (after that no one but the operator can read them): a mainland mobile number, a
+    /// name of printable text, a GB 11643 resident ID number.
+    pub fn check_personal_fields(&self) -> Result<(), CommandError> {
+        match self {
+            Command::OpenWallet {
+                phone: Phone::Clear(phone),
+                ..
+            } if !(10_000_000_000..20_000_000_000).contains(phone) => {
+                Err(CommandError::MalformedPhone(phone.to_string()))
+            }
+            Command::UpgradeWallet {
+                to,
+                name,
+                id_number,
+                ..
+            } => {
+                if let Some(name) = name.as_ref().and_then(PersonalText::clear) {
+                    if name.trim().is_empty() || name.chars().any(char::is_control) {
+                        return Err(CommandError::KycIncomplete {
+                            to: *to,
+                            missing: "the holder's real name",
+                        });
+                    }
+                }
+                match id_number.as_ref().and_then(PersonalText::clear) {
+                    Some(id) => crate::wallet::check_id_number(id),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// This command with every personal field sealed under `key`, if it carries one in the
+    /// clear; `None` when there is nothing to seal.
+    pub fn sealed(&self, key: impl FnOnce() -> IdentityKey) -> Option<Command> {
+        match self {
+            Command::OpenWallet {
+                operator,
+                phone: phone @ Phone::Clear(_),
+                public_key,
+            } => Some(Command::OpenWallet {
+                operator: *operator,
+                phone: key().seal_phone_field(phone),
+                public_key: *public_key,
+            }),
+            Command::UpgradeWallet {
+                wallet,
+                to,
+                name,
+                id_number,
+                in_person,
+            } if [name, id_number]
+                .iter()
+                .any(|text| matches!(text, Some(PersonalText::Clear(_)))) =>
+            {
+                let key = key();
+                let seal = |field, text: &Option<PersonalText>| {
+                    text.as_ref().map(|text| key.seal_text_field(field, text))
+                };
+                Some(Command::UpgradeWallet {
+                    wallet: *wallet,
+                    to: *to,
+                    name: seal(Field::Name, name),
+                    id_number: seal(Field::IdNumber, id_number),
+                    in_person: *in_person,
+                })
+            }
+            _ => None,
         }
     }
 
@@ -570,11 +652,22 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// Encodes and signs `commands`; every holder's phone, name and ID number is sealed first
+    /// under the signer's identity key (`sealed`), so none is ever encoded in the clear.
     pub fn new(origin: Origin, commands: &[Command], signer: &KeyPair) -> Submission {
         let mut out = Writer::with_capacity(commands.len() * 64 + 4);
         out.u32(commands.len() as u32);
+        let mut identity_key: Option<IdentityKey> = None;
         for command in commands {
-            command.encode(&mut out);
+            let key = || {
+                identity_key
+                    .get_or_insert_with(|| IdentityKey::of_operator(signer))
+                    .clone()
+            };
+            match command.sealed(key) {
+                Some(sealed) => sealed.encode(&mut out),
+                None => command.encode(&mut out),
+            }
         }
         let digest = batch_digest(origin, &out.bytes);
         Submission {
@@ -778,6 +871,13 @@ mod tag {
     pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
 }
 
+fn decode_optional_text(input: &mut Reader<'_>) -> Result<Option<PersonalText>, DecodeError> {
+    Ok(match input.bool("personal text present")? {
+        true => Some(decode_text(input)?),
+        false => None,
+    })
+}
+
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
     out.i64(limits.per_payment.fen()).i64(limits.daily.fen());
 }
@@ -851,24 +951,29 @@ impl Command {
                 operator,
                 phone,
                 public_key,
-            } => out
-                .u8(tag::OPEN_WALLET)
-                .u16(operator.0)
-                .u64(*phone)
-                .raw(&public_key.0),
+            } => {
+                out.u8(tag::OPEN_WALLET).u16(operator.0);
+                encode_phone(phone, out);
+                out.raw(&public_key.0)
+            }
             UpgradeWallet {
                 wallet,
                 to,
                 name,
                 id_number,
                 in_person,
-            } => out
-                .u8(tag::UPGRADE_WALLET)
-                .u32(wallet.0)
-                .u8(*to as u8)
-                .opt_str(name.as_deref())
-                .opt_str(id_number.as_deref())
-                .u8(u8::from(*in_person)),
+            } => {
+                out.u8(tag::UPGRADE_WALLET).u32(wallet.0).u8(*to as u8);
+                for text in [name, id_number] {
+                    match text {
+                        Some(text) => encode_text(text, out.u8(1)),
+                        None => {
+                            out.u8(0);
+                        }
+                    }
+                }
+                out.u8(u8::from(*in_person))
+            }
             BindBankAccount { wallet, account } => {
                 out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0)
             }
@@ -1219,7 +1324,7 @@ impl Command {
             },
             tag::OPEN_WALLET => OpenWallet {
                 operator: OperatorId(input.u16("operator")?),
-                phone: input.u64("phone")?,
+                phone: decode_phone(input)?,
                 public_key: PublicKey(input.array("wallet key")?),
             },
             tag::UPGRADE_WALLET => UpgradeWallet {
@@ -1228,8 +1333,8 @@ impl Command {
                     what: "class",
                     offset: start,
                 })?,
-                name: input.opt_string("name")?,
-                id_number: input.opt_string("id number")?,
+                name: decode_optional_text(input)?,
+                id_number: decode_optional_text(input)?,
                 in_person: input.bool("in person")?,
             },
             tag::BIND_BANK_ACCOUNT => BindBankAccount {
@@ -1486,11 +1591,16 @@ mod tests {
                 class: WalletClass::Four,
                 limits: ClassLimits::default_for(WalletClass::Four),
             },
+            Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_800_138_000.into(),
+                public_key: key.public_key(),
+            },
             Command::UpgradeWallet {
                 wallet: WalletId(3),
                 to: WalletClass::Three,
                 name: Some("李雷".into()),
-                id_number: None,
+                id_number: Some("11010519491231002X".into()),
                 in_person: false,
             },
             Command::Pay {
@@ -1672,6 +1782,18 @@ mod tests {
         let commands = sample_commands();
         let submission = Submission::new(Origin::Operator(OperatorId(1)), &commands, &operator);
         submission.verify(&operator.public_key()).unwrap();
+        // What reaches the log is every personal field sealed, and nothing else changed.
+        let identity_key = IdentityKey::of_operator(&operator);
+        let commands: Vec<Command> = commands
+            .iter()
+            .map(|c| {
+                c.sealed(|| identity_key.clone())
+                    .unwrap_or_else(|| c.clone())
+            })
+            .collect();
+        assert!(commands
+            .iter()
+            .all(|c| c.sealed(|| identity_key.clone()).is_none()));
         assert_eq!(submission.decode_commands().unwrap(), commands);
         let mut entry = Vec::new();
         submission.encode_entry(42, &mut entry);
@@ -1703,7 +1825,7 @@ mod tests {
         let submission = Submission::new(Origin::CentralBank, &sample_commands(), &other);
         assert!(submission.verify(&operator.public_key()).is_err());
 
-        let pay = sample_commands().remove(4);
+        let pay = sample_commands().remove(5);
         pay.verify_auth().unwrap();
         let Command::Pay {
             payer,
@@ -1745,7 +1867,7 @@ mod tests {
         fn truncating_an_encoded_command_is_an_error_not_a_panic(cut in 0usize..100) {
             let mut out = Writer::new();
             out.u32(1);
-            sample_commands()[4].encode(&mut out);
+            sample_commands()[5].encode(&mut out);
             let cut = cut.min(out.bytes.len() - 1);
             prop_assert!(decode_commands(&out.bytes[..cut]).is_err());
         }

@@ -30,8 +30,8 @@ pub enum CommandError {
     WalletExists(WalletId),
     #[error("no wallet is registered for phone number {0}")]
     UnknownPhone(String),
-    #[error("phone number {0} already has a wallet at this operator")]
-    PhoneTaken(String),
+    #[error("this phone number already has a wallet at this operator")]
+    PhoneTaken,
     #[error("{0:?} is not a mainland mobile number (11 digits starting with 1)")]
     MalformedPhone(String),
     #[error("unknown account {0}")]
@@ -356,8 +356,10 @@ pub enum CommandError {
         "this identity already has {max} wallet(s) of class {class} or better at this operator"
     )]
     IdentityWalletLimit { class: WalletClass, max: usize },
-    #[error("a holder's identity reaches the log only encrypted by its operator's desk")]
+    #[error("a holder's identity reaches the log only sealed by its operator's desk")]
     IdentityNotSealed,
+    #[error("a sealed identity does not open under this operator's key")]
+    IdentitySealBroken,
     #[error("wallet {wallet} already has deposit account {account} bound; exchange from it")]
     BankAccountAlreadyBound {
         wallet: WalletId,
@@ -382,7 +384,7 @@ impl CommandError {
             UnknownWallet(_) => "UNKNOWN_WALLET",
             WalletExists(_) => "WALLET_EXISTS",
             UnknownPhone(_) => "UNKNOWN_PHONE",
-            PhoneTaken(_) => "PHONE_TAKEN",
+            PhoneTaken => "PHONE_TAKEN",
             MalformedPhone(_) => "MALFORMED_PHONE",
             UnknownAccount(_) => "UNKNOWN_ACCOUNT",
             WalletFrozen { .. } => "WALLET_FROZEN",
@@ -478,6 +480,7 @@ impl CommandError {
             IdNumberInvalid(_) => "ID_NUMBER_INVALID",
             IdentityWalletLimit { .. } => "IDENTITY_WALLET_LIMIT",
             IdentityNotSealed => "IDENTITY_NOT_SEALED",
+            IdentitySealBroken => "IDENTITY_SEAL_BROKEN",
             BankAccountAlreadyBound { .. } => "BANK_ACCOUNT_ALREADY_BOUND",
             PaymentCode(error) => error.code(),
             LimitPasswordFree { .. } => "LIMIT_PASSWORD_FREE",

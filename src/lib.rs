@@ -28,6 +28,7 @@ pub mod operator;
 pub mod parties;
 pub mod platform;
 pub mod programs;
+pub mod sealed;
 pub mod server;
 pub mod signing;
 pub mod state_machine;

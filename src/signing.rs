@@ -135,7 +135,7 @@ mod tests {
                 "Open a wallet at OP01 for 13800138000 with PUBLIC_KEY",
                 Command::OpenWallet {
                     operator: OperatorId(1),
-                    phone: 13_800_138_000,
+                    phone: 13_800_138_000.into(),
                     public_key: holder,
                 },
             ),

@@ -248,7 +248,7 @@ fn open_registrants(world: &mut World, count: u32) -> Vec<(WalletId, OperatorId)
             .filter(|i| *i as usize % 2 == index)
             .map(|i| Command::OpenWallet {
                 operator: op,
-                phone: 15_000_000_000 + u64::from(i),
+                phone: (15_000_000_000 + u64::from(i)).into(),
                 public_key: placeholder_key(u64::from(i)),
             })
             .collect();

@@ -55,7 +55,7 @@ fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
         let key = KeyPair::generate();
         let command = Command::OpenWallet {
             operator: op,
-            phone,
+            phone: phone.into(),
             public_key: key.public_key(),
         };
         let Ok(Outcome::Wallet(wallet)) = platform.one(op, command).unwrap() else {
@@ -289,7 +289,7 @@ fn a_new_holder_opens_a_wallet_and_is_paid_66_60_across_operators() {
     // The app proves it holds the key by signing the opening; no operator token.
     let open = Command::OpenWallet {
         operator: OperatorId(2),
-        phone: 13_912_345_678,
+        phone: 13_912_345_678.into(),
         public_key: holder.public_key(),
     };
     let (context, not_after_ms) = world.window_at(OperatorId(2), 5 * 60 * 1000);

@@ -272,6 +272,17 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
             &json!({ "class": 2, "name": "Wang Wu", "id_number": "110101199003074514" }),
         )
         .problem(422, "KYC_INCOMPLETE");
+    // An ID number whose check character does not match its digits is no ID number.
+    for bad in ["110101199003074515", "AAAAAAAAAAAAAAAAAA"] {
+        counter
+            .call(
+                &kyc,
+                &officer,
+                None,
+                &json!({ "class": 3, "name": "Wang Wu", "id_number": bad }),
+            )
+            .problem(422, "ID_NUMBER_INVALID");
+    }
     counter
         .call(
             &bank,

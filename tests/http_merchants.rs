@@ -57,7 +57,7 @@ fn seed(dir: &Path) -> (Holder, Holder) {
         let key = KeyPair::generate();
         let open = Command::OpenWallet {
             operator: op,
-            phone,
+            phone: phone.into(),
             public_key: key.public_key(),
         };
         let Ok(Outcome::Wallet(wallet)) = platform.one(op, open).unwrap() else {
@@ -590,6 +590,65 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
         )
         .problem(422, "CODE_MALFORMED");
     assert_eq!(world.balance(1, li), "1982.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn one_merchants_guessing_terminals_lock_out_that_merchant_alone() {
+    let mut world = World::new();
+    let (guesser, guesser_token) = world.onboard();
+    let (honest, honest_token) = world.onboard();
+    let honest_gun = world.terminal(honest, &honest_token, "scan_gun");
+    // The guessing merchant adds terminals and fails from each as often as one terminal may,
+    // past what all of a merchant's terminals together may.
+    let guns: Vec<String> = (0..6)
+        .map(|_| world.terminal(guesser, &guesser_token, "scan_gun"))
+        .collect();
+    let path = format!("/v1/merchants/{guesser}/code-payments");
+    let mut failed = 0;
+    for (n, gun) in guns.iter().enumerate().take(5) {
+        for guess in 0..5u64 {
+            let code = format!("2802{:014}", 12_345_678_901u64 + 10 * n as u64 + guess);
+            let key = world.key();
+            let reply = world.call(
+                "POST",
+                &path,
+                gun,
+                Some(key),
+                &json!({ "code": code, "amount": "1.00" }),
+            );
+            if reply.status == 422 {
+                reply.problem(422, "CODE_UNKNOWN");
+                failed += 1;
+            } else {
+                reply.problem(429, "CODE_RATE_LIMITED");
+            }
+        }
+    }
+    assert_eq!(failed, 20, "a merchant's terminals share one budget");
+    // A fresh terminal of the same merchant is refused too, even with a real code.
+    let key = world.key();
+    world
+        .call(
+            "POST",
+            &path,
+            &guns[5],
+            Some(key),
+            &json!({ "code": world.li_code(), "amount": "1.00" }),
+        )
+        .problem(429, "CODE_RATE_LIMITED");
+    // Another merchant's till charges Li's code as ever.
+    let key = world.key();
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{honest}/code-payments"),
+            &honest_gun,
+            Some(key),
+            &json!({ "code": world.li_code(), "amount": "18.00" }),
+        )
+        .ok(201);
+    assert_eq!(world.balance(1, world.li.wallet), "1982.00");
     world.assert_audit_clean();
 }
 

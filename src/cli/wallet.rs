@@ -239,7 +239,7 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str) -> Result<(), Fail
     // The signature proves to the operator that this app holds the key it registers.
     let command = Command::OpenWallet {
         operator,
-        phone: phone_number,
+        phone: phone_number.into(),
         public_key: key.public_key(),
     };
     let body = signed_fields(

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -513,6 +512,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 pub(super) fn load_or_create(path: &PathBuf) -> std::io::Result<String> {
+    crate::keyring::secure_secret(path)?;
     match fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
         Ok(_) => {}
@@ -522,16 +522,7 @@ pub(super) fn load_or_create(path: &PathBuf) -> std::io::Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(token.as_bytes())?;
-    file.sync_all()?;
+    crate::keyring::write_secret(path, &token)?;
     Ok(token)
 }
 

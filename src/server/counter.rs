@@ -92,8 +92,8 @@ impl Gateway {
         let command = Command::UpgradeWallet {
             wallet,
             to: statement.to,
-            name: statement.name,
-            id_number: statement.id_number,
+            name: statement.name.map(Into::into),
+            id_number: statement.id_number.map(Into::into),
             in_person: statement.in_person,
         };
         self.submit_one(operator, command)?;
@@ -280,7 +280,7 @@ pub mod openapi {
                 json!({
                     "class": { "type": "integer", "minimum": 1, "maximum": 3, "example": 2 },
                     "name": { "type": "string", "example": "Wang Wu" },
-                    "id_number": { "type": "string", "example": "110101199003074512", "description": "18-character resident ID" },
+                    "id_number": { "type": "string", "pattern": "^[0-9]{17}[0-9X]$", "example": "110101199003074514", "description": "18-character resident ID (GB 11643): 17 digits and the check character" },
                     "in_person": { "type": "boolean", "description": "verified at a branch; class 1 needs it" }
                 }),
             ),

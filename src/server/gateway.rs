@@ -239,6 +239,9 @@ pub struct Gateway {
     pub(super) node: NodeHandle,
     /// Indexed by operator id - 1, as operator ids are dense.
     batchers: Vec<Batcher>,
+    /// Each operator's identity key, indexed like `batchers`: the front office opens what it
+    /// sealed, for a logged de-anonymization.
+    pub(super) identity_keys: Vec<crate::sealed::IdentityKey>,
     /// Indexed like `batchers`; an operator without a code secret (above 99) has none.
     pub(super) codes: Vec<Option<CodeDesk>>,
     /// What holders' signatures here must name; fixed at genesis.
@@ -266,6 +269,7 @@ impl Gateway {
                 "desks are in operator order"
             );
         }
+        let identity_keys = desks.iter().map(BatchDesk::identity_key).collect();
         let batchers = desks
             .into_iter()
             .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
@@ -276,6 +280,7 @@ impl Gateway {
         let gateway = Gateway {
             node,
             batchers,
+            identity_keys,
             codes,
             deployment,
             metrics,
@@ -455,7 +460,7 @@ impl Gateway {
         self.allow(Operation::OpenWallet, party)?;
         let command = Command::OpenWallet {
             operator,
-            phone,
+            phone: phone.into(),
             public_key,
         };
         match party {

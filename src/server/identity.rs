@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Origin, Outcome};
+use crate::error::CommandError;
 use crate::ids::WalletId;
 use crate::parties::{Operation, Party};
 
@@ -66,16 +67,20 @@ impl Gateway {
             Outcome::IdentityLookup(lookup) => lookup,
             other => unreachable!("de-anonymization answered {other:?}"),
         };
-        let disclosed = self
+        let sealed = self
             .node
             .query(move |state| state.disclosed_identity(Origin::Operator(operator), lookup))??;
+        let key = &self.identity_keys[operator.index() - 1];
+        let disclosed = sealed
+            .opened(key)
+            .map_err(|_| CommandError::IdentitySealBroken)?;
         Ok(DisclosedIdentityView {
             lookup: disclosed.lookup.to_string(),
             wallet: disclosed.wallet.to_string(),
             phone: disclosed.phone.map(|phone| phone.to_string()),
-            name: disclosed.identity.name,
-            id_number: disclosed.identity.id_number,
-            verified_in_person: disclosed.identity.verified_in_person,
+            name: disclosed.name,
+            id_number: disclosed.id_number,
+            verified_in_person: disclosed.verified_in_person,
         })
     }
 

@@ -23,7 +23,7 @@ use crate::channels::acquiring::{
     SettlementReport, TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
-use crate::channels::payment_code::{PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
+use crate::channels::payment_code::{till_key, PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
 use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeError};
 use crate::command::{Command, Outcome};
 use crate::error::CommandError;
@@ -487,7 +487,7 @@ impl Gateway {
         let Standing::Terminal(terminal, _) = standing else {
             unreachable!("only terminals read payment codes")
         };
-        let terminal_key = (u64::from(id.0) << 16) | u64::from(terminal);
+        let terminal_key = till_key(id, terminal);
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let well_formed = digits.len() == PAYMENT_CODE_DIGITS
             && digits.starts_with(PAYMENT_CODE_PREFIX)

@@ -109,6 +109,9 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &ServerConfig) -> Result<Server, ServerError> {
+        // Every secret is its owner's alone before anything reads one.
+        crate::keyring::secure_secrets_dir(&config.data.join("keys"))
+            .map_err(ServerError::Tokens)?;
         let (node, desks) = open_node(&config.data)?;
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =

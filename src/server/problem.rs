@@ -135,7 +135,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         IdempotencyKeyReused { .. }
         | OperatorExists(_)
         | WalletExists(_)
-        | PhoneTaken(_)
+        | PhoneTaken
         | DeviceExists(_)
         | OrderExists { .. }
         | OrderAlreadyPaid { .. }
@@ -148,7 +148,9 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | IdentityWalletLimit { .. }
         | BankAccountAlreadyBound { .. } => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
-        BatchSignatureInvalid | MalformedBatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        BatchSignatureInvalid | MalformedBatch(_) | IdentityNotSealed | IdentitySealBroken => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

@@ -36,9 +36,14 @@ use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
 use crate::programs::red_packets::RedPackets;
 use crate::programs::LotteryError;
+use crate::sealed::{
+    decode_sealed_text, encode_sealed_text, PersonalText, Phone, SealTag, SealedPhone, SealedText,
+};
 use crate::signing::{check_window, DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
-use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
+use crate::wallet::{
+    ClassLimits, Wallet, WalletClass, WalletStatus, CLASS_TWO_WALLETS_PER_IDENTITY_MAX,
+};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
@@ -204,27 +209,16 @@ impl StateMachine {
         self.wallet_of_account[account.index()] = wallet.0;
     }
 
-    /// Finds a wallet by phone at one operator, or at any operator when exactly one has it.
-    pub fn wallet_by_phone(
+    /// Finds a wallet at `operator` by its phone's seal tag (`IdentityKey::phone_tag`, which only
+    /// the operator can compute).
+    pub fn wallet_by_phone_tag(
         &self,
-        phone: u64,
-        operator: Option<OperatorId>,
+        operator: OperatorId,
+        tag: &SealTag,
     ) -> Result<WalletId, CommandError> {
-        let not_found = || CommandError::UnknownPhone(phone.to_string());
-        if let Some(id) = operator {
-            return self
-                .operator(id)?
-                .wallet_by_phone(phone)
-                .ok_or_else(not_found);
-        }
-        let mut found = self
-            .operators
-            .iter()
-            .filter_map(|op| op.wallet_by_phone(phone));
-        match (found.next(), found.next()) {
-            (Some(wallet), None) => Ok(wallet),
-            _ => Err(not_found()),
-        }
+        self.operator(operator)?
+            .wallet_by_phone(tag)
+            .ok_or_else(|| CommandError::UnknownPhone("this phone number".into()))
     }
 
     pub fn last_timestamp_ms(&self) -> u64 {
@@ -337,12 +331,22 @@ impl StateMachine {
                 id_number,
                 in_person,
             } => {
-                let identity = Identity {
-                    name,
-                    id_number,
-                    verified_in_person: in_person,
+                let sealed = |text: Option<PersonalText>| match text {
+                    None => Ok(None),
+                    Some(PersonalText::Sealed(sealed)) => Ok(Some(sealed)),
+                    Some(PersonalText::Clear(_)) => Err(CommandError::IdentityNotSealed),
                 };
-                self.upgrade_wallet(origin, wallet, to, identity, now)
+                match (sealed(name), sealed(id_number)) {
+                    (Ok(name), Ok(id_number)) => {
+                        let identity = Identity {
+                            name,
+                            id_number,
+                            verified_in_person: in_person,
+                        };
+                        self.upgrade_wallet(origin, wallet, to, identity, now)
+                    }
+                    (Err(error), _) | (_, Err(error)) => Err(error),
+                }
             }
             BindBankAccount { wallet, account } => {
                 self.bind_bank_account(origin, wallet, account, now)
@@ -780,13 +784,14 @@ impl StateMachine {
         &mut self,
         origin: Origin,
         operator: OperatorId,
-        phone: u64,
+        phone: Phone,
         key: PublicKey,
         now: u64,
     ) -> CommandResult {
-        if !(10_000_000_000..20_000_000_000).contains(&phone) {
-            return Err(CommandError::MalformedPhone(phone.to_string()));
-        }
+        // The front office checked the number in the clear; only its seal reaches the log.
+        let Phone::Sealed(phone) = phone else {
+            return Err(CommandError::IdentityNotSealed);
+        };
         if !matches!(key.0[0], 2 | 3) {
             return Err(CommandError::SignatureInvalid);
         }
@@ -822,11 +827,45 @@ impl StateMachine {
             wallet.bank_account().is_some(),
             wallet.operator.0 as usize - 1,
         );
+        if to <= WalletClass::Two {
+            self.check_identity_wallets(op_index, id, &identity)?;
+        }
         self.operators[op_index].upgrade_identity(id, current, to, identity, has_bank)?;
         self.wallets[id.0 as usize - 1].class = to;
         self.ledger
             .push_wallet_event(id, WalletChange::ClassChanged { class: to }, now);
         Ok(Outcome::Done)
+    }
+
+    /// One identity holds at most `CLASS_TWO_WALLETS_PER_IDENTITY_MAX` open wallets of class 2
+    /// or better at one operator, counted by its ID number's seal tag.
+    fn check_identity_wallets(
+        &self,
+        op_index: usize,
+        wallet: WalletId,
+        update: &Identity,
+    ) -> Result<(), CommandError> {
+        let operator = &self.operators[op_index];
+        let known = operator.identity(wallet).and_then(|i| i.id_number.as_ref());
+        let Some(id_number) = update.id_number.as_ref().or(known) else {
+            return Ok(());
+        };
+        let others = operator
+            .wallets_of_id_number(&id_number.tag)
+            .iter()
+            .filter(|other| **other != wallet)
+            .filter(|other| {
+                let other = &self.wallets[other.0 as usize - 1];
+                other.class <= WalletClass::Two && other.status != WalletStatus::Closed
+            })
+            .count();
+        if others >= CLASS_TWO_WALLETS_PER_IDENTITY_MAX {
+            return Err(CommandError::IdentityWalletLimit {
+                class: WalletClass::Two,
+                max: CLASS_TWO_WALLETS_PER_IDENTITY_MAX,
+            });
+        }
+        Ok(())
     }
 
     fn bind_bank_account(
@@ -1687,14 +1726,22 @@ impl StateMachine {
             let phones = op.phone_entries();
             out.u64(phones.len() as u64);
             for (phone, wallet) in phones {
-                out.u64(phone).u32(wallet.0);
+                out.raw(&phone.tag).raw(&phone.ciphertext).u32(wallet.0);
             }
             let identities = op.identity_entries();
             out.u64(identities.len() as u64);
             for (wallet, identity) in identities {
-                out.u32(wallet.0)
-                    .opt_str(identity.name.as_deref())
-                    .opt_str(identity.id_number.as_deref());
+                out.u32(wallet.0);
+                for text in [&identity.name, &identity.id_number] {
+                    match text {
+                        Some(sealed) => {
+                            encode_sealed_text(sealed, out.u8(1));
+                        }
+                        None => {
+                            out.u8(0);
+                        }
+                    }
+                }
                 out.u8(u8::from(identity.verified_in_person));
             }
         }
@@ -1781,13 +1828,25 @@ impl StateMachine {
                 redeemed: Amount::from_fen(input.i64("redeemed")?),
             };
             let phones = (0..input.u64("phone count")?)
-                .map(|_| Ok((input.u64("phone")?, WalletId(input.u32("phone wallet")?))))
+                .map(|_| {
+                    let phone = SealedPhone {
+                        tag: input.array("phone tag")?,
+                        ciphertext: input.array("sealed phone")?,
+                    };
+                    Ok((phone, WalletId(input.u32("phone wallet")?)))
+                })
                 .collect::<Result<Vec<_>, DecodeError>>()?;
             let identities = (0..input.u64("identity count")?)
                 .map(|_| {
                     let wallet = WalletId(input.u32("identity wallet")?);
-                    let name = input.opt_string("name")?;
-                    let id_number = input.opt_string("id number")?;
+                    let mut sealed = || -> Result<Option<SealedText>, DecodeError> {
+                        Ok(match input.bool("sealed text present")? {
+                            true => Some(decode_sealed_text(input)?),
+                            false => None,
+                        })
+                    };
+                    let name = sealed()?;
+                    let id_number = sealed()?;
                     Ok((
                         wallet,
                         Identity {
@@ -1943,12 +2002,12 @@ mod tests {
         let wallets = [
             Command::OpenWallet {
                 operator: OperatorId(1),
-                phone: 13_800_000_001,
+                phone: 13_800_000_001.into(),
                 public_key: op.public_key(),
             },
             Command::OpenWallet {
                 operator: OperatorId(1),
-                phone: 13_800_000_002,
+                phone: 13_800_000_002.into(),
                 public_key: op.public_key(),
             },
             Command::OpenDepositAccount {
