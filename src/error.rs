@@ -360,6 +360,8 @@ pub enum CommandError {
     IdentityNotSealed,
     #[error("a sealed identity does not open under this operator's key")]
     IdentitySealBroken,
+    #[error("one cash deposit at the counter is at most {max}; {cash} is for the branch's large-cash procedure")]
+    CashDepositTooLarge { cash: Amount, max: Amount },
     #[error("wallet {wallet} already has deposit account {account} bound; exchange from it")]
     BankAccountAlreadyBound {
         wallet: WalletId,
@@ -481,6 +483,7 @@ impl CommandError {
             IdentityWalletLimit { .. } => "IDENTITY_WALLET_LIMIT",
             IdentityNotSealed => "IDENTITY_NOT_SEALED",
             IdentitySealBroken => "IDENTITY_SEAL_BROKEN",
+            CashDepositTooLarge { .. } => "CASH_DEPOSIT_TOO_LARGE",
             BankAccountAlreadyBound { .. } => "BANK_ACCOUNT_ALREADY_BOUND",
             PaymentCode(error) => error.code(),
             LimitPasswordFree { .. } => "LIMIT_PASSWORD_FREE",

@@ -15,6 +15,11 @@ use crate::ids::{AccountId, IdentityLookupId, OperatorId, WalletId};
 use crate::sealed::{Field, IdentityKey, SealBroken, SealTag, SealedPhone, SealedText};
 use crate::wallet::{ClassLimits, WalletClass};
 
+/// Most cash one deposit at the counter takes: the threshold at which cash transactions are
+/// reported as large-value (50,000 yuan); more goes through the branch's large-cash procedure,
+/// not the teller's one-step opening.
+pub const COUNTER_CASH_DEPOSIT_MAX: Amount = Amount::from_yuan(50_000);
+
 /// Longest legal reason a de-anonymization may state, in bytes: a court order's or case file's
 /// reference and the statute, well inside one log field.
 pub const DEANONYMIZATION_REASON_BYTES_MAX: usize = 200;

@@ -212,6 +212,7 @@ pub enum Operation {
     OpenApi,
     Docs,
     ReadLimits,
+    SetCodePaymentCap,
     CreateChallenge,
     OpenSession,
     OpenWallet,
@@ -256,7 +257,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 47] = {
+    pub const ALL: [Operation; 48] = {
         use Operation::*;
         [
             Health,
@@ -265,6 +266,7 @@ impl Operation {
             OpenApi,
             Docs,
             ReadLimits,
+            SetCodePaymentCap,
             CreateChallenge,
             OpenSession,
             OpenWallet,
@@ -328,6 +330,9 @@ impl Operation {
             OpenContract | ConfirmContract | CancelContract => SIGNED_BY_HOLDER,
             Audit => CB,
             AddStaff | ListStaff | RevokeStaff | OnboardMerchant => ADMIN,
+            // How much a payment code takes without the holder's confirmation: the operator's
+            // policy, its administrator's to set.
+            SetCodePaymentCap => ADMIN,
             ReadMerchant | ReadOrderQr | ReadOrder => STAFF | MERCHANT | TERMINALS,
             ReplaceMerchantToken | AddTerminal | ReplaceTerminalToken => ADMIN | MERCHANT,
             ReadPrintedQr | ReadTapZone => EVERYONE,
@@ -418,6 +423,7 @@ impl Operation {
             OpenApi => ("GET", "/openapi.json"),
             Docs => ("GET", "/docs"),
             ReadLimits => ("GET", "/v1/operators/{op}/limits"),
+            SetCodePaymentCap => ("PUT", "/v1/operators/{op}/code-payment-cap"),
             CreateChallenge => ("POST", "/v1/sessions/challenges"),
             OpenSession => ("POST", "/v1/sessions"),
             OpenWallet => ("POST", "/v1/operators/{op}/wallets"),

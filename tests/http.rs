@@ -584,6 +584,51 @@ fn a_transfer_is_read_by_its_id_by_its_parties_only() {
 }
 
 #[test]
+fn a_signed_challenge_opens_one_session_and_is_not_replayed_for_more() {
+    let world = World::new();
+    let (alice, key) = &world.alice;
+    let asked = json!({ "wallet": alice.to_string() }).to_string();
+    let challenge = world
+        .post("/v1/sessions/challenges", "", None, asked.as_bytes())
+        .ok(201);
+    let challenge = challenge["challenge"].as_str().unwrap();
+    let signature = key.sign(&ecny::parties::session_signing_bytes(*alice, challenge));
+    let opened = json!({ "wallet": alice.to_string(), "challenge": challenge,
+        "signature": signature.to_hex() })
+    .to_string();
+    let session = world
+        .post("/v1/sessions", "", None, opened.as_bytes())
+        .ok(201);
+    assert!(session["token"]
+        .as_str()
+        .unwrap()
+        .starts_with("W0000000001."));
+    // Whoever saw the signed challenge cannot mint another session with it while it is live.
+    world
+        .post("/v1/sessions", "", None, opened.as_bytes())
+        .problem(409, "CHALLENGE_USED");
+    // A wrong signature does not use up the holder's challenge.
+    let other = world
+        .post("/v1/sessions/challenges", "", None, asked.as_bytes())
+        .ok(201);
+    let other = other["challenge"].as_str().unwrap();
+    let forged = KeyPair::generate().sign(&ecny::parties::session_signing_bytes(*alice, other));
+    let forged = json!({ "wallet": alice.to_string(), "challenge": other,
+        "signature": forged.to_hex() })
+    .to_string();
+    world
+        .post("/v1/sessions", "", None, forged.as_bytes())
+        .problem(403, "SIGNATURE_INVALID");
+    let signature = key.sign(&ecny::parties::session_signing_bytes(*alice, other));
+    let honest = json!({ "wallet": alice.to_string(), "challenge": other,
+        "signature": signature.to_hex() })
+    .to_string();
+    world
+        .post("/v1/sessions", "", None, honest.as_bytes())
+        .ok(201);
+}
+
+#[test]
 fn a_forged_signature_is_refused_and_nothing_moves() {
     let world = World::new();
     let (alice, _) = &world.alice;

@@ -272,6 +272,18 @@ fn only_the_wallets_operator_serves_it_and_bad_input_moves_nothing() {
             &json!({ "class": 2, "name": "Wang Wu", "id_number": "110101199003074514" }),
         )
         .problem(422, "KYC_INCOMPLETE");
+    // Cash at the counter is counted in the open, one deposit at most the counter's maximum:
+    // a teller cannot conjure deposits with a number.
+    for cash in ["999999999", "50000.01"] {
+        counter
+            .call(
+                &bank,
+                &teller,
+                Some(IdempotencyKey(0xca5)),
+                &json!({ "cash": cash }),
+            )
+            .problem(422, "CASH_DEPOSIT_TOO_LARGE");
+    }
     // An ID number whose check character does not match its digits is no ID number.
     for bad in ["110101199003074515", "AAAAAAAAAAAAAAAAAA"] {
         counter

@@ -710,6 +710,51 @@ fn a_payment_code_takes_no_more_than_the_password_free_cap() {
 }
 
 #[test]
+fn the_operators_administrator_sets_the_password_free_cap_and_no_one_else_does() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let cap_path = "/v1/operators/OP02/code-payment-cap";
+    let lower = json!({ "cap": "500.00" });
+    // Another operator's administrator, a compliance officer, a merchant: refused.
+    world
+        .call("PUT", cap_path, &world.operators[0].clone(), None, &lower)
+        .problem(403, "NOT_YOUR_OPERATOR");
+    world
+        .call("PUT", cap_path, &world.compliance[1].clone(), None, &lower)
+        .problem(403, "ROLE_NOT_ALLOWED");
+    world
+        .call("PUT", cap_path, &token, None, &lower)
+        .problem(403, "STAFF_ONLY");
+    for bad in ["0", "-1", "1,000", "abc"] {
+        let body = json!({ "cap": bad });
+        let reply = world.call("PUT", cap_path, &world.operators[1].clone(), None, &body);
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.text());
+    }
+    let set = world
+        .call("PUT", cap_path, &world.operators[1].clone(), None, &lower)
+        .ok(200);
+    assert_eq!(
+        (set["operator"].as_str(), set["cap"].as_str()),
+        (Some("OP02"), Some("500.00"))
+    );
+    // Anyone reads it with the operator's limits; a charge above it is refused, at it goes.
+    let limits = world.get("/v1/operators/OP02/limits", "").ok(200);
+    assert_eq!(limits["code_payment_cap"], "500.00");
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    let key = world.key();
+    let over = json!({ "code": world.li_code(), "amount": "500.01" });
+    world
+        .call("POST", &path, &gun, Some(key), &over)
+        .problem(422, "LIMIT_PASSWORD_FREE");
+    let key = world.key();
+    let at_cap = json!({ "code": world.li_code(), "amount": "500.00" });
+    world.call("POST", &path, &gun, Some(key), &at_cap).ok(201);
+    assert_eq!(world.balance(1, world.li.wallet), "1500.00");
+    world.assert_audit_clean();
+}
+
+#[test]
 fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     let mut world = World::new();
     let (shop, token) = world.onboard();

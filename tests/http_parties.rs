@@ -354,6 +354,7 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
             json!({ "payer": wallet.to_string(), "payee": "W0000000001", "amount": "0.01" }),
         ),
         AddStaff => Some(json!({ "role": "teller", "label": "matrix" })),
+        SetCodePaymentCap => Some(json!({ "cap": "1000.00" })),
         OnboardMerchant => Some(
             json!({ "wallet": "W0000000001", "name": "Again", "mcc": "5814", "region": 320500 }),
         ),

@@ -41,6 +41,9 @@ pub const AUTH_FAILURE_ADDRESSES_MAX: usize = 4_096;
 pub const SESSION_TTL_S: u64 = 15 * 60;
 /// How long a challenge may wait for the holder's signature.
 pub const CHALLENGE_TTL_S: u64 = 120;
+/// Used challenges remembered at once, each until it expires: 833 sessions a second for the whole
+/// of a challenge's life. Past it new sessions wait (fail closed) rather than forget one.
+pub const CHALLENGES_USED_MAX: usize = 100_000;
 /// The staff id an operator's administrator token (`DIR/keys/OPxx.token`) stands for.
 pub const ADMINISTRATOR_FILE_STAFF: StaffId = StaffId(0);
 
@@ -311,6 +314,10 @@ pub enum AuthFailure {
     SessionExpired,
     ChallengeInvalid,
     ChallengeExpired,
+    /// Already exchanged for a session.
+    ChallengeUsed,
+    /// Too many live challenges used at once to remember another.
+    ChallengesBusy,
 }
 
 impl AuthFailure {
@@ -343,7 +350,59 @@ impl AuthFailure {
                 "CHALLENGE_EXPIRED",
                 "the challenge has expired; ask for a new one",
             ),
+            AuthFailure::ChallengeUsed => Problem::new(
+                StatusCode::CONFLICT,
+                "CHALLENGE_USED",
+                "this challenge already opened a session; ask for a new one",
+            ),
+            AuthFailure::ChallengesBusy => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "CHALLENGES_BUSY",
+                "too many sessions are being opened at once; try again in a minute",
+            ),
         }
+    }
+}
+
+/// Challenges already exchanged for a session, each remembered until it expires, so a signed
+/// challenge opens one session only. Challenges issued before this server started are refused
+/// outright: it did not see them used.
+pub struct UsedChallenges {
+    started_s: u64,
+    used: Mutex<HashMap<[u8; 16], u64>>,
+}
+
+impl UsedChallenges {
+    pub fn new(started_s: u64) -> UsedChallenges {
+        UsedChallenges {
+            started_s,
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Marks a live, verified challenge used; refuses one used before or issued before start.
+    pub fn claim(&self, challenge: &str, now_s: u64) -> Result<(), AuthFailure> {
+        let mut parts = challenge.splitn(3, '.');
+        let (Some(expires), Some(nonce)) = (parts.next(), parts.next()) else {
+            return Err(AuthFailure::ChallengeInvalid);
+        };
+        let expires_s: u64 = expires.parse().map_err(|_| AuthFailure::ChallengeInvalid)?;
+        let nonce = decode_nonce(nonce).ok_or(AuthFailure::ChallengeInvalid)?;
+        if expires_s.saturating_sub(CHALLENGE_TTL_S) < self.started_s {
+            return Err(AuthFailure::ChallengeExpired);
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if used.contains_key(&nonce) {
+            return Err(AuthFailure::ChallengeUsed);
+        }
+        if used.len() >= CHALLENGES_USED_MAX {
+            used.retain(|_, expires_s| *expires_s > now_s);
+            if used.len() >= CHALLENGES_USED_MAX {
+                return Err(AuthFailure::ChallengesBusy);
+            }
+        }
+        used.insert(nonce, expires_s);
+        Ok(())
     }
 }
 

@@ -512,14 +512,30 @@ impl Gateway {
         }
     }
 
-    /// Each wallet class's limits at an operator, classes 1 to 4.
+    /// Each wallet class's limits at an operator, classes 1 to 4, and its password-free cap.
     pub fn class_limits(
         &self,
         operator: OperatorId,
-    ) -> Result<[crate::wallet::ClassLimits; 4], GatewayError> {
-        Ok(self
-            .node
-            .query(move |state| state.operator(operator).map(|op| op.limits))??)
+    ) -> Result<([crate::wallet::ClassLimits; 4], Amount), GatewayError> {
+        Ok(self.node.query(move |state| {
+            state
+                .operator(operator)
+                .map(|op| (op.limits, op.code_payment_cap))
+        })??)
+    }
+
+    /// The operator's administrator sets the most one payment code takes without the holder's
+    /// confirmation.
+    pub fn set_code_payment_cap(
+        &self,
+        party: Party,
+        operator: OperatorId,
+        cap: Amount,
+    ) -> Result<(), GatewayError> {
+        self.allow(Operation::SetCodePaymentCap, party)?;
+        staff_of(party, operator)?;
+        self.submit_one(operator, Command::SetCodePaymentCap { operator, cap })?;
+        Ok(())
     }
 
     pub fn audit(&self, party: Party) -> Result<AuditReport, GatewayError> {

@@ -39,7 +39,7 @@ use crate::node::{Node, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
 
-use self::auth::{AuthFailureLimiter, Tokens};
+use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::gateway::{CodeDesk, Gateway};
 use self::metrics::Metrics;
 use self::routes::App;
@@ -147,6 +147,7 @@ impl Server {
             )),
             tokens,
             auth_failures: AuthFailureLimiter::new(config.auth_failures_per_minute_max),
+            used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
         });

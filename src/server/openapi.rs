@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 44] = [
+pub const PATHS: [&str; 45] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -17,6 +17,7 @@ pub const PATHS: [&str; 44] = [
     "/v1/transfers/{id}",
     "/v1/audit",
     "/v1/operators/{op}/limits",
+    "/v1/operators/{op}/code-payment-cap",
     // Staff and holders' sessions (`staff::OPENAPI_PATHS`).
     "/v1/operators/{op}/staff",
     "/v1/operators/{op}/staff/{s}/revoke",
@@ -105,7 +106,8 @@ fn schemas() -> Value {
             "properties": {
                 "phone": { "type": "string", "pattern": PHONE_PATTERN, "example": "13800138000" },
                 "public_key": { "type": "string", "pattern": PUBLIC_KEY_PATTERN, "description": "SM2 public key, compressed SEC1, 66 hex digits" },
-                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature by that key over Command::OpenWallet's signing bytes: the app's proof it holds the key (a teller may leave it out)" }
+                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature by that key over Command::OpenWallet's signing bytes for this deployment and operator (docs/signing.md): the app's proof it holds the key (a teller may leave it out)" },
+                "not_after_ms": { "type": "integer", "minimum": 0, "description": "with a signature: the last Unix millisecond it is good (see GET /v1/context)" }
             }
         },
         "OpenWalletResponse": {
@@ -449,8 +451,21 @@ fn parties_paths() -> serde_json::Map<String, Value> {
         json!({ "get": {
         "summary": "Each wallet class's limits at this operator, in yuan (absent: no limit)",
         "parameters": [op()],
-        "responses": responses(ok("200", "classes 1 to 4", json!({ "type": "object", "properties": {
-            "operator": string(), "classes": { "type": "array", "items": class_limits } } })), false, &[]),
+        "responses": responses(ok("200", "classes 1 to 4, and the password-free cap", json!({ "type": "object", "properties": {
+            "operator": string(), "classes": { "type": "array", "items": class_limits },
+            "code_payment_cap": { "type": "string", "description": "yuan: the most one payment code takes without the holder's confirmation" } } })), false, &[]),
+    } }),
+    );
+    put(
+        "/v1/operators/{op}/code-payment-cap",
+        json!({ "put": {
+        "summary": "Set the most one payment code takes without the holder's confirmation (the operator's administrator)",
+        "security": [], "parameters": [op()],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+            "type": "object", "additionalProperties": false, "required": ["cap"],
+            "properties": { "cap": { "type": "string", "pattern": AMOUNT_PATTERN, "example": "500.00" } } } } } },
+        "responses": responses(ok("200", "the cap now in force", json!({ "type": "object", "properties": {
+            "operator": string(), "cap": string() } })), true, &[]),
     } }),
     );
     put(
@@ -496,7 +511,9 @@ fn parties_paths() -> serde_json::Map<String, Value> {
         "summary": "A holder's session (15 minutes) for a challenge signed with the wallet's key: SM2 (GM/T 0009 default user id 1234567812345678), signature r||s as 128 hex digits, over ASCII `ECNY-SESSION-v1` ‖ wallet number as u32 little-endian ‖ challenge length as u16 little-endian ‖ the challenge",
         "requestBody": body("SessionRequest"),
         "responses": responses(ok("201", "the session", json!({ "type": "object", "properties": {
-            "wallet": string(), "token": string(), "expires_at_s": { "type": "integer" } } })), true, &[]),
+            "wallet": string(), "token": string(), "expires_at_s": { "type": "integer" } } })), true,
+            &[("409", "CHALLENGE_USED: the challenge already opened a session"),
+              ("503", "CHALLENGES_BUSY: too many sessions opened at once to remember another")]),
     } }),
     );
     put(

@@ -131,14 +131,26 @@ fn unknowns(path: &str) -> Vec<&'static str> {
 fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
     use Operation::*;
     match (operation, status) {
-        (OpenWallet, "403") => SIGNED,
+        (OpenWallet, "403") => &[
+            "SIGNATURE_INVALID",
+            "SIGNATURE_MISSING",
+            "SIGNATURE_EXPIRED",
+            "SIGNATURE_WINDOW_TOO_LONG",
+        ],
         (OpenWallet, "409") => &["PHONE_TAKEN"],
         (OpenWallet, "422") => &[
+            "NOT_AFTER_MISSING",
             "MALFORMED_PHONE",
             "MALFORMED_PUBLIC_KEY",
             "MALFORMED_SIGNATURE",
         ],
         (OpenSession, "403") => &["SIGNATURE_INVALID"],
+        (OpenSession, "409") => &["CHALLENGE_USED"],
+        (SetCodePaymentCap, "422") => &[
+            "MALFORMED_AMOUNT",
+            "AMOUNT_NOT_POSITIVE",
+            "AMOUNT_TOO_LARGE",
+        ],
         (OpenSession, "422") => &[
             "CHALLENGE_INVALID",
             "CHALLENGE_EXPIRED",
@@ -178,7 +190,16 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
             "MALFORMED_PUBLIC_KEY",
             "MALFORMED_SIGNATURE",
         ],
-        (Exchange | OpenBankAccount, "422") => &[
+        (OpenBankAccount, "422") => &[
+            "CASH_DEPOSIT_TOO_LARGE",
+            "MALFORMED_AMOUNT",
+            "AMOUNT_NOT_POSITIVE",
+            "AMOUNT_TOO_LARGE",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "OVERFLOW",
+        ],
+        (Exchange, "422") => &[
             "NO_BOUND_BANK_ACCOUNT",
             "VAULT_INSUFFICIENT",
             "MALFORMED_AMOUNT",

@@ -26,7 +26,7 @@ use crate::parties::{Operation, Party};
 use crate::signing::SIGNATURE_WINDOW_MS_MAX;
 use crate::wallet::{parse_phone, WalletClass};
 
-use super::auth::{AuthFailureLimiter, Tokens};
+use super::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use super::fields::{holder_signature, unprocessable};
 use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
 use super::metrics::Metrics;
@@ -42,6 +42,8 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     pub tokens: Tokens,
     pub auth_failures: AuthFailureLimiter,
+    /// Challenges already exchanged for a session.
+    pub used_challenges: UsedChallenges,
     pub body_limit_bytes: usize,
     pub metrics: Arc<Metrics>,
 }
@@ -57,6 +59,10 @@ pub fn router(app: AppState) -> Router {
         .route("/docs", get(docs))
         .route("/v1/operators/{op}/wallets", post(open_wallet))
         .route("/v1/operators/{op}/limits", get(limits))
+        .route(
+            "/v1/operators/{op}/code-payment-cap",
+            axum::routing::put(set_code_payment_cap),
+        )
         .route("/v1/wallets/{id}", get(wallet))
         .route("/v1/payments", post(pay))
         .route("/v1/context", get(signing_context))
@@ -391,7 +397,7 @@ async fn limits(
     State(app): State<AppState>,
     PathId(operator): PathId<OperatorId>,
 ) -> Result<Json<Value>, Problem> {
-    let limits = blocking(&app, move |gateway| gateway.class_limits(operator)).await?;
+    let (limits, cap) = blocking(&app, move |gateway| gateway.class_limits(operator)).await?;
     let classes: Vec<ClassLimitsView> = WalletClass::ALL
         .into_iter()
         .zip(limits)
@@ -407,8 +413,33 @@ async fn limits(
             }
         })
         .collect();
+    Ok(Json(json!({
+        "operator": operator.to_string(),
+        "classes": classes,
+        "code_payment_cap": cap.to_string(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodePaymentCapRequest {
+    /// Yuan, e.g. "500.00": the most one payment code takes without the holder's confirmation.
+    pub cap: String,
+}
+
+async fn set_code_payment_cap(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(operator): PathId<OperatorId>,
+    JsonBody(body): JsonBody<CodePaymentCapRequest>,
+) -> Result<Json<Value>, Problem> {
+    let cap = super::fields::amount_field("cap", &body.cap)?;
+    blocking(&app, move |gateway| {
+        gateway.set_code_payment_cap(caller, operator, cap)
+    })
+    .await?;
     Ok(Json(
-        json!({ "operator": operator.to_string(), "classes": classes }),
+        json!({ "operator": operator.to_string(), "cap": cap.to_string() }),
     ))
 }
 

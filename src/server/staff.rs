@@ -259,6 +259,10 @@ async fn open_session(
     let key = blocking(&app, move |gateway| gateway.wallet_key(wallet)).await?;
     key.verify(&session_signing_bytes(wallet, &body.challenge), &signature)
         .map_err(|_| Problem::from(CommandError::SignatureInvalid))?;
+    // Only now, signed by the holder, is the challenge spent: once.
+    app.used_challenges
+        .claim(&body.challenge, now)
+        .map_err(|failure| failure.problem())?;
     let expires_at_s = now + SESSION_TTL_S;
     Ok((
         StatusCode::CREATED,

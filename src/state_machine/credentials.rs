@@ -3,6 +3,7 @@
 //! tokens themselves are derived by the server from names and generations and never logged.
 
 use super::*;
+use crate::operator::COUNTER_CASH_DEPOSIT_MAX;
 use crate::parties::{CredentialBook, CredentialSubject, StaffRole};
 
 impl StateMachine {
@@ -57,6 +58,12 @@ impl StateMachine {
         now: u64,
     ) -> CommandResult {
         check_amount(cash)?;
+        if cash > COUNTER_CASH_DEPOSIT_MAX {
+            return Err(CommandError::CashDepositTooLarge {
+                cash,
+                max: COUNTER_CASH_DEPOSIT_MAX,
+            });
+        }
         self.own_wallet(origin, wallet)?;
         let outcome = self.keyed(wallet, by, |state| {
             let found = state.wallet(wallet)?;
