@@ -316,7 +316,7 @@ pub mod openapi {
         put(
             "/v1/wallets/{id}/bank-account",
             json!({ "post": {
-                "summary": "At the counter: open a deposit account with the holder's cash and bind it to the wallet (the wallet's operator)",
+                "summary": "At the counter: open a deposit account with the holder's cash (at most 50,000 yuan) and bind it to the wallet (a teller of the wallet's operator)",
                 "security": bearer, "parameters": [wallet],
                 "requestBody": body("BankAccountRequest"),
                 "responses": responses(ok("201", "opened, funded and bound", schema_ref("BankAccount")), true,
@@ -326,16 +326,17 @@ pub mod openapi {
         put(
             "/v1/wallets/{id}/kyc",
             json!({ "post": {
-                "summary": "At the counter: raise the wallet's class with the holder's name, ID number and a visit in person (the wallet's operator)",
+                "summary": "Raise the wallet's class with the holder's name, ID number (GB 11643) and, for class 1, a visit in person (a KYC officer of the wallet's operator; the holder remotely up to class 2)",
                 "security": bearer, "parameters": [wallet],
                 "requestBody": body("KycRequest"),
-                "responses": responses(ok("200", "the wallet now", schema_ref("Wallet")), true, &[]),
+                "responses": responses(ok("200", "the wallet now", schema_ref("Wallet")), true,
+                    &[("409", "IDENTITY_WALLET_LIMIT: this identity already holds its class-2-or-better wallets at this operator")]),
             } }),
         );
         put(
             "/v1/wallets/{id}/exchange",
             json!({ "post": {
-                "summary": "Exchange bound bank deposits into e-CNY, as the holder signed (the wallet's operator)",
+                "summary": "Exchange bound bank deposits into e-CNY, as the holder signed",
                 "security": bearer, "parameters": [wallet, idempotency()],
                 "requestBody": body("ExchangeRequest"),
                 "responses": responses(ok("201", "durable transfer (a replay answers the first one)", schema_ref("Exchange")), true,
