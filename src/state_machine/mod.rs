@@ -2045,6 +2045,45 @@ mod tests {
     }
 
     #[test]
+    fn a_phone_or_name_in_the_clear_never_applies() {
+        let (mut state, a, _) = small_state();
+        let before = state.state_hash();
+        // Bytes an operator's desk would never write: the commands encoded without sealing.
+        let clear = [
+            Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_800_000_009.into(),
+                public_key: KeyPair::from_seed(b"h").public_key(),
+            },
+            Command::UpgradeWallet {
+                wallet: a,
+                to: WalletClass::Three,
+                name: Some("Wang Wu".into()),
+                id_number: Some("110101199003074514".into()),
+                in_person: false,
+            },
+        ];
+        let mut commands = Writer::new();
+        commands.u32(clear.len() as u32);
+        for command in &clear {
+            command.encode(&mut commands);
+        }
+        let submission = Submission {
+            origin: Origin::Operator(OperatorId(1)),
+            commands: commands.bytes,
+            signature: crate::certs::Signature([0; 64]),
+        };
+        let mut entry = Vec::new();
+        submission.encode_entry(1_795_406_400_000, &mut entry);
+        let mut results = Vec::new();
+        state.apply_entry(&entry, &mut results).unwrap();
+        for result in results {
+            assert_eq!(result, Err(CommandError::IdentityNotSealed));
+        }
+        assert_eq!(state.state_hash(), before);
+    }
+
+    #[test]
     fn the_same_log_gives_the_same_state_and_snapshots_round_trip() {
         let (state, _, _) = small_state();
         let (again, _, _) = small_state();
