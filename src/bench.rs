@@ -118,7 +118,7 @@ fn open_funded(
     for &i in indices {
         commands.push(Command::OpenWallet {
             operator: op,
-            phone: 13_000_000_000 + i as u64,
+            phone: (13_000_000_000 + i as u64).into(),
             public_key: keys(i),
         });
         commands.push(Command::OpenDepositAccount { operator: op });
@@ -420,7 +420,7 @@ fn signed(
         let op = operators[i % 2];
         let command = Command::OpenWallet {
             operator: op,
-            phone: 15_000_000_000 + i as u64,
+            phone: (15_000_000_000 + i as u64).into(),
             public_key: key.public_key(),
         };
         if let Ok(Outcome::Wallet(wallet)) = platform.one(op, command)? {
@@ -508,7 +508,7 @@ pub fn memory_per_wallet(wallets: usize) -> (f64, StateMachine) {
         for i in start..(start + BENCH_BATCH_COMMANDS).min(wallets) {
             commands.push(Command::OpenWallet {
                 operator: OperatorId(1),
-                phone: 13_000_000_000 + i as u64,
+                phone: (13_000_000_000 + i as u64).into(),
                 public_key: placeholder_key(i as u64),
             });
         }

@@ -11,13 +11,17 @@ use crate::codec::{DecodeError, Reader, Writer, STRING_BYTES_MAX};
 use crate::error::CommandError;
 use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
-    MerchantId, OperatorId, SubWalletId, WalletId,
+    MerchantId, OperatorId, StaffId, SubWalletId, WalletId,
 };
 use crate::offline::messages::{AttestedSync, Nonce, SignedUnload, Wire};
 use crate::offline::settlement::{decode_caps, encode_caps, SyncReport};
+use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRole};
 use crate::programs::campaign::CampaignTerms;
 use crate::programs::contracts::Template;
 use crate::programs::lottery::Seed;
+use crate::sealed::{
+    decode_phone, decode_text, encode_phone, encode_text, Field, IdentityKey, PersonalText, Phone,
+};
 use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
@@ -26,7 +30,8 @@ use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
 /// Encoding version of a submission; bumped when the format changes (2: holders' signatures carry
 /// their context and window; payment-code charges and the password-free cap; 3: attested
-/// offline syncs over a center nonce).
+/// offline syncs over a center nonce, phones, names and ID numbers sealed, staff and
+/// credentials, the counter's one-step bank account).
 const SUBMISSION_VERSION: u8 = 3;
 const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
 /// Opens the bytes a holder signs; see `signing` for the layout.
@@ -91,16 +96,19 @@ pub enum Command {
         account: AccountId,
         amount: Amount,
     },
+    /// A class-4 wallet for a phone number (sealed in the log, see `sealed`).
     OpenWallet {
         operator: OperatorId,
-        phone: u64,
+        phone: Phone,
         public_key: PublicKey,
     },
+    /// The holder's name and ID number, each sealed in the log; the front office has checked
+    /// them in the clear (`check_personal_fields`).
     UpgradeWallet {
         wallet: WalletId,
         to: WalletClass,
-        name: Option<String>,
-        id_number: Option<String>,
+        name: Option<PersonalText>,
+        id_number: Option<PersonalText>,
         in_person: bool,
     },
     BindBankAccount {
@@ -320,6 +328,24 @@ pub enum Command {
         wallet: WalletId,
         reason: String,
     },
+    /// An operator's administrator registers a staff member with one role.
+    AddStaff {
+        operator: OperatorId,
+        role: StaffRole,
+        label: String,
+    },
+    /// An operator revokes a staff member's credential for good, or replaces a merchant's or
+    /// terminal's token (the old one stops working).
+    RevokeCredential {
+        subject: CredentialSubject,
+    },
+    /// At the counter, in one step: a deposit account opened with the holder's cash and bound to
+    /// the wallet. Retried with its key, it answers the first account.
+    OpenBankAccountWithCash {
+        wallet: WalletId,
+        cash: Amount,
+        key: IdempotencyKey,
+    },
 }
 
 /// What a command did.
@@ -346,6 +372,12 @@ pub enum Outcome {
     },
     /// A logged de-anonymization; the operator reads the identity with this id.
     IdentityLookup(IdentityLookupId),
+    Staff(StaffId),
+    /// A bank account opened at the counter, with the cash deposit that funded it.
+    BankAccount {
+        account: AccountId,
+        deposit: EventId,
+    },
 }
 
 pub type CommandResult = Result<Outcome, CommandError>;
@@ -411,7 +443,8 @@ impl Command {
             | Command::ChargeSubWallet { key, .. }
             | Command::OpenContract { key, .. }
             | Command::ConfirmContract { key, .. }
-            | Command::ChargePaymentCode { key, .. } => Some(*key),
+            | Command::ChargePaymentCode { key, .. }
+            | Command::OpenBankAccountWithCash { key, .. } => Some(*key),
             _ => None,
         }
     }
@@ -475,7 +508,9 @@ impl Command {
                 name, id_number, ..
             } => [("name", name), ("ID number", id_number)]
                 .into_iter()
-                .filter_map(|(field, text)| text.as_deref().map(|t| (field, t)))
+                .filter_map(|(field, text)| {
+                    text.as_ref().and_then(|t| t.clear()).map(|t| (field, t))
+                })
                 .collect(),
             OnboardMerchant { name, .. } => vec![("merchant name", name)],
             CreateOrder { reference, .. } => vec![("order reference", reference)],
@@ -490,6 +525,7 @@ impl Command {
                 ("sponsor name", terms.sponsor.name.as_str()),
             ],
             Deanonymize { reason, .. } => vec![("legal reason", reason)],
+            AddStaff { label, .. } => vec![("staff label", label)],
             _ => Vec::new(),
         };
         match texts
@@ -505,6 +541,79 @@ impl Command {
         }
     }
 
+    /// A holder's phone, name and ID number as the front office must check them before they are
+    /// sealed (after that no one but the operator can read them): a mainland mobile number, a
+    /// name of printable text, a GB 11643 resident ID number.
+    pub fn check_personal_fields(&self) -> Result<(), CommandError> {
+        match self {
+            Command::OpenWallet {
+                phone: Phone::Clear(phone),
+                ..
+            } if !(10_000_000_000..20_000_000_000).contains(phone) => {
+                Err(CommandError::MalformedPhone(phone.to_string()))
+            }
+            Command::UpgradeWallet {
+                to,
+                name,
+                id_number,
+                ..
+            } => {
+                if let Some(name) = name.as_ref().and_then(PersonalText::clear) {
+                    if name.trim().is_empty() || name.chars().any(char::is_control) {
+                        return Err(CommandError::KycIncomplete {
+                            to: *to,
+                            missing: "the holder's real name",
+                        });
+                    }
+                }
+                match id_number.as_ref().and_then(PersonalText::clear) {
+                    Some(id) => crate::wallet::check_id_number(id),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// This command with every personal field sealed under `key`, if it carries one in the
+    /// clear; `None` when there is nothing to seal.
+    pub fn sealed(&self, key: impl FnOnce() -> IdentityKey) -> Option<Command> {
+        match self {
+            Command::OpenWallet {
+                operator,
+                phone: phone @ Phone::Clear(_),
+                public_key,
+            } => Some(Command::OpenWallet {
+                operator: *operator,
+                phone: key().seal_phone_field(phone),
+                public_key: *public_key,
+            }),
+            Command::UpgradeWallet {
+                wallet,
+                to,
+                name,
+                id_number,
+                in_person,
+            } if [name, id_number]
+                .iter()
+                .any(|text| matches!(text, Some(PersonalText::Clear(_)))) =>
+            {
+                let key = key();
+                let seal = |field, text: &Option<PersonalText>| {
+                    text.as_ref().map(|text| key.seal_text_field(field, text))
+                };
+                Some(Command::UpgradeWallet {
+                    wallet: *wallet,
+                    to: *to,
+                    name: seal(Field::Name, name),
+                    id_number: seal(Field::IdNumber, id_number),
+                    in_person: *in_person,
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Signs this command with the holder's key for `context`, good until `not_after_ms`.
     pub fn sign(mut self, key: &KeyPair, context: &SigningContext, not_after_ms: u64) -> Command {
         let signature = key.sign(&self.signing_bytes(context, not_after_ms));
@@ -514,6 +623,13 @@ impl Command {
             context: *context,
             not_after_ms,
         }));
+        self
+    }
+
+    /// This command carrying a signature made elsewhere (a request's fields, bound to its
+    /// context by the operator that received it).
+    pub fn with_auth(mut self, auth: HolderAuth) -> Command {
+        self.set_auth(Some(auth));
         self
     }
 
@@ -542,11 +658,22 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// Encodes and signs `commands`; every holder's phone, name and ID number is sealed first
+    /// under the signer's identity key (`sealed`), so none is ever encoded in the clear.
     pub fn new(origin: Origin, commands: &[Command], signer: &KeyPair) -> Submission {
         let mut out = Writer::with_capacity(commands.len() * 64 + 4);
         out.u32(commands.len() as u32);
+        let mut identity_key: Option<IdentityKey> = None;
         for command in commands {
-            command.encode(&mut out);
+            let key = || {
+                identity_key
+                    .get_or_insert_with(|| IdentityKey::of_operator(signer))
+                    .clone()
+            };
+            match command.sealed(key) {
+                Some(sealed) => sealed.encode(&mut out),
+                None => command.encode(&mut out),
+            }
         }
         let digest = batch_digest(origin, &out.bytes);
         Submission {
@@ -753,6 +880,17 @@ mod tag {
     pub const CHARGE_PAYMENT_CODE: u8 = 40;
     pub const SET_CODE_PAYMENT_CAP: u8 = 41;
     pub const BEGIN_SYNC: u8 = 42;
+    // Parties and the counter: tags from 64 on.
+    pub const ADD_STAFF: u8 = 64;
+    pub const REVOKE_CREDENTIAL: u8 = 65;
+    pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
+}
+
+fn decode_optional_text(input: &mut Reader<'_>) -> Result<Option<PersonalText>, DecodeError> {
+    Ok(match input.bool("personal text present")? {
+        true => Some(decode_text(input)?),
+        false => None,
+    })
 }
 
 fn encode_sub_wallet_limits(limits: &SubWalletLimits, out: &mut Writer) {
@@ -828,24 +966,29 @@ impl Command {
                 operator,
                 phone,
                 public_key,
-            } => out
-                .u8(tag::OPEN_WALLET)
-                .u16(operator.0)
-                .u64(*phone)
-                .raw(&public_key.0),
+            } => {
+                out.u8(tag::OPEN_WALLET).u16(operator.0);
+                encode_phone(phone, out);
+                out.raw(&public_key.0)
+            }
             UpgradeWallet {
                 wallet,
                 to,
                 name,
                 id_number,
                 in_person,
-            } => out
-                .u8(tag::UPGRADE_WALLET)
-                .u32(wallet.0)
-                .u8(*to as u8)
-                .opt_str(name.as_deref())
-                .opt_str(id_number.as_deref())
-                .u8(u8::from(*in_person)),
+            } => {
+                out.u8(tag::UPGRADE_WALLET).u32(wallet.0).u8(*to as u8);
+                for text in [name, id_number] {
+                    match text {
+                        Some(text) => encode_text(text, out.u8(1)),
+                        None => {
+                            out.u8(0);
+                        }
+                    }
+                }
+                out.u8(u8::from(*in_person))
+            }
             BindBankAccount { wallet, account } => {
                 out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0)
             }
@@ -1123,6 +1266,25 @@ impl Command {
                 .u8(tag::SET_CODE_PAYMENT_CAP)
                 .u16(operator.0)
                 .i64(cap.fen()),
+            AddStaff {
+                operator,
+                role,
+                label,
+            } => out
+                .u8(tag::ADD_STAFF)
+                .u16(operator.0)
+                .u8(*role as u8)
+                .str(label),
+            RevokeCredential { subject } => {
+                out.u8(tag::REVOKE_CREDENTIAL);
+                encode_subject(*subject, out);
+                out
+            }
+            OpenBankAccountWithCash { wallet, cash, key } => out
+                .u8(tag::OPEN_BANK_ACCOUNT_WITH_CASH)
+                .u32(wallet.0)
+                .i64(cash.fen())
+                .u128(key.0),
         };
     }
 
@@ -1168,7 +1330,7 @@ impl Command {
             },
             tag::OPEN_WALLET => OpenWallet {
                 operator: OperatorId(input.u16("operator")?),
-                phone: input.u64("phone")?,
+                phone: decode_phone(input)?,
                 public_key: PublicKey(input.array("wallet key")?),
             },
             tag::UPGRADE_WALLET => UpgradeWallet {
@@ -1177,8 +1339,8 @@ impl Command {
                     what: "class",
                     offset: start,
                 })?,
-                name: input.opt_string("name")?,
-                id_number: input.opt_string("id number")?,
+                name: decode_optional_text(input)?,
+                id_number: decode_optional_text(input)?,
                 in_person: input.bool("in person")?,
             },
             tag::BIND_BANK_ACCOUNT => BindBankAccount {
@@ -1366,6 +1528,22 @@ impl Command {
                 operator: OperatorId(input.u16("operator")?),
                 cap: amount(input)?,
             },
+            tag::ADD_STAFF => AddStaff {
+                operator: OperatorId(input.u16("operator")?),
+                role: StaffRole::from_u8(input.u8("staff role")?).ok_or(DecodeError {
+                    what: "staff role",
+                    offset: start,
+                })?,
+                label: input.string("staff label")?,
+            },
+            tag::REVOKE_CREDENTIAL => RevokeCredential {
+                subject: decode_subject(input)?,
+            },
+            tag::OPEN_BANK_ACCOUNT_WITH_CASH => OpenBankAccountWithCash {
+                wallet: WalletId(input.u32("wallet")?),
+                cash: amount(input)?,
+                key: key(input)?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1407,11 +1585,16 @@ mod tests {
                 class: WalletClass::Four,
                 limits: ClassLimits::default_for(WalletClass::Four),
             },
+            Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_800_138_000.into(),
+                public_key: key.public_key(),
+            },
             Command::UpgradeWallet {
                 wallet: WalletId(3),
                 to: WalletClass::Three,
                 name: Some("李雷".into()),
-                id_number: None,
+                id_number: Some("11010519491231002X".into()),
                 in_person: false,
             },
             Command::Pay {
@@ -1568,6 +1751,22 @@ mod tests {
                 operator: OperatorId(1),
                 cap: Amount::from_yuan(500),
             },
+            Command::AddStaff {
+                operator: OperatorId(1),
+                role: StaffRole::KycOfficer,
+                label: "Guanqian branch, desk 3".into(),
+            },
+            Command::RevokeCredential {
+                subject: CredentialSubject::Terminal {
+                    merchant: MerchantId(1),
+                    terminal: 2,
+                },
+            },
+            Command::OpenBankAccountWithCash {
+                wallet: WalletId(5),
+                cash: Amount::from_fen(500_000),
+                key: IdempotencyKey(16),
+            },
         ]
     }
 
@@ -1577,6 +1776,18 @@ mod tests {
         let commands = sample_commands();
         let submission = Submission::new(Origin::Operator(OperatorId(1)), &commands, &operator);
         submission.verify(&operator.public_key()).unwrap();
+        // What reaches the log is every personal field sealed, and nothing else changed.
+        let identity_key = IdentityKey::of_operator(&operator);
+        let commands: Vec<Command> = commands
+            .iter()
+            .map(|c| {
+                c.sealed(|| identity_key.clone())
+                    .unwrap_or_else(|| c.clone())
+            })
+            .collect();
+        assert!(commands
+            .iter()
+            .all(|c| c.sealed(|| identity_key.clone()).is_none()));
         assert_eq!(submission.decode_commands().unwrap(), commands);
         let mut entry = Vec::new();
         submission.encode_entry(42, &mut entry);
@@ -1608,7 +1819,7 @@ mod tests {
         let submission = Submission::new(Origin::CentralBank, &sample_commands(), &other);
         assert!(submission.verify(&operator.public_key()).is_err());
 
-        let pay = sample_commands().remove(4);
+        let pay = sample_commands().remove(5);
         pay.verify_auth().unwrap();
         let Command::Pay {
             payer,
@@ -1650,7 +1861,7 @@ mod tests {
         fn truncating_an_encoded_command_is_an_error_not_a_panic(cut in 0usize..100) {
             let mut out = Writer::new();
             out.u32(1);
-            sample_commands()[4].encode(&mut out);
+            sample_commands()[5].encode(&mut out);
             let cut = cut.min(out.bytes.len() - 1);
             prop_assert!(decode_commands(&out.bytes[..cut]).is_err());
         }

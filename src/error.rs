@@ -7,7 +7,7 @@ use crate::amount::Amount;
 use crate::channels::payment_code::CodeError;
 use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
-    SubWalletId, WalletId,
+    StaffId, SubWalletId, WalletId,
 };
 use crate::programs::red_packets::PacketUnusable;
 use crate::programs::{CampaignError, LotteryError};
@@ -30,8 +30,8 @@ pub enum CommandError {
     WalletExists(WalletId),
     #[error("no wallet is registered for phone number {0}")]
     UnknownPhone(String),
-    #[error("phone number {0} already has a wallet at this operator")]
-    PhoneTaken(String),
+    #[error("this phone number already has a wallet at this operator")]
+    PhoneTaken,
     #[error("{0:?} is not a mainland mobile number (11 digits starting with 1)")]
     MalformedPhone(String),
     #[error("unknown account {0}")]
@@ -346,6 +346,35 @@ pub enum CommandError {
     DeanonymizationReasonInvalid { max: usize },
     #[error("unknown de-anonymization {0}")]
     UnknownIdentityLookup(IdentityLookupId),
+    #[error("unknown staff member {0}")]
+    UnknownStaff(StaffId),
+    #[error(
+        "a staff credential's label is 1 to {max} bytes of printable text (a desk or badge number)"
+    )]
+    StaffLabelInvalid { max: usize },
+    #[error("an operator registers at most {max} staff members")]
+    StaffLimitReached { max: usize },
+    #[error("this credential was revoked")]
+    CredentialRevoked,
+    #[error("a merchant has at most {max} terminals")]
+    TerminalLimitReached { max: usize },
+    #[error("{0:?} is not a resident ID number: 17 digits and a GB 11643 check character (a digit or X)")]
+    IdNumberInvalid(String),
+    #[error(
+        "this identity already has {max} wallet(s) of class {class} or better at this operator"
+    )]
+    IdentityWalletLimit { class: WalletClass, max: usize },
+    #[error("a holder's identity reaches the log only sealed by its operator's desk")]
+    IdentityNotSealed,
+    #[error("a sealed identity does not open under this operator's key")]
+    IdentitySealBroken,
+    #[error("one cash deposit at the counter is at most {max}; {cash} is for the branch's large-cash procedure")]
+    CashDepositTooLarge { cash: Amount, max: Amount },
+    #[error("wallet {wallet} already has deposit account {account} bound; exchange from it")]
+    BankAccountAlreadyBound {
+        wallet: WalletId,
+        account: AccountId,
+    },
     /// A payment code refused at the log: stale, or already used; the code is the code's own.
     #[error("{0}")]
     PaymentCode(CodeError),
@@ -365,7 +394,7 @@ impl CommandError {
             UnknownWallet(_) => "UNKNOWN_WALLET",
             WalletExists(_) => "WALLET_EXISTS",
             UnknownPhone(_) => "UNKNOWN_PHONE",
-            PhoneTaken(_) => "PHONE_TAKEN",
+            PhoneTaken => "PHONE_TAKEN",
             MalformedPhone(_) => "MALFORMED_PHONE",
             UnknownAccount(_) => "UNKNOWN_ACCOUNT",
             WalletFrozen { .. } => "WALLET_FROZEN",
@@ -455,6 +484,17 @@ impl CommandError {
             IdentityAtOperatorOnly { .. } => "IDENTITY_AT_OPERATOR_ONLY",
             DeanonymizationReasonInvalid { .. } => "DEANONYMIZATION_REASON_INVALID",
             UnknownIdentityLookup(_) => "UNKNOWN_IDENTITY_LOOKUP",
+            UnknownStaff(_) => "UNKNOWN_STAFF",
+            StaffLabelInvalid { .. } => "STAFF_LABEL_INVALID",
+            StaffLimitReached { .. } => "STAFF_LIMIT_REACHED",
+            CredentialRevoked => "CREDENTIAL_REVOKED",
+            TerminalLimitReached { .. } => "TERMINAL_LIMIT_REACHED",
+            IdNumberInvalid(_) => "ID_NUMBER_INVALID",
+            IdentityWalletLimit { .. } => "IDENTITY_WALLET_LIMIT",
+            IdentityNotSealed => "IDENTITY_NOT_SEALED",
+            IdentitySealBroken => "IDENTITY_SEAL_BROKEN",
+            CashDepositTooLarge { .. } => "CASH_DEPOSIT_TOO_LARGE",
+            BankAccountAlreadyBound { .. } => "BANK_ACCOUNT_ALREADY_BOUND",
             PaymentCode(error) => error.code(),
             LimitPasswordFree { .. } => "LIMIT_PASSWORD_FREE",
         }

@@ -103,6 +103,10 @@ dense_id!(
     /// One logged de-anonymization: an operator linking one of its wallets to its holder.
     IdentityLookupId(u32), "DL", 8, "de-anonymization"
 );
+dense_id!(
+    /// A member of an operator's staff, with one credential and one role.
+    StaffId(u32), "ST", 6, "staff member"
+);
 
 /// A client-chosen key that makes a money-moving command safe to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -13,17 +13,24 @@ use crate::command::{Command, Origin, Submission};
 use crate::error::CommandError;
 use crate::ids::{AccountId, IdentityLookupId, OperatorId, WalletId};
 use crate::offline::settlement::{se_signatures, SeSigned};
+use crate::sealed::{Field, IdentityKey, SealBroken, SealTag, SealedPhone, SealedText};
 use crate::wallet::{ClassLimits, WalletClass};
+
+/// Most cash one deposit at the counter takes: the threshold at which cash transactions are
+/// reported as large-value (50,000 yuan); more goes through the branch's large-cash procedure,
+/// not the teller's one-step opening.
+pub const COUNTER_CASH_DEPOSIT_MAX: Amount = Amount::from_yuan(50_000);
 
 /// Longest legal reason a de-anonymization may state, in bytes: a court order's or case file's
 /// reference and the statute, well inside one log field.
 pub const DEANONYMIZATION_REASON_BYTES_MAX: usize = 200;
 
-/// What the operator knows of a holder beyond the phone number (classes 3 to 1).
+/// What the operator knows of a holder beyond the phone number (classes 3 to 1), sealed under
+/// the operator's identity key (`sealed`): the state machine keeps it without reading it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Identity {
-    pub name: Option<String>,
-    pub id_number: Option<String>,
+    pub name: Option<SealedText>,
+    pub id_number: Option<SealedText>,
     pub verified_in_person: bool,
 }
 
@@ -38,13 +45,45 @@ pub struct IdentityLookup {
     pub at_ms: u64,
 }
 
-/// What a logged de-anonymization discloses to the wallet's operator, from its own directory.
+/// What a logged de-anonymization discloses to the wallet's operator, from its own directory:
+/// sealed, for the operator's key to open (`opened`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DisclosedIdentity {
     pub lookup: IdentityLookupId,
     pub wallet: WalletId,
-    pub phone: Option<u64>,
+    pub phone: Option<SealedPhone>,
     pub identity: Identity,
+}
+
+/// A disclosed identity opened by its operator's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClearIdentity {
+    pub lookup: IdentityLookupId,
+    pub wallet: WalletId,
+    pub phone: Option<u64>,
+    pub name: Option<String>,
+    pub id_number: Option<String>,
+    pub verified_in_person: bool,
+}
+
+impl DisclosedIdentity {
+    /// Opens every sealed field with the operator's key; a seal that does not open is refused.
+    pub fn opened(&self, key: &IdentityKey) -> Result<ClearIdentity, SealBroken> {
+        let text = |field, sealed: &Option<SealedText>| {
+            sealed
+                .as_ref()
+                .map(|sealed| key.open_text(field, sealed))
+                .transpose()
+        };
+        Ok(ClearIdentity {
+            lookup: self.lookup,
+            wallet: self.wallet,
+            phone: self.phone.as_ref().map(|p| key.open_phone(p)).transpose()?,
+            name: text(Field::Name, &self.identity.name)?,
+            id_number: text(Field::IdNumber, &self.identity.id_number)?,
+            verified_in_person: self.identity.verified_in_person,
+        })
+    }
 }
 
 /// A legal reason is stated (not blank), fits the log, and is printable text.
@@ -78,8 +117,11 @@ pub struct Operator {
     pub limits: [ClassLimits; 4],
     /// The most one payment-code charge takes from its wallets without the holder's confirmation.
     pub code_payment_cap: Amount,
-    phones: HashMap<u64, WalletId, RandomState>,
+    /// Each wallet by its phone's seal tag, with the sealed number.
+    phones: HashMap<SealTag, (WalletId, [u8; 8]), RandomState>,
     identities: HashMap<WalletId, Identity, RandomState>,
+    /// The wallets each ID number (by its seal tag) is recorded for; derived from `identities`.
+    wallets_by_id_number: HashMap<SealTag, Vec<WalletId>, RandomState>,
 }
 
 impl PartialEq for Operator {
@@ -122,6 +164,7 @@ impl Operator {
             code_payment_cap: crate::channels::payment_code::PASSWORD_FREE_CAP_DEFAULT,
             phones: HashMap::default(),
             identities: HashMap::default(),
+            wallets_by_id_number: HashMap::default(),
         }
     }
 
@@ -140,20 +183,32 @@ impl Operator {
         &self.limits[class as usize - 1]
     }
 
-    pub fn wallet_by_phone(&self, phone: u64) -> Option<WalletId> {
-        self.phones.get(&phone).copied()
+    /// The wallet opened with the phone whose seal tag this is (`IdentityKey::phone_tag`).
+    pub fn wallet_by_phone(&self, tag: &SealTag) -> Option<WalletId> {
+        self.phones.get(tag).map(|(wallet, _)| *wallet)
     }
 
     pub fn customers(&self) -> usize {
         self.phones.len()
     }
 
-    pub fn register_phone(&mut self, phone: u64, wallet: WalletId) -> Result<(), CommandError> {
-        if self.phones.contains_key(&phone) {
-            return Err(CommandError::PhoneTaken(phone.to_string()));
+    pub fn register_phone(
+        &mut self,
+        phone: SealedPhone,
+        wallet: WalletId,
+    ) -> Result<(), CommandError> {
+        if self.phones.contains_key(&phone.tag) {
+            return Err(CommandError::PhoneTaken);
         }
-        self.phones.insert(phone, wallet);
+        self.phones.insert(phone.tag, (wallet, phone.ciphertext));
         Ok(())
+    }
+
+    /// The wallets whose recorded ID number has this seal tag.
+    pub fn wallets_of_id_number(&self, tag: &SealTag) -> &[WalletId] {
+        self.wallets_by_id_number
+            .get(tag)
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn identity(&self, wallet: WalletId) -> Option<&Identity> {
@@ -162,11 +217,14 @@ impl Operator {
 
     /// The phone number a wallet was opened with. A scan of the directory: only a logged
     /// de-anonymization asks, and a reverse index would cost every wallet memory.
-    pub fn phone_of(&self, wallet: WalletId) -> Option<u64> {
+    pub fn phone_of(&self, wallet: WalletId) -> Option<SealedPhone> {
         self.phones
             .iter()
-            .find(|(_, owner)| **owner == wallet)
-            .map(|(phone, _)| *phone)
+            .find(|(_, (owner, _))| *owner == wallet)
+            .map(|(tag, (_, ciphertext))| SealedPhone {
+                tag: *tag,
+                ciphertext: *ciphertext,
+            })
     }
 
     /// Checks the KYC data for an upgrade and records it; `has_bank_account` says whether the
@@ -188,11 +246,12 @@ impl Operator {
             id_number: update.id_number.or(known.id_number),
             verified_in_person: update.verified_in_person || known.verified_in_person,
         };
+        // The front office checked the name and the ID number in the clear, before sealing.
         let missing = |missing| Err(CommandError::KycIncomplete { to, missing });
-        if merged.name.as_deref().is_none_or(str::is_empty) {
+        if merged.name.is_none() {
             return missing("the holder's real name");
         }
-        if merged.id_number.as_deref().is_none_or(|id| id.len() != 18) {
+        if merged.id_number.is_none() {
             return missing("an 18-character resident ID number");
         }
         if to <= WalletClass::Two && !has_bank_account {
@@ -201,13 +260,42 @@ impl Operator {
         if to == WalletClass::One && !merged.verified_in_person {
             return missing("verification in person at a branch");
         }
-        self.identities.insert(wallet, merged);
+        self.record_identity(wallet, merged);
         Ok(())
     }
 
-    pub(crate) fn phone_entries(&self) -> Vec<(u64, WalletId)> {
-        let mut entries: Vec<_> = self.phones.iter().map(|(p, w)| (*p, *w)).collect();
-        entries.sort_unstable();
+    fn record_identity(&mut self, wallet: WalletId, identity: Identity) {
+        if let Some(old) = self
+            .identities
+            .get(&wallet)
+            .and_then(|i| i.id_number.clone())
+        {
+            if let Some(wallets) = self.wallets_by_id_number.get_mut(&old.tag) {
+                wallets.retain(|w| *w != wallet);
+            }
+        }
+        if let Some(id) = &identity.id_number {
+            self.wallets_by_id_number
+                .entry(id.tag)
+                .or_default()
+                .push(wallet);
+        }
+        self.identities.insert(wallet, identity);
+    }
+
+    pub(crate) fn phone_entries(&self) -> Vec<(SealedPhone, WalletId)> {
+        let mut entries: Vec<_> = self
+            .phones
+            .iter()
+            .map(|(tag, (wallet, ciphertext))| {
+                let phone = SealedPhone {
+                    tag: *tag,
+                    ciphertext: *ciphertext,
+                };
+                (phone, *wallet)
+            })
+            .collect();
+        entries.sort_unstable_by_key(|(phone, _)| phone.tag);
         entries
     }
 
@@ -219,11 +307,16 @@ impl Operator {
 
     pub(crate) fn restore_directory(
         &mut self,
-        phones: Vec<(u64, WalletId)>,
+        phones: Vec<(SealedPhone, WalletId)>,
         identities: Vec<(WalletId, Identity)>,
     ) {
-        self.phones = phones.into_iter().collect();
-        self.identities = identities.into_iter().collect();
+        self.phones = phones
+            .into_iter()
+            .map(|(phone, wallet)| (phone.tag, (wallet, phone.ciphertext)))
+            .collect();
+        for (wallet, identity) in identities {
+            self.record_identity(wallet, identity);
+        }
     }
 }
 
@@ -272,11 +365,21 @@ impl BatchDesk {
         }
     }
 
+    /// The key this operator seals its holders' identities under.
+    pub fn identity_key(&self) -> IdentityKey {
+        IdentityKey::of_operator(&self.key)
+    }
+
     pub fn prepare(&self, commands: &[Command]) -> PreparedBatch {
-        // A text field too long to encode is refused before anything encodes the command.
+        // A text field too long to encode, or a phone, name or ID number that fails its check
+        // (which only the clear form allows), is refused before anything encodes the command.
         let mut refused_first: Vec<Option<CommandError>> = commands
             .iter()
-            .map(|c| c.check_text_fields().err())
+            .map(|c| {
+                c.check_text_fields()
+                    .and_then(|()| c.check_personal_fields())
+                    .err()
+            })
             .collect();
         let messages: Vec<Option<Vec<u8>>> = commands
             .iter()

@@ -8,10 +8,12 @@ use thiserror::Error;
 use crate::certs::KeyPair;
 use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
 use crate::error::CommandError;
-use crate::ids::OperatorId;
+use crate::ids::{IdentityLookupId, OperatorId, WalletId};
 use crate::keyring::{Keyring, KeyringError};
 use crate::node::{Clock, Node, NodeError, Recovery, SystemClock};
 use crate::operator::BatchDesk;
+use crate::operator::ClearIdentity;
+use crate::sealed::IdentityKey;
 use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
 use crate::state_machine::StateMachine;
 
@@ -209,6 +211,52 @@ impl Platform {
         let context = self.state().signing_context(operator);
         let not_after_ms = self.node.now_ms() + SIGNATURE_WINDOW_MS_CLIENT;
         command.sign(key, &context, not_after_ms)
+    }
+
+    /// The key `operator` seals its holders' identities under.
+    pub fn identity_key(&self, operator: OperatorId) -> Result<IdentityKey, PlatformError> {
+        Ok(IdentityKey::of_operator(&self.operator_key(operator)?))
+    }
+
+    /// The wallet opened with `phone` at `operator`, or at whichever one operator has it: each
+    /// operator's directory knows the number only by its seal tag.
+    pub fn wallet_by_phone(
+        &self,
+        phone: u64,
+        operator: Option<OperatorId>,
+    ) -> Result<WalletId, PlatformError> {
+        let operators: Vec<OperatorId> = match operator {
+            Some(id) => vec![id],
+            None => self.state().operators().iter().map(|op| op.id).collect(),
+        };
+        let mut found = Vec::new();
+        for id in operators {
+            let tag = self.identity_key(id)?.phone_tag(phone);
+            if let Ok(wallet) = self.state().wallet_by_phone_tag(id, &tag) {
+                found.push(wallet);
+            }
+        }
+        match found.as_slice() {
+            [wallet] => Ok(*wallet),
+            _ => Err(PlatformError::Refused(CommandError::UnknownPhone(
+                phone.to_string(),
+            ))),
+        }
+    }
+
+    /// What a logged de-anonymization disclosed to `operator`, opened with its key.
+    pub fn disclosed_identity(
+        &self,
+        operator: OperatorId,
+        lookup: IdentityLookupId,
+    ) -> Result<ClearIdentity, PlatformError> {
+        let sealed = self
+            .state()
+            .disclosed_identity(Origin::Operator(operator), lookup)
+            .map_err(PlatformError::Refused)?;
+        sealed
+            .opened(&self.identity_key(operator)?)
+            .map_err(|_| PlatformError::Refused(CommandError::IdentitySealBroken))
     }
 
     /// One command through an operator's desk.

@@ -248,7 +248,7 @@ fn open_registrants(world: &mut World, count: u32) -> Vec<(WalletId, OperatorId)
             .filter(|i| *i as usize % 2 == index)
             .map(|i| Command::OpenWallet {
                 operator: op,
-                phone: 15_000_000_000 + u64::from(i),
+                phone: (15_000_000_000 + u64::from(i)).into(),
                 public_key: placeholder_key(u64::from(i)),
             })
             .collect();
@@ -305,7 +305,9 @@ fn suzhou_campaign(registrants: u32, packets: u32) {
             terms: terms.clone(),
         },
     );
-    assert_eq!(code(by_stranger), "NOT_YOUR_WALLET");
+    // Another operator hears of the sponsor's wallet as of none: it learns nothing of where it
+    // is held.
+    assert_eq!(code(by_stranger), "UNKNOWN_WALLET");
     let mut miscounted = terms.clone();
     miscounted.budget = yuan("1");
     assert_eq!(
@@ -390,7 +392,7 @@ fn suzhou_campaign(registrants: u32, packets: u32) {
     };
     assert_eq!(
         code(city.world.run(other_op, register(early))),
-        "NOT_YOUR_WALLET"
+        "UNKNOWN_WALLET"
     );
     let registering = Instant::now();
     register_all(&mut city, campaign);

@@ -120,7 +120,7 @@ fn a_40_lesson_term_releases_lesson_by_lesson_and_refunds_the_rest_on_cancel() {
         .sign_as_holder(by_school, &school.key, school.operator);
     assert_eq!(
         world.run(lakeside, by_school).unwrap_err().code(),
-        "NOT_YOUR_WALLET"
+        "UNKNOWN_WALLET"
     );
 
     // The parent cancels: the 25 lessons not given come back.

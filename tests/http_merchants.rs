@@ -34,24 +34,30 @@ struct Holder {
 struct World {
     dir: tempfile::TempDir,
     server: Server,
-    /// OP01's and OP02's bearer tokens.
+    /// OP01's and OP02's administrators' bearer tokens.
     operators: [String; 2],
+    /// A compliance officer at OP01 and one at OP02.
+    compliance: [String; 2],
     central_bank: String,
     /// A class 2 wallet at OP01 a merchant can settle into.
     shop_wallet: WalletId,
+    /// The shop owner's own session, for that wallet.
+    shop_session: String,
     /// A class 3 wallet at OP02 holding ¥2,000.00.
     li: Holder,
+    /// Li's session: Li's app reads with it (the payment code, the wallet).
+    li_session: String,
     next_key: u128,
 }
 
-fn seed(dir: &Path) -> (WalletId, Holder) {
+fn seed(dir: &Path) -> (Holder, Holder) {
     let (mut platform, _) = Platform::open(dir).unwrap();
     let ops = served::two_funded_operators(&mut platform);
     let mut banked = |op: OperatorId, phone: u64, class: WalletClass, cash: &str| {
         let key = KeyPair::generate();
         let open = Command::OpenWallet {
             operator: op,
-            phone,
+            phone: phone.into(),
             public_key: key.public_key(),
         };
         let Ok(Outcome::Wallet(wallet)) = platform.one(op, open).unwrap() else {
@@ -73,7 +79,7 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
                 wallet,
                 to: class,
                 name: Some("Zhang San".into()),
-                id_number: Some("110101199003074512".into()),
+                id_number: Some("110101199003074514".into()),
                 in_person: false,
             },
             platform.sign_as_holder(
@@ -93,7 +99,7 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
     };
     let shop = banked(ops[0], 13_800_000_001, WalletClass::Two, "1");
     let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2000");
-    (shop.wallet, li)
+    (shop, li)
 }
 
 fn bearer(token: &str) -> String {
@@ -103,7 +109,7 @@ fn bearer(token: &str) -> String {
 impl World {
     fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let (shop_wallet, li) = seed(dir.path());
+        let (shop, li) = seed(dir.path());
         let server = Server::start(&ServerConfig {
             data: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
@@ -112,12 +118,18 @@ impl World {
         .unwrap();
         let read =
             |name: &str| std::fs::read_to_string(dir.path().join("keys").join(name)).unwrap();
+        let operators = [read("OP01.token"), read("OP02.token")];
+        let compliance = [0, 1]
+            .map(|op| served::register_staff(&server, op, &operators[op], "compliance_officer"));
         World {
-            operators: [read("OP01.token"), read("OP02.token")],
+            shop_session: served::open_session(&server, shop.wallet, &shop.key),
+            li_session: served::open_session(&server, li.wallet, &li.key),
+            operators,
+            compliance,
             central_bank: read("central-bank.token"),
             server,
             dir,
-            shop_wallet,
+            shop_wallet: shop.wallet,
             li,
             next_key: 1,
         }
@@ -130,9 +142,12 @@ impl World {
             dir,
             server,
             operators,
+            compliance,
             central_bank,
             shop_wallet,
+            shop_session,
             li,
+            li_session,
             next_key,
         } = self;
         drop(server);
@@ -146,9 +161,12 @@ impl World {
             dir,
             server,
             operators,
+            compliance,
             central_bank,
             shop_wallet,
+            shop_session,
             li,
+            li_session,
             next_key,
         }
     }
@@ -160,11 +178,22 @@ impl World {
     /// `body` with `signer`'s public key, signature over `command` (over nothing if the wallet
     /// could not build one) and window's end: signed for this server's deployment and Li's
     /// operator, good for five minutes by the server's clock.
-    fn signed(&self, signer: &KeyPair, command: Option<&Command>, mut body: Value) -> Value {
+    fn signed(&self, signer: &KeyPair, command: Option<&Command>, body: Value) -> Value {
+        self.signed_for(OperatorId(2), signer, command, body)
+    }
+
+    /// Signed naming `operator` in the context.
+    fn signed_for(
+        &self,
+        operator: OperatorId,
+        signer: &KeyPair,
+        command: Option<&Command>,
+        mut body: Value,
+    ) -> Value {
         let stated = send(self.addr(), "GET", "/v1/context", &[], b"").ok(200);
         let context = SigningContext {
             deployment: DeploymentId::from_hex(stated["deployment"].as_str().unwrap()).unwrap(),
-            operator: OperatorId(2),
+            operator,
         };
         let not_after_ms = stated["now_ms"].as_u64().unwrap() + 5 * 60 * 1000;
         let signed = command.map_or_else(Vec::new, |c| c.signing_bytes(&context, not_after_ms));
@@ -174,10 +203,10 @@ impl World {
         body
     }
 
-    /// Li's payment code now, as Li's operator shows it.
+    /// Li's payment code now, as Li's app shows it (with Li's session).
     fn li_code(&self) -> String {
         let path = format!("/v1/wallets/{}/payment-code", self.li.wallet);
-        let shown = self.get(&path, &self.operators[1]).ok(200);
+        let shown = self.get(&path, &self.li_session).ok(200);
         shown["code"].as_str().unwrap().to_string()
     }
 
@@ -186,14 +215,15 @@ impl World {
         IdempotencyKey(0xabc0_0000 + self.next_key)
     }
 
+    /// `token` empty: no Authorization header.
     fn get(&self, path: &str, token: &str) -> Reply {
-        send(
-            self.addr(),
-            "GET",
-            path,
-            &[("Authorization", &bearer(token))],
-            b"",
-        )
+        let auth = bearer(token);
+        let headers: Vec<(&str, &str)> = if token.is_empty() {
+            vec![]
+        } else {
+            vec![("Authorization", auth.as_str())]
+        };
+        send(self.addr(), "GET", path, &headers, b"")
     }
 
     fn call(
@@ -215,12 +245,13 @@ impl World {
         key: Option<IdempotencyKey>,
         body: &[u8],
     ) -> Reply {
+        // `token` empty: no Authorization header (a holder's signed command needs none).
         let auth = bearer(token);
         let key = key.map(|k| k.to_string());
-        let mut headers = vec![
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
+        let mut headers = vec![("Content-Type", "application/json")];
+        if !token.is_empty() {
+            headers.push(("Authorization", auth.as_str()));
+        }
         if let Some(key) = &key {
             headers.push(("Idempotency-Key", key.as_str()));
         }
@@ -297,13 +328,8 @@ impl World {
         if let Some(typed) = typed {
             body["amount"] = json!(typed);
         }
-        self.call(
-            "POST",
-            "/v1/request-payments",
-            &self.operators[1],
-            Some(key),
-            &body,
-        )
+        // Li's signature is the authority: Li's app sends no token.
+        self.call("POST", "/v1/request-payments", "", Some(key), &body)
     }
 
     fn balance(&self, op: usize, wallet: WalletId) -> String {
@@ -507,19 +533,16 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
     let (shop, token) = world.onboard();
     let gun = world.terminal(shop, &token, "scan_gun");
     let li = world.li.wallet;
-    // Only Li's operator shows Li's code.
+    // Only Li shows Li's code: not another operator, not even Li's own operator's staff, and
+    // another holder hears of Li's wallet as of none.
+    let code_path = format!("/v1/wallets/{li}/payment-code");
+    for staff in [&world.operators[0], &world.operators[1]] {
+        world.get(&code_path, staff).problem(403, "HOLDER_ONLY");
+    }
     world
-        .get(
-            &format!("/v1/wallets/{li}/payment-code"),
-            &world.operators[0].clone(),
-        )
-        .problem(403, "NOT_YOUR_WALLET");
-    let shown = world
-        .get(
-            &format!("/v1/wallets/{li}/payment-code"),
-            &world.operators[1].clone(),
-        )
-        .ok(200);
+        .get(&code_path, &world.shop_session)
+        .problem(404, "UNKNOWN_WALLET");
+    let shown = world.get(&code_path, &world.li_session).ok(200);
     let code = shown["code"].as_str().unwrap().to_string();
     assert_eq!((code.len(), &code[..4]), (18, "2802"));
 
@@ -529,7 +552,7 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
     // A merchant's own token is not a code reader: codes are read at terminals.
     world
         .call("POST", &path, &token, Some(key), &body)
-        .problem(403, "NOT_YOUR_MERCHANT");
+        .problem(403, "TERMINAL_ONLY");
     let first = world.call("POST", &path, &gun, Some(key), &body).ok(201);
     // The till retries after a lost answer: the same charge, not a second one.
     let retry = world.call("POST", &path, &gun, Some(key), &body).ok(201);
@@ -550,12 +573,7 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
             .problem(422, "CODE_UNKNOWN");
     }
     let key = world.key();
-    let fresh = world
-        .get(
-            &format!("/v1/wallets/{li}/payment-code"),
-            &world.operators[1].clone(),
-        )
-        .ok(200);
+    let fresh = world.get(&code_path, &world.li_session).ok(200);
     let locked = json!({ "code": fresh["code"], "amount": "1.00" });
     let limited = world.call("POST", &path, &gun, Some(key), &locked);
     limited.problem(429, "CODE_RATE_LIMITED");
@@ -572,6 +590,65 @@ fn a_payment_code_pays_once_at_a_scan_gun_and_guessing_is_rate_limited() {
         )
         .problem(422, "CODE_MALFORMED");
     assert_eq!(world.balance(1, li), "1982.00");
+    world.assert_audit_clean();
+}
+
+#[test]
+fn one_merchants_guessing_terminals_lock_out_that_merchant_alone() {
+    let mut world = World::new();
+    let (guesser, guesser_token) = world.onboard();
+    let (honest, honest_token) = world.onboard();
+    let honest_gun = world.terminal(honest, &honest_token, "scan_gun");
+    // The guessing merchant adds terminals and fails from each as often as one terminal may,
+    // past what all of a merchant's terminals together may.
+    let guns: Vec<String> = (0..6)
+        .map(|_| world.terminal(guesser, &guesser_token, "scan_gun"))
+        .collect();
+    let path = format!("/v1/merchants/{guesser}/code-payments");
+    let mut failed = 0;
+    for (n, gun) in guns.iter().enumerate().take(5) {
+        for guess in 0..5u64 {
+            let code = format!("2802{:014}", 12_345_678_901u64 + 10 * n as u64 + guess);
+            let key = world.key();
+            let reply = world.call(
+                "POST",
+                &path,
+                gun,
+                Some(key),
+                &json!({ "code": code, "amount": "1.00" }),
+            );
+            if reply.status == 422 {
+                reply.problem(422, "CODE_UNKNOWN");
+                failed += 1;
+            } else {
+                reply.problem(429, "CODE_RATE_LIMITED");
+            }
+        }
+    }
+    assert_eq!(failed, 20, "a merchant's terminals share one budget");
+    // A fresh terminal of the same merchant is refused too, even with a real code.
+    let key = world.key();
+    world
+        .call(
+            "POST",
+            &path,
+            &guns[5],
+            Some(key),
+            &json!({ "code": world.li_code(), "amount": "1.00" }),
+        )
+        .problem(429, "CODE_RATE_LIMITED");
+    // Another merchant's till charges Li's code as ever.
+    let key = world.key();
+    world
+        .call(
+            "POST",
+            &format!("/v1/merchants/{honest}/code-payments"),
+            &honest_gun,
+            Some(key),
+            &json!({ "code": world.li_code(), "amount": "18.00" }),
+        )
+        .ok(201);
+    assert_eq!(world.balance(1, world.li.wallet), "1982.00");
     world.assert_audit_clean();
 }
 
@@ -633,6 +710,51 @@ fn a_payment_code_takes_no_more_than_the_password_free_cap() {
 }
 
 #[test]
+fn the_operators_administrator_sets_the_password_free_cap_and_no_one_else_does() {
+    let mut world = World::new();
+    let (shop, token) = world.onboard();
+    let gun = world.terminal(shop, &token, "scan_gun");
+    let cap_path = "/v1/operators/OP02/code-payment-cap";
+    let lower = json!({ "cap": "500.00" });
+    // Another operator's administrator, a compliance officer, a merchant: refused.
+    world
+        .call("PUT", cap_path, &world.operators[0].clone(), None, &lower)
+        .problem(403, "NOT_YOUR_OPERATOR");
+    world
+        .call("PUT", cap_path, &world.compliance[1].clone(), None, &lower)
+        .problem(403, "ROLE_NOT_ALLOWED");
+    world
+        .call("PUT", cap_path, &token, None, &lower)
+        .problem(403, "STAFF_ONLY");
+    for bad in ["0", "-1", "1,000", "abc"] {
+        let body = json!({ "cap": bad });
+        let reply = world.call("PUT", cap_path, &world.operators[1].clone(), None, &body);
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.text());
+    }
+    let set = world
+        .call("PUT", cap_path, &world.operators[1].clone(), None, &lower)
+        .ok(200);
+    assert_eq!(
+        (set["operator"].as_str(), set["cap"].as_str()),
+        (Some("OP02"), Some("500.00"))
+    );
+    // Anyone reads it with the operator's limits; a charge above it is refused, at it goes.
+    let limits = world.get("/v1/operators/OP02/limits", "").ok(200);
+    assert_eq!(limits["code_payment_cap"], "500.00");
+    let path = format!("/v1/merchants/{shop}/code-payments");
+    let key = world.key();
+    let over = json!({ "code": world.li_code(), "amount": "500.01" });
+    world
+        .call("POST", &path, &gun, Some(key), &over)
+        .problem(422, "LIMIT_PASSWORD_FREE");
+    let key = world.key();
+    let at_cap = json!({ "code": world.li_code(), "amount": "500.00" });
+    world.call("POST", &path, &gun, Some(key), &at_cap).ok(201);
+    assert_eq!(world.balance(1, world.li.wallet), "1500.00");
+    world.assert_audit_clean();
+}
+
+#[test]
 fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     let mut world = World::new();
     let (shop, token) = world.onboard();
@@ -654,19 +776,28 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     });
     let body = world.signed(&world.li.key, Some(&open), body);
     let path = format!("/v1/wallets/{li}/sub-wallets");
-    // Another operator cannot push Li's wallet anywhere (Li's signature names Li's operator, so
-    // it does not hold at another's desk); a forged signature is refused.
+    // No operator's staff may submit what Li signed; Li's signature made naming another operator
+    // does not hold for Li's wallet; a forged signature is refused.
+    for staff in [&world.operators[0], &world.operators[1]] {
+        world
+            .call("POST", &path, staff, None, &body)
+            .problem(403, "HOLDER_ONLY");
+    }
+    let elsewhere = world.signed_for(
+        OperatorId(1),
+        &world.li.key,
+        Some(&open),
+        json!({ "merchant": shop.to_string(), "per_payment": "200", "daily": "300" }),
+    );
     world
-        .call("POST", &path, &world.operators[0].clone(), None, &body)
+        .call("POST", &path, "", None, &elsewhere)
         .problem(403, "SIGNATURE_INVALID");
     let mut forged = body.clone();
     forged["daily"] = json!("3000");
     world
-        .call("POST", &path, &world.operators[1].clone(), None, &forged)
+        .call("POST", &path, "", None, &forged)
         .problem(403, "SIGNATURE_INVALID");
-    let opened = world
-        .call("POST", &path, &world.operators[1].clone(), None, &body)
-        .ok(201);
+    let opened = world.call("POST", &path, "", None, &body).ok(201);
     let sub: SubWalletId = opened["sub_wallet"].as_str().unwrap().parse().unwrap();
 
     // The shop sees the token and limits, never Li's wallet.
@@ -678,7 +809,7 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     // A merchant reading a holder's wallet is turned away.
     world
         .get(&format!("/v1/wallets/{li}"), &token)
-        .problem(403, "OPERATOR_ONLY");
+        .problem(403, "PARTY_NOT_ALLOWED");
 
     let charges = format!("/v1/merchants/{shop}/sub-wallet-charges");
     let charge = |amount: &str| json!({ "sub_wallet": sub.to_string(), "amount": amount });
@@ -709,13 +840,7 @@ fn a_sub_wallet_pays_a_shop_within_limits_the_holder_sets_and_closes() {
     });
     let body = world.signed(&world.li.key, Some(&close), body);
     let closed = world
-        .call(
-            "PUT",
-            &format!("/v1/sub-wallets/{sub}"),
-            &world.operators[1].clone(),
-            None,
-            &body,
-        )
+        .call("PUT", &format!("/v1/sub-wallets/{sub}"), "", None, &body)
         .ok(200);
     assert_eq!(closed["open"], false);
     let key = world.key();
@@ -788,7 +913,7 @@ fn refunds_go_back_along_the_payment_and_only_the_payee_gives_them() {
             Some(key),
             &refund("1"),
         )
-        .problem(403, "NOT_YOUR_MERCHANT");
+        .problem(403, "MERCHANT_ONLY");
 
     let report = world
         .get(&format!("/v1/merchants/{shop}/settlement"), &token)
@@ -836,14 +961,15 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
             key,
         ),
         ("POST", format!("/v1/merchants/{shop}/refunds"), &token, key),
-        ("POST", "/v1/request-payments".into(), &op2, key),
+        // A holder's signed commands come with no token.
+        ("POST", "/v1/request-payments".into(), "", key),
         (
             "POST",
             format!("/v1/wallets/{}/sub-wallets", world.li.wallet),
-            &op2,
+            "",
             None,
         ),
-        ("PUT", "/v1/sub-wallets/SW00000001".into(), &op2, None),
+        ("PUT", "/v1/sub-wallets/SW00000001".into(), "", None),
     ];
     for (method, path, caller, key) in &posts {
         world
@@ -861,13 +987,14 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
             .problem(413, "BODY_TOO_LARGE");
     }
     // Money-moving requests need their idempotency key.
-    for path in [
-        format!("/v1/merchants/{shop}/sub-wallet-charges"),
-        format!("/v1/merchants/{shop}/refunds"),
-        format!("/v1/merchants/{shop}/code-payments"),
+    let gun = world.terminal(shop, &token, "scan_gun");
+    for (path, caller) in [
+        (format!("/v1/merchants/{shop}/sub-wallet-charges"), &token),
+        (format!("/v1/merchants/{shop}/refunds"), &token),
+        (format!("/v1/merchants/{shop}/code-payments"), &gun),
     ] {
         world
-            .raw("POST", &path, &token, None, b"{}")
+            .raw("POST", &path, caller, None, b"{}")
             .problem(400, "IDEMPOTENCY_KEY_MISSING");
     }
     world
@@ -965,9 +1092,10 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         "purpose": "piano, autumn term", "units": 40, "unit_price": "25.00",
     });
     let body = world.signed(&world.li.key, Some(&open), body);
-    let op2 = world.operators[1].clone();
+    // Li's app sends Li's signature and no token; OP02's staff read with their own.
+    let (li_app, op2) = ("", world.operators[1].clone());
     let opened = world
-        .call("POST", "/v1/contracts", &op2, Some(key), &body)
+        .call("POST", "/v1/contracts", li_app, Some(key), &body)
         .ok(201);
     assert_eq!(
         (opened["status"].as_str(), opened["holding"].as_str()),
@@ -975,13 +1103,13 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     );
     // A retry answers the same contract; the same key on other terms is a conflict.
     let again = world
-        .call("POST", "/v1/contracts", &op2, Some(key), &body)
+        .call("POST", "/v1/contracts", li_app, Some(key), &body)
         .ok(201);
     assert_eq!(again["contract"], opened["contract"]);
     let mut other = body.clone();
     other["units"] = json!(41);
     world
-        .call("POST", "/v1/contracts", &op2, Some(key), &other)
+        .call("POST", "/v1/contracts", li_app, Some(key), &other)
         .problem(403, "SIGNATURE_INVALID");
     assert_eq!(world.balance(1, li), "1000.00");
 
@@ -998,7 +1126,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         .call(
             "POST",
             &format!("/v1/contracts/{id}/confirm"),
-            &op2,
+            li_app,
             Some(key),
             &body,
         )
@@ -1018,7 +1146,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         .ok(200);
     world
         .get(&format!("/v1/contracts/{id}"), &merchant_token)
-        .problem(403, "NOT_A_CONTRACT_PARTY");
+        .problem(403, "PARTY_NOT_ALLOWED");
     world
         .get("/v1/contracts/C00000099", &op2)
         .problem(404, "UNKNOWN_CONTRACT");
@@ -1033,7 +1161,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
         .call(
             "POST",
             &format!("/v1/contracts/{id}/cancel"),
-            &op2,
+            li_app,
             None,
             &body,
         )
@@ -1047,7 +1175,7 @@ fn a_prepaid_term_is_opened_confirmed_and_cancelled_and_the_regulator_reads_it()
     let lottery = json!({ "payer": "W1", "payee": "W2", "template": "lottery", "purpose": "",
         "public_key": "00", "signature": "00", "not_after_ms": 0 });
     world
-        .call("POST", "/v1/contracts", &op2, Some(key), &lottery)
+        .call("POST", "/v1/contracts", li_app, Some(key), &lottery)
         .problem(422, "MALFORMED_TEMPLATE");
     world.assert_audit_clean();
 }
@@ -1079,15 +1207,13 @@ fn concurrent_payments_gathered_into_shared_batches_each_get_their_own_answer() 
             (key, body)
         })
         .collect();
-    let op2 = world.operators[1].clone();
     let replies: Vec<Reply> = std::thread::scope(|scope| {
         let handles: Vec<_> = bodies
             .iter()
             .map(|(key, body)| {
-                let (world, op2) = (&world, &op2);
-                scope.spawn(move || {
-                    world.call("POST", "/v1/request-payments", op2, Some(*key), body)
-                })
+                let world = &world;
+                scope
+                    .spawn(move || world.call("POST", "/v1/request-payments", "", Some(*key), body))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -1112,16 +1238,21 @@ fn only_the_wallets_operator_links_it_to_a_person_with_a_reason_and_the_regulato
     let li = world.li.wallet;
     let path = format!("/v1/wallets/{li}/deanonymize");
     let reason = json!({ "reason": "Suzhou PSB case 2026-118, request of 20 November" });
-    let [op1, op2] = world.operators.clone();
+    let [op1, op2] = world.compliance.clone();
+    // Another operator's compliance officer hears of the wallet as of none; Li's own operator's
+    // administrator is not a compliance officer; the central bank and a merchant are not staff.
     world
         .call("POST", &path, &op1, None, &reason)
-        .problem(403, "NOT_YOUR_WALLET");
+        .problem(404, "UNKNOWN_WALLET");
+    world
+        .call("POST", &path, &world.operators[1], None, &reason)
+        .problem(403, "ROLE_NOT_ALLOWED");
     world
         .call("POST", &path, &world.central_bank, None, &reason)
-        .problem(403, "IDENTITY_AT_OPERATOR_ONLY");
+        .problem(403, "STAFF_ONLY");
     world
         .call("POST", &path, &merchant_token, None, &reason)
-        .problem(403, "OPERATOR_ONLY");
+        .problem(403, "STAFF_ONLY");
     world
         .call("POST", &path, &op2, None, &json!({ "reason": "   " }))
         .problem(422, "DEANONYMIZATION_REASON_INVALID");

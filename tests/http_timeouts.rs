@@ -82,12 +82,10 @@ fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
 fn a_body_trickled_in_is_refused_and_the_connection_closed() {
     let served = serve_with_short_timeouts();
     let mut stream = connect(&served);
-    let head = format!(
-        "POST /v1/payments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+    // A holder's payment: the signature in the body is its authority, so no bearer token.
+    let head = "POST /v1/payments HTTP/1.1\r\nHost: x\r\n\
          Content-Type: application/json\r\nIdempotency-Key: 0123456789abcdef\r\n\
-         Content-Length: 100\r\n\r\n{{\"payer\"",
-        served.operators[0].trim()
-    );
+         Content-Length: 100\r\n\r\n{\"payer\"";
     stream.write_all(head.as_bytes()).unwrap();
     let (answered, waited) = read_until_closed(&mut stream);
     assert!(answered.starts_with("HTTP/1.1 400"), "{answered}");

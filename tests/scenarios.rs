@@ -5,6 +5,7 @@ mod support;
 
 use ecny::command::{Command, Outcome};
 use ecny::ids::{AccountId, EventId, IdempotencyKey, OperatorId, WalletId};
+use ecny::sealed::Field;
 use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_MAX};
 use ecny::wallet::{ClassLimits, WalletClass, WalletStatus};
 use support::{yuan, World};
@@ -17,11 +18,7 @@ fn li_lei_pays_han_meimei_across_operators_and_the_books_balance() {
     let han = world.open(lakeside);
     world.exchange(&li, "8,000").unwrap();
     assert_eq!(world.balance(li.wallet), yuan("8,000"));
-    let by_phone = world
-        .platform
-        .state()
-        .wallet_by_phone(han.phone, None)
-        .unwrap();
+    let by_phone = world.platform.wallet_by_phone(han.phone, None).unwrap();
     assert_eq!(by_phone, han.wallet);
     world.pay(&li, by_phone, "66.60").unwrap();
     assert_eq!(world.balance(li.wallet), yuan("7,933.40"));
@@ -147,8 +144,8 @@ fn kyc_upgrades_need_what_each_class_requires() {
     let upgrade = |to, name: Option<&str>, id: Option<&str>, in_person| Command::UpgradeWallet {
         wallet: holder.wallet,
         to,
-        name: name.map(String::from),
-        id_number: id.map(String::from),
+        name: name.map(Into::into),
+        id_number: id.map(Into::into),
         in_person,
     };
     let error = world
@@ -165,7 +162,7 @@ fn kyc_upgrades_need_what_each_class_requires() {
             upgrade(
                 WalletClass::Three,
                 Some("Zhang San"),
-                Some("110101199003074512"),
+                Some("110101199003074514"),
                 false,
             ),
         )
@@ -185,7 +182,9 @@ fn kyc_upgrades_need_what_each_class_requires() {
         .unwrap()
         .identity(holder.wallet)
         .unwrap();
-    assert_eq!(identity.name.as_deref(), Some("Zhang San"));
+    let key = world.platform.identity_key(jiangnan).unwrap();
+    let name = identity.name.as_ref().unwrap();
+    assert_eq!(key.open_text(Field::Name, name).unwrap(), "Zhang San");
     assert_eq!(
         world.platform.state().wallet(holder.wallet).unwrap().class,
         WalletClass::Three
@@ -342,7 +341,7 @@ fn bad_commands_get_typed_errors_and_leave_the_state_unchanged() {
         (
             lakeside,
             pay(payer.wallet, other.wallet, 4),
-            "NOT_YOUR_WALLET",
+            "UNKNOWN_WALLET",
         ),
         (
             jiangnan,
@@ -364,7 +363,7 @@ fn bad_commands_get_typed_errors_and_leave_the_state_unchanged() {
             jiangnan,
             Command::OpenWallet {
                 operator: jiangnan,
-                phone: 12345,
+                phone: 12345.into(),
                 public_key: payer.key.public_key(),
             },
             "MALFORMED_PHONE",
@@ -373,7 +372,7 @@ fn bad_commands_get_typed_errors_and_leave_the_state_unchanged() {
             jiangnan,
             Command::OpenWallet {
                 operator: jiangnan,
-                phone: payer.phone,
+                phone: payer.phone.into(),
                 public_key: payer.key.public_key(),
             },
             "PHONE_TAKEN",

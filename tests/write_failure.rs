@@ -105,8 +105,21 @@ fn a_refused_write_is_logged_makes_the_node_unready_and_loses_only_the_unacknowl
     }
     let limit = largest_log_segment(dir.path()) + HEADROOM_BYTES;
     let (mut server, addr, output) = serve_limited(dir.path(), limit);
-    let token = std::fs::read_to_string(dir.path().join("keys/OP01.token")).unwrap();
-    let bearer = format!("Bearer {}", token.trim());
+    // The administrator registers a teller, who opens the wallets at the counter.
+    let admin = std::fs::read_to_string(dir.path().join("keys/OP01.token")).unwrap();
+    let admin = format!("Bearer {}", admin.trim());
+    let teller = http_client::send(
+        addr,
+        "POST",
+        "/v1/operators/OP01/staff",
+        &[
+            ("Authorization", admin.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"role":"teller","label":"counter 1"}"#,
+    )
+    .ok(201);
+    let bearer = format!("Bearer {}", teller["token"].as_str().unwrap());
     let auth = [
         ("Authorization", bearer.as_str()),
         ("Content-Type", "application/json"),
@@ -161,11 +174,11 @@ fn a_refused_write_is_logged_makes_the_node_unready_and_loses_only_the_unacknowl
 
     // After a restart (no limit): every acknowledged wallet, not the refused one, the audit clean.
     let (platform, _) = Platform::open(dir.path()).unwrap();
-    let state = platform.state();
     for (wallet, phone) in &acknowledged {
-        assert_eq!(state.wallet_by_phone(*phone, None).unwrap(), *wallet);
+        assert_eq!(platform.wallet_by_phone(*phone, None).unwrap(), *wallet);
     }
-    assert!(state.wallet_by_phone(refused_phone, None).is_err());
+    assert!(platform.wallet_by_phone(refused_phone, None).is_err());
+    let state = platform.state();
     assert!(state.wallet(next).is_err());
     assert!(ecny::audit::audit(state).is_clean());
 }

@@ -833,7 +833,7 @@ impl City {
         for &i in indices {
             commands.push(Command::OpenWallet {
                 operator: op,
-                phone: 13_000_000_000 + i as u64,
+                phone: (13_000_000_000 + i as u64).into(),
                 public_key: crate::bench::placeholder_key(i as u64),
             });
             commands.push(Command::OpenDepositAccount { operator: op });
@@ -885,8 +885,8 @@ impl City {
             commands.push(Command::UpgradeWallet {
                 wallet,
                 to: class,
-                name: Some(name),
-                id_number: Some(format!("32050{index:013}")),
+                name: Some(name.into()),
+                id_number: Some(crate::wallet::id_number_from(&format!("3205{index:013}")).into()),
                 in_person: class == WalletClass::One,
             });
         }
@@ -921,7 +921,7 @@ impl City {
             for &i in &mine {
                 commands.push(Command::OpenWallet {
                     operator,
-                    phone: 18_000_000_000 + i as u64,
+                    phone: (18_000_000_000 + i as u64).into(),
                     public_key: crate::bench::placeholder_key(1 << 40 | i as u64),
                 });
                 commands.push(Command::OpenDepositAccount { operator });
@@ -963,8 +963,11 @@ impl City {
                 setup.push(Command::UpgradeWallet {
                     wallet: *wallet,
                     to: WalletClass::Two,
-                    name: Some(format!("Merchant {i:06}")),
-                    id_number: Some(format!("91320{i:013}")),
+                    // The shop's owner, as a resident ID names them.
+                    name: Some(format!("Merchant {i:06}").into()),
+                    id_number: Some(
+                        crate::wallet::id_number_from(&format!("4401{:013}", i)).into(),
+                    ),
                     in_person: false,
                 });
                 setup.push(Command::OnboardMerchant {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -75,11 +75,6 @@ pub enum ApiBenchError {
     Platform(#[from] PlatformError),
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error("cannot read the token {path}: {source}")]
-    Token {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("HTTP client: {0}")]
     Client(#[from] std::io::Error),
     #[error("the server answered a payment with {status}: {body}")]
@@ -125,13 +120,9 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
         listen: "127.0.0.1:0".into(),
         ..ServerConfig::default()
     })?;
-    let tokens = [
-        read_token(dir, OperatorId(1))?,
-        read_token(dir, OperatorId(2))?,
-    ];
     let not_after_ms = crate::server::gateway::now_ms() + SIGNATURE_WINDOW_MS_CLIENT;
     let window = (deployment, not_after_ms);
-    let requests = prepare_requests(server.addr(), &payers, &tokens, window, config.payments);
+    let requests = prepare_requests(server.addr(), &payers, window, config.payments);
     let (mut latencies, elapsed) = drive(server.addr(), requests, config.connections)?;
     server.stop()?;
 
@@ -151,19 +142,11 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
     })
 }
 
-fn read_token(dir: &Path, op: OperatorId) -> Result<String, ApiBenchError> {
-    let path = dir.join("keys").join(format!("{op}.token"));
-    std::fs::read_to_string(&path)
-        .map(|text| text.trim().to_string())
-        .map_err(|source| ApiBenchError::Token { path, source })
-}
-
 /// Whole HTTP requests, each a payment between two random wallets signed by its payer, on every
 /// core: signing is the phones' work, done before the clock starts.
 fn prepare_requests(
     addr: SocketAddr,
     payers: &[(WalletId, OperatorId, &KeyPair)],
-    tokens: &[String; 2],
     window: (DeploymentId, u64),
     payments: usize,
 ) -> Vec<Vec<u8>> {
@@ -194,7 +177,7 @@ fn prepare_requests(
                                 IdempotencyKey(FIRST_PAYMENT_KEY + (part * chunk + n) as u128);
                             bar.inc(1);
                             let order = (payee, amount, key);
-                            payment_request(addr, payers[payer], order, window, tokens)
+                            payment_request(addr, payers[payer], order, window)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -214,7 +197,6 @@ fn payment_request(
     (payer, op, holder): (WalletId, OperatorId, &KeyPair),
     (payee, amount, key): (WalletId, Amount, IdempotencyKey),
     (deployment, not_after_ms): (DeploymentId, u64),
-    tokens: &[String; 2],
 ) -> Vec<u8> {
     let command = Command::Pay {
         payer,
@@ -237,10 +219,10 @@ fn payment_request(
         "not_after_ms": not_after_ms,
     })
     .to_string();
+    // The holder's signature is the authority: no bearer token.
     format!(
-        "POST /v1/payments HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+        "POST /v1/payments HTTP/1.1\r\nHost: {addr}\r\n\
          Content-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {len}\r\n\r\n{body}",
-        token = tokens[op.index() - 1],
         len = body.len(),
     )
     .into_bytes()

@@ -83,7 +83,7 @@ fn verified_wallet(center: &mut Center, phone: u64, amount: Amount) -> WalletId 
     let open = [
         Command::OpenWallet {
             operator: OperatorId(1),
-            phone,
+            phone: phone.into(),
             public_key: placeholder_key(phone),
         },
         Command::OpenDepositAccount {
@@ -104,7 +104,7 @@ fn verified_wallet(center: &mut Center, phone: u64, amount: Amount) -> WalletId 
             wallet,
             to: WalletClass::One,
             name: Some("Suzhou Municipal Finance Bureau".into()),
-            id_number: Some("11320500014000000X".into()),
+            id_number: Some("113205000140000004".into()),
             in_person: true,
         },
     ];
@@ -211,7 +211,7 @@ fn set_up(registrants: usize, packets: u32, campaigns: u32) -> (Center, Merchant
         commands.extend(
             (start..(start + BENCH_BATCH_COMMANDS).min(registrants)).map(|i| Command::OpenWallet {
                 operator: OperatorId(1),
-                phone: 15_000_000_000 + i as u64,
+                phone: (15_000_000_000 + i as u64).into(),
                 public_key: placeholder_key(i as u64),
             }),
         );

@@ -23,8 +23,9 @@ use crate::wallet::china_day;
 pub const MERCHANT_NAME_CHARS_MAX: usize = 25;
 /// Longest order reference: the EMVCo bill-number field.
 pub const ORDER_REFERENCE_CHARS_MAX: usize = 25;
-/// Terminals one merchant may register.
-pub const TERMINALS_PER_MERCHANT_MAX: usize = u16::MAX as usize - 1;
+/// Terminals one merchant may register: a chain's store has a few dozen tills; more is a
+/// merchant filling the operator's tables (the guess limiter, the token book).
+pub const TERMINALS_PER_MERCHANT_MAX: usize = 1_000;
 
 /// What a terminal is; a courier's device is the only kind that presents cash-on-delivery orders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -437,7 +438,9 @@ impl Acquiring {
         self.merchant(id)?;
         let merchant = &mut self.merchants[id.index() - 1];
         if merchant.terminals.len() >= TERMINALS_PER_MERCHANT_MAX {
-            return Err(CommandError::Overflow);
+            return Err(CommandError::TerminalLimitReached {
+                max: TERMINALS_PER_MERCHANT_MAX,
+            });
         }
         merchant.terminals.push(kind);
         Ok(merchant.terminals.len() as u16)

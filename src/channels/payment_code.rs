@@ -28,10 +28,13 @@
 //!
 //! Guessing odds: a made-up body deciphers to some wallet and mac; it redeems only if the mac is
 //! that wallet's for one of the two live steps, at most 2 in 23,283 (about 1 in 11,600) per try.
-//! A terminal may fail 5 times a minute (7,200 tries a day), so at most about 0.6 expected hits
-//! per terminal per day, less by the share of wallet ids in use; the analysis center must watch
-//! failure rates across terminals, and the password-free cap bounds what each hit can take.
-//! A stale match counts as a failure too, once the center refuses it.
+//! A terminal may fail 5 times a minute and all of one merchant's terminals together 20 times
+//! (28,800 tries a day), so at most about 2.5 expected hits per merchant per day however many
+//! terminals it adds, less by the share of wallet ids in use; the analysis center must watch
+//! failure rates across merchants, and the password-free cap bounds what each hit can take.
+//! A stale match counts as a failure too, once the center refuses it. A merchant that spends its
+//! budget waits alone: the limiter keeps each merchant's latest failures apart (20 at most), so no
+//! merchant's terminals can crowd out another's.
 //!
 //! The issuer holds the operator's code secret, so it runs at the operator (which sends a wallet
 //! its next codes while online) or in a secure element, never in a phone app: the mask key would
@@ -45,7 +48,7 @@ use thiserror::Error;
 use crate::amount::Amount;
 use crate::certs::{sm3, sm3_parts};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::ids::{OperatorId, WalletId};
+use crate::ids::{MerchantId, OperatorId, WalletId};
 
 /// Every code is this many digits, as Chinese wallet payment codes are.
 pub const PAYMENT_CODE_DIGITS: usize = 18;
@@ -61,10 +64,15 @@ pub const CODE_VALID_STEPS: u64 = 2;
 pub const CODE_STALE_LOOKBACK_STEPS: u64 = 10;
 /// Failed redemptions a terminal may make per window before it is refused outright.
 pub const GUESS_FAILURES_PER_WINDOW_MAX: usize = 5;
+/// Failed redemptions all of one merchant's terminals together may make per window: past it every
+/// terminal of that merchant (and no other merchant's) waits out the window.
+pub const GUESS_FAILURES_PER_MERCHANT_WINDOW_MAX: usize = 20;
 /// The rate-limit window.
 pub const GUESS_WINDOW_S: u64 = 60;
-/// Terminals tracked at once; when full, unknown terminals are refused (fail closed).
-pub const GUESS_TERMINALS_MAX: usize = 65_536;
+/// Merchants tracked at once, each with at most its budget of failures; when every one failed
+/// within the window, a merchant not yet tracked is refused (fail closed) until one is quiet. Only
+/// an operator onboards merchants, so filling it takes that many merchants guessing at once.
+pub const GUESS_MERCHANTS_MAX: usize = 65_536;
 /// The password-free cap of an operator that has not set its own: the most one code payment takes
 /// without the holder's confirmation.
 pub const PASSWORD_FREE_CAP_DEFAULT: Amount = Amount::from_yuan(1_000);
@@ -82,6 +90,9 @@ const HMAC_IPAD: u8 = 0x36;
 const HMAC_OPAD: u8 = 0x5c;
 
 const _: () = assert!(MAC_SPACE == 23_283);
+const _: () = assert!(GUESS_FAILURES_PER_WINDOW_MAX <= GUESS_FAILURES_PER_MERCHANT_WINDOW_MAX);
+// A merchant's day of guessing: 20 a minute is 28,800 tries, about 2.5 expected hits a day.
+const _: () = assert!(GUESS_FAILURES_PER_MERCHANT_WINDOW_MAX as u64 * 1_440 <= 30_000);
 const _: () = assert!(WALLET_SPACE * MAC_SPACE <= BODY_SPACE);
 const _: () = assert!(FEISTEL_HALF_SPACE * FEISTEL_HALF_SPACE == BODY_SPACE);
 
@@ -363,10 +374,57 @@ impl CodeMarks {
     }
 }
 
-/// Failed redemptions per terminal over a sliding window.
+/// A till as the guess limiter knows it: its merchant's number in the high bits, its terminal
+/// number at the merchant in the low 16 (`till_key`).
+pub fn till_key(merchant: MerchantId, terminal: u16) -> u64 {
+    (u64::from(merchant.0) << 16) | u64::from(terminal)
+}
+
+/// One merchant's latest failed redemptions, across its terminals: (Unix seconds, terminal).
+#[derive(Debug, Default)]
+struct MerchantGuesses {
+    failures: VecDeque<(u64, u16)>,
+}
+
+impl MerchantGuesses {
+    /// When the merchant, or this terminal of it, may try again if it has spent its failures
+    /// within the window.
+    fn reopens_at_s(&self, terminal: u16, now_s: u64) -> Option<u64> {
+        let window_start_s = now_s.saturating_sub(GUESS_WINDOW_S);
+        let recent = |&&(at_s, _): &&(u64, u16)| at_s > window_start_s;
+        let merchant_spent = self.failures.len() >= GUESS_FAILURES_PER_MERCHANT_WINDOW_MAX
+            && self.failures.iter().all(|f| recent(&f));
+        let merchant = merchant_spent
+            .then(|| self.failures.front().map(|f| f.0))
+            .flatten();
+        let own: Vec<u64> = self
+            .failures
+            .iter()
+            .filter(|f| f.1 == terminal && recent(f))
+            .map(|f| f.0)
+            .collect();
+        let terminal = (own.len() >= GUESS_FAILURES_PER_WINDOW_MAX)
+            .then(|| own[own.len() - GUESS_FAILURES_PER_WINDOW_MAX]);
+        merchant
+            .into_iter()
+            .chain(terminal)
+            .map(|at_s| at_s.saturating_add(GUESS_WINDOW_S))
+            .filter(|reopens_at_s| now_s < *reopens_at_s)
+            .max()
+    }
+
+    fn quiet(&self, now_s: u64) -> bool {
+        let window_start_s = now_s.saturating_sub(GUESS_WINDOW_S);
+        self.failures.back().is_none_or(|f| f.0 <= window_start_s)
+    }
+}
+
+/// Failed redemptions over a sliding window, per terminal and per merchant. A merchant's terminals
+/// share one budget, so many terminals guess no faster than a few, and a merchant that spends it
+/// waits alone: another merchant's tills are never refused for it.
 #[derive(Debug, Default)]
 pub struct GuessLimiter {
-    failures: HashMap<u64, VecDeque<u64>>,
+    merchants: HashMap<u32, MerchantGuesses>,
 }
 
 impl GuessLimiter {
@@ -374,57 +432,56 @@ impl GuessLimiter {
         GuessLimiter::default()
     }
 
-    /// Refuses a terminal that failed the maximum within the window, until the window passes.
-    pub fn check(&mut self, terminal: u64, now_s: u64) -> Result<(), CodeError> {
+    /// Refuses a till (`till_key`) whose terminal failed the maximum within the window, or whose
+    /// merchant did, until the window passes.
+    pub fn check(&mut self, till: u64, now_s: u64) -> Result<(), CodeError> {
         let limited = |retry_after_s| CodeError::RateLimited {
-            terminal,
+            terminal: till,
             retry_after_s,
         };
-        let Some(times) = self.failures.get(&terminal) else {
+        let (merchant, terminal) = split(till);
+        let Some(guesses) = self.merchants.get(&merchant) else {
             return if self.has_room(now_s) {
                 Ok(())
             } else {
                 Err(limited(GUESS_WINDOW_S))
             };
         };
-        match times.front() {
-            Some(&oldest) if times.len() >= GUESS_FAILURES_PER_WINDOW_MAX => {
-                let reopens_at_s = oldest.saturating_add(GUESS_WINDOW_S);
-                if now_s < reopens_at_s {
-                    return Err(limited(reopens_at_s - now_s));
-                }
-                Ok(())
-            }
-            _ => Ok(()),
+        match guesses.reopens_at_s(terminal, now_s) {
+            Some(reopens_at_s) => Err(limited(reopens_at_s - now_s)),
+            None => Ok(()),
         }
     }
 
-    /// Counts a failure; only the latest few per terminal are kept.
-    pub fn record_failure(&mut self, terminal: u64, now_s: u64) {
-        if !self.failures.contains_key(&terminal) && !self.has_room(now_s) {
+    /// Counts a failure against the till and its merchant; only the merchant's latest few are kept.
+    pub fn record_failure(&mut self, till: u64, now_s: u64) {
+        let (merchant, terminal) = split(till);
+        if !self.merchants.contains_key(&merchant) && !self.has_room(now_s) {
             return;
         }
-        let times = self.failures.entry(terminal).or_default();
-        times.push_back(now_s);
-        if times.len() > GUESS_FAILURES_PER_WINDOW_MAX {
-            times.pop_front();
+        let failures = &mut self.merchants.entry(merchant).or_default().failures;
+        failures.push_back((now_s, terminal));
+        if failures.len() > GUESS_FAILURES_PER_MERCHANT_WINDOW_MAX {
+            failures.pop_front();
         }
     }
 
-    pub fn terminals_tracked(&self) -> usize {
-        self.failures.len()
+    pub fn merchants_tracked(&self) -> usize {
+        self.merchants.len()
     }
 
-    /// Makes room for a new terminal by forgetting those whose failures are all outside the window.
+    /// Makes room for a new merchant by forgetting those whose failures are all outside the window.
     fn has_room(&mut self, now_s: u64) -> bool {
-        if self.failures.len() < GUESS_TERMINALS_MAX {
+        if self.merchants.len() < GUESS_MERCHANTS_MAX {
             return true;
         }
-        let window_start_s = now_s.saturating_sub(GUESS_WINDOW_S);
-        self.failures
-            .retain(|_, times| times.back().is_some_and(|&t| t > window_start_s));
-        self.failures.len() < GUESS_TERMINALS_MAX
+        self.merchants.retain(|_, guesses| !guesses.quiet(now_s));
+        self.merchants.len() < GUESS_MERCHANTS_MAX
     }
+}
+
+fn split(till: u64) -> (u32, u16) {
+    ((till >> 16) as u32, till as u16)
 }
 
 /// Where a code's mac matched.
@@ -625,9 +682,9 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let error = verifier
-                .identify(guess, terminal as u64, NOON_S)
-                .unwrap_err();
+            // Three shops' tills.
+            let till = till_key(MerchantId(terminal as u32 + 1), 1);
+            let error = verifier.identify(guess, till, NOON_S).unwrap_err();
             assert_eq!(error.code(), "CODE_UNKNOWN", "{guess}");
         }
         for bad in [
@@ -642,7 +699,8 @@ mod tests {
             let error = verifier.identify(bad, SHOP_TILL, NOON_S).unwrap_err();
             assert_eq!(error.code(), "CODE_MALFORMED", "{bad:?}");
         }
-        assert_eq!(verifier.limiter().terminals_tracked(), 3);
+        // Malformed codes are not guesses at a wallet: only the three unknown ones counted.
+        assert_eq!(verifier.limiter().merchants_tracked(), 3);
         let error = PaymentCodeIssuer::new(OperatorId(100), &secret())
             .err()
             .unwrap();
@@ -708,16 +766,34 @@ mod tests {
     }
 
     #[test]
-    fn the_terminal_table_makes_room_from_quiet_terminals() {
+    fn one_merchants_terminals_cannot_lock_out_another_merchant() {
         let mut limiter = GuessLimiter::new();
-        for terminal in 0..GUESS_TERMINALS_MAX as u64 {
-            limiter.record_failure(terminal, NOON_S);
+        let till = |merchant: u32, terminal: u16| till_key(MerchantId(merchant), terminal);
+        // Merchant 1's terminals fail as fast as each may, from every terminal number there is.
+        for terminal in 0..=u16::MAX {
+            limiter.record_failure(till(1, terminal), NOON_S);
         }
-        assert_eq!(limiter.terminals_tracked(), GUESS_TERMINALS_MAX);
-        let error = limiter.check(u64::MAX, NOON_S + 1).unwrap_err();
+        assert_eq!(limiter.merchants_tracked(), 1);
+        // Merchant 2's honest till is not locked out by it.
+        assert_eq!(limiter.check(till(2, 1), NOON_S + 1), Ok(()));
+        // Merchant 1 is: past its own budget every one of its terminals waits out the window.
+        let error = limiter.check(till(1, 7), NOON_S + 1).unwrap_err();
         assert_eq!(error.code(), "CODE_RATE_LIMITED");
-        assert_eq!(limiter.check(u64::MAX, NOON_S + GUESS_WINDOW_S), Ok(()));
-        assert_eq!(limiter.terminals_tracked(), 0);
+        assert_eq!(limiter.check(till(1, 7), NOON_S + GUESS_WINDOW_S), Ok(()));
+    }
+
+    #[test]
+    fn the_merchant_table_makes_room_from_quiet_merchants() {
+        let mut limiter = GuessLimiter::new();
+        for merchant in 0..GUESS_MERCHANTS_MAX as u32 {
+            limiter.record_failure(till_key(MerchantId(merchant), 1), NOON_S);
+        }
+        assert_eq!(limiter.merchants_tracked(), GUESS_MERCHANTS_MAX);
+        let newcomer = till_key(MerchantId(u32::MAX), 1);
+        let error = limiter.check(newcomer, NOON_S + 1).unwrap_err();
+        assert_eq!(error.code(), "CODE_RATE_LIMITED");
+        assert_eq!(limiter.check(newcomer, NOON_S + GUESS_WINDOW_S), Ok(()));
+        assert_eq!(limiter.merchants_tracked(), 0);
     }
 
     proptest! {

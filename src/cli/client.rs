@@ -107,6 +107,13 @@ pub fn load_profile<T: DeserializeOwned>(
     kind: &str,
     how_to_make: &str,
 ) -> Result<T, Failure> {
+    // A profile holds a signing key or tokens: someone else's read access is closed, loudly.
+    if let Ok(Some(was)) = ecny::keyring::tighten(path, ecny::keyring::SECRET_FILE_MODE) {
+        eprintln!(
+            "warning: {} was mode {was:o}, readable by others; now 0600. Replace its secrets if they may have been read",
+            path.display()
+        );
+    }
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -250,6 +257,15 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
             save_private(&path, &value).unwrap();
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Reading one someone loosened makes it private again, too.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            let _: Value = load_profile(&path, "wallet", "open one").unwrap();
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }

@@ -33,7 +33,8 @@ enum Method {
     Put,
 }
 
-/// One server, spoken to with one bearer token.
+/// One server, spoken to with one bearer token, or none (an empty token): a holder's signed
+/// commands carry their authority in the body.
 pub struct Api {
     base: String,
     token: String,
@@ -175,17 +176,22 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Value, SendError> {
         let bearer = format!("Bearer {}", self.token);
+        let bearer = (!self.token.is_empty()).then_some(bearer.as_str());
         let sent = match method {
-            Method::Get => self.agent.get(url).header("Authorization", &bearer).call(),
+            Method::Get => match bearer {
+                Some(bearer) => self.agent.get(url).header("Authorization", bearer).call(),
+                None => self.agent.get(url).call(),
+            },
             Method::Post | Method::Put => {
                 let request = if method == Method::Post {
                     self.agent.post(url)
                 } else {
                     self.agent.put(url)
                 };
-                let mut request = request
-                    .header("Authorization", &bearer)
-                    .content_type("application/json");
+                let mut request = request.content_type("application/json");
+                if let Some(bearer) = bearer {
+                    request = request.header("Authorization", bearer);
+                }
                 if let Some(key) = key {
                     request = request.header(IDEMPOTENCY_KEY_HEADER, uuid_text(key));
                 }

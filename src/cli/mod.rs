@@ -7,6 +7,7 @@ mod http;
 mod load;
 mod lottery;
 mod merchant;
+mod staff;
 mod wallet;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +97,9 @@ enum Command {
     /// A merchant against a running `ecny serve`: onboard, terminals, printed and order QR codes,
     /// charge payment codes and sub-wallets, refund, payments and settlement.
     Merchant(merchant::MerchantArgs),
+    /// An operator's staff against a running `ecny serve`: the administrator registers and
+    /// revokes staff; a teller opens bank accounts with cash; a KYC officer verifies identities.
+    Staff(staff::StaffArgs),
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
     Offline(OfflineCommand),
@@ -272,6 +276,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
+        Command::Staff(args) => return client::finish(staff::run(args)),
         Command::Demo { data } => run_demo(data),
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
         Command::Audit { data } => run_audit(&data),

@@ -1,6 +1,7 @@
-//! `ecny wallet`: the holder's app against a running `ecny serve`. It speaks to the server with its
-//! operator's bearer token and signs every money-moving or mandate-changing request with the
-//! holder's SM2 key, which never leaves the profile file (0600).
+//! `ecny wallet`: the holder's app against a running `ecny serve`. It holds the holder's SM2 key
+//! and nothing of the operator's: it signs every money-moving or mandate-changing request with the
+//! key, and reads (balance, payment code, sub-wallets) with a short session it opens by signing
+//! the server's challenge. Key and session stay in the profile file (0600).
 
 use std::path::{Path, PathBuf};
 
@@ -17,12 +18,12 @@ use ecny::channels::render::DECODE_PNG_BYTES_MAX;
 use ecny::command::Command;
 use ecny::error::CommandError;
 use ecny::ids::{MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::parties::session_signing_bytes;
 use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 use ecny::wallet::sub_wallet::SubWalletLimits;
 
 use super::client::{
-    answer_field, china_clock, draw_qr, load_profile, operator_token, profile_field, save_private,
-    text, Failure, DATA_DEFAULT,
+    answer_field, china_clock, draw_qr, load_profile, profile_field, save_private, text, Failure,
 };
 use super::http::{fresh_key, Api, SERVER_DEFAULT};
 
@@ -30,15 +31,12 @@ pub const PROFILE_DEFAULT: &str = "ecny-wallet.json";
 
 #[derive(Args)]
 pub struct WalletArgs {
-    /// The profile with the wallet's id, the holder's signing key and the operator's token.
+    /// The profile with the wallet's id, the holder's signing key and session.
     #[arg(long, global = true, default_value = PROFILE_DEFAULT)]
     profile: PathBuf,
     /// The server; default: the profile's, or http://127.0.0.1:8080 when opening.
     #[arg(long, global = true)]
     server: Option<String>,
-    /// The operator's bearer token; default: the profile's, or DIR/keys/OPxx.token when opening.
-    #[arg(long, global = true)]
-    token: Option<String>,
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -53,9 +51,6 @@ enum WalletCommand {
         /// Mainland mobile number, e.g. 13800138000.
         #[arg(long)]
         phone: String,
-        /// The server's data directory, to read the operator's token from its keys.
-        #[arg(long, default_value = DATA_DEFAULT)]
-        data: PathBuf,
     },
     /// The wallet's class, status and balance.
     Balance,
@@ -94,16 +89,10 @@ enum WalletCommand {
         #[arg(long)]
         amount: Amount,
     },
-    /// At the operator's counter: open a deposit account with cash and bind it to the wallet.
-    BankAccount {
-        /// Yuan paid in, e.g. 5000.
-        #[arg(long)]
-        cash: Amount,
-    },
-    /// At the operator's counter: raise the wallet's class (3: name and ID; 2: also a bound bank
-    /// account; 1: also in person).
+    /// Raise the wallet's class remotely (3: name and ID; 2: also a bound bank account). Class 1
+    /// is verified in person by a KYC officer at a branch (`ecny staff kyc`).
     Kyc {
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
         class: u8,
         /// Real name, when the operator does not have it yet.
         #[arg(long)]
@@ -111,9 +100,6 @@ enum WalletCommand {
         /// 18-character resident ID number, when the operator does not have it yet.
         #[arg(long)]
         id_number: Option<String>,
-        /// Verified in person at a branch (class 1).
-        #[arg(long)]
-        in_person: bool,
     },
 }
 
@@ -148,33 +134,37 @@ struct WalletProfile {
     server: String,
     operator: String,
     phone: String,
-    /// The operator's bearer token the app speaks with.
-    operator_token: String,
     /// The holder's SM2 secret key: whoever reads this file can spend from the wallet.
     secret_key: String,
     /// Absent until the operator has opened the wallet.
     wallet: Option<String>,
+    /// The holder's read session and when it expires (Unix seconds); renewed when near its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_expires_at_s: Option<u64>,
 }
 
 const HOW_TO_OPEN: &str =
     "open a wallet with `ecny wallet open --operator OP01 --phone 13800138000`";
 
+/// Seconds before its end a session is renewed rather than used.
+const SESSION_RENEW_BEFORE_S: u64 = 60;
+
 /// The holder's app, ready to sign and send.
 struct Holder {
+    /// Without a bearer token: signed commands carry the holder's authority.
     api: Api,
+    /// With the holder's session: reads.
+    reads: Api,
     wallet: WalletId,
     operator: OperatorId,
     key: KeyPair,
 }
 
 pub fn run(args: WalletArgs) -> Result<(), Failure> {
-    if let WalletCommand::Open {
-        operator,
-        phone,
-        data,
-    } = &args.command
-    {
-        return open(&args, *operator, phone, data);
+    if let WalletCommand::Open { operator, phone } = &args.command {
+        return open(&args, *operator, phone);
     }
     let holder = Holder::load(&args)?;
     match args.command {
@@ -203,20 +193,16 @@ pub fn run(args: WalletArgs) -> Result<(), Failure> {
         WalletCommand::SubWallet(command) => holder.sub_wallet(command),
         WalletCommand::SubWallets => holder.list_sub_wallets(),
         WalletCommand::TopUp { amount } => holder.top_up(amount),
-        WalletCommand::BankAccount { cash } => holder.bank_account(cash),
         WalletCommand::Kyc {
             class,
             name,
             id_number,
-            in_person,
-        } => holder.kyc(json!({
-            "class": class, "name": name, "id_number": id_number, "in_person": in_person,
-        })),
+        } => holder.kyc(json!({ "class": class, "name": name, "id_number": id_number })),
     }
 }
 
 /// Makes the key, saves it before asking the operator, then records the wallet it opened.
-fn open(args: &WalletArgs, operator: OperatorId, phone: &str, data: &Path) -> Result<(), Failure> {
+fn open(args: &WalletArgs, operator: OperatorId, phone: &str) -> Result<(), Failure> {
     let earlier: Option<WalletProfile> = if args.profile.exists() {
         Some(load_profile(&args.profile, "wallet", HOW_TO_OPEN)?)
     } else {
@@ -241,14 +227,28 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str, data: &Path) -> Re
         server: args.server.clone().unwrap_or_else(|| SERVER_DEFAULT.into()),
         operator: operator.to_string(),
         phone: phone.to_string(),
-        operator_token: operator_token(args.token.as_deref(), data, operator)?,
         secret_key,
         wallet: None,
+        session: None,
+        session_expires_at_s: None,
     };
     save_private(&args.profile, &profile)?;
     let key = holder_key(&args.profile, &profile)?;
-    let api = Api::new(&profile.server, &profile.operator_token)?;
-    let body = json!({ "phone": profile.phone, "public_key": key.public_key().to_hex() });
+    let api = Api::new(&profile.server, "")?;
+    let phone_number = ecny::wallet::parse_phone(&profile.phone)?;
+    // The signature proves to the operator that this app holds the key it registers.
+    let command = Command::OpenWallet {
+        operator,
+        phone: phone_number.into(),
+        public_key: key.public_key(),
+    };
+    let body = signed_fields(
+        &api,
+        &key,
+        operator,
+        &command,
+        json!({ "phone": profile.phone }),
+    )?;
     let opened = match api.post(
         &format!("/v1/operators/{}/wallets", profile.operator),
         &body,
@@ -283,8 +283,81 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str, data: &Path) -> Re
     } else {
         format!(" --profile {}", args.profile.display())
     };
-    println!("next: `ecny wallet{named} bank-account --cash 5000`, then `ecny wallet{named} top-up --amount 500`");
+    println!("next: a teller opens your bank account at the counter (`ecny staff bank-account --wallet {wallet} --cash 5000`), then `ecny wallet{named} top-up --amount 500`");
     Ok(())
+}
+
+/// The holder's public key, signature over `command` and its window's end, as request fields:
+/// signed for the server's deployment and the wallet's operator, good for the clients' window by
+/// the server's clock (a phone's own clock may be off).
+fn signed_fields(
+    api: &Api,
+    key: &KeyPair,
+    operator: OperatorId,
+    command: &Command,
+    mut body: Value,
+) -> Result<Value, Failure> {
+    let stated = api.get("/v1/context")?;
+    let deployment = DeploymentId::from_hex(text(&stated, "deployment")?).ok_or_else(|| {
+        Failure::new(
+            "RESPONSE_MALFORMED",
+            format!("the server's deployment is not 32 hex digits: {stated}"),
+        )
+    })?;
+    let now_ms = stated["now_ms"].as_u64().ok_or_else(|| {
+        Failure::new(
+            "RESPONSE_MALFORMED",
+            format!("the server's context has no now_ms: {stated}"),
+        )
+    })?;
+    let context = SigningContext {
+        deployment,
+        operator,
+    };
+    let not_after_ms = now_ms + SIGNATURE_WINDOW_MS_CLIENT;
+    let signature = key.sign(&command.signing_bytes(&context, not_after_ms));
+    body["public_key"] = json!(key.public_key().to_hex());
+    body["signature"] = json!(signature.to_hex());
+    body["not_after_ms"] = json!(not_after_ms);
+    Ok(body)
+}
+
+/// The profile's session if it has a while to run; else a new one, from a challenge signed with
+/// the wallet's key, saved back to the profile.
+fn session(
+    api: &Api,
+    path: &Path,
+    mut profile: WalletProfile,
+    wallet: WalletId,
+    key: &KeyPair,
+) -> Result<String, Failure> {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    if let (Some(token), Some(expires)) = (&profile.session, profile.session_expires_at_s) {
+        if expires > now_s + SESSION_RENEW_BEFORE_S {
+            return Ok(token.clone());
+        }
+    }
+    let asked = api.post(
+        "/v1/sessions/challenges",
+        &json!({ "wallet": wallet.to_string() }),
+    )?;
+    let challenge = text(&asked, "challenge")?.to_string();
+    let signature = key.sign(&session_signing_bytes(wallet, &challenge));
+    let opened = api.post(
+        "/v1/sessions",
+        &json!({
+            "wallet": wallet.to_string(),
+            "challenge": challenge,
+            "signature": signature.to_hex(),
+        }),
+    )?;
+    let token = text(&opened, "token")?.to_string();
+    profile.session = Some(token.clone());
+    profile.session_expires_at_s = opened["expires_at_s"].as_u64();
+    save_private(path, &profile)?;
+    Ok(token)
 }
 
 fn holder_key(path: &Path, profile: &WalletProfile) -> Result<KeyPair, Failure> {
@@ -340,49 +413,34 @@ impl Holder {
                 ),
             )
         })?;
-        let server = args.server.as_deref().unwrap_or(&profile.server);
-        let token = args.token.as_deref().unwrap_or(&profile.operator_token);
+        let server = args
+            .server
+            .as_deref()
+            .unwrap_or(&profile.server)
+            .to_string();
+        let wallet: WalletId = profile_field(&args.profile, "wallet", wallet)?;
+        let key = holder_key(&args.profile, &profile)?;
+        let api = Api::new(&server, "")?;
+        let operator = profile_field(&args.profile, "operator", &profile.operator)?;
+        let session = session(&api, &args.profile, profile, wallet, &key)?;
         Ok(Holder {
-            api: Api::new(server, token)?,
-            wallet: profile_field(&args.profile, "wallet", wallet)?,
-            operator: profile_field(&args.profile, "operator", &profile.operator)?,
-            key: holder_key(&args.profile, &profile)?,
+            reads: Api::new(&server, &session)?,
+            api,
+            wallet,
+            operator,
+            key,
         })
     }
 
     /// The holder's public key, signature over `command` and its window's end, as request
     /// fields: signed for the server's deployment and the wallet's operator, good for the
     /// clients' window by the server's clock (a phone's own clock may be off).
-    fn signed(&self, command: &Command, mut body: Value) -> Result<Value, Failure> {
-        let stated = self.api.get("/v1/context")?;
-        let deployment = DeploymentId::from_hex(text(&stated, "deployment")?).ok_or_else(|| {
-            Failure::new(
-                "RESPONSE_MALFORMED",
-                format!("the server's deployment is not 32 hex digits: {stated}"),
-            )
-        })?;
-        let now_ms = stated["now_ms"].as_u64().ok_or_else(|| {
-            Failure::new(
-                "RESPONSE_MALFORMED",
-                format!("the server's context has no now_ms: {stated}"),
-            )
-        })?;
-        let context = SigningContext {
-            deployment,
-            operator: self.operator,
-        };
-        let not_after_ms = now_ms + SIGNATURE_WINDOW_MS_CLIENT;
-        let signature = self
-            .key
-            .sign(&command.signing_bytes(&context, not_after_ms));
-        body["public_key"] = json!(self.key.public_key().to_hex());
-        body["signature"] = json!(signature.to_hex());
-        body["not_after_ms"] = json!(not_after_ms);
-        Ok(body)
+    fn signed(&self, command: &Command, body: Value) -> Result<Value, Failure> {
+        signed_fields(&self.api, &self.key, self.operator, command, body)
     }
 
     fn wallet_view(&self) -> Result<Value, Failure> {
-        self.api.get(&format!("/v1/wallets/{}", self.wallet))
+        self.reads.get(&format!("/v1/wallets/{}", self.wallet))
     }
 
     fn balance_line(&self) -> Result<String, Failure> {
@@ -469,7 +527,7 @@ impl Holder {
 
     fn payment_code(&self) -> Result<(), Failure> {
         let shown = self
-            .api
+            .reads
             .get(&format!("/v1/wallets/{}/payment-code", self.wallet))?;
         let digits = text(&shown, "code")?;
         let valid_until = shown["valid_until_s"].as_u64().unwrap_or(0);
@@ -561,7 +619,7 @@ impl Holder {
 
     fn sub_wallets(&self) -> Result<Vec<Value>, Failure> {
         let listed = self
-            .api
+            .reads
             .get(&format!("/v1/wallets/{}/sub-wallets", self.wallet))?;
         Ok(listed.as_array().cloned().unwrap_or_default())
     }
@@ -600,22 +658,8 @@ impl Holder {
         Ok(())
     }
 
-    fn bank_account(&self, cash: Amount) -> Result<(), Failure> {
-        let opened = self.api.post(
-            &format!("/v1/wallets/{}/bank-account", self.wallet),
-            &json!({ "cash": cash.to_string() }),
-        )?;
-        println!(
-            "opened deposit account {} with {} in cash, bound to {}",
-            text(&opened, "account")?,
-            cash.yuan_sign(),
-            self.wallet
-        );
-        Ok(())
-    }
-
     fn kyc(&self, statement: Value) -> Result<(), Failure> {
-        self.api
+        self.reads
             .post(&format!("/v1/wallets/{}/kyc", self.wallet), &statement)?;
         println!("{}", self.balance_line()?);
         Ok(())

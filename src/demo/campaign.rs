@@ -114,7 +114,7 @@ impl Story<'_> {
     ) -> Result<WalletId, DemoError> {
         let open = Command::OpenWallet {
             operator: op,
-            phone,
+            phone: phone.into(),
             public_key: placeholder_key(phone),
         };
         let Outcome::Wallet(wallet) = self.run(op, open, "open wallet")? else {
@@ -136,7 +136,14 @@ impl Story<'_> {
                 wallet,
                 to: WalletClass::One,
                 name: Some(name.into()),
-                id_number: Some("91320500014123456X".into()),
+                // One person each: an ID number made from the wallet's phone.
+                id_number: Some(
+                    crate::wallet::id_number_from(&format!(
+                        "320500{:011}",
+                        phone % 100_000_000_000
+                    ))
+                    .into(),
+                ),
                 in_person: true,
             },
         ];
@@ -383,7 +390,7 @@ fn city(story: &mut Story, size: &CampaignDemoSize) -> Result<City, DemoError> {
             .filter(|i| *i as usize % 2 == index)
             .map(|i| Command::OpenWallet {
                 operator: op,
-                phone: 15_000_000_000 + u64::from(i),
+                phone: (15_000_000_000 + u64::from(i)).into(),
                 public_key: placeholder_key(u64::from(i)),
             })
             .collect();

@@ -31,8 +31,9 @@ fn onboard(story: &mut Story, lakeside: OperatorId) -> Result<(Holder, MerchantI
         Command::UpgradeWallet {
             wallet: owner.wallet,
             to: WalletClass::Two,
+            // The shop's owner, by the resident ID that names them.
             name: Some("Canglang Books Ltd".into()),
-            id_number: Some("91320508MA1XXXXX1K".into()),
+            id_number: Some("320508198008080017".into()),
             in_person: false,
         },
     ] {

@@ -104,7 +104,7 @@ impl Story<'_> {
         let key = KeyPair::generate();
         let command = Command::OpenWallet {
             operator,
-            phone,
+            phone: phone.into(),
             public_key: key.public_key(),
         };
         let result = self.platform.one(operator, command)?;
@@ -215,7 +215,7 @@ fn wallets(
         wallet: li.wallet,
         to: WalletClass::Two,
         name: Some("Li Lei".into()),
-        id_number: Some("320501199001011234".into()),
+        id_number: Some("320501199001011238".into()),
         in_person: false,
     };
     let result = story.platform.one(jiangnan, upgrade)?;
@@ -228,7 +228,7 @@ fn wallets(
         wallet: li.wallet,
         to: WalletClass::Three,
         name: Some("Li Lei".into()),
-        id_number: Some("320501199001011234".into()),
+        id_number: Some("320501199001011238".into()),
         in_person: false,
     };
     let result = story.platform.one(jiangnan, upgrade)?;
@@ -313,7 +313,6 @@ fn payments(story: &mut Story, li: &Holder, han: &Holder, snack: &Holder) -> Res
     )?;
     let han_wallet = story
         .platform
-        .state()
         .wallet_by_phone(han.phone, None)
         .map_err(|e| DemoError::Step(e.to_string()))?;
     let key = story.fresh_key();

@@ -70,7 +70,7 @@ impl Story<'_> {
         let key = KeyPair::from_seed(format!("{SEED}/holder/{phone}").as_bytes());
         let open = Command::OpenWallet {
             operator: op,
-            phone,
+            phone: phone.into(),
             public_key: key.public_key(),
         };
         let Outcome::Wallet(wallet) = self.run(op, open, "open wallet")? else {

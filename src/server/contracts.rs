@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::command::{Command, Outcome};
-use crate::ids::{ContractId, EventId, WalletId};
+use crate::ids::{ContractId, WalletId};
+use crate::parties::{Operation, Party};
 use crate::programs::contracts::{Contract, Template};
 use crate::state_machine::StateMachine;
 
-use super::auth::Caller;
-use super::fields::{holder_auth, unprocessable};
-use super::gateway::{operator_of, Gateway, GatewayError};
+use super::fields::{holder_signature, unprocessable, HolderSignature};
+use super::gateway::{Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
 
@@ -78,23 +78,26 @@ fn view(state: &StateMachine, contract: &Contract) -> ContractView {
 }
 
 impl Gateway {
-    /// The contract, if the caller is the regulator or the operator of one of its parties.
-    pub fn contract(&self, caller: Caller, id: ContractId) -> Result<ContractView, GatewayError> {
+    /// The contract, if the caller is the regulator, the operator's staff of one of its parties,
+    /// or the holder of one of its parties.
+    pub fn contract(&self, party: Party, id: ContractId) -> Result<ContractView, GatewayError> {
+        self.allow(Operation::ReadContract, party)?;
         self.node.query(move |state| {
             let contract = state.contracts().get(id)?;
             let operator_of = |wallet: WalletId| state.wallet(wallet).map(|w| w.operator);
-            let allowed = match caller {
-                Caller::CentralBank => true,
-                Caller::Operator(op) => {
+            let allowed = match party {
+                Party::CentralBank => true,
+                Party::Staff { operator: op, .. } => {
                     operator_of(contract.payer)? == op || operator_of(contract.payee)? == op
                 }
+                Party::Holder(wallet) => wallet == contract.payer || wallet == contract.payee,
                 _ => false,
             };
             if !allowed {
                 return Err(GatewayError::Forbidden {
                     code: "NOT_A_CONTRACT_PARTY",
                     detail: format!(
-                        "{caller:?} is neither a party's operator nor the regulator for {id}"
+                        "the credential presented is neither a party's, its operator's nor the regulator's for {id}"
                     ),
                 });
             }
@@ -102,14 +105,46 @@ impl Gateway {
         })?
     }
 
-    /// Submits a holder-signed contract command through the caller's desk.
+    /// The contract as its signer sees it right after a command it signed went through.
+    fn contract_view(&self, id: ContractId) -> Result<ContractView, GatewayError> {
+        Ok(self.node.query(move |state| {
+            state
+                .contracts()
+                .get(id)
+                .map(|contract| view(state, contract))
+        })??)
+    }
+
+    /// Submits a holder-signed contract command through the signing wallet's operator.
     fn submit_contract_command(
         &self,
-        caller: Caller,
+        party: Party,
+        operation: Operation,
         command: Command,
+        signature: HolderSignature,
     ) -> Result<Outcome, GatewayError> {
-        let operator = operator_of(caller)?;
-        self.submit_one(operator, command)
+        self.allow(operation, party)?;
+        let acting = match &command {
+            Command::OpenContract { payer, .. } => *payer,
+            Command::ConfirmContract { contract, .. } => {
+                let contract = *contract;
+                self.node
+                    .query(move |state| state.contracts().get(contract).map(|c| c.payer))??
+            }
+            Command::CancelContract {
+                contract, by_payee, ..
+            } => {
+                let (contract, by_payee) = (*contract, *by_payee);
+                self.node.query(move |state| {
+                    state
+                        .contracts()
+                        .get(contract)
+                        .map(|c| if by_payee { c.payee } else { c.payer })
+                })??
+            }
+            other => unreachable!("not a contract command: {other:?}"),
+        };
+        self.submit_signed(party, acting, command, signature)
     }
 }
 
@@ -205,19 +240,20 @@ async fn open(
         template: body.template()?,
         purpose: body.purpose.clone(),
         key,
-        auth: Some(holder_auth(
-            &body.public_key,
-            &body.signature,
-            body.not_after_ms,
-            app.gateway.signing_context(caller)?,
-        )?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let view = blocking(&app, move |gateway| {
-        let id = match gateway.submit_contract_command(caller, command)? {
+        let id = match gateway.submit_contract_command(
+            caller,
+            Operation::OpenContract,
+            command,
+            signature,
+        )? {
             Outcome::Contract(id) => id,
             other => unreachable!("open contract answered {other:?}"),
         };
-        gateway.contract(caller, id)
+        gateway.contract_view(id)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -260,19 +296,20 @@ async fn confirm(
         contract: id,
         units: body.units,
         key,
-        auth: Some(holder_auth(
-            &body.public_key,
-            &body.signature,
-            body.not_after_ms,
-            app.gateway.signing_context(caller)?,
-        )?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let (transfer, contract) = blocking(&app, move |gateway| {
-        let transfer: EventId = match gateway.submit_contract_command(caller, command)? {
-            Outcome::Transfer(id) => id,
-            other => unreachable!("confirm answered {other:?}"),
+        let submitted = gateway.submit_contract_command(
+            caller,
+            Operation::ConfirmContract,
+            command,
+            signature,
+        )?;
+        let Outcome::Transfer(transfer) = submitted else {
+            unreachable!("confirm answered {submitted:?}")
         };
-        Ok((transfer, gateway.contract(caller, id)?))
+        Ok((transfer, gateway.contract_view(id)?))
     })
     .await?;
     Ok((
@@ -314,16 +351,12 @@ async fn cancel(
     let command = Command::CancelContract {
         contract: id,
         by_payee,
-        auth: Some(holder_auth(
-            &body.public_key,
-            &body.signature,
-            body.not_after_ms,
-            app.gateway.signing_context(caller)?,
-        )?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let view = blocking(&app, move |gateway| {
-        gateway.submit_contract_command(caller, command)?;
-        gateway.contract(caller, id)
+        gateway.submit_contract_command(caller, Operation::CancelContract, command, signature)?;
+        gateway.contract_view(id)
     })
     .await?;
     Ok(Json(view))

@@ -1,10 +1,11 @@
-//! The operator's counter: what a branch clerk does for a wallet holder across the desk. Open a
-//! deposit account with the cash the holder brings and bind it to the wallet; record the holder's
-//! identity to raise the wallet's class; exchange bank deposits into e-CNY as the holder signed.
+//! The operator's counter: what a branch clerk does for a wallet holder across the desk. A teller
+//! opens a deposit account with the cash the holder brings and binds it to the wallet, in one
+//! command under an idempotency key; a KYC officer records the holder's identity to raise the
+//! wallet's class (class 1 only in person), while the holder may raise it remotely as far as
+//! remote KYC goes (classes 3 and 2); the holder exchanges bank deposits into e-CNY by signing.
 //!
-//! Only the wallet's own operator serves its holders here, and every step is an existing domain
-//! command (`OpenDepositAccount`, `CashDeposit`, `BindBankAccount`, `UpgradeWallet`, `Exchange`)
-//! submitted through the caller's own desk.
+//! Only the wallet's own operator's staff serve its holders here; another operator's wallet is
+//! answered as unknown.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,15 +14,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
-use crate::command::{Command, HolderAuth, Outcome};
-use crate::error::CommandError;
+use crate::command::{Command, Outcome};
 use crate::ids::{AccountId, EventId, IdempotencyKey, WalletId};
-use crate::state_machine::check_amount;
+use crate::parties::{Operation, Party};
 use crate::wallet::WalletClass;
 
-use super::auth::Caller;
+use super::fields::HolderSignature;
 use super::fields::{amount_field, unprocessable};
-use super::gateway::{operator_of, Gateway, GatewayError, WalletView};
+use super::gateway::{Gateway, GatewayError, WalletView};
 use super::problem::{JsonBody, Problem};
 use super::routes::{
     blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId, WalletResponse,
@@ -50,91 +50,74 @@ pub struct KycStatement {
 }
 
 impl Gateway {
-    /// Opens a deposit account at the wallet's operator, puts the holder's cash on it and binds
-    /// it to the wallet. A wallet keeps the account it has: a second one is refused, so repeating
-    /// the request never opens a second account.
+    /// Opens a deposit account at the wallet's operator with the holder's cash and binds it to the
+    /// wallet, in one command: all of it happens or none. A retry with the same key answers the
+    /// same account; a wallet keeps the account it has (`BANK_ACCOUNT_ALREADY_BOUND`).
     pub fn open_bank_account(
         &self,
-        caller: Caller,
+        party: Party,
         wallet: WalletId,
         cash: Amount,
-    ) -> Result<AccountId, GatewayError> {
-        let operator = operator_of(caller)?;
-        // Everything that would stop the binding is checked before an account is opened.
-        check_amount(cash)?;
-        let bound = self.node.query(move |state| {
-            let found = state.wallet(wallet)?;
-            if found.operator != operator {
-                return Err(CommandError::NotYourWallet {
-                    wallet,
-                    owner: found.operator,
-                    caller: operator,
-                });
-            }
-            found.ensure_active(wallet)?;
-            Ok(found.bank_account())
-        })??;
-        if let Some(account) = bound {
-            return Err(GatewayError::Conflict {
-                code: "BANK_ACCOUNT_ALREADY_BOUND",
-                detail: format!(
-                    "wallet {wallet} already has deposit account {account} bound; exchange from it"
-                ),
-            });
+        key: IdempotencyKey,
+    ) -> Result<(AccountId, EventId), GatewayError> {
+        self.allow(Operation::OpenBankAccount, party)?;
+        let operator = self.wallet_in_scope(party, wallet)?;
+        let command = Command::OpenBankAccountWithCash { wallet, cash, key };
+        match self.submit_one(operator, command)? {
+            Outcome::BankAccount { account, deposit } => Ok((account, deposit)),
+            other => unreachable!("opening a bank account answered {other:?}"),
         }
-        let account = match self.submit_one(operator, Command::OpenDepositAccount { operator })? {
-            Outcome::Account(account) => account,
-            other => unreachable!("open deposit account answered {other:?}"),
-        };
-        self.submit_one(
-            operator,
-            Command::CashDeposit {
-                account,
-                amount: cash,
-            },
-        )?;
-        self.submit_one(operator, Command::BindBankAccount { wallet, account })?;
-        Ok(account)
     }
 
     /// Raises the wallet's class with what the holder stated; the operator's rules say what each
     /// class needs (real name and ID, a bound bank account, a visit in person).
     pub fn upgrade_wallet(
         &self,
-        caller: Caller,
+        party: Party,
         wallet: WalletId,
         statement: KycStatement,
     ) -> Result<WalletView, GatewayError> {
-        let operator = operator_of(caller)?;
+        self.allow(Operation::UpgradeWallet, party)?;
+        let operator = self.wallet_in_scope(party, wallet)?;
+        if matches!(party, Party::Holder(_))
+            && (statement.in_person || statement.to == WalletClass::One)
+        {
+            return Err(GatewayError::Forbidden {
+                code: "KYC_IN_PERSON_ONLY",
+                detail: "class 1 and verification in person are a KYC officer's, at a branch; \
+                         a holder upgrades remotely to class 3 or 2"
+                    .into(),
+            });
+        }
         let command = Command::UpgradeWallet {
             wallet,
             to: statement.to,
-            name: statement.name,
-            id_number: statement.id_number,
+            name: statement.name.map(Into::into),
+            id_number: statement.id_number.map(Into::into),
             in_person: statement.in_person,
         };
         self.submit_one(operator, command)?;
-        self.wallet(caller, wallet)
+        self.wallet(party, wallet)
     }
 
     /// Bank deposits into e-CNY, as the holder signed; a retry with the same key answers the
     /// first transfer.
     pub fn exchange(
         &self,
-        caller: Caller,
+        party: Party,
         wallet: WalletId,
         amount: Amount,
         key: IdempotencyKey,
-        auth: HolderAuth,
+        signature: HolderSignature,
     ) -> Result<EventId, GatewayError> {
-        let operator = operator_of(caller)?;
+        self.allow(Operation::Exchange, party)?;
         let command = Command::Exchange {
             wallet,
             amount,
             key,
-            auth: Some(auth),
+            auth: None,
         };
-        match self.submit_one(operator, command)? {
+        match self.submit_signed(party, wallet, command, signature)? {
             Outcome::Transfer(id) => Ok(id),
             other => unreachable!("exchange answered {other:?}"),
         }
@@ -153,17 +136,20 @@ pub struct BankAccountResponse {
     pub wallet: String,
     pub account: String,
     pub cash: String,
+    /// The cash deposit's transfer.
+    pub deposit: String,
 }
 
 async fn open_bank_account(
     State(app): State<AppState>,
     Authenticated(caller): Authenticated,
     PathId(wallet): PathId<WalletId>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody<BankAccountRequest>,
 ) -> Result<(StatusCode, Json<BankAccountResponse>), Problem> {
     let cash = amount_field("cash", &body.cash)?;
-    let account = blocking(&app, move |gateway| {
-        gateway.open_bank_account(caller, wallet, cash)
+    let (account, deposit) = blocking(&app, move |gateway| {
+        gateway.open_bank_account(caller, wallet, cash, key)
     })
     .await?;
     Ok((
@@ -172,6 +158,7 @@ async fn open_bank_account(
             wallet: wallet.to_string(),
             account: account.to_string(),
             cash: cash.to_string(),
+            deposit: deposit.to_string(),
         }),
     ))
 }
@@ -242,14 +229,10 @@ async fn exchange(
     JsonBody(body): JsonBody<ExchangeRequest>,
 ) -> Result<(StatusCode, Json<ExchangeResponse>), Problem> {
     let amount = amount_field("amount", &body.amount)?;
-    let auth = super::fields::holder_auth(
-        &body.public_key,
-        &body.signature,
-        body.not_after_ms,
-        app.gateway.signing_context(caller)?,
-    )?;
+    let signature =
+        super::fields::holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let transfer = blocking(&app, move |gateway| {
-        gateway.exchange(caller, wallet, amount, key, auth)
+        gateway.exchange(caller, wallet, amount, key, signature)
     })
     .await?;
     Ok((
@@ -297,7 +280,7 @@ pub mod openapi {
                 json!({
                     "class": { "type": "integer", "minimum": 1, "maximum": 3, "example": 2 },
                     "name": { "type": "string", "example": "Wang Wu" },
-                    "id_number": { "type": "string", "example": "110101199003074512", "description": "18-character resident ID" },
+                    "id_number": { "type": "string", "pattern": "^[0-9]{17}[0-9X]$", "example": "110101199003074514", "description": "18-character resident ID (GB 11643): 17 digits and the check character" },
                     "in_person": { "type": "boolean", "description": "verified at a branch; class 1 needs it" }
                 }),
             ),
@@ -333,7 +316,7 @@ pub mod openapi {
         put(
             "/v1/wallets/{id}/bank-account",
             json!({ "post": {
-                "summary": "At the counter: open a deposit account with the holder's cash and bind it to the wallet (the wallet's operator)",
+                "summary": "At the counter: open a deposit account with the holder's cash (at most 50,000 yuan) and bind it to the wallet (a teller of the wallet's operator)",
                 "security": bearer, "parameters": [wallet],
                 "requestBody": body("BankAccountRequest"),
                 "responses": responses(ok("201", "opened, funded and bound", schema_ref("BankAccount")), true,
@@ -343,16 +326,17 @@ pub mod openapi {
         put(
             "/v1/wallets/{id}/kyc",
             json!({ "post": {
-                "summary": "At the counter: raise the wallet's class with the holder's name, ID number and a visit in person (the wallet's operator)",
+                "summary": "Raise the wallet's class with the holder's name, ID number (GB 11643) and, for class 1, a visit in person (a KYC officer of the wallet's operator; the holder remotely up to class 2)",
                 "security": bearer, "parameters": [wallet],
                 "requestBody": body("KycRequest"),
-                "responses": responses(ok("200", "the wallet now", schema_ref("Wallet")), true, &[]),
+                "responses": responses(ok("200", "the wallet now", schema_ref("Wallet")), true,
+                    &[("409", "IDENTITY_WALLET_LIMIT: this identity already holds its class-2-or-better wallets at this operator")]),
             } }),
         );
         put(
             "/v1/wallets/{id}/exchange",
             json!({ "post": {
-                "summary": "Exchange bound bank deposits into e-CNY, as the holder signed (the wallet's operator)",
+                "summary": "Exchange bound bank deposits into e-CNY, as the holder signed",
                 "security": bearer, "parameters": [wallet, idempotency()],
                 "requestBody": body("ExchangeRequest"),
                 "responses": responses(ok("201", "durable transfer (a replay answers the first one)", schema_ref("Exchange")), true,

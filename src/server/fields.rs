@@ -29,21 +29,41 @@ pub fn id_field<T: FromStr<Err = IdParseError>>(name: &str, text: &str) -> Resul
         .map_err(|error: IdParseError| unprocessable("MALFORMED_ID", format!("{name}: {error}")))
 }
 
+/// A holder's signature as a request carries it: the key, the SM2 signature and the end of its
+/// window. The context it names (this deployment, the wallet's operator) is not in the request:
+/// the gateway binds it once it knows the wallet's operator (`Gateway::bind`).
+#[derive(Clone, Copy, Debug)]
+pub struct HolderSignature {
+    pub public_key: PublicKey,
+    pub signature: Signature,
+    pub not_after_ms: u64,
+}
+
+impl HolderSignature {
+    /// The signature as made for `context`.
+    pub fn bound(self, context: SigningContext) -> HolderAuth {
+        HolderAuth {
+            public_key: self.public_key,
+            signature: self.signature,
+            context,
+            not_after_ms: self.not_after_ms,
+        }
+    }
+}
+
 /// The holder's public key (66 hex digits), SM2 signature (128 hex digits) and the end of its
-/// window, bound to the context this server states for the caller's wallets.
-pub fn holder_auth(
+/// window.
+pub fn holder_signature(
     public_key: &str,
     signature: &str,
     not_after_ms: u64,
-    context: SigningContext,
-) -> Result<HolderAuth, Problem> {
-    Ok(HolderAuth {
+) -> Result<HolderSignature, Problem> {
+    Ok(HolderSignature {
         public_key: PublicKey::from_hex(public_key).map_err(|error| {
             unprocessable("MALFORMED_PUBLIC_KEY", format!("public_key: {error}"))
         })?,
         signature: Signature::from_hex(signature)
             .map_err(|error| unprocessable("MALFORMED_SIGNATURE", format!("signature: {error}")))?,
-        context,
         not_after_ms,
     })
 }

@@ -2,7 +2,7 @@
 //! them through the caller's signing desk, submits them and waits until they are durable. Every
 //! call blocks; handlers run them on the blocking pool.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -14,16 +14,17 @@ use crate::channels::payment_code::{
     CodeError, OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier,
 };
 use crate::channels::{NdefError, QrError, RenderError};
-use crate::command::{Command, HolderAuth, Outcome};
+use crate::command::{Command, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::ledger::{Event, TransferKind};
 use crate::node::{NodeError, NodeHandle};
 use crate::operator::BatchDesk;
+use crate::parties::{CredentialBook, Denial, Operation, Party};
 use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::{WalletClass, WalletStatus};
 
-use super::auth::Caller;
+use super::fields::HolderSignature;
 use super::metrics::Metrics;
 
 #[derive(Debug, Error)]
@@ -32,10 +33,13 @@ pub enum GatewayError {
     Refused(#[from] CommandError),
     #[error(transparent)]
     Node(#[from] NodeError),
-    #[error("this endpoint belongs to operator {owner}; the token presented is {caller:?}'s")]
-    NotYourOperator { owner: OperatorId, caller: Caller },
-    #[error("only an operator's token may call this endpoint")]
-    OperatorOnly,
+    #[error("this endpoint belongs to operator {owner}; the credential presented is another's")]
+    NotYourOperator { owner: OperatorId },
+    #[error("{}", .denial.detail(*.operation))]
+    Denied {
+        operation: Operation,
+        denial: Denial,
+    },
     #[error(
         "operator {0} has no signing desk on this server; restart the server after admitting it"
     )]
@@ -61,7 +65,7 @@ impl GatewayError {
             GatewayError::Refused(error) => error.code(),
             GatewayError::Node(error) => error.code(),
             GatewayError::NotYourOperator { .. } => "NOT_YOUR_OPERATOR",
-            GatewayError::OperatorOnly => "OPERATOR_ONLY",
+            GatewayError::Denied { denial, .. } => denial.code(),
             GatewayError::NoDesk(_) => "UNKNOWN_OPERATOR",
             GatewayError::Forbidden { code, .. } | GatewayError::Conflict { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
@@ -79,18 +83,18 @@ pub struct PaymentOrder {
     pub payee: WalletId,
     pub amount: Amount,
     pub key: IdempotencyKey,
-    pub auth: HolderAuth,
+    pub signature: HolderSignature,
 }
 
 impl PaymentOrder {
-    /// The command the holder signs (`signing_bytes`) and the operator submits.
+    /// The command the holder signs (`signing_bytes`), without its signature.
     pub fn command(&self) -> Command {
         Command::Pay {
             payer: self.payer,
             payee: self.payee,
             amount: self.amount,
             key: self.key,
-            auth: Some(self.auth),
+            auth: None,
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct TransferView {
 }
 
 /// What an operator sees of its own wallet.
+/// What the holder, its operator's staff and the central bank see of a wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletView {
     pub id: WalletId,
@@ -234,11 +239,19 @@ pub struct Gateway {
     pub(super) node: NodeHandle,
     /// Indexed by operator id - 1, as operator ids are dense.
     batchers: Vec<Batcher>,
+    /// Each operator's identity key, indexed like `batchers`: the front office opens what it
+    /// sealed, for a logged de-anonymization.
+    pub(super) identity_keys: Vec<crate::sealed::IdentityKey>,
     /// Indexed like `batchers`; an operator without a code secret (above 99) has none.
     pub(super) codes: Vec<Option<CodeDesk>>,
     /// What holders' signatures here must name; fixed at genesis.
     deployment: DeploymentId,
     pub(super) metrics: Arc<Metrics>,
+    /// Each wallet's operator, by wallet id - 1 (0: not looked up yet): a wallet never moves, so
+    /// a holder's signed command is routed without asking the node twice.
+    wallet_operators: RwLock<Vec<u16>>,
+    /// The credentials the tokens are checked against, refreshed after each credential command.
+    pub(super) credentials: Arc<RwLock<CredentialBook>>,
 }
 
 impl Gateway {
@@ -247,6 +260,7 @@ impl Gateway {
         desks: Vec<BatchDesk>,
         codes: Vec<Option<CodeDesk>>,
         metrics: Arc<Metrics>,
+        credentials: Arc<RwLock<CredentialBook>>,
     ) -> Gateway {
         for (index, desk) in desks.iter().enumerate() {
             assert_eq!(
@@ -255,6 +269,7 @@ impl Gateway {
                 "desks are in operator order"
             );
         }
+        let identity_keys = desks.iter().map(BatchDesk::identity_key).collect();
         let batchers = desks
             .into_iter()
             .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
@@ -262,30 +277,131 @@ impl Gateway {
         let deployment = node
             .query(|state| state.deployment())
             .expect("the node answers while the gateway starts");
-        Gateway {
+        let gateway = Gateway {
             node,
             batchers,
+            identity_keys,
             codes,
             deployment,
             metrics,
+            wallet_operators: RwLock::new(Vec::new()),
+            credentials,
+        };
+        // A stopped node leaves the book empty: every derived token is then refused.
+        let _ = gateway.refresh_credentials();
+        gateway
+    }
+
+    /// Reloads the credential book from the log's state, after a command changed it.
+    pub(super) fn refresh_credentials(&self) -> Result<(), GatewayError> {
+        let book = self.node.query(|state| state.credentials().clone())?;
+        *self.credentials.write().expect("credentials lock") = book;
+        Ok(())
+    }
+
+    /// The table's answer for a caller whose kind needs no look-up (not a terminal of a
+    /// merchant operation: `merchant_for` decides those).
+    pub(super) fn allow(&self, operation: Operation, party: Party) -> Result<(), GatewayError> {
+        operation
+            .authorize(party, || None)
+            .map_err(|denial| GatewayError::Denied { operation, denial })
+    }
+
+    /// The operator a wallet is held at.
+    pub(super) fn operator_of_wallet(&self, wallet: WalletId) -> Result<OperatorId, GatewayError> {
+        let index = (wallet.0 as usize).checked_sub(1);
+        let known = index.and_then(|i| {
+            self.wallet_operators
+                .read()
+                .expect("wallet directory lock")
+                .get(i)
+                .copied()
+        });
+        if let Some(operator) = known.filter(|op| *op != 0) {
+            return Ok(OperatorId(operator));
+        }
+        let operator = self
+            .node
+            .query(move |state| state.wallet(wallet).map(|w| w.operator))??;
+        let index = index.expect("a known wallet has an index");
+        let mut directory = self
+            .wallet_operators
+            .write()
+            .expect("wallet directory lock");
+        if directory.len() <= index {
+            directory.resize(index + 1, 0);
+        }
+        directory[index] = operator.0;
+        Ok(operator)
+    }
+
+    /// The wallet's operator, if the caller may see the wallet: its holder, its operator's staff,
+    /// the central bank. Anyone else hears of it as of a wallet that does not exist.
+    pub(super) fn wallet_in_scope(
+        &self,
+        party: Party,
+        wallet: WalletId,
+    ) -> Result<OperatorId, GatewayError> {
+        let operator = self.operator_of_wallet(wallet)?;
+        let in_scope = match party {
+            Party::CentralBank => true,
+            Party::Staff { operator: own, .. } => own == operator,
+            Party::Holder(own) => own == wallet,
+            _ => false,
+        };
+        if !in_scope {
+            return Err(CommandError::UnknownWallet(wallet).into());
+        }
+        Ok(operator)
+    }
+
+    /// The operator that submits a command the holder of `acting` signed; a session of another
+    /// wallet cannot carry it.
+    pub(super) fn signer_operator(
+        &self,
+        party: Party,
+        acting: WalletId,
+    ) -> Result<OperatorId, GatewayError> {
+        if let Party::Holder(own) = party {
+            if own != acting {
+                return Err(CommandError::UnknownWallet(acting).into());
+            }
+        }
+        self.operator_of_wallet(acting)
+    }
+
+    /// What a holder of one of `operator`'s wallets signs for.
+    pub fn signing_context(&self, operator: OperatorId) -> SigningContext {
+        SigningContext {
+            deployment: self.deployment,
+            operator,
         }
     }
 
-    /// What a holder of one of the caller operator's wallets signs for.
-    pub fn signing_context(&self, caller: Caller) -> Result<SigningContext, GatewayError> {
-        Ok(SigningContext {
-            deployment: self.deployment,
-            operator: operator_of(caller)?,
-        })
+    /// Submits `command` as the holder of `acting` signed it, through the wallet's operator: the
+    /// signature is bound to the context that operator and this deployment make, so one made for
+    /// another operator or deployment fails its check.
+    pub(super) fn submit_signed(
+        &self,
+        party: Party,
+        acting: WalletId,
+        command: Command,
+        signature: HolderSignature,
+    ) -> Result<Outcome, GatewayError> {
+        let operator = self.signer_operator(party, acting)?;
+        let auth = signature.bound(self.signing_context(operator));
+        self.submit_one(operator, command.with_auth(auth))
     }
 
     pub fn deployment(&self) -> DeploymentId {
         self.deployment
     }
 
-    /// A transfer by its id, for a party to it: the operator of either side's account, the
-    /// merchant whose settlement wallet it pays or debits, or the central bank.
-    pub fn transfer(&self, caller: Caller, id: EventId) -> Result<TransferView, GatewayError> {
+    /// A transfer by its id, for a party to it: the holder of either side's wallet, the staff of
+    /// either side's operator, the merchant whose settlement wallet it pays or debits, or the
+    /// central bank.
+    pub fn transfer(&self, party: Party, id: EventId) -> Result<TransferView, GatewayError> {
+        self.allow(Operation::ReadTransfer, party)?;
         self.node.query(move |state| {
             let not_found = || GatewayError::Refused(CommandError::UnknownTransfer(id));
             let Some(Event::Transfer(transfer)) = state.ledger().events().get(id.0 as usize) else {
@@ -296,16 +412,23 @@ impl Gateway {
                 Ok::<_, CommandError>((at.operator, state.wallet_of_account(account)))
             };
             let (from, to) = (side(transfer.debit)?, side(transfer.credit)?);
-            let party = match caller {
-                Caller::CentralBank => true,
-                Caller::Operator(op) => from.0 == op || to.0 == op,
-                Caller::Merchant(merchant) => {
+            let is_party = match party {
+                Party::CentralBank => true,
+                Party::Staff { operator, .. } => from.0 == operator || to.0 == operator,
+                Party::Holder(wallet) => {
+                    // The wallet itself, or its bound bank account (an exchange's first leg).
+                    let bank = state.wallet(wallet).ok().and_then(|w| w.bank_account());
+                    [from.1, to.1].contains(&Some(wallet))
+                        || bank
+                            .is_some_and(|bank| [transfer.debit, transfer.credit].contains(&bank))
+                }
+                Party::Merchant(merchant) => {
                     let settles_into = state.acquiring().merchant(merchant)?.wallet;
                     [from.1, to.1].contains(&Some(settles_into))
                 }
-                Caller::Terminal { .. } => false,
+                Party::Terminal { .. } | Party::Anonymous => false,
             };
-            if !party {
+            if !is_party {
                 // Not a party: as good as no such transfer, so ids cannot be probed.
                 return Err(not_found());
             }
@@ -325,42 +448,48 @@ impl Gateway {
         Ok(self.node.query(|state| state.entries_applied())?)
     }
 
+    /// Opens a class-4 wallet: a teller at the counter, or the holder's app proving it holds the
+    /// key with a signature over the command.
     pub fn open_wallet(
         &self,
-        caller: Caller,
+        party: Party,
         operator: OperatorId,
         phone: u64,
-        public_key: PublicKey,
+        (public_key, signature): (PublicKey, Option<HolderSignature>),
     ) -> Result<WalletId, GatewayError> {
-        if caller != Caller::Operator(operator) {
-            return Err(GatewayError::NotYourOperator {
-                owner: operator,
-                caller,
-            });
-        }
+        self.allow(Operation::OpenWallet, party)?;
         let command = Command::OpenWallet {
             operator,
-            phone,
+            phone: phone.into(),
             public_key,
         };
+        match party {
+            Party::Staff { .. } => staff_of(party, operator)?,
+            _ => {
+                // Proof that the app holds the key: signed for this deployment and operator,
+                // within a window, like every other signature a holder makes.
+                let signature = signature.ok_or(CommandError::SignatureMissing)?;
+                let signed =
+                    command.signing_bytes(&self.signing_context(operator), signature.not_after_ms);
+                signature
+                    .public_key
+                    .verify(&signed, &signature.signature)
+                    .map_err(|_| CommandError::SignatureInvalid)?;
+                crate::signing::check_window(signature.not_after_ms, now_ms())?;
+            }
+        }
         match self.submit_one(operator, command)? {
             Outcome::Wallet(id) => Ok(id),
             other => unreachable!("open wallet answered {other:?}"),
         }
     }
 
-    pub fn wallet(&self, caller: Caller, id: WalletId) -> Result<WalletView, GatewayError> {
-        let operator = operator_of(caller)?;
+    pub fn wallet(&self, party: Party, id: WalletId) -> Result<WalletView, GatewayError> {
+        self.allow(Operation::ReadWallet, party)?;
+        self.wallet_in_scope(party, id)?;
         let view = self.node.query(move |state| {
             let wallet = state.wallet(id)?;
-            if wallet.operator != operator {
-                return Err(CommandError::NotYourWallet {
-                    wallet: id,
-                    owner: wallet.operator,
-                    caller: operator,
-                });
-            }
-            Ok(WalletView {
+            Ok::<_, CommandError>(WalletView {
                 id,
                 operator: wallet.operator,
                 class: wallet.class,
@@ -372,9 +501,9 @@ impl Gateway {
     }
 
     /// Pays as the holder signed; a retry with the same key answers the first transfer.
-    pub fn pay(&self, caller: Caller, order: &PaymentOrder) -> Result<EventId, GatewayError> {
-        let operator = operator_of(caller)?;
-        match self.submit_one(operator, order.command())? {
+    pub fn pay(&self, party: Party, order: &PaymentOrder) -> Result<EventId, GatewayError> {
+        self.allow(Operation::Pay, party)?;
+        match self.submit_signed(party, order.payer, order.command(), order.signature)? {
             Outcome::Transfer(id) => {
                 self.metrics.count_payment();
                 Ok(id)
@@ -383,10 +512,34 @@ impl Gateway {
         }
     }
 
-    pub fn audit(&self, caller: Caller) -> Result<AuditReport, GatewayError> {
-        if caller != Caller::CentralBank {
-            return Err(CommandError::CentralBankOnly.into());
-        }
+    /// Each wallet class's limits at an operator, classes 1 to 4, and its password-free cap.
+    pub fn class_limits(
+        &self,
+        operator: OperatorId,
+    ) -> Result<([crate::wallet::ClassLimits; 4], Amount), GatewayError> {
+        Ok(self.node.query(move |state| {
+            state
+                .operator(operator)
+                .map(|op| (op.limits, op.code_payment_cap))
+        })??)
+    }
+
+    /// The operator's administrator sets the most one payment code takes without the holder's
+    /// confirmation.
+    pub fn set_code_payment_cap(
+        &self,
+        party: Party,
+        operator: OperatorId,
+        cap: Amount,
+    ) -> Result<(), GatewayError> {
+        self.allow(Operation::SetCodePaymentCap, party)?;
+        staff_of(party, operator)?;
+        self.submit_one(operator, Command::SetCodePaymentCap { operator, cap })?;
+        Ok(())
+    }
+
+    pub fn audit(&self, party: Party) -> Result<AuditReport, GatewayError> {
+        self.allow(Operation::Audit, party)?;
         Ok(self.node.query(audit)?)
     }
 
@@ -423,9 +576,10 @@ pub fn now_ms() -> u64 {
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
-pub(super) fn operator_of(caller: Caller) -> Result<OperatorId, GatewayError> {
-    match caller {
-        Caller::Operator(id) => Ok(id),
-        _ => Err(GatewayError::OperatorOnly),
+/// A staff caller of `operator` itself; the table has checked it is staff in a role that may.
+pub(super) fn staff_of(party: Party, operator: OperatorId) -> Result<(), GatewayError> {
+    match party.staff_operator() {
+        Some(own) if own == operator => Ok(()),
+        _ => Err(GatewayError::NotYourOperator { owner: operator }),
     }
 }

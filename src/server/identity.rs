@@ -1,7 +1,7 @@
 //! Controllable anonymity over HTTP: the only way to link a wallet to a person is a logged
-//! de-anonymization request made by the wallet's own operator with a legal reason; the identity
-//! is answered to that operator alone. The central bank (the regulator) reads the log — who
-//! looked, at which wallet, why, when — never the identities.
+//! de-anonymization request made by a compliance officer of the wallet's own operator with a
+//! legal reason; the identity is answered to that officer alone. The central bank (the
+//! regulator) reads the log — who looked, at which wallet, why, when — never the identities.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Command, Origin, Outcome};
 use crate::error::CommandError;
 use crate::ids::WalletId;
+use crate::parties::{Operation, Party};
 
-use super::auth::Caller;
-use super::gateway::{operator_of, Gateway, GatewayError};
+use super::gateway::{Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, PathId};
 
@@ -57,41 +57,37 @@ impl Gateway {
     /// Logs the look-up, then answers the identity from the operator's own directory.
     pub fn deanonymize(
         &self,
-        caller: Caller,
+        party: Party,
         wallet: WalletId,
         reason: String,
     ) -> Result<DisclosedIdentityView, GatewayError> {
-        if caller == Caller::CentralBank {
-            let owner = self
-                .node
-                .query(move |state| state.wallet(wallet).map(|w| w.operator))??;
-            return Err(CommandError::IdentityAtOperatorOnly { wallet, owner }.into());
-        }
-        let operator = operator_of(caller)?;
+        self.allow(Operation::Deanonymize, party)?;
+        let operator = self.wallet_in_scope(party, wallet)?;
         let lookup = match self.submit_one(operator, Command::Deanonymize { wallet, reason })? {
             Outcome::IdentityLookup(lookup) => lookup,
             other => unreachable!("de-anonymization answered {other:?}"),
         };
-        let disclosed = self
+        let sealed = self
             .node
             .query(move |state| state.disclosed_identity(Origin::Operator(operator), lookup))??;
+        let key = &self.identity_keys[operator.index() - 1];
+        let disclosed = sealed
+            .opened(key)
+            .map_err(|_| CommandError::IdentitySealBroken)?;
         Ok(DisclosedIdentityView {
             lookup: disclosed.lookup.to_string(),
             wallet: disclosed.wallet.to_string(),
             phone: disclosed.phone.map(|phone| phone.to_string()),
-            name: disclosed.identity.name,
-            id_number: disclosed.identity.id_number,
-            verified_in_person: disclosed.identity.verified_in_person,
+            name: disclosed.name,
+            id_number: disclosed.id_number,
+            verified_in_person: disclosed.verified_in_person,
         })
     }
 
     /// The log of every look-up: the regulator's whole of it, an operator's own entries.
-    pub fn deanonymization_log(&self, caller: Caller) -> Result<Vec<LookupView>, GatewayError> {
-        let only = match caller {
-            Caller::CentralBank => None,
-            Caller::Operator(operator) => Some(operator),
-            _ => return Err(GatewayError::OperatorOnly),
-        };
+    pub fn deanonymization_log(&self, party: Party) -> Result<Vec<LookupView>, GatewayError> {
+        self.allow(Operation::ReadDeanonymizations, party)?;
+        let only = party.staff_operator();
         Ok(self.node.query(move |state| {
             state
                 .deanonymization_log()

@@ -23,17 +23,17 @@ use crate::channels::acquiring::{
     SettlementReport, TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
-use crate::channels::payment_code::{PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
+use crate::channels::payment_code::{till_key, PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
 use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeError};
-use crate::command::{Command, HolderAuth, Outcome};
+use crate::command::{Command, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
+use crate::parties::{CredentialSubject, Operation, Party};
 use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
 use crate::wallet::{china_day, format_day, parse_day};
 
-use super::auth::Caller;
-use super::fields::{amount_field, holder_auth, id_field, unprocessable};
-use super::gateway::{now_s, operator_of, Gateway, GatewayError};
+use super::fields::{amount_field, holder_signature, id_field, unprocessable, HolderSignature};
+use super::gateway::{now_s, staff_of, Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
 use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
 
@@ -49,6 +49,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/operators/{op}/merchants", post(onboard))
         .route("/v1/merchants/{m}", get(merchant))
         .route("/v1/merchants/{m}/terminals", post(add_terminal))
+        .route("/v1/merchants/{m}/token", post(replace_merchant_token))
+        .route(
+            "/v1/merchants/{m}/terminals/{t}/token",
+            post(replace_terminal_token),
+        )
         .route("/v1/merchants/{m}/qr", get(merchant_qr))
         .route("/v1/merchants/{m}/tap-zone", get(tap_zone))
         .route("/v1/merchants/{m}/orders", post(create_order))
@@ -78,89 +83,51 @@ pub fn routes() -> Router<AppState> {
 pub enum Standing {
     Merchant,
     Terminal(u16, TerminalKind),
-    Operator,
+    /// Staff of the merchant's operator.
+    Staff,
 }
-
-/// Which callers an endpoint admits.
-#[derive(Clone, Copy)]
-struct Admits {
-    merchant: bool,
-    terminals: &'static [TerminalKind],
-    operator: bool,
-}
-
-const MERCHANT_ONLY: Admits = Admits {
-    merchant: true,
-    terminals: &[],
-    operator: false,
-};
-const MERCHANT_OR_OPERATOR: Admits = Admits {
-    merchant: true,
-    terminals: &[],
-    operator: true,
-};
-const ANY_OF_ITS_OWN: Admits = Admits {
-    merchant: true,
-    terminals: &TerminalKind::ALL,
-    operator: true,
-};
-const PRESENTERS: Admits = Admits {
-    merchant: true,
-    terminals: &[
-        TerminalKind::Pos,
-        TerminalKind::Courier,
-        TerminalKind::OnlineShop,
-    ],
-    operator: false,
-};
-const CODE_READERS: Admits = Admits {
-    merchant: false,
-    terminals: &[TerminalKind::Pos, TerminalKind::ScanGun],
-    operator: false,
-};
-const SHOPS: Admits = Admits {
-    merchant: true,
-    terminals: &[TerminalKind::OnlineShop],
-    operator: false,
-};
 
 fn forbidden(code: &'static str, detail: String) -> GatewayError {
     GatewayError::Forbidden { code, detail }
 }
 
-fn standing(merchant: &Merchant, caller: Caller, admits: Admits) -> Result<Standing, GatewayError> {
-    let standing = match caller {
-        Caller::Merchant(id) if id == merchant.id && admits.merchant => Standing::Merchant,
-        Caller::Terminal {
-            merchant: id,
-            terminal,
-        } if id == merchant.id => {
-            let kind = merchant.terminal(terminal)?.ok_or_else(|| {
-                forbidden(
-                    "UNKNOWN_TERMINAL",
-                    format!("terminal {terminal} is not known"),
-                )
-            })?;
-            if !admits.terminals.contains(&kind) {
-                return Err(forbidden(
-                    "TERMINAL_NOT_ALLOWED",
-                    format!("a {} terminal may not call this endpoint", kind.as_str()),
-                ));
-            }
-            Standing::Terminal(terminal, kind)
-        }
-        Caller::Operator(op) if op == merchant.operator && admits.operator => Standing::Operator,
-        _ => {
-            return Err(forbidden(
-                "NOT_YOUR_MERCHANT",
-                format!(
-                    "the token presented ({caller:?}) may not act for merchant {} here",
-                    merchant.id
-                ),
-            ))
-        }
+/// The table's answer for `operation` on `merchant`, then whether the caller is the merchant's
+/// own: itself, one of its terminals, or its operator's staff.
+fn standing(
+    merchant: &Merchant,
+    party: Party,
+    operation: Operation,
+) -> Result<Standing, GatewayError> {
+    let not_yours = || {
+        forbidden(
+            "NOT_YOUR_MERCHANT",
+            format!(
+                "the credential presented may not act for merchant {} here",
+                merchant.id
+            ),
+        )
     };
-    Ok(standing)
+    if let Party::Terminal { merchant: own, .. } = party {
+        if own != merchant.id {
+            return Err(not_yours());
+        }
+    }
+    let kind = |terminal| merchant.terminal(terminal).ok().flatten();
+    operation
+        .authorize(party, || match party {
+            Party::Terminal { terminal, .. } => kind(terminal),
+            _ => None,
+        })
+        .map_err(|denial| GatewayError::Denied { operation, denial })?;
+    match party {
+        Party::Merchant(own) if own == merchant.id => Ok(Standing::Merchant),
+        Party::Terminal { terminal, .. } => Ok(Standing::Terminal(
+            terminal,
+            kind(terminal).expect("authorized terminals are registered"),
+        )),
+        Party::Staff { operator, .. } if operator == merchant.operator => Ok(Standing::Staff),
+        _ => Err(not_yours()),
+    }
 }
 
 // ----- what the gateway does -----
@@ -253,7 +220,7 @@ pub struct RequestPayment {
     pub typed_amount: Option<Amount>,
     pub read: RequestRead,
     pub key: IdempotencyKey,
-    pub auth: HolderAuth,
+    pub signature: HolderSignature,
 }
 
 fn merchant_request(merchant: &Merchant, order: Option<&Order>) -> MerchantQr {
@@ -296,34 +263,34 @@ fn expect_transfer(outcome: Outcome) -> EventId {
 }
 
 impl Gateway {
-    /// The merchant and how the caller stands to it.
+    /// The merchant and how the caller stands to it, if it may do `operation`.
     fn merchant_for(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
-        admits: Admits,
+        operation: Operation,
     ) -> Result<(Merchant, Standing), GatewayError> {
+        if party.kind(None).is_some() {
+            // Everyone but a terminal is decided before the merchant is looked up.
+            self.allow(operation, party)?;
+        }
         let merchant = self
             .node
             .query(move |state| state.acquiring().merchant(id).cloned())??;
-        let standing = standing(&merchant, caller, admits)?;
+        let standing = standing(&merchant, party, operation)?;
         Ok((merchant, standing))
     }
 
     pub fn onboard_merchant(
         &self,
-        caller: Caller,
+        party: Party,
         operator: OperatorId,
         wallet: WalletId,
         name: String,
         (mcc, region): (Mcc, u32),
     ) -> Result<MerchantId, GatewayError> {
-        if caller != Caller::Operator(operator) {
-            return Err(GatewayError::NotYourOperator {
-                owner: operator,
-                caller,
-            });
-        }
+        self.allow(Operation::OnboardMerchant, party)?;
+        staff_of(party, operator)?;
         let command = Command::OnboardMerchant {
             operator,
             wallet,
@@ -337,17 +304,44 @@ impl Gateway {
         }
     }
 
-    pub fn merchant(&self, caller: Caller, id: MerchantId) -> Result<Merchant, GatewayError> {
-        Ok(self.merchant_for(caller, id, ANY_OF_ITS_OWN)?.0)
+    pub fn merchant(&self, party: Party, id: MerchantId) -> Result<Merchant, GatewayError> {
+        Ok(self.merchant_for(party, id, Operation::ReadMerchant)?.0)
+    }
+
+    /// Replaces the merchant's token (or one terminal's): the old one stops working at once, and
+    /// after a restart too. The caller hands the new one over.
+    pub fn replace_token(
+        &self,
+        party: Party,
+        id: MerchantId,
+        terminal: Option<u16>,
+    ) -> Result<CredentialSubject, GatewayError> {
+        let (operation, subject) = match terminal {
+            None => (
+                Operation::ReplaceMerchantToken,
+                CredentialSubject::Merchant(id),
+            ),
+            Some(terminal) => (
+                Operation::ReplaceTerminalToken,
+                CredentialSubject::Terminal {
+                    merchant: id,
+                    terminal,
+                },
+            ),
+        };
+        let (merchant, _) = self.merchant_for(party, id, operation)?;
+        self.submit_one(merchant.operator, Command::RevokeCredential { subject })?;
+        self.refresh_credentials()?;
+        Ok(subject)
     }
 
     pub fn add_terminal(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         kind: TerminalKind,
     ) -> Result<u16, GatewayError> {
-        let (merchant, _) = self.merchant_for(caller, id, MERCHANT_OR_OPERATOR)?;
+        let (merchant, _) = self.merchant_for(party, id, Operation::AddTerminal)?;
         let command = Command::AddTerminal { merchant: id, kind };
         match self.submit_one(merchant.operator, command)? {
             Outcome::Terminal(number) => Ok(number),
@@ -355,21 +349,22 @@ impl Gateway {
         }
     }
 
-    /// The merchant's printed QR (anyone may read it: it hangs on the stand), or an order's QR
-    /// (the merchant's own callers only).
+    /// The merchant's printed QR or tap zone (`printed`: anyone may read it, it hangs on the
+    /// stand), or an order's (the merchant's own callers only).
     pub fn merchant_request(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
-        reference: Option<String>,
+        (printed, reference): (Operation, Option<String>),
     ) -> Result<MerchantQr, GatewayError> {
         let Some(reference) = reference else {
+            self.allow(printed, party)?;
             let merchant = self
                 .node
                 .query(move |state| state.acquiring().merchant(id).cloned())??;
             return Ok(merchant_request(&merchant, None));
         };
-        let (merchant, _) = self.merchant_for(caller, id, ANY_OF_ITS_OWN)?;
+        let (merchant, _) = self.merchant_for(party, id, Operation::ReadOrderQr)?;
         let order = self
             .node
             .query(move |state| state.acquiring().order(id, &reference).cloned())??;
@@ -378,11 +373,11 @@ impl Gateway {
 
     pub fn create_order(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         order: NewOrder,
     ) -> Result<OrderView, GatewayError> {
-        let (merchant, standing) = self.merchant_for(caller, id, PRESENTERS)?;
+        let (merchant, standing) = self.merchant_for(party, id, Operation::CreateOrder)?;
         let terminal = match standing {
             Standing::Terminal(number, _) => number,
             _ => 0,
@@ -397,16 +392,19 @@ impl Gateway {
             cash_on_delivery: order.cash_on_delivery,
         };
         self.submit_one(merchant.operator, command)?;
-        self.order(caller, id, order.reference)
+        let order = self
+            .node
+            .query(move |state| state.acquiring().order(id, &order.reference).cloned())??;
+        order_view(&merchant, &order)
     }
 
     pub fn order(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         reference: String,
     ) -> Result<OrderView, GatewayError> {
-        let (merchant, _) = self.merchant_for(caller, id, ANY_OF_ITS_OWN)?;
+        let (merchant, _) = self.merchant_for(party, id, Operation::ReadOrder)?;
         let order = self
             .node
             .query(move |state| state.acquiring().order(id, &reference).cloned())??;
@@ -416,10 +414,10 @@ impl Gateway {
     /// Pays a scanned or tapped merchant request as the holder signed it.
     pub fn pay_request(
         &self,
-        caller: Caller,
+        party: Party,
         payment: RequestPayment,
     ) -> Result<(EventId, MerchantQr), GatewayError> {
-        let operator = operator_of(caller)?;
+        self.allow(Operation::PayRequest, party)?;
         let request = MerchantQr::parse(&payment.request)?;
         request.check_fresh(now_s())?;
         let merchant_id = request.merchant;
@@ -434,39 +432,32 @@ impl Gateway {
             }
             .into());
         }
-        let mut command = request_payment(
+        let command = request_payment(
             payment.payer,
             &request,
             payment.typed_amount,
             payment.read,
             payment.key,
         )?;
-        if let Command::PayMerchant { auth, .. } = &mut command {
-            *auth = Some(payment.auth);
-        }
-        let transfer = expect_transfer(self.submit_one(operator, command)?);
+        let transfer = expect_transfer(self.submit_signed(
+            party,
+            payment.payer,
+            command,
+            payment.signature,
+        )?);
         self.metrics.count_payment();
         Ok((transfer, request))
     }
 
-    /// The code the wallet shows now; its operator's app asks for it.
+    /// The code the wallet shows now: its holder's consent to one password-free payment, so the
+    /// holder's session alone may ask for it.
     pub fn payment_code(
         &self,
-        caller: Caller,
+        party: Party,
         wallet: WalletId,
     ) -> Result<crate::channels::PaymentCode, GatewayError> {
-        let operator = operator_of(caller)?;
-        let owner = self
-            .node
-            .query(move |state| state.wallet(wallet).map(|w| (w.operator, w.status)))??;
-        if owner.0 != operator {
-            return Err(CommandError::NotYourWallet {
-                wallet,
-                owner: owner.0,
-                caller: operator,
-            }
-            .into());
-        }
+        self.allow(Operation::ReadPaymentCode, party)?;
+        let operator = self.wallet_in_scope(party, wallet)?;
         let desk = self.code_desk(operator)?;
         Ok(desk.issuer.code_for(wallet, now_s()))
     }
@@ -486,17 +477,17 @@ impl Gateway {
     /// retry under the same key answers the first charge.
     pub fn charge_payment_code(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         code: &str,
         amount: Amount,
         key: IdempotencyKey,
     ) -> Result<EventId, GatewayError> {
-        let (_, standing) = self.merchant_for(caller, id, CODE_READERS)?;
+        let (_, standing) = self.merchant_for(party, id, Operation::ChargeCode)?;
         let Standing::Terminal(terminal, _) = standing else {
             unreachable!("only terminals read payment codes")
         };
-        let terminal_key = (u64::from(id.0) << 16) | u64::from(terminal);
+        let terminal_key = till_key(id, terminal);
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let well_formed = digits.len() == PAYMENT_CODE_DIGITS
             && digits.starts_with(PAYMENT_CODE_PREFIX)
@@ -541,11 +532,15 @@ impl Gateway {
 
     pub fn open_sub_wallet(
         &self,
-        caller: Caller,
+        party: Party,
         command: Command,
+        signature: HolderSignature,
     ) -> Result<SubWalletId, GatewayError> {
-        let operator = operator_of(caller)?;
-        match self.submit_one(operator, command)? {
+        self.allow(Operation::OpenSubWallet, party)?;
+        let Command::OpenSubWallet { wallet, .. } = command else {
+            unreachable!("open sub-wallet takes an OpenSubWallet command")
+        };
+        match self.submit_signed(party, wallet, command, signature)? {
             Outcome::SubWallet(id) => Ok(id),
             other => unreachable!("open sub-wallet answered {other:?}"),
         }
@@ -553,14 +548,18 @@ impl Gateway {
 
     pub fn set_sub_wallet(
         &self,
-        caller: Caller,
+        party: Party,
         command: Command,
+        signature: HolderSignature,
     ) -> Result<SubWalletView, GatewayError> {
-        let operator = operator_of(caller)?;
+        self.allow(Operation::SetSubWallet, party)?;
         let Command::SetSubWallet { sub_wallet, .. } = command else {
             unreachable!("set sub-wallet takes a SetSubWallet command")
         };
-        self.submit_one(operator, command)?;
+        let wallet = self
+            .node
+            .query(move |state| state.sub_wallets().get(sub_wallet).map(|sub| sub.wallet))??;
+        self.submit_signed(party, wallet, command, signature)?;
         self.node
             .query(move |state| {
                 let now = state.last_timestamp_ms();
@@ -574,34 +573,27 @@ impl Gateway {
 
     pub fn wallet_sub_wallets(
         &self,
-        caller: Caller,
+        party: Party,
         wallet: WalletId,
     ) -> Result<Vec<SubWalletView>, GatewayError> {
-        let operator = operator_of(caller)?;
+        self.allow(Operation::ListWalletSubWallets, party)?;
+        self.wallet_in_scope(party, wallet)?;
         Ok(self.node.query(move |state| {
-            let owner = state.wallet(wallet)?.operator;
-            if owner != operator {
-                return Err(CommandError::NotYourWallet {
-                    wallet,
-                    owner,
-                    caller: operator,
-                });
-            }
             let now = state.last_timestamp_ms();
-            Ok(state
+            state
                 .sub_wallets()
                 .of_wallet(wallet)
                 .map(|sub| SubWalletView::of(sub, now, true))
-                .collect())
-        })??)
+                .collect()
+        })?)
     }
 
     pub fn merchant_sub_wallets(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
     ) -> Result<Vec<SubWalletView>, GatewayError> {
-        self.merchant_for(caller, id, SHOPS)?;
+        self.merchant_for(party, id, Operation::ListMerchantSubWallets)?;
         Ok(self.node.query(move |state| {
             let now = state.last_timestamp_ms();
             (1..=state.sub_wallets().len() as u32)
@@ -614,12 +606,12 @@ impl Gateway {
 
     pub fn charge_sub_wallet(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         (sub_wallet, amount, order): (SubWalletId, Amount, Option<String>),
         key: IdempotencyKey,
     ) -> Result<EventId, GatewayError> {
-        self.merchant_for(caller, id, SHOPS)?;
+        self.merchant_for(party, id, Operation::ChargeSubWallet)?;
         // The charge is the holder's payment: the holder's operator submits it.
         let operator = self.node.query(move |state| {
             let wallet = state.sub_wallets().get(sub_wallet)?.wallet;
@@ -639,13 +631,13 @@ impl Gateway {
 
     pub fn refund(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         payment: EventId,
         amount: Amount,
         key: IdempotencyKey,
     ) -> Result<EventId, GatewayError> {
-        let (merchant, _) = self.merchant_for(caller, id, MERCHANT_ONLY)?;
+        let (merchant, _) = self.merchant_for(party, id, Operation::Refund)?;
         let of_merchant = self
             .node
             .query(move |state| state.acquiring().payment(payment).map(|p| p.merchant))??;
@@ -665,11 +657,11 @@ impl Gateway {
 
     pub fn payments(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         day: Option<u32>,
     ) -> Result<(u32, Vec<PaymentView>), GatewayError> {
-        self.merchant_for(caller, id, MERCHANT_OR_OPERATOR)?;
+        self.merchant_for(party, id, Operation::ListPayments)?;
         Ok(self.node.query(move |state| {
             let day = day.unwrap_or_else(|| china_day(now_s() * 1000));
             let payments = state
@@ -684,11 +676,11 @@ impl Gateway {
 
     pub fn settlement(
         &self,
-        caller: Caller,
+        party: Party,
         id: MerchantId,
         day: Option<u32>,
     ) -> Result<SettlementReport, GatewayError> {
-        self.merchant_for(caller, id, MERCHANT_OR_OPERATOR)?;
+        self.merchant_for(party, id, Operation::ReadSettlement)?;
         let day = day.unwrap_or_else(|| china_day(now_s() * 1000));
         Ok(self
             .node
@@ -819,7 +811,10 @@ async fn onboard(
         gateway.merchant(caller, id)
     })
     .await?;
-    let token = app.tokens.token_for(Caller::Merchant(merchant.id));
+    let token = Some(
+        app.tokens
+            .token_for(CredentialSubject::Merchant(merchant.id)),
+    );
     Ok((
         StatusCode::CREATED,
         Json(merchant_response(&merchant, token)?),
@@ -858,16 +853,69 @@ async fn add_terminal(
         )
     })?;
     let number = blocking(&app, move |gateway| gateway.add_terminal(caller, id, kind)).await?;
-    let token = app.tokens.token_for(Caller::Terminal {
+    let token = Some(app.tokens.token_for(CredentialSubject::Terminal {
         merchant: id,
         terminal: number,
-    });
+    }));
     Ok((
         StatusCode::CREATED,
         Json(TerminalResponse {
             terminal: number,
             kind: kind.as_str(),
             token,
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct ReplacedTokenResponse {
+    pub merchant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<u16>,
+    /// The new token; the one before it no longer works.
+    pub token: String,
+}
+
+async fn replace_merchant_token(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(id): PathId<MerchantId>,
+) -> Result<(StatusCode, Json<ReplacedTokenResponse>), Problem> {
+    let subject = blocking(&app, move |gateway| gateway.replace_token(caller, id, None)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ReplacedTokenResponse {
+            merchant: id.to_string(),
+            terminal: None,
+            token: app.tokens.token_for(subject),
+        }),
+    ))
+}
+
+async fn replace_terminal_token(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((merchant, terminal)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<ReplacedTokenResponse>), Problem> {
+    let malformed = |detail: String| Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_ID", detail);
+    let id: MerchantId = merchant
+        .parse()
+        .map_err(|error: crate::ids::IdParseError| malformed(error.to_string()))?;
+    let terminal: u16 = terminal
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| malformed(format!("{terminal:?} is not a terminal number (1, 2, …)")))?;
+    let subject = blocking(&app, move |gateway| {
+        gateway.replace_token(caller, id, Some(terminal))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ReplacedTokenResponse {
+            merchant: id.to_string(),
+            terminal: Some(terminal),
+            token: app.tokens.token_for(subject),
         }),
     ))
 }
@@ -896,7 +944,7 @@ async fn merchant_qr(
         ));
     }
     let request = blocking(&app, move |gateway| {
-        gateway.merchant_request(caller, id, query.order)
+        gateway.merchant_request(caller, id, (Operation::ReadPrintedQr, query.order))
     })
     .await?;
     let image_error = |error| Problem::from(GatewayError::Render(error));
@@ -927,7 +975,7 @@ async fn tap_zone(
     Params(query): Params<RequestQuery>,
 ) -> Result<Response, Problem> {
     let request = blocking(&app, move |gateway| {
-        gateway.merchant_request(caller, id, query.order)
+        gateway.merchant_request(caller, id, (Operation::ReadTapZone, query.order))
     })
     .await?;
     let message =
@@ -1041,12 +1089,7 @@ async fn pay_request(
         request: body.request,
         read,
         key,
-        auth: holder_auth(
-            &body.public_key,
-            &body.signature,
-            body.not_after_ms,
-            app.gateway.signing_context(caller)?,
-        )?,
+        signature: holder_signature(&body.public_key, &body.signature, body.not_after_ms)?,
     };
     let typed = payment.typed_amount;
     let (transfer, request) =
@@ -1157,15 +1200,11 @@ async fn open_sub_wallet(
         wallet,
         merchant,
         limits,
-        auth: Some(holder_auth(
-            &body.public_key,
-            &body.signature,
-            body.not_after_ms,
-            app.gateway.signing_context(caller)?,
-        )?),
+        auth: None,
     };
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
     let id = blocking(&app, move |gateway| {
-        gateway.open_sub_wallet(caller, command)
+        gateway.open_sub_wallet(caller, command, signature)
     })
     .await?;
     Ok((
@@ -1220,14 +1259,13 @@ async fn set_sub_wallet(
             daily: amount_field("daily", &body.daily)?,
         },
         open: body.open,
-        auth: Some(holder_auth(
-            &body.public_key,
-            &body.signature,
-            body.not_after_ms,
-            app.gateway.signing_context(caller)?,
-        )?),
+        auth: None,
     };
-    let view = blocking(&app, move |gateway| gateway.set_sub_wallet(caller, command)).await?;
+    let signature = holder_signature(&body.public_key, &body.signature, body.not_after_ms)?;
+    let view = blocking(&app, move |gateway| {
+        gateway.set_sub_wallet(caller, command, signature)
+    })
+    .await?;
     Ok(Json(view))
 }
 

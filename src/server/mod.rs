@@ -18,7 +18,9 @@ pub mod merchants;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod problem_codes;
 pub mod routes;
+pub mod staff;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ use crate::node::{Node, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
 
-use self::auth::{AuthFailureLimiter, Tokens};
+use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::gateway::{CodeDesk, Gateway};
 use self::metrics::Metrics;
 use self::routes::App;
@@ -107,6 +109,9 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &ServerConfig) -> Result<Server, ServerError> {
+        // Every secret is its owner's alone before anything reads one.
+        crate::keyring::secure_secrets_dir(&config.data.join("keys"))
+            .map_err(ServerError::Tokens)?;
         let (node, desks) = open_node(&config.data)?;
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
@@ -131,10 +136,18 @@ impl Server {
             })?;
         let (handle, node_thread) = NodeHandle::spawn(node);
         let metrics = Arc::new(Metrics::default());
+        let credentials = tokens.book();
         let app = Arc::new(App {
-            gateway: Arc::new(Gateway::new(handle, desks, codes, metrics.clone())),
+            gateway: Arc::new(Gateway::new(
+                handle,
+                desks,
+                codes,
+                metrics.clone(),
+                credentials,
+            )),
             tokens,
             auth_failures: AuthFailureLimiter::new(config.auth_failures_per_minute_max),
+            used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
         });

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 37] = [
+pub const PATHS: [&str; 45] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -16,10 +16,19 @@ pub const PATHS: [&str; 37] = [
     "/v1/context",
     "/v1/transfers/{id}",
     "/v1/audit",
+    "/v1/operators/{op}/limits",
+    "/v1/operators/{op}/code-payment-cap",
+    // Staff and holders' sessions (`staff::OPENAPI_PATHS`).
+    "/v1/operators/{op}/staff",
+    "/v1/operators/{op}/staff/{s}/revoke",
+    "/v1/sessions/challenges",
+    "/v1/sessions",
     // The acquiring side (`merchants::OPENAPI_PATHS`).
     "/v1/operators/{op}/merchants",
     "/v1/merchants/{m}",
     "/v1/merchants/{m}/terminals",
+    "/v1/merchants/{m}/token",
+    "/v1/merchants/{m}/terminals/{t}/token",
     "/v1/merchants/{m}/qr",
     "/v1/merchants/{m}/tap-zone",
     "/v1/merchants/{m}/orders",
@@ -96,7 +105,9 @@ fn schemas() -> Value {
             "required": ["phone", "public_key"],
             "properties": {
                 "phone": { "type": "string", "pattern": PHONE_PATTERN, "example": "13800138000" },
-                "public_key": { "type": "string", "pattern": PUBLIC_KEY_PATTERN, "description": "SM2 public key, compressed SEC1, 66 hex digits" }
+                "public_key": { "type": "string", "pattern": PUBLIC_KEY_PATTERN, "description": "SM2 public key, compressed SEC1, 66 hex digits" },
+                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature by that key over Command::OpenWallet's signing bytes for this deployment and operator (docs/signing.md): the app's proof it holds the key (a teller may leave it out)" },
+                "not_after_ms": { "type": "integer", "minimum": 0, "description": "with a signature: the last Unix millisecond it is good (see GET /v1/context)" }
             }
         },
         "OpenWalletResponse": {
@@ -162,6 +173,18 @@ fn schemas() -> Value {
                 "amount": { "type": "string", "pattern": AMOUNT_PATTERN }
             }
         },
+        "ChallengeRequest": {
+            "type": "object", "additionalProperties": false, "required": ["wallet"],
+            "properties": { "wallet": { "type": "string", "pattern": WALLET_PATTERN, "example": "W0000000001" } }
+        },
+        "SessionRequest": {
+            "type": "object", "additionalProperties": false, "required": ["wallet", "challenge", "signature"],
+            "properties": {
+                "wallet": { "type": "string", "pattern": WALLET_PATTERN },
+                "challenge": { "type": "string", "description": "as POST /v1/sessions/challenges answered it" },
+                "signature": { "type": "string", "pattern": SIGNATURE_PATTERN, "description": "SM2 signature by the wallet's key over the session signing bytes" }
+            }
+        },
         "AuditReport": {
             "type": "object",
             "required": ["clean", "violations", "issued", "redeemed", "circulation", "operators"],
@@ -184,6 +207,7 @@ pub fn document() -> Value {
         paths.extend(super::contracts::openapi::paths());
         paths.extend(super::counter::openapi::paths());
         paths.extend(super::identity::openapi::paths());
+        paths.extend(parties_paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(super::merchants::openapi::schemas());
@@ -191,8 +215,68 @@ pub fn document() -> Value {
         schemas.extend(super::counter::openapi::schemas());
         schemas.extend(super::identity::openapi::schemas());
     }
+    document["components"]["securitySchemes"] = security_schemes();
+    apply_the_table(&mut document);
     add_token_responses(&mut document);
+    list_problem_codes(&mut document);
     document
+}
+
+/// One bearer scheme per kind of credential, so a client knows which it needs where.
+fn security_schemes() -> Value {
+    let bearer = |description: &str| json!({ "type": "http", "scheme": "bearer", "description": description });
+    json!({
+        "centralBank": bearer("the central bank's token, DIR/keys/central-bank.token"),
+        "staff": bearer("an operator staff member's token `ST000001.<mac>`, answered once by POST /v1/operators/{op}/staff; its role (teller, kyc_officer, compliance_officer, administrator) says what it may do. DIR/keys/OPxx.token is the operator's administrator"),
+        "holderSession": bearer("a holder's session `W0000000001.<expires_s>.<mac>` from POST /v1/sessions (a challenge signed with the wallet's SM2 key); for reads. Money-moving commands carry the holder's signature instead and need no session"),
+        "merchant": bearer("a merchant's token `M00000001.<mac>`, answered at onboarding or by POST /v1/merchants/{m}/token"),
+        "terminal": bearer("a terminal's token `M00000001-T0002.<mac>`; a terminal may only what its kind (pos, scan_gun, courier, online_shop) may")
+    })
+}
+
+/// Each operation's `security`, from the one authorization table (`parties::Operation`): the
+/// schemes of the parties that may call it, and `{}` where no credential is needed (public, or
+/// authorised by the holder's signature in the body).
+fn apply_the_table(document: &mut Value) {
+    use crate::parties::{Operation, PartyKind};
+    for operation in Operation::ALL {
+        let (method, path) = operation.route();
+        // Where two operations share a route, the first (the more permissive) documents it.
+        if Operation::at(method, path) != Some(operation) {
+            continue;
+        }
+        let entry = &mut document["paths"][path][method.to_ascii_lowercase()];
+        let Some(object) = entry.as_object_mut() else {
+            continue;
+        };
+        if operation.denial_codes().is_empty() {
+            // Public: no credential at all.
+            object.remove("security");
+            continue;
+        }
+        let mut security: Vec<Value> = Vec::new();
+        let mut parties: Vec<String> = Vec::new();
+        for kind in PartyKind::ALL {
+            if operation.decide(kind).is_err() {
+                continue;
+            }
+            parties.push(kind.name());
+            let requirement = match kind {
+                PartyKind::CentralBank => json!({ "centralBank": [] }),
+                PartyKind::Staff(_) => json!({ "staff": [] }),
+                PartyKind::Holder => json!({ "holderSession": [] }),
+                PartyKind::Merchant => json!({ "merchant": [] }),
+                PartyKind::Terminal(_) => json!({ "terminal": [] }),
+                // The holder's signature in the body is the authority.
+                PartyKind::Anonymous => json!({}),
+            };
+            if !security.contains(&requirement) {
+                security.push(requirement);
+            }
+        }
+        object.insert("security".into(), Value::Array(security));
+        object.insert("x-parties".into(), json!(parties));
+    }
 }
 
 /// Every operation behind a token shares the answers of the token check (401, 429) and of a
@@ -297,12 +381,13 @@ fn described_paths() -> Value {
                 "responses": { "200": ok_json("the context", json!({ "$ref": "#/components/schemas/SigningContext" })) }
             } },
             "/v1/transfers/{id}": { "get": {
-                "summary": "A transfer by its id, for its parties (either side's operator, a merchant it pays or refunds from, the central bank)",
+                "summary": "A transfer by its id, for its parties (the holder of either side's wallet, either side's operator's staff, a merchant it pays or refunds from, the central bank)",
                 "security": bearer,
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^T[0-9]{1,12}$", "example": "T000000000042" } }],
                 "responses": {
                     "200": ok_json("the transfer", json!({ "$ref": "#/components/schemas/Transfer" })),
                     "400": problem("MALFORMED_ID"), "401": problem("no or unknown token"),
+                    "403": problem("a kind of party that reads no transfers (a terminal)"),
                     "404": problem("UNKNOWN_TRANSFER: none, or the caller is no party to it")
                 }
             } },
@@ -316,6 +401,139 @@ fn described_paths() -> Value {
             } }
         }
     })
+}
+
+/// Problem codes each status can carry, for every operation: `x-problem-codes` lists them, so a
+/// client switches on codes it knows will come.
+fn list_problem_codes(document: &mut Value) {
+    use crate::parties::Operation;
+    let paths = document["paths"].as_object_mut().expect("paths");
+    for (path, operations) in paths.iter_mut() {
+        for (method, entry) in operations.as_object_mut().expect("operations") {
+            let method_upper = method.to_ascii_uppercase();
+            let served: Vec<Operation> = Operation::ALL
+                .into_iter()
+                .filter(|op| op.route() == (method_upper.as_str(), path.as_str()))
+                .collect();
+            let Some(responses) = entry["responses"].as_object_mut() else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let codes = super::problem_codes::codes(&served, path, status, response);
+                response["x-problem-codes"] = json!(codes);
+            }
+        }
+    }
+}
+
+fn parties_paths() -> serde_json::Map<String, Value> {
+    use super::merchants::openapi::{body, ok, path_param, responses, schema_ref};
+    let string = || json!({ "type": "string" });
+    let op = || path_param("op", "OP01");
+    let m = || path_param("m", "M00000001");
+    let mut all = serde_json::Map::new();
+    let staff_view = json!({ "type": "object", "properties": {
+        "staff": string(), "operator": string(), "role": string(), "label": string(),
+        "revoked": { "type": "boolean" }, "token": string() } });
+    let token_view = json!({ "type": "object", "properties": {
+        "merchant": string(), "terminal": { "type": "integer" }, "token": string() } });
+    let class_limits = json!({ "type": "object", "properties": {
+        "class": { "type": "integer" }, "requirement": string(), "balance_cap": string(),
+        "single_payment": string(), "daily": string(), "annual": string() } });
+    let mut put = |path: &str, item: Value| {
+        all.insert(path.to_string(), item);
+    };
+    put(
+        "/v1/operators/{op}/limits",
+        json!({ "get": {
+        "summary": "Each wallet class's limits at this operator, in yuan (absent: no limit)",
+        "parameters": [op()],
+        "responses": responses(ok("200", "classes 1 to 4, and the password-free cap", json!({ "type": "object", "properties": {
+            "operator": string(), "classes": { "type": "array", "items": class_limits },
+            "code_payment_cap": { "type": "string", "description": "yuan: the most one payment code takes without the holder's confirmation" } } })), false, &[]),
+    } }),
+    );
+    put(
+        "/v1/operators/{op}/code-payment-cap",
+        json!({ "put": {
+        "summary": "Set the most one payment code takes without the holder's confirmation (the operator's administrator)",
+        "security": [], "parameters": [op()],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+            "type": "object", "additionalProperties": false, "required": ["cap"],
+            "properties": { "cap": { "type": "string", "pattern": AMOUNT_PATTERN, "example": "500.00" } } } } } },
+        "responses": responses(ok("200", "the cap now in force", json!({ "type": "object", "properties": {
+            "operator": string(), "cap": string() } })), true, &[]),
+    } }),
+    );
+    put(
+        "/v1/operators/{op}/staff",
+        json!({
+            "post": {
+                "summary": "Register a staff member with one role; answers the member's token once (an administrator)",
+                "security": [], "parameters": [op()],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["role", "label"],
+                    "properties": {
+                        "role": { "type": "string", "enum": ["teller", "kyc_officer", "compliance_officer", "administrator"] },
+                        "label": { "type": "string", "example": "Guanqian branch, desk 3", "description": "a desk or badge number; stored in the log" } } } } } },
+                "responses": responses(ok("201", "registered", staff_view.clone()), true, &[]),
+            },
+            "get": {
+                "summary": "The operator's staff, revoked ones included (an administrator)",
+                "security": [], "parameters": [op()],
+                "responses": responses(ok("200", "staff", json!({ "type": "array", "items": staff_view.clone() })), false, &[]),
+            }
+        }),
+    );
+    put(
+        "/v1/operators/{op}/staff/{s}/revoke",
+        json!({ "post": {
+        "summary": "Revoke a staff member's credential for good (an administrator); durable across restarts",
+        "security": [], "parameters": [op(), path_param("s", "ST000001")],
+        "responses": responses(ok("200", "revoked", staff_view), false, &[("409", "CREDENTIAL_REVOKED")]),
+    } }),
+    );
+    put(
+        "/v1/sessions/challenges",
+        json!({ "post": {
+        "summary": "A challenge for a wallet's holder to sign (valid 120 s)",
+        "requestBody": body("ChallengeRequest"),
+        "responses": responses(ok("201", "the challenge", json!({ "type": "object", "properties": {
+            "wallet": string(), "challenge": string(), "expires_at_s": { "type": "integer" } } })), true, &[]),
+    } }),
+    );
+    put(
+        "/v1/sessions",
+        json!({ "post": {
+        "summary": "A holder's session (15 minutes) for a challenge signed with the wallet's key: SM2 (GM/T 0009 default user id 1234567812345678), signature r||s as 128 hex digits, over ASCII `ECNY-SESSION-v1` ‖ wallet number as u32 little-endian ‖ challenge length as u16 little-endian ‖ the challenge",
+        "requestBody": body("SessionRequest"),
+        "responses": responses(ok("201", "the session", json!({ "type": "object", "properties": {
+            "wallet": string(), "token": string(), "expires_at_s": { "type": "integer" } } })), true,
+            &[("409", "CHALLENGE_USED: the challenge already opened a session"),
+              ("503", "CHALLENGES_BUSY: too many sessions opened at once to remember another")]),
+    } }),
+    );
+    put(
+        "/v1/merchants/{m}/token",
+        json!({ "post": {
+        "summary": "Replace the merchant's token: the old one stops working at once, and after a restart (the merchant, or its operator's administrator)",
+        "security": [], "parameters": [m()],
+        "responses": responses(ok("201", "the new token", token_view.clone()), false, &[]),
+    } }),
+    );
+    put(
+        "/v1/merchants/{m}/terminals/{t}/token",
+        json!({ "post": {
+        "summary": "Replace one terminal's token (a lost scan gun): the old one stops working (the merchant, or its operator's administrator)",
+        "security": [], "parameters": [m(), path_param("t", "2")],
+        "responses": responses(ok("201", "the new token", token_view), false, &[]),
+    } }),
+    );
+    let _ = schema_ref;
+    all
 }
 
 /// Self-contained: no CDN, no script beyond listing the document's paths.

@@ -118,6 +118,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | UnknownContract(_)
         | UnknownCampaign(_)
         | UnknownIdentityLookup(_)
+        | UnknownStaff(_)
         | NotAMerchantPayment(_) => StatusCode::NOT_FOUND,
         NotYourWallet { .. }
         | NotYourMerchant { .. }
@@ -134,7 +135,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         IdempotencyKeyReused { .. }
         | OperatorExists(_)
         | WalletExists(_)
-        | PhoneTaken(_)
+        | PhoneTaken
         | DeviceExists(_)
         | OrderExists { .. }
         | OrderAlreadyPaid { .. }
@@ -142,9 +143,14 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | CampaignExists(_)
         | CampaignAlreadyFunded { .. }
         | CampaignAlreadyDrawn(_)
-        | PendingAlreadyResolved(_) => StatusCode::CONFLICT,
+        | PendingAlreadyResolved(_)
+        | CredentialRevoked
+        | IdentityWalletLimit { .. }
+        | BankAccountAlreadyBound { .. } => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
-        BatchSignatureInvalid | MalformedBatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        BatchSignatureInvalid | MalformedBatch(_) | IdentityNotSealed | IdentitySealBroken => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -170,7 +176,13 @@ impl From<GatewayError> for Problem {
         match error {
             GatewayError::Refused(error) => error.into(),
             GatewayError::Node(error) => error.into(),
-            GatewayError::NotYourOperator { .. } | GatewayError::OperatorOnly => {
+            GatewayError::NotYourOperator { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
+            }
+            GatewayError::Denied { denial, .. } if denial.is_unauthenticated() => {
+                Problem::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
+            }
+            GatewayError::Denied { .. } => {
                 Problem::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
             }
             GatewayError::NoDesk(_) => {

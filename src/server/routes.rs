@@ -22,11 +22,12 @@ use crate::amount::Amount;
 use crate::audit::AuditReport;
 use crate::certs::PublicKey;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
-use crate::signing::{SigningContext, SIGNATURE_WINDOW_MS_MAX};
-use crate::wallet::parse_phone;
+use crate::parties::{Operation, Party};
+use crate::signing::SIGNATURE_WINDOW_MS_MAX;
+use crate::wallet::{parse_phone, WalletClass};
 
-use super::auth::{AuthFailureLimiter, Caller, Tokens};
-use super::fields::holder_auth;
+use super::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
+use super::fields::{holder_signature, unprocessable};
 use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
 use super::metrics::Metrics;
 use super::openapi;
@@ -41,6 +42,8 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     pub tokens: Tokens,
     pub auth_failures: AuthFailureLimiter,
+    /// Challenges already exchanged for a session.
+    pub used_challenges: UsedChallenges,
     pub body_limit_bytes: usize,
     pub metrics: Arc<Metrics>,
 }
@@ -55,6 +58,11 @@ pub fn router(app: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .route("/v1/operators/{op}/wallets", post(open_wallet))
+        .route("/v1/operators/{op}/limits", get(limits))
+        .route(
+            "/v1/operators/{op}/code-payment-cap",
+            axum::routing::put(set_code_payment_cap),
+        )
         .route("/v1/wallets/{id}", get(wallet))
         .route("/v1/payments", post(pay))
         .route("/v1/context", get(signing_context))
@@ -64,6 +72,7 @@ pub fn router(app: AppState) -> Router {
         .merge(super::contracts::routes())
         .merge(super::identity::routes())
         .merge(super::counter::routes())
+        .merge(super::staff::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.body_limit_bytes))
@@ -83,8 +92,10 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(Problem::from)
 }
 
-/// The authenticated caller, from the bearer token; checked before any body is read.
-pub struct Authenticated(pub Caller);
+/// The authenticated caller (anonymous without an `Authorization` header), with the table's
+/// answer for the route checked before any body is read. The gateway checks again, with the
+/// state: whose wallet, merchant or operator it is, and a terminal's kind.
+pub struct Authenticated(pub Party);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = Problem;
@@ -94,9 +105,21 @@ impl FromRequestParts<AppState> for Authenticated {
             .extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        app.tokens
-            .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())
-            .map(Authenticated)
+        let party =
+            app.tokens
+                .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())?;
+        let operation = parts
+            .extensions
+            .get::<MatchedPath>()
+            .and_then(|path| Operation::at(parts.method.as_str(), path.as_str()));
+        let terminal_deferred = matches!(party, Party::Terminal { .. })
+            && operation.is_some_and(|op| op.admits_terminals());
+        if let (Some(operation), false) = (operation, terminal_deferred) {
+            operation
+                .authorize(party, || None)
+                .map_err(|denial| Problem::from(GatewayError::Denied { operation, denial }))?;
+        }
+        Ok(Authenticated(party))
     }
 }
 
@@ -217,6 +240,11 @@ pub struct OpenWalletRequest {
     pub phone: String,
     /// The holder's SM2 public key, compressed SEC1, 66 hex digits.
     pub public_key: String,
+    /// The holder's SM2 signature (128 hex digits) over the OpenWallet command's signing bytes:
+    /// proof that the app holds the key. A teller at the counter may leave it out.
+    pub signature: Option<String>,
+    /// The last Unix millisecond the signature is good (see `GET /v1/context`); with a signature.
+    pub not_after_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -238,8 +266,20 @@ async fn open_wallet(
         "MALFORMED_PUBLIC_KEY",
         PublicKey::from_hex(&body.public_key),
     )?;
+    let signature = match (&body.signature, body.not_after_ms) {
+        (Some(signature), Some(not_after_ms)) => {
+            Some(holder_signature(&body.public_key, signature, not_after_ms)?)
+        }
+        (Some(_), None) => {
+            return Err(unprocessable(
+                "NOT_AFTER_MISSING",
+                "a signature needs the end of its window, not_after_ms".into(),
+            ))
+        }
+        (None, _) => None,
+    };
     let wallet = blocking(&app, move |gateway| {
-        gateway.open_wallet(caller, operator, phone, key)
+        gateway.open_wallet(caller, operator, phone, (key, signature))
     })
     .await?;
     let response = OpenWalletResponse {
@@ -296,18 +336,13 @@ pub struct PaymentRequest {
 }
 
 impl PaymentRequest {
-    fn order(&self, key: IdempotencyKey, context: SigningContext) -> Result<PaymentOrder, Problem> {
+    fn order(&self, key: IdempotencyKey) -> Result<PaymentOrder, Problem> {
         Ok(PaymentOrder {
             payer: field("payer", "MALFORMED_ID", &self.payer)?,
             payee: field("payee", "MALFORMED_ID", &self.payee)?,
             amount: field::<Amount>("amount", "MALFORMED_AMOUNT", &self.amount)?,
             key,
-            auth: holder_auth(
-                &self.public_key,
-                &self.signature,
-                self.not_after_ms,
-                context,
-            )?,
+            signature: holder_signature(&self.public_key, &self.signature, self.not_after_ms)?,
         })
     }
 }
@@ -326,7 +361,7 @@ async fn pay(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody<PaymentRequest>,
 ) -> Result<(StatusCode, Json<PaymentResponse>), Problem> {
-    let order = body.order(key, app.gateway.signing_context(caller)?)?;
+    let order = body.order(key)?;
     let response = PaymentResponse {
         transfer: String::new(),
         payer: order.payer.to_string(),
@@ -339,6 +374,73 @@ async fn pay(
         ..response
     };
     Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Serialize)]
+pub struct ClassLimitsView {
+    pub class: u8,
+    /// What a holder brings to reach it.
+    pub requirement: &'static str,
+    /// Yuan, or absent for no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_cap: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_payment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annual: Option<String>,
+}
+
+/// Each wallet class's limits at an operator: public, so an app can say what an upgrade brings.
+async fn limits(
+    State(app): State<AppState>,
+    PathId(operator): PathId<OperatorId>,
+) -> Result<Json<Value>, Problem> {
+    let (limits, cap) = blocking(&app, move |gateway| gateway.class_limits(operator)).await?;
+    let classes: Vec<ClassLimitsView> = WalletClass::ALL
+        .into_iter()
+        .zip(limits)
+        .map(|(class, limits)| {
+            let yuan = |limit: Option<Amount>| limit.map(|a| a.to_string());
+            ClassLimitsView {
+                class: class as u8,
+                requirement: class.requirement(),
+                balance_cap: yuan(limits.balance_cap),
+                single_payment: yuan(limits.single_payment),
+                daily: yuan(limits.daily),
+                annual: yuan(limits.annual),
+            }
+        })
+        .collect();
+    Ok(Json(json!({
+        "operator": operator.to_string(),
+        "classes": classes,
+        "code_payment_cap": cap.to_string(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodePaymentCapRequest {
+    /// Yuan, e.g. "500.00": the most one payment code takes without the holder's confirmation.
+    pub cap: String,
+}
+
+async fn set_code_payment_cap(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(operator): PathId<OperatorId>,
+    JsonBody(body): JsonBody<CodePaymentCapRequest>,
+) -> Result<Json<Value>, Problem> {
+    let cap = super::fields::amount_field("cap", &body.cap)?;
+    blocking(&app, move |gateway| {
+        gateway.set_code_payment_cap(caller, operator, cap)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "operator": operator.to_string(), "cap": cap.to_string() }),
+    ))
 }
 
 /// What every holder's signature here names, and the clock its window is measured by.

@@ -26,12 +26,9 @@ impl StateMachine {
             Origin::CentralBank => {
                 return Err(CommandError::IdentityAtOperatorOnly { wallet, owner });
             }
+            // Another operator hears of the wallet as of none: it learns nothing of where it is.
             Origin::Operator(caller) if caller != owner => {
-                return Err(CommandError::NotYourWallet {
-                    wallet,
-                    owner,
-                    caller,
-                });
+                return Err(CommandError::UnknownWallet(wallet));
             }
             Origin::Operator(_) => {}
         }
@@ -62,13 +59,7 @@ impl StateMachine {
         let (wallet, owner) = (entry.wallet, entry.operator);
         match caller {
             Origin::Operator(operator) if operator == owner => {}
-            Origin::Operator(caller) => {
-                return Err(CommandError::NotYourWallet {
-                    wallet,
-                    owner,
-                    caller,
-                })
-            }
+            Origin::Operator(_) => return Err(CommandError::UnknownIdentityLookup(lookup)),
             Origin::CentralBank => {
                 return Err(CommandError::IdentityAtOperatorOnly { wallet, owner })
             }

@@ -4,6 +4,7 @@
 
 mod campaigns;
 mod contracts;
+mod credentials;
 mod identity;
 
 use crate::amount::Amount;
@@ -35,9 +36,14 @@ use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
 use crate::programs::red_packets::RedPackets;
 use crate::programs::LotteryError;
+use crate::sealed::{
+    decode_sealed_text, encode_sealed_text, PersonalText, Phone, SealTag, SealedPhone, SealedText,
+};
 use crate::signing::{check_window, DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
-use crate::wallet::{ClassLimits, Wallet, WalletClass, WalletStatus};
+use crate::wallet::{
+    ClassLimits, Wallet, WalletClass, WalletStatus, CLASS_TWO_WALLETS_PER_IDENTITY_MAX,
+};
 
 /// Operators are few; the id space is u16 and dense.
 pub const OPERATORS_MAX: usize = 1_000;
@@ -71,6 +77,8 @@ pub struct StateMachine {
     red_packets: RedPackets,
     /// Every de-anonymization: who looked, at which wallet, why, when; never the identity.
     identity_lookups: Vec<IdentityLookup>,
+    /// Staff records and credential generations: revocations survive a restart.
+    credentials: crate::parties::CredentialBook,
     last_timestamp_ms: u64,
     entries_applied: u64,
 }
@@ -96,6 +104,7 @@ impl Default for StateMachine {
             contracts: Contracts::default(),
             red_packets: RedPackets::default(),
             identity_lookups: Vec::new(),
+            credentials: Default::default(),
             last_timestamp_ms: 0,
             entries_applied: 0,
         }
@@ -200,27 +209,16 @@ impl StateMachine {
         self.wallet_of_account[account.index()] = wallet.0;
     }
 
-    /// Finds a wallet by phone at one operator, or at any operator when exactly one has it.
-    pub fn wallet_by_phone(
+    /// Finds a wallet at `operator` by its phone's seal tag (`IdentityKey::phone_tag`, which only
+    /// the operator can compute).
+    pub fn wallet_by_phone_tag(
         &self,
-        phone: u64,
-        operator: Option<OperatorId>,
+        operator: OperatorId,
+        tag: &SealTag,
     ) -> Result<WalletId, CommandError> {
-        let not_found = || CommandError::UnknownPhone(phone.to_string());
-        if let Some(id) = operator {
-            return self
-                .operator(id)?
-                .wallet_by_phone(phone)
-                .ok_or_else(not_found);
-        }
-        let mut found = self
-            .operators
-            .iter()
-            .filter_map(|op| op.wallet_by_phone(phone));
-        match (found.next(), found.next()) {
-            (Some(wallet), None) => Ok(wallet),
-            _ => Err(not_found()),
-        }
+        self.operator(operator)?
+            .wallet_by_phone(tag)
+            .ok_or_else(|| CommandError::UnknownPhone("this phone number".into()))
     }
 
     pub fn last_timestamp_ms(&self) -> u64 {
@@ -333,12 +331,22 @@ impl StateMachine {
                 id_number,
                 in_person,
             } => {
-                let identity = Identity {
-                    name,
-                    id_number,
-                    verified_in_person: in_person,
+                let sealed = |text: Option<PersonalText>| match text {
+                    None => Ok(None),
+                    Some(PersonalText::Sealed(sealed)) => Ok(Some(sealed)),
+                    Some(PersonalText::Clear(_)) => Err(CommandError::IdentityNotSealed),
                 };
-                self.upgrade_wallet(origin, wallet, to, identity, now)
+                match (sealed(name), sealed(id_number)) {
+                    (Ok(name), Ok(id_number)) => {
+                        let identity = Identity {
+                            name,
+                            id_number,
+                            verified_in_person: in_person,
+                        };
+                        self.upgrade_wallet(origin, wallet, to, identity, now)
+                    }
+                    (Err(error), _) | (_, Err(error)) => Err(error),
+                }
             }
             BindBankAccount { wallet, account } => {
                 self.bind_bank_account(origin, wallet, account, now)
@@ -498,6 +506,15 @@ impl StateMachine {
                 self.charge_payment_code(origin, payer, at, amount, code_step, by(), now)
             }
             SetCodePaymentCap { operator, cap } => self.set_code_payment_cap(origin, operator, cap),
+            AddStaff {
+                operator,
+                role,
+                label,
+            } => self.add_staff(origin, operator, role, label),
+            RevokeCredential { subject } => self.revoke_credential(origin, subject),
+            OpenBankAccountWithCash { wallet, cash, .. } => {
+                self.open_bank_account_with_cash(origin, wallet, cash, by(), now)
+            }
         }
     }
 
@@ -524,16 +541,13 @@ impl StateMachine {
         }
     }
 
-    /// The wallet, checked to belong to the calling operator.
+    /// The wallet, checked to belong to the calling operator; another operator's wallet is
+    /// answered as unknown, so no operator learns where a wallet is held.
     fn own_wallet(&self, origin: Origin, id: WalletId) -> Result<&Wallet, CommandError> {
         let wallet = self.wallet(id)?;
         match origin {
             Origin::Operator(caller) if caller != wallet.operator => {
-                Err(CommandError::NotYourWallet {
-                    wallet: id,
-                    owner: wallet.operator,
-                    caller,
-                })
+                Err(CommandError::UnknownWallet(id))
             }
             _ => Ok(wallet),
         }
@@ -767,13 +781,14 @@ impl StateMachine {
         &mut self,
         origin: Origin,
         operator: OperatorId,
-        phone: u64,
+        phone: Phone,
         key: PublicKey,
         now: u64,
     ) -> CommandResult {
-        if !(10_000_000_000..20_000_000_000).contains(&phone) {
-            return Err(CommandError::MalformedPhone(phone.to_string()));
-        }
+        // The front office checked the number in the clear; only its seal reaches the log.
+        let Phone::Sealed(phone) = phone else {
+            return Err(CommandError::IdentityNotSealed);
+        };
         if !matches!(key.0[0], 2 | 3) {
             return Err(CommandError::SignatureInvalid);
         }
@@ -809,11 +824,45 @@ impl StateMachine {
             wallet.bank_account().is_some(),
             wallet.operator.0 as usize - 1,
         );
+        if to <= WalletClass::Two {
+            self.check_identity_wallets(op_index, id, &identity)?;
+        }
         self.operators[op_index].upgrade_identity(id, current, to, identity, has_bank)?;
         self.wallets[id.0 as usize - 1].class = to;
         self.ledger
             .push_wallet_event(id, WalletChange::ClassChanged { class: to }, now);
         Ok(Outcome::Done)
+    }
+
+    /// One identity holds at most `CLASS_TWO_WALLETS_PER_IDENTITY_MAX` open wallets of class 2
+    /// or better at one operator, counted by its ID number's seal tag.
+    fn check_identity_wallets(
+        &self,
+        op_index: usize,
+        wallet: WalletId,
+        update: &Identity,
+    ) -> Result<(), CommandError> {
+        let operator = &self.operators[op_index];
+        let known = operator.identity(wallet).and_then(|i| i.id_number.as_ref());
+        let Some(id_number) = update.id_number.as_ref().or(known) else {
+            return Ok(());
+        };
+        let others = operator
+            .wallets_of_id_number(&id_number.tag)
+            .iter()
+            .filter(|other| **other != wallet)
+            .filter(|other| {
+                let other = &self.wallets[other.0 as usize - 1];
+                other.class <= WalletClass::Two && other.status != WalletStatus::Closed
+            })
+            .count();
+        if others >= CLASS_TWO_WALLETS_PER_IDENTITY_MAX {
+            return Err(CommandError::IdentityWalletLimit {
+                class: WalletClass::Two,
+                max: CLASS_TWO_WALLETS_PER_IDENTITY_MAX,
+            });
+        }
+        Ok(())
     }
 
     fn bind_bank_account(
@@ -1660,6 +1709,7 @@ impl StateMachine {
         self.contracts.encode(&mut out);
         self.red_packets.encode(&mut out);
         self.encode_identity_lookups(&mut out);
+        self.credentials.encode(&mut out);
         out.bytes
     }
 
@@ -1678,14 +1728,22 @@ impl StateMachine {
             let phones = op.phone_entries();
             out.u64(phones.len() as u64);
             for (phone, wallet) in phones {
-                out.u64(phone).u32(wallet.0);
+                out.raw(&phone.tag).raw(&phone.ciphertext).u32(wallet.0);
             }
             let identities = op.identity_entries();
             out.u64(identities.len() as u64);
             for (wallet, identity) in identities {
-                out.u32(wallet.0)
-                    .opt_str(identity.name.as_deref())
-                    .opt_str(identity.id_number.as_deref());
+                out.u32(wallet.0);
+                for text in [&identity.name, &identity.id_number] {
+                    match text {
+                        Some(sealed) => {
+                            encode_sealed_text(sealed, out.u8(1));
+                        }
+                        None => {
+                            out.u8(0);
+                        }
+                    }
+                }
                 out.u8(u8::from(identity.verified_in_person));
             }
         }
@@ -1743,6 +1801,7 @@ impl StateMachine {
         state.contracts = Contracts::decode(&mut input)?;
         state.red_packets = RedPackets::decode(&mut input)?;
         state.identity_lookups = Self::decode_identity_lookups(&mut input)?;
+        state.credentials = crate::parties::CredentialBook::decode(&mut input)?;
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",
@@ -1771,13 +1830,25 @@ impl StateMachine {
                 redeemed: Amount::from_fen(input.i64("redeemed")?),
             };
             let phones = (0..input.u64("phone count")?)
-                .map(|_| Ok((input.u64("phone")?, WalletId(input.u32("phone wallet")?))))
+                .map(|_| {
+                    let phone = SealedPhone {
+                        tag: input.array("phone tag")?,
+                        ciphertext: input.array("sealed phone")?,
+                    };
+                    Ok((phone, WalletId(input.u32("phone wallet")?)))
+                })
                 .collect::<Result<Vec<_>, DecodeError>>()?;
             let identities = (0..input.u64("identity count")?)
                 .map(|_| {
                     let wallet = WalletId(input.u32("identity wallet")?);
-                    let name = input.opt_string("name")?;
-                    let id_number = input.opt_string("id number")?;
+                    let mut sealed = || -> Result<Option<SealedText>, DecodeError> {
+                        Ok(match input.bool("sealed text present")? {
+                            true => Some(decode_sealed_text(input)?),
+                            false => None,
+                        })
+                    };
+                    let name = sealed()?;
+                    let id_number = sealed()?;
                     Ok((
                         wallet,
                         Identity {
@@ -1966,12 +2037,12 @@ mod tests {
         let wallets = [
             Command::OpenWallet {
                 operator: OperatorId(1),
-                phone: 13_800_000_001,
+                phone: 13_800_000_001.into(),
                 public_key: op.public_key(),
             },
             Command::OpenWallet {
                 operator: OperatorId(1),
-                phone: 13_800_000_002,
+                phone: 13_800_000_002.into(),
                 public_key: op.public_key(),
             },
             Command::OpenDepositAccount {
@@ -2006,6 +2077,45 @@ mod tests {
                 .all(Result::is_ok)
         );
         (state, a, b)
+    }
+
+    #[test]
+    fn a_phone_or_name_in_the_clear_never_applies() {
+        let (mut state, a, _) = small_state();
+        let before = state.state_hash();
+        // Bytes an operator's desk would never write: the commands encoded without sealing.
+        let clear = [
+            Command::OpenWallet {
+                operator: OperatorId(1),
+                phone: 13_800_000_009.into(),
+                public_key: KeyPair::from_seed(b"h").public_key(),
+            },
+            Command::UpgradeWallet {
+                wallet: a,
+                to: WalletClass::Three,
+                name: Some("Wang Wu".into()),
+                id_number: Some("110101199003074514".into()),
+                in_person: false,
+            },
+        ];
+        let mut commands = Writer::new();
+        commands.u32(clear.len() as u32);
+        for command in &clear {
+            command.encode(&mut commands);
+        }
+        let submission = Submission {
+            origin: Origin::Operator(OperatorId(1)),
+            commands: commands.bytes,
+            signature: crate::certs::Signature([0; 64]),
+        };
+        let mut entry = Vec::new();
+        submission.encode_entry(1_795_406_400_000, &mut entry);
+        let mut results = Vec::new();
+        state.apply_entry(&entry, &mut results).unwrap();
+        for result in results {
+            assert_eq!(result, Err(CommandError::IdentityNotSealed));
+        }
+        assert_eq!(state.state_hash(), before);
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub fn yuan(text: &str) -> Amount {
     Amount::parse_signed(&text.replace(',', "")).unwrap()
 }
 
+/// A resident ID number of its own for the holder of `phone`, check character included: each
+/// test holder is another person.
+pub fn id_number_of(phone: u64) -> String {
+    ecny::wallet::id_number_from(&format!("110101{:011}", phone % 100_000_000_000))
+}
+
 impl World {
     /// Two operators, each with ¥10,000,000 of reserves and ¥5,000,000 of e-CNY issued.
     pub fn new() -> World {
@@ -131,7 +137,7 @@ impl World {
         let key = KeyPair::from_seed(format!("holder/{}", self.next_phone).as_bytes());
         let command = Command::OpenWallet {
             operator: op,
-            phone: self.next_phone,
+            phone: self.next_phone.into(),
             public_key: key.public_key(),
         };
         let Ok(Outcome::Wallet(wallet)) = self.run(op, command) else {
@@ -176,7 +182,7 @@ impl World {
                 wallet: holder.wallet,
                 to: class,
                 name: Some("Zhang San".into()),
-                id_number: Some("110101199003074512".into()),
+                id_number: Some(id_number_of(holder.phone).into()),
                 in_person: class == WalletClass::One,
             };
             self.run(op, upgrade).unwrap();

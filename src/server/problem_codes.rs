@@ -1,0 +1,271 @@
+//! Which problem codes each operation answers with each status: the document lists them
+//! (`x-problem-codes`), and a test checks that every code the HTTP tests meet is listed.
+//!
+//! The lists are built from what decides them: the authorization table's denials, the token
+//! check, the request parsing every handler shares, each operation's scope checks and the domain
+//! refusals of the commands it submits.
+
+use serde_json::Value;
+
+use crate::parties::Operation;
+
+/// Refusals of the request's form, shared by every handler that takes ids, queries or a body.
+const MALFORMED_REQUEST: &[&str] = &[
+    "MALFORMED_ID",
+    "MALFORMED_PATH",
+    "MALFORMED_QUERY",
+    "JSON_SYNTAX",
+    "IDEMPOTENCY_KEY_MISSING",
+    "IDEMPOTENCY_KEY_MALFORMED",
+    "MALFORMED_DATE",
+    "MALFORMED_FORMAT",
+];
+const TOKEN_REFUSALS: &[&str] = &["UNAUTHENTICATED", "CREDENTIAL_REVOKED", "SESSION_EXPIRED"];
+/// What a holder-signed command may meet at the desk and in the state machine.
+const SIGNED: &[&str] = &["SIGNATURE_INVALID", "SIGNATURE_MISSING"];
+/// Domain refusals of a payment, wherever it comes from.
+const PAYMENT_REFUSALS: &[&str] = &[
+    "AMOUNT_NOT_POSITIVE",
+    "AMOUNT_TOO_LARGE",
+    "INSUFFICIENT_FUNDS",
+    "LIMIT_SINGLE_PAYMENT",
+    "LIMIT_DAILY",
+    "LIMIT_ANNUAL",
+    "LIMIT_BALANCE_CAP",
+    "WALLET_FROZEN",
+    "WALLET_CLOSED",
+    "SAME_WALLET",
+    "MALFORMED_AMOUNT",
+    "MALFORMED_PUBLIC_KEY",
+    "MALFORMED_SIGNATURE",
+    "JSON_DATA",
+    "TEXT_TOO_LONG",
+];
+
+/// The codes a 4xx or 5xx `status` of the operations served at `path` may carry; `response` is its
+/// entry in the document, whose description may name more.
+pub fn codes(operations: &[Operation], path: &str, status: &str, response: &Value) -> Vec<String> {
+    let mut codes: Vec<&str> = Vec::new();
+    match status {
+        "400" => codes.extend(MALFORMED_REQUEST),
+        "401" => codes.extend(TOKEN_REFUSALS),
+        "403" => {
+            for operation in operations {
+                codes.extend(
+                    operation
+                        .denial_codes()
+                        .into_iter()
+                        .filter(|code| *code != "UNAUTHENTICATED"),
+                );
+            }
+            codes.extend(scope_refusals(path));
+        }
+        "404" => codes.extend(unknowns(path)),
+        "405" => codes.push("METHOD_NOT_ALLOWED"),
+        "413" => codes.push("BODY_TOO_LARGE"),
+        "415" => codes.push("CONTENT_TYPE_UNSUPPORTED"),
+        "422" => codes.extend(["JSON_DATA", "TEXT_TOO_LONG"]),
+        "429" => codes.push("TOO_MANY_AUTH_FAILURES"),
+        "500" => codes.push("INTERNAL"),
+        "503" => codes.extend(["NODE_STOPPED", "NODE_POISONED", "NOT_READY"]),
+        _ => {}
+    }
+    for operation in operations {
+        codes.extend(domain(*operation, status));
+    }
+    let mut all: Vec<String> = codes.into_iter().map(str::to_string).collect();
+    // The description's own list (`CODE_A, CODE_B: why`) counts too.
+    if let Some(text) = response["description"].as_str() {
+        all.extend(
+            text.split(|c: char| !(c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()))
+                .filter(|word| word.len() > 3 && word.contains('_'))
+                .map(str::to_string),
+        );
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// A caller of the right kind that is not the named thing's own.
+fn scope_refusals(path: &str) -> Vec<&'static str> {
+    let mut codes = Vec::new();
+    if path.starts_with("/v1/operators/{op}") {
+        codes.push("NOT_YOUR_OPERATOR");
+    }
+    if path.starts_with("/v1/merchants/{m}") {
+        codes.push("NOT_YOUR_MERCHANT");
+    }
+    if path.starts_with("/v1/contracts/{id}") {
+        codes.push("NOT_A_CONTRACT_PARTY");
+    }
+    codes
+}
+
+fn unknowns(path: &str) -> Vec<&'static str> {
+    let mut codes = vec!["ROUTE_NOT_FOUND"];
+    if path.contains("{op}") {
+        codes.push("UNKNOWN_OPERATOR");
+    }
+    // A wallet the caller may not see is answered as unknown, wherever one is named.
+    codes.push("UNKNOWN_WALLET");
+    if path.contains("{m}") {
+        codes.extend(["UNKNOWN_MERCHANT", "UNKNOWN_ORDER", "UNKNOWN_TERMINAL"]);
+    }
+    if path.contains("sub-wallet") {
+        codes.push("UNKNOWN_SUB_WALLET");
+    }
+    if path.starts_with("/v1/contracts") {
+        codes.push("UNKNOWN_CONTRACT");
+    }
+    if path.contains("staff") {
+        codes.push("UNKNOWN_STAFF");
+    }
+    if path.contains("refunds") {
+        codes.push("NOT_A_MERCHANT_PAYMENT");
+    }
+    codes
+}
+
+/// Each operation's own refusals, by status.
+fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
+    use Operation::*;
+    match (operation, status) {
+        (OpenWallet, "403") => &[
+            "SIGNATURE_INVALID",
+            "SIGNATURE_MISSING",
+            "SIGNATURE_EXPIRED",
+            "SIGNATURE_WINDOW_TOO_LONG",
+        ],
+        (OpenWallet, "409") => &["PHONE_TAKEN"],
+        (OpenWallet, "422") => &[
+            "NOT_AFTER_MISSING",
+            "MALFORMED_PHONE",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+        ],
+        (OpenSession, "403") => &["SIGNATURE_INVALID"],
+        (OpenSession, "409") => &["CHALLENGE_USED"],
+        (SetCodePaymentCap, "422") => &[
+            "MALFORMED_AMOUNT",
+            "AMOUNT_NOT_POSITIVE",
+            "AMOUNT_TOO_LARGE",
+        ],
+        (OpenSession, "422") => &[
+            "CHALLENGE_INVALID",
+            "CHALLENGE_EXPIRED",
+            "MALFORMED_SIGNATURE",
+        ],
+        (
+            Pay | PayRequest | Exchange | OpenSubWallet | SetSubWallet | OpenContract
+            | ConfirmContract | CancelContract,
+            "403",
+        ) => SIGNED,
+        (Pay | PayRequest | Exchange | OpenContract | ConfirmContract, "409") => &[
+            "IDEMPOTENCY_KEY_REUSED",
+            "ORDER_ALREADY_PAID",
+            "CONTRACT_KEY_REUSED",
+        ],
+        (Pay, "422") => PAYMENT_REFUSALS,
+        (PayRequest, "422") => &[
+            "QR_TOO_LONG",
+            "QR_CRC_MISMATCH",
+            "QR_MALFORMED",
+            "QR_MISSING_FIELD",
+            "QR_UNSUPPORTED",
+            "QR_EXPIRED",
+            "QR_FIELD_INVALID",
+            "MALFORMED_READ",
+            "AMOUNT_REQUIRED",
+            "REQUEST_MERCHANT_MISMATCH",
+            "CHANNEL_MISMATCH",
+            "INSUFFICIENT_FUNDS",
+            "LIMIT_SINGLE_PAYMENT",
+            "LIMIT_DAILY",
+            "LIMIT_ANNUAL",
+            "LIMIT_BALANCE_CAP",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "MALFORMED_AMOUNT",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+        ],
+        (OpenBankAccount, "422") => &[
+            "CASH_DEPOSIT_TOO_LARGE",
+            "MALFORMED_AMOUNT",
+            "AMOUNT_NOT_POSITIVE",
+            "AMOUNT_TOO_LARGE",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "OVERFLOW",
+        ],
+        (Exchange, "422") => &[
+            "NO_BOUND_BANK_ACCOUNT",
+            "VAULT_INSUFFICIENT",
+            "MALFORMED_AMOUNT",
+            "AMOUNT_NOT_POSITIVE",
+            "AMOUNT_TOO_LARGE",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "OVERFLOW",
+        ],
+        (OpenBankAccount, "409") => &["BANK_ACCOUNT_ALREADY_BOUND", "IDEMPOTENCY_KEY_REUSED"],
+        (UpgradeWallet, "403") => &["KYC_IN_PERSON_ONLY"],
+        (UpgradeWallet, "409") => &["IDENTITY_WALLET_LIMIT"],
+        (UpgradeWallet, "422") => &[
+            "KYC_INCOMPLETE",
+            "CLASS_NOT_AN_UPGRADE",
+            "ID_NUMBER_INVALID",
+            "MALFORMED_CLASS",
+            "WALLET_CLOSED",
+        ],
+        (AddStaff, "422") => &[
+            "MALFORMED_ROLE",
+            "STAFF_LABEL_INVALID",
+            "STAFF_LIMIT_REACHED",
+        ],
+        (RevokeStaff | ReplaceMerchantToken | ReplaceTerminalToken, "409") => {
+            &["CREDENTIAL_REVOKED"]
+        }
+        (OnboardMerchant, "422") => &[
+            "MERCHANT_WALLET_UNVERIFIED",
+            "MALFORMED_MCC",
+            "MALFORMED_REGION",
+            "MERCHANT_NAME_INVALID",
+        ],
+        (AddTerminal, "422") => &["TERMINAL_LIMIT_REACHED", "MALFORMED_TERMINAL_KIND"],
+        (CreateOrder, "409") => &["ORDER_EXISTS"],
+        (CreateOrder, "422") => &[
+            "ORDER_VALIDITY_OUT_OF_RANGE",
+            "MALFORMED_AMOUNT",
+            "ORDER_EXPIRED",
+            "CHANNEL_MISMATCH",
+        ],
+        (ChargeCode, "409") => &["CODE_REUSED", "IDEMPOTENCY_KEY_REUSED"],
+        (ChargeCode, "422") => &["CODE_MALFORMED", "CODE_STALE", "CODE_UNKNOWN"],
+        (ChargeCode, "429") => &["CODE_RATE_LIMITED"],
+        (ChargeCode, "503") => &["CODE_VERIFIER_FULL"],
+        (ChargeSubWallet, "409") => &["IDEMPOTENCY_KEY_REUSED", "ORDER_ALREADY_PAID"],
+        (ChargeSubWallet, "422") => &[
+            "SUB_WALLET_LIMIT_SINGLE",
+            "SUB_WALLET_LIMIT_DAILY",
+            "SUB_WALLET_CLOSED",
+            "MALFORMED_AMOUNT",
+            "INSUFFICIENT_FUNDS",
+        ],
+        (Refund, "409") => &["IDEMPOTENCY_KEY_REUSED"],
+        (Refund, "422") => &["REFUND_EXCEEDS_PAYMENT", "MALFORMED_AMOUNT"],
+        (Deanonymize, "422") => &["DEANONYMIZATION_REASON_INVALID"],
+        (ReadPaymentCode, "422") => &["CODE_OPERATOR_OUT_OF_RANGE"],
+        (OpenContract | ConfirmContract | CancelContract, "422") => &[
+            "CONTRACT_TERMS_INVALID",
+            "CONTRACT_NOT_ACTIVE",
+            "CONTRACT_EXCEEDS_HOLDINGS",
+            "MALFORMED_TEMPLATE",
+            "MALFORMED_PARTY",
+            "MALFORMED_AMOUNT",
+            "INSUFFICIENT_FUNDS",
+        ],
+        _ => &[],
+    }
+}
