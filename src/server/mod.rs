@@ -97,6 +97,8 @@ impl Default for ServerConfig {
 /// A running server; dropping it shuts it down cleanly and waits for the node to stop.
 pub struct Server {
     addr: SocketAddr,
+    /// The operators whose tokens it accepts; none means only the central bank can call it.
+    operators: Vec<OperatorId>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -136,16 +138,21 @@ impl Server {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
+        // Listening from here on: a SIGTERM sent as soon as the server says it is serving counts.
+        let terminated = on_ctrl_c.then(|| {
+            let _inside = runtime.enter();
+            Terminated::listen()
+        });
         let thread = std::thread::Builder::new()
             .name("ecny-http".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let shutdown = async move {
-                        if on_ctrl_c {
+                        if let Some(terminated) = terminated {
                             tokio::select! {
                                 _ = stopped => {}
                                 _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c: stopping"),
-                                _ = terminated() => tracing::info!("SIGTERM: stopping"),
+                                _ = terminated.wait() => tracing::info!("SIGTERM: stopping"),
                             }
                         } else {
                             let _ = stopped.await;
@@ -171,6 +178,7 @@ impl Server {
         tracing::info!(%addr, data = %config.data.display(), "listening");
         Ok(Server {
             addr,
+            operators,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -178,6 +186,11 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The operators of its data directory, each with a bearer token in DIR/keys.
+    pub fn operators(&self) -> &[OperatorId] {
+        &self.operators
     }
 
     /// Waits until the server stops (ctrl-c, when configured).
@@ -208,24 +221,39 @@ impl Drop for Server {
     }
 }
 
-/// Resolves when a service manager asks the process to stop (SIGTERM), so `systemctl stop` and
-/// container runtimes get the same clean shutdown as ctrl-c.
-async fn terminated() {
+/// A service manager asking the process to stop (SIGTERM), so `systemctl stop` and container
+/// runtimes get the same clean shutdown as ctrl-c. It listens from the moment it is made.
+struct Terminated {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; ctrl-c still stops the server");
-                std::future::pending::<()>().await;
-            }
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Terminated {
+    /// Starts listening; needs the runtime entered.
+    fn listen() -> Terminated {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::terminate())
+                .map_err(|error| {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; ctrl-c still stops the server");
+                })
+                .ok();
+            Terminated { signal }
         }
+        #[cfg(not(unix))]
+        Terminated {}
     }
-    #[cfg(not(unix))]
-    std::future::pending::<()>().await;
+
+    /// Resolves when SIGTERM arrives; never, where it cannot.
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some(mut signal) = self.signal {
+            signal.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Each operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
