@@ -24,8 +24,10 @@ pub struct Amount(i64);
 
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 pub enum AmountError {
-    #[error("amount {0:?} is not a number of yuan with at most two decimals, e.g. 66.60")]
+    #[error("amount {0:?} is not yuan as digits with at most two decimals and no separators, e.g. 66.60 or 1000")]
     Malformed(String),
+    #[error("amount {0:?} has a sign; an amount takes no sign: write yuan as digits with at most two decimals, e.g. 66.60")]
+    Signed(String),
     #[error("amount {0:?} is too large")]
     TooLarge(String),
 }
@@ -112,29 +114,24 @@ impl fmt::Display for YuanSign {
     }
 }
 
-/// Parses yuan with at most two decimals: `66.6`, `66.60`, `¥66.60`, `-3`, `1,000.00`.
+/// Parses yuan as digits with at most two decimals: `66`, `66.6`, `66.60`. Nothing else — no
+/// sign, no currency sign, no thousands separators, no spaces — so an amount has one spelling
+/// on the command line, in requests and in files.
 impl FromStr for Amount {
     type Err = AmountError;
 
     fn from_str(text: &str) -> Result<Amount, AmountError> {
-        let malformed = || AmountError::Malformed(text.to_string());
-        let trimmed = text.trim();
-        let (negative, rest) = match trimmed.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, trimmed),
-        };
-        let rest = rest.strip_prefix('¥').unwrap_or(rest);
-        let (whole, fraction) = match rest.split_once('.') {
-            Some((w, f)) => (w, f),
-            None => (rest, ""),
-        };
-        let whole: String = whole.chars().filter(|c| *c != ',').collect();
-        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits_only(&whole) || !digits_only(fraction) || fraction.len() > 2
-        {
-            return Err(malformed());
+        if text.starts_with(['-', '+']) {
+            return Err(AmountError::Signed(text.to_string()));
         }
-        if rest.contains('.') && fraction.is_empty() {
+        let malformed = || AmountError::Malformed(text.to_string());
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+            Some(_) => return Err(malformed()),
+            None => (text, ""),
+        };
+        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) || fraction.len() > 2 {
             return Err(malformed());
         }
         let too_large = || AmountError::TooLarge(text.to_string());
@@ -149,7 +146,7 @@ impl FromStr for Amount {
             .and_then(|f| f.checked_add(fen_part))
             .filter(|f| *f <= Amount::MAX.0)
             .ok_or_else(too_large)?;
-        Ok(Amount(if negative { -fen } else { fen }))
+        Ok(Amount(fen))
     }
 }
 
@@ -165,9 +162,8 @@ mod tests {
         assert_eq!(amount.to_string(), "66.60");
         assert_eq!(amount.yuan_sign().to_string(), "¥66.60");
         assert_eq!("66.6".parse::<Amount>().unwrap(), amount);
-        assert_eq!("¥66.60".parse::<Amount>().unwrap(), amount);
-        assert_eq!("1,000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
-        assert_eq!("-0.05".parse::<Amount>().unwrap().to_string(), "-0.05");
+        assert_eq!("1000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
+        assert_eq!(Amount::from_fen(-5).to_string(), "-0.05");
         assert_eq!(Amount::from_fen(-5).yuan_sign().to_string(), "-¥0.05");
         assert_eq!(
             Amount::from_yuan(8_000).yuan_sign().to_string(),
@@ -183,12 +179,20 @@ mod tests {
     #[test]
     fn malformed_amounts_are_refused_with_the_text() {
         for bad in [
-            "", ".", "1.", ".5", "1.234", "abc", "1e3", "--1", "1.-2", "¥", "1 000", "NaN",
+            "", ".", "1.", ".5", "1.234", "abc", "1e3", "1.-2", "¥", "1 000", "NaN", "1,000",
+            "1,000.00", "¥66.60", " 66.60", "66.60 ", "1_000", "٣", "66.6.0",
         ] {
+            let refused = bad.parse::<Amount>();
             assert!(
-                matches!(bad.parse::<Amount>(), Err(AmountError::Malformed(_))),
-                "{bad:?} should be malformed"
+                matches!(&refused, Err(AmountError::Malformed(text)) if text == bad),
+                "{bad:?} should be malformed, got {refused:?}"
             );
+        }
+        // A sign is named, so that `--amount -5` says why it is refused.
+        for signed in ["-5", "+5", "-0.05", "--1"] {
+            let refused = signed.parse::<Amount>().unwrap_err();
+            assert_eq!(refused, AmountError::Signed(signed.into()));
+            assert!(refused.to_string().contains("no sign"), "{refused}");
         }
         assert!(matches!(
             "99999999999999999999".parse::<Amount>(),
@@ -214,10 +218,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn display_then_parse_round_trips(fen in -Amount::MAX.fen()..=Amount::MAX.fen()) {
+        fn display_then_parse_round_trips(fen in 0..=Amount::MAX.fen()) {
             let amount = Amount::from_fen(fen);
             prop_assert_eq!(amount.to_string().parse::<Amount>().unwrap(), amount);
-            prop_assert_eq!(amount.yuan_sign().to_string().replace('¥', "").parse::<Amount>().unwrap(), amount);
+        }
+
+        #[test]
+        fn only_digits_with_up_to_two_decimals_parse(text in "[0-9.,¥+ -]{0,8}") {
+            let canonical = {
+                let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                digits(whole) && digits(fraction) && fraction.len() <= 2
+            };
+            prop_assert_eq!(text.parse::<Amount>().is_ok(), canonical, "{:?}", text);
         }
 
         #[test]

@@ -73,7 +73,7 @@ fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
     for command in [
         Command::CashDeposit {
             account,
-            amount: "5,000".parse().unwrap(),
+            amount: "5000".parse().unwrap(),
         },
         Command::BindBankAccount {
             wallet: alice.0,
@@ -81,7 +81,7 @@ fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
         },
         Command::Exchange {
             wallet: alice.0,
-            amount: "3,000".parse().unwrap(),
+            amount: "3000".parse().unwrap(),
             key: IdempotencyKey(1),
             auth: None,
         }

@@ -65,7 +65,7 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
         for command in [
             Command::CashDeposit {
                 account,
-                amount: "5,000".parse().unwrap(),
+                amount: "5000".parse().unwrap(),
             },
             Command::BindBankAccount { wallet, account },
             Command::UpgradeWallet {
@@ -88,7 +88,7 @@ fn seed(dir: &Path) -> (WalletId, Holder) {
         Holder { wallet, key }
     };
     let shop = banked(ops[0], 13_800_000_001, WalletClass::Two, "1");
-    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2,000");
+    let li = banked(ops[1], 13_900_000_002, WalletClass::Three, "2000");
     (shop.wallet, li)
 }
 

@@ -25,7 +25,7 @@ fn segments(dir: &std::path::Path) -> Vec<PathBuf> {
 fn world_with_history() -> (World, [u8; 32], u64) {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let a = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let a = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&a, "100").unwrap();
     let b = world.open(lakeside);
     world.pay(&a, b.wallet, "1").unwrap();

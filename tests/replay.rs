@@ -191,7 +191,7 @@ proptest! {
         let classes = [WalletClass::Four, WalletClass::Three, WalletClass::Two];
         let holders: Vec<Holder> = (0..6).map(|i| {
             let op = if i % 2 == 0 { jiangnan } else { lakeside };
-            world.open_banked(op, "8,000", classes[i % 3])
+            world.open_banked(op, "8000", classes[i % 3])
         }).collect();
         let mut holds = Vec::new();
         for step in &steps {

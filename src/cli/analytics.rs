@@ -16,9 +16,10 @@ use ecny::analytics::statistics::statistics_csv;
 use ecny::analytics::AnalysisCenter;
 use ecny::audit::audit;
 use ecny::ids::WalletId;
+use ecny::server::config::DATA_DEFAULT;
 use ecny::wallet::parse_day;
 
-use super::open_existing;
+use super::{coded, open_existing};
 
 /// Where an analysis center keeps the analysts' work on a data directory.
 fn journal_path(data: &Path) -> PathBuf {
@@ -123,7 +124,7 @@ pub fn run_analyze(
         let actions = center
             .alerts_mut()
             .apply_journal(&text)
-            .map_err(|e| format!("{}: {e} [{}]", journal.display(), e.code()))?;
+            .map_err(|e| coded(format!("{}: {e}", journal.display()), e.code()))?;
         println!(
             "analysts' journal: {actions} action(s) replayed from {}",
             journal.display()
@@ -204,8 +205,8 @@ pub fn run_statement(data: &Path, wallet: &str, from: &str, to: &str) -> Result<
     let (from, to) = (day(from, "--from")?, day(to, "--to")?);
     let node = open_existing(data)?;
     let directory = ecny::analytics::Directory::from_state(node.state());
-    let found = statement(node.state(), &directory, wallet, (from, to))
-        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    let found =
+        statement(node.state(), &directory, wallet, (from, to)).map_err(|e| coded(&e, e.code()))?;
     print!(
         "{}",
         camt053(&found, &directory, node.state().last_timestamp_ms())
@@ -217,22 +218,28 @@ pub fn run_statement(data: &Path, wallet: &str, from: &str, to: &str) -> Result<
 pub enum AlertsCommand {
     /// Record what an analyst found about an alert (replaces an earlier explanation).
     Explain {
-        #[arg(long)]
+        /// Data directory holding the ledger.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// The alert's key, e.g. FAN_IN@T000000123456 (see `ecny analyze`).
         #[arg(long)]
         alert: String,
+        /// What the analyst found, in at most 2,000 characters.
         #[arg(long)]
         note: String,
     },
     /// Close an explained alert: not_suspicious, reported or duplicate.
     Close {
-        #[arg(long)]
+        /// Data directory holding the ledger.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
+        /// The alert's key, e.g. FAN_IN@T000000123456 (see `ecny analyze`).
         #[arg(long)]
         alert: String,
+        /// not_suspicious, reported or duplicate.
         #[arg(long)]
         reason: String,
+        /// Why it is closed, in at most 2,000 characters.
         #[arg(long)]
         note: String,
     },
@@ -262,13 +269,13 @@ pub fn run_alerts(command: AlertsCommand) -> Result<(), String> {
     let book = center.alerts_mut();
     if !journal.is_empty() {
         book.apply_journal(&journal)
-            .map_err(|e| format!("{}: {e} [{}]", path.display(), e.code()))?;
+            .map_err(|e| coded(format!("{}: {e}", path.display()), e.code()))?;
     }
     let applied = match reason {
         None => book.explain(&alert, &note),
         Some(reason) => book.close(&alert, reason, &note),
     };
-    applied.map_err(|e| format!("{e} [{}]", e.code()))?;
+    applied.map_err(|e| coded(&e, e.code()))?;
     // Appended, never rewritten: what analysts wrote before stays as they wrote it.
     std::fs::create_dir_all(path.parent().expect("journal has a parent"))
         .map_err(|e| e.to_string())?;

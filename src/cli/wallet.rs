@@ -76,8 +76,10 @@ enum WalletCommand {
     },
     /// Pay another wallet by its id.
     PayWallet {
+        /// The payee's wallet id, e.g. W0000000003.
         #[arg(long)]
         to: WalletId,
+        /// Yuan to pay, e.g. 66.60.
         #[arg(long)]
         amount: Amount,
     },
@@ -90,6 +92,7 @@ enum WalletCommand {
     SubWallets,
     /// Exchange bank deposits into e-CNY (needs a bound bank account).
     TopUp {
+        /// Yuan of bank deposits to exchange, e.g. 2000.
         #[arg(long)]
         amount: Amount,
     },
@@ -102,6 +105,7 @@ enum WalletCommand {
     /// At the operator's counter: raise the wallet's class (3: name and ID; 2: also a bound bank
     /// account; 1: also in person).
     Kyc {
+        /// The class to reach: 3, 2 or 1.
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
         class: u8,
         /// Real name, when the operator does not have it yet.
@@ -120,6 +124,7 @@ enum WalletCommand {
 enum SubWalletCommand {
     /// Push a sub-wallet to a merchant: it may charge within these limits.
     Open {
+        /// The shop to push it to, e.g. M00000002.
         #[arg(long)]
         merchant: MerchantId,
         /// Most one charge may take.
@@ -131,14 +136,20 @@ enum SubWalletCommand {
     },
     /// Change a sub-wallet's limits.
     Limits {
+        /// The sub-wallet, e.g. SW00000003.
         sub_wallet: SubWalletId,
+        /// Most one charge may take.
         #[arg(long)]
         per_payment: Amount,
+        /// Most all charges may take in a day.
         #[arg(long)]
         daily: Amount,
     },
     /// Close a sub-wallet for good: the merchant can charge it no more.
-    Close { sub_wallet: SubWalletId },
+    Close {
+        /// The sub-wallet, e.g. SW00000003.
+        sub_wallet: SubWalletId,
+    },
 }
 
 /// The wallet profile as saved.

@@ -46,6 +46,20 @@ pub enum Caller {
     },
 }
 
+/// Who a token speaks for, in words: problem details name the caller this way.
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::CentralBank => f.write_str("the central bank"),
+            Caller::Operator(id) => write!(f, "operator {id}"),
+            Caller::Merchant(id) => write!(f, "merchant {id}"),
+            Caller::Terminal { merchant, terminal } => {
+                write!(f, "terminal {terminal} of merchant {merchant}")
+            }
+        }
+    }
+}
+
 impl Caller {
     /// The merchant this caller speaks for, if it is a merchant or one of its terminals.
     pub fn merchant(self) -> Option<MerchantId> {

@@ -90,7 +90,7 @@ impl Gateway {
                 return Err(GatewayError::Forbidden {
                     code: "NOT_A_CONTRACT_PARTY",
                     detail: format!(
-                        "{caller:?} is neither a party's operator nor the regulator for {id}"
+                        "{caller} is neither a party's operator nor the regulator for {id}"
                     ),
                 });
             }

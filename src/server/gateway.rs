@@ -31,7 +31,7 @@ pub enum GatewayError {
     Refused(#[from] CommandError),
     #[error(transparent)]
     Node(#[from] NodeError),
-    #[error("this endpoint belongs to operator {owner}; the token presented is {caller:?}'s")]
+    #[error("this endpoint belongs to operator {owner}; the token presented is {caller}'s")]
     NotYourOperator { owner: OperatorId, caller: Caller },
     #[error("only an operator's token may call this endpoint")]
     OperatorOnly,

@@ -156,7 +156,7 @@ fn standing(merchant: &Merchant, caller: Caller, admits: Admits) -> Result<Stand
             return Err(forbidden(
                 "NOT_YOUR_MERCHANT",
                 format!(
-                    "the token presented ({caller:?}) may not act for merchant {} here",
+                    "the token presented ({caller}) may not act for merchant {} here",
                     merchant.id
                 ),
             ))

@@ -46,7 +46,8 @@ pub const PATHS: [&str; 35] = [
     "/v1/deanonymizations",
 ];
 
-/// Canonical forms; the server also accepts a little more (surrounding spaces, "+86", "¥", "1,000").
+/// Canonical forms; the server also accepts a little more for ids and phones (surrounding spaces,
+/// "+86"). Amounts have the one form the pattern shows.
 const OPERATOR_PATTERN: &str = "^OP[0-9]{1,4}$";
 const WALLET_PATTERN: &str = "^W[0-9]{1,10}$";
 const PHONE_PATTERN: &str = "^1[0-9]{10}$";

@@ -30,11 +30,11 @@ pub fn two_funded_operators(platform: &mut Platform) -> [OperatorId; 2] {
         let funding = vec![
             Command::FundReserves {
                 operator: op,
-                amount: "1,000,000".parse().unwrap(),
+                amount: "1000000".parse().unwrap(),
             },
             Command::Issue {
                 operator: op,
-                amount: "500,000".parse().unwrap(),
+                amount: "500000".parse().unwrap(),
             },
         ];
         for result in platform.as_central_bank(funding).unwrap() {
