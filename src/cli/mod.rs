@@ -1,6 +1,7 @@
 //! Command-line interface of `ecny`.
 
 mod analytics;
+mod api_examples;
 mod campaign;
 mod client;
 mod http;
@@ -156,6 +157,18 @@ enum Command {
     /// Work an alert: explain it, then close it with a reason. Kept in DIR/analytics.
     #[command(subcommand)]
     Alerts(analytics::AlertsCommand),
+    /// For CI's API fuzzing: adds parties with known keys to a demo data directory (before it is
+    /// served) and writes the document with examples, the tokens per operation and the
+    /// operations that must succeed.
+    #[command(hide = true)]
+    ApiExamples {
+        /// A data directory made by `ecny demo`, not being served.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where openapi.json, schemathesis.toml and success.txt go.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
     #[command(hide = true)]
     CrashLoad {
@@ -389,6 +402,7 @@ pub fn main() -> ExitCode {
         Command::Lottery(command) => lottery::run(command),
         Command::Campaign(command) => campaign::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
+        Command::ApiExamples { data, out } => api_examples::run(&data, &out),
         Command::Simulate {
             wallets,
             merchants,
