@@ -130,38 +130,125 @@ pub fn run(data: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Adds the parties and what they did to the directory, as OP01 submits it.
-fn populate(data: &Path) -> Result<(World, u64), String> {
-    let (mut platform, _) = Platform::open(data).map_err(|e| e.to_string())?;
-    let mut run = |command: Command| -> Result<Outcome, String> {
-        platform
+/// OP01's desk: submits one command and answers its outcome, or why it was refused.
+struct Desk(Platform);
+
+impl Desk {
+    fn run(&mut self, command: Command) -> Result<Outcome, String> {
+        self.0
             .one(OPERATOR, command)
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("{e} [{}]", e.code()))
-    };
-    let payer_key = KeyPair::from_seed(b"api-examples/payer");
-    let payee_key = KeyPair::from_seed(b"api-examples/payee");
-    let payer = banked(&mut run, 13_700_000_101, &payer_key, "50000")?;
-    let payee = banked(&mut run, 13_700_000_102, &payee_key, "100")?;
-    let Outcome::Wallet(newcomer) = run(Command::OpenWallet {
-        operator: OPERATOR,
-        phone: 13_700_000_103,
-        public_key: KeyPair::from_seed(b"api-examples/newcomer").public_key(),
-    })?
-    else {
-        return Err("no wallet".into());
-    };
-    run(Command::Exchange {
-        wallet: payer,
-        amount: yuan("20000"),
-        key: key(1),
-        auth: None,
     }
-    .sign(&payer_key))?;
+
+    /// A class-2 wallet with a bound bank account holding `cash`.
+    fn banked(&mut self, phone: u64, key: &KeyPair, cash: &str) -> Result<WalletId, String> {
+        let wallet = self.wallet(phone, key)?;
+        let Outcome::Account(account) =
+            self.run(Command::OpenDepositAccount { operator: OPERATOR })?
+        else {
+            return Err("no account".into());
+        };
+        self.run(Command::CashDeposit {
+            account,
+            amount: yuan(cash),
+        })?;
+        self.run(Command::BindBankAccount { wallet, account })?;
+        self.run(Command::UpgradeWallet {
+            wallet,
+            to: WalletClass::Two,
+            name: Some("Example Holder".into()),
+            id_number: Some("110101199003074512".into()),
+            in_person: false,
+        })?;
+        Ok(wallet)
+    }
+
+    fn wallet(&mut self, phone: u64, key: &KeyPair) -> Result<WalletId, String> {
+        match self.run(Command::OpenWallet {
+            operator: OPERATOR,
+            phone,
+            public_key: key.public_key(),
+        })? {
+            Outcome::Wallet(wallet) => Ok(wallet),
+            _ => Err("no wallet".into()),
+        }
+    }
+}
+
+/// Adds the parties and what they did to the directory, as OP01 submits it.
+fn populate(data: &Path) -> Result<(World, u64), String> {
+    let (platform, _) = Platform::open(data).map_err(|e| e.to_string())?;
+    let mut desk = Desk(platform);
+    let payer_key = KeyPair::from_seed(b"api-examples/payer");
+    let payer = desk.banked(13_700_000_101, &payer_key, "50000")?;
+    let payee = desk.banked(
+        13_700_000_102,
+        &KeyPair::from_seed(b"api-examples/payee"),
+        "100",
+    )?;
+    let newcomer = desk.wallet(
+        13_700_000_103,
+        &KeyPair::from_seed(b"api-examples/newcomer"),
+    )?;
+    desk.run(
+        Command::Exchange {
+            wallet: payer,
+            amount: yuan("20000"),
+            key: key(1),
+            auth: None,
+        }
+        .sign(&payer_key),
+    )?;
+    // The platform stamps entries with the system clock; the order lasts a year from now.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis() as u64;
+    let (shop, shop_qr) = open_shop(&mut desk, payee, now_ms)?;
+    let sale = match desk.run(
+        Command::PayMerchant {
+            payer,
+            merchant: shop,
+            amount: yuan("50.00"),
+            channel: PaymentChannel::StaticQr,
+            terminal: 0,
+            order: None,
+            key: key(2),
+            auth: None,
+        }
+        .sign(&payer_key),
+    )? {
+        Outcome::Transfer(sale) => sale,
+        _ => return Err("no sale".into()),
+    };
+    let mut world = World {
+        payer,
+        payer_key,
+        payee,
+        newcomer,
+        shop,
+        shop_qr,
+        sale,
+        sub_wallet: SubWalletId(0),
+        to_confirm: ContractId(0),
+        to_cancel: ContractId(0),
+    };
+    open_programs(&mut desk, &mut world)?;
+    Ok((world, now_ms))
+}
+
+/// A shop settling into `wallet`, with a till, a scan gun and a web checkout, and an open order;
+/// its printed QR.
+fn open_shop(
+    desk: &mut Desk,
+    wallet: WalletId,
+    now_ms: u64,
+) -> Result<(MerchantId, MerchantQr), String> {
     let (name, mcc) = ("API Example Shop", Mcc::new(5814).expect("4 digits"));
-    let Outcome::Merchant(shop) = run(Command::OnboardMerchant {
+    let Outcome::Merchant(shop) = desk.run(Command::OnboardMerchant {
         operator: OPERATOR,
-        wallet: payee,
+        wallet,
         name: name.into(),
         mcc,
         region: SHOP_REGION,
@@ -174,17 +261,12 @@ fn populate(data: &Path) -> Result<(World, u64), String> {
         TerminalKind::ScanGun,
         TerminalKind::OnlineShop,
     ] {
-        run(Command::AddTerminal {
+        desk.run(Command::AddTerminal {
             merchant: shop,
             kind,
         })?;
     }
-    // The platform stamps entries with the system clock; the order lasts a year from now.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_millis() as u64;
-    run(Command::CreateOrder {
+    desk.run(Command::CreateOrder {
         merchant: shop,
         reference: "API-ORDER-1".into(),
         amount: yuan("1.00"),
@@ -192,35 +274,38 @@ fn populate(data: &Path) -> Result<(World, u64), String> {
         terminal: 1,
         cash_on_delivery: false,
     })?;
-    let Outcome::Transfer(sale) = run(Command::PayMerchant {
-        payer,
+    let qr = MerchantQr {
+        kind: QrKind::Static,
+        operator: OPERATOR,
         merchant: shop,
-        amount: yuan("50.00"),
-        channel: PaymentChannel::StaticQr,
-        terminal: 0,
-        order: None,
-        key: key(2),
-        auth: None,
-    }
-    .sign(&payer_key))?
-    else {
-        return Err("no sale".into());
+        name: name.into(),
+        city: city_of_region(SHOP_REGION),
+        mcc,
     };
-    let Outcome::SubWallet(sub_wallet) = run(Command::OpenSubWallet {
-        wallet: payer,
-        merchant: shop,
-        limits: SubWalletLimits {
-            per_payment: yuan("200"),
-            daily: yuan("500"),
-        },
-        auth: None,
-    }
-    .sign(&payer_key))?
+    Ok((shop, qr))
+}
+
+/// The payer's sub-wallet at the shop, and two prepaid terms: one to confirm, one to cancel.
+fn open_programs(desk: &mut Desk, world: &mut World) -> Result<(), String> {
+    let key_pair = world.payer_key.clone();
+    let Outcome::SubWallet(sub_wallet) = desk.run(
+        Command::OpenSubWallet {
+            wallet: world.payer,
+            merchant: world.shop,
+            limits: SubWalletLimits {
+                per_payment: yuan("200"),
+                daily: yuan("500"),
+            },
+            auth: None,
+        }
+        .sign(&key_pair),
+    )?
     else {
         return Err("no sub-wallet".into());
     };
+    let (payer, payee) = (world.payer, world.payee);
     let mut contract = |n: u128| -> Result<ContractId, String> {
-        match run(Command::OpenContract {
+        let open = Command::OpenContract {
             payer,
             payee,
             template: Template::Prepaid {
@@ -230,68 +315,16 @@ fn populate(data: &Path) -> Result<(World, u64), String> {
             purpose: format!("API example term {n}"),
             key: key(n),
             auth: None,
-        }
-        .sign(&payer_key))?
-        {
+        };
+        match desk.run(open.sign(&key_pair))? {
             Outcome::Contract(id) => Ok(id),
             _ => Err("no contract".into()),
         }
     };
-    let (to_confirm, to_cancel) = (contract(3)?, contract(4)?);
-    let shop_qr = MerchantQr {
-        kind: QrKind::Static,
-        operator: OPERATOR,
-        merchant: shop,
-        name: name.into(),
-        city: city_of_region(SHOP_REGION),
-        mcc,
-    };
-    let world = World {
-        payer,
-        payer_key,
-        payee,
-        newcomer,
-        shop,
-        shop_qr,
-        sale,
-        sub_wallet,
-        to_confirm,
-        to_cancel,
-    };
-    Ok((world, now_ms))
-}
-
-/// A class-2 wallet with a bound bank account holding `cash`.
-fn banked(
-    run: &mut impl FnMut(Command) -> Result<Outcome, String>,
-    phone: u64,
-    key: &KeyPair,
-    cash: &str,
-) -> Result<WalletId, String> {
-    let Outcome::Wallet(wallet) = run(Command::OpenWallet {
-        operator: OPERATOR,
-        phone,
-        public_key: key.public_key(),
-    })?
-    else {
-        return Err("no wallet".into());
-    };
-    let Outcome::Account(account) = run(Command::OpenDepositAccount { operator: OPERATOR })? else {
-        return Err("no account".into());
-    };
-    run(Command::CashDeposit {
-        account,
-        amount: yuan(cash),
-    })?;
-    run(Command::BindBankAccount { wallet, account })?;
-    run(Command::UpgradeWallet {
-        wallet,
-        to: WalletClass::Two,
-        name: Some("Example Holder".into()),
-        id_number: Some("110101199003074512".into()),
-        in_person: false,
-    })?;
-    Ok(wallet)
+    world.sub_wallet = sub_wallet;
+    world.to_confirm = contract(3)?;
+    world.to_cancel = contract(4)?;
+    Ok(())
 }
 
 /// One operation's example request.
