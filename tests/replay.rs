@@ -134,9 +134,28 @@ impl Run {
         ledger.accounts().iter().map(|a| a.balance.fen()).collect()
     }
 
+    /// The time the next entry will carry: the node stamps an entry with its clock, never
+    /// earlier than the last.
+    fn entry_ms(&self) -> u64 {
+        let clock = self.world.clock.load(std::sync::atomic::Ordering::SeqCst);
+        clock.max(self.world.platform.state().last_timestamp_ms())
+    }
+
+    /// What `who` may spend in the next entry: its balance less the holds still open then (the
+    /// ledger voids a hold once an entry's time reaches its expiry).
     fn available(&self, who: usize) -> i64 {
-        let ledger = self.world.platform.state().ledger();
-        ledger.account(self.account(who)).unwrap().available().fen()
+        let (ledger, account, now) = (
+            self.world.platform.state().ledger(),
+            self.account(who),
+            self.entry_ms(),
+        );
+        let held: i64 = ledger
+            .pending()
+            .values()
+            .filter(|p| p.debit == account && p.expires_at_ms > now)
+            .map(|p| p.amount.fen())
+            .sum();
+        ledger.account(account).unwrap().balance.fen() - held
     }
 
     /// A conversion for `who`: e-CNY from the operator's vault into the wallet and deposits out
@@ -360,13 +379,16 @@ impl Run {
                 }
                 kind = "resolve";
                 let (hold, from, to, amount) = self.holds.remove(nth % self.holds.len());
+                // Open at the resolving entry's time, or voided by the ledger as that entry begins.
+                let entry_ms = self.entry_ms();
                 let open = self
                     .world
                     .platform
                     .state()
                     .ledger()
                     .pending()
-                    .contains_key(&hold.0);
+                    .get(&hold.0)
+                    .is_some_and(|p| p.expires_at_ms > entry_ms);
                 let result = self.world.run(
                     self.holders[from].operator,
                     Command::ResolveHold { hold, post },
