@@ -24,8 +24,10 @@ pub struct Amount(i64);
 
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 pub enum AmountError {
-    #[error("amount {0:?} is not a number of yuan with at most two decimals, e.g. 66.60")]
+    #[error("amount {0:?} is not yuan as digits with at most two decimals and no separators, e.g. 66.60 or 1000")]
     Malformed(String),
+    #[error("amount {0:?} has a sign; an amount takes no sign: write yuan as digits with at most two decimals, e.g. 66.60")]
+    Signed(String),
     #[error("amount {0:?} is too large")]
     TooLarge(String),
 }
@@ -112,22 +114,24 @@ impl fmt::Display for YuanSign {
     }
 }
 
-/// Parses what a person or a client types for an amount: yuan as ASCII digits with an optional
-/// `.` and one or two decimals — `66.6`, `66.60`, `1000`. Nothing else: no sign, no `¥`, no
-/// spaces and no thousands separators (`1,50` would read as 150.00 in one convention and 1.50
-/// in another, so neither is guessed).
+/// Parses yuan as digits with at most two decimals: `66`, `66.6`, `66.60`. Nothing else — no
+/// sign, no currency sign, no thousands separators, no spaces — so an amount has one spelling
+/// on the command line, in requests and in files.
 impl FromStr for Amount {
     type Err = AmountError;
 
     fn from_str(text: &str) -> Result<Amount, AmountError> {
+        if text.starts_with(['-', '+']) {
+            return Err(AmountError::Signed(text.to_string()));
+        }
         let malformed = || AmountError::Malformed(text.to_string());
-        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        let fraction_ok = match text.contains('.') {
-            true => (1..=2).contains(&fraction.len()),
-            false => true,
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+            Some(_) => return Err(malformed()),
+            None => (text, ""),
         };
-        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) || !fraction_ok {
+        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) || fraction.len() > 2 {
             return Err(malformed());
         }
         let too_large = || AmountError::TooLarge(text.to_string());
@@ -173,6 +177,7 @@ mod tests {
         assert_eq!("66.6".parse::<Amount>().unwrap(), amount);
         assert_eq!("1000".parse::<Amount>().unwrap(), Amount::from_yuan(1000));
         assert_eq!(Amount::parse_signed("-0.05").unwrap().to_string(), "-0.05");
+        assert_eq!(Amount::from_fen(-5).to_string(), "-0.05");
         assert_eq!(Amount::from_fen(-5).yuan_sign().to_string(), "-¥0.05");
         assert_eq!(
             Amount::from_yuan(8_000).yuan_sign().to_string(),
@@ -188,21 +193,20 @@ mod tests {
     #[test]
     fn malformed_amounts_are_refused_with_the_text() {
         for bad in [
-            "", ".", "1.", ".5", "1.234", "abc", "1e3", "--1", "1.-2", "¥", "1 000", "NaN",
+            "", ".", "1.", ".5", "1.234", "abc", "1e3", "1.-2", "¥", "1 000", "NaN", "1,000",
+            "1,000.00", "¥66.60", " 66.60", "66.60 ", "1_000", "٣", "66.6.0",
         ] {
+            let refused = bad.parse::<Amount>();
             assert!(
-                matches!(bad.parse::<Amount>(), Err(AmountError::Malformed(_))),
-                "{bad:?} should be malformed"
+                matches!(&refused, Err(AmountError::Malformed(text)) if text == bad),
+                "{bad:?} should be malformed, got {refused:?}"
             );
         }
-        // Only digits, one `.` and two decimals: separators, signs and symbols are not guessed at.
-        for bad in [
-            "1,50", "1,000", "1,000.00", "¥66.60", "-3", "+3", " 1", "1 ", "１", "1.5.0", "0x10",
-        ] {
-            assert!(
-                matches!(bad.parse::<Amount>(), Err(AmountError::Malformed(_))),
-                "{bad:?} should be malformed"
-            );
+        // A sign is named, so that `--amount -5` says why it is refused.
+        for signed in ["-5", "+5", "-0.05", "--1"] {
+            let refused = signed.parse::<Amount>().unwrap_err();
+            assert_eq!(refused, AmountError::Signed(signed.into()));
+            assert!(refused.to_string().contains("no sign"), "{refused}");
         }
         assert!(matches!(
             "99999999999999999999".parse::<Amount>(),
@@ -234,6 +238,16 @@ mod tests {
             if !amount.is_negative() {
                 prop_assert_eq!(amount.to_string().parse::<Amount>().unwrap(), amount);
             }
+        }
+
+        #[test]
+        fn only_digits_with_up_to_two_decimals_parse(text in "[0-9.,¥+ -]{0,8}") {
+            let canonical = {
+                let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                digits(whole) && digits(fraction) && fraction.len() <= 2
+            };
+            prop_assert_eq!(text.parse::<Amount>().is_ok(), canonical, "{:?}", text);
         }
 
         #[test]

@@ -335,6 +335,23 @@ impl BlockReason {
     }
 }
 
+/// Why a secure element was blocked, in words.
+impl std::fmt::Display for BlockReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BlockReason::CounterReused => {
+                "two different records signed with one counter: a cloned secure element"
+            }
+            BlockReason::Overspent => {
+                "more spent than was ever loaded or received: a rolled-back or cloned secure element"
+            }
+            BlockReason::RolledBack => {
+                "its attested counter is behind what the center already booked: a rolled-back secure element"
+            }
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChange {
     Registered {
@@ -412,6 +429,12 @@ impl Ledger {
     #[cfg(test)]
     pub(crate) fn corrupt_balance_for_test(&mut self, id: AccountId, balance: Amount) {
         self.accounts[id.index()].balance = balance;
+    }
+
+    /// An account to damage without an event: only for tests that prove the audit catches it.
+    #[cfg(test)]
+    pub(crate) fn account_mut_for_test(&mut self, id: AccountId) -> &mut Account {
+        &mut self.accounts[id.index()]
     }
 
     pub fn event(&self, id: EventId) -> Option<&Event> {

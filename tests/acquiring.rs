@@ -24,7 +24,7 @@ struct Shop {
 }
 
 fn onboard(world: &mut World, op: OperatorId) -> Shop {
-    let owner = world.open_banked(op, "1,000", WalletClass::Two);
+    let owner = world.open_banked(op, "1000", WalletClass::Two);
     let onboard = Command::OnboardMerchant {
         operator: op,
         wallet: owner.wallet,
@@ -193,8 +193,8 @@ fn a_merchant_is_paid_by_qr_order_and_courier_and_refunds_along_the_payment() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
     let shop = onboard(&mut world, jiangnan);
-    let li = world.open_banked(lakeside, "5,000", WalletClass::Three);
-    world.exchange(&li, "2,000").unwrap();
+    let li = world.open_banked(lakeside, "5000", WalletClass::Three);
+    world.exchange(&li, "2000").unwrap();
 
     // The printed QR: Li types the amount.
     let snack = transfer(pay_merchant(
@@ -532,8 +532,8 @@ fn a_sub_wallet_is_charged_within_the_holders_limits_until_it_is_closed() {
     let [jiangnan, lakeside] = world.operators;
     let shop = onboard(&mut world, jiangnan);
     let other_shop = onboard(&mut world, lakeside);
-    let han = world.open_banked(lakeside, "3,000", WalletClass::Three);
-    world.exchange(&han, "1,000").unwrap();
+    let han = world.open_banked(lakeside, "3000", WalletClass::Three);
+    world.exchange(&han, "1000").unwrap();
     let limits = |per: &str, daily: &str| SubWalletLimits {
         per_payment: yuan(per),
         daily: yuan(daily),

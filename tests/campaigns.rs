@@ -115,18 +115,18 @@ impl City {
         let issue = vec![
             Command::FundReserves {
                 operator: jiangnan,
-                amount: yuan("30,000,000"),
+                amount: yuan("30000000"),
             },
             Command::Issue {
                 operator: jiangnan,
-                amount: yuan("30,000,000"),
+                amount: yuan("30000000"),
             },
         ];
         for result in world.platform.as_central_bank(issue).unwrap() {
             result.unwrap();
         }
-        let sponsor = world.open_banked(jiangnan, "25,000,000", WalletClass::One);
-        world.exchange(&sponsor, "21,000,000").unwrap();
+        let sponsor = world.open_banked(jiangnan, "25000000", WalletClass::One);
+        world.exchange(&sponsor, "21000000").unwrap();
         let restaurant = onboard(&mut world, jiangnan, "Songhelou", 5812, 320_508);
         let jeweller = onboard(&mut world, lakeside, "Guanqian Gold", 5944, 320_505);
         let shanghai = onboard(&mut world, lakeside, "Nanxiang Buns", 5812, 310_101);
@@ -630,8 +630,8 @@ fn spend_and_refund(city: &mut City, campaign: CampaignId, winners: &[WalletId])
         wallet: han,
         merchant: city.online.id,
         limits: SubWalletLimits {
-            per_payment: yuan("1,000"),
-            daily: yuan("2,000"),
+            per_payment: yuan("1000"),
+            daily: yuan("2000"),
         },
         auth: None,
     };
@@ -662,14 +662,14 @@ fn spend_and_refund(city: &mut City, campaign: CampaignId, winners: &[WalletId])
     );
     // And a packet does not fill a wallet's balance cap: Mei can still receive up to her class 4
     // cap of 10,000 in her own money while her 200-yuan packet sits beside it.
-    city.give(mei, "9,950");
-    assert_eq!(city.world.balance(mei), yuan("10,000"));
+    city.give(mei, "9950");
+    assert_eq!(city.world.balance(mei), yuan("10000"));
     assert_eq!(city.packet_balance(mei), yuan("200"));
     city.pay(mei, restaurant, "200", PaymentChannel::TapZone)
         .unwrap();
     assert_eq!(
         (city.packet_balance(mei), city.world.balance(mei)),
-        (yuan("0"), yuan("10,000"))
+        (yuan("0"), yuan("10000"))
     );
 
     // The city's wallet cannot close while its campaign runs: the pool comes back to it.

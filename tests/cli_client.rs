@@ -3,7 +3,7 @@
 //! owner gets a class-2 wallet and onboards, the shop presents an order and the holder pays its
 //! PNG, a scan gun charges the holder's payment code, the shop refunds and settles; sub-wallets,
 //! payments to a wallet and the shop's printed QR; bad input and refusals exit non-zero with
-//! `error CODE: detail`. Each story ends with a clean audit.
+//! `error: detail [CODE]`. Each story ends with a clean audit.
 
 #[allow(dead_code)]
 #[path = "support/http_client.rs"]
@@ -70,12 +70,12 @@ impl Desk {
         run.stdout
     }
 
-    /// Runs and expects a non-zero exit with `error CODE: …`; the message.
+    /// Runs and expects a non-zero exit with `error: … [CODE]`; the message.
     fn fails(&self, args: &[&str], code: &str) -> String {
         let run = self.run(args);
         assert!(!run.success, "ecny {args:?} succeeded:\n{}", run.stdout);
         assert!(
-            run.stderr.starts_with(&format!("error {code}: ")),
+            run.stderr.starts_with("error: ") && run.stderr.contains(&format!(" [{code}]")),
             "ecny {args:?} said:\n{}",
             run.stderr
         );
@@ -545,7 +545,7 @@ fn sub_wallets_wallet_payments_the_printed_qr_and_refusals() {
         );
         assert!(!refused.success, "{amount}: {}", refused.stdout);
         assert!(
-            refused.stderr.contains("not a number of yuan"),
+            refused.stderr.contains("[MALFORMED_AMOUNT]"),
             "{}",
             refused.stderr
         );

@@ -84,16 +84,16 @@ fn status(world: &World, id: ContractId) -> (ContractStatus, Amount, u32) {
 fn a_40_lesson_term_releases_lesson_by_lesson_and_refunds_the_rest_on_cancel() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let parent = world.open_banked(jiangnan, "20,000", WalletClass::Two);
+    let parent = world.open_banked(jiangnan, "20000", WalletClass::Two);
     let school = world.open_banked(lakeside, "1", WalletClass::Two);
-    world.exchange(&parent, "10,000").unwrap();
+    world.exchange(&parent, "10000").unwrap();
     let id = contract(open(&mut world, &parent, &school, term()));
     // The term fee left the parent's wallet but the school has none of it yet.
-    assert_eq!(world.balance(parent.wallet), yuan("4,000"));
+    assert_eq!(world.balance(parent.wallet), yuan("4000"));
     assert_eq!(world.balance(school.wallet), yuan("0"));
     assert_eq!(
         status(&world, id),
-        (ContractStatus::Active, yuan("6,000"), 0)
+        (ContractStatus::Active, yuan("6000"), 0)
     );
     world.assert_audit();
 
@@ -101,10 +101,10 @@ fn a_40_lesson_term_releases_lesson_by_lesson_and_refunds_the_rest_on_cancel() {
         confirm(&mut world, &parent, id, 1).unwrap();
     }
     confirm(&mut world, &parent, id, 3).unwrap();
-    assert_eq!(world.balance(school.wallet), yuan("2,250"));
+    assert_eq!(world.balance(school.wallet), yuan("2250"));
     assert_eq!(
         status(&world, id),
-        (ContractStatus::Active, yuan("3,750"), 15)
+        (ContractStatus::Active, yuan("3750"), 15)
     );
     // It never releases more than it holds; only the payer confirms.
     let refused = confirm(&mut world, &parent, id, 26).unwrap_err();
@@ -125,14 +125,14 @@ fn a_40_lesson_term_releases_lesson_by_lesson_and_refunds_the_rest_on_cancel() {
 
     // The parent cancels: the 25 lessons not given come back.
     cancel(&mut world, &parent, id, false).unwrap();
-    assert_eq!(world.balance(parent.wallet), yuan("7,750"));
+    assert_eq!(world.balance(parent.wallet), yuan("7750"));
     assert_eq!(
         status(&world, id),
         (ContractStatus::Cancelled, yuan("0"), 15)
     );
     // A retried cancellation is answered, and moves nothing.
     cancel(&mut world, &parent, id, false).unwrap();
-    assert_eq!(world.balance(parent.wallet), yuan("7,750"));
+    assert_eq!(world.balance(parent.wallet), yuan("7750"));
     assert_eq!(
         confirm(&mut world, &parent, id, 1).unwrap_err().code(),
         "CONTRACT_NOT_ACTIVE"
@@ -155,8 +155,8 @@ fn the_school_closing_mid_term_refunds_every_parent_what_was_not_taught() {
     let school = world.open_banked(lakeside, "1", WalletClass::Two);
     let mut terms = Vec::new();
     for attended in [0u32, 7, 40] {
-        let parent = world.open_banked(jiangnan, "20,000", WalletClass::Two);
-        world.exchange(&parent, "6,000").unwrap();
+        let parent = world.open_banked(jiangnan, "20000", WalletClass::Two);
+        world.exchange(&parent, "6000").unwrap();
         let id = contract(open(&mut world, &parent, &school, term()));
         if attended > 0 {
             confirm(&mut world, &parent, id, attended).unwrap();
@@ -181,7 +181,7 @@ fn the_school_closing_mid_term_refunds_every_parent_what_was_not_taught() {
         };
         assert_eq!(status(&world, *id).0, expected);
     }
-    assert_eq!(world.balance(school.wallet), yuan("7,050"));
+    assert_eq!(world.balance(school.wallet), yuan("7050"));
     world.assert_audit();
 }
 
@@ -254,9 +254,9 @@ fn a_term_whose_price_times_units_overflows_is_refused_and_moves_nothing() {
 fn an_escrow_is_released_on_confirmation_or_returned_at_its_deadline() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let buyer = world.open_banked(jiangnan, "5,000", WalletClass::Three);
+    let buyer = world.open_banked(jiangnan, "5000", WalletClass::Three);
     let seller = world.open(lakeside);
-    world.exchange(&buyer, "1,000").unwrap();
+    world.exchange(&buyer, "1000").unwrap();
     let now = world.platform.state().last_timestamp_ms();
     let escrow = |deadline_ms| Template::Escrow {
         amount: yuan("300"),
@@ -299,12 +299,12 @@ fn an_escrow_is_released_on_confirmation_or_returned_at_its_deadline() {
 fn recurring_wages_run_on_schedule_record_a_missed_run_and_stop_when_cancelled() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let employer = world.open_banked(jiangnan, "20,000", WalletClass::Two);
+    let employer = world.open_banked(jiangnan, "20000", WalletClass::Two);
     let worker = world.open_banked(lakeside, "1", WalletClass::Two);
-    world.exchange(&employer, "9,000").unwrap();
+    world.exchange(&employer, "9000").unwrap();
     let start = world.platform.state().last_timestamp_ms() + MINUTE_MS;
     let wages = Template::Recurring {
-        amount: yuan("4,000"),
+        amount: yuan("4000"),
         first_ms: start,
         every_ms: MINUTE_MS,
         count: 4,
@@ -317,7 +317,7 @@ fn recurring_wages_run_on_schedule_record_a_missed_run_and_stop_when_cancelled()
     };
     tick(&mut world);
     tick(&mut world);
-    assert_eq!(world.balance(worker.wallet), yuan("8,000"));
+    assert_eq!(world.balance(worker.wallet), yuan("8000"));
     // The third run finds too little money: missed, with its reason, and the schedule goes on.
     tick(&mut world);
     let state = world.platform.state();
@@ -328,11 +328,11 @@ fn recurring_wages_run_on_schedule_record_a_missed_run_and_stop_when_cancelled()
     let mut center = ecny::analytics::AnalysisCenter::new(Default::default());
     center.follow(world.platform.state());
     let scheduled = center.statistics().by_channel()["scheduled"];
-    assert_eq!((scheduled.count, scheduled.amount), (2, yuan("8,000")));
-    world.exchange(&employer, "5,000").unwrap();
+    assert_eq!((scheduled.count, scheduled.amount), (2, yuan("8000")));
+    world.exchange(&employer, "5000").unwrap();
     cancel(&mut world, &worker, id, true).unwrap();
     tick(&mut world);
-    assert_eq!(world.balance(worker.wallet), yuan("8,000"));
+    assert_eq!(world.balance(worker.wallet), yuan("8000"));
     assert_eq!(status(&world, id).0, ContractStatus::Cancelled);
     // Bad terms are refused with the reason; nothing moves.
     let bad = Template::Recurring {

@@ -16,7 +16,7 @@ use ecny::amount::Amount;
 use ecny::certs::KeyPair;
 use ecny::channels::acquiring::{request_payment, RequestRead};
 use ecny::channels::emvco::MerchantQr;
-use ecny::command::{Command, Outcome};
+use ecny::command::{Command, Entry, Outcome};
 use ecny::ids::{IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::platform::Platform;
 use ecny::server::{Server, ServerConfig};
@@ -1000,7 +1000,9 @@ fn bad_input_to_every_acquiring_endpoint_is_a_clear_problem_and_moves_nothing() 
     world
         .pay_request("000201not a qr", Some("1"), "scanned")
         .problem(422, "QR_MALFORMED");
-    world.pay_request("hello", Some("1"), "scanned");
+    world
+        .pay_request("hello", Some("1"), "scanned")
+        .problem(422, "QR_MALFORMED");
     let bad_onboard = |field: &str, value: Value| {
         let mut body = json!({ "wallet": world.shop_wallet.to_string(), "name": "Shop", "mcc": "5411", "region": 320500 });
         body[field] = value;
@@ -1229,6 +1231,31 @@ fn concurrent_payments_gathered_into_shared_batches_each_get_their_own_answer() 
     assert_eq!(transfers.len(), 31, "every payment has its own transfer");
     assert_eq!(world.balance(1, world.li.wallet), "1969.00");
     world.assert_audit_clean();
+    // The log shows the batching: the 32 payments went in fewer log entries than payments.
+    let World { server, dir, .. } = world;
+    server.stop().unwrap();
+    let mut per_entry = Vec::new();
+    let log = ecny::storage::CommandLog::open(&dir.path().join("log"), 0, |_, payload: &[u8]| {
+        let entry = Entry::decode(payload)?;
+        let mut payments = 0;
+        for command in entry.commands()? {
+            payments += usize::from(matches!(command?, Command::PayMerchant { .. }));
+        }
+        if payments > 0 {
+            per_entry.push(payments);
+        }
+        Ok::<(), ecny::codec::DecodeError>(())
+    });
+    drop(log.expect("the log reads back"));
+    assert_eq!(
+        per_entry.iter().sum::<usize>(),
+        32,
+        "every payment was logged once"
+    );
+    assert!(
+        per_entry.iter().any(|&n| n > 1),
+        "no two payments shared a batch: {per_entry:?}"
+    );
 }
 
 #[test]

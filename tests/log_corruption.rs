@@ -6,7 +6,9 @@ mod support;
 use std::fs;
 use std::path::PathBuf;
 
-use ecny::node::Node;
+use ecny::node::{Node, NodeError};
+use ecny::storage::log::FRAME_HEADER_BYTES;
+use ecny::storage::StorageError;
 use ecny::wallet::WalletClass;
 use support::World;
 
@@ -25,7 +27,7 @@ fn segments(dir: &std::path::Path) -> Vec<PathBuf> {
 fn world_with_history() -> (World, [u8; 32], u64) {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let a = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let a = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&a, "100").unwrap();
     let b = world.open(lakeside);
     world.pay(&a, b.wallet, "1").unwrap();
@@ -79,18 +81,52 @@ fn a_flipped_byte_before_the_tail_refuses_to_start_and_names_the_offset() {
     drop(platform);
     let segment = segments(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&segment).unwrap();
+    let starts = frame_starts(&bytes);
     let middle = bytes.len() / 3;
     bytes[middle] ^= 0x40;
     fs::write(&segment, &bytes).unwrap();
     let error = Node::open(dir.path()).err().expect("start-up must refuse");
     assert_eq!(error.code(), "LOG_CORRUPT");
+    // The offset named is where the damaged frame starts, in the damaged file.
+    let damaged_frame = starts
+        .into_iter()
+        .take_while(|start| *start <= middle as u64)
+        .last()
+        .unwrap();
+    assert!(damaged_frame > 0, "the damage is past the first frame");
+    match &error {
+        NodeError::Storage(StorageError::Corrupt {
+            segment: named,
+            offset,
+            ..
+        }) => assert_eq!((named, *offset), (&segment, damaged_frame)),
+        other => panic!("not a corrupt log: {other}"),
+    }
     let message = error.to_string();
-    assert!(message.contains("offset"), "{message}");
+    assert!(
+        message.contains(&format!("at byte offset {damaged_frame} "))
+            && message.contains(&segment.display().to_string()),
+        "{message}"
+    );
     assert_eq!(
         fs::read(&segment).unwrap(),
         bytes,
         "a refused start-up must not touch the log"
     );
+}
+
+/// Where each frame of a segment starts: a 24-byte header whose bytes 4..8 give the payload's
+/// length (the format in `storage::log`), then the payload.
+fn frame_starts(bytes: &[u8]) -> Vec<u64> {
+    let mut starts = Vec::new();
+    let mut at = 0usize;
+    while at + FRAME_HEADER_BYTES <= bytes.len() {
+        assert_eq!(&bytes[at..at + 4], b"ECNF", "a frame starts with its magic");
+        starts.push(at as u64);
+        let length = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        at += FRAME_HEADER_BYTES + length;
+    }
+    starts
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

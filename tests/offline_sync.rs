@@ -49,8 +49,8 @@ fn two_phones_in_airplane_mode_pay_66_60_and_both_syncs_settle_it_once() {
     let mut world = World::new();
     let issuers = issuers();
     let [jiangnan, lakeside] = world.operators;
-    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
-    world.exchange(&holder, "2,000").unwrap();
+    let holder = world.open_banked(jiangnan, "5000", WalletClass::Two);
+    world.exchange(&holder, "2000").unwrap();
     let mut phone = issue(
         &mut world,
         &issuers,
@@ -69,7 +69,7 @@ fn two_phones_in_airplane_mode_pay_66_60_and_both_syncs_settle_it_once() {
     );
     load(&mut world, &issuers, &mut phone, 1, "500");
     load(&mut world, &issuers, &mut snack_shop, 1, "100");
-    assert_eq!(world.balance(holder.wallet), yuan("1,500"));
+    assert_eq!(world.balance(holder.wallet), yuan("1500"));
     assert_eq!(
         (float(&world, jiangnan), float(&world, lakeside)),
         (yuan("500"), yuan("100"))
@@ -170,8 +170,8 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
     let mut world = World::new();
     let issuers = issuers();
     let [jiangnan, lakeside] = world.operators;
-    let holder = world.open_banked(jiangnan, "9,000", WalletClass::Two);
-    world.exchange(&holder, "9,000").unwrap();
+    let holder = world.open_banked(jiangnan, "9000", WalletClass::Two);
+    world.exchange(&holder, "9000").unwrap();
     let mut phone = issue(
         &mut world,
         &issuers,
@@ -227,7 +227,7 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
             Command::LoadDevice {
                 device: phone.id,
                 load_seq: 2,
-                amount: yuan("5,000"),
+                amount: yuan("5000"),
             },
             "OFFLINE_BALANCE_CAP",
         ),
@@ -387,8 +387,8 @@ mod random_campaigns {
                 .into_iter()
                 .enumerate()
             {
-                let holder = world.open_banked(op, "20,000", WalletClass::Two);
-                world.exchange(&holder, "5,000").unwrap();
+                let holder = world.open_banked(op, "20000", WalletClass::Two);
+                world.exchange(&holder, "5000").unwrap();
                 let form = if index % 2 == 0 {
                     WalletForm::PhoneEse
                 } else {
@@ -560,8 +560,8 @@ fn a_phone_unloads_back_to_its_wallet_once_even_if_the_answer_is_lost() {
     let mut world = World::new();
     let issuers = issuers();
     let [jiangnan, _] = world.operators;
-    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
-    world.exchange(&holder, "1,000").unwrap();
+    let holder = world.open_banked(jiangnan, "5000", WalletClass::Two);
+    world.exchange(&holder, "1000").unwrap();
     let mut phone = issue(
         &mut world,
         &issuers,
@@ -639,7 +639,7 @@ fn an_issuer_with_an_empty_vault_cannot_cover_a_clone_yet_the_books_still_hold()
     assert_eq!(device.covered, yuan("0"), "nothing to cover it with");
     assert_eq!(
         device.believed_balance(),
-        yuan("-150"),
+        -yuan("150"),
         "the open loss stays on the books"
     );
     world.assert_audit();
@@ -651,8 +651,8 @@ fn a_tap_cut_before_the_payee_credited_is_reversed_at_sync_once_the_payee_can_no
     let mut world = World::new();
     let issuers = issuers();
     let [jiangnan, lakeside] = world.operators;
-    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
-    world.exchange(&holder, "1,000").unwrap();
+    let holder = world.open_banked(jiangnan, "5000", WalletClass::Two);
+    world.exchange(&holder, "1000").unwrap();
     let mut phone = issue(
         &mut world,
         &issuers,
@@ -792,8 +792,8 @@ fn a_card_spent_twice(
     first_id: u64,
 ) -> (Device, Device, Device) {
     let [jiangnan, lakeside] = world.operators;
-    let holder = world.open_banked(jiangnan, "5,000", WalletClass::Two);
-    world.exchange(&holder, "1,000").unwrap();
+    let holder = world.open_banked(jiangnan, "5000", WalletClass::Two);
+    world.exchange(&holder, "1000").unwrap();
     let mut card = issue(
         world,
         issuers,

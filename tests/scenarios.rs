@@ -14,28 +14,28 @@ use support::{yuan, World};
 fn li_lei_pays_han_meimei_across_operators_and_the_books_balance() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let li = world.open_banked(jiangnan, "30,000", WalletClass::Two);
+    let li = world.open_banked(jiangnan, "30000", WalletClass::Two);
     let han = world.open(lakeside);
-    world.exchange(&li, "8,000").unwrap();
-    assert_eq!(world.balance(li.wallet), yuan("8,000"));
+    world.exchange(&li, "8000").unwrap();
+    assert_eq!(world.balance(li.wallet), yuan("8000"));
     let by_phone = world.platform.wallet_by_phone(han.phone, None).unwrap();
     assert_eq!(by_phone, han.wallet);
     world.pay(&li, by_phone, "66.60").unwrap();
-    assert_eq!(world.balance(li.wallet), yuan("7,933.40"));
+    assert_eq!(world.balance(li.wallet), yuan("7933.40"));
     assert_eq!(world.balance(han.wallet), yuan("66.60"));
     world.assert_audit();
     let report = ecny::audit::audit(world.platform.state());
     let lakeside_supply = &report.operators[1];
     assert_eq!(lakeside_supply.wallets, yuan("66.60"));
-    assert_eq!(report.circulation, yuan("10,000,000"));
+    assert_eq!(report.circulation, yuan("10000000"));
 }
 
 #[test]
 fn deposits_go_back_to_the_bank_and_closing_returns_the_balance() {
     let mut world = World::new();
     let [jiangnan, _] = world.operators;
-    let li = world.open_banked(jiangnan, "5,000", WalletClass::Three);
-    world.exchange(&li, "2,000").unwrap();
+    let li = world.open_banked(jiangnan, "5000", WalletClass::Three);
+    world.exchange(&li, "2000").unwrap();
     let key = world.key();
     let back = Command::DepositBack {
         wallet: li.wallet,
@@ -54,7 +54,7 @@ fn deposits_go_back_to_the_bank_and_closing_returns_the_balance() {
             .account(bank)
             .unwrap()
             .balance,
-        yuan("3,500")
+        yuan("3500")
     );
     world
         .run(jiangnan, Command::CloseWallet { wallet: li.wallet })
@@ -68,7 +68,7 @@ fn deposits_go_back_to_the_bank_and_closing_returns_the_balance() {
             .account(bank)
             .unwrap()
             .balance,
-        yuan("5,000")
+        yuan("5000")
     );
     let error = world.pay(&li, WalletId(1), "1").unwrap_err();
     assert_eq!(error.code(), "WALLET_CLOSED");
@@ -84,7 +84,7 @@ fn issuance_is_backed_and_redemption_bounded_by_what_was_given() {
         .platform
         .as_central_bank(vec![Command::Issue {
             operator: jiangnan,
-            amount: yuan("5,000,000.01"),
+            amount: yuan("5000000.01"),
         }])
         .unwrap();
     assert_eq!(
@@ -97,7 +97,7 @@ fn issuance_is_backed_and_redemption_bounded_by_what_was_given() {
             lakeside,
             Command::Redeem {
                 operator: lakeside,
-                amount: yuan("1,000,000"),
+                amount: yuan("1000000"),
             },
         )
         .unwrap();
@@ -106,7 +106,7 @@ fn issuance_is_backed_and_redemption_bounded_by_what_was_given() {
             lakeside,
             Command::Redeem {
                 operator: lakeside,
-                amount: yuan("4,000,000.01"),
+                amount: yuan("4000000.01"),
             },
         )
         .unwrap_err();
@@ -132,7 +132,7 @@ fn issuance_is_backed_and_redemption_bounded_by_what_was_given() {
         .unwrap_err();
     assert_eq!(error.code(), "CENTRAL_BANK_ONLY");
     let totals = world.platform.state().issuance_totals(lakeside).unwrap();
-    assert_eq!(totals.outstanding(), yuan("4,000,000"));
+    assert_eq!(totals.outstanding(), yuan("4000000"));
     world.assert_audit();
 }
 
@@ -195,28 +195,28 @@ fn kyc_upgrades_need_what_each_class_requires() {
 fn class_limits_refuse_with_the_limit_named_and_nothing_moves() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let rich = world.open_banked(jiangnan, "100,000", WalletClass::Two);
-    world.exchange(&rich, "40,000").unwrap();
+    let rich = world.open_banked(jiangnan, "100000", WalletClass::Two);
+    world.exchange(&rich, "40000").unwrap();
     let anonymous = world.open(lakeside);
     let shop = world.open_banked(lakeside, "1", WalletClass::One);
 
     let before = world.hash();
-    let error = world.pay(&rich, anonymous.wallet, "10,000.01").unwrap_err();
+    let error = world.pay(&rich, anonymous.wallet, "10000.01").unwrap_err();
     assert_eq!(error.code(), "LIMIT_BALANCE_CAP");
     assert_eq!(world.hash(), before, "a refused payment changed the state");
 
-    world.pay(&rich, anonymous.wallet, "9,000").unwrap();
+    world.pay(&rich, anonymous.wallet, "9000").unwrap();
     let before = world.hash();
-    let error = world.pay(&anonymous, shop.wallet, "2,000.01").unwrap_err();
+    let error = world.pay(&anonymous, shop.wallet, "2000.01").unwrap_err();
     assert_eq!(error.code(), "LIMIT_SINGLE_PAYMENT");
     assert!(error.to_string().contains("2000.00"));
     assert_eq!(world.hash(), before);
-    world.pay(&anonymous, shop.wallet, "2,000").unwrap();
-    world.pay(&anonymous, shop.wallet, "2,000").unwrap();
-    let error = world.pay(&anonymous, shop.wallet, "1,000.01").unwrap_err();
+    world.pay(&anonymous, shop.wallet, "2000").unwrap();
+    world.pay(&anonymous, shop.wallet, "2000").unwrap();
+    let error = world.pay(&anonymous, shop.wallet, "1000.01").unwrap_err();
     assert_eq!(error.code(), "LIMIT_DAILY");
     world.advance_ms(24 * 3600 * 1000);
-    world.pay(&anonymous, shop.wallet, "1,000.01").unwrap();
+    world.pay(&anonymous, shop.wallet, "1000.01").unwrap();
     world.assert_audit();
 }
 
@@ -249,8 +249,8 @@ fn an_operator_configures_its_own_class_limits() {
         )
         .unwrap_err();
     assert_eq!(error.code(), "NOT_YOUR_WALLET");
-    let funder = world.open_banked(jiangnan, "10,000", WalletClass::Two);
-    world.exchange(&funder, "1,000").unwrap();
+    let funder = world.open_banked(jiangnan, "10000", WalletClass::Two);
+    world.exchange(&funder, "1000").unwrap();
     let at_jiangnan = world.open(jiangnan);
     world.pay(&funder, at_jiangnan.wallet, "500").unwrap();
     assert_eq!(
@@ -267,8 +267,8 @@ fn an_operator_configures_its_own_class_limits() {
 fn retries_return_the_first_result_and_never_pay_twice() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let payer = world.open_banked(jiangnan, "1,000", WalletClass::Three);
-    world.exchange(&payer, "1,000").unwrap();
+    let payer = world.open_banked(jiangnan, "1000", WalletClass::Three);
+    world.exchange(&payer, "1000").unwrap();
     let payee = world.open(lakeside);
     let key = IdempotencyKey(0x5eed);
     let Ok(Outcome::Transfer(first)) = world.pay_with_key(&payer, payee.wallet, "10", key) else {
@@ -300,7 +300,7 @@ fn retries_return_the_first_result_and_never_pay_twice() {
 fn bad_commands_get_typed_errors_and_leave_the_state_unchanged() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let payer = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let payer = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&payer, "100").unwrap();
     let other = world.open(lakeside);
     let before = world.hash();
@@ -399,7 +399,7 @@ fn bad_commands_get_typed_errors_and_leave_the_state_unchanged() {
 fn a_wrong_signature_is_refused_by_the_operator_tier() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let payer = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let payer = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&payer, "100").unwrap();
     let thief = world.open(lakeside);
     let before = world.hash();
@@ -532,7 +532,7 @@ fn a_signature_is_good_only_in_its_short_window_its_deployment_and_its_operator(
 fn a_frozen_wallet_neither_pays_nor_receives_until_unfrozen() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let payer = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let payer = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&payer, "100").unwrap();
     let payee = world.open(lakeside);
     world
@@ -567,8 +567,8 @@ fn a_frozen_wallet_neither_pays_nor_receives_until_unfrozen() {
 fn a_hold_is_posted_voided_or_expires_on_time() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let parent = world.open_banked(jiangnan, "10,000", WalletClass::Two);
-    world.exchange(&parent, "3,000").unwrap();
+    let parent = world.open_banked(jiangnan, "10000", WalletClass::Two);
+    world.exchange(&parent, "3000").unwrap();
     let school = world.open_banked(lakeside, "1", WalletClass::One);
     let (context, not_after_ms) = world.signing(&parent);
     let hold = |key: u128, amount: &str, timeout_ms| {
@@ -582,7 +582,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
         }
         .sign(&parent.key, &context, not_after_ms)
     };
-    let Ok(Outcome::Transfer(first)) = world.run(jiangnan, hold(1, "1,000", 60_000)) else {
+    let Ok(Outcome::Transfer(first)) = world.run(jiangnan, hold(1, "1000", 60_000)) else {
         panic!()
     };
     let account = world
@@ -599,7 +599,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
             .account(account)
             .unwrap()
             .available(),
-        yuan("2,000")
+        yuan("2000")
     );
     world
         .run(
@@ -610,7 +610,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
             },
         )
         .unwrap();
-    assert_eq!(world.balance(school.wallet), yuan("1,000"));
+    assert_eq!(world.balance(school.wallet), yuan("1000"));
     assert_eq!(
         world
             .run(
@@ -686,7 +686,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
             .code(),
         "PENDING_ALREADY_RESOLVED"
     );
-    assert_eq!(world.balance(parent.wallet), yuan("2,000"));
+    assert_eq!(world.balance(parent.wallet), yuan("2000"));
     assert_eq!(
         world
             .platform
@@ -695,7 +695,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
             .account(account)
             .unwrap()
             .available(),
-        yuan("2,000")
+        yuan("2000")
     );
     world.assert_audit();
 }
@@ -704,7 +704,7 @@ fn a_hold_is_posted_voided_or_expires_on_time() {
 fn history_and_event_stream_record_every_movement_in_order() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let a = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let a = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&a, "100").unwrap();
     let b = world.open(lakeside);
     for amount in ["1", "2", "3"] {
@@ -734,7 +734,7 @@ fn history_and_event_stream_record_every_movement_in_order() {
 fn restart_replays_the_log_to_the_identical_state_and_snapshots_shorten_it() {
     let mut world = World::new();
     let [jiangnan, lakeside] = world.operators;
-    let a = world.open_banked(jiangnan, "1,000", WalletClass::Three);
+    let a = world.open_banked(jiangnan, "1000", WalletClass::Three);
     world.exchange(&a, "500").unwrap();
     let b = world.open(lakeside);
     world.pay(&a, b.wallet, "12.34").unwrap();

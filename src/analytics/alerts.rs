@@ -3,7 +3,8 @@
 //! alert says what was found and why it was closed.
 //!
 //! Alerts are derived from the ledger's stream, so they need no storage of their own: replaying
-//! the stream with the same rules gives the same alerts under the same keys. What cannot be
+//! the stream with the same rules gives the same alerts under the same keys (the analysis index
+//! keeps them derived, so analysts need not replay the log, and rebuilds them). What cannot be
 //! derived is the analysts' work, so that alone is kept, as an append-only journal (CSV) that is
 //! replayed through the same workflow checks: nothing an analyst wrote is ever overwritten.
 
@@ -147,6 +148,16 @@ fn check_note(note: &str) -> Result<String, AlertError> {
 }
 
 impl AlertBook {
+    /// A book of alerts derived before, as kept in the analysis index.
+    pub fn from_alerts(alerts: Vec<Alert>) -> AlertBook {
+        let by_key = alerts
+            .iter()
+            .enumerate()
+            .map(|(i, alert)| (alert.key.clone(), i))
+            .collect();
+        AlertBook { alerts, by_key }
+    }
+
     pub fn raise(&mut self, finding: Finding) {
         let key = alert_key(finding.rule, finding.trigger);
         debug_assert!(

@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod csv;
+pub mod index;
 pub mod rules;
 pub mod simulate;
 pub mod statement;
@@ -116,6 +117,15 @@ impl Directory {
                 operator: device.operator,
                 wallet: device.wallet,
             });
+        }
+    }
+
+    /// A directory that knows only merchants: what a statement's entries are described with.
+    pub fn of_merchants(merchants: Vec<MerchantProfile>) -> Directory {
+        Directory {
+            merchant_of_wallet: merchants.iter().map(|m| (m.wallet, m.id)).collect(),
+            merchants,
+            ..Directory::default()
         }
     }
 

@@ -41,7 +41,7 @@ impl StatementError {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatementEntry {
     pub event: EventId,
     pub at_ms: u64,
@@ -83,13 +83,9 @@ impl Statement {
     }
 }
 
-/// The statement of `wallet` from the start of `from_day` to the end of `to_day`.
-pub fn statement(
-    state: &StateMachine,
-    directory: &Directory,
-    wallet: WalletId,
-    (from_day, to_day): (u32, u32),
-) -> Result<Statement, StatementError> {
+/// Whether a statement may cover these days: in order, at most [`STATEMENT_DAYS_MAX`]. Checked
+/// before anything is read.
+pub fn check_days(from_day: u32, to_day: u32) -> Result<(), StatementError> {
     if to_day < from_day {
         return Err(StatementError::DaysReversed {
             from: format_day(from_day),
@@ -99,6 +95,17 @@ pub fn statement(
     if to_day - from_day >= STATEMENT_DAYS_MAX {
         return Err(StatementError::TooLong);
     }
+    Ok(())
+}
+
+/// The statement of `wallet` from the start of `from_day` to the end of `to_day`.
+pub fn statement(
+    state: &StateMachine,
+    directory: &Directory,
+    wallet: WalletId,
+    (from_day, to_day): (u32, u32),
+) -> Result<Statement, StatementError> {
+    check_days(from_day, to_day)?;
     let (Some(account), Some(operator)) = (
         directory.account_of(wallet),
         directory.wallet_operator(wallet),

@@ -6,19 +6,23 @@ use std::time::Instant;
 
 use clap::Subcommand;
 
-use ecny::analytics::alerts::{alerts_csv, journal_header, journal_line, CloseReason};
+use ecny::analytics::alerts::{alerts_csv, journal_header, journal_line, AlertBook, CloseReason};
+use ecny::analytics::index::{
+    write_index, AnalysisIndex, IndexError, IndexFile, LogPosition, INDEX_FILE,
+};
 use ecny::analytics::rules::RuleConfig;
 use ecny::analytics::simulate::{
     evaluate, labels_csv, read_labels_csv, simulate, SimulationConfig,
 };
-use ecny::analytics::statement::{camt053, statement};
+use ecny::analytics::statement::{camt053, check_days};
 use ecny::analytics::statistics::statistics_csv;
 use ecny::analytics::AnalysisCenter;
 use ecny::audit::audit;
 use ecny::ids::WalletId;
+use ecny::server::config::DATA_DEFAULT;
 use ecny::wallet::parse_day;
 
-use super::open_existing;
+use super::{coded, open_existing};
 
 /// Where an analysis center keeps the analysts' work on a data directory.
 fn journal_path(data: &Path) -> PathBuf {
@@ -117,13 +121,14 @@ pub fn run_analyze(
     let started = Instant::now();
     let events = center.follow(node.state());
     let followed = started.elapsed();
+    write_index_of(data, &node, &center)?;
     let journal = journal_path(data);
     if journal.exists() {
         let text = std::fs::read_to_string(&journal).map_err(|e| e.to_string())?;
         let actions = center
             .alerts_mut()
             .apply_journal(&text)
-            .map_err(|e| format!("{}: {e} [{}]", journal.display(), e.code()))?;
+            .map_err(|e| coded(format!("{}: {e}", journal.display()), e.code()))?;
         println!(
             "analysts' journal: {actions} action(s) replayed from {}",
             journal.display()
@@ -202,37 +207,115 @@ pub fn run_statement(data: &Path, wallet: &str, from: &str, to: &str) -> Result<
         parse_day(text).ok_or_else(|| format!("{what} {text:?} is not a date YYYY-MM-DD"))
     };
     let (from, to) = (day(from, "--from")?, day(to, "--to")?);
-    let node = open_existing(data)?;
-    let directory = ecny::analytics::Directory::from_state(node.state());
-    let found = statement(node.state(), &directory, wallet, (from, to))
-        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    // The range is checked before anything is read.
+    check_days(from, to).map_err(|e| coded(&e, e.code()))?;
+    let index = fresh_index(data)?;
+    let found = index
+        .statement(wallet, (from, to))
+        .map_err(|e| coded(&e, e.code()))?;
     print!(
         "{}",
-        camt053(&found, &directory, node.state().last_timestamp_ms())
+        camt053(&found, &index.directory(), index.last_timestamp_ms())
     );
     Ok(())
 }
+
+/// The analysis index of `data`, fresh for its log: read when it is, else built from one replay
+/// of the log (a spinner shows it on a terminal) and written for the next command.
+fn fresh_index(data: &Path) -> Result<IndexFile, String> {
+    let coded_index = |e: IndexError| coded(&e, e.code());
+    let position = LogPosition::of(data).map_err(coded_index)?;
+    if let Some(index) = IndexFile::open_fresh(data, &position).map_err(coded_index)? {
+        return Ok(index);
+    }
+    eprintln!(
+        "note: reading the whole log once to build the analysis index {}; later commands read the index",
+        data.join(INDEX_FILE).display()
+    );
+    let (node, center) = analysed(data)?;
+    write_index_of(data, &node, &center)?;
+    drop(node);
+    let position = LogPosition::of(data).map_err(coded_index)?;
+    IndexFile::open_fresh(data, &position)
+        .map_err(coded_index)?
+        .ok_or_else(|| {
+            format!(
+                "{} changed while its index was built; try again",
+                data.display()
+            )
+        })
+}
+
+/// The node and the rules run over its whole stream, with a spinner on a terminal.
+fn analysed(data: &Path) -> Result<(ecny::node::Node, AnalysisCenter), String> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(SPINNER_TICK_MS));
+    spinner.set_message(format!("replaying the log of {}", data.display()));
+    let node = open_existing(data);
+    let node = match node {
+        Ok(node) => node,
+        Err(error) => {
+            spinner.finish_and_clear();
+            return Err(error);
+        }
+    };
+    spinner.set_message(format!(
+        "running the rules over {} ledger events",
+        node.state().ledger().events().len()
+    ));
+    let mut center = AnalysisCenter::new(RuleConfig::default());
+    center.follow(node.state());
+    spinner.finish_and_clear();
+    Ok((node, center))
+}
+
+/// Writes the index of what `center` derived from `node`'s state, stamped with the log's
+/// position while the node still holds the data directory.
+fn write_index_of(
+    data: &Path,
+    node: &ecny::node::Node,
+    center: &AnalysisCenter,
+) -> Result<(), String> {
+    let coded_index = |e: IndexError| coded(&e, e.code());
+    let position = LogPosition::of(data).map_err(coded_index)?;
+    let index = AnalysisIndex::build(
+        node.state(),
+        center.directory(),
+        center.alerts().all().to_vec(),
+        position,
+    );
+    write_index(data, &index).map_err(coded_index)
+}
+
+/// How often the spinner of a long read moves.
+const SPINNER_TICK_MS: u64 = 120;
 
 #[derive(Subcommand)]
 pub enum AlertsCommand {
     /// Record what an analyst found about an alert (replaces an earlier explanation).
     Explain {
-        #[arg(long)]
+        /// Data directory holding the ledger.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// The alert's key, e.g. FAN_IN@T000000123456 (see `ecny analyze`).
         #[arg(long)]
         alert: String,
+        /// What the analyst found, in at most 2,000 characters.
         #[arg(long)]
         note: String,
     },
     /// Close an explained alert: not_suspicious, reported or duplicate.
     Close {
-        #[arg(long)]
+        /// Data directory holding the ledger.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
+        /// The alert's key, e.g. FAN_IN@T000000123456 (see `ecny analyze`).
         #[arg(long)]
         alert: String,
+        /// not_suspicious, reported or duplicate.
         #[arg(long)]
         reason: String,
+        /// Why it is closed, in at most 2,000 characters.
         #[arg(long)]
         note: String,
     },
@@ -254,21 +337,19 @@ pub fn run_alerts(command: AlertsCommand) -> Result<(), String> {
             (data, alert, Some(reason), note)
         }
     };
-    let node = open_existing(&data)?;
-    let mut center = AnalysisCenter::new(RuleConfig::default());
-    center.follow(node.state());
+    let index = fresh_index(&data)?;
+    let mut book = AlertBook::from_alerts(index.alerts().to_vec());
     let path = journal_path(&data);
     let journal = std::fs::read_to_string(&path).unwrap_or_default();
-    let book = center.alerts_mut();
     if !journal.is_empty() {
         book.apply_journal(&journal)
-            .map_err(|e| format!("{}: {e} [{}]", path.display(), e.code()))?;
+            .map_err(|e| coded(format!("{}: {e}", path.display()), e.code()))?;
     }
     let applied = match reason {
         None => book.explain(&alert, &note),
         Some(reason) => book.close(&alert, reason, &note),
     };
-    applied.map_err(|e| format!("{e} [{}]", e.code()))?;
+    applied.map_err(|e| coded(&e, e.code()))?;
     // Appended, never rewritten: what analysts wrote before stays as they wrote it.
     std::fs::create_dir_all(path.parent().expect("journal has a parent"))
         .map_err(|e| e.to_string())?;
@@ -286,6 +367,6 @@ pub fn run_alerts(command: AlertsCommand) -> Result<(), String> {
     std::io::Write::write_all(&mut file, line.as_bytes())
         .and_then(|()| file.sync_data())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    println!("{}", center.alerts().get(&alert).expect("applied above"));
+    println!("{}", book.get(&alert).expect("applied above"));
     Ok(())
 }

@@ -6,9 +6,12 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use ecny::bench::campaign::campaign as bench_campaign;
-use ecny::demo::campaign::{self as demo, CampaignDemoSize};
+use ecny::demo::campaign::{self as demo, CampaignDemoSize, CAMPAIGN_DEMO_REGISTRANTS_MIN};
 use ecny::ids::CampaignId;
 use ecny::programs::campaign::CAMPAIGN_PACKETS_MAX;
+use ecny::server::config::DATA_DEFAULT;
+
+use super::coded;
 
 #[derive(Subcommand)]
 pub enum CampaignCommand {
@@ -18,9 +21,9 @@ pub enum CampaignCommand {
     /// the audit. Writes the published campaign, registrant list and draw into DIR/RP000001 for
     /// `ecny lottery verify`.
     Demo {
-        /// Data directory; must be new or empty. Default: ./ecny-campaign-demo (recreated).
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// Data directory: new, empty, made by a demo (recreated) or without operators.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
+        data: PathBuf,
         /// Registrants, each with an anonymous wallet of its own.
         #[arg(long, default_value_t = 1_000_000)]
         registrants: u32,
@@ -31,7 +34,8 @@ pub enum CampaignCommand {
     /// The redemption report of each campaign on a data directory: packets used, amounts spent,
     /// by merchant category and by channel, and what went back to the sponsor.
     Report {
-        #[arg(long, default_value = "ecny-campaign-demo")]
+        /// Data directory holding the campaigns.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// Only this campaign, e.g. RP000001.
         #[arg(long)]
@@ -49,7 +53,12 @@ pub fn run(command: CampaignCommand) -> Result<(), String> {
             if packets == 0 || packets > CAMPAIGN_PACKETS_MAX {
                 return Err(format!("--packets must be 1 to {CAMPAIGN_PACKETS_MAX}"));
             }
-            let dir = super::demo_dir(data, "ecny-campaign-demo")?;
+            if registrants < CAMPAIGN_DEMO_REGISTRANTS_MIN {
+                return Err(format!(
+                    "--registrants must be at least {CAMPAIGN_DEMO_REGISTRANTS_MIN}: the story spends two winners' packets"
+                ));
+            }
+            let dir = super::demo_dir(&data)?;
             let size = CampaignDemoSize {
                 registrants,
                 packets,
@@ -80,13 +89,11 @@ fn run_report(data: &Path, only: Option<&str>) -> Result<(), String> {
         }
         let report = state
             .redemption_report(book.id())
-            .map_err(|e| format!("{e} [{}]", e.code()))?;
+            .map_err(|e| coded(&e, e.code()))?;
         println!("{report}\n");
     }
     if let Some(id) = only {
-        state
-            .campaign(id)
-            .map_err(|e| format!("{e} [{}]", e.code()))?;
+        state.campaign(id).map_err(|e| coded(&e, e.code()))?;
     }
     Ok(())
 }

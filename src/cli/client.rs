@@ -1,5 +1,5 @@
-//! What the wallet and merchant commands share: failures shown as `error CODE: detail` with the
-//! server's own codes, profile files only their owner may read, operator tokens from a data
+//! What the wallet and merchant commands share: failures shown as every command shows them
+//! (`error: detail [CODE]`) with the server's own codes, profile files only their owner may read, operator tokens from a data
 //! directory, and QR codes drawn in the terminal.
 
 use std::fmt;
@@ -19,7 +19,7 @@ use ecny::ids::OperatorId;
 /// Pixels per module in the PNG files the commands write: what a till's screen shows.
 pub const PNG_MODULE_PX: u32 = 6;
 /// Where `ecny serve` keeps its data unless told otherwise; the operators' tokens are in its keys.
-pub const DATA_DEFAULT: &str = "ecny-data";
+pub use ecny::server::config::DATA_DEFAULT;
 const CHINA_OFFSET_S: u64 = 8 * 3600;
 
 /// A refusal or local error, with a stable code like the server's.
@@ -40,7 +40,7 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.detail)
+        f.write_str(&super::coded(&self.detail, &self.code))
     }
 }
 
@@ -62,14 +62,12 @@ impl From<CommandError> for Failure {
     }
 }
 
-/// Prints a failure as `error CODE: detail` and turns it into the exit code.
+/// Prints a failure as every command does (`error: detail [CODE]`) and turns it into the exit
+/// code.
 pub fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("error {failure}");
-            ExitCode::FAILURE
-        }
+        Err(failure) => super::exit_with_error(&failure.to_string()),
     }
 }
 

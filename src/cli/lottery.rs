@@ -8,6 +8,8 @@ use clap::Subcommand;
 use ecny::ids::WalletId;
 use ecny::programs::campaign::CAMPAIGN_PACKETS_MAX;
 use ecny::programs::lottery::REGISTRANTS_MAX;
+
+use super::coded;
 use ecny::programs::{
     winner_notices, Campaign, CampaignError, CampaignTerms, Draw, LotteryError, Registrant,
     RegistrantList, Seed, Window,
@@ -21,6 +23,7 @@ pub enum LotteryCommand {
     /// Make a fresh secret seed and print it with the commitment to publish in the campaign
     /// file; with --seed, print the commitment of that seed.
     Seed {
+        /// A seed made before (64 hex digits), to print its commitment.
         #[arg(long)]
         seed: Option<String>,
     },
@@ -250,10 +253,10 @@ fn run_verify(
     let campaign = read_campaign(campaign_path)?;
     let list = read_registrants(registrants_path)?;
     let draw = Draw::from_json(&read(draw_path)?)
-        .map_err(|e| format!("{}: {e} [{}]", draw_path.display(), e.code()))?;
+        .map_err(|e| coded(format!("{}: {e}", draw_path.display()), e.code()))?;
     let winners = draw
         .verify(&campaign, &list)
-        .map_err(|e| format!("draw does not verify: {e} [{}]", e.code()))?;
+        .map_err(|e| coded(format!("draw does not verify: {e}"), e.code()))?;
     println!("seed matches the commitment {}", campaign.seed_commitment());
     println!(
         "registrant list matches: {} registrants, digest {}",
@@ -328,12 +331,13 @@ fn median(samples: &mut [Duration]) -> Duration {
 }
 
 fn read_campaign(path: &Path) -> Result<Campaign, String> {
-    Campaign::from_json(&read(path)?).map_err(|e| format!("{}: {e} [{}]", path.display(), e.code()))
+    Campaign::from_json(&read(path)?)
+        .map_err(|e| coded(format!("{}: {e}", path.display()), e.code()))
 }
 
 fn read_registrants(path: &Path) -> Result<RegistrantList, String> {
     RegistrantList::parse(&read(path)?)
-        .map_err(|e| format!("{}: {e} [{}]", path.display(), e.code()))
+        .map_err(|e| coded(format!("{}: {e}", path.display()), e.code()))
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -354,9 +358,9 @@ fn now_ms() -> Result<u64, String> {
 
 /// A lottery error with its stable code, as every `ecny` command shows errors.
 fn lottery_error(error: LotteryError) -> String {
-    format!("{error} [{}]", error.code())
+    coded(&error, error.code())
 }
 
 fn campaign_error(error: CampaignError) -> String {
-    format!("{error} [{}]", error.code())
+    coded(&error, error.code())
 }

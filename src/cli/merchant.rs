@@ -66,15 +66,19 @@ enum MerchantCommand {
     Terminal(TerminalCommand),
     /// The printed QR for the shop's stand (payers type the amount), drawn here.
     Qr {
+        /// Also write the QR as a PNG file.
         #[arg(long)]
         png: Option<PathBuf>,
+        /// Also write the QR as an SVG file.
         #[arg(long)]
         svg: Option<PathBuf>,
     },
     /// Present an order as a dynamic QR at the till (or, with --courier, at the door).
     Order {
+        /// The shop's own order reference, e.g. TILL-0001 (printable ASCII, at most 25).
         #[arg(long)]
         reference: String,
+        /// Yuan the order asks, e.g. 66.60.
         #[arg(long)]
         amount: Amount,
         /// Cash on delivery, presented by the courier's handheld.
@@ -88,19 +92,25 @@ enum MerchantCommand {
         png: Option<PathBuf>,
     },
     /// An order's status: open, paid or delivered.
-    OrderStatus { reference: String },
+    OrderStatus {
+        /// The order's reference, as given to `ecny merchant order`.
+        reference: String,
+    },
     /// Charge a customer's payment code, as the shop's scan gun.
     ChargeCode {
         /// The 18 digits under the customer's code.
         #[arg(long)]
         code: String,
+        /// Yuan to charge, e.g. 18.00.
         #[arg(long)]
         amount: Amount,
     },
     /// Charge a sub-wallet a customer pushed to the shop.
     Charge {
+        /// The sub-wallet the customer pushed, e.g. SW00000001.
         #[arg(long)]
         sub_wallet: SubWalletId,
+        /// Yuan to charge, within the sub-wallet's limits.
         #[arg(long)]
         amount: Amount,
         /// The shop's order reference, if the charge is for one.
@@ -112,6 +122,7 @@ enum MerchantCommand {
         /// The payment's transfer id.
         #[arg(long)]
         payment: EventId,
+        /// Yuan to give back, at most what the payment has left.
         #[arg(long)]
         amount: Amount,
     },
@@ -133,6 +144,7 @@ enum MerchantCommand {
 enum TerminalCommand {
     /// Register a till (pos), scan gun, courier's handheld or web checkout (online_shop).
     Add {
+        /// pos, scan_gun, courier or online_shop.
         #[arg(long, value_parser = terminal_kind)]
         kind: TerminalKind,
     },

@@ -13,14 +13,14 @@ mod wallet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use ecny::audit::audit;
 use ecny::bench::api::ApiBenchConfig;
 use ecny::bench::{self, LedgerBenchConfig};
 use ecny::demo;
 use ecny::node::Node;
-use ecny::server::config::{self, ServeSettings};
+use ecny::server::config::{self, ServeSettings, DATA_DEFAULT};
 use ecny::server::Server;
 use ecny::state_machine::StateMachine;
 
@@ -32,7 +32,7 @@ use ecny::state_machine::StateMachine;
     version,
     about,
     long_about = None,
-    after_help = "Start with `ecny demo`, then `ecny audit --data ecny-demo`; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries; `ecny serve` with `ecny wallet` and `ecny merchant` to play both sides of a payment."
+    after_help = "Start with `ecny demo`, then `ecny audit`; every command's --data defaults to ./ecny-data; `ecny offline demo` for hardware wallets; `ecny lottery sample` for red-packet lotteries; `ecny serve` with `ecny wallet` and `ecny merchant` to play both sides of a payment."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,20 +44,21 @@ enum Command {
     /// Walk through the system on a fresh data directory: issuance to two operators, wallets,
     /// exchange, payments across operators, a class-4 limit, deposit back, audit and restart.
     Demo {
-        /// Data directory; must be new or empty. Default: ./ecny-demo (recreated on each run).
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// Data directory: new, empty, made by a demo (recreated) or without operators.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
+        data: PathBuf,
     },
     /// Check every invariant on a data directory and print the money supply by ledger and
     /// by operator. Exits non-zero if an invariant is broken.
     Audit {
         /// Data directory to audit.
-        #[arg(long, default_value = "ecny-data")]
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
     },
     /// Write a snapshot of a data directory so the next start replays only what comes after.
     Snapshot {
-        #[arg(long, default_value = "ecny-data")]
+        /// Data directory to snapshot.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
     },
     /// Serve the HTTP API (see /docs). Operators authenticate with the bearer token in
@@ -115,16 +116,20 @@ enum Command {
     /// A synthetic city through the real platform: wallets at three operators, merchants, a
     /// month of payments on every channel, labelled suspicious patterns mixed in.
     Simulate {
+        /// People, each with a wallet at one of three operators.
         #[arg(long, default_value_t = 10_000)]
         wallets: usize,
+        /// Merchants, across twelve categories and Suzhou's districts.
         #[arg(long, default_value_t = 500)]
         merchants: usize,
+        /// Days of traffic, from 2024-03-01.
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// The same seed gives the same city, ledger and labels.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// New or empty data directory.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// Where the labels go. Default: DIR/labels.csv.
         #[arg(long)]
@@ -133,7 +138,8 @@ enum Command {
     /// The analysis center over a data directory's ledger: statistics, alerts with their
     /// explanations, and precision and recall per rule against labels.
     Analyze {
-        #[arg(long)]
+        /// Data directory holding the ledger.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// Labels from `ecny simulate`, to score the rules against.
         #[arg(long)]
@@ -144,7 +150,8 @@ enum Command {
     },
     /// One wallet's account statement as ISO 20022 camt.053.001.08 XML, on standard output.
     Statement {
-        #[arg(long)]
+        /// Data directory holding the ledger.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// Wallet id, e.g. W0000000042.
         #[arg(long)]
@@ -162,8 +169,10 @@ enum Command {
     /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
     #[command(hide = true)]
     CrashLoad {
+        /// Data directory the load writes to.
         #[arg(long)]
         data: PathBuf,
+        /// Seed of the payments' amounts and parties.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -174,9 +183,9 @@ enum OfflineCommand {
     /// Two phones in airplane mode pay 66.60 at a snack shop; a SIM wallet pays a phone bill; a
     /// student card pays at the canteen; a cloned card is caught at sync. Ends with the audit.
     Demo {
-        /// Data directory; must be new or empty. Default: ./ecny-offline-demo (recreated).
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// Data directory: new, empty, made by a demo (recreated) or without operators.
+        #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
+        data: PathBuf,
     },
 }
 
@@ -221,13 +230,16 @@ enum BenchCommand {
     /// Offline records settled per second at sync: through the operator tier (SM2 per record)
     /// and into the registration center alone.
     Offline {
+        /// Secure elements, each with its certificate and wallet.
         #[arg(long, default_value_t = 1_000)]
         devices: usize,
+        /// Offline records settled at sync.
         #[arg(long, default_value_t = 20_000)]
         records: usize,
     },
     /// Memory per wallet with many class-4 wallets in the state machine.
     Memory {
+        /// Class-4 wallets opened in the state machine.
         #[arg(long, default_value_t = 10_000_000)]
         wallets: usize,
     },
@@ -239,6 +251,7 @@ enum BenchCommand {
         /// Packets, one winner each.
         #[arg(long, default_value_t = 100_000)]
         packets: u32,
+        /// Draws timed; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
@@ -268,8 +281,54 @@ fn quit_quietly_on_closed_pipe() {
     }
 }
 
+/// Lets a value that looks like a negative number (`--amount -5`) reach its option's parser,
+/// which says why it is refused, instead of being taken for an unknown flag.
+fn negative_numbers_reach_the_parsers(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let takes_values = arg.get_action().takes_values();
+            arg.allow_negative_numbers(takes_values)
+        })
+        .mut_subcommands(negative_numbers_reach_the_parsers)
+}
+
+fn parse_arguments() -> Cli {
+    let parsed = negative_numbers_reach_the_parsers(Cli::command())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    parsed.unwrap_or_else(|error| {
+        if !error.use_stderr() {
+            error.exit() // --help and --version, on standard output
+        }
+        exit_with_error(&argument_error(&error));
+        std::process::exit(USAGE_EXIT_CODE)
+    })
+}
+
+/// What shells and the argument parser use for a command line that does not parse.
+const USAGE_EXIT_CODE: i32 = 2;
+
+/// An argument that does not parse, in the one error form: the parser's message with the code
+/// of what was wrong (`MALFORMED_AMOUNT`, `MALFORMED_ID`, else `ARGUMENT_INVALID`), then its tip.
+fn argument_error(error: &clap::Error) -> String {
+    let source = std::error::Error::source(error);
+    let code = if source.is_some_and(|s| s.is::<ecny::amount::AmountError>()) {
+        "MALFORMED_AMOUNT"
+    } else if source.is_some_and(|s| s.is::<ecny::ids::IdParseError>()) {
+        "MALFORMED_ID"
+    } else {
+        "ARGUMENT_INVALID"
+    };
+    let rendered = error.render().to_string();
+    let text = rendered.trim_start_matches("error: ").trim_end();
+    let (message, tip) = text.split_once("\n\n").unwrap_or((text, ""));
+    format!("{}\n\n{tip}", coded(message, code))
+        .trim_end()
+        .to_string()
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_arguments();
     if !matches!(cli.command, Command::Serve { .. }) {
         quit_quietly_on_closed_pipe();
     }
@@ -277,8 +336,8 @@ pub fn main() -> ExitCode {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
-        Command::Demo { data } => run_demo(data),
-        Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(data),
+        Command::Demo { data } => run_demo(&data),
+        Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(&data),
         Command::Audit { data } => run_audit(&data),
         Command::Snapshot { data } => run_snapshot(&data),
         Command::Serve {
@@ -370,64 +429,86 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        Err(message) => exit_with_error(&message),
     }
+}
+
+/// A failure with its stable code, as every command shows it: `message [CODE]`.
+pub fn coded(message: impl std::fmt::Display, code: &str) -> String {
+    format!("{message} [{code}]")
+}
+
+/// The one place a command's failure reaches the terminal: `error: message [CODE]` on standard
+/// error (the form the argument parser's own errors take), and a non-zero exit.
+pub fn exit_with_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
 }
 
 /// Marks a directory the demo created, so that only such a directory is ever recreated.
 const DEMO_MARKER: &str = ".ecny-demo";
 
-fn run_demo(data: Option<PathBuf>) -> Result<(), String> {
-    let dir = demo_dir(data, "ecny-demo")?;
+fn run_demo(data: &Path) -> Result<(), String> {
+    let dir = demo_dir(data)?;
     demo::run(&dir, &mut |line| println!("{line}")).map_err(|e| format!("demo failed: {e}"))?;
     println!(
-        "\nThe data directory {} holds the durable log; try `ecny audit --data {}`.",
+        "\nThe data directory {} holds the durable log; try `ecny audit{}`, or `ecny serve{}` to play both sides.",
         dir.display(),
-        dir.display()
+        data_flag(&dir),
+        data_flag(&dir),
     );
     Ok(())
 }
 
-fn run_offline_demo(data: Option<PathBuf>) -> Result<(), String> {
-    let dir = demo_dir(data, "ecny-offline-demo")?;
+fn run_offline_demo(data: &Path) -> Result<(), String> {
+    let dir = demo_dir(data)?;
     demo::offline::run(&dir, &mut |line| println!("{line}"))
         .map_err(|e| format!("offline demo failed: {e}"))
 }
 
-/// A fresh directory for a demo: the given one if new or empty, or `default` recreated when a
-/// demo made it before.
-fn demo_dir(data: Option<PathBuf>, default: &str) -> Result<PathBuf, String> {
-    if let Some(dir) = data {
-        if dir.exists()
-            && std::fs::read_dir(&dir)
-                .map_err(|e| e.to_string())?
-                .next()
-                .is_some()
-        {
-            return Err(format!("{} is not empty; the demo needs a fresh data directory (pick a new path or remove it)", dir.display()));
+/// ` --data DIR` to repeat in a hint, or nothing for the default directory.
+fn data_flag(dir: &Path) -> String {
+    if dir == Path::new(DATA_DEFAULT) {
+        String::new()
+    } else {
+        format!(" --data {}", dir.display())
+    }
+}
+
+/// A fresh directory for a demo: `dir` if new or empty; recreated when a demo made it or when it
+/// holds a ledger without operators (what `ecny serve` leaves on a new directory). Anything else
+/// may hold someone's money and is refused.
+fn demo_dir(dir: &Path) -> Result<PathBuf, String> {
+    let occupied = dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .next()
+            .is_some();
+    if occupied {
+        if !dir.join(DEMO_MARKER).exists() && !holds_no_operators(dir)? {
+            return Err(format!(
+                "{} holds a ledger with operators that no demo made; pass --data with a new path",
+                dir.display()
+            ));
         }
-        return Ok(dir);
+        std::fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
     }
-    let dir = PathBuf::from(default);
-    if dir.join(DEMO_MARKER).exists() {
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
-    } else if dir.exists() {
-        return Err(format!(
-            "{} exists but was not made by a demo; pass --data with a fresh path",
-            dir.display()
-        ));
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     std::fs::write(
         dir.join(DEMO_MARKER),
         b"made by an ecny demo; recreated on each run\n",
     )
-    .map_err(|e| e.to_string())?;
-    Ok(dir)
+    .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    Ok(dir.to_path_buf())
+}
+
+/// Whether `dir` holds an ecny ledger in which no operator was ever admitted.
+fn holds_no_operators(dir: &Path) -> Result<bool, String> {
+    if !dir.join("log").exists() {
+        return Ok(false);
+    }
+    let (node, _) = Node::open(dir).map_err(|e| coded(&e, e.code()))?;
+    Ok(node.state().operators().is_empty())
 }
 
 fn require_data(data: &Path) -> Result<(), String> {
@@ -445,7 +526,7 @@ fn require_data(data: &Path) -> Result<(), String> {
 /// snapshot aside.
 fn open_existing(data: &Path) -> Result<Node, String> {
     require_data(data)?;
-    let (node, recovery) = Node::open(data).map_err(|e| format!("{} [{}]", e, e.code()))?;
+    let (node, recovery) = Node::open(data).map_err(|e| coded(&e, e.code()))?;
     for damaged in &recovery.damaged_snapshots {
         println!(
             "note: set a damaged snapshot aside as {} ({}); recovered from an older one and the log",
@@ -468,7 +549,7 @@ fn open_existing(data: &Path) -> Result<Node, String> {
 /// running `ecny serve`: for audits and reports.
 fn read_existing(data: &Path) -> Result<StateMachine, String> {
     require_data(data)?;
-    let (state, recovery) = Node::read_only(data).map_err(|e| format!("{} [{}]", e, e.code()))?;
+    let (state, recovery) = Node::read_only(data).map_err(|e| coded(&e, e.code()))?;
     for damaged in &recovery.damaged_snapshots {
         println!(
             "note: snapshot {} is damaged ({}); read from an older one and the log",
@@ -511,7 +592,23 @@ fn run_serve(flags: ServeSettings, config_file: Option<&Path>) -> Result<(), Str
         server.addr(),
         config.server.data.join("keys").display()
     );
+    if server.operators().is_empty() {
+        eprintln!("{}", no_operators_warning(&config.server.data));
+    }
     server.wait().map_err(|e| e.to_string())
+}
+
+/// What `ecny serve` says on a data directory without operators: nothing but the central bank
+/// can act there, so it says how to get a directory that has some.
+fn no_operators_warning(data: &Path) -> String {
+    let flag = data_flag(data);
+    format!(
+        "warning: {} holds no operators, so there is no operator token: opening a wallet or \
+         onboarding a shop will fail. Stop the server (ctrl-c), run `ecny demo{flag}` to fill \
+         the directory with two funded operators (OP01 Jiangnan, OP02 Lakeside), then start \
+         `ecny serve{flag}` again.",
+        data.display()
+    )
 }
 
 fn run_snapshot(data: &Path) -> Result<(), String> {
@@ -669,4 +766,84 @@ fn run_bench_memory(wallets: usize) -> Result<(), String> {
         state.wallets().len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every option and argument of every command, with the command's path.
+    fn options_without_help(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} --{}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            options_without_help(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn a_negative_amount_reaches_the_amount_parser_and_hears_why() {
+        let command = super::negative_numbers_reach_the_parsers(Cli::command());
+        let refused = command
+            .try_get_matches_from(["ecny", "wallet", "top-up", "--amount", "-5"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("amount \"-5\" has a sign; an amount takes no sign"),
+            "{refused}"
+        );
+        let command = super::negative_numbers_reach_the_parsers(Cli::command());
+        let matches = command
+            .try_get_matches_from(["ecny", "wallet", "top-up", "--amount", "5"])
+            .unwrap();
+        assert!(<Cli as clap::FromArgMatches>::from_arg_matches(&matches).is_ok());
+    }
+
+    #[test]
+    fn an_argument_that_does_not_parse_is_shown_with_its_code() {
+        let refuse = |args: &[&str]| {
+            let error = super::negative_numbers_reach_the_parsers(Cli::command())
+                .try_get_matches_from(args)
+                .unwrap_err();
+            super::argument_error(&error)
+        };
+        let amount = refuse(&["ecny", "wallet", "top-up", "--amount", "1,000"]);
+        assert!(
+            amount.starts_with("invalid value '1,000' for '--amount <AMOUNT>': amount \"1,000\"")
+                && amount.contains("e.g. 66.60 or 1000 [MALFORMED_AMOUNT]"),
+            "{amount}"
+        );
+        let id = refuse(&[
+            "ecny",
+            "wallet",
+            "pay-wallet",
+            "--to",
+            "W12x",
+            "--amount",
+            "1",
+        ]);
+        assert!(id.contains("[MALFORMED_ID]"), "{id}");
+        let unknown = refuse(&["ecny", "demo", "--colour"]);
+        assert!(
+            unknown.starts_with("unexpected argument '--colour' found [ARGUMENT_INVALID]"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn every_option_of_every_command_says_what_it_is() {
+        let mut missing = Vec::new();
+        options_without_help(&Cli::command(), "ecny", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "options without help:\n{}",
+            missing.join("\n")
+        );
+    }
 }

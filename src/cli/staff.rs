@@ -34,6 +34,7 @@ pub struct StaffArgs {
 enum StaffCommand {
     /// The administrator registers a staff member; the member's credential goes in --profile.
     Add {
+        /// The operator the staff member works for, e.g. OP01.
         #[arg(long)]
         operator: OperatorId,
         /// teller, kyc_officer, compliance_officer or administrator.
@@ -48,15 +49,19 @@ enum StaffCommand {
     },
     /// The administrator revokes a staff member's credential for good.
     Revoke {
+        /// The operator the staff member works for, e.g. OP01.
         #[arg(long)]
         operator: OperatorId,
+        /// The staff member whose credential stops working, e.g. ST000003.
         #[arg(long)]
         staff: StaffId,
+        /// The server's data directory, to read the administrator's token from its keys.
         #[arg(long, default_value = DATA_DEFAULT)]
         data: PathBuf,
     },
     /// A teller: a deposit account opened with the holder's cash, bound to the wallet, at once.
     BankAccount {
+        /// The holder's wallet the new account is bound to, e.g. W0000000005.
         #[arg(long)]
         wallet: WalletId,
         /// Yuan paid in, e.g. 5000.
@@ -66,12 +71,16 @@ enum StaffCommand {
     /// A KYC officer raises a wallet's class: name and ID (3), a bound bank account (2), in
     /// person at the branch (1).
     Kyc {
+        /// The holder's wallet, e.g. W0000000005.
         #[arg(long)]
         wallet: WalletId,
+        /// The class to reach: 3, 2 or 1.
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
         class: u8,
+        /// The holder's real name, as on the ID card.
         #[arg(long)]
         name: Option<String>,
+        /// The 18-character resident ID number (GB 11643, check character included).
         #[arg(long)]
         id_number: Option<String>,
         /// The holder is at the counter with an ID card (class 1 needs it).

@@ -72,8 +72,10 @@ enum WalletCommand {
     },
     /// Pay another wallet by its id.
     PayWallet {
+        /// The payee's wallet id, e.g. W0000000003.
         #[arg(long)]
         to: WalletId,
+        /// Yuan to pay, e.g. 66.60.
         #[arg(long)]
         amount: Amount,
     },
@@ -86,12 +88,15 @@ enum WalletCommand {
     SubWallets,
     /// Exchange bank deposits into e-CNY (needs a bound bank account).
     TopUp {
+        /// Yuan of bank deposits to exchange, e.g. 2000.
         #[arg(long)]
         amount: Amount,
     },
     /// Raise the wallet's class remotely (3: name and ID; 2: also a bound bank account). Class 1
     /// is verified in person by a KYC officer at a branch (`ecny staff kyc`).
     Kyc {
+        /// The class to reach: 3, or 2 with a bound bank account (class 1 is verified in person
+        /// at the counter, by staff).
         #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
         class: u8,
         /// Real name, when the operator does not have it yet.
@@ -107,6 +112,7 @@ enum WalletCommand {
 enum SubWalletCommand {
     /// Push a sub-wallet to a merchant: it may charge within these limits.
     Open {
+        /// The shop to push it to, e.g. M00000002.
         #[arg(long)]
         merchant: MerchantId,
         /// Most one charge may take.
@@ -118,14 +124,20 @@ enum SubWalletCommand {
     },
     /// Change a sub-wallet's limits.
     Limits {
+        /// The sub-wallet, e.g. SW00000003.
         sub_wallet: SubWalletId,
+        /// Most one charge may take.
         #[arg(long)]
         per_payment: Amount,
+        /// Most all charges may take in a day.
         #[arg(long)]
         daily: Amount,
     },
     /// Close a sub-wallet for good: the merchant can charge it no more.
-    Close { sub_wallet: SubWalletId },
+    Close {
+        /// The sub-wallet, e.g. SW00000003.
+        sub_wallet: SubWalletId,
+    },
 }
 
 /// The wallet profile as saved.

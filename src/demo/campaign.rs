@@ -33,6 +33,8 @@ use crate::wallet::WalletClass;
 const SEED: &str = "campaign-demo";
 const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
+/// Fewest registrants the story can be told with: it spends two winners' packets.
+pub const CAMPAIGN_DEMO_REGISTRANTS_MIN: u32 = 2;
 /// Commands per operator batch for the registrants' wallets and registrations.
 const BATCH_COMMANDS: usize = 32_768;
 
@@ -82,7 +84,10 @@ impl Story<'_> {
                 self.say(&format!("  ✓ refused, as it must be: {error} [{code}]"));
                 Ok(())
             }
-            other => Err(DemoError::Step(format!("expected {code}, got {other:?}"))),
+            other => Err(DemoError::Step(format!(
+                "expected {code}, but it was {}",
+                crate::demo::described(&other)
+            ))),
         }
     }
 
@@ -246,6 +251,12 @@ pub fn run(
     size: &CampaignDemoSize,
     out: &mut dyn FnMut(&str),
 ) -> Result<(), DemoError> {
+    if size.registrants < CAMPAIGN_DEMO_REGISTRANTS_MIN {
+        return Err(DemoError::Step(format!(
+            "the story needs at least {CAMPAIGN_DEMO_REGISTRANTS_MIN} registrants, not {}",
+            size.registrants
+        )));
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

@@ -90,7 +90,8 @@ fn transfer(outcome: Outcome) -> Result<EventId, DemoError> {
     match outcome {
         Outcome::Transfer(id) => Ok(id),
         other => Err(DemoError::Step(format!(
-            "expected a transfer, got {other:?}"
+            "expected a transfer, but it was {}",
+            super::described_outcome(&other)
         ))),
     }
 }

@@ -29,6 +29,30 @@ pub enum DemoError {
     Step(String),
 }
 
+/// A command's result in words, for a step that did not go as told: never the types' insides.
+pub(crate) fn described(result: &CommandResult) -> String {
+    match result {
+        Ok(outcome) => described_outcome(outcome),
+        Err(error) => format!("refused: {error} [{}]", error.code()),
+    }
+}
+
+/// What a command made, in words.
+pub(crate) fn described_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Transfer(id) => format!("accepted as transfer {id}"),
+        Outcome::Wallet(id) => format!("accepted, opening wallet {id}"),
+        Outcome::Account(id) => format!("accepted, opening account {id}"),
+        Outcome::Operator(id) => format!("accepted, admitting operator {id}"),
+        Outcome::Merchant(id) => format!("accepted, onboarding merchant {id}"),
+        Outcome::SubWallet(id) => format!("accepted, opening sub-wallet {id}"),
+        Outcome::Contract(id) => format!("accepted, opening contract {id}"),
+        Outcome::Campaign(id) => format!("accepted, creating campaign {id}"),
+        Outcome::Terminal(number) => format!("accepted, adding terminal {number}"),
+        _ => "accepted".to_string(),
+    }
+}
+
 /// A person with a phone, a wallet key and a wallet.
 struct Holder {
     name: &'static str,
@@ -82,7 +106,8 @@ impl Story<'_> {
                 Ok(())
             }
             other => Err(DemoError::Step(format!(
-                "{what}: expected refusal {code}, got {other:?}"
+                "{what}: expected refusal {code}, but it was {}",
+                described(&other)
             ))),
         }
     }
@@ -166,8 +191,8 @@ fn issuance(story: &mut Story) -> Result<(OperatorId, OperatorId), DemoError> {
     let lakeside = story.platform.create_operator("Lakeside Digital Bank")?;
     story.say(format!("  ✓ operators {jiangnan} Jiangnan Commercial Bank and {lakeside} Lakeside Digital Bank admitted"));
     for (op, reserves, issue) in [
-        (jiangnan, "2,000,000", "1,000,000"),
-        (lakeside, "1,500,000", "600,000"),
+        (jiangnan, "2000000", "1000000"),
+        (lakeside, "1500000", "600000"),
     ] {
         let commands = vec![
             Command::FundReserves {
@@ -191,7 +216,7 @@ fn issuance(story: &mut Story) -> Result<(OperatorId, OperatorId), DemoError> {
     }
     let too_much = Command::Issue {
         operator: lakeside,
-        amount: yuan("1,000,000"),
+        amount: yuan("1000000"),
     };
     let result = story.platform.as_central_bank(vec![too_much])?.remove(0);
     story.refused(
@@ -247,7 +272,7 @@ fn wallets(
         jiangnan,
         Command::CashDeposit {
             account,
-            amount: yuan("30,000"),
+            amount: yuan("30000"),
         },
     )?;
     story.ok(
@@ -287,7 +312,7 @@ fn exchange(story: &mut Story, li: &mut Holder) -> Result<(), DemoError> {
     let key = story.fresh_key();
     let command = Command::Exchange {
         wallet: li.wallet,
-        amount: yuan("8,000"),
+        amount: yuan("8000"),
         key,
         auth: None,
     };
@@ -316,19 +341,20 @@ fn payments(story: &mut Story, li: &Holder, han: &Holder, snack: &Holder) -> Res
         .wallet_by_phone(han.phone, None)
         .map_err(|e| DemoError::Step(e.to_string()))?;
     let key = story.fresh_key();
-    let first = story.pay(li, han_wallet, yuan("3,000"), key)?;
+    let first = story.pay(li, han_wallet, yuan("3000"), key)?;
     let Outcome::Transfer(first_id) = story.ok(first, "Li Lei sends ¥3,000.00 to Han Meimei by her phone number; it settles from Jiangnan to Lakeside")? else {
         return Err(DemoError::Step("payment returned no transfer".into()));
     };
     let before = story.balance(han);
-    let retry = story.pay(li, han_wallet, yuan("3,000"), key)?;
+    let retry = story.pay(li, han_wallet, yuan("3000"), key)?;
     match retry {
         Ok(Outcome::Transfer(id)) if id == first_id && story.balance(han) == before => {
             story.say(format!("  ✓ the app retries after a timeout with the same idempotency key: first result {first_id} returned, no second payment"));
         }
         other => {
             return Err(DemoError::Step(format!(
-                "retry moved money or changed result: {other:?}"
+                "a retry with the same key moved money or changed the result: it was {}",
+                described(&other)
             )))
         }
     }
@@ -361,7 +387,7 @@ fn limits(story: &mut Story, han: &Holder, snack: &Holder) -> Result<(), DemoErr
     story.say("\n5. Limits and controls: a class-4 wallet is small by design");
     let before = (story.balance(han), story.balance(snack));
     let key = story.fresh_key();
-    let result = story.pay(han, snack.wallet, yuan("2,500"), key)?;
+    let result = story.pay(han, snack.wallet, yuan("2500"), key)?;
     story.refused(
         result,
         "LIMIT_SINGLE_PAYMENT",
@@ -372,7 +398,7 @@ fn limits(story: &mut Story, han: &Holder, snack: &Holder) -> Result<(), DemoErr
     }
     story.say("    nothing moved: both balances are unchanged");
     let key = story.fresh_key();
-    let result = story.pay(han, snack.wallet, yuan("1,200"), key)?;
+    let result = story.pay(han, snack.wallet, yuan("1200"), key)?;
     story.ok(result, "she pays ¥1,200.00 instead")?;
     let freeze = Command::SetWalletStatus {
         wallet: han.wallet,
@@ -405,7 +431,7 @@ fn deposit_back_and_redeem(
     let key = story.fresh_key();
     let command = Command::DepositBack {
         wallet: li.wallet,
-        amount: yuan("1,000"),
+        amount: yuan("1000"),
         key,
         auth: None,
     };
@@ -434,7 +460,7 @@ fn deposit_back_and_redeem(
         lakeside,
         Command::Redeem {
             operator: lakeside,
-            amount: yuan("100,000"),
+            amount: yuan("100000"),
         },
     )?;
     story.ok(
@@ -445,7 +471,7 @@ fn deposit_back_and_redeem(
         lakeside,
         Command::Redeem {
             operator: lakeside,
-            amount: yuan("600,000"),
+            amount: yuan("600000"),
         },
     )?;
     story.refused(

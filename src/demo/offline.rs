@@ -272,11 +272,11 @@ fn setup(story: &mut Story) -> Result<(OperatorId, OperatorId), DemoError> {
         let commands = vec![
             Command::FundReserves {
                 operator: op,
-                amount: yuan("1,000,000"),
+                amount: yuan("1000000"),
             },
             Command::Issue {
                 operator: op,
-                amount: yuan("500,000"),
+                amount: yuan("500000"),
             },
         ];
         for result in story.platform.as_central_bank(commands)? {
@@ -293,7 +293,7 @@ fn snack_shop_and_phone_bill(
     lakeside: OperatorId,
 ) -> Result<(), DemoError> {
     story.say("\n1. Two phones in airplane mode: ¥66.60 at a snack shop");
-    let li = story.wallet(jiangnan, 13_800_138_000, "2,000")?;
+    let li = story.wallet(jiangnan, 13_800_138_000, "2000")?;
     let shop = story.wallet(lakeside, 13_700_006_660, "1")?;
     let mut phone = story.issue(jiangnan, Profile::new(WalletForm::PhoneEse), 1, Some(li))?;
     let mut shop_phone =
@@ -391,10 +391,13 @@ fn cloned_card(
         .device(card.id)
         .map_err(step("device"))?
         .clone();
+    let why = device.blocked.map_or_else(
+        || "not blocked".to_string(),
+        |reason| format!("{reason} [{}]", reason.code()),
+    );
     story.say(&format!(
-        "    card {} blocked ({:?}); its issuer covered {} of the double spend from its vault, bounded by the card's caps",
+        "    card {} blocked: {why}; its issuer covered {} of the double spend from its vault, bounded by the card's caps",
         card.id,
-        device.blocked,
         device.covered.yuan_sign()
     ));
     let blocked: Vec<DeviceId> = story.platform.state().devices().blocked().collect();

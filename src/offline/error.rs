@@ -7,6 +7,7 @@ use crate::amount::Amount;
 use crate::certs::device::CertChainError;
 use crate::codec::DecodeError;
 use crate::offline::apdu::{ApduError, StatusWord};
+use crate::programs::notices::beijing_time;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum OfflineError {
@@ -42,7 +43,7 @@ pub enum OfflineError {
     SignatureInvalid(&'static str),
     #[error("this secure element is blocked by the central bank; it can only sync")]
     DeviceBlocked,
-    #[error("the phone's clock ({time_s} s) is before the last trusted time ({floor_s} s)")]
+    #[error("the phone's clock ({} Beijing time) is before the last trusted time ({})", beijing_time(u64::from(*time_s) * 1000), beijing_time(u64::from(*floor_s) * 1000))]
     TimeBeforeSync { time_s: u32, floor_s: u32 },
     #[error("amount must be positive, got {0}")]
     AmountNotPositive(Amount),
@@ -86,7 +87,7 @@ pub enum OfflineError {
     CounterExhausted,
     #[error("sequence number {got} was expected to be {expected}")]
     SequenceOutOfOrder { got: u32, expected: u32 },
-    #[error("sync confirmation time {time_s} s is not after the last sync at {last_sync_s} s")]
+    #[error("sync confirmation time {} Beijing time is not after the last sync at {}", beijing_time(u64::from(*time_s) * 1000), beijing_time(u64::from(*last_sync_s) * 1000))]
     SyncStale { time_s: u32, last_sync_s: u32 },
     #[error("sync through record {through_seq} is outside {synced_through}..={last_seq}")]
     SyncOutOfRange {
@@ -221,6 +222,31 @@ impl OfflineError {
             | NotAttested => StatusWord::CONDITIONS_OF_USE_NOT_SATISFIED,
         }
     }
+}
+
+/// A card refusal in plain words, from the stable code the card reports: what a phone shows its
+/// holder. The card's own message carries the amounts; this needs only the code.
+pub fn refusal_in_words(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "OFFLINE_PAYMENT_CAP" => "the amount is above the card's limit for one offline payment",
+        "OFFLINE_DAILY_CAP" => "the card's offline spending limit for today is used up",
+        "OFFLINE_SYNC_REQUIRED" | "OFFLINE_LOG_FULL" | "OFFLINE_UNLOADS_PENDING" => {
+            "the card must go online and sync before it pays again"
+        }
+        "OFFLINE_BALANCE_CAP" => "the receiving card would hold more than its balance limit",
+        "OFFLINE_INSUFFICIENT_BALANCE" => "the card does not hold enough",
+        "OFFLINE_DEVICE_BLOCKED" => "the card is blocked by the central bank",
+        "OFFLINE_TIME_BEFORE_SYNC" => "the phone's clock is behind the card's last trusted time",
+        "OFFLINE_SELF_PAYMENT" => "a card cannot pay itself",
+        "AMOUNT_NOT_POSITIVE" => "the amount must be above zero",
+        "CERT_REVOKED" => "the other card is on the central bank's revocation list",
+        "CERT_EXPIRED" | "CERT_NOT_YET_VALID" => "the other card's certificate is not valid now",
+        "CERT_SIGNATURE_INVALID" | "CERT_WRONG_ISSUER" | "CERT_WRONG_SUBJECT" => {
+            "the other card's certificate does not check out"
+        }
+        "OFFLINE_SIGNATURE_INVALID" => "a signature from the other card does not verify",
+        _ => return None,
+    })
 }
 
 impl From<ApduError> for OfflineError {

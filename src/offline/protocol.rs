@@ -18,6 +18,7 @@ use crate::offline::apdu::{
 use crate::offline::applet::{
     cla, ins, tag, Applet, CommandCost, AID, READ_RECORD_UNLOADS, RECORDS_MAX,
 };
+use crate::offline::error::refusal_in_words;
 use crate::offline::messages::{
     Acknowledgement, AttestedSync, ChallengeOffer, EntryRole, LoadAuthorization, LogEntry, Nonce,
     PayCommand, PaymentRequest, ReceiveCommand, SeSummary, SelectInfo, SignedRecord, SignedUnload,
@@ -29,6 +30,15 @@ use crate::offline::messages::{
 pub enum Side {
     Payer,
     Payee,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Payer => "payer's",
+            Side::Payee => "payee's",
+        })
+    }
 }
 
 /// One APDU and its answer, as the timing model needs them.
@@ -46,16 +56,16 @@ pub struct Exchange {
 pub enum RelayError {
     #[error("the NFC link was cut after {apdus} APDUs")]
     LinkCut { apdus: usize },
-    #[error("the {side:?} secure element went silent during {step}")]
+    #[error("the {side} secure element went silent during {step}")]
     CardSilent { side: Side, step: &'static str },
-    #[error("{step} refused by the {side:?} secure element with {sw:?}: {code}")]
+    #[error("{step} refused by the {side} secure element: {} [{code}]", refusal_in_words(code).map_or_else(|| format!("status {sw}, {}", sw.meaning()), str::to_string))]
     Refused {
         side: Side,
         step: &'static str,
         sw: StatusWord,
         code: String,
     },
-    #[error("{step}: the {side:?} secure element's answer is malformed: {error}")]
+    #[error("{step}: the {side} secure element's answer is malformed: {error}")]
     BadAnswer {
         side: Side,
         step: &'static str,

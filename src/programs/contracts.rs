@@ -247,6 +247,12 @@ pub struct Contracts {
 }
 
 impl Contracts {
+    /// The books to damage: only for tests that prove the audit catches it.
+    #[cfg(test)]
+    pub(crate) fn all_mut_for_test(&mut self) -> &mut [Contract] {
+        &mut self.all
+    }
+
     pub fn get(&self, id: ContractId) -> Result<&Contract, CommandError> {
         id.index()
             .checked_sub(1)

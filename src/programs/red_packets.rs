@@ -154,6 +154,12 @@ pub struct CampaignBook {
 }
 
 impl CampaignBook {
+    /// The packets to damage: only for tests that prove the audit catches it.
+    #[cfg(test)]
+    pub(crate) fn packets_mut_for_test(&mut self) -> &mut [Packet] {
+        &mut self.packets
+    }
+
     fn new(campaign: Campaign, created_at_ms: u64) -> CampaignBook {
         CampaignBook {
             registrations: RegistrationBook::new(&campaign),
@@ -443,6 +449,12 @@ impl PartialEq for RedPackets {
 impl Eq for RedPackets {}
 
 impl RedPackets {
+    /// The books to damage: only for tests that prove the audit catches it.
+    #[cfg(test)]
+    pub(crate) fn campaigns_mut_for_test(&mut self) -> &mut [CampaignBook] {
+        &mut self.campaigns
+    }
+
     pub fn campaigns(&self) -> &[CampaignBook] {
         &self.campaigns
     }

@@ -103,6 +103,8 @@ impl Default for ServerConfig {
 /// A running server; dropping it shuts it down cleanly and waits for the node to stop.
 pub struct Server {
     addr: SocketAddr,
+    /// The operators whose tokens it accepts; none means only the central bank can call it.
+    operators: Vec<OperatorId>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -184,6 +186,7 @@ impl Server {
         tracing::info!(%addr, data = %config.data.display(), "listening");
         Ok(Server {
             addr,
+            operators,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -191,6 +194,11 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The operators of its data directory, each with a bearer token in DIR/keys.
+    pub fn operators(&self) -> &[OperatorId] {
+        &self.operators
     }
 
     /// Waits until the server stops (ctrl-c, when configured).

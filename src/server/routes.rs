@@ -497,7 +497,7 @@ fn audit_json(report: &AuditReport) -> Value {
         .collect();
     json!({
         "clean": report.is_clean(),
-        "violations": report.violations,
+        "violations": report.violations.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "issued": report.issued.to_string(),
         "redeemed": report.redeemed.to_string(),
         "circulation": report.circulation.to_string(),

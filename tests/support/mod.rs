@@ -65,11 +65,11 @@ impl World {
             let commands = vec![
                 Command::FundReserves {
                     operator: op,
-                    amount: yuan("10,000,000"),
+                    amount: yuan("10000000"),
                 },
                 Command::Issue {
                     operator: op,
-                    amount: yuan("5,000,000"),
+                    amount: yuan("5000000"),
                 },
             ];
             for result in platform.as_central_bank(commands).unwrap() {
