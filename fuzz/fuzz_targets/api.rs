@@ -34,7 +34,6 @@ struct Service {
     operators: Vec<String>,
     /// Kept alive for the process: dropping it stops the server.
     _server: Server,
-    _dir: tempfile::TempDir,
 }
 
 struct Client {
@@ -52,8 +51,7 @@ struct Answer {
 fn service() -> &'static Service {
     static SERVICE: OnceLock<Service> = OnceLock::new();
     SERVICE.get_or_init(|| {
-        let dir = ecny_fuzz::scratch_dir("ecny-fuzz-api");
-        let data = dir.path().join("data");
+        let data = ecny_fuzz::process_dir("ecny-fuzz-api").join("data");
         ecny::demo::run(&data, &mut |_| {}).expect("the demo runs");
         let config = ServerConfig {
             data: data.clone(),
@@ -72,7 +70,6 @@ fn service() -> &'static Service {
             central_bank: token("central-bank.token"),
             operators: vec![token("OP01.token"), token("OP02.token")],
             _server: server,
-            _dir: dir,
         }
     })
 }

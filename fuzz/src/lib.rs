@@ -9,7 +9,7 @@
 //! Seeds: run a target with `ECNY_FUZZ_SEEDS=DIR` and it writes its seeds into `DIR` and exits
 //! (`fuzz/seed_corpus.sh` does it for every target).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where a target writes its seeds when asked to.
 pub const SEEDS_ENV: &str = "ECNY_FUZZ_SEEDS";
@@ -143,6 +143,31 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir_in(Path::new("/dev/shm"));
     builder.unwrap_or_else(|_| tempfile::tempdir().expect("a temporary directory"))
+}
+
+/// A directory for the whole life of the fuzzing process (`PREFIX-PID`, on tmpfs where there is
+/// one). libFuzzer ends the process without running destructors, so each call first removes
+/// what processes that are gone left behind.
+pub fn process_dir(prefix: &str) -> PathBuf {
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let stale = |name: &str| {
+        let pid = name.strip_prefix(prefix)?.strip_prefix('-')?;
+        let alive = Path::new("/proc").join(pid).exists();
+        (pid.bytes().all(|b| b.is_ascii_digit()) && !alive).then_some(())
+    };
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        if stale(&entry.file_name().to_string_lossy()).is_some() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the process's directory");
+    dir
 }
 
 /// When `ECNY_FUZZ_SEEDS` names a directory, writes the target's seeds there and ends the
