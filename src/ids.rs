@@ -131,8 +131,12 @@ impl FromStr for IdempotencyKey {
         };
         let is_uuid = text.len() == UUID_CHARS
             && UUID_DASHES_AT.iter().all(|&at| text.as_bytes()[at] == b'-');
+        // Only the four dashes of the UUID form are dropped: any other is not a hex digit.
         let hex: String = if is_uuid {
-            text.chars().filter(|c| *c != '-').collect()
+            text.char_indices()
+                .filter(|(at, _)| !UUID_DASHES_AT.contains(at))
+                .map(|(_, c)| c)
+                .collect()
         } else {
             text.to_string()
         };
@@ -183,6 +187,19 @@ mod tests {
             "123e4567-e89b-12d3-a456426614174000-",
             "123e4567-e89b-12d3-a456-4266141740001",
             "123e4567e89b12d3a4564266141740001",
+        ] {
+            assert!(stray.parse::<IdempotencyKey>().is_err(), "{stray:?}");
+        }
+    }
+
+    #[test]
+    fn a_uuid_has_dashes_only_where_a_uuid_has_them() {
+        // 36 characters with dashes at the UUID's four places, and more dashes elsewhere: not a
+        // UUID, and not hex digits either.
+        for stray in [
+            "A22------------------------------c--",
+            "123e4567-e89b-12d3-a456-4266141740-0",
+            "--------------------------------1234",
         ] {
             assert!(stray.parse::<IdempotencyKey>().is_err(), "{stray:?}");
         }

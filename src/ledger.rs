@@ -715,6 +715,9 @@ pub(crate) mod snapshot {
     use crate::codec::{DecodeError, Reader, Writer};
     use crate::wallet::{WalletClass, WalletStatus};
 
+    /// The shortest encoded event: a tag and a timestamp.
+    const EVENT_ENCODED_BYTES_MIN: usize = 1 + 8;
+
     pub fn encode(ledger: &Ledger, out: &mut Writer) {
         out.u64(ledger.accounts.len() as u64);
         for a in &ledger.accounts {
@@ -792,7 +795,12 @@ pub(crate) mod snapshot {
             });
         }
         let count = input.u64("event count")?;
-        ledger.events.reserve(count as usize);
+        // Every event takes at least its tag and its time: reserve no more than the bytes left
+        // could hold, whatever a damaged count says.
+        let fit = input.remaining() / EVENT_ENCODED_BYTES_MIN;
+        ledger
+            .events
+            .reserve(usize::try_from(count).map_or(fit, |count| count.min(fit)));
         for _ in 0..count {
             ledger.events.push(decode_event(input)?);
         }
@@ -1028,6 +1036,13 @@ mod tests {
             .map(|(_, t)| t.timestamp_ms)
             .collect();
         assert_eq!(times, vec![3, 2]);
+    }
+
+    #[test]
+    fn a_snapshot_claiming_more_events_than_it_holds_is_refused() {
+        let mut out = crate::codec::Writer::new();
+        out.u64(0).u64(u64::MAX).u64(0);
+        assert!(snapshot::decode(&mut crate::codec::Reader::new(&out.bytes)).is_err());
     }
 
     #[test]

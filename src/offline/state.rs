@@ -529,7 +529,9 @@ impl PersistentState {
     }
 
     /// What every committed state satisfies; a violation means corrupted money, so it panics.
-    pub(super) fn assert_invariants(&self) {
+    /// Public for the fuzz targets, which check it after every APDU.
+    #[doc(hidden)]
+    pub fn assert_invariants(&self) {
         assert!(!self.balance.is_negative(), "negative SE balance");
         assert!(
             self.balance <= self.caps.balance_cap,

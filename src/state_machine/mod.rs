@@ -1792,10 +1792,20 @@ impl StateMachine {
         state.ledger = ledger::snapshot::decode(&mut input)?;
         state.decode_operators(&mut input)?;
         let count = input.u64("wallet count")? as usize;
-        state.wallets.reserve(count);
-        state.wallet_keys.reserve(count);
+        // Every wallet carries its key: reserve no more than the bytes left could hold.
+        let fit = count.min(input.remaining() / std::mem::size_of::<PublicKey>());
+        state.wallets.reserve(fit);
+        state.wallet_keys.reserve(fit);
         for index in 0..count {
+            let at = input.offset();
             let wallet = Wallet::decode(&mut input)?;
+            // The account index sizes a table: only the ledger's own accounts are believed.
+            if state.ledger.account(wallet.account).is_err() {
+                return Err(DecodeError {
+                    what: "wallet account",
+                    offset: at,
+                });
+            }
             state.index_wallet_account(Self::wallet_id_at(index), wallet.account);
             state.wallets.push(wallet);
             state
@@ -2157,6 +2167,26 @@ mod tests {
         trailing.push(0);
         assert!(StateMachine::decode_snapshot(&trailing).is_err());
         assert!(StateMachine::decode_snapshot(b"not a snapshot").is_err());
+    }
+
+    #[test]
+    fn a_snapshot_claiming_more_wallets_than_it_holds_is_refused() {
+        let mut out = Writer::new();
+        out.raw(SNAPSHOT_MAGIC).u64(0).u64(0).u8(0).u32(0).u32(0);
+        ledger::snapshot::encode(&crate::ledger::Ledger::default(), &mut out);
+        out.u64(0).u64(u64::MAX);
+        assert!(StateMachine::decode_snapshot(&out.bytes).is_err());
+    }
+
+    #[test]
+    fn a_snapshot_wallet_on_an_account_the_ledger_lacks_is_refused() {
+        let mut out = Writer::new();
+        out.raw(SNAPSHOT_MAGIC).u64(0).u64(0).u8(0).u32(0).u32(0);
+        ledger::snapshot::encode(&crate::ledger::Ledger::default(), &mut out);
+        out.u64(0).u64(1);
+        Wallet::new(AccountId(u32::MAX - 1), OperatorId(1)).encode(&mut out);
+        out.raw(&[2; 33]);
+        assert!(StateMachine::decode_snapshot(&out.bytes).is_err());
     }
 
     #[test]

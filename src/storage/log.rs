@@ -35,6 +35,9 @@
 //!   during the final write: the file is truncated at X and the cut is reported;
 //! * otherwise the log is corrupt and opening fails without modifying any file.
 //!
+//! A log that ends (after such a cut) before the entry the caller's snapshot reaches is refused
+//! as missing entries, and then nothing is cut: the bad bytes were durable entries.
+//!
 //! `CommandLog::read` applies the same rules without the lock and without writing: a torn tail
 //! is where reading stops (it may be a write the owner has not finished), reported, not cut.
 
@@ -670,7 +673,11 @@ fn replay_segment<E>(
         }
         .into());
     }
-    if context.access == Access::Repair {
+    // A log that ends before the snapshot's position is refused by the caller: then the bad
+    // bytes are not a torn write after everything durable but entries the snapshot covers,
+    // and they stay on disk for a repair.
+    let reaches_snapshot = replay.next_seq > context.replay_after;
+    if context.access == Access::Repair && reaches_snapshot {
         file.set_len(bad.offset)
             .and_then(|()| file.sync_all())
             .map_err(io_error(path))?;
@@ -1028,6 +1035,34 @@ mod tests {
         let (_, report, entries) = open_collect(scratch.path(), 6);
         assert!(entries.is_empty());
         assert_eq!(report.last_seq, 6);
+    }
+
+    #[test]
+    fn an_open_refused_for_missing_entries_leaves_a_damaged_tail_on_disk() {
+        // The last entry, 5, is damaged while the snapshot says 5: it looks like a torn write,
+        // but recovery must refuse without cutting it away, so the bytes stay for a repair.
+        let scratch = ScratchDir::new("missing-keeps-tail");
+        {
+            let (mut log, _, _) = open_collect(scratch.path(), 0);
+            append_committed(&mut log, 1..=5);
+        }
+        let path = segment_paths(scratch.path()).remove(0);
+        let fifth = frame_offsets(1..=5)[4];
+        let damaged = flip_byte(&path, fifth + FRAME_HEADER_BYTES as u64);
+        let error = open_storage_error(scratch.path(), 5);
+        assert!(
+            matches!(error, StorageError::MissingEntries { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            damaged,
+            "a refused open cut the log"
+        );
+        // A reader sees the same and changes nothing either.
+        let read = CommandLog::read(scratch.path(), 5, |_, _| Ok::<(), Infallible>(()));
+        assert!(read.is_err());
+        assert_eq!(fs::read(&path).unwrap(), damaged);
     }
 
     #[test]
