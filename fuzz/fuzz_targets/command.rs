@@ -246,7 +246,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let wallets = vec![
         Command::OpenWallet {
             operator: op,
-            phone: 13_900_000_001,
+            phone: 13_900_000_001.into(),
             public_key: key,
         },
         Command::UpgradeWallet {

@@ -345,12 +345,12 @@ pub mod ledger {
                 vec![
                     Command::OpenWallet {
                         operator: op,
-                        phone: 13_800_000_001,
+                        phone: 13_800_000_001.into(),
                         public_key: operator.public_key(),
                     },
                     Command::OpenWallet {
                         operator: op,
-                        phone: 13_800_000_002,
+                        phone: 13_800_000_002.into(),
                         public_key: operator.public_key(),
                     },
                     Command::OpenDepositAccount { operator: op },
