@@ -33,6 +33,7 @@ pub mod server;
 pub mod signing;
 pub mod state_machine;
 pub mod storage;
+pub mod time;
 pub mod wallet;
 
 pub use amount::Amount;

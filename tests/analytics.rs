@@ -21,7 +21,7 @@ use ecny::audit::audit;
 use ecny::node::Node;
 use ecny::state_machine::StateMachine;
 use ecny::storage::CommandLog;
-use ecny::wallet::{china_day, parse_day};
+use ecny::time::{china_day, parse_day};
 
 const CITY: SimulationConfig = SimulationConfig {
     wallets: 1_000,
@@ -582,7 +582,7 @@ fn signed_fen(element: &Element) -> Result<i64, String> {
 }
 
 fn is_china_time(text: &str) -> bool {
-    ecny::analytics::parse_china_time(text).is_some()
+    ecny::time::parse_china_time(text).is_some()
 }
 
 /// What xmllint would check against the published XSD, for what a statement uses — structure,

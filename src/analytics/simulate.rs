@@ -23,7 +23,6 @@ use crate::amount::Amount;
 use crate::analytics::alerts::AlertBook;
 use crate::analytics::csv::{self, CsvError};
 use crate::analytics::rules::Rule;
-use crate::analytics::{china_time, parse_china_time};
 use crate::bench::{progress, SplitMix};
 use crate::certs::KeyPair;
 use crate::channels::acquiring::{operator_payment, PaidAt, PaymentChannel, TerminalKind};
@@ -39,15 +38,15 @@ use crate::offline::issuer::{OperatorIssuer, SyncError};
 use crate::offline::profiles::{Profile, WalletForm};
 use crate::offline::protocol::Relay;
 use crate::platform::{seeded_issuers, seeded_key, Platform, PlatformError};
+use crate::time::{
+    china_midnight_ms, china_time, days_from_civil, parse_china_time, DAY_MS, HOUR_MS, MINUTE_MS,
+};
 use crate::wallet::sub_wallet::SubWalletLimits;
-use crate::wallet::{days_from_civil, ClassLimits, WalletClass};
+use crate::wallet::{ClassLimits, WalletClass};
 
-const MINUTE_MS: u64 = 60_000;
-const HOUR_MS: u64 = 60 * MINUTE_MS;
-const DAY_MS: u64 = 24 * HOUR_MS;
 /// The first simulated day, 2024-03-01, at midnight China time.
 pub fn simulation_start_ms() -> u64 {
-    days_from_civil(2024, 3, 1) as u64 * DAY_MS - 8 * HOUR_MS
+    china_midnight_ms(days_from_civil(2024, 3, 1) as u32)
 }
 /// Each operator's commands of one tick form one batch, applied at the tick's time: the
 /// simulation's resolution. Steps that depend on each other are planned a tick apart or more.

@@ -20,7 +20,7 @@ use ecny::analytics::AnalysisCenter;
 use ecny::audit::audit;
 use ecny::ids::WalletId;
 use ecny::server::config::DATA_DEFAULT;
-use ecny::wallet::parse_day;
+use ecny::time::parse_day;
 
 use super::{coded, open_existing};
 

@@ -28,11 +28,10 @@ use crate::platform::Platform;
 use crate::programs::campaign::{CampaignTerms, Eligibility, RegionCode, Sponsor, Window};
 use crate::programs::lottery::{RegistrantList, Seed};
 use crate::programs::{winner_notices, Campaign, Draw};
+use crate::time::{DAY_MS, HOUR_MS};
 use crate::wallet::WalletClass;
 
 const SEED: &str = "campaign-demo";
-const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 24 * HOUR_MS;
 /// Fewest registrants the story can be told with: it spends two winners' packets.
 pub const CAMPAIGN_DEMO_REGISTRANTS_MIN: u32 = 2;
 /// Commands per operator batch for the registrants' wallets and registrations.

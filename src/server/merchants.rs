@@ -29,8 +29,8 @@ use crate::command::{Command, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use crate::parties::{CredentialSubject, Operation, Party};
+use crate::time::{china_day, format_day, parse_day};
 use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
-use crate::wallet::{china_day, format_day, parse_day};
 
 use super::fields::{amount_field, holder_signature, id_field, unprocessable, HolderSignature};
 use super::gateway::{now_s, staff_of, Gateway, GatewayError};
