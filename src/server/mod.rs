@@ -11,12 +11,14 @@ pub mod config;
 pub mod connections;
 pub mod contracts;
 pub mod counter;
+pub mod extract;
 pub mod fields;
 pub mod gateway;
 pub mod identity;
 pub mod merchants;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_doc;
 pub mod problem;
 pub mod problem_codes;
 pub mod routes;
@@ -40,9 +42,9 @@ use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
+use self::extract::App;
 use self::gateway::{CodeDesk, Gateway};
 use self::metrics::Metrics;
-use self::routes::App;
 
 /// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
