@@ -15,9 +15,11 @@
 //!   channels: QR, tap zones, payment codes, acquiring (`channels`), and programmable money
 //!   (`programs`: red-packet campaigns, their lottery, smart contracts);
 //! - durable embedded storage (`storage`, `node`), the `audit` of every invariant, and the
-//!   analysis center (`analytics`);
+//!   analysis center (`analytics`), which reads the events of a synthetic city (`city`) driven
+//!   through the real platform;
 //! - the HTTP edge (`server`), the wiring of a data directory (`platform`), the walk-through
-//!   (`demo`) and the benchmarks (`bench`).
+//!   (`demo`), the benchmarks (`bench`) with their progress bars (`progress`) and seeded
+//!   randomness (`rng`).
 
 pub mod amount;
 pub mod analytics;
@@ -25,6 +27,7 @@ pub mod audit;
 pub mod bench;
 pub mod certs;
 pub mod channels;
+pub mod city;
 pub mod codec;
 pub mod command;
 pub mod demo;
@@ -40,6 +43,8 @@ pub mod operator;
 pub mod parties;
 pub mod platform;
 pub mod programs;
+pub mod progress;
+pub mod rng;
 pub mod sealed;
 pub mod server;
 pub mod signing;

@@ -10,14 +10,14 @@ use std::sync::OnceLock;
 
 use ecny::analytics::alerts::{alerts_csv, read_alerts_csv};
 use ecny::analytics::rules::{Rule, RuleConfig};
-use ecny::analytics::simulate::{
-    evaluate, labels_csv, read_labels_csv, simulate, Label, Pattern, SimulationConfig,
-    SimulationReport,
-};
 use ecny::analytics::statement::{camt053, statement};
 use ecny::analytics::statistics::{read_statistics_csv, statistics_csv};
 use ecny::analytics::{AnalysisCenter, Directory};
 use ecny::audit::audit;
+use ecny::city::{
+    evaluate, labels_csv, read_labels_csv, simulate, Label, Pattern, SimulationConfig,
+    SimulationReport,
+};
 use ecny::node::Node;
 use ecny::state_machine::StateMachine;
 use ecny::storage::CommandLog;

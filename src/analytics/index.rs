@@ -585,9 +585,9 @@ pub fn write_index(data: &Path, index: &AnalysisIndex) -> Result<(), IndexError>
 mod tests {
     use super::*;
     use crate::analytics::rules::RuleConfig;
-    use crate::analytics::simulate::{simulate, SimulationConfig};
     use crate::analytics::statement::statement;
     use crate::analytics::AnalysisCenter;
+    use crate::city::{simulate, SimulationConfig};
     use crate::node::Node;
     use crate::time::parse_day;
 

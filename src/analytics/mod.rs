@@ -7,13 +7,12 @@
 //! [`Directory`] is that pseudonymous view of the state; [`classify`] turns a ledger event into a
 //! [`Movement`] (who paid whom, how, how much); [`AnalysisCenter`] feeds movements to the
 //! [`rules`], the [`alerts`] book and the [`statistics`]. [`statement`] writes camt.053 account
-//! statements; [`simulate`] makes a synthetic city with labelled suspicious patterns.
+//! statements. It only reads events: the synthetic city that makes them is `crate::city`.
 
 pub mod alerts;
 pub mod csv;
 pub mod index;
 pub mod rules;
-pub mod simulate;
 pub mod statement;
 pub mod statistics;
 

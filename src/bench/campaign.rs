@@ -18,7 +18,8 @@ use crate::state_machine::StateMachine;
 use crate::time::{DAY_MS, HOUR_MS};
 use crate::wallet::WalletClass;
 
-use super::{placeholder_key, progress, BENCH_BATCH_COMMANDS};
+use super::{placeholder_key, BENCH_BATCH_COMMANDS};
+use crate::progress::progress;
 
 /// 2026-11-23 12:00 Beijing time: when the benchmark's city starts.
 const START_MS: u64 = 1_795_406_400_000;

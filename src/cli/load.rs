@@ -6,11 +6,12 @@ use std::io::Write;
 use std::path::Path;
 
 use ecny::amount::Amount;
-use ecny::bench::{placeholder_key, populate, SplitMix};
+use ecny::bench::{placeholder_key, populate};
 use ecny::command::{Command, Outcome};
 use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
 use ecny::node::SystemClock;
 use ecny::platform::Platform;
+use ecny::rng::SplitMix;
 use ecny::state_machine::StateMachine;
 
 /// Wallets the crash scenario pays between.
