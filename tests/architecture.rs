@@ -243,7 +243,9 @@ fn paths_named(file: &ModuleFile) -> Vec<Vec<String>> {
             i = end;
             continue;
         }
-        if matches!(word.as_str(), "crate" | "super" | "self" | "ecny") {
+        // `pub(in crate::server)` names a module for visibility, not an import.
+        let visibility = start >= 4 && chars[start - 4..start] == ['(', 'i', 'n', ' '];
+        if matches!(word.as_str(), "crate" | "super" | "self" | "ecny") && !visibility {
             // An inline path: words joined by `::`.
             let mut path = vec![word];
             let mut j = i;
@@ -566,6 +568,14 @@ fn the_graph_sees_the_imports_it_should() {
         .into_iter()
         .map(|p| p.into_iter().map(String::from).collect::<Vec<_>>())
         .collect::<Vec<_>>()
+    );
+    let visibility_only = ModuleFile {
+        module: "server::example".into(),
+        text: "pub(in crate::server) fn f() { crate::ledger::Ledger::new(); }".into(),
+    };
+    assert_eq!(
+        paths_named(&visibility_only),
+        vec![vec!["ledger".to_string(), "Ledger".into(), "new".into()]]
     );
     let tiny: BTreeMap<String, BTreeSet<String>> = [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")]
         .into_iter()

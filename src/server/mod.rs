@@ -1,6 +1,9 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
+//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`) share
+//! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
+//! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
 //! Start-up opens the platform once (genesis on a new directory), builds one signing desk per
 //! operator from `DIR/keys`, writes missing bearer tokens (`DIR/keys/OPxx.token`,
