@@ -963,8 +963,9 @@ fn toml_string(text: &str) -> String {
 /// schemathesis.toml: each operation tried with its maker's credential and its example's path
 /// parameters (so generated requests reach the objects set up for it, too).
 pub fn schemathesis_config(examples: &[Example]) -> Result<String, Failure> {
-    let mut routes: BTreeMap<(&str, &str), (&Option<String>, BTreeMap<&str, &str>)> =
-        BTreeMap::new();
+    // Per route: the credential, and the path parameters by name.
+    type Tried<'a> = (&'a Option<String>, BTreeMap<&'a str, &'a str>);
+    let mut routes: BTreeMap<(&str, &str), Tried> = BTreeMap::new();
     for example in examples {
         let route = example.operation.route();
         let (token, parameters) = routes
