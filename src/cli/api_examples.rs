@@ -189,6 +189,17 @@ pub fn run(args: ApiExamplesArgs) -> Result<(), Failure> {
     for example in &examples {
         check_party(example)?;
     }
+    let missing: Vec<String> = Operation::ALL
+        .into_iter()
+        .filter(|operation| !examples.iter().any(|e| e.operation == *operation))
+        .map(|operation| format!("{operation:?}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure::new(
+            "EXAMPLE_MISSING",
+            format!("no example for {}", missing.join(", ")),
+        ));
+    }
     let document = with_examples(document, &examples)?;
     let document_path = args.out.join(DOCUMENT_FILE);
     let mut document_text =
