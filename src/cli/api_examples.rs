@@ -413,7 +413,12 @@ impl Setup {
         Ok(holder)
     }
 
-    fn exchange(&self, holder: &Holder, amount: Amount) -> Result<(String, Value), Failure> {
+    /// The holder's signed exchange of `amount` of bank deposits, under a fresh key.
+    fn exchange_body(
+        &self,
+        holder: &Holder,
+        amount: Amount,
+    ) -> Result<(ecny::ids::IdempotencyKey, Value), Failure> {
         let key = fresh_key()?;
         let command = Command::Exchange {
             wallet: holder.wallet,
@@ -421,16 +426,8 @@ impl Setup {
             key,
             auth: None,
         };
-        let body = self.signed(
-            &holder.key,
-            &command,
-            json!({ "amount": amount.to_string() }),
-        )?;
-        let path = format!("/v1/wallets/{}/exchange", holder.wallet);
-        Ok((
-            uuid_text(key),
-            self.anonymous.post_keyed(&path, key, &body)?,
-        ))
+        let body = json!({ "amount": amount.to_string() });
+        Ok((key, self.signed(&holder.key, &command, body)?))
     }
 
     fn shop(
@@ -614,7 +611,12 @@ impl Setup {
 
         // The payer: class 2, with deposits exchanged into e-CNY and a session for reads.
         let mut payer = self.verified_holder("5000")?;
-        let (_, exchanged) = self.exchange(&payer, amount("2000")?)?;
+        let (key, exchange) = self.exchange_body(&payer, amount("2000")?)?;
+        let exchanged = self.anonymous.post_keyed(
+            &format!("/v1/wallets/{}/exchange", payer.wallet),
+            key,
+            &exchange,
+        )?;
         let exchange_transfer = text(&exchanged, "transfer")?.to_string();
         self.open_session(&mut payer)?;
         let payee = self.holder()?;
@@ -812,18 +814,12 @@ impl Setup {
             .example(UpgradeWallet, Some(&upgrading), &shop)?
             .path("id", upgrading.wallet)
             .body(json!({ "class": 3, "name": "Lin Tao", "id_number": id_number })));
-        let key = fresh_key()?;
-        let exchange = Command::Exchange {
-            wallet: payer.wallet,
-            amount: amount("100")?,
-            key,
-            auth: None,
-        };
+        let (key, exchange) = self.exchange_body(&payer, amount("100")?)?;
         add(self
             .example(Exchange, Some(&payer), &shop)?
             .path("id", payer.wallet)
             .keyed(key)
-            .body(self.signed(&payer.key, &exchange, json!({ "amount": "100.00" }))?));
+            .body(exchange));
         add(self
             .example(Deanonymize, none, &shop)?
             .path("id", payer.wallet)
