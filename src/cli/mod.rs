@@ -1,6 +1,7 @@
 //! Command-line interface of `ecny`.
 
 mod analytics;
+mod api_examples;
 mod campaign;
 mod client;
 mod http;
@@ -101,6 +102,11 @@ enum Command {
     /// An operator's staff against a running `ecny serve`: the administrator registers and
     /// revokes staff; a teller opens bank accounts with cash; a KYC officer verifies identities.
     Staff(staff::StaffArgs),
+    /// One valid request for every API operation, made on a running `ecny serve` by the party
+    /// allowed to: sets up staff, holders, a merchant and its terminals, then writes the server's
+    /// OpenAPI document with these requests as examples, and schemathesis.toml with each
+    /// operation's credential.
+    ApiExamples(api_examples::ApiExamplesArgs),
     /// Dual offline: hardware wallets that pay each other with no network.
     #[command(subcommand)]
     Offline(OfflineCommand),
@@ -336,6 +342,7 @@ pub fn main() -> ExitCode {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
+        Command::ApiExamples(args) => return client::finish(api_examples::run(args)),
         Command::Demo { data } => run_demo(&data),
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(&data),
         Command::Audit { data } => run_audit(&data),
