@@ -12,7 +12,7 @@
 //! times, the same log and the same labels. Time is the simulated clock's: each five minutes of
 //! the simulated day are one operator batch per operator, many batches per group commit.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use crate::analytics::rules::Rule;
 use crate::analytics::{china_time, parse_china_time};
 use crate::bench::{progress, SplitMix};
 use crate::certs::KeyPair;
-use crate::channels::acquiring::{operator_payment, PaidAt, PaymentChannel, TerminalKind};
+use crate::channels::acquiring::{merchant_payment, PaidAt, PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
 use crate::channels::payment_code::{CODE_STEP_S, PASSWORD_FREE_CAP_DEFAULT};
 use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
@@ -39,6 +39,7 @@ use crate::offline::issuer::{OperatorIssuer, SyncError};
 use crate::offline::profiles::{Profile, WalletForm};
 use crate::offline::protocol::Relay;
 use crate::platform::{seeded_issuers, seeded_key, Platform, PlatformError};
+use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{days_from_civil, ClassLimits, WalletClass};
 
@@ -365,12 +366,32 @@ struct Driver {
     times: Arc<Mutex<VecDeque<u64>>>,
     central_bank: KeyPair,
     operator_keys: Vec<KeyPair>,
+    /// Each wallet's holder key: the center books a holder's money only on its signature.
+    holders: HashMap<WalletId, KeyPair>,
     next_key: u128,
     report: SimulationReport,
     refused_episodes: BTreeMap<usize, u32>,
 }
 
 impl Driver {
+    /// Signs every command that moves a holder's money as its holder would for an entry logged
+    /// at `at_ms`; a command whose wallet the state does not know stays unsigned, and refused.
+    fn sign_holders(&self, commands: &mut [Command], at_ms: u64) {
+        let state = self.platform.state();
+        for command in commands.iter_mut().filter(|c| c.needs_holder_signature()) {
+            let Ok(Some(wallet)) = state.holder_signer(command) else {
+                continue;
+            };
+            let (Some(key), Ok(holder)) = (self.holders.get(&wallet), state.wallet(wallet)) else {
+                continue;
+            };
+            let context = state.signing_context(holder.operator);
+            *command = command
+                .clone()
+                .sign(key, &context, at_ms + SIGNATURE_WINDOW_MS_CLIENT);
+        }
+    }
+
     fn key(&mut self) -> IdempotencyKey {
         self.next_key += 1;
         IdempotencyKey(self.next_key)
@@ -388,8 +409,9 @@ impl Driver {
         &mut self,
         at_ms: u64,
         origin: Origin,
-        commands: Vec<Command>,
+        mut commands: Vec<Command>,
     ) -> Result<Vec<CommandResult>, SimulationError> {
+        self.sign_holders(&mut commands, at_ms);
         self.times.lock().expect("clock queue").push_back(at_ms);
         let submission = Submission::new(origin, &commands, self.signer(origin));
         let results = self
@@ -416,10 +438,11 @@ impl Driver {
                     .iter()
                     .take_while(|a| a.at_ms / TICK_MS == tick && a.origin == origin)
                     .count();
-            let commands: Vec<Command> = actions[start..end]
+            let mut commands: Vec<Command> = actions[start..end]
                 .iter()
                 .map(|a| a.command.clone())
                 .collect();
+            self.sign_holders(&mut commands, tick * TICK_MS);
             let episodes = actions[start..end].iter().map(|a| a.episode).collect();
             let submission = Submission::new(origin, &commands, self.signer(origin));
             group.push((tick * TICK_MS, submission, episodes));
@@ -686,6 +709,7 @@ impl City {
             times,
             central_bank: seeded_key(&seed, "central-bank"),
             operator_keys,
+            holders: HashMap::new(),
             next_key: 0,
             report: SimulationReport::default(),
             refused_episodes: BTreeMap::new(),
@@ -830,11 +854,12 @@ impl City {
         classes: &[(WalletClass, Role)],
     ) -> Result<Vec<WalletId>, SimulationError> {
         let mut commands = Vec::with_capacity(indices.len() * 2);
-        for &i in indices {
+        let keys: Vec<KeyPair> = indices.iter().map(|i| resident_key(*i)).collect();
+        for (&i, key) in indices.iter().zip(&keys) {
             commands.push(Command::OpenWallet {
                 operator: op,
                 phone: (13_000_000_000 + i as u64).into(),
-                public_key: crate::bench::placeholder_key(i as u64),
+                public_key: key.public_key(),
             });
             commands.push(Command::OpenDepositAccount { operator: op });
         }
@@ -842,11 +867,12 @@ impl City {
         let results = self.driver.batch(at, Origin::Operator(op), commands)?;
         let mut opened = Vec::with_capacity(indices.len());
         let mut funding = Vec::with_capacity(indices.len() * 4);
-        for (pair, &i) in results.chunks(2).zip(indices) {
+        for ((pair, &i), key) in results.chunks(2).zip(indices).zip(keys) {
             let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) = (&pair[0], &pair[1])
             else {
                 return Err(refused("open wallet", &pair[0]));
             };
+            self.driver.holders.insert(*wallet, key);
             let class = classes[i].0;
             let name = format!("Resident {i:07}");
             self.fund(&mut funding, (*wallet, *account), class, name, i)?;
@@ -901,6 +927,16 @@ impl City {
     }
 }
 
+/// The key of resident `index`'s wallet.
+fn resident_key(index: usize) -> KeyPair {
+    KeyPair::from_seed(format!("simulate/resident/{index}").as_bytes())
+}
+
+/// The key of merchant `index`'s settlement wallet.
+fn merchant_key(index: usize) -> KeyPair {
+    KeyPair::from_seed(format!("simulate/merchant/{index}").as_bytes())
+}
+
 /// Actors per labelled pattern: one per thousand wallets, at least two.
 fn actors_per_pattern(wallets: usize) -> usize {
     (wallets / 1_000).max(2)
@@ -918,11 +954,12 @@ impl City {
                 .filter(|i| i % 3 == op as usize - 1)
                 .collect();
             let mut commands = Vec::new();
-            for &i in &mine {
+            let keys: Vec<KeyPair> = mine.iter().map(|i| merchant_key(*i)).collect();
+            for (&i, key) in mine.iter().zip(&keys) {
                 commands.push(Command::OpenWallet {
                     operator,
                     phone: (18_000_000_000 + i as u64).into(),
-                    public_key: crate::bench::placeholder_key(1 << 40 | i as u64),
+                    public_key: key.public_key(),
                 });
                 commands.push(Command::OpenDepositAccount { operator });
             }
@@ -931,12 +968,13 @@ impl City {
                 .batch(at, Origin::Operator(operator), commands)?;
             let mut setup = Vec::new();
             let mut wallets = Vec::new();
-            for (pair, &i) in results.chunks(2).zip(&mine) {
+            for ((pair, &i), key) in results.chunks(2).zip(&mine).zip(keys) {
                 let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) =
                     (&pair[0], &pair[1])
                 else {
                     return Err(refused("open merchant wallet", &pair[0]));
                 };
+                self.driver.holders.insert(*wallet, key);
                 // Every category at least once, then by how common each trade is.
                 let category = if i < CATEGORIES.len() {
                     i
@@ -1418,7 +1456,7 @@ impl City {
             order: reference,
         };
         // A tick's actions are logged at its start: the code shown is that step's.
-        let command = operator_payment(p.wallet, paid_at, amount, key, at / TICK_MS * TICK_MS);
+        let command = merchant_payment(p.wallet, paid_at, amount, key, at / TICK_MS * TICK_MS);
         actions.push(City::action(p.operator, at, command, episode));
         self.spend_at(payer, shop, amount);
         actions
