@@ -4,6 +4,7 @@
 pub mod api;
 pub mod campaign;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::node::NextGroup;
 use crate::platform::{Platform, PlatformError};
 use crate::progress::progress;
 use crate::rng::SplitMix;
+use crate::signing::{SigningContext, SIGNATURE_WINDOW_MS_CLIENT, SIGNATURE_WINDOW_MS_MAX};
 use crate::state_machine::StateMachine;
 
 /// Commands per operator batch handed to the center.
@@ -22,7 +24,90 @@ pub const BENCH_BATCH_COMMANDS: usize = 8_192;
 /// Opening balance of every benchmark wallet.
 pub const BENCH_OPENING_BALANCE: Amount = Amount::from_yuan(1_000);
 
-/// A wallet key that is never used to sign: unsigned benchmarks only need a well-formed key.
+/// The key of benchmark holder `index`, derived from a seed so that a run's set-up and its
+/// payments hold the same keys.
+pub fn holder_key(index: usize) -> KeyPair {
+    KeyPair::from_seed(format!("bench/holder/{index}").as_bytes())
+}
+
+/// Keys the holders of a city opened in bulk (benchmarks, demos, tests) share: deriving a key for
+/// each of a million wallets would take longer than anything they then do.
+pub const BULK_HOLDER_KEYS: usize = 1_024;
+
+/// The key of wallet `wallet`'s holder in a city whose wallets are opened in bulk: the key of
+/// its id modulo [`BULK_HOLDER_KEYS`], derived once per process. Each wallet still registers its
+/// key and signs with it; the center checks every signature against the wallet's own key.
+pub fn wallet_holder_key(wallet: WalletId) -> &'static KeyPair {
+    static KEYS: std::sync::OnceLock<Vec<KeyPair>> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        (0..BULK_HOLDER_KEYS)
+            .map(|n| KeyPair::from_seed(format!("bulk/holder/{n}").as_bytes()))
+            .collect()
+    });
+    &keys[wallet.0 as usize % BULK_HOLDER_KEYS]
+}
+
+/// Each wallet with its holder's key, found among `keys` by the key the wallet registered.
+pub fn with_holders<'a>(
+    state: &StateMachine,
+    wallets: &[(WalletId, OperatorId)],
+    keys: &'a [KeyPair],
+) -> Vec<(WalletId, OperatorId, &'a KeyPair)> {
+    let by_key: HashMap<PublicKey, &KeyPair> =
+        keys.iter().map(|key| (key.public_key(), key)).collect();
+    wallets
+        .iter()
+        .map(|&(wallet, op)| {
+            let registered = state.wallet_key(wallet).expect("a populated wallet");
+            (wallet, op, by_key[registered])
+        })
+        .collect()
+}
+
+/// Signs every command as the holder `signer(i)` of command i would, on every core: the phones'
+/// work, done before a benchmark's clock starts.
+pub fn sign_all<'k>(
+    commands: Vec<Command>,
+    signer: &(dyn Fn(usize) -> (&'k KeyPair, SigningContext) + Sync),
+    not_after_ms: u64,
+) -> Vec<Command> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = commands.len().div_ceil(threads).max(1);
+    let mut chunks: Vec<Vec<Command>> = Vec::new();
+    let mut rest = commands;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        chunks.push(rest);
+        rest = tail;
+    }
+    std::thread::scope(|scope| {
+        let mut first = 0;
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let offset = first;
+                first += chunk.len();
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, command)| {
+                            let (key, context) = signer(offset + i);
+                            command.sign(key, &context, not_after_ms)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("signing thread"))
+            .collect()
+    })
+}
+
+/// A wallet key that is never used to sign, for wallets that only receive or only take
+/// operator-driven commands (a counter exchange): such set-ups need only a well-formed key.
 pub fn placeholder_key(index: u64) -> PublicKey {
     let mut key = [0u8; 33];
     key[0] = 2;
@@ -30,13 +115,13 @@ pub fn placeholder_key(index: u64) -> PublicKey {
     PublicKey(key)
 }
 
-/// Two operators with reserves and e-CNY, and `wallets` funded wallets split between them.
-/// `keys(i)` gives wallet i's public key.
+/// Two operators with reserves and e-CNY, and a funded wallet for each of `holders` (wallet i
+/// registers `holders[i]`, which signs its first exchange), split between them.
 pub fn populate(
     platform: &mut Platform,
-    wallets: usize,
-    keys: &dyn Fn(usize) -> PublicKey,
+    holders: &[KeyPair],
 ) -> Result<Vec<(WalletId, OperatorId)>, PlatformError> {
+    let wallets = holders.len();
     let operators = [
         platform.create_operator("Jiangnan Commercial Bank")?,
         platform.create_operator("Lakeside Digital Bank")?,
@@ -67,7 +152,7 @@ pub fn populate(
             let mine: Vec<usize> = (start..(start + chunk).min(wallets))
                 .filter(|i| i % 2 == index)
                 .collect();
-            opened.extend(open_funded(platform, op, &mine, keys)?);
+            opened.extend(open_funded(platform, op, &mine, holders)?);
         }
         bar.inc(chunk.min(wallets - start) as u64);
     }
@@ -79,19 +164,20 @@ fn open_funded(
     platform: &mut Platform,
     op: OperatorId,
     indices: &[usize],
-    keys: &dyn Fn(usize) -> PublicKey,
+    holders: &[KeyPair],
 ) -> Result<Vec<(WalletId, OperatorId)>, PlatformError> {
     let mut commands = Vec::with_capacity(indices.len() * 2);
     for &i in indices {
         commands.push(Command::OpenWallet {
             operator: op,
             phone: (13_000_000_000 + i as u64).into(),
-            public_key: keys(i),
+            public_key: holders[i].public_key(),
         });
         commands.push(Command::OpenDepositAccount { operator: op });
     }
     let results = platform.as_operator(op, commands)?;
-    let mut funding = Vec::with_capacity(indices.len() * 3);
+    let mut funding = Vec::with_capacity(indices.len() * 2);
+    let mut exchanges = Vec::with_capacity(indices.len());
     let mut opened = Vec::with_capacity(indices.len());
     for pair in results.chunks(2) {
         let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) = (&pair[0], &pair[1])
@@ -106,7 +192,7 @@ fn open_funded(
             wallet: *wallet,
             account: *account,
         });
-        funding.push(Command::Exchange {
+        exchanges.push(Command::Exchange {
             wallet: *wallet,
             amount: BENCH_OPENING_BALANCE,
             key: IdempotencyKey(u128::MAX),
@@ -114,38 +200,57 @@ fn open_funded(
         });
         opened.push((*wallet, op));
     }
+    // Each holder signs the exchange of its own deposits.
+    let context = platform.state().signing_context(op);
+    let not_after_ms = platform.node_mut().now_ms() + SIGNATURE_WINDOW_MS_CLIENT;
+    let signer = |n: usize| (&holders[indices[n]], context);
+    funding.extend(sign_all(exchanges, &signer, not_after_ms));
     for result in platform.as_operator(op, funding)? {
         result.map_err(PlatformError::Refused)?;
     }
     Ok(opened)
 }
 
-/// Random payments between the given wallets, in operator batches signed by each payer's
-/// operator. Amounts 0.01 to 10.00 keep every wallet far from its limits.
+/// Random payments between the given wallets, each signed by its payer's holder for the window
+/// closing at `not_after_ms` (before the clock starts), in operator batches signed by each
+/// payer's operator. Amounts 0.01 to 10.00 keep every wallet far from its limits.
 pub fn payment_batches(
-    wallets: &[(WalletId, OperatorId)],
+    state: &StateMachine,
+    wallets: &[(WalletId, OperatorId, &KeyPair)],
     transfers: usize,
-    first_key: u128,
-    seed: u64,
+    (first_key, seed): (u128, u64),
     operator_keys: &[KeyPair],
+    not_after_ms: u64,
 ) -> Vec<Submission> {
     let mut random = SplitMix(seed);
-    let mut per_operator: Vec<Vec<Command>> = vec![Vec::new(); operator_keys.len()];
-    let mut batches = Vec::with_capacity(transfers / BENCH_BATCH_COMMANDS + 2);
+    let mut payments = Vec::with_capacity(transfers);
+    let mut payers = Vec::with_capacity(transfers);
     for n in 0..transfers {
-        let (payer, op) = wallets[random.below(wallets.len() as u64) as usize];
+        let payer_at = random.below(wallets.len() as u64) as usize;
+        let (payer, _, _) = wallets[payer_at];
         let mut payee = wallets[random.below(wallets.len() as u64) as usize].0;
         if payee == payer {
             payee = wallets[(payer.0 as usize) % wallets.len()].0;
         }
         let amount = Amount::from_fen(1 + random.below(1_000) as i64);
-        let command = Command::Pay {
+        payments.push(Command::Pay {
             payer,
             payee,
             amount,
             key: IdempotencyKey(first_key + n as u128),
             auth: None,
-        };
+        });
+        payers.push(payer_at);
+    }
+    let signer = |i: usize| {
+        let (_, op, key) = wallets[payers[i]];
+        (key, state.signing_context(op))
+    };
+    let payments = sign_all(payments, &signer, not_after_ms);
+    let mut per_operator: Vec<Vec<Command>> = vec![Vec::new(); operator_keys.len()];
+    let mut batches = Vec::with_capacity(transfers / BENCH_BATCH_COMMANDS + 2);
+    for (command, payer_at) in payments.into_iter().zip(payers) {
+        let op = wallets[payer_at].1;
         let queue = &mut per_operator[op.0 as usize - 1];
         queue.push(command);
         if queue.len() == BENCH_BATCH_COMMANDS {
@@ -224,10 +329,16 @@ impl LedgerBenchReport {
 pub fn ledger(dir: &Path, config: &LedgerBenchConfig) -> Result<LedgerBenchReport, PlatformError> {
     let clock = Box::new(crate::node::SystemClock);
     let (mut platform, _) = Platform::open_seeded(dir, "bench", clock)?;
+    let bar = progress(config.wallets as u64, "deriving holder keys");
+    let holders: Vec<KeyPair> = (0..config.wallets)
+        .map(|i| {
+            bar.inc(1);
+            holder_key(i)
+        })
+        .collect();
+    bar.finish_and_clear();
     let rss_before = resident_bytes();
-    let wallets = populate(&mut platform, config.wallets, &|i| {
-        placeholder_key(i as u64)
-    })?;
+    let wallets = populate(&mut platform, &holders)?;
     let bytes_per_wallet = resident_bytes()
         .zip(rss_before)
         .map(|(after, before)| (after.saturating_sub(before)) as f64 / config.wallets as f64);
@@ -235,7 +346,18 @@ pub fn ledger(dir: &Path, config: &LedgerBenchConfig) -> Result<LedgerBenchRepor
         .map(|id| KeyPair::from_seed(format!("bench/{}", OperatorId(id)).as_bytes()))
         .collect();
 
-    let batches = payment_batches(&wallets, config.transfers, 1, 7, &operator_keys);
+    // Every payment carries its holder's signature, which the center verifies at its door: the
+    // window is as long as the center takes, and the run must end inside it.
+    let wallets = with_holders(platform.state(), &wallets, &holders);
+    let not_after_ms = platform.node_mut().now_ms() + SIGNATURE_WINDOW_MS_MAX;
+    let batches = payment_batches(
+        platform.state(),
+        &wallets,
+        config.transfers,
+        (1, 7),
+        &operator_keys,
+        not_after_ms,
+    );
     let log_before = platform.node_mut().log_bytes_written();
     let (accepted, elapsed, mut latencies) =
         feed(&mut platform, batches, config.batches_per_commit)?;
@@ -372,10 +494,11 @@ pub fn measure_verify_per_core(signatures: usize) -> f64 {
 }
 
 /// Holder-signed payments through the operator tier (verification on every core) into the
-/// center. Clients' signing happens before the clock starts: it is the phones' work.
+/// center (which verifies them again at its door). Clients' signing happens before the clock
+/// starts: it is the phones' work.
 fn signed(
     platform: &mut Platform,
-    wallets: &[(WalletId, OperatorId)],
+    wallets: &[(WalletId, OperatorId, &KeyPair)],
     transfers: usize,
 ) -> Result<(usize, Duration), PlatformError> {
     let signers = 64.min(wallets.len());
@@ -411,9 +534,9 @@ fn signed(
     }
     // Signed payers hold nothing yet: fund them from the populated wallets first.
     for (n, (payer, op, _)) in opened.iter().enumerate() {
-        let (source, source_op) = wallets
+        let (source, source_op, source_key) = wallets
             .iter()
-            .filter(|(_, o)| o == op)
+            .filter(|(_, o, _)| o == op)
             .nth(n / 2)
             .copied()
             .expect("enough wallets per operator");
@@ -424,6 +547,7 @@ fn signed(
             key: IdempotencyKey(1 << 101 | payer.0 as u128),
             auth: None,
         };
+        let fund = platform.sign_as_holder(fund, source_key, source_op);
         platform
             .one(source_op, fund)?
             .map_err(PlatformError::Refused)?;

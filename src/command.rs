@@ -449,6 +449,30 @@ impl Command {
         }
     }
 
+    /// Whether the registration center books this command only on its holder's signature: every
+    /// command that debits a holder's wallet, spends or commits its money, or changes what a
+    /// merchant may take from it: exactly the commands with a signature envelope. An exchange
+    /// debits the deposit account the operator says is the holder's, so it is signed too.
+    pub fn needs_holder_signature(&self) -> bool {
+        self.can_be_signed()
+    }
+
+    /// The wallet whose holder signs this command, when the command names it; `None` for a
+    /// command no holder signs, and for sub-wallet changes and contract steps, whose wallet the
+    /// state knows (`StateMachine::holder_signer`).
+    pub fn named_signer(&self) -> Option<WalletId> {
+        match self {
+            Command::Exchange { wallet, .. }
+            | Command::DepositBack { wallet, .. }
+            | Command::OpenSubWallet { wallet, .. } => Some(*wallet),
+            Command::Pay { payer, .. }
+            | Command::Hold { payer, .. }
+            | Command::PayMerchant { payer, .. }
+            | Command::OpenContract { payer, .. } => Some(*payer),
+            _ => None,
+        }
+    }
+
     /// Whether the command has a holder's signature envelope, filled or not.
     fn can_be_signed(&self) -> bool {
         matches!(

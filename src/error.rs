@@ -119,6 +119,10 @@ pub enum CommandError {
     SignatureInvalid,
     #[error("this command must be signed by the paying wallet's key")]
     SignatureMissing,
+    /// The registration center's own refusal of a command that moves a holder's money without
+    /// the holder's signature, whoever submitted it.
+    #[error("the registration center moves {wallet}'s money only on its holder's signature, and this command carries none")]
+    SignatureRequired { wallet: WalletId },
     #[error("the signature's window closed at {not_after_ms} ms (now {now_ms} ms); sign again")]
     SignatureExpired { not_after_ms: u64, now_ms: u64 },
     #[error("the signature stays good until {not_after_ms} ms, more than {max_min} minutes after now ({now_ms} ms)", max_min = crate::signing::SIGNATURE_WINDOW_MS_MAX / 60_000)]
@@ -416,6 +420,7 @@ impl CommandError {
             CentralBankOnly => "CENTRAL_BANK_ONLY",
             SignatureInvalid => "SIGNATURE_INVALID",
             SignatureMissing => "SIGNATURE_MISSING",
+            SignatureRequired { .. } => "SIGNATURE_REQUIRED",
             SignatureExpired { .. } => "SIGNATURE_EXPIRED",
             SignatureWindowTooLong { .. } => "SIGNATURE_WINDOW_TOO_LONG",
             SignatureWrongContext { .. } => "SIGNATURE_WRONG_CONTEXT",

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use ecny::amount::Amount;
-use ecny::bench::placeholder_key;
+use ecny::bench::wallet_holder_key;
 use ecny::channels::acquiring::{PaymentChannel, TerminalKind};
 use ecny::channels::emvco::Mcc;
 use ecny::command::{Command, CommandResult, Outcome};
@@ -200,7 +200,25 @@ impl City {
         let key = self.world.key();
         let now_ms = self.world.clock.load(std::sync::atomic::Ordering::SeqCst);
         let command = merchant_payment(payer, shop, yuan(amount), (channel, terminal), key, now_ms);
+        let command = self.signed(command);
         self.world.run(op, command)
+    }
+
+    /// `command` as its holder's phone sends it: signed with the wallet's key if it moves the
+    /// holder's money (a payment code is the operator's to charge, unsigned).
+    fn signed(&mut self, command: Command) -> Command {
+        if !command.needs_holder_signature() {
+            return command;
+        }
+        let state = self.world.platform.state();
+        let wallet = state.holder_signer(&command).unwrap().unwrap();
+        let op = state.wallet(wallet).unwrap().operator;
+        let key = if wallet == self.sponsor.wallet {
+            self.sponsor.key.clone()
+        } else {
+            wallet_holder_key(wallet).clone()
+        };
+        self.world.platform.sign_as_holder(command, &key, op)
     }
 
     fn packet_balance(&self, wallet: WalletId) -> Amount {
@@ -225,7 +243,7 @@ impl City {
         self.world.run(op, command).unwrap();
     }
 
-    /// A person-to-person payment from a registrant, on its operator's word.
+    /// A person-to-person payment from a registrant, signed by it.
     fn pay_person(&mut self, from: WalletId, to: WalletId, amount: &str) -> CommandResult {
         let op = self.world.platform.state().wallet(from).unwrap().operator;
         let key = self.world.key();
@@ -236,20 +254,27 @@ impl City {
             key,
             auth: None,
         };
+        let command = self.signed(command);
         self.world.run(op, command)
     }
 }
 
-/// Anonymous class-4 wallets at both operators, opened in operator batches.
+/// Anonymous class-4 wallets at both operators, opened in operator batches; wallet ids are
+/// assigned densely in the batches' order, so each registers the key of its own id.
 fn open_registrants(world: &mut World, count: u32) -> Vec<(WalletId, OperatorId)> {
     let mut opened = Vec::with_capacity(count as usize);
     for (index, op) in world.operators.into_iter().enumerate() {
-        let commands: Vec<Command> = (0..count)
-            .filter(|i| *i as usize % 2 == index)
-            .map(|i| Command::OpenWallet {
+        let mine: Vec<u32> = (0..count).filter(|i| *i as usize % 2 == index).collect();
+        let first = world.platform.state().wallets().len();
+        let keys = (first..first + mine.len())
+            .map(|n| wallet_holder_key(StateMachine::wallet_id_at(n)).public_key());
+        let commands: Vec<Command> = mine
+            .iter()
+            .zip(keys)
+            .map(|(i, public_key)| Command::OpenWallet {
                 operator: op,
-                phone: (15_000_000_000 + u64::from(i)).into(),
-                public_key: placeholder_key(u64::from(i)),
+                phone: (15_000_000_000 + u64::from(*i)).into(),
+                public_key,
             })
             .collect();
         for chunk in commands.chunks(BATCH_COMMANDS) {
@@ -257,6 +282,8 @@ fn open_registrants(world: &mut World, count: u32) -> Vec<(WalletId, OperatorId)
                 let Ok(Outcome::Wallet(wallet)) = result else {
                     panic!("open wallet refused: {result:?}");
                 };
+                let key = world.platform.state().wallet_key(wallet).unwrap();
+                assert_eq!(*key, wallet_holder_key(wallet).public_key());
                 opened.push((wallet, op));
             }
         }
@@ -636,6 +663,7 @@ fn spend_and_refund(city: &mut City, campaign: CampaignId, winners: &[WalletId])
         auth: None,
     };
     let han_op = city.world.platform.state().wallet(han).unwrap().operator;
+    let open = city.signed(open);
     let Ok(Outcome::SubWallet(sub)) = city.world.run(han_op, open) else {
         panic!("sub-wallet refused");
     };
@@ -801,6 +829,9 @@ fn spend_in_bulk(city: &mut City, winners: &[WalletId]) {
         );
         let list = &mut by_operator.iter_mut().find(|(o, _)| *o == op).unwrap().1;
         list.push(command);
+    }
+    for (_, commands) in by_operator.iter_mut() {
+        *commands = commands.drain(..).map(|c| city.signed(c)).collect();
     }
     for (op, commands) in by_operator {
         for result in city.batch(op, commands) {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ecny::amount::Amount;
 use ecny::audit::audit;
+use ecny::bench::holder_key;
 use ecny::command::{Command, Outcome};
 use ecny::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use ecny::ledger::Event;
@@ -113,6 +114,11 @@ fn check_acks_survived(dir: &std::path::Path, acks: &[Ack]) {
     let events_before = platform.state().ledger().events().len();
     for ack in acks.iter().rev().take(3) {
         let op: OperatorId = platform.state().wallet(ack.payer).unwrap().operator;
+        let registered = *platform.state().wallet_key(ack.payer).unwrap();
+        let holder = (0..)
+            .map(holder_key)
+            .find(|key| key.public_key() == registered)
+            .unwrap();
         let retry = Command::Pay {
             payer: ack.payer,
             payee: ack.payee,
@@ -120,6 +126,8 @@ fn check_acks_survived(dir: &std::path::Path, acks: &[Ack]) {
             key: ack.key,
             auth: None,
         };
+        // Signed again, with a fresh window: still the same payment.
+        let retry = platform.sign_as_holder(retry, &holder, op);
         let result = platform.one(op, retry).unwrap();
         assert_eq!(result, Ok(Outcome::Transfer(ack.event)));
     }

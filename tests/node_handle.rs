@@ -6,7 +6,7 @@ use std::thread;
 
 use ecny::amount::Amount;
 use ecny::audit::audit;
-use ecny::bench::{placeholder_key, populate};
+use ecny::bench::{holder_key, populate, with_holders};
 use ecny::certs::KeyPair;
 use ecny::command::{Command, Origin, Outcome, Submission};
 use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
@@ -18,7 +18,16 @@ fn concurrent_clients_are_group_committed_and_all_durable() {
     let dir = tempfile::tempdir().unwrap();
     let (mut platform, _) =
         Platform::open_seeded(dir.path(), "handle", Box::new(SystemClock)).unwrap();
-    let wallets = populate(&mut platform, 200, &|i| placeholder_key(i as u64)).unwrap();
+    let holders: Vec<KeyPair> = (0..200).map(holder_key).collect();
+    let wallets = populate(&mut platform, &holders).unwrap();
+    // Each payment carries its holder's signature: the center books none without.
+    let wallets: Vec<(WalletId, OperatorId, KeyPair)> =
+        with_holders(platform.state(), &wallets, &holders)
+            .into_iter()
+            .map(|(wallet, op, key)| (wallet, op, key.clone()))
+            .collect();
+    let contexts = [OperatorId(1), OperatorId(2)].map(|op| platform.state().signing_context(op));
+    let not_after_ms = platform.node_mut().now_ms() + ecny::signing::SIGNATURE_WINDOW_MS_CLIENT;
     let node = platform.into_node();
     let (handle, thread) = NodeHandle::spawn(node);
     let operator_keys: Arc<Vec<KeyPair>> = Arc::new(
@@ -33,7 +42,9 @@ fn concurrent_clients_are_group_committed_and_all_durable() {
             thread::spawn(move || {
                 let mut done = Vec::new();
                 for n in 0..25u128 {
-                    let (payer, op) = wallets[((client * 25 + n) % wallets.len() as u128) as usize];
+                    let (payer, op, holder) =
+                        &wallets[((client * 25 + n) % wallets.len() as u128) as usize];
+                    let (payer, op) = (*payer, *op);
                     let payee: WalletId =
                         wallets[((client * 7 + n * 3 + 1) % wallets.len() as u128) as usize].0;
                     let key = IdempotencyKey(client << 32 | n);
@@ -43,7 +54,8 @@ fn concurrent_clients_are_group_committed_and_all_durable() {
                         amount: Amount::from_fen(1),
                         key,
                         auth: None,
-                    };
+                    }
+                    .sign(holder, &contexts[op.0 as usize - 1], not_after_ms);
                     let submission =
                         Submission::new(Origin::Operator(op), &[pay], &keys[op.0 as usize - 1]);
                     let results = handle.submit(submission).unwrap().unwrap();

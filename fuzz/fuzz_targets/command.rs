@@ -168,8 +168,9 @@ fn entry(origin: Origin, timestamp_ms: u64, commands: &[u8]) -> Vec<u8> {
 }
 
 /// Batches of every kind of command, from the party that sends it, on the demo's wallets,
-/// merchants and operators; the holders' signatures are left out (the operator tier checks
-/// them), so money-moving commands are refused unless the operator itself may move the money.
+/// merchants and operators; the holders' signatures are left out, so the center refuses every
+/// command that moves a holder's money (`SIGNATURE_REQUIRED`) and books only what stays on the
+/// operator's word.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     use ecny::certs::device::DeviceCaps;
     use ecny::certs::KeyPair;

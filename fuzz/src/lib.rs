@@ -376,12 +376,19 @@ pub mod ledger {
                 amount: Amount::from_yuan(100),
             },
             Command::BindBankAccount { wallet, account },
+            // The wallet's holder (whose key the seed's wallets share with their operator) signs
+            // the exchange of its own deposits: the center books none unsigned.
             Command::Exchange {
                 wallet,
                 amount: Amount::from_yuan(100),
                 key: IdempotencyKey(1),
                 auth: None,
-            },
+            }
+            .sign(
+                &operator,
+                &state.signing_context(op),
+                ENTRY_TIME_MS + 2_000 + ecny::signing::SIGNATURE_WINDOW_MS_CLIENT,
+            ),
         ];
         let origin = Origin::Operator(op);
         entries.push(apply(&mut state, origin, &operator, &funding, 2).0);

@@ -100,7 +100,7 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
         })
         .collect();
     bar.finish_and_clear();
-    let wallets = populate(&mut platform, config.wallets, &|i| holders[i].public_key())?;
+    let wallets = populate(&mut platform, &holders)?;
     let by_key: HashMap<PublicKey, &KeyPair> =
         holders.iter().map(|key| (key.public_key(), key)).collect();
     let payers: Vec<(WalletId, OperatorId, &KeyPair)> = wallets
@@ -113,7 +113,7 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
             Ok((wallet, op, by_key[key]))
         })
         .collect::<Result<_, PlatformError>>()?;
-    let (ledger_signed, ledger_elapsed) = signed(&mut platform, &wallets, config.ledger_signed)?;
+    let (ledger_signed, ledger_elapsed) = signed(&mut platform, &payers, config.ledger_signed)?;
     let deployment = platform.state().deployment();
     drop(platform);
 

@@ -18,8 +18,9 @@ use crate::state_machine::StateMachine;
 use crate::time::{DAY_MS, HOUR_MS};
 use crate::wallet::WalletClass;
 
-use super::{placeholder_key, BENCH_BATCH_COMMANDS};
+use super::{sign_all, wallet_holder_key, BENCH_BATCH_COMMANDS};
 use crate::progress::progress;
+use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
 
 /// 2026-11-23 12:00 Beijing time: when the benchmark's city starts.
 const START_MS: u64 = 1_795_406_400_000;
@@ -80,11 +81,12 @@ impl Center {
 
 /// A class 1 wallet holding `amount` of e-CNY (a city treasury, a busy restaurant).
 fn verified_wallet(center: &mut Center, phone: u64, amount: Amount) -> WalletId {
+    let next = StateMachine::wallet_id_at(center.state.wallets().len());
     let open = [
         Command::OpenWallet {
             operator: OperatorId(1),
             phone: phone.into(),
-            public_key: placeholder_key(phone),
+            public_key: wallet_holder_key(next).public_key(),
         },
         Command::OpenDepositAccount {
             operator: OperatorId(1),
@@ -114,12 +116,15 @@ fn verified_wallet(center: &mut Center, phone: u64, amount: Amount) -> WalletId 
         },
     ];
     if amount.is_positive() {
-        verify.push(Command::Exchange {
+        let exchange = Command::Exchange {
             wallet,
             amount,
             key: IdempotencyKey(u128::from(phone)),
             auth: None,
-        });
+        };
+        let context = center.state.signing_context(OperatorId(1));
+        let key = wallet_holder_key(wallet);
+        verify.push(exchange.sign(key, &context, START_MS + SIGNATURE_WINDOW_MS_CLIENT));
     }
     center.operator(&verify, START_MS);
     wallet
@@ -213,12 +218,19 @@ fn set_up(registrants: usize, packets: u32, campaigns: u32) -> (Center, Merchant
     let mut commands = Vec::with_capacity(BENCH_BATCH_COMMANDS);
     for start in (0..registrants).step_by(BENCH_BATCH_COMMANDS) {
         commands.clear();
+        let end = (start + BENCH_BATCH_COMMANDS).min(registrants);
+        // Wallet ids are assigned densely, in the batch's order: each key is its wallet's.
+        let first = center.state.wallets().len();
+        let keys = (first..first + end - start)
+            .map(|n| wallet_holder_key(StateMachine::wallet_id_at(n)).public_key());
         commands.extend(
-            (start..(start + BENCH_BATCH_COMMANDS).min(registrants)).map(|i| Command::OpenWallet {
-                operator: OperatorId(1),
-                phone: (15_000_000_000 + i as u64).into(),
-                public_key: placeholder_key(i as u64),
-            }),
+            (start..end)
+                .zip(keys)
+                .map(|(i, public_key)| Command::OpenWallet {
+                    operator: OperatorId(1),
+                    phone: (15_000_000_000 + i as u64).into(),
+                    public_key,
+                }),
         );
         for outcome in center.operator(&commands, START_MS) {
             let Outcome::Wallet(wallet) = outcome else {
@@ -272,25 +284,28 @@ pub fn campaign(registrants: usize, packets: u32, campaigns: u32) -> CampaignBen
         .map(|packet| packet.wallet)
         .collect();
     let mut packet_payments_elapsed = Duration::ZERO;
-    let mut commands = Vec::with_capacity(BENCH_BATCH_COMMANDS);
+    let paid_at_ms = START_MS + 3 * DAY_MS;
+    let context = center.state.signing_context(OperatorId(1));
     for (batch, chunk) in winners.chunks(BENCH_BATCH_COMMANDS).enumerate() {
-        commands.clear();
-        commands.extend(
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(i, wallet)| Command::PayMerchant {
-                    payer: *wallet,
-                    merchant: restaurant,
-                    amount: PAYMENT,
-                    channel: PaymentChannel::StaticQr,
-                    terminal: 0,
-                    order: None,
-                    key: IdempotencyKey((batch * BENCH_BATCH_COMMANDS + i) as u128),
-                    auth: None,
-                }),
-        );
-        let (elapsed, _) = center.timed(&commands, START_MS + 3 * DAY_MS);
+        let payments: Vec<Command> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, wallet)| Command::PayMerchant {
+                payer: *wallet,
+                merchant: restaurant,
+                amount: PAYMENT,
+                channel: PaymentChannel::StaticQr,
+                terminal: 0,
+                order: None,
+                key: IdempotencyKey((batch * BENCH_BATCH_COMMANDS + i) as u128),
+                auth: None,
+            })
+            .collect();
+        // Each winner signs its payment before the clock starts (the phones' work); the entry is
+        // applied as replay applies it, its signatures verified before it was logged.
+        let signer = |n: usize| (wallet_holder_key(chunk[n]), context);
+        let commands = sign_all(payments, &signer, paid_at_ms + SIGNATURE_WINDOW_MS_CLIENT);
+        let (elapsed, _) = center.timed(&commands, paid_at_ms);
         packet_payments_elapsed += elapsed;
     }
 

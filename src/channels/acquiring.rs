@@ -276,10 +276,10 @@ pub struct PaidAt {
     pub order: Option<String>,
 }
 
-/// A payment to a merchant on the payer's operator's word (no holder signature): a payment code
-/// read at a terminal is a charge of the code of the step holding `now_ms`, anything else a
-/// `PayMerchant`.
-pub fn operator_payment(
+/// A payment to a merchant as the payer's operator submits it: a payment code read at a terminal
+/// is a charge of the code of the step holding `now_ms` (on the operator's word, within the
+/// password-free cap), anything else a `PayMerchant` that the holder signs before it is sent.
+pub fn merchant_payment(
     payer: WalletId,
     at: PaidAt,
     amount: Amount,

@@ -84,12 +84,32 @@ pub(super) struct Driver {
     pub(super) times: Arc<Mutex<VecDeque<u64>>>,
     pub(super) central_bank: KeyPair,
     pub(super) operator_keys: Vec<KeyPair>,
+    /// Each wallet's holder key: the center books a holder's money only on its signature.
+    pub(super) holders: HashMap<WalletId, KeyPair>,
     pub(super) next_key: u128,
     pub(super) report: SimulationReport,
     pub(super) refused_episodes: BTreeMap<usize, u32>,
 }
 
 impl Driver {
+    /// Signs every command that moves a holder's money as its holder would for an entry logged
+    /// at `at_ms`; a command whose wallet the state does not know stays unsigned, and refused.
+    pub(super) fn sign_holders(&self, commands: &mut [Command], at_ms: u64) {
+        let state = self.platform.state();
+        for command in commands.iter_mut().filter(|c| c.needs_holder_signature()) {
+            let Ok(Some(wallet)) = state.holder_signer(command) else {
+                continue;
+            };
+            let (Some(key), Ok(holder)) = (self.holders.get(&wallet), state.wallet(wallet)) else {
+                continue;
+            };
+            let context = state.signing_context(holder.operator);
+            *command = command
+                .clone()
+                .sign(key, &context, at_ms + SIGNATURE_WINDOW_MS_CLIENT);
+        }
+    }
+
     pub(super) fn key(&mut self) -> IdempotencyKey {
         self.next_key += 1;
         IdempotencyKey(self.next_key)
@@ -107,8 +127,9 @@ impl Driver {
         &mut self,
         at_ms: u64,
         origin: Origin,
-        commands: Vec<Command>,
+        mut commands: Vec<Command>,
     ) -> Result<Vec<CommandResult>, SimulationError> {
+        self.sign_holders(&mut commands, at_ms);
         self.times.lock().expect("clock queue").push_back(at_ms);
         let submission = Submission::new(origin, &commands, self.signer(origin));
         let results = self
@@ -135,10 +156,11 @@ impl Driver {
                     .iter()
                     .take_while(|a| a.at_ms / TICK_MS == tick && a.origin == origin)
                     .count();
-            let commands: Vec<Command> = actions[start..end]
+            let mut commands: Vec<Command> = actions[start..end]
                 .iter()
                 .map(|a| a.command.clone())
                 .collect();
+            self.sign_holders(&mut commands, tick * TICK_MS);
             let episodes = actions[start..end].iter().map(|a| a.episode).collect();
             let submission = Submission::new(origin, &commands, self.signer(origin));
             group.push((tick * TICK_MS, submission, episodes));

@@ -183,7 +183,7 @@ impl City {
             order: reference,
         };
         // A tick's actions are logged at its start: the code shown is that step's.
-        let command = operator_payment(p.wallet, paid_at, amount, key, at / TICK_MS * TICK_MS);
+        let command = merchant_payment(p.wallet, paid_at, amount, key, at / TICK_MS * TICK_MS);
         actions.push(City::action(p.operator, at, command, episode));
         self.spend_at(payer, shop, amount);
         actions

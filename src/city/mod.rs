@@ -16,7 +16,7 @@
 //! `patterns` and `offline` plan each day's actions; `driver` submits them; `labels` is the
 //! ground truth written to `labels.csv` and `scores` measures the rules against it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use crate::analytics::alerts::AlertBook;
 use crate::analytics::csv::{self, CsvError};
 use crate::analytics::rules::Rule;
 use crate::certs::KeyPair;
-use crate::channels::acquiring::{operator_payment, PaidAt, PaymentChannel, TerminalKind};
+use crate::channels::acquiring::{merchant_payment, PaidAt, PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
 use crate::channels::payment_code::{CODE_STEP_S, PASSWORD_FREE_CAP_DEFAULT};
 use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
@@ -43,6 +43,7 @@ use crate::offline::protocol::Relay;
 use crate::platform::{seeded_issuers, seeded_key, Platform, PlatformError};
 use crate::progress::progress;
 use crate::rng::SplitMix;
+use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
 use crate::time::{
     china_midnight_ms, china_time, days_from_civil, parse_china_time, DAY_MS, HOUR_MS, MINUTE_MS,
 };
@@ -235,6 +236,7 @@ impl City {
             times,
             central_bank: seeded_key(&seed, "central-bank"),
             operator_keys,
+            holders: HashMap::new(),
             next_key: 0,
             report: SimulationReport::default(),
             refused_episodes: BTreeMap::new(),
@@ -379,11 +381,12 @@ impl City {
         classes: &[(WalletClass, Role)],
     ) -> Result<Vec<WalletId>, SimulationError> {
         let mut commands = Vec::with_capacity(indices.len() * 2);
-        for &i in indices {
+        let keys: Vec<KeyPair> = indices.iter().map(|i| resident_key(*i)).collect();
+        for (&i, key) in indices.iter().zip(&keys) {
             commands.push(Command::OpenWallet {
                 operator: op,
                 phone: (13_000_000_000 + i as u64).into(),
-                public_key: crate::bench::placeholder_key(i as u64),
+                public_key: key.public_key(),
             });
             commands.push(Command::OpenDepositAccount { operator: op });
         }
@@ -391,11 +394,12 @@ impl City {
         let results = self.driver.batch(at, Origin::Operator(op), commands)?;
         let mut opened = Vec::with_capacity(indices.len());
         let mut funding = Vec::with_capacity(indices.len() * 4);
-        for (pair, &i) in results.chunks(2).zip(indices) {
+        for ((pair, &i), key) in results.chunks(2).zip(indices).zip(keys) {
             let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) = (&pair[0], &pair[1])
             else {
                 return Err(refused("open wallet", &pair[0]));
             };
+            self.driver.holders.insert(*wallet, key);
             let class = classes[i].0;
             let name = format!("Resident {i:07}");
             self.fund(&mut funding, (*wallet, *account), class, name, i)?;
@@ -448,4 +452,14 @@ impl City {
         });
         Ok(())
     }
+}
+
+/// The key of resident `index`'s wallet.
+fn resident_key(index: usize) -> KeyPair {
+    KeyPair::from_seed(format!("simulate/resident/{index}").as_bytes())
+}
+
+/// The key of merchant `index`'s settlement wallet.
+fn merchant_key(index: usize) -> KeyPair {
+    KeyPair::from_seed(format!("simulate/merchant/{index}").as_bytes())
 }

@@ -19,11 +19,12 @@ impl City {
                 .filter(|i| i % 3 == op as usize - 1)
                 .collect();
             let mut commands = Vec::new();
-            for &i in &mine {
+            let keys: Vec<KeyPair> = mine.iter().map(|i| merchant_key(*i)).collect();
+            for (&i, key) in mine.iter().zip(&keys) {
                 commands.push(Command::OpenWallet {
                     operator,
                     phone: (18_000_000_000 + i as u64).into(),
-                    public_key: crate::bench::placeholder_key(1 << 40 | i as u64),
+                    public_key: key.public_key(),
                 });
                 commands.push(Command::OpenDepositAccount { operator });
             }
@@ -32,12 +33,13 @@ impl City {
                 .batch(at, Origin::Operator(operator), commands)?;
             let mut setup = Vec::new();
             let mut wallets = Vec::new();
-            for (pair, &i) in results.chunks(2).zip(&mine) {
+            for ((pair, &i), key) in results.chunks(2).zip(&mine).zip(keys) {
                 let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) =
                     (&pair[0], &pair[1])
                 else {
                     return Err(refused("open merchant wallet", &pair[0]));
                 };
+                self.driver.holders.insert(*wallet, key);
                 // Every category at least once, then by how common each trade is.
                 let category = if i < CATEGORIES.len() {
                     i

@@ -61,7 +61,7 @@ pub fn fresh_key() -> Result<IdempotencyKey, Failure> {
 }
 
 /// `8-4-4-4-12` hex digits, the UUID shape; the server reads the same 128 bits back.
-fn uuid_text(key: IdempotencyKey) -> String {
+pub fn uuid_text(key: IdempotencyKey) -> String {
     let hex = key.to_string();
     format!(
         "{}-{}-{}-{}-{}",

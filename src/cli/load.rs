@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use ecny::amount::Amount;
-use ecny::bench::{placeholder_key, populate};
+use ecny::bench::{holder_key, populate, with_holders};
+use ecny::certs::KeyPair;
 use ecny::command::{Command, Outcome};
 use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
 use ecny::node::SystemClock;
@@ -22,9 +23,9 @@ const CRASH_BATCH_COMMANDS: u64 = 64;
 pub fn run(dir: &Path, seed: u64) -> Result<(), String> {
     let (mut platform, _) =
         Platform::open_seeded(dir, "crash", Box::new(SystemClock)).map_err(|e| e.to_string())?;
+    let holders: Vec<KeyPair> = (0..CRASH_WALLETS).map(holder_key).collect();
     if platform.state().operators().is_empty() {
-        populate(&mut platform, CRASH_WALLETS, &|i| placeholder_key(i as u64))
-            .map_err(|e| e.to_string())?;
+        populate(&mut platform, &holders).map_err(|e| e.to_string())?;
     }
     let wallets: Vec<(WalletId, OperatorId)> = platform
         .state()
@@ -33,30 +34,32 @@ pub fn run(dir: &Path, seed: u64) -> Result<(), String> {
         .enumerate()
         .map(|(i, w)| (StateMachine::wallet_id_at(i), w.operator))
         .collect();
+    let signers = with_holders(platform.state(), &wallets, &holders);
     println!("READY {}", wallets.len());
     let mut random = SplitMix(seed);
     let stdout = std::io::stdout();
     for round in 0u64.. {
         let op = OperatorId(1 + (round % 2) as u16);
-        let mine: Vec<WalletId> = wallets
+        let mine: Vec<(WalletId, &KeyPair)> = signers
             .iter()
-            .filter(|(_, o)| *o == op)
-            .map(|(w, _)| *w)
+            .filter(|(_, o, _)| *o == op)
+            .map(|(w, _, key)| (*w, *key))
             .collect();
         let commands: Vec<Command> = (0..CRASH_BATCH_COMMANDS)
             .map(|n| {
-                let payer = mine[random.below(mine.len() as u64) as usize];
+                let (payer, holder) = mine[random.below(mine.len() as u64) as usize];
                 let payee = wallets[random.below(wallets.len() as u64) as usize].0;
                 let key = IdempotencyKey(
                     u128::from(seed) << 64 | u128::from(round * CRASH_BATCH_COMMANDS + n),
                 );
-                Command::Pay {
+                let pay = Command::Pay {
                     payer,
                     payee,
                     amount: Amount::from_fen(1 + random.below(500) as i64),
                     key,
                     auth: None,
-                }
+                };
+                platform.sign_as_holder(pay, holder, op)
             })
             .collect();
         let results = platform

@@ -17,8 +17,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::amount::Amount;
 use crate::audit::audit;
-use crate::bench::placeholder_key;
-use crate::channels::acquiring::{operator_payment, PaidAt, PaymentChannel, TerminalKind};
+use crate::bench::wallet_holder_key;
+use crate::channels::acquiring::{merchant_payment, PaidAt, PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
 use crate::command::{Command, CommandResult, Outcome};
 use crate::demo::DemoError;
@@ -28,6 +28,7 @@ use crate::platform::Platform;
 use crate::programs::campaign::{CampaignTerms, Eligibility, RegionCode, Sponsor, Window};
 use crate::programs::lottery::{RegistrantList, Seed};
 use crate::programs::{winner_notices, Campaign, Draw};
+use crate::state_machine::StateMachine;
 use crate::time::{DAY_MS, HOUR_MS};
 use crate::wallet::WalletClass;
 
@@ -73,11 +74,31 @@ impl Story<'_> {
         (self.out)(text);
     }
 
+    /// The command as its holder's phone sends it: signed with the wallet's key if it moves the
+    /// holder's money (the story plays every party). Left unsigned if the state knows no
+    /// wallet for it: the center refuses it then.
+    fn signed(&mut self, command: Command) -> Command {
+        if !command.needs_holder_signature() {
+            return command;
+        }
+        let state = self.platform.state();
+        let Ok(Some(wallet)) = state.holder_signer(&command) else {
+            return command;
+        };
+        let Ok(operator) = state.wallet(wallet).map(|w| w.operator) else {
+            return command;
+        };
+        self.platform
+            .sign_as_holder(command, wallet_holder_key(wallet), operator)
+    }
+
     fn run(&mut self, op: OperatorId, command: Command, what: &str) -> Result<Outcome, DemoError> {
+        let command = self.signed(command);
         self.platform.one(op, command)?.map_err(step(what))
     }
 
     fn refused(&mut self, op: OperatorId, command: Command, code: &str) -> Result<(), DemoError> {
+        let command = self.signed(command);
         match self.platform.one(op, command)? {
             Err(error) if error.code() == code => {
                 self.say(&format!("  ✓ refused, as it must be: {error} [{code}]"));
@@ -91,6 +112,7 @@ impl Story<'_> {
     }
 
     fn batch(&mut self, op: OperatorId, commands: Vec<Command>) -> Result<(), DemoError> {
+        let commands: Vec<Command> = commands.into_iter().map(|c| self.signed(c)).collect();
         for chunk in commands.chunks(BATCH_COMMANDS) {
             for result in self.platform.as_operator(op, chunk.to_vec())? {
                 result.map_err(step("batch"))?;
@@ -116,14 +138,16 @@ impl Story<'_> {
         name: &str,
         amount: &str,
     ) -> Result<WalletId, DemoError> {
+        let next = StateMachine::wallet_id_at(self.platform.state().wallets().len());
         let open = Command::OpenWallet {
             operator: op,
             phone: phone.into(),
-            public_key: placeholder_key(phone),
+            public_key: wallet_holder_key(next).public_key(),
         };
         let Outcome::Wallet(wallet) = self.run(op, open, "open wallet")? else {
             unreachable!("open wallet answers a wallet")
         };
+        assert_eq!(wallet, next, "wallet ids are assigned densely");
         let bank = Command::OpenDepositAccount { operator: op };
         let Outcome::Account(account) = self.run(op, bank, "open account")? else {
             unreachable!("open account answers an account")
@@ -159,6 +183,7 @@ impl Story<'_> {
                 auth: None,
             });
         }
+        let commands: Vec<Command> = commands.into_iter().map(|c| self.signed(c)).collect();
         for result in self.platform.as_operator(op, commands)? {
             result.map_err(step("verify wallet"))?;
         }
@@ -223,7 +248,8 @@ impl Story<'_> {
             order: None,
         };
         let now_ms = self.platform.node_mut().now_ms();
-        let command = operator_payment(payer, at, yuan(amount), key, now_ms);
+        let command = merchant_payment(payer, at, yuan(amount), key, now_ms);
+        let command = self.signed(command);
         Ok(self.platform.one(op, command)?)
     }
 
@@ -396,12 +422,20 @@ fn city(story: &mut Story, size: &CampaignDemoSize) -> Result<City, DemoError> {
     ));
     let started = Instant::now();
     for (index, op) in [jiangnan, lakeside].into_iter().enumerate() {
-        let commands = (0..size.registrants)
+        let mine: Vec<u32> = (0..size.registrants)
             .filter(|i| *i as usize % 2 == index)
-            .map(|i| Command::OpenWallet {
+            .collect();
+        // Wallet ids are assigned densely, in the batch's order: each key is its wallet's.
+        let first = story.platform.state().wallets().len();
+        let keys = (first..first + mine.len())
+            .map(|n| wallet_holder_key(StateMachine::wallet_id_at(n)).public_key());
+        let commands = mine
+            .iter()
+            .zip(keys)
+            .map(|(i, public_key)| Command::OpenWallet {
                 operator: op,
-                phone: (15_000_000_000 + u64::from(i)).into(),
-                public_key: placeholder_key(u64::from(i)),
+                phone: (15_000_000_000 + u64::from(*i)).into(),
+                public_key,
             })
             .collect();
         story.batch(op, commands)?;
@@ -662,7 +696,7 @@ fn spend(story: &mut Story, city: &City, campaign: CampaignId) -> Result<(), Dem
             order,
         };
         let key = IdempotencyKey(1 << 100 | index as u128);
-        payments.push((owner, operator_payment(*wallet, at, amount, key, now_ms)));
+        payments.push((owner, merchant_payment(*wallet, at, amount, key, now_ms)));
     }
     let count = payments.len();
     story.batch(city.online.operator, orders)?;

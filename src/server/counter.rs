@@ -314,7 +314,7 @@ pub mod openapi {
             "/v1/wallets/{id}/bank-account",
             json!({ "post": {
                 "summary": "At the counter: open a deposit account with the holder's cash (at most 50,000 yuan) and bind it to the wallet (a teller of the wallet's operator)",
-                "security": bearer, "parameters": [wallet],
+                "security": bearer, "parameters": [wallet, idempotency()],
                 "requestBody": body("BankAccountRequest"),
                 "responses": responses(ok("201", "opened, funded and bound", schema_ref("BankAccount")), true,
                     &[("409", "BANK_ACCOUNT_ALREADY_BOUND")]),

@@ -129,6 +129,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | NotYourRecord(_)
         | SignatureInvalid
         | SignatureMissing
+        | SignatureRequired { .. }
         | SignatureExpired { .. }
         | SignatureWindowTooLong { .. }
         | SignatureWrongContext { .. } => StatusCode::FORBIDDEN,

@@ -22,7 +22,11 @@ const MALFORMED_REQUEST: &[&str] = &[
 ];
 const TOKEN_REFUSALS: &[&str] = &["UNAUTHENTICATED", "CREDENTIAL_REVOKED", "SESSION_EXPIRED"];
 /// What a holder-signed command may meet at the desk and in the state machine.
-const SIGNED: &[&str] = &["SIGNATURE_INVALID", "SIGNATURE_MISSING"];
+const SIGNED: &[&str] = &[
+    "SIGNATURE_INVALID",
+    "SIGNATURE_MISSING",
+    "SIGNATURE_REQUIRED",
+];
 /// Domain refusals of a payment, wherever it comes from.
 const PAYMENT_REFUSALS: &[&str] = &[
     "AMOUNT_NOT_POSITIVE",

@@ -241,6 +241,28 @@ impl StateMachine {
             .ok_or_else(|| CommandError::UnknownPhone("this phone number".into()))
     }
 
+    /// The wallet whose holder must sign `command` for the center to book it, as the state knows
+    /// it now (a sub-wallet's wallet, a contract's party); `None` if no holder signs it.
+    pub fn holder_signer(&self, command: &Command) -> Result<Option<WalletId>, CommandError> {
+        Ok(match command {
+            Command::SetSubWallet { sub_wallet, .. } => {
+                Some(self.sub_wallets.get(*sub_wallet)?.wallet)
+            }
+            Command::ConfirmContract { contract, .. } => Some(self.contracts.get(*contract)?.payer),
+            Command::CancelContract {
+                contract, by_payee, ..
+            } => {
+                let contract = self.contracts.get(*contract)?;
+                Some(if *by_payee {
+                    contract.payee
+                } else {
+                    contract.payer
+                })
+            }
+            other => other.named_signer(),
+        })
+    }
+
     pub fn last_timestamp_ms(&self) -> u64 {
         self.last_timestamp_ms
     }
@@ -573,9 +595,11 @@ impl StateMachine {
         }
     }
 
-    /// A holder-signed command must carry the wallet's registered key (its signature was verified
-    /// by the operator tier before the log), name this deployment and the wallet's operator, and
-    /// be inside its window at the entry's time. Unsigned commands are the operator's own word.
+    /// A command that moves a holder's money (debits the wallet, spends or commits it on the
+    /// holder's behalf) must carry the holder's signature: no operator's word stands in for it.
+    /// The signature was verified at the center's door (`Validator`), before the log; here it
+    /// must be by the wallet's registered key, name this deployment and the wallet's operator,
+    /// and be inside its window at the entry's time.
     fn check_holder_auth(
         &self,
         wallet: WalletId,
@@ -583,7 +607,7 @@ impl StateMachine {
         now: u64,
     ) -> Result<(), CommandError> {
         let Some(auth) = auth else {
-            return Ok(());
+            return Err(CommandError::SignatureRequired { wallet });
         };
         if auth.public_key != self.wallet_keys[wallet.0 as usize - 1] {
             return Err(CommandError::SignatureInvalid);
@@ -1967,6 +1991,7 @@ impl Validator {
         submission.verify(&key)?;
         let mut digests = Vec::new();
         let mut offline = Vec::new();
+        let mut holder_signed = Vec::new();
         crate::command::check_commands_with(&submission.commands, |command| {
             digests.push(command.idempotency_key().map(|_| command.digest()));
             if matches!(
@@ -1974,10 +1999,13 @@ impl Validator {
                 Command::SyncOffline { .. } | Command::UnloadDevice { .. }
             ) {
                 offline.push(command);
+            } else if let (Some(auth), Some(message)) = (command.auth(), command.signed_message()) {
+                holder_signed.push((*auth, message));
             }
         })
         .map_err(|e| CommandError::MalformedBatch(e.to_string()))?;
         verify_se_signatures(&offline)?;
+        verify_holder_signatures(&holder_signed)?;
         Ok(Validated {
             submission,
             digests,
@@ -2000,6 +2028,27 @@ fn verify_se_signatures(commands: &[Command]) -> Result<(), CommandError> {
             key: &item.key,
             message: &item.digest,
             signature: &item.signature,
+        })
+        .collect();
+    if verify_all_parallel(&items, 0).iter().any(Result::is_err) {
+        return Err(CommandError::SignatureInvalid);
+    }
+    Ok(())
+}
+
+/// Verifies every holder's signature a batch carries, on every core: an operator that lets one
+/// through that its holder never made (its own word dressed as the holder's) gets its whole batch
+/// refused, so nothing it forged reaches the log. Never repeated at replay.
+fn verify_holder_signatures(signed: &[(HolderAuth, Vec<u8>)]) -> Result<(), CommandError> {
+    if signed.is_empty() {
+        return Ok(());
+    }
+    let items: Vec<SignedItem<'_>> = signed
+        .iter()
+        .map(|(auth, message)| SignedItem {
+            key: &auth.public_key,
+            message,
+            signature: &auth.signature,
         })
         .collect();
     if verify_all_parallel(&items, 0).iter().any(Result::is_err) {
@@ -2033,12 +2082,32 @@ mod tests {
             .validate(Submission::new(origin, commands, signer))
             .unwrap();
         let mut entry = Vec::new();
-        submission
-            .submission()
-            .encode_entry(1_795_406_400_000, &mut entry);
+        submission.submission().encode_entry(ENTRY_MS, &mut entry);
         let mut results = Vec::new();
         state.apply_entry(&entry, &mut results).unwrap();
         results
+    }
+
+    /// The time `apply` logs its entries at.
+    const ENTRY_MS: u64 = 1_795_406_400_000;
+
+    /// The holders of `small_state`'s two wallets.
+    pub(crate) fn holder_a() -> KeyPair {
+        KeyPair::from_seed(b"holder a")
+    }
+
+    pub(crate) fn holder_b() -> KeyPair {
+        KeyPair::from_seed(b"holder b")
+    }
+
+    /// `command` signed by `holder` for operator 1 of `state`, good at `apply`'s entries.
+    pub(crate) fn signed_by(state: &StateMachine, holder: &KeyPair, command: Command) -> Command {
+        let context = state.signing_context(OperatorId(1));
+        command.sign(
+            holder,
+            &context,
+            ENTRY_MS + crate::signing::SIGNATURE_WINDOW_MS_CLIENT,
+        )
     }
 
     pub(crate) fn small_state() -> (StateMachine, WalletId, WalletId) {
@@ -2068,12 +2137,12 @@ mod tests {
             Command::OpenWallet {
                 operator: OperatorId(1),
                 phone: 13_800_000_001.into(),
-                public_key: op.public_key(),
+                public_key: holder_a().public_key(),
             },
             Command::OpenWallet {
                 operator: OperatorId(1),
                 phone: 13_800_000_002.into(),
-                public_key: op.public_key(),
+                public_key: holder_b().public_key(),
             },
             Command::OpenDepositAccount {
                 operator: OperatorId(1),
@@ -2094,12 +2163,16 @@ mod tests {
                 wallet: a,
                 account: bank_account,
             },
-            Command::Exchange {
-                wallet: a,
-                amount: Amount::from_yuan(100),
-                key: IdempotencyKey(1),
-                auth: None,
-            },
+            signed_by(
+                &state,
+                &holder_a(),
+                Command::Exchange {
+                    wallet: a,
+                    amount: Amount::from_yuan(100),
+                    key: IdempotencyKey(1),
+                    auth: None,
+                },
+            ),
         ];
         assert!(
             apply(&mut state, Origin::Operator(OperatorId(1)), &op, &funding)
