@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::amount::Amount;
 use crate::certs::{KeyPair, PublicKey, Verifier};
 use crate::command::{Command, Origin, Outcome, Submission};
 use crate::ids::{IdempotencyKey, OperatorId, WalletId};
 use crate::node::NextGroup;
 use crate::platform::{Platform, PlatformError};
+use crate::progress::progress;
+use crate::rng::SplitMix;
 use crate::signing::{SigningContext, SIGNATURE_WINDOW_MS_CLIENT, SIGNATURE_WINDOW_MS_MAX};
 use crate::state_machine::StateMachine;
 
@@ -23,23 +23,6 @@ use crate::state_machine::StateMachine;
 pub const BENCH_BATCH_COMMANDS: usize = 8_192;
 /// Opening balance of every benchmark wallet.
 pub const BENCH_OPENING_BALANCE: Amount = Amount::from_yuan(1_000);
-
-/// A deterministic stand-in for a random source: SplitMix64, enough to spread payers and payees.
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-}
 
 /// The key of benchmark holder `index`, derived from a seed so that a run's set-up and its
 /// payments hold the same keys.
@@ -130,22 +113,6 @@ pub fn placeholder_key(index: u64) -> PublicKey {
     key[0] = 2;
     key[1..9].copy_from_slice(&index.to_le_bytes());
     PublicKey(key)
-}
-
-pub fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if std::env::var_os("CI").is_some() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:>28} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// Two operators with reserves and e-CNY, and a funded wallet for each of `holders` (wallet i

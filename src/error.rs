@@ -9,10 +9,10 @@ use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
     StaffId, SubWalletId, WalletId,
 };
-use crate::programs::notices::beijing_time;
 use crate::programs::red_packets::PacketUnusable;
 use crate::programs::{CampaignError, LotteryError};
 use crate::signing::SigningContext;
+use crate::time::china_date_time;
 use crate::wallet::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -313,7 +313,7 @@ pub enum CommandError {
     CampaignExists(CampaignId),
     #[error("campaign ids are assigned in order: the next is {next}, not {got}")]
     CampaignIdNotNext { got: CampaignId, next: CampaignId },
-    #[error("registration for campaign {campaign} closed at {} Beijing time: a campaign and its seed commitment are published before registration closes", beijing_time(*closes_at_ms))]
+    #[error("registration for campaign {campaign} closed at {} Beijing time: a campaign and its seed commitment are published before registration closes", china_date_time(*closes_at_ms))]
     CampaignTooLate {
         campaign: CampaignId,
         closes_at_ms: u64,
@@ -327,7 +327,7 @@ pub enum CommandError {
     CampaignNotFunded(CampaignId),
     #[error("campaign {0} has already been drawn")]
     CampaignAlreadyDrawn(CampaignId),
-    #[error("campaign {campaign} ended at {} Beijing time (the end of its packets' validity)", beijing_time(*closed_at_ms))]
+    #[error("campaign {campaign} ended at {} Beijing time (the end of its packets' validity)", china_date_time(*closed_at_ms))]
     CampaignEnded {
         campaign: CampaignId,
         closed_at_ms: u64,

@@ -1,11 +1,25 @@
 //! ecny: a retail central-bank digital currency platform in the shape of China's e-CNY.
 //!
-//! The tree follows the system's parts (see DESIGN.md): the coin (`amount`), the central bank's
-//! issuance vault (`issuance`), operators (`operator`), the registration center's ledger of record
-//! (`ledger`, driven by the deterministic `state_machine`), the certification center's
-//! cryptography (`certs`), wallets (`wallet`), programmable money (`programs`: red-packet
-//! campaigns and their lottery), durable embedded storage (`storage`, `node`), and the `audit` of
-//! every invariant.
+//! The tree follows the system's parts (see DESIGN.md and the README's module table):
+//!
+//! - the coin (`amount`), typed `ids`, and China time and the calendar (`time`);
+//! - the central bank's issuance vault (`issuance`) and the operators (`operator`, with its front
+//!   office for merchants), who alone hold holders' identities, `sealed` at rest;
+//! - the registration center's ledger of record (`ledger`), driven by the deterministic
+//!   `state_machine` from `command`s in the `codec`'s bytes, refused with an `error`'s stable
+//!   code, kept once per key (`idempotency`);
+//! - who may do what (`parties`) and what a holder's signature is bound to (`signing`);
+//! - the certification center's cryptography (`certs`) and the keys of a data directory
+//!   (`keyring`);
+//! - wallets (`wallet`), hardware wallets and dual offline payments (`offline`), merchant
+//!   channels: QR, tap zones, payment codes, acquiring (`channels`), and programmable money
+//!   (`programs`: red-packet campaigns, their lottery, smart contracts);
+//! - durable embedded storage (`storage`, `node`), the `audit` of every invariant, and the
+//!   analysis center (`analytics`), which reads the events of a synthetic city (`city`) driven
+//!   through the real platform;
+//! - the HTTP edge (`server`), the wiring of a data directory (`platform`), the walk-through
+//!   (`demo`), the benchmarks (`bench`) with their progress bars (`progress`) and seeded
+//!   randomness (`rng`).
 
 pub mod amount;
 pub mod analytics;
@@ -13,6 +27,7 @@ pub mod audit;
 pub mod bench;
 pub mod certs;
 pub mod channels;
+pub mod city;
 pub mod codec;
 pub mod command;
 pub mod demo;
@@ -28,11 +43,14 @@ pub mod operator;
 pub mod parties;
 pub mod platform;
 pub mod programs;
+pub mod progress;
+pub mod rng;
 pub mod sealed;
 pub mod server;
 pub mod signing;
 pub mod state_machine;
 pub mod storage;
+pub mod time;
 pub mod wallet;
 
 pub use amount::Amount;

@@ -11,8 +11,9 @@ use ecny::channels::payment_code::{
 };
 use ecny::command::{Command, CommandResult, Outcome};
 use ecny::ids::{EventId, MerchantId, OperatorId, SubWalletId};
+use ecny::time::china_day;
 use ecny::wallet::sub_wallet::SubWalletLimits;
-use ecny::wallet::{china_day, WalletClass};
+use ecny::wallet::WalletClass;
 use support::{yuan, Holder, World};
 
 struct Shop {

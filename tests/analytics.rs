@@ -10,18 +10,18 @@ use std::sync::OnceLock;
 
 use ecny::analytics::alerts::{alerts_csv, read_alerts_csv};
 use ecny::analytics::rules::{Rule, RuleConfig};
-use ecny::analytics::simulate::{
-    evaluate, labels_csv, read_labels_csv, simulate, Label, Pattern, SimulationConfig,
-    SimulationReport,
-};
 use ecny::analytics::statement::{camt053, statement};
 use ecny::analytics::statistics::{read_statistics_csv, statistics_csv};
 use ecny::analytics::{AnalysisCenter, Directory};
 use ecny::audit::audit;
+use ecny::city::{
+    evaluate, labels_csv, read_labels_csv, simulate, Label, Pattern, SimulationConfig,
+    SimulationReport,
+};
 use ecny::node::Node;
 use ecny::state_machine::StateMachine;
 use ecny::storage::CommandLog;
-use ecny::wallet::{china_day, parse_day};
+use ecny::time::{china_day, parse_day};
 
 const CITY: SimulationConfig = SimulationConfig {
     wallets: 1_000,
@@ -582,7 +582,7 @@ fn signed_fen(element: &Element) -> Result<i64, String> {
 }
 
 fn is_china_time(text: &str) -> bool {
-    ecny::analytics::parse_china_time(text).is_some()
+    ecny::time::parse_china_time(text).is_some()
 }
 
 /// What xmllint would check against the published XSD, for what a statement uses — structure,

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use ecny::amount::Amount;
 use ecny::audit::audit;
-use ecny::bench::{holder_key, SplitMix};
+use ecny::bench::holder_key;
 use ecny::command::{Command, Outcome};
 use ecny::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use ecny::ledger::Event;
 use ecny::node::SystemClock;
 use ecny::platform::Platform;
+use ecny::rng::SplitMix;
 
 struct Ack {
     payer: WalletId,

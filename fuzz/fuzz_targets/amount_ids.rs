@@ -14,7 +14,8 @@ use ecny::ids::{
     IdentityLookupId, MerchantId, OperatorId, SubWalletId, WalletId,
 };
 use ecny::server::fields::{amount_field, id_field};
-use ecny::wallet::{format_day, parse_day, parse_phone};
+use ecny::time::{format_day, parse_day};
+use ecny::wallet::parse_phone;
 use ecny::Amount;
 use libfuzzer_sys::fuzz_target;
 

@@ -16,8 +16,9 @@ use thiserror::Error;
 use crate::amount::Amount;
 use crate::analytics::csv::{self, CsvError};
 use crate::analytics::rules::{Finding, Rule};
-use crate::analytics::{china_time, parse_china_time, Movement};
+use crate::analytics::Movement;
 use crate::ids::{DeviceId, EventId, OperatorId, WalletId};
+use crate::time::{china_time, parse_china_time};
 
 /// Longest note an analyst may write.
 pub const NOTE_CHARS_MAX: usize = 2_000;

@@ -39,7 +39,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{EventId, MerchantId, OperatorId, WalletId};
 use crate::ledger::TransferKind;
 use crate::state_machine::StateMachine;
-use crate::wallet::china_day;
+use crate::time::china_day;
 
 const INDEX_MAGIC: &[u8; 8] = b"ECNYIDX1";
 /// Bytes of one statement entry in the file.
@@ -585,11 +585,11 @@ pub fn write_index(data: &Path, index: &AnalysisIndex) -> Result<(), IndexError>
 mod tests {
     use super::*;
     use crate::analytics::rules::RuleConfig;
-    use crate::analytics::simulate::{simulate, SimulationConfig};
     use crate::analytics::statement::statement;
     use crate::analytics::AnalysisCenter;
+    use crate::city::{simulate, SimulationConfig};
     use crate::node::Node;
-    use crate::wallet::parse_day;
+    use crate::time::parse_day;
 
     /// A small simulated city, its state, and its index written beside it.
     fn city() -> (tempfile::TempDir, StateMachine, AnalysisIndex) {

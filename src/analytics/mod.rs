@@ -7,13 +7,12 @@
 //! [`Directory`] is that pseudonymous view of the state; [`classify`] turns a ledger event into a
 //! [`Movement`] (who paid whom, how, how much); [`AnalysisCenter`] feeds movements to the
 //! [`rules`], the [`alerts`] book and the [`statistics`]. [`statement`] writes camt.053 account
-//! statements; [`simulate`] makes a synthetic city with labelled suspicious patterns.
+//! statements. It only reads events: the synthetic city that makes them is `crate::city`.
 
 pub mod alerts;
 pub mod csv;
 pub mod index;
 pub mod rules;
-pub mod simulate;
 pub mod statement;
 pub mod statistics;
 
@@ -27,7 +26,6 @@ use crate::channels::emvco::Mcc;
 use crate::ids::{AccountId, DeviceId, EventId, MerchantId, OperatorId, WalletId};
 use crate::ledger::{AccountKind, BlockReason, DeviceChange, Event, Transfer, TransferKind};
 use crate::state_machine::StateMachine;
-use crate::wallet::{china_day, format_day, parse_day};
 
 use alerts::AlertBook;
 use rules::{RuleConfig, RuleEngine};
@@ -401,52 +399,5 @@ impl AnalysisCenter {
 
     pub fn config(&self) -> &RuleConfig {
         self.rules.config()
-    }
-}
-
-const CHINA_OFFSET_MS: u64 = 8 * 3_600_000;
-const DAY_MS: u64 = 86_400_000;
-
-/// A ledger time in China time as ISO 8601 with milliseconds: `2024-03-01T08:30:00.000+08:00`.
-pub fn china_time(at_ms: u64) -> String {
-    let local = at_ms + CHINA_OFFSET_MS;
-    let ms_of_day = local % DAY_MS;
-    format!(
-        "{}T{:02}:{:02}:{:02}.{:03}+08:00",
-        format_day(china_day(at_ms)),
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000
-    )
-}
-
-/// Reads what [`china_time`] writes.
-pub fn parse_china_time(text: &str) -> Option<u64> {
-    let (date, time) = text.strip_suffix("+08:00")?.split_once('T')?;
-    let day = u64::from(parse_day(date)?);
-    let (hms, millis) = time.split_once('.')?;
-    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
-    let (hours, minutes, seconds) = (parts.next()??, parts.next()??, parts.next()??);
-    let millis: u64 = millis.parse().ok()?;
-    if parts.next().is_some() || hours > 23 || minutes > 59 || seconds > 59 || millis > 999 {
-        return None;
-    }
-    let local = day * DAY_MS + ((hours * 60 + minutes) * 60 + seconds) * 1000 + millis;
-    local.checked_sub(CHINA_OFFSET_MS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn china_time_prints_local_time_and_reads_back() {
-        // 2024-03-01 00:00 UTC is 08:00 in China.
-        let at = 1_709_251_200_123;
-        assert_eq!(china_time(at), "2024-03-01T08:00:00.123+08:00");
-        assert_eq!(parse_china_time(&china_time(at)), Some(at));
-        assert_eq!(parse_china_time("2024-03-01T24:00:00.000+08:00"), None);
-        assert_eq!(parse_china_time("2024-03-01T08:00:00Z"), None);
     }
 }

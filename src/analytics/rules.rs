@@ -16,10 +16,7 @@ use crate::amount::Amount;
 use crate::analytics::{DeviceBlocked, Directory, Flow, Movement};
 use crate::ids::{DeviceId, EventId, OperatorId, WalletId};
 use crate::ledger::BlockReason;
-
-const MINUTE_MS: u64 = 60_000;
-const HOUR_MS: u64 = 60 * MINUTE_MS;
-const DAY_MS: u64 = 24 * HOUR_MS;
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Most entries one wallet's window keeps; past it the oldest go first. Far above every
 /// threshold, so a truncated window still crosses a threshold the full one would.

@@ -10,11 +10,11 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::analytics::statistics::{channel_name, Tally};
-use crate::analytics::{china_time, classify, Directory, Flow};
+use crate::analytics::{classify, Directory, Flow};
 use crate::ids::{EventId, OperatorId, WalletId};
 use crate::ledger::TransferKind;
 use crate::state_machine::StateMachine;
-use crate::wallet::{china_day, format_day};
+use crate::time::{china_day, china_time, format_day};
 
 /// The camt.053 version written: the one CBPR+ and most banks exchange today.
 pub const CAMT053_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08";

@@ -12,7 +12,7 @@ use crate::amount::Amount;
 use crate::analytics::csv::{self, CsvError};
 use crate::analytics::{Directory, Flow, Movement};
 use crate::ids::{OperatorId, WalletId};
-use crate::wallet::{china_day, format_day, parse_day};
+use crate::time::{china_day, format_day, parse_day};
 
 /// A count and the money it moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

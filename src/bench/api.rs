@@ -25,7 +25,9 @@ use crate::platform::{Platform, PlatformError};
 use crate::server::{Server, ServerConfig, ServerError};
 use crate::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 
-use super::{percentiles, populate, progress, signed, SplitMix};
+use super::{percentiles, populate, signed};
+use crate::progress::progress;
+use crate::rng::SplitMix;
 
 /// Longest response head the client accepts; the server's are a few hundred bytes.
 const RESPONSE_HEAD_BYTES_MAX: usize = 8 * 1024;

@@ -15,13 +15,13 @@ use crate::programs::campaign::{CampaignTerms, Eligibility, RegionCode, Sponsor,
 use crate::programs::lottery::Seed;
 use crate::programs::red_packets::CampaignStatus;
 use crate::state_machine::StateMachine;
+use crate::time::{DAY_MS, HOUR_MS};
 use crate::wallet::WalletClass;
 
-use super::{progress, sign_all, wallet_holder_key, BENCH_BATCH_COMMANDS};
+use super::{sign_all, wallet_holder_key, BENCH_BATCH_COMMANDS};
+use crate::progress::progress;
 use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
 
-const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 24 * HOUR_MS;
 /// 2026-11-23 12:00 Beijing time: when the benchmark's city starts.
 const START_MS: u64 = 1_795_406_400_000;
 const PACKET_VALUE: Amount = Amount::from_yuan(200);

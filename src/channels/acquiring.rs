@@ -17,7 +17,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::Command;
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
-use crate::wallet::china_day;
+use crate::time::china_day;
 
 /// Longest merchant name: what an EMVCo QR's merchant-name field holds.
 pub const MERCHANT_NAME_CHARS_MAX: usize = 25;

@@ -11,16 +11,14 @@ use ecny::analytics::index::{
     write_index, AnalysisIndex, IndexError, IndexFile, LogPosition, INDEX_FILE,
 };
 use ecny::analytics::rules::RuleConfig;
-use ecny::analytics::simulate::{
-    evaluate, labels_csv, read_labels_csv, simulate, SimulationConfig,
-};
 use ecny::analytics::statement::{camt053, check_days};
 use ecny::analytics::statistics::statistics_csv;
 use ecny::analytics::AnalysisCenter;
 use ecny::audit::audit;
+use ecny::city::{evaluate, labels_csv, read_labels_csv, simulate, SimulationConfig};
 use ecny::ids::WalletId;
 use ecny::server::config::DATA_DEFAULT;
-use ecny::wallet::parse_day;
+use ecny::time::parse_day;
 
 use super::{coded, open_existing};
 

@@ -20,7 +20,6 @@ use ecny::ids::OperatorId;
 pub const PNG_MODULE_PX: u32 = 6;
 /// Where `ecny serve` keeps its data unless told otherwise; the operators' tokens are in its keys.
 pub use ecny::server::config::DATA_DEFAULT;
-const CHINA_OFFSET_S: u64 = 8 * 3600;
 
 /// A refusal or local error, with a stable code like the server's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,17 +206,6 @@ pub fn write_png(path: &Path, payload: &str) -> Result<(), Failure> {
     write_file(path, &render_png(payload, PNG_MODULE_PX)?)
 }
 
-/// `HH:MM:SS` in China time, for validity and receipt times.
-pub fn china_clock(unix_s: u64) -> String {
-    let seconds = (unix_s + CHINA_OFFSET_S) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
 /// A path segment with everything but unreserved characters percent-encoded.
 pub fn path_segment(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
@@ -280,11 +268,5 @@ mod tests {
     fn order_references_travel_in_a_path_intact() {
         assert_eq!(path_segment("TILL-0001"), "TILL-0001");
         assert_eq!(path_segment("A/B 1?#%"), "A%2FB%201%3F%23%25");
-    }
-
-    #[test]
-    fn china_time_is_eight_hours_ahead() {
-        assert_eq!(china_clock(0), "08:00:00");
-        assert_eq!(china_clock(16 * 3600 + 61), "00:01:01");
     }
 }

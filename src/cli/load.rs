@@ -6,12 +6,13 @@ use std::io::Write;
 use std::path::Path;
 
 use ecny::amount::Amount;
-use ecny::bench::{holder_key, populate, with_holders, SplitMix};
+use ecny::bench::{holder_key, populate, with_holders};
 use ecny::certs::KeyPair;
 use ecny::command::{Command, Outcome};
 use ecny::ids::{IdempotencyKey, OperatorId, WalletId};
 use ecny::node::SystemClock;
 use ecny::platform::Platform;
+use ecny::rng::SplitMix;
 use ecny::state_machine::StateMachine;
 
 /// Wallets the crash scenario pays between.

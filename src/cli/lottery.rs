@@ -8,15 +8,13 @@ use clap::Subcommand;
 use ecny::ids::WalletId;
 use ecny::programs::campaign::CAMPAIGN_PACKETS_MAX;
 use ecny::programs::lottery::REGISTRANTS_MAX;
+use ecny::time::DAY_MS;
 
 use super::coded;
 use ecny::programs::{
     winner_notices, Campaign, CampaignError, CampaignTerms, Draw, LotteryError, Registrant,
     RegistrantList, Seed, Window,
 };
-
-const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 24 * HOUR_MS;
 
 #[derive(Subcommand)]
 pub enum LotteryCommand {

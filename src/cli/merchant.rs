@@ -14,10 +14,11 @@ use ecny::channels::acquiring::TerminalKind;
 use ecny::channels::emvco::Mcc;
 use ecny::channels::render_svg;
 use ecny::ids::{EventId, MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::time::china_clock;
 
 use super::client::{
-    answer_field, china_clock, draw_qr, load_profile, operator_token, path_segment, profile_field,
-    save_private, text, write_file, write_png, Failure, DATA_DEFAULT, PNG_MODULE_PX,
+    answer_field, draw_qr, load_profile, operator_token, path_segment, profile_field, save_private,
+    text, write_file, write_png, Failure, DATA_DEFAULT, PNG_MODULE_PX,
 };
 use super::http::{fresh_key, Api, SERVER_DEFAULT};
 

@@ -418,7 +418,7 @@ pub fn main() -> ExitCode {
             data,
             labels,
         } => {
-            let config = ecny::analytics::simulate::SimulationConfig {
+            let config = ecny::city::SimulationConfig {
                 wallets,
                 merchants,
                 days,

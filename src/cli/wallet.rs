@@ -20,10 +20,11 @@ use ecny::error::CommandError;
 use ecny::ids::{MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::parties::session_signing_bytes;
 use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
+use ecny::time::china_clock;
 use ecny::wallet::sub_wallet::SubWalletLimits;
 
 use super::client::{
-    answer_field, china_clock, draw_qr, load_profile, profile_field, save_private, text, Failure,
+    answer_field, draw_qr, load_profile, profile_field, save_private, text, Failure,
 };
 use super::http::{fresh_key, Api, SERVER_DEFAULT};
 

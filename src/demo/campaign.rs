@@ -29,11 +29,10 @@ use crate::programs::campaign::{CampaignTerms, Eligibility, RegionCode, Sponsor,
 use crate::programs::lottery::{RegistrantList, Seed};
 use crate::programs::{winner_notices, Campaign, Draw};
 use crate::state_machine::StateMachine;
+use crate::time::{DAY_MS, HOUR_MS};
 use crate::wallet::WalletClass;
 
 const SEED: &str = "campaign-demo";
-const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 24 * HOUR_MS;
 /// Fewest registrants the story can be told with: it spends two winners' packets.
 pub const CAMPAIGN_DEMO_REGISTRANTS_MIN: u32 = 2;
 /// Commands per operator batch for the registrants' wallets and registrations.

@@ -9,8 +9,9 @@ use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
 use crate::command::{Command, Outcome};
 use crate::ids::{EventId, MerchantId, OperatorId};
 use crate::programs::contracts::Template;
+use crate::time::china_day;
 use crate::wallet::sub_wallet::SubWalletLimits;
-use crate::wallet::{china_day, WalletClass};
+use crate::wallet::WalletClass;
 
 /// Opens the shop's class 2 wallet (deposit account, bound, real name) and onboards it.
 fn onboard(story: &mut Story, lakeside: OperatorId) -> Result<(Holder, MerchantId), DemoError> {

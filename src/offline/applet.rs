@@ -44,6 +44,7 @@ use crate::offline::messages::{
 };
 use crate::offline::nvm::{Nvm, PowerLost, TearingPlan};
 use crate::offline::state::{Challenges, DeviceKey, SpendingDay, VerifiedCertificates};
+use crate::time::DAY_S;
 
 pub use crate::offline::messages::LoadAuthorization;
 pub use crate::offline::state::PersistentState;
@@ -67,9 +68,6 @@ pub const DEVICE_CERTS_CACHED_MAX: usize = 16;
 pub const RECENT_CHALLENGES_MAX: usize = 8;
 /// Transient buffer for a chained command; the largest message is a full revocation list.
 pub const CHAIN_BYTES_MAX: usize = 1_280;
-/// Daily caps roll over at midnight Beijing time (UTC+8).
-pub const BEIJING_OFFSET_S: u32 = 8 * 3_600;
-pub const DAY_S: u32 = 86_400;
 /// How far past its last trusted time (a sync confirmation or a revocation list) a phone's or
 /// reader's clock may be before the card refuses to transact: a card is offline a week at most,
 /// and a clock set forward gains at most a week of daily caps, each day's only once.

@@ -7,7 +7,7 @@ use crate::amount::Amount;
 use crate::certs::device::CertChainError;
 use crate::codec::DecodeError;
 use crate::offline::apdu::{ApduError, StatusWord};
-use crate::programs::notices::beijing_time;
+use crate::time::china_date_time;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum OfflineError {
@@ -43,7 +43,7 @@ pub enum OfflineError {
     SignatureInvalid(&'static str),
     #[error("this secure element is blocked by the central bank; it can only sync")]
     DeviceBlocked,
-    #[error("the phone's clock ({} Beijing time) is before the last trusted time ({})", beijing_time(u64::from(*time_s) * 1000), beijing_time(u64::from(*floor_s) * 1000))]
+    #[error("the phone's clock ({} Beijing time) is before the last trusted time ({})", china_date_time(u64::from(*time_s) * 1000), china_date_time(u64::from(*floor_s) * 1000))]
     TimeBeforeSync { time_s: u32, floor_s: u32 },
     #[error("amount must be positive, got {0}")]
     AmountNotPositive(Amount),
@@ -87,7 +87,7 @@ pub enum OfflineError {
     CounterExhausted,
     #[error("sequence number {got} was expected to be {expected}")]
     SequenceOutOfOrder { got: u32, expected: u32 },
-    #[error("sync confirmation time {} Beijing time is not after the last sync at {}", beijing_time(u64::from(*time_s) * 1000), beijing_time(u64::from(*last_sync_s) * 1000))]
+    #[error("sync confirmation time {} Beijing time is not after the last sync at {}", china_date_time(u64::from(*time_s) * 1000), china_date_time(u64::from(*last_sync_s) * 1000))]
     SyncStale { time_s: u32, last_sync_s: u32 },
     #[error("sync through record {through_seq} is outside {synced_through}..={last_seq}")]
     SyncOutOfRange {

@@ -6,8 +6,8 @@ use thiserror::Error;
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
 use crate::offline::applet::RECORDS_MAX;
+use crate::time::DAY_S;
 
-const DAY_S: u32 = 86_400;
 const YEAR_S: u32 = 365 * DAY_S;
 
 /// The physical wallet a secure element lives in.

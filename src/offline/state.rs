@@ -9,15 +9,15 @@ use crate::certs::Signature;
 use crate::certs::{sm3_parts, KeyPair, PublicKey};
 use crate::ids::DeviceId;
 use crate::offline::applet::{
-    BEIJING_OFFSET_S, DAY_S, DEVICE_CERTS_CACHED_MAX, OFFLINE_DAYS_MAX, OFFLINE_PERIOD_MAX_S,
-    OPERATOR_CERTS_CACHED_MAX, PROTOCOL_VERSION, RECENT_CHALLENGES_MAX, RECORDS_MAX,
-    UNLOADS_PENDING_MAX,
+    DEVICE_CERTS_CACHED_MAX, OFFLINE_DAYS_MAX, OFFLINE_PERIOD_MAX_S, OPERATOR_CERTS_CACHED_MAX,
+    PROTOCOL_VERSION, RECENT_CHALLENGES_MAX, RECORDS_MAX, UNLOADS_PENDING_MAX,
 };
 use crate::offline::error::OfflineError;
 use crate::offline::messages::{
     Challenge, EntryRole, LogEntry, Nonce, SeSummary, SelectInfo, SyncAttestation, UnloadEntry,
     CHALLENGE_BYTES, LOG_ENTRY_BYTES, NONCE_BYTES, SIGNATURE_BYTES, UNLOAD_ENTRY_BYTES,
 };
+use crate::time::china_day_of_seconds;
 
 const NONCE_DOMAIN: &[u8] = b"ecny.offline.nonce.v1";
 const SESSION_DOMAIN: &[u8] = b"ecny.offline.session.v1";
@@ -180,11 +180,6 @@ impl Challenges {
 pub struct SpendingDay {
     pub day: u32,
     pub spent: Amount,
-}
-
-/// The Beijing day number of a time in seconds.
-pub fn beijing_day(time_s: u32) -> u32 {
-    time_s.saturating_add(BEIJING_OFFSET_S) / DAY_S
 }
 
 /// Everything the secure element keeps across power cycles.
@@ -451,7 +446,7 @@ impl PersistentState {
             let cap = caps.spend_before_sync;
             return Err(OfflineError::SpendCap { amount, cap, spent });
         }
-        let day = beijing_day(time_s);
+        let day = china_day_of_seconds(time_s);
         let today = self.spent_on(day);
         if let Some(cap) = caps
             .daily_cap
@@ -498,7 +493,7 @@ impl PersistentState {
     /// The spending-days table once the clock floor is `floor_s`: days before it can no longer
     /// be named by any accepted time.
     pub(super) fn spending_days_from(&self, floor_s: u32) -> Vec<SpendingDay> {
-        let first = beijing_day(floor_s);
+        let first = china_day_of_seconds(floor_s);
         self.spending_days
             .iter()
             .filter(|entry| entry.day >= first)
@@ -560,8 +555,8 @@ impl PersistentState {
         assert!(days.len() <= OFFLINE_DAYS_MAX, "spending days overflow");
         assert!(days.windows(2).all(|pair| pair[0].day < pair[1].day));
         let (first, last) = (
-            beijing_day(self.clock_floor_s),
-            beijing_day(self.clock_floor_s.saturating_add(OFFLINE_PERIOD_MAX_S)),
+            china_day_of_seconds(self.clock_floor_s),
+            china_day_of_seconds(self.clock_floor_s.saturating_add(OFFLINE_PERIOD_MAX_S)),
         );
         assert!(
             days.iter().all(|entry| (first..=last).contains(&entry.day)),

@@ -22,7 +22,7 @@ use crate::channels::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{CampaignId, MerchantId, WalletId};
 use crate::programs::lottery::SeedCommitment;
-use crate::programs::notices::beijing_time;
+use crate::time::china_date_time;
 
 /// Largest number of packets one campaign may hand out (the Suzhou and Shenzhen pilots had
 /// 100,000 each); it bounds the draw's memory and the notification outbox.
@@ -61,7 +61,7 @@ pub enum CampaignError {
     BadName(&'static str),
     #[error("the {0} window closes at or before it opens")]
     EmptyWindow(&'static str),
-    #[error("packets become valid at {} Beijing time, before registration closes at {} (the draw happens after registration closes)", beijing_time(*valid_from_ms), beijing_time(*registration_closes_ms))]
+    #[error("packets become valid at {} Beijing time, before registration closes at {} (the draw happens after registration closes)", china_date_time(*valid_from_ms), china_date_time(*registration_closes_ms))]
     ValidBeforeDraw {
         valid_from_ms: u64,
         registration_closes_ms: u64,

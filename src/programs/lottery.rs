@@ -65,7 +65,7 @@ use thiserror::Error;
 use crate::certs::{decode_hex, encode_hex, sm3_parts};
 use crate::ids::{CampaignId, WalletId};
 use crate::programs::campaign::{Campaign, Window};
-use crate::programs::notices::beijing_time;
+use crate::time::china_date_time;
 
 /// Bytes in a lottery seed: 256 bits, so the commitment cannot be inverted by guessing.
 pub const SEED_BYTES: usize = 32;
@@ -93,7 +93,7 @@ pub enum LotteryError {
     CommitmentMalformed,
     #[error("the revealed seed does not match the commitment published with the campaign ({commitment}); it is the wrong seed")]
     SeedDoesNotMatchCommitment { commitment: SeedCommitment },
-    #[error("registration for {campaign} is open from {} to {} Beijing time; {} is outside it", beijing_time(window.opens_at_ms), beijing_time(window.closes_at_ms), beijing_time(*at_ms))]
+    #[error("registration for {campaign} is open from {} to {} Beijing time; {} is outside it", china_date_time(window.opens_at_ms), china_date_time(window.closes_at_ms), china_date_time(*at_ms))]
     RegistrationNotOpen {
         campaign: CampaignId,
         window: Window,
@@ -105,7 +105,7 @@ pub enum LotteryError {
     TooManyRegistrants { count: usize },
     #[error("registrants line {line}: {text:?} is not a wallet id (e.g. W0000000001), optionally followed by \"{OFFLINE_TRIAL_MARK}\"")]
     RegistrantLineMalformed { line: usize, text: String },
-    #[error("registration for {campaign} is open until {} Beijing time (now {}): the list cannot be closed, nor the seed revealed and drawn, before then", beijing_time(*closes_at_ms), beijing_time(*now_ms))]
+    #[error("registration for {campaign} is open until {} Beijing time (now {}): the list cannot be closed, nor the seed revealed and drawn, before then", china_date_time(*closes_at_ms), china_date_time(*now_ms))]
     RegistrationStillOpen {
         campaign: CampaignId,
         closes_at_ms: u64,

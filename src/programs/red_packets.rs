@@ -291,15 +291,19 @@ impl PacketUnusable {
 
 impl fmt::Display for PacketUnusable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::programs::notices::beijing_time;
+        use crate::time::china_date_time;
         f.write_str("packet not usable here: ")?;
         match self {
             PacketUnusable::Merchant(why) => write!(f, "{why}"),
             PacketUnusable::NotYetValid { from_ms } => {
-                write!(f, "valid only from {} Beijing time", beijing_time(*from_ms))
+                write!(
+                    f,
+                    "valid only from {} Beijing time",
+                    china_date_time(*from_ms)
+                )
             }
             PacketUnusable::Expired { at_ms } => {
-                write!(f, "expired at {} Beijing time", beijing_time(*at_ms))
+                write!(f, "expired at {} Beijing time", china_date_time(*at_ms))
             }
             PacketUnusable::UsedUp => f.write_str("nothing left in it"),
         }

@@ -16,10 +16,10 @@ use crate::parties::{Operation, Party};
 use crate::programs::contracts::{Contract, Template};
 use crate::state_machine::StateMachine;
 
-use super::fields::{holder_signature, unprocessable, HolderSignature};
-use super::gateway::{Gateway, GatewayError};
+use super::extract::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
+use super::fields::{holder_signature, unprocessable};
+use super::gateway::{Gateway, GatewayError, HolderSignature};
 use super::problem::{JsonBody, Problem};
-use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -372,11 +372,11 @@ pub const OPENAPI_PATHS: [&str; 4] = [
 pub mod openapi {
     use serde_json::{json, Map, Value};
 
-    use crate::server::merchants::openapi::{body, idempotency, ok, path_param, schema_ref};
+    use crate::server::openapi_doc::{body, idempotency, ok, path_param, schema_ref};
 
     /// The contract refusals on top of those every call can meet.
     fn responses(status: &str, description: &str, schema: &str, body: bool) -> Value {
-        crate::server::merchants::openapi::responses(
+        crate::server::openapi_doc::responses(
             ok(status, description, schema_ref(schema)),
             body,
             &[("409", "IDEMPOTENCY_KEY_REUSED")],

@@ -19,13 +19,10 @@ use crate::ids::{AccountId, EventId, IdempotencyKey, WalletId};
 use crate::parties::{Operation, Party};
 use crate::wallet::WalletClass;
 
-use super::fields::HolderSignature;
+use super::extract::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
 use super::fields::{amount_field, unprocessable};
-use super::gateway::{Gateway, GatewayError, WalletView};
+use super::gateway::{Gateway, GatewayError, HolderSignature, WalletResponse, WalletView};
 use super::problem::{JsonBody, Problem};
-use super::routes::{
-    blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId, WalletResponse,
-};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -250,7 +247,7 @@ async fn exchange(
 pub mod openapi {
     use serde_json::{json, Map, Value};
 
-    use crate::server::merchants::openapi::{
+    use crate::server::openapi_doc::{
         body, idempotency, ok, path_param, responses, schema_ref, string,
     };
 

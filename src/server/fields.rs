@@ -7,10 +7,9 @@ use axum::http::StatusCode;
 
 use crate::amount::Amount;
 use crate::certs::{PublicKey, Signature};
-use crate::command::HolderAuth;
 use crate::ids::IdParseError;
-use crate::signing::SigningContext;
 
+use super::gateway::HolderSignature;
 use super::problem::Problem;
 
 pub fn unprocessable(code: &'static str, detail: String) -> Problem {
@@ -27,28 +26,6 @@ pub fn amount_field(name: &str, text: &str) -> Result<Amount, Problem> {
 pub fn id_field<T: FromStr<Err = IdParseError>>(name: &str, text: &str) -> Result<T, Problem> {
     text.parse()
         .map_err(|error: IdParseError| unprocessable("MALFORMED_ID", format!("{name}: {error}")))
-}
-
-/// A holder's signature as a request carries it: the key, the SM2 signature and the end of its
-/// window. The context it names (this deployment, the wallet's operator) is not in the request:
-/// the gateway binds it once it knows the wallet's operator (`Gateway::bind`).
-#[derive(Clone, Copy, Debug)]
-pub struct HolderSignature {
-    pub public_key: PublicKey,
-    pub signature: Signature,
-    pub not_after_ms: u64,
-}
-
-impl HolderSignature {
-    /// The signature as made for `context`.
-    pub fn bound(self, context: SigningContext) -> HolderAuth {
-        HolderAuth {
-            public_key: self.public_key,
-            signature: self.signature,
-            context,
-            not_after_ms: self.not_after_ms,
-        }
-    }
 }
 
 /// The holder's public key (66 hex digits), SM2 signature (128 hex digits) and the end of its

@@ -9,22 +9,22 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::audit::{audit, AuditReport};
-use crate::certs::PublicKey;
+use crate::certs::{PublicKey, Signature};
 use crate::channels::payment_code::{
     CodeError, OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier,
 };
 use crate::channels::{NdefError, QrError, RenderError};
-use crate::command::{Command, Outcome};
+use crate::command::{Command, HolderAuth, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::ledger::{Event, TransferKind};
 use crate::node::{NodeError, NodeHandle};
+use crate::operator::front_office::MerchantAccessError;
 use crate::operator::BatchDesk;
 use crate::parties::{CredentialBook, Denial, Operation, Party};
 use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::{WalletClass, WalletStatus};
 
-use super::fields::HolderSignature;
 use super::metrics::Metrics;
 
 #[derive(Debug, Error)]
@@ -57,6 +57,20 @@ pub enum GatewayError {
     Code(#[from] CodeError),
     #[error(transparent)]
     Render(#[from] RenderError),
+}
+
+impl From<MerchantAccessError> for GatewayError {
+    fn from(error: MerchantAccessError) -> GatewayError {
+        match error {
+            MerchantAccessError::Denied { operation, denial } => {
+                GatewayError::Denied { operation, denial }
+            }
+            MerchantAccessError::NotYourMerchant(_) => GatewayError::Forbidden {
+                code: "NOT_YOUR_MERCHANT",
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 impl GatewayError {
@@ -119,6 +133,50 @@ pub struct WalletView {
     pub class: WalletClass,
     pub status: WalletStatus,
     pub balance: Amount,
+}
+
+/// A wallet as an answer shows it.
+#[derive(serde::Serialize)]
+pub struct WalletResponse {
+    pub wallet: String,
+    pub operator: String,
+    pub class: u8,
+    pub status: String,
+    pub balance: String,
+}
+
+impl From<WalletView> for WalletResponse {
+    fn from(view: WalletView) -> WalletResponse {
+        WalletResponse {
+            wallet: view.id.to_string(),
+            operator: view.operator.to_string(),
+            class: view.class as u8,
+            status: view.status.to_string(),
+            balance: view.balance.to_string(),
+        }
+    }
+}
+
+/// A holder's signature as a request carries it: the key, the SM2 signature and the end of its
+/// window. The context it names (this deployment, the wallet's operator) is not in the request:
+/// the gateway binds it once it knows the wallet's operator (`Gateway::bind`).
+#[derive(Clone, Copy, Debug)]
+pub struct HolderSignature {
+    pub public_key: PublicKey,
+    pub signature: Signature,
+    pub not_after_ms: u64,
+}
+
+impl HolderSignature {
+    /// The signature as made for `context`.
+    pub fn bound(self, context: SigningContext) -> HolderAuth {
+        HolderAuth {
+            public_key: self.public_key,
+            signature: self.signature,
+            context,
+            not_after_ms: self.not_after_ms,
+        }
+    }
 }
 
 /// Payment codes of one operator: it issues them to its wallets and redeems them at tills.

@@ -14,9 +14,9 @@ use crate::error::CommandError;
 use crate::ids::WalletId;
 use crate::parties::{Operation, Party};
 
+use super::extract::{blocking, AppState, Authenticated, PathId};
 use super::gateway::{Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
-use super::routes::{blocking, AppState, Authenticated, PathId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -132,7 +132,7 @@ pub const OPENAPI_PATHS: [&str; 2] = ["/v1/wallets/{id}/deanonymize", "/v1/deano
 pub mod openapi {
     use serde_json::{json, Map, Value};
 
-    use crate::server::merchants::openapi::{body, ok, path_param, responses, schema_ref};
+    use crate::server::openapi_doc::{body, ok, path_param, responses, schema_ref};
 
     pub fn schemas() -> Map<String, Value> {
         let s = || json!({ "type": "string" });

@@ -9,8 +9,7 @@
 //! exact command. A merchant never sees a payer's wallet id, name or phone: payments show
 //! transfer ids and, for e-commerce, sub-wallet tokens.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -19,28 +18,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::channels::acquiring::{
-    city_of_region, request_payment, ChannelTotal, Merchant, MerchantPayment, Order, RequestRead,
-    SettlementReport, TerminalKind,
+    request_payment, ChannelTotal, Merchant, MerchantPayment, Order, RequestRead, SettlementReport,
+    TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
-use crate::channels::payment_code::{till_key, PAYMENT_CODE_DIGITS, PAYMENT_CODE_PREFIX};
+use crate::channels::payment_code::till_key;
 use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeError};
 use crate::command::{Command, Outcome};
 use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
+use crate::operator::front_office::{
+    self, check_own_payment, check_request_operator, order_validity_s, presented_request,
+    route_payment_code, NewOrder, Standing,
+};
 use crate::parties::{CredentialSubject, Operation, Party};
+use crate::time::{china_day, format_day, parse_day};
 use crate::wallet::sub_wallet::{SubWallet, SubWalletLimits};
-use crate::wallet::{china_day, format_day, parse_day};
 
-use super::fields::{amount_field, holder_signature, id_field, unprocessable, HolderSignature};
-use super::gateway::{now_s, staff_of, Gateway, GatewayError};
+use super::extract::{blocking, AppState, Authenticated, IdempotencyKeyHeader, Params, PathId};
+use super::fields::{amount_field, holder_signature, id_field, unprocessable};
+use super::gateway::{now_s, staff_of, Gateway, GatewayError, HolderSignature};
 use super::problem::{JsonBody, Problem};
-use super::routes::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
 
-/// How long an order's QR stays payable unless the merchant says otherwise.
-pub const ORDER_VALID_S_DEFAULT: u64 = 15 * 60;
-/// Longest an order may stay open: a day covers a courier's round.
-pub const ORDER_VALID_S_MAX: u64 = 24 * 3600;
 /// Pixels per QR module in rendered images.
 const QR_MODULE_PX: u32 = 6;
 
@@ -74,60 +73,6 @@ pub fn routes() -> Router<AppState> {
             post(open_sub_wallet).get(wallet_sub_wallets),
         )
         .route("/v1/sub-wallets/{sw}", put(set_sub_wallet))
-}
-
-// ----- who may act for a merchant -----
-
-/// How the caller stands to a merchant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Standing {
-    Merchant,
-    Terminal(u16, TerminalKind),
-    /// Staff of the merchant's operator.
-    Staff,
-}
-
-fn forbidden(code: &'static str, detail: String) -> GatewayError {
-    GatewayError::Forbidden { code, detail }
-}
-
-/// The table's answer for `operation` on `merchant`, then whether the caller is the merchant's
-/// own: itself, one of its terminals, or its operator's staff.
-fn standing(
-    merchant: &Merchant,
-    party: Party,
-    operation: Operation,
-) -> Result<Standing, GatewayError> {
-    let not_yours = || {
-        forbidden(
-            "NOT_YOUR_MERCHANT",
-            format!(
-                "the credential presented may not act for merchant {} here",
-                merchant.id
-            ),
-        )
-    };
-    if let Party::Terminal { merchant: own, .. } = party {
-        if own != merchant.id {
-            return Err(not_yours());
-        }
-    }
-    let kind = |terminal| merchant.terminal(terminal).ok().flatten();
-    operation
-        .authorize(party, || match party {
-            Party::Terminal { terminal, .. } => kind(terminal),
-            _ => None,
-        })
-        .map_err(|denial| GatewayError::Denied { operation, denial })?;
-    match party {
-        Party::Merchant(own) if own == merchant.id => Ok(Standing::Merchant),
-        Party::Terminal { terminal, .. } => Ok(Standing::Terminal(
-            terminal,
-            kind(terminal).expect("authorized terminals are registered"),
-        )),
-        Party::Staff { operator, .. } if operator == merchant.operator => Ok(Standing::Staff),
-        _ => Err(not_yours()),
-    }
 }
 
 // ----- what the gateway does -----
@@ -205,14 +150,6 @@ pub struct OrderView {
     pub qr: String,
 }
 
-/// Where a new order comes from.
-pub struct NewOrder {
-    pub reference: String,
-    pub amount: Amount,
-    pub valid_s: u64,
-    pub cash_on_delivery: bool,
-}
-
 /// A scanned or tapped request, paid as the holder signed it.
 pub struct RequestPayment {
     pub payer: WalletId,
@@ -221,24 +158,6 @@ pub struct RequestPayment {
     pub read: RequestRead,
     pub key: IdempotencyKey,
     pub signature: HolderSignature,
-}
-
-fn merchant_request(merchant: &Merchant, order: Option<&Order>) -> MerchantQr {
-    MerchantQr {
-        kind: match order {
-            None => QrKind::Static,
-            Some(order) => QrKind::Dynamic {
-                amount: order.amount,
-                order_id: order.reference.clone(),
-                expires_at_s: order.expires_at_ms / 1000,
-            },
-        },
-        operator: merchant.operator,
-        merchant: merchant.id,
-        name: merchant.name.clone(),
-        city: city_of_region(merchant.region),
-        mcc: merchant.mcc,
-    }
 }
 
 fn order_view(merchant: &Merchant, order: &Order) -> Result<OrderView, GatewayError> {
@@ -251,7 +170,7 @@ fn order_view(merchant: &Merchant, order: &Order) -> Result<OrderView, GatewayEr
         cash_on_delivery: order.cash_on_delivery,
         status: order.status.as_str(),
         transfer: order.status.transfer().map(|t| t.to_string()),
-        qr: merchant_request(merchant, Some(order)).encode()?,
+        qr: presented_request(merchant, Some(order)).encode()?,
     })
 }
 
@@ -277,7 +196,7 @@ impl Gateway {
         let merchant = self
             .node
             .query(move |state| state.acquiring().merchant(id).cloned())??;
-        let standing = standing(&merchant, party, operation)?;
+        let standing = front_office::standing(&merchant, party, operation)?;
         Ok((merchant, standing))
     }
 
@@ -362,13 +281,13 @@ impl Gateway {
             let merchant = self
                 .node
                 .query(move |state| state.acquiring().merchant(id).cloned())??;
-            return Ok(merchant_request(&merchant, None));
+            return Ok(presented_request(&merchant, None));
         };
         let (merchant, _) = self.merchant_for(party, id, Operation::ReadOrderQr)?;
         let order = self
             .node
             .query(move |state| state.acquiring().order(id, &reference).cloned())??;
-        Ok(merchant_request(&merchant, Some(&order)))
+        Ok(presented_request(&merchant, Some(&order)))
     }
 
     pub fn create_order(
@@ -378,19 +297,7 @@ impl Gateway {
         order: NewOrder,
     ) -> Result<OrderView, GatewayError> {
         let (merchant, standing) = self.merchant_for(party, id, Operation::CreateOrder)?;
-        let terminal = match standing {
-            Standing::Terminal(number, _) => number,
-            _ => 0,
-        };
-        let now_ms = now_s() * 1000;
-        let command = Command::CreateOrder {
-            merchant: id,
-            reference: order.reference.clone(),
-            amount: order.amount,
-            expires_at_ms: now_ms + order.valid_s * 1000,
-            terminal,
-            cash_on_delivery: order.cash_on_delivery,
-        };
+        let command = order.command(id, standing, now_s() * 1000);
         self.submit_one(merchant.operator, command)?;
         let order = self
             .node
@@ -424,14 +331,7 @@ impl Gateway {
         let merchant = self
             .node
             .query(move |state| state.acquiring().merchant(merchant_id).cloned())??;
-        if merchant.operator != request.operator {
-            return Err(CommandError::RequestMerchantMismatch {
-                merchant: merchant.id,
-                stated: request.operator,
-                actual: merchant.operator,
-            }
-            .into());
-        }
+        check_request_operator(&merchant, &request)?;
         let command = request_payment(
             payment.payer,
             &request,
@@ -488,17 +388,7 @@ impl Gateway {
             unreachable!("only terminals read payment codes")
         };
         let terminal_key = till_key(id, terminal);
-        let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        let well_formed = digits.len() == PAYMENT_CODE_DIGITS
-            && digits.starts_with(PAYMENT_CODE_PREFIX)
-            && digits.bytes().all(|b| b.is_ascii_digit());
-        if !well_formed {
-            return Err(GatewayError::Code(CodeError::Malformed(format!(
-                "expected {PAYMENT_CODE_DIGITS} digits starting {PAYMENT_CODE_PREFIX}"
-            ))));
-        }
-        // Digits 3-4 route the code to the operator that issued it.
-        let operator = OperatorId(digits[2..4].parse().expect("two ASCII digits"));
+        let (digits, operator) = route_payment_code(code)?;
         let desk = self.code_desk(operator)?;
         let verifier = || {
             desk.verifier
@@ -641,10 +531,7 @@ impl Gateway {
         let of_merchant = self
             .node
             .query(move |state| state.acquiring().payment(payment).map(|p| p.merchant))??;
-        if of_merchant != id {
-            // Another merchant's sale looks like no sale at all.
-            return Err(CommandError::NotAMerchantPayment(payment).into());
-        }
+        check_own_payment(id, payment, of_merchant)?;
         let command = Command::Refund {
             payment,
             amount,
@@ -689,26 +576,6 @@ impl Gateway {
 }
 
 // ----- the HTTP handlers -----
-
-/// Query parameters whose rejections are problems rather than axum's plain-text bodies.
-pub struct Params<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(value)| Params(value))
-            .map_err(|rejection| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "MALFORMED_QUERY",
-                    rejection.body_text(),
-                )
-            })
-    }
-}
 
 fn day_query(date: Option<&str>) -> Result<Option<u32>, Problem> {
     date.map(|text| {
@@ -780,7 +647,7 @@ fn merchant_response(
                 token: None,
             })
             .collect(),
-        qr: merchant_request(merchant, None)
+        qr: presented_request(merchant, None)
             .encode()
             .map_err(|error| Problem::from(GatewayError::from(error)))?,
         token,
@@ -1004,13 +871,8 @@ async fn create_order(
     PathId(id): PathId<MerchantId>,
     JsonBody(body): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderView>), Problem> {
-    let valid_s = body.valid_s.unwrap_or(ORDER_VALID_S_DEFAULT);
-    if valid_s == 0 || valid_s > ORDER_VALID_S_MAX {
-        return Err(unprocessable(
-            "ORDER_VALIDITY_OUT_OF_RANGE",
-            format!("valid_s {valid_s}: an order stays payable from 1 s to {ORDER_VALID_S_MAX} s"),
-        ));
-    }
+    let valid_s = order_validity_s(body.valid_s)
+        .map_err(|refused| unprocessable(refused.code(), refused.to_string()))?;
     let order = NewOrder {
         amount: amount_field("amount", &body.amount)?,
         reference: body.reference,
@@ -1453,88 +1315,9 @@ pub const OPENAPI_PATHS: [&str; 17] = [
 pub mod openapi {
     use serde_json::{json, Map, Value};
 
-    fn problem(description: &str) -> Value {
-        json!({
-            "description": description,
-            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
-        })
-    }
-
-    pub(in crate::server) fn schema_ref(name: &str) -> Value {
-        json!({ "$ref": format!("#/components/schemas/{name}") })
-    }
-
-    pub(in crate::server) fn ok(status: &str, description: &str, schema: Value) -> (String, Value) {
-        (
-            status.to_string(),
-            json!({ "description": description, "content": { "application/json": { "schema": schema } } }),
-        )
-    }
-
-    /// Responses: the success, the refusals every authenticated call can meet, then `extra`.
-    pub(in crate::server) fn responses(
-        success: (String, Value),
-        body: bool,
-        extra: &[(&str, &str)],
-    ) -> Value {
-        let mut all = Map::new();
-        all.insert(success.0, success.1);
-        all.insert(
-            "400".into(),
-            problem("MALFORMED_ID, MALFORMED_QUERY, JSON_SYNTAX, IDEMPOTENCY_KEY_MISSING, …"),
-        );
-        all.insert(
-            "401".into(),
-            problem("UNAUTHENTICATED: no or unknown token"),
-        );
-        all.insert(
-            "403".into(),
-            problem("NOT_YOUR_MERCHANT, NOT_YOUR_OPERATOR, OPERATOR_ONLY, TERMINAL_NOT_ALLOWED, …"),
-        );
-        all.insert("404".into(), problem("UNKNOWN_MERCHANT, UNKNOWN_WALLET, …"));
-        if body {
-            all.insert("413".into(), problem("BODY_TOO_LARGE"));
-            all.insert("415".into(), problem("CONTENT_TYPE_UNSUPPORTED"));
-        }
-        all.insert(
-            "422".into(),
-            problem("the domain refused the request; `code` says why"),
-        );
-        for (status, description) in extra {
-            let mut answer = problem(description);
-            if *status == "429" {
-                answer["headers"] = json!({ "Retry-After": {
-                    "description": "seconds until the terminal may try again",
-                    "schema": { "type": "integer", "minimum": 1 } } });
-            }
-            all.insert(status.to_string(), answer);
-        }
-        Value::Object(all)
-    }
-
-    pub(in crate::server) fn path_param(name: &str, example: &str) -> Value {
-        json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "example": example } })
-    }
-
-    fn query_param(name: &str, description: &str) -> Value {
-        json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
-    }
-
-    pub(in crate::server) fn idempotency() -> Value {
-        json!({
-            "name": "Idempotency-Key", "in": "header", "required": true,
-            "description": "UUID or up to 32 hex digits; a retry with the same key and body answers the first result",
-            "schema": { "type": "string" }
-        })
-    }
-
-    pub(in crate::server) fn body(schema: &str) -> Value {
-        json!({ "required": true, "content": { "application/json": { "schema": schema_ref(schema) } } })
-    }
-
-    pub(in crate::server) fn string() -> Value {
-        json!({ "type": "string" })
-    }
+    use crate::server::openapi_doc::{
+        body, idempotency, ok, path_param, query_param, responses, schema_ref, string,
+    };
 
     pub fn schemas() -> Map<String, Value> {
         let object = |required: &[&str], properties: Value| json!({ "type": "object", "additionalProperties": false, "required": required, "properties": properties });

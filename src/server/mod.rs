@@ -1,6 +1,9 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
+//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`) share
+//! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
+//! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
 //! Start-up opens the platform once (genesis on a new directory), builds one signing desk per
 //! operator from `DIR/keys`, writes missing bearer tokens (`DIR/keys/OPxx.token`,
@@ -11,12 +14,14 @@ pub mod config;
 pub mod connections;
 pub mod contracts;
 pub mod counter;
+pub mod extract;
 pub mod fields;
 pub mod gateway;
 pub mod identity;
 pub mod merchants;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_doc;
 pub mod problem;
 pub mod problem_codes;
 pub mod routes;
@@ -40,9 +45,9 @@ use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
+use self::extract::App;
 use self::gateway::{CodeDesk, Gateway};
 use self::metrics::Metrics;
-use self::routes::App;
 
 /// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;

@@ -430,7 +430,7 @@ fn list_problem_codes(document: &mut Value) {
 }
 
 fn parties_paths() -> serde_json::Map<String, Value> {
-    use super::merchants::openapi::{body, ok, path_param, responses, schema_ref};
+    use super::openapi_doc::{body, ok, path_param, responses, schema_ref};
     let string = || json!({ "type": "string" });
     let op = || path_param("op", "OP01");
     let m = || path_param("m", "M00000001");

@@ -2,13 +2,9 @@
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request, State,
-};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -22,33 +18,18 @@ use crate::amount::Amount;
 use crate::audit::AuditReport;
 use crate::certs::PublicKey;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
-use crate::parties::{Operation, Party};
 use crate::signing::SIGNATURE_WINDOW_MS_MAX;
 use crate::wallet::{parse_phone, WalletClass};
 
-use super::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
+use super::extract::{blocking, AppState, Authenticated, IdempotencyKeyHeader, PathId};
 use super::fields::{holder_signature, unprocessable};
-use super::gateway::{Gateway, GatewayError, PaymentOrder, WalletView};
-use super::metrics::Metrics;
+use super::gateway::{PaymentOrder, WalletResponse};
 use super::openapi;
 use super::problem::{JsonBody, Problem};
 
 /// Longest client-supplied request id echoed back; longer ones are replaced.
 const REQUEST_ID_CHARS_MAX: usize = 128;
 const REQUEST_ID_HEADER: &str = "x-request-id";
-const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-
-pub struct App {
-    pub gateway: Arc<Gateway>,
-    pub tokens: Tokens,
-    pub auth_failures: AuthFailureLimiter,
-    /// Challenges already exchanged for a session.
-    pub used_challenges: UsedChallenges,
-    pub body_limit_bytes: usize,
-    pub metrics: Arc<Metrics>,
-}
-
-pub type AppState = Arc<App>;
 
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -78,99 +59,6 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(app.body_limit_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
-}
-
-/// Runs a blocking gateway call off the async workers.
-pub(super) async fn blocking<T: Send + 'static>(
-    app: &AppState,
-    call: impl FnOnce(&Gateway) -> Result<T, GatewayError> + Send + 'static,
-) -> Result<T, Problem> {
-    let gateway = app.gateway.clone();
-    tokio::task::spawn_blocking(move || call(&gateway))
-        .await
-        .map_err(|error| Problem::internal(format!("request task failed: {error}")))?
-        .map_err(Problem::from)
-}
-
-/// The authenticated caller (anonymous without an `Authorization` header), with the table's
-/// answer for the route checked before any body is read. The gateway checks again, with the
-/// state: whose wallet, merchant or operator it is, and a terminal's kind.
-pub struct Authenticated(pub Party);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        let party =
-            app.tokens
-                .authenticate(&parts.headers, &app.auth_failures, peer, Instant::now())?;
-        let operation = parts
-            .extensions
-            .get::<MatchedPath>()
-            .and_then(|path| Operation::at(parts.method.as_str(), path.as_str()));
-        let terminal_deferred = matches!(party, Party::Terminal { .. })
-            && operation.is_some_and(|op| op.admits_terminals());
-        if let (Some(operation), false) = (operation, terminal_deferred) {
-            operation
-                .authorize(party, || None)
-                .map_err(|denial| Problem::from(GatewayError::Denied { operation, denial }))?;
-        }
-        Ok(Authenticated(party))
-    }
-}
-
-/// The `Idempotency-Key` header that every money-moving request carries.
-pub struct IdempotencyKeyHeader(pub IdempotencyKey);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        let value = parts.headers.get(IDEMPOTENCY_KEY_HEADER).ok_or_else(|| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "IDEMPOTENCY_KEY_MISSING",
-                "money-moving requests need an Idempotency-Key header (a UUID or up to 32 hex digits)",
-            )
-        })?;
-        let malformed = |detail: String| {
-            Problem::new(StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_MALFORMED", detail)
-        };
-        let text = value
-            .to_str()
-            .map_err(|_| malformed("the Idempotency-Key header is not ASCII".into()))?;
-        text.parse()
-            .map(IdempotencyKeyHeader)
-            .map_err(|error| malformed(error.to_string()))
-    }
-}
-
-/// A typed id from the path, e.g. `W0000000001` or `OP01`.
-pub struct PathId<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for PathId<T>
-where
-    T: FromStr<Err = crate::ids::IdParseError> + Send,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let Path(text) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| {
-                Problem::new(rejection.status(), "MALFORMED_PATH", rejection.body_text())
-            })?;
-        text.parse()
-            .map(PathId)
-            .map_err(|error: crate::ids::IdParseError| {
-                Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_ID", error.to_string())
-            })
-    }
 }
 
 fn field<T: FromStr>(name: &str, code: &'static str, text: &str) -> Result<T, Problem>
@@ -288,27 +176,6 @@ async fn open_wallet(
         class: 4,
     };
     Ok((StatusCode::CREATED, Json(response)))
-}
-
-#[derive(Serialize)]
-pub struct WalletResponse {
-    pub wallet: String,
-    pub operator: String,
-    pub class: u8,
-    pub status: String,
-    pub balance: String,
-}
-
-impl From<WalletView> for WalletResponse {
-    fn from(view: WalletView) -> WalletResponse {
-        WalletResponse {
-            wallet: view.id.to_string(),
-            operator: view.operator.to_string(),
-            class: view.class as u8,
-            status: view.status.to_string(),
-            balance: view.balance.to_string(),
-        }
-    }
 }
 
 async fn wallet(

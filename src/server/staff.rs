@@ -18,10 +18,10 @@ use crate::parties::{
 };
 
 use super::auth::{CHALLENGE_TTL_S, SESSION_TTL_S};
+use super::extract::{blocking, AppState, Authenticated, PathId};
 use super::fields::{id_field, unprocessable};
 use super::gateway::{now_s, staff_of, Gateway, GatewayError};
 use super::problem::{JsonBody, Problem};
-use super::routes::{blocking, AppState, Authenticated, PathId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -10,6 +10,7 @@ use std::fmt;
 use crate::amount::Amount;
 use crate::error::CommandError;
 use crate::ids::{AccountId, OperatorId, WalletId};
+use crate::time::{china_day, civil_year};
 
 /// KYC class: 4 is anonymous (phone only), 1 is verified in person at a branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -358,74 +359,6 @@ impl Wallet {
     }
 }
 
-/// China Standard Time is UTC+8 all year; daily limits reset at local midnight.
-const CHINA_OFFSET_MS: u64 = 8 * 3600 * 1000;
-const DAY_MS: u64 = 86_400_000;
-
-/// Day number since 1970-01-01 in China time.
-pub fn china_day(timestamp_ms: u64) -> u32 {
-    ((timestamp_ms + CHINA_OFFSET_MS) / DAY_MS) as u32
-}
-
-/// Day number since 1970-01-01 and the calendar year, both in China time.
-pub fn china_day_and_year(timestamp_ms: u64) -> (u32, u16) {
-    let day = china_day(timestamp_ms);
-    (day, civil_year(day as i64) as u16)
-}
-
-/// Gregorian year of a day count since 1970-01-01 (the days-to-civil algorithm).
-fn civil_year(days: i64) -> i64 {
-    civil_date(days).0
-}
-
-/// Gregorian (year, month, day) of a day count since 1970-01-01.
-pub fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// Day count since 1970-01-01 of a Gregorian date (the civil-to-days algorithm).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// A China-time day as `YYYY-MM-DD`.
-pub fn format_day(day: u32) -> String {
-    let (year, month, date) = civil_date(day as i64);
-    format!("{year:04}-{month:02}-{date:02}")
-}
-
-/// A `YYYY-MM-DD` date as a day number, refusing dates that do not exist or precede 1970.
-pub fn parse_day(text: &str) -> Option<u32> {
-    let mut parts = text.trim().splitn(3, '-');
-    let mut field = |len: usize| {
-        parts
-            .next()
-            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<u32>().ok())
-    };
-    let (year, month, date) = (field(4)?, field(2)?, field(2)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&date) {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), month, date);
-    // 31 February and the like come back as another date.
-    (days >= 0 && civil_date(days) == (i64::from(year), month, date)).then_some(days as u32)
-}
-
 /// A mainland mobile number: 11 digits starting with 1. Stored as an integer to keep the
 /// operator's phone index small.
 pub fn parse_phone(text: &str) -> Result<u64, CommandError> {
@@ -489,6 +422,7 @@ pub fn check_id_number(text: &str) -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::DAY_MS;
 
     #[test]
     fn id_numbers_carry_their_gb_11643_check_character() {
@@ -516,44 +450,8 @@ mod tests {
         assert_eq!(id_number_check_character("11010519491231002"), Some('X'));
     }
 
-    #[test]
-    fn dates_print_and_parse_back() {
-        assert_eq!(format_day(0), "1970-01-01");
-        assert_eq!(format_day(20_780), "2026-11-23");
-        assert_eq!(parse_day("2026-11-23"), Some(20_780));
-        assert_eq!(parse_day("2024-02-29"), Some(19_782));
-        for day in (0..40_000).step_by(17) {
-            assert_eq!(parse_day(&format_day(day)), Some(day));
-        }
-        for bad in [
-            "2026-02-30",
-            "2026-13-01",
-            "2026-1-01",
-            "26-11-23",
-            "1969-12-31",
-            "x",
-            "",
-        ] {
-            assert_eq!(parse_day(bad), None, "{bad}");
-        }
-    }
-
     /// 2026-11-23 12:00 in Beijing (04:00 UTC).
     const NOON_2026_11_23_MS: u64 = 1_795_406_400_000;
-
-    #[test]
-    fn days_and_years_follow_china_time() {
-        let (day, year) = china_day_and_year(NOON_2026_11_23_MS);
-        assert_eq!(year, 2026);
-        // 16:00 UTC is midnight in Beijing: the next day starts.
-        let (same_day, _) = china_day_and_year(NOON_2026_11_23_MS + 12 * 3600 * 1000 - 1);
-        let (next_day, _) = china_day_and_year(NOON_2026_11_23_MS + 12 * 3600 * 1000);
-        assert_eq!((same_day, next_day), (day, day + 1));
-        assert_eq!(china_day_and_year(0).1, 1970);
-        // 2024-12-31T16:00Z is 2025-01-01 00:00 in Beijing.
-        assert_eq!(china_day_and_year(1_735_660_800_000).1, 2025);
-        assert_eq!(china_day_and_year(1_735_660_799_999).1, 2024);
-    }
 
     #[test]
     fn class_four_limits_name_the_limit_broken() {

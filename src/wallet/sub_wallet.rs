@@ -10,7 +10,7 @@ use crate::amount::Amount;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::CommandError;
 use crate::ids::{MerchantId, SubWalletId, WalletId};
-use crate::wallet::china_day;
+use crate::time::china_day;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubWalletLimits {
@@ -186,7 +186,7 @@ impl SubWallets {
 mod tests {
     use super::*;
 
-    const DAY_MS: u64 = 86_400_000;
+    use crate::time::DAY_MS;
 
     fn limits(per_payment: i64, daily: i64) -> SubWalletLimits {
         SubWalletLimits {

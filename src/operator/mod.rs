@@ -3,6 +3,8 @@
 //! tier also verifies its customers' signatures, on all cores, and hands the registration center
 //! batches it signs once.
 
+pub mod front_office;
+
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
