@@ -158,15 +158,20 @@ impl StateMachine {
     }
 
     pub fn operator(&self, id: OperatorId) -> Result<&Operator, CommandError> {
-        (id.0 as usize)
-            .checked_sub(1)
-            .and_then(|i| self.operators.get(i))
+        id.slot()
+            .and_then(|slot| self.operators.get(slot))
             .ok_or(CommandError::UnknownOperator(id))
+    }
+
+    /// The table slot of an operator: known, and (from an operator) the caller's own.
+    fn operator_slot(&self, origin: Origin, operator: OperatorId) -> Result<usize, CommandError> {
+        let id = self.require_operator(origin, operator)?.id;
+        Ok(id.slot().expect("a known operator's id is at least 1"))
     }
 
     pub fn issuance_totals(&self, id: OperatorId) -> Result<IssuanceTotals, CommandError> {
         self.operator(id)?;
-        Ok(self.issuance[id.0 as usize - 1])
+        Ok(self.issuance[id.slot().expect("a known operator")])
     }
 
     pub fn issuance_account(&self) -> AccountId {
@@ -178,10 +183,25 @@ impl StateMachine {
     }
 
     pub fn wallet(&self, id: WalletId) -> Result<&Wallet, CommandError> {
-        (id.0 as usize)
-            .checked_sub(1)
-            .and_then(|i| self.wallets.get(i))
+        id.slot()
+            .and_then(|slot| self.wallets.get(slot))
             .ok_or(CommandError::UnknownWallet(id))
+    }
+
+    /// A wallet the command has already looked up (`wallet`, `own_wallet`), to change it.
+    fn wallet_mut(&mut self, id: WalletId) -> &mut Wallet {
+        let slot = id
+            .slot()
+            .expect("a wallet looked up before is numbered from 1");
+        &mut self.wallets[slot]
+    }
+
+    /// A wallet whose id the state itself holds (a contract's payer, a campaign's sponsor).
+    fn known_wallet(&self, id: WalletId) -> &Wallet {
+        let slot = id
+            .slot()
+            .expect("a wallet the state holds is numbered from 1");
+        &self.wallets[slot]
     }
 
     pub fn wallet_id_at(index: usize) -> WalletId {
@@ -190,7 +210,7 @@ impl StateMachine {
 
     pub fn wallet_key(&self, id: WalletId) -> Result<&PublicKey, CommandError> {
         self.wallet(id)?;
-        Ok(&self.wallet_keys[id.0 as usize - 1])
+        Ok(&self.wallet_keys[id.slot().expect("a known wallet")])
     }
 
     pub fn balance(&self, id: WalletId) -> Result<Amount, CommandError> {
@@ -609,7 +629,7 @@ impl StateMachine {
         let Some(auth) = auth else {
             return Err(CommandError::SignatureRequired { wallet });
         };
-        if auth.public_key != self.wallet_keys[wallet.0 as usize - 1] {
+        if auth.public_key != *self.wallet_key(wallet)? {
             return Err(CommandError::SignatureInvalid);
         }
         let here = self.signing_context(self.wallet(wallet)?.operator);
@@ -745,7 +765,7 @@ impl StateMachine {
     ) -> CommandResult {
         Self::require_central_bank(origin)?;
         check_amount(amount)?;
-        let index = self.operator(operator)?.id.0 as usize - 1;
+        let index = self.operator_slot(Origin::CentralBank, operator)?;
         let op = &self.operators[index];
         let id = issuance::issue(
             &mut self.ledger,
@@ -766,7 +786,7 @@ impl StateMachine {
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
-        let index = self.require_operator(origin, operator)?.id.0 as usize - 1;
+        let index = self.operator_slot(origin, operator)?;
         let op = &self.operators[index];
         let id = issuance::redeem(
             &mut self.ledger,
@@ -786,7 +806,7 @@ impl StateMachine {
         class: WalletClass,
         limits: ClassLimits,
     ) -> CommandResult {
-        let index = self.require_operator(origin, operator)?.id.0 as usize - 1;
+        let index = self.operator_slot(origin, operator)?;
         self.operators[index].limits[class as usize - 1] = limits;
         Ok(Outcome::Done)
     }
@@ -836,7 +856,7 @@ impl StateMachine {
         if !matches!(key.0[0], 2 | 3) {
             return Err(CommandError::SignatureInvalid);
         }
-        let index = self.require_operator(origin, operator)?.id.0 as usize - 1;
+        let index = self.operator_slot(origin, operator)?;
         let id = Self::wallet_id_at(self.wallets.len());
         self.operators[index].register_phone(phone, id)?;
         let account = self.ledger.open_account(AccountKind::Wallet, operator);
@@ -866,13 +886,16 @@ impl StateMachine {
         let (current, has_bank, op_index) = (
             wallet.class,
             wallet.bank_account().is_some(),
-            wallet.operator.0 as usize - 1,
+            wallet
+                .operator
+                .slot()
+                .expect("a wallet's operator is known"),
         );
         if to <= WalletClass::Two {
             self.check_identity_wallets(op_index, id, &identity)?;
         }
         self.operators[op_index].upgrade_identity(id, current, to, identity, has_bank)?;
-        self.wallets[id.0 as usize - 1].class = to;
+        self.wallet_mut(id).class = to;
         self.ledger
             .push_wallet_event(id, WalletChange::ClassChanged { class: to }, now);
         Ok(Outcome::Done)
@@ -896,7 +919,9 @@ impl StateMachine {
             .iter()
             .filter(|other| **other != wallet)
             .filter(|other| {
-                let other = &self.wallets[other.0 as usize - 1];
+                let Ok(other) = self.wallet(**other) else {
+                    return false;
+                };
                 other.class <= WalletClass::Two && other.status != WalletStatus::Closed
             })
             .count();
@@ -922,7 +947,7 @@ impl StateMachine {
         if target.kind != AccountKind::CustomerDeposit || target.operator != wallet.operator {
             return Err(CommandError::UnknownAccount(account));
         }
-        self.wallets[id.0 as usize - 1].bind_bank_account(account);
+        self.wallet_mut(id).bind_bank_account(account);
         self.ledger
             .push_wallet_event(id, WalletChange::BankAccountBound { account }, now);
         Ok(Outcome::Done)
@@ -939,7 +964,7 @@ impl StateMachine {
         if wallet.status == WalletStatus::Closed || status == WalletStatus::Closed {
             return Err(CommandError::WalletClosed(id));
         }
-        self.wallets[id.0 as usize - 1].status = status;
+        self.wallet_mut(id).status = status;
         self.ledger
             .push_wallet_event(id, WalletChange::StatusChanged { status }, now);
         Ok(Outcome::Done)
@@ -982,7 +1007,7 @@ impl StateMachine {
             ];
             self.ledger.transfer_linked(&legs, now)?;
         }
-        self.wallets[id.0 as usize - 1].status = WalletStatus::Closed;
+        self.wallet_mut(id).status = WalletStatus::Closed;
         let change = WalletChange::StatusChanged {
             status: WalletStatus::Closed,
         };
@@ -1131,7 +1156,7 @@ impl StateMachine {
         self.keyed(payer, by, |state| {
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let event = state.ledger.transfer(leg, now)?;
-            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.wallet_mut(payer).record_outgoing(amount, now);
             Ok(event)
         })
     }
@@ -1158,7 +1183,7 @@ impl StateMachine {
                 .ledger
                 .hold(leg, now.saturating_add(timeout_ms), now)?;
             // Limits count a hold when it is made: that is when the holder committed the money.
-            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.wallet_mut(payer).record_outgoing(amount, now);
             Ok(event)
         })
     }
@@ -1248,7 +1273,7 @@ impl StateMachine {
             self.devices
                 .load(id, load_seq, amount, (source, float), &mut self.ledger, now)?;
         if let Some(wallet) = wallet {
-            self.wallets[wallet.0 as usize - 1].record_outgoing(amount, now);
+            self.wallet_mut(wallet).record_outgoing(amount, now);
         }
         Ok(Outcome::Transfer(event))
     }
@@ -1319,18 +1344,14 @@ impl StateMachine {
         self.devices.check_sync(sync, device_key)?;
         let operators = &self.operators;
         let accounts = |id: OperatorId| {
-            let op = &operators[id.0 as usize - 1];
+            let op = &operators[id.slot().expect("a device's operator is known")];
             OperatorAccounts {
                 vault: op.vault,
                 float: op.offline_float,
             }
         };
         let wallets = &self.wallets;
-        let wallet_account = |id: WalletId| {
-            wallets
-                .get((id.0 as usize).checked_sub(1)?)
-                .map(|w| w.account)
-        };
+        let wallet_account = |id: WalletId| wallets.get(id.slot()?).map(|w| w.account);
         let books = SettlementBooks {
             operators: &accounts,
             wallets: &wallet_account,
@@ -1489,7 +1510,7 @@ impl StateMachine {
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let (event, packets) = state.post_merchant_payment(payer, at.merchant, leg, now)?;
             // Limits count the whole payment, packets included: they bound what a wallet pays.
-            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.wallet_mut(payer).record_outgoing(amount, now);
             state.record_packet_spends(event, at.merchant, channel, &packets, now);
             state.acquiring.record_payment(MerchantPayment {
                 transfer: event,
@@ -1537,7 +1558,7 @@ impl StateMachine {
             }
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let (event, packets) = state.post_merchant_payment(payer, at.merchant, leg, now)?;
-            state.wallets[payer.0 as usize - 1].record_outgoing(amount, now);
+            state.wallet_mut(payer).record_outgoing(amount, now);
             state.code_marks.mark(payer, code_step);
             let channel = PaymentChannel::PaymentCode;
             state.record_packet_spends(event, at.merchant, channel, &packets, now);
@@ -1564,7 +1585,7 @@ impl StateMachine {
         cap: Amount,
     ) -> CommandResult {
         check_amount(cap)?;
-        let index = self.require_operator(origin, operator)?.id.index() - 1;
+        let index = self.operator_slot(origin, operator)?;
         self.operators[index].code_payment_cap = cap;
         Ok(Outcome::Done)
     }
@@ -1699,7 +1720,7 @@ impl StateMachine {
             }
             let leg = state.check_payment(origin, wallet, payee, amount, now)?;
             let (event, packets) = state.post_merchant_payment(wallet, merchant, leg, now)?;
-            state.wallets[wallet.0 as usize - 1].record_outgoing(amount, now);
+            state.wallet_mut(wallet).record_outgoing(amount, now);
             state.record_packet_spends(event, merchant, PaymentChannel::SubWallet, &packets, now);
             state.sub_wallets.get_mut(id)?.record_charge(amount, now);
             state.acquiring.record_payment(MerchantPayment {
@@ -1983,9 +2004,9 @@ impl Validator {
                 Some(key) => *key,
                 None => genesis_key(&submission)?,
             },
-            Origin::Operator(id) => *(id.0 as usize)
-                .checked_sub(1)
-                .and_then(|i| self.operators.get(i))
+            Origin::Operator(id) => *id
+                .slot()
+                .and_then(|slot| self.operators.get(slot))
                 .ok_or(CommandError::UnknownOperator(id))?,
         };
         submission.verify(&key)?;
