@@ -13,7 +13,7 @@ use crate::programs::red_packets::PacketUnusable;
 use crate::programs::{CampaignError, LotteryError};
 use crate::signing::SigningContext;
 use crate::time::china_date_time;
-use crate::wallet::{WalletClass, WalletStatus};
+use crate::wallet::class::{WalletClass, WalletStatus};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CommandError {

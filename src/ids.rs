@@ -25,6 +25,12 @@ macro_rules! dense_id {
                 self.0 as usize
             }
 
+            /// Where the id sits in a table of ids numbered from 1: its number less one, checked;
+            /// `None` for id 0, which names nothing.
+            pub const fn slot(self) -> Option<usize> {
+                (self.0 as usize).checked_sub(1)
+            }
+
             /// Only the printed form, every digit of its width (`W0000000042`): where a file
             /// is compared or hashed as published, each id has exactly one spelling.
             pub fn parse_canonical(text: &str) -> Result<Self, IdParseError> {
@@ -167,6 +173,14 @@ mod tests {
         assert!("W".parse::<WalletId>().is_err());
         assert!("W-1".parse::<WalletId>().is_err());
         assert!("W99999999999".parse::<WalletId>().is_err());
+    }
+
+    #[test]
+    fn an_ids_slot_is_its_number_less_one_and_id_zero_has_none() {
+        assert_eq!(WalletId(1).slot(), Some(0));
+        assert_eq!(OperatorId(u16::MAX).slot(), Some(usize::from(u16::MAX) - 1));
+        assert_eq!(WalletId(0).slot(), None);
+        assert_eq!(SubWalletId(0).slot(), None);
     }
 
     #[test]

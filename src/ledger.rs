@@ -497,6 +497,7 @@ impl Ledger {
         let id = self.next_event_id();
         let prev_debit = self.accounts[leg.debit.index()].last_event;
         let prev_credit = self.accounts[leg.credit.index()].last_event;
+        let before = self.leg_net(leg);
         let debit = &mut self.accounts[leg.debit.index()];
         debit.balance = Amount::from_fen(debit.balance.fen() - leg.amount.fen());
         debit.last_event = id.0;
@@ -504,6 +505,7 @@ impl Ledger {
         let credit = &mut self.accounts[leg.credit.index()];
         credit.balance = Amount::from_fen(credit.balance.fen() + leg.amount.fen());
         credit.last_event = id.0;
+        self.assert_nets_to_zero(leg, before);
         self.events.push(Event::Transfer(Transfer {
             debit: leg.debit,
             credit: leg.credit,
@@ -546,13 +548,51 @@ impl Ledger {
             let Some(Event::Transfer(transfer)) = self.events.pop() else {
                 panic!("undo reached a non-transfer event: linked transfers corrupted");
             };
+            let leg = Leg {
+                debit: transfer.debit,
+                credit: transfer.credit,
+                amount: transfer.amount,
+                kind: transfer.kind,
+            };
+            let before = self.leg_net(&leg);
             let debit = &mut self.accounts[transfer.debit.index()];
             debit.balance = Amount::from_fen(debit.balance.fen() + transfer.amount.fen());
             debit.last_event = transfer.prev_debit;
             let credit = &mut self.accounts[transfer.credit.index()];
             credit.balance = Amount::from_fen(credit.balance.fen() - transfer.amount.fen());
             credit.last_event = transfer.prev_credit;
+            self.assert_nets_to_zero(&leg, before);
         }
+    }
+
+    /// The sum of a leg's two balances (one, if both sides are the same account).
+    fn leg_net(&self, leg: &Leg) -> i128 {
+        let balance = |id: AccountId| i128::from(self.accounts[id.index()].balance.fen());
+        if leg.debit == leg.credit {
+            balance(leg.debit)
+        } else {
+            balance(leg.debit) + balance(leg.credit)
+        }
+    }
+
+    /// Double entry, asserted after every posting as the applet asserts its own: both sides are
+    /// in one ledger and what one lost the other gained, so each ledger still nets to zero
+    /// (`ledger_sums`) without summing every account.
+    fn assert_nets_to_zero(&self, leg: &Leg, before: i128) {
+        let (debit, credit) = (
+            &self.accounts[leg.debit.index()],
+            &self.accounts[leg.credit.index()],
+        );
+        assert_eq!(
+            debit.kind.ledger(),
+            credit.kind.ledger(),
+            "a transfer crossed ledgers: {leg:?}"
+        );
+        assert_eq!(
+            self.leg_net(leg),
+            before,
+            "a transfer created or destroyed money: {leg:?}"
+        );
     }
 
     /// Two-phase transfer, phase one: holds the amount on the debit account.
@@ -902,6 +942,16 @@ mod tests {
             amount: Amount::from_fen(fen),
             kind: TransferKind::Payment,
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "a transfer crossed ledgers")]
+    fn a_posting_across_ledgers_is_caught_even_past_the_check() {
+        let mut ledger = Ledger::default();
+        let bank = ledger.open_account(AccountKind::BankFunding, OP);
+        let wallet = ledger.open_account(AccountKind::Wallet, OP);
+        // `post` trusts that `check` ran; its own assertion still stops money crossing ledgers.
+        ledger.post(&leg(bank, wallet, 1), 0);
     }
 
     fn funded_pair(ledger: &mut Ledger, fen: i64) -> (AccountId, AccountId, AccountId) {

@@ -147,7 +147,7 @@ impl StateMachine {
             kind: TransferKind::CampaignFunding,
         };
         let event = self.ledger.transfer(leg, now)?;
-        self.wallets[sponsor.index() - 1].record_outgoing(budget, now);
+        self.wallet_mut(sponsor).record_outgoing(budget, now);
         self.red_packets.fund(id, pool, event);
         Ok(Outcome::Transfer(event))
     }
@@ -208,7 +208,7 @@ impl StateMachine {
         );
         let mut packets = Vec::with_capacity(draw.winners.len());
         for &wallet in &draw.winners {
-            let operator = self.wallets[wallet.index() - 1].operator;
+            let operator = self.known_wallet(wallet).operator;
             let account = self.ledger.open_account(AccountKind::RedPacket, operator);
             let leg = Leg {
                 debit: pool,
@@ -286,7 +286,7 @@ impl StateMachine {
             // Money going back where it came from is not held to the balance cap.
             let leg = Leg {
                 debit: pool,
-                credit: self.wallets[sponsor.index() - 1].account,
+                credit: self.known_wallet(sponsor).account,
                 amount: balance,
                 kind: TransferKind::CampaignReturn,
             };

@@ -106,7 +106,7 @@ impl StateMachine {
                 let mut leg = self.check_payment(origin, payer, payee, amount, now)?;
                 leg.kind = TransferKind::PendingHold;
                 contract.hold = Some(self.ledger.hold(leg, deadline_ms, now)?);
-                self.wallets[payer.index() - 1].record_outgoing(amount, now);
+                self.wallet_mut(payer).record_outgoing(amount, now);
             }
             Template::Prepaid { .. } => {
                 let total = template.funding()?;
@@ -134,7 +134,7 @@ impl StateMachine {
                     kind: TransferKind::ContractFunding,
                 };
                 self.ledger.transfer(leg, now)?;
-                self.wallets[payer.index() - 1].record_outgoing(total, now);
+                self.wallet_mut(payer).record_outgoing(total, now);
                 contract.escrow = Some(escrow);
             }
             Template::Recurring { first_ms, .. } => contract.next_run_ms = Some(first_ms.max(now)),
@@ -311,7 +311,7 @@ impl StateMachine {
             return;
         };
         let (payer, payee) = (contract.payer, contract.payee);
-        let operator = self.wallets[payer.index() - 1].operator;
+        let operator = self.known_wallet(payer).operator;
         let paid = self
             .check_payment(Origin::Operator(operator), payer, payee, amount, now)
             .and_then(|mut leg| {
@@ -319,7 +319,7 @@ impl StateMachine {
                 self.ledger.transfer(leg, now)
             });
         if paid.is_ok() {
-            self.wallets[payer.index() - 1].record_outgoing(amount, now);
+            self.wallet_mut(payer).record_outgoing(amount, now);
         }
         let Ok(book) = self.contracts.get_mut(id) else {
             return;

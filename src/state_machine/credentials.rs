@@ -93,7 +93,7 @@ impl StateMachine {
                 .ledger
                 .transfer(leg, now)
                 .expect("a new deposit account takes any checked amount");
-            state.wallets[wallet.0 as usize - 1].bind_bank_account(account);
+            state.wallet_mut(wallet).bind_bank_account(account);
             state
                 .ledger
                 .push_wallet_event(wallet, WalletChange::BankAccountBound { account }, now);

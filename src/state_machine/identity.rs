@@ -52,9 +52,8 @@ impl StateMachine {
         lookup: IdentityLookupId,
     ) -> Result<DisclosedIdentity, CommandError> {
         let entry = lookup
-            .index()
-            .checked_sub(1)
-            .and_then(|index| self.identity_lookups.get(index))
+            .slot()
+            .and_then(|slot| self.identity_lookups.get(slot))
             .ok_or(CommandError::UnknownIdentityLookup(lookup))?;
         let (wallet, owner) = (entry.wallet, entry.operator);
         match caller {

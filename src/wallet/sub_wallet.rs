@@ -101,16 +101,14 @@ pub struct SubWallets {
 
 impl SubWallets {
     pub fn get(&self, id: SubWalletId) -> Result<&SubWallet, CommandError> {
-        id.index()
-            .checked_sub(1)
-            .and_then(|i| self.all.get(i))
+        id.slot()
+            .and_then(|slot| self.all.get(slot))
             .ok_or(CommandError::UnknownSubWallet(id))
     }
 
     pub fn get_mut(&mut self, id: SubWalletId) -> Result<&mut SubWallet, CommandError> {
-        id.index()
-            .checked_sub(1)
-            .and_then(|i| self.all.get_mut(i))
+        id.slot()
+            .and_then(|slot| self.all.get_mut(slot))
             .ok_or(CommandError::UnknownSubWallet(id))
     }
 
