@@ -4,6 +4,7 @@ mod analytics;
 mod api_examples;
 mod campaign;
 mod client;
+mod crash_campaign;
 mod http;
 mod load;
 mod lottery;
@@ -172,6 +173,11 @@ enum Command {
     /// Work an alert: explain it, then close it with a reason. Kept in DIR/analytics.
     #[command(subcommand)]
     Alerts(analytics::AlertsCommand),
+    /// Crash campaign: the real `ecny serve` under holder-signed HTTP payments, killed with
+    /// SIGKILL at random moments and restarted on the same data directory, round after round;
+    /// after each restart every acknowledged payment is read back, every unanswered one retried
+    /// under its key, every balance and the audit checked.
+    CrashCampaign(crash_campaign::CrashCampaignArgs),
     /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
     #[command(hide = true)]
     CrashLoad {
@@ -344,6 +350,7 @@ pub fn main() -> ExitCode {
         Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
         Command::ApiExamples(args) => return client::finish(api_examples::run(args)),
+        Command::CrashCampaign(args) => return client::finish(crash_campaign::run(args)),
         Command::Demo { data } => run_demo(&data),
         Command::Offline(OfflineCommand::Demo { data }) => run_offline_demo(&data),
         Command::Audit { data } => run_audit(&data),

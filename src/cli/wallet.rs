@@ -303,7 +303,7 @@ fn open(args: &WalletArgs, operator: OperatorId, phone: &str) -> Result<(), Fail
 /// The holder's public key, signature over `command` and its window's end, as request fields:
 /// signed for the server's deployment and the wallet's operator, good for the clients' window by
 /// the server's clock (a phone's own clock may be off).
-fn signed_fields(
+pub(super) fn signed_fields(
     api: &Api,
     key: &KeyPair,
     operator: OperatorId,
