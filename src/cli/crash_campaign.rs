@@ -35,13 +35,14 @@ use serde_json::{json, Value};
 
 use ecny::amount::Amount;
 use ecny::audit::audit;
-use ecny::bench::{populate, SplitMix};
+use ecny::bench::populate;
 use ecny::certs::{KeyPair, PublicKey};
 use ecny::command::Command;
 use ecny::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use ecny::ledger::{Event, TransferKind};
 use ecny::node::Node;
 use ecny::platform::Platform;
+use ecny::rng::SplitMix;
 use ecny::state_machine::StateMachine;
 
 use super::client::{answer_field, Failure};
@@ -234,8 +235,7 @@ fn set_up(dir: &Path, seed: u64) -> Result<(Vec<Holder>, Model), Failure> {
     let keys: Vec<KeyPair> = (0..CAMPAIGN_WALLETS)
         .map(|i| KeyPair::from_seed(format!("crash-campaign/{seed}/holder/{i}").as_bytes()))
         .collect();
-    let opened = populate(&mut platform, CAMPAIGN_WALLETS, &|i| keys[i].public_key())
-        .map_err(|e| refused(&e))?;
+    let opened = populate(&mut platform, &keys).map_err(|e| refused(&e))?;
     let mut by_key: HashMap<PublicKey, KeyPair> = keys
         .into_iter()
         .map(|key| (key.public_key(), key))
