@@ -31,6 +31,21 @@ impl StateMachine {
         check_window(auth.not_after_ms, now)
     }
 
+    /// What every holder-signed movement of a wallet's money checks first: a positive amount, a
+    /// wallet of the calling operator's, and the holder's signature on it.
+    pub(super) fn check_holder_movement(
+        &self,
+        origin: Origin,
+        wallet: WalletId,
+        amount: Amount,
+        auth: &Option<HolderAuth>,
+        now: u64,
+    ) -> Result<(), CommandError> {
+        check_amount(amount)?;
+        self.own_wallet(origin, wallet)?;
+        self.check_holder_auth(wallet, auth, now)
+    }
+
     /// Runs a money-moving command under its idempotency key; its result is the transfer it made.
     pub(super) fn keyed(
         &mut self,
@@ -130,9 +145,7 @@ impl StateMachine {
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
-        check_amount(amount)?;
-        self.own_wallet(origin, payer)?;
-        self.check_holder_auth(payer, &auth, now)?;
+        self.check_holder_movement(origin, payer, amount, &auth, now)?;
         self.keyed(payer, by, |state| {
             let leg = state.check_payment(origin, payer, payee, amount, now)?;
             let event = state.ledger.transfer(leg, now)?;
@@ -153,9 +166,7 @@ impl StateMachine {
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
-        check_amount(amount)?;
-        self.own_wallet(origin, payer)?;
-        self.check_holder_auth(payer, &auth, now)?;
+        self.check_holder_movement(origin, payer, amount, &auth, now)?;
         self.keyed(payer, by, |state| {
             let mut leg = state.check_payment(origin, payer, payee, amount, now)?;
             leg.kind = TransferKind::PendingHold;

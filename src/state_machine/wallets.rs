@@ -201,9 +201,7 @@ impl StateMachine {
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
-        check_amount(amount)?;
-        self.own_wallet(origin, id)?;
-        self.check_holder_auth(id, &auth, now)?;
+        self.check_holder_movement(origin, id, amount, &auth, now)?;
         self.keyed(id, by, |state| {
             let (wallet, bank, op) = state.banked_wallet(origin, id)?;
             let balance = state.ledger.account(wallet.account)?.balance;
@@ -243,9 +241,7 @@ impl StateMachine {
         auth: Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
-        check_amount(amount)?;
-        self.own_wallet(origin, id)?;
-        self.check_holder_auth(id, &auth, now)?;
+        self.check_holder_movement(origin, id, amount, &auth, now)?;
         self.keyed(id, by, |state| {
             let (wallet, bank, op) = state.banked_wallet(origin, id)?;
             let legs = [
