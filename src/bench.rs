@@ -720,7 +720,7 @@ pub fn offline_sync(
                 let key = crate::platform::seeded_key("bench-offline", &op.to_string());
                 center_verifications += commands
                     .iter()
-                    .map(|c| crate::offline::settlement::se_signatures(c).map_or(0, |s| s.len()))
+                    .map(|c| crate::command::se_signatures(c).map_or(0, |s| s.len()))
                     .sum::<usize>();
                 commands
                     .chunks(64)

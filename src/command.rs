@@ -13,7 +13,7 @@ use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
     MerchantId, OperatorId, StaffId, SubWalletId, WalletId,
 };
-use crate::offline::messages::{AttestedSync, Nonce, SignedUnload, Wire};
+use crate::offline::messages::{AttestedSync, EntryRole, Nonce, SignedUnload, Wire};
 use crate::offline::settlement::{decode_caps, encode_caps, SyncReport};
 use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRole};
 use crate::programs::campaign::CampaignTerms;
@@ -22,7 +22,7 @@ use crate::programs::lottery::Seed;
 use crate::sealed::{
     decode_phone, decode_text, encode_phone, encode_text, Field, IdentityKey, PersonalText, Phone,
 };
-use crate::signing::{DeploymentId, SigningContext};
+use crate::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_MAX};
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
@@ -57,6 +57,23 @@ pub struct HolderAuth {
     pub signature: Signature,
     pub context: SigningContext,
     pub not_after_ms: u64,
+}
+
+/// Refuses a window that has closed at `now_ms`, or that reaches further than the longest one.
+pub fn check_window(not_after_ms: u64, now_ms: u64) -> Result<(), CommandError> {
+    if now_ms > not_after_ms {
+        return Err(CommandError::SignatureExpired {
+            not_after_ms,
+            now_ms,
+        });
+    }
+    if not_after_ms - now_ms > SIGNATURE_WINDOW_MS_MAX {
+        return Err(CommandError::SignatureWindowTooLong {
+            not_after_ms,
+            now_ms,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -692,6 +709,51 @@ impl Command {
                 .map_err(|_| CommandError::SignatureInvalid),
             _ => Ok(()),
         }
+    }
+}
+
+/// One secure-element signature a command carries: the key, the digest signed, the signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeSigned {
+    pub key: PublicKey,
+    pub digest: [u8; 32],
+    pub signature: Signature,
+}
+
+/// Every secure-element signature `command` carries, for the center's door and the operator
+/// tier to verify without state: a sync's attestation under the reporting device's key and the
+/// payer's signature on each record the device received; an unload's signature. A sync whose
+/// entries are not the ones its attestation binds is refused here. Whether each key is the
+/// registered one is the state machine's check.
+pub fn se_signatures(command: &Command) -> Result<Vec<SeSigned>, CommandError> {
+    match command {
+        Command::SyncOffline { sync, device_key } => {
+            let attestation = &sync.attestation;
+            if !sync.entries_match() {
+                return Err(CommandError::SyncNotAttested(attestation.device));
+            }
+            let received = sync
+                .log
+                .iter()
+                .filter(|entry| entry.role == EntryRole::Received)
+                .map(|entry| SeSigned {
+                    key: entry.peer_key,
+                    digest: entry.signed.record.digest(),
+                    signature: entry.signed.signature,
+                });
+            let own = SeSigned {
+                key: *device_key,
+                digest: attestation.digest(),
+                signature: attestation.signature,
+            };
+            Ok(std::iter::once(own).chain(received).collect())
+        }
+        Command::UnloadDevice { unload, device_key } => Ok(vec![SeSigned {
+            key: *device_key,
+            digest: unload.digest(),
+            signature: unload.signature,
+        }]),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -1636,6 +1698,17 @@ mod tests {
             deployment: DeploymentId([7; 16]),
             operator: OperatorId(1),
         }
+    }
+
+    #[test]
+    fn a_window_is_good_until_its_end_and_never_longer_than_the_most() {
+        let now = 1_795_406_400_000;
+        assert_eq!(check_window(now, now), Ok(()));
+        assert_eq!(check_window(now + SIGNATURE_WINDOW_MS_MAX, now), Ok(()));
+        let late = check_window(now - 1, now).unwrap_err();
+        assert_eq!(late.code(), "SIGNATURE_EXPIRED");
+        let long = check_window(now + SIGNATURE_WINDOW_MS_MAX + 1, now).unwrap_err();
+        assert_eq!(long.code(), "SIGNATURE_WINDOW_TOO_LONG");
     }
 
     fn sample_commands() -> Vec<Command> {

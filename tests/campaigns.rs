@@ -19,9 +19,10 @@ use ecny::bench::wallet_holder_key;
 use ecny::channels::acquiring::{PaymentChannel, TerminalKind};
 use ecny::channels::emvco::Mcc;
 use ecny::command::{Command, CommandResult, Outcome};
+use ecny::error::PacketUnusable;
 use ecny::ids::{CampaignId, EventId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::programs::campaign::RegionCode;
-use ecny::programs::red_packets::{CampaignStatus, PacketUnusable};
+use ecny::programs::red_packets::CampaignStatus;
 use ecny::programs::{
     winner_notices, Campaign, CampaignTerms, Draw, Eligibility, RegistrantList, Seed, Sponsor,
     Window,

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use ecny::amount::Amount;
 use ecny::certs::KeyPair;
-use ecny::channels::acquiring::{request_payment, RequestRead};
 use ecny::channels::emvco::MerchantQr;
+use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::{Command, Entry, Outcome};
 use ecny::ids::{IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::platform::Platform;

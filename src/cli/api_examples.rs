@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 
 use ecny::amount::Amount;
 use ecny::certs::KeyPair;
-use ecny::channels::acquiring::{request_payment, RequestRead, TerminalKind};
+use ecny::channels::acquiring::TerminalKind;
 use ecny::channels::emvco::MerchantQr;
+use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::Command;
 use ecny::ids::{ContractId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::parties::{session_signing_bytes, Operation, PartyKind, StaffRole};

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use ecny::amount::Amount;
 use ecny::certs::KeyPair;
-use ecny::channels::acquiring::{request_payment, RequestRead};
 use ecny::channels::decode_png;
 use ecny::channels::emvco::{MerchantQr, QrKind};
+use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::channels::render::DECODE_PNG_BYTES_MAX;
 use ecny::command::Command;
 use ecny::error::CommandError;

@@ -4,8 +4,9 @@
 //! daily settlement.
 
 use super::{yuan, DemoError, Holder, Story};
-use crate::channels::acquiring::{city_of_region, request_payment, RequestRead, TerminalKind};
+use crate::channels::acquiring::{city_of_region, TerminalKind};
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
+use crate::channels::payment_request::{request_payment, RequestRead};
 use crate::command::{Command, Outcome};
 use crate::ids::{EventId, MerchantId, OperatorId};
 use crate::programs::contracts::Template;

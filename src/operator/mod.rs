@@ -11,10 +11,10 @@ use foldhash::fast::RandomState;
 
 use crate::amount::Amount;
 use crate::certs::{verify_all_parallel, KeyPair, PublicKey, SignedItem};
+use crate::command::{se_signatures, SeSigned};
 use crate::command::{Command, Origin, Submission};
 use crate::error::CommandError;
 use crate::ids::{AccountId, IdentityLookupId, OperatorId, WalletId};
-use crate::offline::settlement::{se_signatures, SeSigned};
 use crate::sealed::{Field, IdentityKey, SealBroken, SealTag, SealedPhone, SealedText};
 use crate::wallet::{ClassLimits, WalletClass};
 

@@ -533,7 +533,7 @@ impl Gateway {
                     .public_key
                     .verify(&signed, &signature.signature)
                     .map_err(|_| CommandError::SignatureInvalid)?;
-                crate::signing::check_window(signature.not_after_ms, now_ms())?;
+                crate::command::check_window(signature.not_after_ms, now_ms())?;
             }
         }
         match self.submit_one(operator, command)? {

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::channels::acquiring::{
-    request_payment, ChannelTotal, Merchant, MerchantPayment, Order, RequestRead, SettlementReport,
-    TerminalKind,
+    ChannelTotal, Merchant, MerchantPayment, Order, SettlementReport, TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
 use crate::channels::payment_code::till_key;
+use crate::channels::payment_request::{request_payment, RequestRead};
 use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeError};
 use crate::command::{Command, Outcome};
 use crate::error::CommandError;

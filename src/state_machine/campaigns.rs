@@ -7,11 +7,12 @@
 //! every movement is a ledger transfer.
 
 use super::*;
+use crate::error::PacketUnusable;
 use crate::programs::campaign::{Campaign, CampaignTerms};
 use crate::programs::lottery::{verify_reveal, Draw, Seed};
 use crate::programs::red_packets::{
-    CampaignBook, CampaignStatus, Packet, PacketAtMerchant, PacketUnusable, PlannedSpend,
-    RedPackets, RedemptionReport, RefundSplit, RefundTarget, EXPIRY_PACKETS_PER_ENTRY_MAX,
+    CampaignBook, CampaignStatus, Packet, PacketAtMerchant, PlannedSpend, RedPackets,
+    RedemptionReport, RefundSplit, RefundTarget, EXPIRY_PACKETS_PER_ENTRY_MAX,
 };
 
 impl StateMachine {

@@ -26,7 +26,8 @@ use crate::channels::emvco::Mcc;
 use crate::channels::payment_code::{self, CodeMarks};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::{
-    Command, CommandDigest, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission,
+    check_window, se_signatures, Command, CommandDigest, CommandResult, Entry, HolderAuth, Origin,
+    Outcome, Submission,
 };
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
@@ -38,7 +39,7 @@ use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
 use crate::offline::messages::{AttestedSync, SignedUnload};
 use crate::offline::settlement::{
-    se_signatures, DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks,
+    DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks,
 };
 use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
@@ -47,7 +48,7 @@ use crate::programs::LotteryError;
 use crate::sealed::{
     decode_sealed_text, encode_sealed_text, PersonalText, Phone, SealTag, SealedPhone, SealedText,
 };
-use crate::signing::{check_window, DeploymentId, SigningContext};
+use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
 use crate::wallet::{
     ClassLimits, Wallet, WalletClass, WalletStatus, CLASS_TWO_WALLETS_PER_IDENTITY_MAX,
