@@ -94,6 +94,7 @@ fn variant(command: &Command) -> &'static str {
         Command::AddStaff { .. } => "AddStaff",
         Command::RevokeCredential { .. } => "RevokeCredential",
         Command::OpenBankAccountWithCash { .. } => "OpenBankAccountWithCash",
+        Command::SetOperatorSuspended { .. } => "SetOperatorSuspended",
     }
 }
 
@@ -463,6 +464,10 @@ fn samples() -> Vec<Command> {
             wallet: WalletId(5),
             cash: yuan("5000"),
             key: key(10),
+        },
+        Command::SetOperatorSuspended {
+            operator: OperatorId(2),
+            suspended: true,
         },
     ]
 }

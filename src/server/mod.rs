@@ -46,7 +46,7 @@ use crate::platform::{Platform, PlatformError};
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::extract::App;
-use self::gateway::{CodeDesk, Gateway};
+use self::gateway::{Admission, CodeDesk, Gateway};
 use self::metrics::Metrics;
 
 /// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
@@ -56,8 +56,6 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 const WORKER_THREADS: usize = 2;
 /// How long shutdown waits for in-flight blocking calls (a commit) before giving up on them.
 const SHUTDOWN_WAIT_MS: u64 = 5_000;
-/// Threads one desk verifies a batch's signatures on: every core.
-const DESK_VERIFY_THREADS: usize = 0;
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -123,7 +121,17 @@ impl Server {
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
-        let codes = code_desks(&config.data, &operators).map_err(ServerError::Tokens)?;
+        let desks = desks
+            .into_iter()
+            .map(|desk| Ok((code_desk(&config.data, desk.operator)?, desk)))
+            .map(|made: std::io::Result<_>| made.map(|(codes, desk)| (desk, codes)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(ServerError::Tokens)?;
+        let admission = Admission {
+            data: config.data.clone(),
+            central_bank: Keyring::new(&config.data).central_bank()?,
+            code_desk,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .enable_all()
@@ -148,7 +156,7 @@ impl Server {
             gateway: Arc::new(Gateway::new(
                 handle,
                 desks,
-                codes,
+                admission,
                 metrics.clone(),
                 credentials,
             )),
@@ -274,18 +282,14 @@ async fn terminated(sigterm: Option<Sigterm>) {
     std::future::pending::<()>().await;
 }
 
-/// Each operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
-/// first start). Operators above 99 cannot be routed by a payment code and get none.
-fn code_desks(data: &Path, operators: &[OperatorId]) -> std::io::Result<Vec<Option<CodeDesk>>> {
-    operators
-        .iter()
-        .map(|id| {
-            let path = data.join("keys").join(format!("{id}.code-secret"));
-            let hex = auth::load_or_create(&path)?;
-            let bytes = sm3(hex.as_bytes());
-            Ok(CodeDesk::new(*id, &OperatorCodeSecret::from_bytes(bytes)).ok())
-        })
-        .collect()
+/// An operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
+/// first start or at admission). Operators above 99 cannot be routed by a payment code and get
+/// none.
+fn code_desk(data: &Path, id: OperatorId) -> std::io::Result<Option<CodeDesk>> {
+    let path = data.join("keys").join(format!("{id}.code-secret"));
+    let hex = auth::load_or_create(&path)?;
+    let bytes = sm3(hex.as_bytes());
+    Ok(CodeDesk::new(id, &OperatorCodeSecret::from_bytes(bytes)).ok())
 }
 
 /// Opens the platform once (genesis on a new directory) and the desks of known operators.
@@ -300,7 +304,7 @@ fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
             Ok(BatchDesk::new(
                 op.id,
                 keyring.operator(op.id)?,
-                DESK_VERIFY_THREADS,
+                gateway::DESK_VERIFY_THREADS,
             ))
         })
         .collect::<Result<Vec<_>, KeyringError>>()?;

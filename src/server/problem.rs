@@ -146,6 +146,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | CampaignAlreadyDrawn(_)
         | PendingAlreadyResolved(_)
         | CredentialRevoked
+        | OperatorSuspended(_)
         | IdentityWalletLimit { .. }
         | BankAccountAlreadyBound { .. } => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
@@ -203,6 +204,7 @@ impl From<GatewayError> for Problem {
             GatewayError::Conflict { .. } => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
+            GatewayError::Setup(_) => Problem::internal(error.to_string()),
             GatewayError::Code(CodeError::Reused) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
