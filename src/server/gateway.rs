@@ -47,6 +47,9 @@ pub enum GatewayError {
     Setup(String),
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// The request's content is not acceptable, e.g. an empty name.
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
     /// The request clashes with what is already there, e.g. a second bank account to bind.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -83,7 +86,9 @@ impl GatewayError {
             GatewayError::Denied { denial, .. } => denial.code(),
             GatewayError::NoDesk(_) => "UNKNOWN_OPERATOR",
             GatewayError::Setup(_) => "INTERNAL",
-            GatewayError::Forbidden { code, .. } | GatewayError::Conflict { code, .. } => code,
+            GatewayError::Forbidden { code, .. }
+            | GatewayError::Conflict { code, .. }
+            | GatewayError::Invalid { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
             GatewayError::Ndef(error) => error.code(),
             GatewayError::Code(error) => error.code(),

@@ -1,7 +1,8 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
-//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`) share
+//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`,
+//! `central_bank`, `holders`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -10,6 +11,7 @@
 //! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
 
 pub mod auth;
+pub mod central_bank;
 pub mod config;
 pub mod connections;
 pub mod contracts;
@@ -17,6 +19,7 @@ pub mod counter;
 pub mod extract;
 pub mod fields;
 pub mod gateway;
+pub mod holders;
 pub mod identity;
 pub mod merchants;
 pub mod metrics;

@@ -205,6 +205,11 @@ impl From<GatewayError> for Problem {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
             GatewayError::Setup(_) => Problem::internal(error.to_string()),
+            GatewayError::Invalid { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            ),
             GatewayError::Code(CodeError::Reused) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
