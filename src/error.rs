@@ -23,7 +23,9 @@ pub enum CommandError {
     AmountTooLarge(Amount),
     #[error("unknown operator {0}")]
     UnknownOperator(OperatorId),
-    #[error("operator {0} is suspended by the central bank: its holders may still take their money out")]
+    #[error(
+        "operator {0} is suspended by the central bank: its holders may still take their money out"
+    )]
     OperatorSuspended(OperatorId),
     #[error("operator {0} already exists")]
     OperatorExists(OperatorId),

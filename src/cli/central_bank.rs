@@ -148,7 +148,8 @@ fn suspend(api: &Api, operator: OperatorId, suspended: bool) -> Result<(), Failu
 }
 
 fn forms_line(forms: &Value) -> Result<String, Failure> {
-    let amount = |name: &str| answer_field::<Amount>(forms, name).map(|a| a.yuan_sign().to_string());
+    let amount =
+        |name: &str| answer_field::<Amount>(forms, name).map(|a| a.yuan_sign().to_string());
     Ok(format!(
         "{} in all: wallets {}, vaults {}, offline {}, escrow {}, red packets {}",
         amount("total")?,

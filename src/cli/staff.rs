@@ -190,9 +190,7 @@ pub fn run(args: StaffArgs) -> Result<(), Failure> {
             Ok(())
         }
         StaffCommand::Freeze { wallet } => set_frozen(&args.profile, server, wallet, "freeze"),
-        StaffCommand::Unfreeze { wallet } => {
-            set_frozen(&args.profile, server, wallet, "unfreeze")
-        }
+        StaffCommand::Unfreeze { wallet } => set_frozen(&args.profile, server, wallet, "unfreeze"),
     }
 }
 

@@ -244,7 +244,12 @@ pub fn run(args: WalletArgs) -> Result<(), Failure> {
             limit,
         } => {
             let mut query = vec![format!("limit={limit}")];
-            for (name, value) in [("from", from), ("to", to), ("kind", kind), ("cursor", cursor)] {
+            for (name, value) in [
+                ("from", from),
+                ("to", to),
+                ("kind", kind),
+                ("cursor", cursor),
+            ] {
                 if let Some(value) = value {
                     query.push(format!("{name}={}", super::client::path_segment(&value)));
                 }
@@ -751,7 +756,11 @@ impl Holder {
         }
         for entry in &entries {
             let amount: Amount = answer_field(entry, "amount")?;
-            let sign = if text(entry, "direction")? == "in" { "+" } else { "-" };
+            let sign = if text(entry, "direction")? == "in" {
+                "+"
+            } else {
+                "-"
+            };
             let counterparty = entry["counterparty"]
                 .as_str()
                 .map(|wallet| format!(" {wallet}"))

@@ -292,7 +292,12 @@ impl Tokens {
         if constant_time_eq(presented, &self.central_bank) {
             found = Some(Party::CentralBank);
         }
-        for (id, token) in self.administrators.read().expect("administrators lock").iter() {
+        for (id, token) in self
+            .administrators
+            .read()
+            .expect("administrators lock")
+            .iter()
+        {
             if constant_time_eq(presented, token) {
                 found = Some(Party::Staff {
                     operator: *id,
@@ -622,9 +627,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::load_or_create(dir.path(), &[OperatorId(1)]).unwrap();
         let again = Tokens::load_or_create(dir.path(), &[OperatorId(1)]).unwrap();
-        assert_eq!(tokens.administrators, again.administrators);
+        assert_eq!(
+            *tokens.administrators.read().unwrap(),
+            *again.administrators.read().unwrap()
+        );
         let mut headers = HeaderMap::new();
-        let bearer = format!("Bearer {}", tokens.administrators[0].1);
+        let bearer = format!("Bearer {}", tokens.administrators.read().unwrap()[0].1);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&bearer).unwrap(),
@@ -843,7 +851,7 @@ mod tests {
             (over.status.as_u16(), over.code),
             (429, "TOO_MANY_AUTH_FAILURES")
         );
-        let bearer = format!("Bearer {}", tokens.administrators[0].1);
+        let bearer = format!("Bearer {}", tokens.administrators.read().unwrap()[0].1);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&bearer).unwrap(),

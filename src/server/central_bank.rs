@@ -437,7 +437,10 @@ pub mod openapi {
         );
         put(
             "SuspensionRequest",
-            object(&["suspended"], json!({ "suspended": { "type": "boolean" } })),
+            object(
+                &["suspended"],
+                json!({ "suspended": { "type": "boolean" } }),
+            ),
         );
         put(
             "Suspension",

@@ -47,6 +47,9 @@ pub enum GatewayError {
     Setup(String),
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// A query names something that is not there to read, e.g. a history cursor of another wallet.
+    #[error("{detail}")]
+    BadQuery { code: &'static str, detail: String },
     /// The request's content is not acceptable, e.g. an empty name.
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
@@ -88,7 +91,8 @@ impl GatewayError {
             GatewayError::Setup(_) => "INTERNAL",
             GatewayError::Forbidden { code, .. }
             | GatewayError::Conflict { code, .. }
-            | GatewayError::Invalid { code, .. } => code,
+            | GatewayError::Invalid { code, .. }
+            | GatewayError::BadQuery { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
             GatewayError::Ndef(error) => error.code(),
             GatewayError::Code(error) => error.code(),

@@ -126,19 +126,24 @@ impl Gateway {
                 .any(|merchant| merchant.wallet == wallet);
             let ledger = state.ledger();
             let transfers: Box<dyn Iterator<Item = _>> = match query.cursor {
-                Some(cursor) => Box::new(ledger.history_after(account, cursor).ok_or_else(|| {
-                    GatewayError::Invalid {
-                        code: "CURSOR_INVALID",
-                        detail: format!("{cursor} is not a transfer of {wallet}'s history"),
-                    }
-                })?),
+                Some(cursor) => {
+                    Box::new(ledger.history_after(account, cursor).ok_or_else(|| {
+                        GatewayError::BadQuery {
+                            code: "CURSOR_INVALID",
+                            detail: format!("{cursor} is not a transfer of {wallet}'s history"),
+                        }
+                    })?)
+                }
                 None => Box::new(ledger.history(account)?),
             };
             let day = |at_ms| crate::time::china_day(at_ms);
             let mut entries = Vec::new();
             let mut more = false;
             for (id, transfer) in transfers {
-                if query.to_day.is_some_and(|to| day(transfer.timestamp_ms) > to) {
+                if query
+                    .to_day
+                    .is_some_and(|to| day(transfer.timestamp_ms) > to)
+                {
                     continue;
                 }
                 if query
@@ -365,7 +370,9 @@ fn history_query(params: HistoryParams) -> Result<HistoryQuery, Problem> {
                 .ok_or_else(|| {
                     bad_query(
                         "MALFORMED_KIND",
-                        format!("{text:?} is not a transfer kind (payment, exchange, deposit_back, …)"),
+                        format!(
+                            "{text:?} is not a transfer kind (payment, exchange, deposit_back, …)"
+                        ),
                     )
                 })
         })
@@ -485,9 +492,8 @@ async fn close(
     PathId(wallet): PathId<WalletId>,
     JsonBody(body): JsonBody<WalletSignatureRequest>,
 ) -> Result<Json<CloseResponse>, Problem> {
-    let signature = optional_signature(&body)?.ok_or_else(|| {
-        Problem::from(GatewayError::Refused(CommandError::SignatureMissing))
-    })?;
+    let signature = optional_signature(&body)?
+        .ok_or_else(|| Problem::from(GatewayError::Refused(CommandError::SignatureMissing)))?;
     let returned = blocking(&app, move |gateway| {
         gateway.close_wallet(caller, wallet, signature)
     })

@@ -205,6 +205,9 @@ impl From<GatewayError> for Problem {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
             GatewayError::Setup(_) => Problem::internal(error.to_string()),
+            GatewayError::BadQuery { .. } => {
+                Problem::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+            }
             GatewayError::Invalid { .. } => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 error.code(),
