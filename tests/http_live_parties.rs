@@ -109,6 +109,12 @@ impl Desk {
         let profile = json!({ "server": self.served.url(), "operator": operator,
             "staff": "ST000001", "role": "teller", "token": token });
         std::fs::write(self.path(name), profile.to_string()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let owner_only = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(self.path(name), owner_only).unwrap();
+        }
     }
 
     fn holder_key(&self, profile: &str) -> KeyPair {
@@ -675,4 +681,228 @@ fn a_holders_day_deposit_back_history_lost_phone_and_close() {
     assert_eq!(last["entries"][0]["kind"], "close_wallet");
     assert_eq!(last["entries"][0]["amount"], "339.00");
     desk.audit_is_clean();
+}
+
+#[test]
+fn a_merchants_history_never_names_who_paid_it() {
+    let desk = Desk::new();
+    let (teller, kyc) = (
+        desk.served.tellers[0].clone(),
+        desk.served.kyc_officers[0].clone(),
+    );
+    let admin = desk.served.operators[0].clone();
+    let owner_key = KeyPair::generate();
+    let shop_wallet: WalletId = desk
+        .call(
+            "POST",
+            "/v1/operators/OP01/wallets",
+            Some(&teller),
+            Some(&json!({ "phone": "13700000021", "public_key": owner_key.public_key().to_hex() })),
+        )
+        .ok(201)["wallet"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    desk.keyed(
+        "POST",
+        &format!("/v1/wallets/{shop_wallet}/bank-account"),
+        Some(&teller),
+        Some(&json!({ "cash": "100.00" })),
+        Some(IdempotencyKey(901)),
+    )
+    .ok(201);
+    desk.call(
+        "POST",
+        &format!("/v1/wallets/{shop_wallet}/kyc"),
+        Some(&kyc),
+        Some(&json!({ "class": 2, "name": "Wang Wu", "id_number": "110101199003074514" })),
+    )
+    .ok(200);
+    let shop = desk
+        .call(
+            "POST",
+            "/v1/operators/OP01/merchants",
+            Some(&admin),
+            Some(
+                &json!({ "wallet": shop_wallet.to_string(), "name": "Pingjiang Snacks",
+                "mcc": "5814", "region": 320500 }),
+            ),
+        )
+        .ok(201);
+    let qr = shop["qr"].as_str().unwrap().to_string();
+
+    let li = desk.open_wallet("li.json", "OP02", "13900000021");
+    let teller2 = desk.served.tellers[1].clone();
+    desk.keyed(
+        "POST",
+        &format!("/v1/wallets/{li}/bank-account"),
+        Some(&teller2),
+        Some(&json!({ "cash": "100.00" })),
+        Some(IdempotencyKey(902)),
+    )
+    .ok(201);
+    desk.ok(&refs(
+        &desk.wallet("li.json", &["top-up", "--amount", "50"]),
+    ));
+    desk.ok(&refs(
+        &desk.wallet("li.json", &["pay", "--qr", &qr, "--amount", "12.00"]),
+    ));
+
+    // The payer sees whom it paid; the shop's owner sees the money, never the payer.
+    let payer_view = desk.ok(&refs(&desk.wallet("li.json", &["history", "--limit", "1"])));
+    assert!(
+        payer_view.contains(&shop_wallet.to_string()),
+        "{payer_view}"
+    );
+    let owner = open_session(&desk.served.server, shop_wallet, &owner_key);
+    let page = desk
+        .call(
+            "GET",
+            &format!("/v1/wallets/{shop_wallet}/history"),
+            Some(&owner),
+            None,
+        )
+        .ok(200);
+    let entries = page["entries"].as_array().unwrap();
+    let paid = entries
+        .iter()
+        .find(|entry| entry["direction"] == "in" && entry["amount"] == "12.00")
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(paid.get("counterparty").is_none(), "{paid}");
+    assert!(!page.to_string().contains(&li.to_string()), "{page}");
+    // Its operator's staff read the same page, payers unnamed too.
+    let staff_page = desk
+        .call(
+            "GET",
+            &format!("/v1/wallets/{shop_wallet}/history"),
+            Some(&teller),
+            None,
+        )
+        .ok(200);
+    assert!(
+        !staff_page.to_string().contains(&li.to_string()),
+        "{staff_page}"
+    );
+    // The merchant's own credential does not read wallets' histories at all.
+    let merchant = shop["token"].as_str().unwrap().to_string();
+    desk.call(
+        "GET",
+        &format!("/v1/wallets/{shop_wallet}/history"),
+        Some(&merchant),
+        None,
+    )
+    .problem(403, "PARTY_NOT_ALLOWED");
+    desk.audit_is_clean();
+}
+
+#[test]
+fn an_operator_admitted_and_suspended_while_serving_stays_so_after_a_snapshot_and_a_restart() {
+    let Desk { served, work } = Desk::new();
+    let cb = served.central_bank.clone();
+    let call =
+        |server: &ecny::server::Server, method: &str, path: &str, token: &str, body: Value| {
+            let bearer = format!("Bearer {token}");
+            let text = body.to_string();
+            send(
+                server.addr(),
+                method,
+                path,
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
+                text.as_bytes(),
+            )
+        };
+    call(
+        &served.server,
+        "POST",
+        "/v1/operators",
+        &cb,
+        json!({ "name": "Taihu Rural Bank" }),
+    )
+    .ok(201);
+    call(
+        &served.server,
+        "POST",
+        "/v1/operators/OP03/reserves",
+        &cb,
+        json!({ "amount": "5000" }),
+    )
+    .ok(201);
+    call(
+        &served.server,
+        "POST",
+        "/v1/operators/OP03/issuance",
+        &cb,
+        json!({ "amount": "2000" }),
+    )
+    .ok(201);
+    call(
+        &served.server,
+        "PUT",
+        "/v1/operators/OP03/suspension",
+        &cb,
+        json!({ "suspended": true }),
+    )
+    .ok(200);
+    let served::Served { dir, server, .. } = served;
+    server.stop().unwrap();
+    let snapshot = Process::new(env!("CARGO_BIN_EXE_ecny"))
+        .args(["snapshot", "--data"])
+        .arg(dir.path())
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        snapshot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&snapshot.stderr)
+    );
+    let server = ecny::server::Server::start(&ecny::server::ServerConfig {
+        data: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let circulation = call(&server, "GET", "/v1/circulation", &cb, json!(null)).ok(200);
+    let op3 = operator_entry(&circulation, "OP03");
+    assert_eq!(op3["suspended"], true, "{circulation}");
+    assert_eq!(op3["circulation"]["vaults"], "2000.00");
+    call(
+        &server,
+        "POST",
+        "/v1/operators/OP03/issuance",
+        &cb,
+        json!({ "amount": "1" }),
+    )
+    .problem(409, "OPERATOR_SUSPENDED");
+    let admin = std::fs::read_to_string(dir.path().join("keys/OP03.token")).unwrap();
+    call(
+        &server,
+        "GET",
+        "/v1/operators/OP03/staff",
+        admin.trim(),
+        json!(null),
+    )
+    .ok(200);
+    call(
+        &server,
+        "PUT",
+        "/v1/operators/OP03/suspension",
+        &cb,
+        json!({ "suspended": false }),
+    )
+    .ok(200);
+    call(
+        &server,
+        "POST",
+        "/v1/operators/OP03/issuance",
+        &cb,
+        json!({ "amount": "1" }),
+    )
+    .ok(201);
+    let audit = call(&server, "GET", "/v1/audit", &cb, json!(null)).ok(200);
+    assert_eq!(audit["clean"], true, "{audit}");
 }
