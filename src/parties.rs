@@ -265,10 +265,11 @@ pub enum Operation {
     FreezeWallet,
     UnfreezeWallet,
     CloseWallet,
+    LookupPhone,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 59] = {
+    pub const ALL: [Operation; 60] = {
         use Operation::*;
         [
             Health,
@@ -330,6 +331,7 @@ impl Operation {
             FreezeWallet,
             UnfreezeWallet,
             CloseWallet,
+            LookupPhone,
         ]
     };
 
@@ -381,6 +383,8 @@ impl Operation {
             // hold the key.
             FreezeWallet => SIGNED_BY_HOLDER | TELLER,
             UnfreezeWallet => TELLER,
+            // Whose wallet a phone number opens, to pay it: a holder's own look-up, counted.
+            LookupPhone => HOLDER,
         }
     }
 
@@ -506,6 +510,7 @@ impl Operation {
             FreezeWallet => ("POST", "/v1/wallets/{id}/freeze"),
             UnfreezeWallet => ("POST", "/v1/wallets/{id}/unfreeze"),
             CloseWallet => ("POST", "/v1/wallets/{id}/close"),
+            LookupPhone => ("POST", "/v1/wallets/{id}/phone-lookups"),
         }
     }
 

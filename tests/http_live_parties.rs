@@ -906,3 +906,87 @@ fn an_operator_admitted_and_suspended_while_serving_stays_so_after_a_snapshot_an
     let audit = call(&server, "GET", "/v1/audit", &cb, json!(null)).ok(200);
     assert_eq!(audit["clean"], true, "{audit}");
 }
+
+#[test]
+fn a_holder_pays_a_phone_number_at_another_operator_and_look_ups_are_counted() {
+    let desk = Desk::new();
+    let li = desk.open_wallet("li.json", "OP01", "13900000031");
+    let wu = desk.open_wallet("wu.json", "OP02", "13900000032");
+    desk.keyed(
+        "POST",
+        &format!("/v1/wallets/{li}/bank-account"),
+        Some(&desk.served.tellers[0].clone()),
+        Some(&json!({ "cash": "100.00" })),
+        Some(IdempotencyKey(911)),
+    )
+    .ok(201);
+    desk.ok(&refs(
+        &desk.wallet("li.json", &["top-up", "--amount", "80"]),
+    ));
+    let paid = desk.ok(&refs(&desk.wallet(
+        "li.json",
+        &["pay-phone", "--phone", "13900000032", "--amount", "12.50"],
+    )));
+    assert!(
+        paid.contains(&format!("13900000032 is {wu} at OP02")),
+        "{paid}"
+    );
+    assert_eq!(desk.balance(wu), "12.50");
+    assert_eq!(desk.balance(li), "67.50");
+
+    // An unknown number moves nothing; a malformed one is refused before any look-up.
+    desk.fails(
+        &refs(&desk.wallet(
+            "li.json",
+            &["pay-phone", "--phone", "13900000099", "--amount", "1"],
+        )),
+        "UNKNOWN_PHONE",
+    );
+    let session = open_session(&desk.served.server, li, &desk.holder_key("li.json"));
+    let lookups = format!("/v1/wallets/{li}/phone-lookups");
+    desk.call(
+        "POST",
+        &lookups,
+        Some(&session),
+        Some(&json!({ "phone": "1390000" })),
+    )
+    .problem(422, "MALFORMED_PHONE");
+    // Only the holder looks up, and only from its own wallet.
+    let wu_session = open_session(&desk.served.server, wu, &desk.holder_key("wu.json"));
+    let asked = json!({ "phone": "13900000031" });
+    desk.call("POST", &lookups, Some(&wu_session), Some(&asked))
+        .problem(404, "UNKNOWN_WALLET");
+    desk.call(
+        "POST",
+        &lookups,
+        Some(&desk.served.tellers[0].clone()),
+        Some(&asked),
+    )
+    .problem(403, "HOLDER_ONLY");
+    desk.call("POST", &lookups, None, Some(&asked))
+        .problem(401, "UNAUTHENTICATED");
+    // Found or not, each look-up counts: numbers cannot be walked.
+    let mut answered = 2; // the payment's look-up and the unknown number's
+    while answered < ecny::server::holders::PHONE_LOOKUPS_PER_HOUR {
+        desk.call("POST", &lookups, Some(&session), Some(&asked))
+            .ok(200);
+        answered += 1;
+    }
+    let refused = desk.call("POST", &lookups, Some(&session), Some(&asked));
+    assert!(refused.header("retry-after").is_some());
+    refused.problem(429, "PHONE_LOOKUP_RATE_LIMITED");
+    // Another holder's allowance is its own.
+    let asked_by_wu = json!({ "phone": "13900000031" });
+    let found = desk
+        .call(
+            "POST",
+            &format!("/v1/wallets/{wu}/phone-lookups"),
+            Some(&wu_session),
+            Some(&asked_by_wu),
+        )
+        .ok(200);
+    assert_eq!(found["wallet"], li.to_string());
+    assert_eq!(found["operator"], "OP01");
+    assert_eq!(desk.balance(li), "67.50");
+    desk.audit_is_clean();
+}

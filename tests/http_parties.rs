@@ -393,6 +393,7 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
         FundReserves | Issue | Redeem => Some(json!({ "amount": "1.00" })),
         // Reinstating a serving operator: allowed, and leaves the fixture's operator serving.
         SuspendOperator => Some(json!({ "suspended": false })),
+        LookupPhone => Some(json!({ "phone": "13700000001" })),
         DepositBack => Some(
             json!({ "amount": "0.01", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),

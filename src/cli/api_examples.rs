@@ -861,6 +861,13 @@ impl Setup {
             .example(ReadHistory, Some(&payer), &shop)?
             .path("id", payer.wallet)
             .query("limit", 20));
+        // A wallet to find by its phone number: the number the last opened wallet was given.
+        self.holder()?;
+        let by_phone = self.next_phone.to_string();
+        add(self
+            .example(LookupPhone, Some(&payer), &shop)?
+            .path("id", payer.wallet)
+            .body(json!({ "phone": by_phone })));
         let mut losing = self.holder()?;
         self.open_session(&mut losing)?;
         let freeze = Command::SetWalletStatus {

@@ -80,6 +80,15 @@ enum WalletCommand {
         #[arg(long)]
         amount: Amount,
     },
+    /// Pay a phone number, at any operator: the wallet it opens is looked up, then paid.
+    PayPhone {
+        /// The payee's mainland mobile number, e.g. 13900000012.
+        #[arg(long)]
+        phone: String,
+        /// Yuan to pay, e.g. 66.60.
+        #[arg(long)]
+        amount: Amount,
+    },
     /// Show the one-time payment code (digits and QR) for a till's scan gun.
     Code,
     /// Push a sub-wallet to a merchant's app, change its limits or close it.
@@ -231,6 +240,15 @@ pub fn run(args: WalletArgs) -> Result<(), Failure> {
             holder.pay_request(&payload, amount, read)
         }
         WalletCommand::PayWallet { to, amount } => holder.pay_wallet(to, amount),
+        WalletCommand::PayPhone { phone, amount } => {
+            let found = holder.reads.post(
+                &format!("/v1/wallets/{}/phone-lookups", holder.wallet),
+                &json!({ "phone": phone }),
+            )?;
+            let payee: WalletId = answer_field(&found, "wallet")?;
+            println!("{phone} is {payee} at {}", text(&found, "operator")?);
+            holder.pay_wallet(payee, amount)
+        }
         WalletCommand::Code => holder.payment_code(),
         WalletCommand::SubWallet(command) => holder.sub_wallet(command),
         WalletCommand::SubWallets => holder.list_sub_wallets(),

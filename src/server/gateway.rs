@@ -50,6 +50,13 @@ pub enum GatewayError {
     /// A query names something that is not there to read, e.g. a history cursor of another wallet.
     #[error("{detail}")]
     BadQuery { code: &'static str, detail: String },
+    /// Too many of something in a window: try again after `retry_after_s`.
+    #[error("{detail}")]
+    TooMany {
+        code: &'static str,
+        detail: String,
+        retry_after_s: u64,
+    },
     /// The request's content is not acceptable, e.g. an empty name.
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
@@ -92,7 +99,8 @@ impl GatewayError {
             GatewayError::Forbidden { code, .. }
             | GatewayError::Conflict { code, .. }
             | GatewayError::Invalid { code, .. }
-            | GatewayError::BadQuery { code, .. } => code,
+            | GatewayError::BadQuery { code, .. }
+            | GatewayError::TooMany { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
             GatewayError::Ndef(error) => error.code(),
             GatewayError::Code(error) => error.code(),
@@ -345,6 +353,8 @@ pub struct Gateway {
     wallet_operators: RwLock<Vec<u16>>,
     /// The credentials the tokens are checked against, refreshed after each credential command.
     pub(super) credentials: Arc<RwLock<CredentialBook>>,
+    /// Phone look-ups each wallet made in its current window.
+    pub(super) phone_lookups: Mutex<std::collections::HashMap<WalletId, (u64, u32)>>,
 }
 
 impl Gateway {
@@ -377,10 +387,21 @@ impl Gateway {
             metrics,
             wallet_operators: RwLock::new(Vec::new()),
             credentials,
+            phone_lookups: Mutex::new(std::collections::HashMap::new()),
         };
         // A stopped node leaves the book empty: every derived token is then refused.
         let _ = gateway.refresh_credentials();
         gateway
+    }
+
+    /// Every operator's front office on this server, in operator order.
+    pub(super) fn desks_snapshot(&self) -> Vec<(OperatorId, Arc<OperatorDesk>)> {
+        let desks = self.desks.read().expect("desks lock");
+        desks
+            .iter()
+            .enumerate()
+            .map(|(slot, desk)| (OperatorId(slot as u16 + 1), desk.clone()))
+            .collect()
     }
 
     /// The front office of `operator` on this server.

@@ -7,6 +7,11 @@
 //!
 //! A history never names the wallets that paid a merchant's settlement wallet: a merchant learns
 //! what it was paid, never by whom.
+//!
+//! To pay a phone number, the payer's app asks for the wallet it opens: the payer's operator
+//! asks each operator, which alone can match the number against its sealed directory (the
+//! payee's operator answers). Each look-up is logged (operators and wallets, never the number)
+//! and counted: a wallet makes at most `PHONE_LOOKUPS_PER_HOUR`, so numbers cannot be walked.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -31,6 +36,11 @@ use super::problem::{JsonBody, Problem};
 pub const HISTORY_PAGE_DEFAULT: usize = 50;
 /// Most entries one history page holds.
 pub const HISTORY_PAGE_MAX: usize = 200;
+/// Phone look-ups one wallet may make in an hour, found or not.
+pub const PHONE_LOOKUPS_PER_HOUR: u32 = 20;
+const PHONE_LOOKUP_WINDOW_S: u64 = 3_600;
+/// Wallets whose look-ups are counted at once; past it, counts of ended windows are dropped.
+const PHONE_LOOKUP_WALLETS_MAX: usize = 100_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -39,15 +49,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/wallets/{id}/freeze", post(freeze))
         .route("/v1/wallets/{id}/unfreeze", post(unfreeze))
         .route("/v1/wallets/{id}/close", post(close))
+        .route("/v1/wallets/{id}/phone-lookups", post(lookup_phone))
 }
 
 /// Paths these handlers serve, in the document's order.
-pub const OPENAPI_PATHS: [&str; 5] = [
+pub const OPENAPI_PATHS: [&str; 6] = [
     "/v1/wallets/{id}/deposit-back",
     "/v1/wallets/{id}/history",
     "/v1/wallets/{id}/freeze",
     "/v1/wallets/{id}/unfreeze",
     "/v1/wallets/{id}/close",
+    "/v1/wallets/{id}/phone-lookups",
 ];
 
 /// Which part of a wallet's history to read.
@@ -226,6 +238,74 @@ impl Gateway {
         let balance = self.node.query(move |state| state.balance(wallet))??;
         self.submit_one(operator, command)?;
         Ok(balance)
+    }
+
+    /// The wallet a phone number opens, for the holder of `wallet` to pay it: each operator's
+    /// desk matches the number against its own sealed directory. Counted per wallet, found or
+    /// not, and logged without the number.
+    pub fn lookup_phone(
+        &self,
+        party: Party,
+        wallet: WalletId,
+        phone: u64,
+    ) -> Result<(WalletId, crate::ids::OperatorId), GatewayError> {
+        self.allow(Operation::LookupPhone, party)?;
+        let asking = self.wallet_in_scope(party, wallet)?;
+        self.count_phone_lookup(wallet)?;
+        let desks: Vec<_> = self.desks_snapshot();
+        let tags: Vec<_> = desks
+            .iter()
+            .map(|(operator, desk)| (*operator, desk.identity_key.phone_tag(phone)))
+            .collect();
+        let found = self.node.query(move |state| {
+            tags.iter()
+                .filter_map(|(operator, tag)| {
+                    let found = state.wallet_by_phone_tag(*operator, tag).ok();
+                    found.map(|payee| (payee, *operator))
+                })
+                .collect::<Vec<_>>()
+        })?;
+        match found.as_slice() {
+            [(payee, operator)] => {
+                tracing::info!(%wallet, asking = %asking, answering = %operator, %payee,
+                    "phone look-up answered");
+                Ok((*payee, *operator))
+            }
+            _ => {
+                tracing::info!(%wallet, asking = %asking, "phone look-up found no wallet");
+                let digits = phone.to_string();
+                let masked = format!(
+                    "{}****{}",
+                    &digits[..3.min(digits.len())],
+                    &digits[digits.len().saturating_sub(4)..]
+                );
+                Err(CommandError::UnknownPhone(masked).into())
+            }
+        }
+    }
+
+    /// Counts one look-up against the wallet's hourly allowance.
+    fn count_phone_lookup(&self, wallet: WalletId) -> Result<(), GatewayError> {
+        let now = super::gateway::now_s();
+        let mut counts = self.phone_lookups.lock().expect("phone look-ups lock");
+        if counts.len() >= PHONE_LOOKUP_WALLETS_MAX {
+            counts.retain(|_, (start, _)| now < *start + PHONE_LOOKUP_WINDOW_S);
+        }
+        let (start, used) = counts.entry(wallet).or_insert((now, 0));
+        if now >= *start + PHONE_LOOKUP_WINDOW_S {
+            (*start, *used) = (now, 0);
+        }
+        if *used >= PHONE_LOOKUPS_PER_HOUR {
+            return Err(GatewayError::TooMany {
+                code: "PHONE_LOOKUP_RATE_LIMITED",
+                detail: format!(
+                    "a wallet looks up at most {PHONE_LOOKUPS_PER_HOUR} phone numbers an hour"
+                ),
+                retry_after_s: *start + PHONE_LOOKUP_WINDOW_S - now,
+            });
+        }
+        *used += 1;
+        Ok(())
     }
 
     /// The wallet as it is now, for a caller that has just acted on it.
@@ -505,6 +585,37 @@ async fn close(
     }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneLookupRequest {
+    /// The payee's mainland mobile number, e.g. "13900000012".
+    pub phone: String,
+}
+
+#[derive(Serialize)]
+pub struct PhoneLookupResponse {
+    /// The wallet the number opens: sign a payment to it (`POST /v1/payments`).
+    pub wallet: String,
+    pub operator: String,
+}
+
+async fn lookup_phone(
+    State(app): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(wallet): PathId<WalletId>,
+    JsonBody(body): JsonBody<PhoneLookupRequest>,
+) -> Result<Json<PhoneLookupResponse>, Problem> {
+    let phone = crate::wallet::parse_phone(&body.phone).map_err(Problem::from)?;
+    let (payee, operator) = blocking(&app, move |gateway| {
+        gateway.lookup_phone(caller, wallet, phone)
+    })
+    .await?;
+    Ok(Json(PhoneLookupResponse {
+        wallet: payee.to_string(),
+        operator: operator.to_string(),
+    }))
+}
+
 // ----- the OpenAPI description of these endpoints -----
 
 pub mod openapi {
@@ -557,6 +668,15 @@ pub mod openapi {
                     "signature": { "type": "string", "description": "SM2 signature over Command::SetWalletStatus (frozen) or Command::CloseWallet's signing bytes" },
                     "not_after_ms": { "type": "integer", "minimum": 0 }
                 } }),
+        );
+        put(
+            "PhoneLookupRequest",
+            json!({ "type": "object", "additionalProperties": false, "required": ["phone"],
+                "properties": { "phone": { "type": "string", "pattern": "^1[0-9]{10}$", "example": "13900000012" } } }),
+        );
+        put(
+            "PhoneLookup",
+            json!({ "type": "object", "properties": { "wallet": string(), "operator": string() } }),
         );
         put(
             "ClosedWallet",
@@ -623,6 +743,16 @@ pub mod openapi {
                 "security": bearer, "parameters": [wallet],
                 "requestBody": body("WalletSignatureRequest"),
                 "responses": responses(ok("200", "closed", schema_ref("ClosedWallet")), true, &[]),
+            } }),
+        );
+        put(
+            "/v1/wallets/{id}/phone-lookups",
+            json!({ "post": {
+                "summary": "The wallet a phone number opens, at any operator, for the holder to pay it; logged, and at most 20 an hour per wallet",
+                "security": bearer, "parameters": [wallet],
+                "requestBody": body("PhoneLookupRequest"),
+                "responses": responses(ok("200", "the payee's wallet", schema_ref("PhoneLookup")), true,
+                    &[("404", "UNKNOWN_PHONE"), ("429", "PHONE_LOOKUP_RATE_LIMITED")]),
             } }),
         );
         all

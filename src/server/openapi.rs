@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 56] = [
+pub const PATHS: [&str; 57] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -68,6 +68,7 @@ pub const PATHS: [&str; 56] = [
     "/v1/wallets/{id}/freeze",
     "/v1/wallets/{id}/unfreeze",
     "/v1/wallets/{id}/close",
+    "/v1/wallets/{id}/phone-lookups",
 ];
 
 /// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").

@@ -205,6 +205,14 @@ impl From<GatewayError> for Problem {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
             GatewayError::Setup(_) => Problem::internal(error.to_string()),
+            GatewayError::TooMany { retry_after_s, .. } => Problem {
+                retry_after: Some(std::time::Duration::from_secs(retry_after_s.max(1))),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error.code(),
+                    error.to_string(),
+                )
+            },
             GatewayError::BadQuery { .. } => {
                 Problem::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
             }

@@ -305,6 +305,9 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
             "WALLET_SPONSORS_CAMPAIGN",
         ],
         (ReadHistory, "400") => &["CURSOR_INVALID", "MALFORMED_KIND"],
+        (LookupPhone, "404") => &["UNKNOWN_PHONE"],
+        (LookupPhone, "422") => &["MALFORMED_PHONE"],
+        (LookupPhone, "429") => &["PHONE_LOOKUP_RATE_LIMITED"],
         (ReadPaymentCode, "422") => &["CODE_OPERATOR_OUT_OF_RANGE"],
         (OpenContract | ConfirmContract | CancelContract, "422") => &[
             "CONTRACT_TERMS_INVALID",
