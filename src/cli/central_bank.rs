@@ -39,6 +39,7 @@ enum CentralBankCommand {
     },
     /// Bring an operator's reserves into its account at the central bank.
     Fund {
+        /// The operator, e.g. OP03.
         #[arg(long)]
         operator: OperatorId,
         /// Yuan, e.g. 1000000.
@@ -47,25 +48,31 @@ enum CentralBankCommand {
     },
     /// Issue e-CNY to an operator against its reserves.
     Issue {
+        /// The operator, e.g. OP03.
         #[arg(long)]
         operator: OperatorId,
+        /// Yuan, e.g. 500000.
         #[arg(long)]
         amount: Amount,
     },
     /// Redeem e-CNY from an operator's vault; its reserves come back.
     Redeem {
+        /// The operator, e.g. OP03.
         #[arg(long)]
         operator: OperatorId,
+        /// Yuan, e.g. 500000.
         #[arg(long)]
         amount: Amount,
     },
     /// Suspend an operator: it takes on no new money; its holders may still take theirs out.
     Suspend {
+        /// The operator, e.g. OP03.
         #[arg(long)]
         operator: OperatorId,
     },
     /// Reinstate a suspended operator.
     Reinstate {
+        /// The operator, e.g. OP03.
         #[arg(long)]
         operator: OperatorId,
     },
