@@ -826,8 +826,8 @@ impl Setup {
             .body(json!({ "reason": "examples: case 2026-0001, public security bureau request" })));
         add(self.example(ReadDeanonymizations, none, &shop)?);
 
-        // The central bank: an operator admitted, funded, issued to, redeemed from, reinstated
-        // (suspending it would refuse the other examples), and circulation read.
+        // The central bank: an operator admitted, funded, issued to, redeemed from, another
+        // reinstated, and circulation read.
         add(self
             .example(AdmitOperator, none, &shop)?
             .body(json!({ "name": format!("Examples Bank {}", random_below(1_000_000)?) })));
@@ -837,9 +837,10 @@ impl Setup {
                 .path("op", &op)
                 .body(json!({ "amount": "100.00" })));
         }
+        // At the other operator, reinstated: every other example acts at OP01.
         add(self
             .example(SuspendOperator, none, &shop)?
-            .path("op", &op)
+            .path("op", "OP02")
             .body(json!({ "suspended": false })));
         add(self.example(ReadCirculation, none, &shop)?);
 

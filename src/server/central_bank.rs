@@ -513,7 +513,9 @@ pub mod openapi {
             "/v1/operators/{op}/suspension",
             json!({ "put": {
                 "summary": "Suspend an operator (only its holders' money going back to their banks, freezes and its redemption are still booked) or reinstate it",
-                "security": bearer, "parameters": [operator],
+                // Another operator than the one every other example acts at: a suspension
+                // tried while exploring the API leaves those examples working.
+                "security": bearer, "parameters": [path_param("op", "OP02")],
                 "requestBody": body("SuspensionRequest"),
                 "responses": responses(ok("200", "the operator's standing now", schema_ref("Suspension")), true, &[]),
             } }),
