@@ -124,12 +124,11 @@ impl Server {
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
-        let desks = desks
-            .into_iter()
-            .map(|desk| Ok((code_desk(&config.data, desk.operator)?, desk)))
-            .map(|made: std::io::Result<_>| made.map(|(codes, desk)| (desk, codes)))
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(ServerError::Tokens)?;
+        let mut with_codes = Vec::with_capacity(desks.len());
+        for desk in desks {
+            let codes = code_desk(&config.data, desk.operator).map_err(ServerError::Tokens)?;
+            with_codes.push((desk, codes));
+        }
         let admission = Admission {
             data: config.data.clone(),
             central_bank: Keyring::new(&config.data).central_bank()?,
@@ -158,7 +157,7 @@ impl Server {
         let app = Arc::new(App {
             gateway: Arc::new(Gateway::new(
                 handle,
-                desks,
+                with_codes,
                 admission,
                 metrics.clone(),
                 credentials,
