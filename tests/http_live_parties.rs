@@ -3,8 +3,9 @@
 //! once, no restart), funds, issues to it, redeems, suspends and reinstates it, and reads the
 //! money in circulation by operator and form; a holder deposits back, reads a paged history,
 //! freezes a lost phone's wallet (a teller unfreezes it), and closes the wallet with its balance
-//! returned to the bound account. Other parties are refused, bad input gets its code and moves
-//! nothing, and every story ends with a clean audit.
+//! returned to the bound account, and pays a phone number at another operator. Other parties are
+//! refused, bad input gets its code and moves nothing, and every story ends with a clean audit.
+//! Most stories serve from the library's server on a loopback port; one runs `ecny serve` itself.
 
 #[allow(dead_code)]
 #[path = "support/http_client.rs"]
@@ -989,4 +990,146 @@ fn a_holder_pays_a_phone_number_at_another_operator_and_look_ups_are_counted() {
     assert_eq!(found["operator"], "OP01");
     assert_eq!(desk.balance(li), "67.50");
     desk.audit_is_clean();
+}
+
+/// `ecny serve`, the real binary, on `dir`; stopped (SIGKILL) and waited for when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServeProcess {
+    fn start(dir: &Path) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = Process::new(env!("CARGO_BIN_EXE_ecny"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (banner, heard) = std::sync::mpsc::channel();
+        // Log lines share standard output: keep draining it so the server never blocks.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("ecny serving on ") {
+                    let url = url
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = banner.send(url);
+                }
+            }
+        });
+        let url = heard
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("ecny serve says where it listens");
+        ServeProcess { child, url }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_real_server_serves_an_operator_the_central_bank_admits_with_no_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut platform, _) = ecny::platform::Platform::open(dir.path()).unwrap();
+        served::two_funded_operators(&mut platform);
+    }
+    let serve = ServeProcess::start(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let output = Process::new(env!("CARGO_BIN_EXE_ecny"))
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "ecny {args:?}:\n{stdout}{stderr}");
+        stdout
+    };
+    let cb = |args: &[&str]| {
+        let mut all = vec!["central-bank", "--server", &serve.url, "--data", &data];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    let admitted = cb(&["admit", "--name", "Taihu Rural Bank"]);
+    assert!(admitted.contains("admitted OP03"), "{admitted}");
+    cb(&["fund", "--operator", "OP03", "--amount", "20000"]);
+    cb(&["issue", "--operator", "OP03", "--amount", "10000"]);
+    // The new operator's administrator registers a teller at once, from its token file.
+    let added = run(&[
+        "staff",
+        "--profile",
+        "teller.json",
+        "--server",
+        &serve.url,
+        "add",
+        "--operator",
+        "OP03",
+        "--role",
+        "teller",
+        "--label",
+        "Wuxi branch",
+        "--data",
+        &data,
+    ]);
+    assert!(added.contains("(teller, Wuxi branch)"), "{added}");
+    let opened = run(&[
+        "wallet",
+        "--profile",
+        "zhou.json",
+        "--server",
+        &serve.url,
+        "open",
+        "--operator",
+        "OP03",
+        "--phone",
+        "13600000009",
+    ]);
+    let wallet = word_after(&opened, "opened wallet ");
+    run(&[
+        "staff",
+        "--profile",
+        "teller.json",
+        "bank-account",
+        "--wallet",
+        &wallet,
+        "--cash",
+        "300",
+    ]);
+    run(&[
+        "wallet",
+        "--profile",
+        "zhou.json",
+        "top-up",
+        "--amount",
+        "120",
+    ]);
+    let history = run(&["wallet", "--profile", "zhou.json", "history"]);
+    assert!(
+        history.contains("exchange") && history.contains("+¥120.00"),
+        "{history}"
+    );
+    let circulation = cb(&["circulation"]);
+    assert!(
+        circulation.contains("OP03 Taihu Rural Bank: reserves ¥10,000.00, backing ¥10,000.00; ¥10,000.00 in all: wallets ¥120.00, vaults ¥9,880.00"),
+        "{circulation}"
+    );
+    let audit = run(&["audit", "--data", &data]);
+    assert!(!audit.is_empty());
+    drop(serve);
+    let (platform, _) = ecny::platform::Platform::open(dir.path()).unwrap();
+    assert!(ecny::audit::audit(platform.state()).is_clean());
+    assert_eq!(platform.state().operators().len(), 3);
 }
