@@ -373,6 +373,12 @@ pub enum Command {
         cash: Amount,
         key: IdempotencyKey,
     },
+    /// The central bank suspends an operator (its submissions refused, but for what lets its
+    /// holders take their money out and lets it redeem), or reinstates it.
+    SetOperatorSuspended {
+        operator: OperatorId,
+        suspended: bool,
+    },
 }
 
 /// What a command did.
@@ -474,6 +480,18 @@ impl Command {
             | Command::OpenBankAccountWithCash { key, .. } => Some(*key),
             _ => None,
         }
+    }
+
+    /// What a suspended operator may still submit: its holders' money going back to their bank
+    /// accounts, a freeze or unfreeze, and its own redemption; nothing that takes on new money.
+    pub fn allowed_while_suspended(&self) -> bool {
+        matches!(
+            self,
+            Command::DepositBack { .. }
+                | Command::CloseWallet { .. }
+                | Command::SetWalletStatus { .. }
+                | Command::Redeem { .. }
+        )
     }
 
     /// Whether the registration center books this command only on its holder's signature: every
@@ -994,6 +1012,7 @@ mod tag {
     pub const ADD_STAFF: u8 = 64;
     pub const REVOKE_CREDENTIAL: u8 = 65;
     pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
+    pub const SET_OPERATOR_SUSPENDED: u8 = 67;
 }
 
 fn decode_optional_text(input: &mut Reader<'_>) -> Result<Option<PersonalText>, DecodeError> {
@@ -1411,6 +1430,13 @@ impl Command {
                 .u32(wallet.0)
                 .i64(cash.fen())
                 .u128(key.0),
+            SetOperatorSuspended {
+                operator,
+                suspended,
+            } => out
+                .u8(tag::SET_OPERATOR_SUSPENDED)
+                .u16(operator.0)
+                .u8(u8::from(*suspended)),
         };
     }
 
@@ -1674,6 +1700,10 @@ impl Command {
                 cash: amount(input)?,
                 key: key(input)?,
             },
+            tag::SET_OPERATOR_SUSPENDED => SetOperatorSuspended {
+                operator: OperatorId(input.u16("operator")?),
+                suspended: input.bool("suspended")?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1908,6 +1938,10 @@ mod tests {
                 wallet: WalletId(5),
                 cash: Amount::from_fen(500_000),
                 key: IdempotencyKey(16),
+            },
+            Command::SetOperatorSuspended {
+                operator: OperatorId(2),
+                suspended: true,
             },
         ]
     }

@@ -25,6 +25,10 @@ pub enum CommandError {
     AmountTooLarge(Amount),
     #[error("unknown operator {0}")]
     UnknownOperator(OperatorId),
+    #[error(
+        "operator {0} is suspended by the central bank: its holders may still take their money out"
+    )]
+    OperatorSuspended(OperatorId),
     #[error("operator {0} already exists")]
     OperatorExists(OperatorId),
     #[error("unknown wallet {0}")]
@@ -397,6 +401,7 @@ impl CommandError {
             AmountNotPositive(_) => "AMOUNT_NOT_POSITIVE",
             AmountTooLarge(_) => "AMOUNT_TOO_LARGE",
             UnknownOperator(_) => "UNKNOWN_OPERATOR",
+            OperatorSuspended(_) => "OPERATOR_SUSPENDED",
             OperatorExists(_) => "OPERATOR_EXISTS",
             UnknownWallet(_) => "UNKNOWN_WALLET",
             WalletExists(_) => "WALLET_EXISTS",

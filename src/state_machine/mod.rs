@@ -374,6 +374,12 @@ impl StateMachine {
             Keyed { key, digest }
         });
         let by = || keyed.expect("a keyed command has its key");
+        if let Origin::Operator(operator) = origin {
+            let suspended = self.operator(operator).is_ok_and(|op| op.suspended);
+            if suspended && !command.allowed_while_suspended() {
+                return Err(CommandError::OperatorSuspended(operator));
+            }
+        }
         match command {
             Pay {
                 payer,
@@ -601,7 +607,23 @@ impl StateMachine {
             OpenBankAccountWithCash { wallet, cash, .. } => {
                 self.open_bank_account_with_cash(origin, wallet, cash, by(), now)
             }
+            SetOperatorSuspended {
+                operator,
+                suspended,
+            } => self.set_operator_suspended(origin, operator, suspended),
         }
+    }
+
+    fn set_operator_suspended(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        suspended: bool,
+    ) -> CommandResult {
+        Self::require_central_bank(origin)?;
+        let index = self.operator_slot(Origin::CentralBank, operator)?;
+        self.operators[index].suspended = suspended;
+        Ok(Outcome::Done)
     }
 
     fn require_central_bank(origin: Origin) -> Result<(), CommandError> {
@@ -712,6 +734,9 @@ impl StateMachine {
         check_amount(amount)?;
         let index = self.operator_slot(Origin::CentralBank, operator)?;
         let op = &self.operators[index];
+        if op.suspended {
+            return Err(CommandError::OperatorSuspended(operator));
+        }
         let id = issuance::issue(
             &mut self.ledger,
             &mut self.issuance[index],
