@@ -173,3 +173,46 @@ fn ecny_audit_reads_a_torn_tail_without_cutting_it_and_beside_a_running_node() {
     let (read, _) = Node::read_only(dir.path()).unwrap();
     assert_eq!(read.state_hash(), node.state().state_hash());
 }
+
+/// A node writes snapshots by itself as its log grows, between group commits, so a restart
+/// replays a bounded tail of the history however long it is, and recovers the same state.
+#[test]
+fn a_node_snapshots_by_itself_so_a_restart_replays_only_a_bounded_tail() {
+    const AFTER_BYTES: u64 = 4_096;
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let payer = world.open_banked(jiangnan, "10,000", WalletClass::Three);
+    world.exchange(&payer, "1,000").unwrap();
+    let payee = world.open(lakeside);
+    let snapshot_dir = world.dir.path().join("snapshots");
+    assert!(
+        !snapshot_dir.exists() || snapshots(world.dir.path()).is_empty(),
+        "a young log is below the default threshold"
+    );
+    world
+        .platform
+        .node_mut()
+        .set_snapshot_after_bytes(Some(AFTER_BYTES));
+    for _ in 0..60 {
+        world.pay(&payer, payee.wallet, "1.00").unwrap();
+        let unsnapshotted = world.platform.node_mut().log_bytes_since_snapshot();
+        assert!(
+            unsnapshotted < AFTER_BYTES,
+            "{unsnapshotted} log bytes would be replayed"
+        );
+    }
+    // The newest two are kept, with the log back to the older one.
+    assert_eq!(snapshots(world.dir.path()).len(), 2);
+    let hash = world.hash();
+    world.assert_audit();
+    let World { dir, platform, .. } = world;
+    drop(platform);
+    let (node, recovery) = Node::open(dir.path()).unwrap();
+    assert!(recovery.snapshot_seq.is_some());
+    assert!(
+        recovery.log.entries_replayed < 20,
+        "{} entries replayed of about 70",
+        recovery.log.entries_replayed
+    );
+    assert_eq!(node.state().state_hash(), hash);
+}
