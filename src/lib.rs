@@ -48,6 +48,7 @@ pub mod rng;
 pub mod sealed;
 pub mod server;
 pub mod signing;
+pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod time;
