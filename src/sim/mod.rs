@@ -506,9 +506,14 @@ impl Simulation {
         if crash == Crash::LostWrite && self.sabotage != Some(Sabotage::LyingDisk) {
             checks::same_state(&self.world, hash_before, &recovery, &mut self.report.checks)?;
         }
+        let cut = recovery
+            .log
+            .torn_tail
+            .as_ref()
+            .map(|t| (t.offset, t.bytes_cut));
         self.trace(format_args!(
-            "restart replayed {} torn {:?}",
-            recovery.log.entries_replayed, recovery.log.torn_tail
+            "restart replayed {} cut {cut:?}",
+            recovery.log.entries_replayed
         ));
         let in_doubt: BTreeSet<u64> = copies.iter().map(|c| c.request).collect();
         self.retry_now(in_doubt.into_iter().collect())
