@@ -27,6 +27,10 @@ fn a_few_seeds_pass_every_check_under_every_kind_of_fault() {
         FaultKind::Reordered,
         FaultKind::WrongSigner,
         FaultKind::WrongOperator,
+        FaultKind::SeTearing,
+        FaultKind::ClonedSe,
+        FaultKind::TerminalClockAhead,
+        FaultKind::SyncCrash,
     ] {
         assert!(
             summary.faults.get(&kind).copied().unwrap_or(0) > 0,
@@ -37,6 +41,7 @@ fn a_few_seeds_pass_every_check_under_every_kind_of_fault() {
     assert!(summary.again > 0 && summary.refused > 0 && summary.booked > 0);
     assert!(summary.checks.audits > summary.steps);
     assert!(summary.checks.recoveries > 0);
+    assert!(summary.offline_taps > 0 && summary.offline_syncs > 0 && summary.checks.offline > 0);
 }
 
 #[test]

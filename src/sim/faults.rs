@@ -44,6 +44,8 @@ pub enum FaultKind {
     ClonedSe,
     /// A merchant terminal whose clock runs ahead of the center's.
     TerminalClockAhead,
+    /// The process died after the center booked a card's sync, before the card heard back.
+    SyncCrash,
 }
 
 impl FaultKind {
@@ -65,6 +67,7 @@ impl FaultKind {
             FaultKind::SeTearing => "secure element torn mid-tap",
             FaultKind::ClonedSe => "cloned secure element",
             FaultKind::TerminalClockAhead => "terminal clock ahead",
+            FaultKind::SyncCrash => "crash after a sync was booked, before the card heard",
         }
     }
 }

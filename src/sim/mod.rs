@@ -24,6 +24,7 @@
 mod checks;
 mod faults;
 mod model;
+mod offline;
 mod workload;
 mod world;
 
@@ -45,6 +46,7 @@ pub use self::faults::FaultKind;
 
 use self::faults::{Crash, Fate};
 use self::model::{Model, Told};
+use self::offline::Offline;
 use self::workload::Request;
 use self::world::World;
 
@@ -239,6 +241,7 @@ struct Simulation {
     random: Random,
     world: World,
     model: Model,
+    offline: Offline,
     /// Every request made, by id; `done` those whose client heard an answer.
     requests: BTreeMap<u64, Request>,
     done: BTreeSet<u64>,
@@ -257,8 +260,9 @@ struct Simulation {
 
 impl Simulation {
     fn new(seed: u64, steps: u32, sabotage: Option<Sabotage>) -> Result<Simulation, String> {
-        let world = World::found(seed, simulation_start_ms())?;
-        let model = Model::after_setup(&world, sabotage)?;
+        let mut world = World::found(seed, simulation_start_ms())?;
+        let mut model = Model::after_setup(&world, sabotage)?;
+        let offline = Offline::issue(&mut world, &mut model)?;
         let random = Random(SplitMix(seed));
         let mut simulation = Simulation {
             steps,
@@ -266,6 +270,7 @@ impl Simulation {
             random,
             world,
             model,
+            offline,
             requests: BTreeMap::new(),
             done: BTreeSet::new(),
             outbox: Vec::new(),
@@ -348,8 +353,35 @@ impl Simulation {
         self.reorder(&mut arriving);
         let crash = faults::crash(&mut self.random);
         self.deliver(arriving, crash)?;
+        if self.random.chance(OFFLINE_PERCENT) {
+            self.offline_round()?;
+        }
         self.at_rest()?;
         self.check()
+    }
+
+    /// Taps, tears, clones and syncs of the hardware wallets; their faults and trace lines
+    /// join the run's.
+    fn offline_round(&mut self) -> Result<(), String> {
+        let (taps, syncs) = (self.offline.taps, self.offline.syncs);
+        let round = self.offline.round(
+            &mut self.random,
+            &mut self.world,
+            &mut self.model,
+            &mut self.report.checks,
+        );
+        for kind in std::mem::take(&mut self.offline.faults) {
+            self.report.restarts += u64::from(kind == FaultKind::SyncCrash);
+            self.fault(kind);
+        }
+        for line in std::mem::take(&mut self.offline.trace) {
+            self.trace(line);
+        }
+        self.report.offline_taps += self.offline.taps - taps;
+        self.report.offline_syncs += self.offline.syncs - syncs;
+        // A sync cut by a crash restarted the process: read everything back again.
+        self.acknowledged_read = 0;
+        round
     }
 
     fn pass_time(&mut self) {

@@ -95,6 +95,11 @@ impl Model {
         Some((escrow.payer, *id))
     }
 
+    /// A load from holder `holder`'s wallet into its card, as the center booked it.
+    pub(super) fn loaded(&mut self, holder: usize, fen: i64) {
+        self.wallets[holder] -= fen;
+    }
+
     /// What the center answered one delivered copy of `request`. `fresh`: the client signed
     /// this copy just now (a send or a retry), so a booked request must be answered booked.
     pub(super) fn answer(

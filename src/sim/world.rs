@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::amount::Amount;
-use crate::certs::KeyPair;
+use crate::certs::device::DeviceCaps;
+use crate::certs::{KeyPair, PublicKey};
 use crate::channels::acquiring::TerminalKind;
 use crate::channels::emvco::Mcc;
 use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
-use crate::ids::{AccountId, IdempotencyKey, MerchantId, OperatorId, WalletId};
+use crate::ids::{AccountId, DeviceId, IdempotencyKey, MerchantId, OperatorId, WalletId};
 use crate::node::{ManualClock, NodeError, Recovery, SubmissionResult};
 use crate::platform::{seeded_key, Platform};
 use crate::signing::SIGNATURE_WINDOW_MS_CLIENT;
@@ -253,6 +254,49 @@ impl World {
         )?;
         self.shops.push(Shop { id, owner });
         Ok(())
+    }
+
+    pub(super) fn seed_text(&self) -> &str {
+        &self.seed_text
+    }
+
+    /// Registers a secure element bound to holder `owner`'s wallet. The one place the
+    /// simulation writes this command.
+    pub(super) fn register_device(
+        &mut self,
+        owner: usize,
+        device: DeviceId,
+        public_key: PublicKey,
+        caps: DeviceCaps,
+    ) -> Result<(), String> {
+        let holder = &self.holders[owner];
+        let (operator, wallet) = (holder.operator, holder.wallet);
+        let register = Command::RegisterDevice {
+            operator,
+            device,
+            public_key,
+            wallet: Some(wallet),
+            caps,
+        };
+        self.run(operator, register).map(|_| ())
+    }
+
+    /// The center books a load of `amount` from holder `owner`'s wallet into `device`: the
+    /// refusal's code if it refuses. The one place the simulation writes this command.
+    pub(super) fn load_device(
+        &mut self,
+        owner: usize,
+        device: DeviceId,
+        load_seq: u32,
+        amount: Amount,
+    ) -> Result<Result<(), &'static str>, String> {
+        let operator = self.holders[owner].operator;
+        let load = Command::LoadDevice {
+            device,
+            load_seq,
+            amount,
+        };
+        Ok(self.one(operator, load)?.map(|_| ()).map_err(|e| e.code()))
     }
 
     /// `command` signed now by holder `signer`'s key, for the holder's operator.
