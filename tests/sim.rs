@@ -63,6 +63,12 @@ fn a_disk_that_loses_acknowledged_writes_is_caught() {
         .expect_err("a lost acknowledged write must be noticed");
     assert_eq!(failure.seed, 1);
     assert!(failure.step > 0, "{failure}");
+    assert!(
+        failure.what.contains("the answers told")
+            || failure.what.contains("is missing")
+            || failure.what.contains("restart failed"),
+        "{failure}"
+    );
 }
 
 #[test]

@@ -517,13 +517,13 @@ impl Simulation {
         self.world.kill();
         let written = length_after.saturating_sub(length_before).max(1);
         let damage = match crash {
-            Crash::BeforeAnswer => Ok(()),
-            Crash::TornTail => faults::cut(&segment, length_before + self.random.0.below(written)),
-            Crash::LostWrite if self.sabotage == Some(Sabotage::LyingDisk) => {
+            _ if self.sabotage == Some(Sabotage::LyingDisk) => {
                 // Acknowledged bytes go too: the checks must notice.
-                let into = 1 + self.random.0.below(length_before.min(256).max(1));
+                let into = 1 + self.random.0.below(length_before.min(4_096).max(1));
                 faults::cut(&segment, length_before.saturating_sub(into))
             }
+            Crash::BeforeAnswer => Ok(()),
+            Crash::TornTail => faults::cut(&segment, length_before + self.random.0.below(written)),
             Crash::LostWrite => faults::cut(&segment, length_before),
             Crash::ZeroedTail => faults::cut_and_zero(
                 &segment,
