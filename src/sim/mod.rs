@@ -43,6 +43,7 @@ use crate::time::{HOUR_MS, MINUTE_MS};
 
 pub use self::checks::Checks;
 pub use self::faults::FaultKind;
+pub use self::model::Sabotage;
 
 use self::faults::{Crash, Fate};
 use self::model::{Model, Told};
@@ -58,15 +59,6 @@ const RESTART_AT_REST_PERCENT: u64 = 4;
 /// Chance per step of an offline round (taps, tears, clones, syncs).
 const OFFLINE_PERCENT: u64 = 30;
 
-/// A bug planted on purpose, to show the checks catch it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sabotage {
-    /// The model is told one acknowledged payment moved a fen more than the center said.
-    DoctoredAnswer,
-    /// A disk that loses writes it acknowledged: a crash cuts into acknowledged entries.
-    LyingDisk,
-}
-
 /// What one seed's run did.
 #[derive(Clone, Debug, Default)]
 pub struct SeedReport {
@@ -79,6 +71,9 @@ pub struct SeedReport {
     pub booked: u64,
     pub again: u64,
     pub refused: BTreeMap<&'static str, u64>,
+    /// Clients whose own late copy (delayed past its signature's window) was answered with a
+    /// refusal although a duplicate had booked it: told "refused" for money that moved.
+    pub told_refused_after_booked: BTreeMap<&'static str, u64>,
     pub faults: BTreeMap<FaultKind, u64>,
     pub snapshots: u64,
     pub restarts: u64,
@@ -109,6 +104,7 @@ pub struct Summary {
     pub booked: u64,
     pub again: u64,
     pub refused: u64,
+    pub told_refused_after_booked: BTreeMap<&'static str, u64>,
     pub faults: BTreeMap<FaultKind, u64>,
     pub snapshots: u64,
     pub restarts: u64,
@@ -128,6 +124,9 @@ impl Summary {
         self.booked += report.booked;
         self.again += report.again;
         self.refused += report.refused.values().sum::<u64>();
+        for (code, count) in &report.told_refused_after_booked {
+            *self.told_refused_after_booked.entry(code).or_default() += count;
+        }
         for (kind, count) in &report.faults {
             *self.faults.entry(*kind).or_default() += count;
         }
@@ -163,6 +162,12 @@ impl fmt::Display for Summary {
             "{} snapshots, {} restarts; offline: {} taps, {} syncs",
             self.snapshots, self.restarts, self.offline_taps, self.offline_syncs
         )?;
+        for (code, count) in &self.told_refused_after_booked {
+            writeln!(
+                f,
+                "{count} late copies of booked requests answered {code} to their own client"
+            )?;
+        }
         writeln!(f, "faults injected: {}", self.faults_total())?;
         for (kind, count) in &self.faults {
             writeln!(f, "  {count:>8}  {kind}")?;
@@ -395,7 +400,8 @@ impl Simulation {
     }
 
     fn new_request(&mut self) {
-        let intent = workload::draw(&mut self.random, &self.world, &self.model);
+        let escrows = self.model.open_escrows();
+        let intent = workload::draw(&mut self.random, &self.world, &escrows);
         match intent {
             workload::Intent::SignedByAnother { .. } => self.fault(FaultKind::WrongSigner),
             workload::Intent::ForeignOperator { .. } => self.fault(FaultKind::WrongOperator),
@@ -492,6 +498,16 @@ impl Simulation {
             Told::Booked => self.report.booked += 1,
             Told::Again => self.report.again += 1,
             Told::Refused(code) => *self.report.refused.entry(code).or_default() += 1,
+            Told::RefusedAfterBooked(code) => {
+                *self.report.refused.entry(code).or_default() += 1;
+                if copy.own {
+                    *self
+                        .report
+                        .told_refused_after_booked
+                        .entry(code)
+                        .or_default() += 1;
+                }
+            }
         }
         self.trace(format_args!(
             "answer {} own {} fresh {} {result:?}",
@@ -519,7 +535,7 @@ impl Simulation {
         let damage = match crash {
             _ if self.sabotage == Some(Sabotage::LyingDisk) => {
                 // Acknowledged bytes go too: the checks must notice.
-                let into = 1 + self.random.0.below(length_before.min(4_096).max(1));
+                let into = 1 + self.random.0.below(length_before.clamp(1, 4_096));
                 faults::cut(&segment, length_before.saturating_sub(into))
             }
             Crash::BeforeAnswer => Ok(()),

@@ -5,13 +5,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::city::Random;
 use crate::command::{CommandResult, Outcome};
 use crate::ids::{AccountId, ContractId, EventId, IdempotencyKey};
 
 use super::workload::{Intent, Request};
 use super::world::World;
-use super::Sabotage;
+
+/// A bug planted on purpose, to show the checks catch it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sabotage {
+    /// The model is told one acknowledged payment moved a fen more than the center said.
+    DoctoredAnswer,
+    /// A disk that loses writes it acknowledged: a crash cuts into acknowledged entries.
+    LyingDisk,
+}
 
 /// A transfer the center acknowledged: it must be in the ledger as told, after any restart.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +46,9 @@ pub(super) enum Told {
     Again,
     /// A refusal with its code: nothing moved.
     Refused(&'static str),
+    /// A refusal of a copy signed long ago (delayed, or the network's duplicate) under a key
+    /// that was booked before: nothing moved now, the booking stands.
+    RefusedAfterBooked(&'static str),
 }
 
 pub(super) struct Model {
@@ -84,15 +94,13 @@ impl Model {
         Ok(model)
     }
 
-    /// An escrow still open, with its payer.
-    pub(super) fn open_escrow(&self, random: &mut Random) -> Option<(usize, ContractId)> {
-        let open: Vec<(&ContractId, &Escrow)> =
-            self.escrows.iter().filter(|(_, e)| e.open).collect();
-        if open.is_empty() {
-            return None;
-        }
-        let (id, escrow) = open[random.below(open.len())];
-        Some((escrow.payer, *id))
+    /// The escrows still open, each with its payer.
+    pub(super) fn open_escrows(&self) -> Vec<(usize, ContractId)> {
+        self.escrows
+            .iter()
+            .filter(|(_, e)| e.open)
+            .map(|(id, e)| (e.payer, *id))
+            .collect()
     }
 
     /// A load from holder `holder`'s wallet into its card, as the center booked it.
@@ -137,6 +145,9 @@ impl Model {
                         error.code(),
                         request.intent
                     ));
+                }
+                if self.said.contains_key(&slot) {
+                    return Ok(Told::RefusedAfterBooked(error.code()));
                 }
                 Ok(Told::Refused(error.code()))
             }

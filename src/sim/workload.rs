@@ -9,7 +9,6 @@ use crate::ids::{ContractId, IdempotencyKey, OperatorId};
 use crate::programs::contracts::Template;
 use crate::time::DAY_MS;
 
-use super::model::Model;
 use super::world::World;
 
 /// An escrow's deadline lies beyond any run's end: the model does not follow expiry.
@@ -93,9 +92,9 @@ pub(super) struct Request {
     pub key: IdempotencyKey,
 }
 
-/// Draws the next intent. Amounts mostly fit the model's balances; a few do not, so that
-/// refusals happen and are checked to move nothing.
-pub(super) fn draw(random: &mut Random, world: &World, model: &Model) -> Intent {
+/// Draws the next intent; `escrows` are those open, with their payers. Amounts are drawn
+/// without looking at balances, so that refusals happen and are checked to move nothing.
+pub(super) fn draw(random: &mut Random, world: &World, escrows: &[(usize, ContractId)]) -> Intent {
     let holders = world.holders.len();
     let payer = random.below(holders);
     let other = |random: &mut Random| (payer + 1 + random.below(holders - 1)) % holders;
@@ -129,13 +128,16 @@ pub(super) fn draw(random: &mut Random, world: &World, model: &Model) -> Intent 
             amount: random.yuan(10, 300),
             deadline_ms: world.now_ms() + ESCROW_DEADLINE_MS,
         },
-        86..=93 => match model.open_escrow(random) {
-            Some((payer, contract)) => Intent::ConfirmEscrow { payer, contract },
-            None => Intent::Pay {
+        86..=93 => match escrows.len() {
+            0 => Intent::Pay {
                 payer,
                 payee: other(random),
                 amount: random.yuan(1, 50),
             },
+            open => {
+                let (payer, contract) = escrows[random.below(open)];
+                Intent::ConfirmEscrow { payer, contract }
+            }
         },
         94..=96 => Intent::SignedByAnother {
             payer,
