@@ -31,8 +31,9 @@ pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
 /// Encoding version of a submission; bumped when the format changes (2: holders' signatures carry
 /// their context and window; payment-code charges and the password-free cap; 3: attested
 /// offline syncs over a center nonce, phones, names and ID numbers sealed, staff and
-/// credentials, the counter's one-step bank account).
-const SUBMISSION_VERSION: u8 = 3;
+/// credentials, the counter's one-step bank account; 4: the holder signs a bank binding, a card
+/// bound to the wallet and each load from it, and a sponsor its campaign's funding).
+const SUBMISSION_VERSION: u8 = 4;
 const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
 /// Opens the bytes a holder signs; see `signing` for the layout.
 pub const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v2";
@@ -111,9 +112,12 @@ pub enum Command {
         id_number: Option<PersonalText>,
         in_person: bool,
     },
+    /// The account the wallet's money goes back to (deposits back, closing): the holder signs
+    /// it, so no operator can steer a holder's money into an account of its choosing.
     BindBankAccount {
         wallet: WalletId,
         account: AccountId,
+        auth: Option<HolderAuth>,
     },
     SetWalletStatus {
         wallet: WalletId,
@@ -158,20 +162,24 @@ pub enum Command {
         post: bool,
     },
     /// An operator registers a secure element it issued, bound to a wallet or (a visitor card)
-    /// to none.
+    /// to none. A card bound to a wallet draws on the wallet's money, so its holder signs the
+    /// binding; a visitor card holds only cash the operator took at its counter.
     RegisterDevice {
         operator: OperatorId,
         device: DeviceId,
         public_key: PublicKey,
         wallet: Option<WalletId>,
         caps: DeviceCaps,
+        auth: Option<HolderAuth>,
     },
-    /// Value into a secure element: from its wallet, or from the vault against cash at a counter.
-    /// `load_seq` numbers the operator's signed load order that the SE will accept once.
+    /// Value into a secure element: from its wallet (signed by the wallet's holder), or from the
+    /// vault against cash at a counter. `load_seq` numbers the operator's signed load order that
+    /// the SE will accept once.
     LoadDevice {
         device: DeviceId,
         load_seq: u32,
         amount: Amount,
+        auth: Option<HolderAuth>,
     },
     /// A secure element back online asks for a sync: the center answers a fresh nonce that the
     /// card's attestation must carry.
@@ -301,9 +309,11 @@ pub enum Command {
     CreateCampaign {
         terms: CampaignTerms,
     },
-    /// The whole budget from the sponsor's wallet into the campaign's pool.
+    /// The whole budget from the sponsor's wallet into the campaign's pool, signed by the
+    /// sponsor's wallet holder.
     FundCampaign {
         campaign: CampaignId,
+        auth: Option<HolderAuth>,
     },
     /// A wallet registers for a campaign's lottery, inside its registration window; its
     /// operator submits it.
@@ -464,7 +474,9 @@ impl Command {
         match self {
             Command::Exchange { wallet, .. }
             | Command::DepositBack { wallet, .. }
-            | Command::OpenSubWallet { wallet, .. } => Some(*wallet),
+            | Command::OpenSubWallet { wallet, .. }
+            | Command::BindBankAccount { wallet, .. } => Some(*wallet),
+            Command::RegisterDevice { wallet, .. } => *wallet,
             Command::Pay { payer, .. }
             | Command::Hold { payer, .. }
             | Command::PayMerchant { payer, .. }
@@ -487,6 +499,10 @@ impl Command {
                 | Command::OpenContract { .. }
                 | Command::ConfirmContract { .. }
                 | Command::CancelContract { .. }
+                | Command::BindBankAccount { .. }
+                | Command::RegisterDevice { .. }
+                | Command::LoadDevice { .. }
+                | Command::FundCampaign { .. }
         )
     }
 
@@ -501,7 +517,11 @@ impl Command {
             | Command::SetSubWallet { auth, .. }
             | Command::OpenContract { auth, .. }
             | Command::ConfirmContract { auth, .. }
-            | Command::CancelContract { auth, .. } => auth.as_ref(),
+            | Command::CancelContract { auth, .. }
+            | Command::BindBankAccount { auth, .. }
+            | Command::RegisterDevice { auth, .. }
+            | Command::LoadDevice { auth, .. }
+            | Command::FundCampaign { auth, .. } => auth.as_ref(),
             _ => None,
         }
     }
@@ -517,7 +537,11 @@ impl Command {
             | Command::SetSubWallet { auth, .. }
             | Command::OpenContract { auth, .. }
             | Command::ConfirmContract { auth, .. }
-            | Command::CancelContract { auth, .. } => *auth = new,
+            | Command::CancelContract { auth, .. }
+            | Command::BindBankAccount { auth, .. }
+            | Command::RegisterDevice { auth, .. }
+            | Command::LoadDevice { auth, .. }
+            | Command::FundCampaign { auth, .. } => *auth = new,
             _ => {}
         }
     }
@@ -1013,8 +1037,14 @@ impl Command {
                 }
                 out.u8(u8::from(*in_person))
             }
-            BindBankAccount { wallet, account } => {
-                out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0)
+            BindBankAccount {
+                wallet,
+                account,
+                auth,
+            } => {
+                out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0);
+                encode_auth(auth, out);
+                out
             }
             SetWalletStatus { wallet, status } => out
                 .u8(tag::SET_WALLET_STATUS)
@@ -1086,6 +1116,7 @@ impl Command {
                 public_key,
                 wallet,
                 caps,
+                auth,
             } => {
                 out.u8(tag::REGISTER_DEVICE)
                     .u16(operator.0)
@@ -1093,17 +1124,22 @@ impl Command {
                     .raw(&public_key.0);
                 out.u32(wallet.map_or(0, |w| w.0));
                 encode_caps(caps, out);
+                encode_auth(auth, out);
                 out
             }
             LoadDevice {
                 device,
                 load_seq,
                 amount,
-            } => out
-                .u8(tag::LOAD_DEVICE)
-                .u64(device.0)
-                .u32(*load_seq)
-                .i64(amount.fen()),
+                auth,
+            } => {
+                out.u8(tag::LOAD_DEVICE)
+                    .u64(device.0)
+                    .u32(*load_seq)
+                    .i64(amount.fen());
+                encode_auth(auth, out);
+                out
+            }
             UnloadDevice { unload, device_key } => {
                 out.u8(tag::UNLOAD_DEVICE);
                 unload.encode_into(out);
@@ -1255,7 +1291,11 @@ impl Command {
                 terms.encode(out);
                 out
             }
-            FundCampaign { campaign } => out.u8(tag::FUND_CAMPAIGN).u32(campaign.0),
+            FundCampaign { campaign, auth } => {
+                out.u8(tag::FUND_CAMPAIGN).u32(campaign.0);
+                encode_auth(auth, out);
+                out
+            }
             RegisterForCampaign {
                 campaign,
                 wallet,
@@ -1370,6 +1410,7 @@ impl Command {
             tag::BIND_BANK_ACCOUNT => BindBankAccount {
                 wallet: WalletId(input.u32("wallet")?),
                 account: AccountId(input.u32("account")?),
+                auth: decode_auth(input)?,
             },
             tag::SET_WALLET_STATUS => SetWalletStatus {
                 wallet: WalletId(input.u32("wallet")?),
@@ -1420,11 +1461,13 @@ impl Command {
                     .filter(|w| *w != 0)
                     .map(WalletId),
                 caps: decode_caps(input)?,
+                auth: decode_auth(input)?,
             },
             tag::LOAD_DEVICE => LoadDevice {
                 device: DeviceId(input.u64("device")?),
                 load_seq: input.u32("load seq")?,
                 amount: amount(input)?,
+                auth: decode_auth(input)?,
             },
             tag::UNLOAD_DEVICE => UnloadDevice {
                 unload: SignedUnload::decode_from(input)?,
@@ -1523,6 +1566,7 @@ impl Command {
             },
             tag::FUND_CAMPAIGN => FundCampaign {
                 campaign: CampaignId(input.u32("campaign")?),
+                auth: decode_auth(input)?,
             },
             tag::REGISTER_FOR_CAMPAIGN => RegisterForCampaign {
                 campaign: CampaignId(input.u32("campaign")?),
@@ -1749,6 +1793,7 @@ mod tests {
             },
             Command::FundCampaign {
                 campaign: CampaignId(1),
+                auth: None,
             },
             Command::RegisterForCampaign {
                 campaign: CampaignId(1),

@@ -247,6 +247,7 @@ fn samples() -> Vec<Command> {
         Command::BindBankAccount {
             wallet: WalletId(5),
             account: AccountId(17),
+            auth: None,
         },
         Command::SetWalletStatus {
             wallet: WalletId(5),
@@ -299,11 +300,13 @@ fn samples() -> Vec<Command> {
                 payments_before_sync: 50,
                 spend_before_sync: yuan("600"),
             },
+            auth: None,
         },
         Command::LoadDevice {
             device: DeviceId(0xD000_0000_0000_0001),
             load_seq: 2,
             amount: yuan("100"),
+            auth: None,
         },
         Command::BeginSync {
             device: DeviceId(0xD000_0000_0000_0002),
@@ -419,6 +422,7 @@ fn samples() -> Vec<Command> {
         },
         Command::FundCampaign {
             campaign: CampaignId(1),
+            auth: None,
         },
         Command::RegisterForCampaign {
             campaign: CampaignId(1),

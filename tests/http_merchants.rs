@@ -74,7 +74,15 @@ fn seed(dir: &Path) -> (Holder, Holder) {
                 account,
                 amount: "5000".parse().unwrap(),
             },
-            Command::BindBankAccount { wallet, account },
+            platform.sign_as_holder(
+                Command::BindBankAccount {
+                    wallet,
+                    account,
+                    auth: None,
+                },
+                &key,
+                op,
+            ),
             Command::UpgradeWallet {
                 wallet,
                 to: class,

@@ -434,7 +434,11 @@ impl City {
             account,
             amount: Amount::from_yuan(deposit),
         });
-        commands.push(Command::BindBankAccount { wallet, account });
+        commands.push(Command::BindBankAccount {
+            wallet,
+            account,
+            auth: None,
+        });
         if class != WalletClass::Four {
             commands.push(Command::UpgradeWallet {
                 wallet,

@@ -24,11 +24,15 @@ fn onboard(story: &mut Story, lakeside: OperatorId) -> Result<(Holder, MerchantI
     else {
         return Err(DemoError::Step("no deposit account id".into()));
     };
+    let bind = Command::BindBankAccount {
+        wallet: owner.wallet,
+        account,
+        auth: None,
+    };
     for command in [
-        Command::BindBankAccount {
-            wallet: owner.wallet,
-            account,
-        },
+        story
+            .platform
+            .sign_as_holder(bind, &owner.key, owner.operator),
         Command::UpgradeWallet {
             wallet: owner.wallet,
             to: WalletClass::Two,

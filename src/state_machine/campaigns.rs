@@ -108,12 +108,14 @@ impl StateMachine {
         &mut self,
         origin: Origin,
         id: CampaignId,
+        auth: &Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         let book = self.campaign(id)?;
         let sponsor = book.terms().sponsor.wallet;
         let from = self.own_wallet(origin, sponsor)?;
         from.ensure_active(sponsor)?;
+        self.check_holder_auth(sponsor, auth, now)?;
         if let Some(transfer) = book.funding {
             return Err(CommandError::CampaignAlreadyFunded {
                 campaign: id,

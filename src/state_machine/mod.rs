@@ -277,6 +277,10 @@ impl StateMachine {
                 Some(self.sub_wallets.get(*sub_wallet)?.wallet)
             }
             Command::ConfirmContract { contract, .. } => Some(self.contracts.get(*contract)?.payer),
+            Command::LoadDevice { device, .. } => self.devices.device(*device)?.wallet,
+            Command::FundCampaign { campaign, .. } => {
+                Some(self.campaign(*campaign)?.terms().sponsor.wallet)
+            }
             Command::CancelContract {
                 contract, by_payee, ..
             } => {
@@ -418,9 +422,11 @@ impl StateMachine {
                     (Err(error), _) | (_, Err(error)) => Err(error),
                 }
             }
-            BindBankAccount { wallet, account } => {
-                self.bind_bank_account(origin, wallet, account, now)
-            }
+            BindBankAccount {
+                wallet,
+                account,
+                auth,
+            } => self.bind_bank_account(origin, wallet, account, &auth, now),
             SetWalletStatus { wallet, status } => {
                 self.set_wallet_status(origin, wallet, status, now)
             }
@@ -452,12 +458,21 @@ impl StateMachine {
                 public_key,
                 wallet,
                 caps,
-            } => self.register_device(origin, operator, device, (public_key, wallet, caps), now),
+                auth,
+            } => self.register_device(
+                origin,
+                operator,
+                device,
+                (public_key, wallet, caps),
+                &auth,
+                now,
+            ),
             LoadDevice {
                 device,
                 load_seq,
                 amount,
-            } => self.load_device(origin, device, load_seq, amount, now),
+                auth,
+            } => self.load_device(origin, device, (load_seq, amount), &auth, now),
             BeginSync { device } => self.begin_sync(origin, device, now),
             SyncOffline { sync, device_key } => self.sync_offline(origin, &sync, &device_key, now),
             UnloadDevice { unload, device_key } => {
@@ -550,7 +565,7 @@ impl StateMachine {
                 auth,
             } => self.cancel_contract(origin, contract, by_payee, auth, now),
             CreateCampaign { terms } => self.create_campaign(origin, terms, now),
-            FundCampaign { campaign } => self.fund_campaign(origin, campaign, now),
+            FundCampaign { campaign, auth } => self.fund_campaign(origin, campaign, &auth, now),
             RegisterForCampaign {
                 campaign,
                 wallet,
@@ -880,10 +895,15 @@ mod tests {
                 account: bank_account,
                 amount: Amount::from_yuan(100),
             },
-            Command::BindBankAccount {
-                wallet: a,
-                account: bank_account,
-            },
+            signed_by(
+                &state,
+                &holder_a(),
+                Command::BindBankAccount {
+                    wallet: a,
+                    account: bank_account,
+                    auth: None,
+                },
+            ),
             signed_by(
                 &state,
                 &holder_a(),
