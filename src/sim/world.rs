@@ -194,13 +194,20 @@ impl World {
                 amount: Amount::from_yuan(50_000),
             },
         )?;
-        self.run(
-            op,
-            Command::BindBankAccount {
-                wallet,
-                account: bank,
-            },
-        )?;
+        self.holders.push(Holder {
+            wallet,
+            operator: op,
+            key,
+            bank,
+        });
+        // The holder signs the binding: money goes back only to an account it chose.
+        let bind = Command::BindBankAccount {
+            wallet,
+            account: bank,
+            auth: None,
+        };
+        let bind = self.signed(index, bind);
+        self.run(op, bind)?;
         let id_number =
             crate::wallet::id_number_from(&format!("320500{:011}", phone % 100_000_000_000));
         self.run(
@@ -213,12 +220,6 @@ impl World {
                 in_person: class == WalletClass::One,
             },
         )?;
-        self.holders.push(Holder {
-            wallet,
-            operator: op,
-            key,
-            bank,
-        });
         let key = self.key();
         let exchange = Command::Exchange {
             wallet,
@@ -271,13 +272,16 @@ impl World {
     ) -> Result<(), String> {
         let holder = &self.holders[owner];
         let (operator, wallet) = (holder.operator, holder.wallet);
+        // A card bound to the wallet draws on its money: the holder signs the binding.
         let register = Command::RegisterDevice {
             operator,
             device,
             public_key,
             wallet: Some(wallet),
             caps,
+            auth: None,
         };
+        let register = self.signed(owner, register);
         self.run(operator, register).map(|_| ())
     }
 
@@ -295,7 +299,9 @@ impl World {
             device,
             load_seq,
             amount,
+            auth: None,
         };
+        let load = self.signed(owner, load);
         Ok(self.one(operator, load)?.map(|_| ()).map_err(|e| e.code()))
     }
 
