@@ -17,6 +17,8 @@
 //! - durable embedded storage (`storage`, `node`), the `audit` of every invariant, and the
 //!   analysis center (`analytics`), which reads the events of a synthetic city (`city`) driven
 //!   through the real platform;
+//! - the whole system simulated under faults from one seed and checked against what every party
+//!   was told (`sim`);
 //! - the HTTP edge (`server`), the wiring of a data directory (`platform`), the walk-through
 //!   (`demo`), the benchmarks (`bench`) with their progress bars (`progress`) and seeded
 //!   randomness (`rng`).
@@ -48,6 +50,7 @@ pub mod rng;
 pub mod sealed;
 pub mod server;
 pub mod signing;
+pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod time;

@@ -23,25 +23,25 @@ impl Clock for ScheduledClock {
     }
 }
 
-/// SplitMix with the draws a city needs.
-pub(super) struct Random(pub(super) SplitMix);
+/// SplitMix with the draws a city (and the whole-system simulation) needs.
+pub(crate) struct Random(pub(crate) SplitMix);
 
 impl Random {
-    pub(super) fn below(&mut self, bound: usize) -> usize {
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
         self.0.below(bound.max(1) as u64) as usize
     }
 
-    pub(super) fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.0.below(100) < percent
     }
 
     /// Inclusive.
-    pub(super) fn between(&mut self, low: u64, high: u64) -> u64 {
+    pub(crate) fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.0.below(high - low + 1)
     }
 
     /// Log-uniform between two yuan amounts, to the fen: many small payments, few large.
-    pub(super) fn yuan(&mut self, low: i64, high: i64) -> Amount {
+    pub(crate) fn yuan(&mut self, low: i64, high: i64) -> Amount {
         let unit = (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let (low, high) = ((low * 100) as f64, (high * 100) as f64);
         let fen = (low.ln() + unit * (high.ln() - low.ln())).exp().round() as i64;
@@ -49,7 +49,7 @@ impl Random {
     }
 
     /// A moment of the day, weighted towards meals and commutes.
-    pub(super) fn time_of_day(&mut self) -> u64 {
+    pub(crate) fn time_of_day(&mut self) -> u64 {
         const WEIGHTS: [u64; 24] = [
             1, 1, 0, 0, 0, 1, 3, 8, 10, 8, 7, 9, 14, 10, 7, 7, 8, 10, 14, 13, 10, 7, 4, 2,
         ];

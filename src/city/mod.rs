@@ -63,6 +63,7 @@ mod setup;
 pub use self::labels::{labels_csv, read_labels_csv, Label, Pattern};
 pub use self::scores::{evaluate, RuleScore};
 
+pub(crate) use self::driver::Random;
 use self::driver::*;
 use self::everyday::StoreChannel;
 use self::people::*;

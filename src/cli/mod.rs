@@ -10,6 +10,7 @@ mod http;
 mod load;
 mod lottery;
 mod merchant;
+mod sim;
 mod staff;
 mod wallet;
 
@@ -182,6 +183,11 @@ enum Command {
     /// after each restart every acknowledged payment is read back, every unanswered one retried
     /// under its key, every balance and the audit checked.
     CrashCampaign(crash_campaign::CrashCampaignArgs),
+    /// The whole system in process under a seeded random workload with faults injected
+    /// (crashes around group commits, torn and lost writes, corrupted snapshots, dropped,
+    /// duplicated, delayed and reordered requests, torn and cloned secure elements, terminals'
+    /// clocks ahead), checked after every step against what every party was told.
+    Sim(sim::SimArgs),
     /// Load generator for the crash test: pays in a loop and prints each acknowledged transfer.
     #[command(hide = true)]
     CrashLoad {
@@ -422,6 +428,7 @@ pub fn main() -> ExitCode {
         Command::Lottery(command) => lottery::run(command),
         Command::Campaign(command) => campaign::run(command),
         Command::CrashLoad { data, seed } => load::run(&data, seed),
+        Command::Sim(args) => sim::run(args),
         Command::Simulate {
             wallets,
             merchants,
