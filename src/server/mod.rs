@@ -37,12 +37,15 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use crate::certs::sm3;
+use crate::certs::KeyPair;
 use crate::channels::payment_code::OperatorCodeSecret;
 use crate::ids::OperatorId;
 use crate::keyring::{Keyring, KeyringError};
 use crate::node::{Node, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
+use crate::scheduler::{DueWatch, Scheduler};
+use crate::time::SharedClock;
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::extract::App;
@@ -90,6 +93,9 @@ pub struct ServerConfig {
     pub auth_failures_per_minute_max: u32,
     /// How long a client may take over a request's headers (or idle between requests) and body.
     pub timeouts: connections::Timeouts,
+    /// What stamps entries and tells the scheduler when work is due: the machine's clock, or
+    /// one a test moves.
+    pub clock: SharedClock,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +107,7 @@ impl Default for ServerConfig {
             body_limit_bytes: REQUEST_BODY_BYTES_MAX,
             auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
             timeouts: connections::Timeouts::default(),
+            clock: SharedClock::System,
         }
     }
 }
@@ -119,7 +126,7 @@ impl Server {
         // Every secret is its owner's alone before anything reads one.
         crate::keyring::secure_secrets_dir(&config.data.join("keys"))
             .map_err(ServerError::Tokens)?;
-        let (node, desks) = open_node(&config.data)?;
+        let (node, desks, central_bank) = open_node(&config.data, &config.clock)?;
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
@@ -141,7 +148,16 @@ impl Server {
                 addr: config.listen.clone(),
                 source,
             })?;
-        let (handle, node_thread) = NodeHandle::spawn(node);
+        let due = Arc::new(DueWatch::default());
+        let observed = due.clone();
+        let (handle, node_thread) =
+            NodeHandle::spawn_observed(node, Box::new(move |state| observed.observe(state)));
+        let scheduler = Scheduler::start(
+            handle.clone(),
+            central_bank,
+            config.clock.clone(),
+            due.clone(),
+        );
         let metrics = Arc::new(Metrics::default());
         let credentials = tokens.book();
         let app = Arc::new(App {
@@ -182,6 +198,8 @@ impl Server {
                     connections::serve(listener, routes::router(app), timeouts, shutdown).await;
                 });
                 runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS));
+                // The scheduler's handle goes last, with its tick in flight finished.
+                scheduler.stop();
                 // Every handle is gone with the router: the node finishes what is in flight.
                 if node_thread.join().is_err() {
                     tracing::error!("the node thread panicked");
@@ -288,9 +306,13 @@ fn code_desks(data: &Path, operators: &[OperatorId]) -> std::io::Result<Vec<Opti
         .collect()
 }
 
-/// Opens the platform once (genesis on a new directory) and the desks of known operators.
-fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
-    let (platform, _) = Platform::open(data)?;
+/// Opens the platform once (genesis on a new directory) and the desks of known operators; the
+/// central bank's key signs the scheduler's entries.
+fn open_node(
+    data: &Path,
+    clock: &SharedClock,
+) -> Result<(Node, Vec<BatchDesk>, KeyPair), ServerError> {
+    let (platform, _) = Platform::open_with_clock(data, Box::new(clock.clone()))?;
     let keyring = Keyring::new(data);
     let desks = platform
         .state()
@@ -304,5 +326,6 @@ fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
             ))
         })
         .collect::<Result<Vec<_>, KeyringError>>()?;
-    Ok((platform.into_node(), desks))
+    let central_bank = platform.central_bank().clone();
+    Ok((platform.into_node(), desks, central_bank))
 }
