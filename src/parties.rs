@@ -254,10 +254,13 @@ pub enum Operation {
     Exchange,
     Deanonymize,
     ReadDeanonymizations,
+    ReadStatistics,
+    ListAlerts,
+    ReadStatement,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 48] = {
+    pub const ALL: [Operation; 51] = {
         use Operation::*;
         [
             Health,
@@ -308,6 +311,9 @@ impl Operation {
             Exchange,
             Deanonymize,
             ReadDeanonymizations,
+            ReadStatistics,
+            ListAlerts,
+            ReadStatement,
         ]
     };
 
@@ -350,6 +356,13 @@ impl Operation {
             UpgradeWallet => KYC | HOLDER,
             Deanonymize => COMPLIANCE,
             ReadDeanonymizations => CB | COMPLIANCE,
+            // The analysis center: the regulator's whole of it, pseudonymous; an operator's own
+            // figures to its administrator and its compliance officer, its own alerts to the
+            // officer who works them.
+            ReadStatistics => CB | COMPLIANCE | ADMIN,
+            ListAlerts => CB | COMPLIANCE,
+            // A statement of a wallet: its holder, its operator's staff, the regulator.
+            ReadStatement => CB | STAFF | HOLDER,
         }
     }
 
@@ -464,6 +477,9 @@ impl Operation {
             Exchange => ("POST", "/v1/wallets/{id}/exchange"),
             Deanonymize => ("POST", "/v1/wallets/{id}/deanonymize"),
             ReadDeanonymizations => ("GET", "/v1/deanonymizations"),
+            ReadStatistics => ("GET", "/v1/analytics/statistics"),
+            ListAlerts => ("GET", "/v1/analytics/alerts"),
+            ReadStatement => ("GET", "/v1/wallets/{id}/statement"),
         }
     }
 

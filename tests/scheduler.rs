@@ -4,6 +4,8 @@
 //! moves (the server in this process), then against the real `ecny serve` on the machine's clock,
 //! the contract opened over HTTP. Each ends with the audit.
 
+#[path = "support/banked.rs"]
+mod banked;
 #[allow(dead_code)]
 #[path = "support/http_client.rs"]
 mod http_client;
@@ -20,9 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use ecny::amount::Amount;
-use ecny::certs::KeyPair;
 use ecny::command::{Command, Outcome};
-use ecny::ids::{ContractId, IdempotencyKey, OperatorId, WalletId};
+use ecny::ids::{ContractId, IdempotencyKey, WalletId};
 use ecny::node::Node;
 use ecny::platform::Platform;
 use ecny::programs::contracts::Template;
@@ -30,6 +31,7 @@ use ecny::server::{Server, ServerConfig};
 use ecny::time::{SharedClock, DAY_MS, HOUR_MS, MINUTE_MS};
 use ecny::wallet::WalletClass;
 
+use banked::{banked, Person};
 use http_client::send;
 
 /// 2026-11-23 12:00 Beijing time.
@@ -39,63 +41,6 @@ const WAIT_MS_MAX: u64 = 30_000;
 
 fn yuan(text: &str) -> Amount {
     text.parse().unwrap()
-}
-
-struct Person {
-    wallet: WalletId,
-    operator: OperatorId,
-    key: KeyPair,
-}
-
-/// A class-2 wallet at `operator` with a bound bank account, and `e_cny` exchanged into it.
-fn banked(platform: &mut Platform, operator: OperatorId, phone: u64, e_cny: &str) -> Person {
-    let key = KeyPair::from_seed(format!("scheduler/{phone}").as_bytes());
-    let run = |platform: &mut Platform, command: Command| {
-        platform
-            .one(operator, command)
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
-    let opened = Command::OpenWallet {
-        operator,
-        phone: phone.into(),
-        public_key: key.public_key(),
-    };
-    let Outcome::Wallet(wallet) = run(platform, opened) else {
-        panic!("no wallet")
-    };
-    let Outcome::Account(account) = run(platform, Command::OpenDepositAccount { operator }) else {
-        panic!("no account")
-    };
-    let deposit = Command::CashDeposit {
-        account,
-        amount: yuan("50000"),
-    };
-    run(platform, deposit);
-    run(platform, Command::BindBankAccount { wallet, account });
-    let upgrade = Command::UpgradeWallet {
-        wallet,
-        to: WalletClass::Two,
-        name: Some("Zhang San".into()),
-        id_number: Some(
-            ecny::wallet::id_number_from(&format!("110101{:011}", phone % 100_000_000_000)).into(),
-        ),
-        in_person: false,
-    };
-    run(platform, upgrade);
-    let exchange = Command::Exchange {
-        wallet,
-        amount: yuan(e_cny),
-        key: IdempotencyKey(u128::from(phone)),
-        auth: None,
-    };
-    let exchange = platform.sign_as_holder(exchange, &key, operator);
-    run(platform, exchange);
-    Person {
-        wallet,
-        operator,
-        key,
-    }
 }
 
 /// A holder-signed contract opened through the platform.
@@ -156,9 +101,27 @@ fn wages_and_an_escrow_deadline_happen_at_their_time_with_no_other_traffic() {
     let (clock, time) = SharedClock::manual(START_MS);
     let (mut platform, _) = Platform::open_with_clock(dir.path(), Box::new(clock.clone())).unwrap();
     let [jiangnan, lakeside] = served::two_funded_operators(&mut platform);
-    let firm = banked(&mut platform, jiangnan, 13_800_000_001, "20000");
-    let worker = banked(&mut platform, lakeside, 13_900_000_002, "1");
-    let buyer = banked(&mut platform, lakeside, 13_900_000_003, "1000");
+    let firm = banked(
+        &mut platform,
+        jiangnan,
+        13_800_000_001,
+        WalletClass::Two,
+        "20000",
+    );
+    let worker = banked(
+        &mut platform,
+        lakeside,
+        13_900_000_002,
+        WalletClass::Two,
+        "1",
+    );
+    let buyer = banked(
+        &mut platform,
+        lakeside,
+        13_900_000_003,
+        WalletClass::Two,
+        "1000",
+    );
     let payday = START_MS + HOUR_MS;
     let wages = Template::Recurring {
         amount: yuan("6000"),
@@ -295,8 +258,20 @@ fn the_real_server_pays_a_wage_at_its_time_with_no_other_traffic() {
     let dir = tempfile::tempdir().unwrap();
     let (mut platform, _) = Platform::open(dir.path()).unwrap();
     let [jiangnan, lakeside] = served::two_funded_operators(&mut platform);
-    let firm = banked(&mut platform, jiangnan, 13_800_000_011, "9000");
-    let worker = banked(&mut platform, lakeside, 13_900_000_012, "1");
+    let firm = banked(
+        &mut platform,
+        jiangnan,
+        13_800_000_011,
+        WalletClass::Two,
+        "9000",
+    );
+    let worker = banked(
+        &mut platform,
+        lakeside,
+        13_900_000_012,
+        WalletClass::Two,
+        "1",
+    );
     drop(platform);
     let server = RealServer::start(dir.path());
     let addr = server.addr;

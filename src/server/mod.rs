@@ -1,7 +1,8 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
-//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`) share
+//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`,
+//! `analytics`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -9,6 +10,7 @@
 //! operator from `DIR/keys`, writes missing bearer tokens (`DIR/keys/OPxx.token`,
 //! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
 
+pub mod analytics;
 pub mod auth;
 pub mod config;
 pub mod connections;
@@ -36,6 +38,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use crate::analytics::live::LiveCenter;
+use crate::analytics::rules::RuleConfig;
 use crate::certs::sm3;
 use crate::certs::KeyPair;
 use crate::channels::payment_code::OperatorCodeSecret;
@@ -149,9 +153,16 @@ impl Server {
                 source,
             })?;
         let due = Arc::new(DueWatch::default());
-        let observed = due.clone();
-        let (handle, node_thread) =
-            NodeHandle::spawn_observed(node, Box::new(move |state| observed.observe(state)));
+        let live = LiveCenter::new(RuleConfig::default());
+        let (observed, arrived) = (due.clone(), live.clone());
+        let (handle, node_thread) = NodeHandle::spawn_observed(
+            node,
+            Box::new(move |state| {
+                observed.observe(state);
+                arrived.arrived();
+            }),
+        );
+        let follower = live.start_follower(handle.clone(), config.clock.clone());
         let scheduler = Scheduler::start(
             handle.clone(),
             central_bank,
@@ -173,6 +184,7 @@ impl Server {
             used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
+            analytics: live,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
@@ -198,8 +210,10 @@ impl Server {
                     connections::serve(listener, routes::router(app), timeouts, shutdown).await;
                 });
                 runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS));
-                // The scheduler's handle goes last, with its tick in flight finished.
+                // The scheduler's and the analysis center's handles go last, with their work in
+                // flight finished.
                 scheduler.stop();
+                follower.stop();
                 // Every handle is gone with the router: the node finishes what is in flight.
                 if node_thread.join().is_err() {
                     tracing::error!("the node thread panicked");

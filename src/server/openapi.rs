@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 45] = [
+pub const PATHS: [&str; 48] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -55,6 +55,10 @@ pub const PATHS: [&str; 45] = [
     // Controllable anonymity (`identity::OPENAPI_PATHS`).
     "/v1/wallets/{id}/deanonymize",
     "/v1/deanonymizations",
+    // The analysis center (`analytics::OPENAPI_PATHS`).
+    "/v1/analytics/statistics",
+    "/v1/analytics/alerts",
+    "/v1/wallets/{id}/statement",
 ];
 
 /// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").
@@ -207,6 +211,7 @@ pub fn document() -> Value {
         paths.extend(super::contracts::openapi::paths());
         paths.extend(super::counter::openapi::paths());
         paths.extend(super::identity::openapi::paths());
+        paths.extend(super::analytics::openapi::paths());
         paths.extend(parties_paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
@@ -214,6 +219,7 @@ pub fn document() -> Value {
         schemas.extend(super::contracts::openapi::schemas());
         schemas.extend(super::counter::openapi::schemas());
         schemas.extend(super::identity::openapi::schemas());
+        schemas.extend(super::analytics::openapi::schemas());
     }
     document["components"]["securitySchemes"] = security_schemes();
     apply_the_table(&mut document);
