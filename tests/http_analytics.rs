@@ -293,6 +293,58 @@ fn the_analysis_center_reads_a_running_server_as_each_party_may() {
     )
     .problem(400, "MALFORMED_ID");
 
+    // The same from a terminal: `ecny analyze --server` and `ecny statement --server`.
+    let url = format!("http://{}", lab.addr);
+    let data = dir.path().to_str().unwrap();
+    let ecny = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ecny"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (ok, shown, _) = ecny(&["analyze", "--server", &url, "--data", data]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("all figures"), "{shown}");
+    assert!(
+        shown.contains("person_to_person") && shown.contains("¥60,100.00"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("alerts: 1") && shown.contains("LARGE_VALUE@"),
+        "{shown}"
+    );
+    let (ok, shown, _) = ecny(&["analyze", "--server", &url, "--token", &jiangnan_admin]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("OP01 figures"), "{shown}");
+    assert!(
+        shown.contains("alerts: not shown to this credential"),
+        "{shown}"
+    );
+    let wallet = alice.wallet.to_string();
+    let statement = [
+        "statement",
+        "--server",
+        &url,
+        "--data",
+        data,
+        "--wallet",
+        &wallet,
+    ];
+    let (ok, xml, _) = ecny(&[&statement[..], &["--from", &from, "--to", &to]].concat());
+    assert!(ok && xml.contains(">60000.00<"), "{xml}");
+    let (ok, _, said) = ecny(&[&statement[..], &["--from", &to, "--to", &from]].concat());
+    assert!(!ok && said.contains("[STATEMENT_DAYS_REVERSED]"), "{said}");
+    let (ok, _, said) = ecny(&["analyze", "--server", &url, "--token", "not-a-token"]);
+    assert!(
+        !ok && said.starts_with("error: ") && said.contains("[UNAUTHENTICATED]"),
+        "{said}"
+    );
+
     // Every problem met is listed for its route and status.
     let document = send(lab.addr, "GET", "/openapi.json", &[], b"").ok(200);
     for (method, route, status, code) in &lab.met {

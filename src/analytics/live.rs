@@ -142,6 +142,8 @@ impl LiveBooks {
 #[derive(Default)]
 struct Wake {
     arrived: bool,
+    /// A round is under way.
+    following: bool,
     stopped: bool,
 }
 
@@ -156,7 +158,11 @@ impl LiveCenter {
     pub fn new(config: RuleConfig) -> Arc<LiveCenter> {
         Arc::new(LiveCenter {
             books: Mutex::new(LiveBooks::new(config)),
-            wake: Mutex::new(Wake::default()),
+            // A new center has the whole log to read.
+            wake: Mutex::new(Wake {
+                arrived: true,
+                ..Wake::default()
+            }),
             changed: Condvar::new(),
         })
     }
@@ -223,6 +229,7 @@ impl LiveCenter {
                 return;
             }
             wake.arrived = false;
+            wake.following = true;
             drop(wake);
             // Until caught up: a backlog (a server started on a long log) takes many rounds.
             loop {
@@ -237,7 +244,14 @@ impl LiveCenter {
                     }
                 }
             }
+            self.wake.lock().expect("live wake").following = false;
         }
+    }
+
+    /// Whether every commit the node has reported so far has been read.
+    pub fn is_caught_up(&self) -> bool {
+        let wake = self.wake.lock().expect("live wake");
+        !wake.arrived && !wake.following
     }
 }
 

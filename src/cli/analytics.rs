@@ -20,6 +20,9 @@ use ecny::ids::WalletId;
 use ecny::server::config::DATA_DEFAULT;
 use ecny::time::parse_day;
 
+use ecny::amount::Amount;
+
+use super::http::Api;
 use super::{coded, open_existing};
 
 /// Where an analysis center keeps the analysts' work on a data directory.
@@ -184,6 +187,103 @@ pub fn run_analyze(
         write("alerts.csv", alerts_csv(center.alerts().all()))?;
         println!("\nwrote statistics.csv and alerts.csv to {}", dir.display());
     }
+    Ok(())
+}
+
+/// The token a remote read goes with: as given, or the central bank's from the data directory.
+fn reader_token(token: Option<&str>, data: &Path) -> Result<String, String> {
+    if let Some(token) = token {
+        return Ok(token.trim().to_string());
+    }
+    let path = data.join("keys").join("central-bank.token");
+    std::fs::read_to_string(&path)
+        .map(|token| token.trim().to_string())
+        .map_err(|error| {
+            coded(
+                format!(
+                    "cannot read the central bank's token at {}: {error}; pass --data DIR (the server's data directory) or --token",
+                    path.display()
+                ),
+                "TOKEN_MISSING",
+            )
+        })
+}
+
+/// `ecny analyze --server URL`: the live analysis center of a running server, as the caller
+/// may see it.
+pub fn run_analyze_remote(server: &str, token: Option<&str>, data: &Path) -> Result<(), String> {
+    let api = Api::new(server, &reader_token(token, data)?).map_err(|e| e.to_string())?;
+    let statistics = api
+        .get("/v1/analytics/statistics")
+        .map_err(|e| e.to_string())?;
+    let alerts = api.get("/v1/analytics/alerts").map_err(|e| e.to_string());
+    let scope = statistics["scope"].as_str().unwrap_or("all");
+    println!(
+        "the analysis center of {server}: {} figures, {} ledger events read",
+        if scope == "all" { "all" } else { scope },
+        statistics["events_read"]
+    );
+    let rows = statistics["rows"].as_array().cloned().unwrap_or_default();
+    let mut table = "";
+    for row in &rows {
+        let this = row["table"].as_str().unwrap_or_default();
+        if this != table {
+            table = this;
+            println!("by {table}:");
+        }
+        let amount: Option<Amount> = row["amount"].as_str().and_then(|a| a.parse().ok());
+        println!(
+            "  {:<20} {:>10} {:>22}",
+            row["key"].as_str().unwrap_or_default(),
+            row["count"],
+            amount.map_or_else(String::new, |a| a.yuan_sign().to_string())
+        );
+    }
+    // An administrator reads the figures but not the alerts, which are the compliance
+    // officer's: said, not failed.
+    match alerts {
+        Ok(alerts) => {
+            let alerts = alerts.as_array().cloned().unwrap_or_default();
+            println!("alerts: {}", alerts.len());
+            for alert in &alerts {
+                println!(
+                    "  {} [{}] {} — {}",
+                    alert["key"].as_str().unwrap_or_default(),
+                    alert["status"].as_str().unwrap_or_default(),
+                    ecny::time::china_time(alert["at_ms"].as_u64().unwrap_or_default()),
+                    alert["explanation"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        Err(refused) => println!("alerts: not shown to this credential ({refused})"),
+    }
+    Ok(())
+}
+
+/// `ecny statement --server URL`: the statement from a running server.
+pub fn run_statement_remote(
+    server: &str,
+    token: Option<&str>,
+    data: &Path,
+    wallet: &str,
+    (from, to): (&str, &str),
+) -> Result<(), String> {
+    let wallet: WalletId = wallet.parse().map_err(|e| format!("--wallet: {e}"))?;
+    for (name, text) in [("--from", from), ("--to", to)] {
+        if parse_day(text).is_none() {
+            return Err(coded(
+                format!("{name} {text:?} is not a date YYYY-MM-DD"),
+                "MALFORMED_DATE",
+            ));
+        }
+    }
+    let api = Api::new(server, &reader_token(token, data)?).map_err(|e| e.to_string())?;
+    let xml = api
+        .get_text(&format!(
+            "/v1/wallets/{wallet}/statement?from={from}&to={to}"
+        ))
+        .map_err(|e| e.to_string())?;
+    print!("{xml}");
     Ok(())
 }
 

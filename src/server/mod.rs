@@ -121,6 +121,9 @@ pub struct Server {
     addr: SocketAddr,
     /// The operators whose tokens it accepts; none means only the central bank can call it.
     operators: Vec<OperatorId>,
+    /// The analysis center following the node, and what the scheduler has done: for benchmarks.
+    analytics: Arc<LiveCenter>,
+    due: Arc<DueWatch>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -184,7 +187,7 @@ impl Server {
             used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
-            analytics: live,
+            analytics: live.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
@@ -224,6 +227,8 @@ impl Server {
         Ok(Server {
             addr,
             operators,
+            analytics: live,
+            due,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -236,6 +241,16 @@ impl Server {
     /// The operators of its data directory, each with a bearer token in DIR/keys.
     pub fn operators(&self) -> &[OperatorId] {
         &self.operators
+    }
+
+    /// The analysis center that follows this server's node.
+    pub fn analytics(&self) -> &Arc<LiveCenter> {
+        &self.analytics
+    }
+
+    /// What the scheduler knows and has done.
+    pub fn due(&self) -> &DueWatch {
+        &self.due
     }
 
     /// Waits until the server stops (ctrl-c, when configured).
