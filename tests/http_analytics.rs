@@ -307,6 +307,12 @@ fn the_analysis_center_reads_a_running_server_as_each_party_may() {
             String::from_utf8(output.stderr).unwrap(),
         )
     };
+    // The data directory is the server's: reading it directly is refused, with where to ask.
+    let (ok, _, said) = ecny(&["analyze", "--data", data]);
+    assert!(
+        !ok && said.contains("--server URL") && said.ends_with("[DATA_DIR_LOCKED]\n"),
+        "{said}"
+    );
     let (ok, shown, _) = ecny(&["analyze", "--server", &url, "--data", data]);
     assert!(ok, "{shown}");
     assert!(shown.contains("all figures"), "{shown}");

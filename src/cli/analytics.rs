@@ -116,7 +116,7 @@ pub fn run_analyze(
     csv: Option<PathBuf>,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let node = open_existing(data)?;
+    let node = open_existing(data).map_err(|e| served_hint(e, "analyze"))?;
     let replayed = started.elapsed();
     let mut center = AnalysisCenter::new(RuleConfig::default());
     let started = Instant::now();
@@ -188,6 +188,17 @@ pub fn run_analyze(
         println!("\nwrote statistics.csv and alerts.csv to {}", dir.display());
     }
     Ok(())
+}
+
+/// A data directory a running server holds: say where to ask instead.
+fn served_hint(error: String, command: &str) -> String {
+    match error.strip_suffix(" [DATA_DIR_LOCKED]") {
+        Some(message) => coded(
+            format!("{message}; a running `ecny serve` holds it: ask the server with `ecny {command} --server URL`"),
+            "DATA_DIR_LOCKED",
+        ),
+        None => error,
+    }
 }
 
 /// The token a remote read goes with: as given, or the central bank's from the data directory.
@@ -307,7 +318,7 @@ pub fn run_statement(data: &Path, wallet: &str, from: &str, to: &str) -> Result<
     let (from, to) = (day(from, "--from")?, day(to, "--to")?);
     // The range is checked before anything is read.
     check_days(from, to).map_err(|e| coded(&e, e.code()))?;
-    let index = fresh_index(data)?;
+    let index = fresh_index(data).map_err(|e| served_hint(e, "statement"))?;
     let found = index
         .statement(wallet, (from, to))
         .map_err(|e| coded(&e, e.code()))?;
