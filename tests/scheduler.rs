@@ -185,6 +185,11 @@ fn wages_and_an_escrow_deadline_happen_at_their_time_with_no_other_traffic() {
     std::thread::sleep(Duration::from_millis(200));
     let audit = read(addr, &bank, "/v1/audit");
     assert_eq!(audit["clean"], true, "{audit}");
+    let metrics = send(addr, "GET", "/metrics", &[], b"").text();
+    assert!(
+        metrics.contains("\necny_scheduler_entries_total 3\n"),
+        "{metrics}"
+    );
     server.stop().unwrap();
 
     // One empty entry per time something fell due, and the log replays to what the server showed.

@@ -32,6 +32,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The analysis center, following the node as entries are applied.
     pub analytics: Arc<crate::analytics::live::LiveCenter>,
+    /// What the scheduler knows and has done.
+    pub due: Arc<crate::scheduler::DueWatch>,
 }
 
 pub type AppState = Arc<App>;

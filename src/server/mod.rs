@@ -188,6 +188,7 @@ impl Server {
             body_limit_bytes: config.body_limit_bytes,
             metrics,
             analytics: live.clone(),
+            due: due.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
