@@ -6,9 +6,10 @@
 //! happens once (the state machine takes it off its books as it does it), on time, and the same
 //! on replay (the entry and its time are in the log).
 //!
-//! The node shows the scheduler every durable state (`NodeHandle::spawn_observed`); the
-//! scheduler keeps the next due time and sleeps until then, waking at least every
-//! [`SCHEDULER_WAKE_MS_MAX`] so that a clock a test moves is noticed.
+//! The node shows the scheduler every durable state (`NodeHandle::spawn_observed`), waking it
+//! when work falls due sooner than it was waiting for; the scheduler sleeps until the next due
+//! time, and looks at the clock at least every [`SCHEDULER_WAKE_MS_MAX`] (every
+//! [`SCHEDULER_WAKE_MS_MANUAL`] on a clock a test moves, which wakes no one).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -20,8 +21,11 @@ use crate::node::{NodeError, NodeHandle};
 use crate::state_machine::StateMachine;
 use crate::time::SharedClock;
 
-/// Longest the scheduler sleeps without looking at the clock again.
-pub const SCHEDULER_WAKE_MS_MAX: u64 = 50;
+/// Longest the scheduler sleeps without looking at the machine's clock again: bounds what a
+/// clock set forward costs.
+pub const SCHEDULER_WAKE_MS_MAX: u64 = 1_000;
+/// The same on a clock a test moves.
+pub const SCHEDULER_WAKE_MS_MANUAL: u64 = 50;
 /// Pause after a tick the node could not take (a failed write), before trying again.
 const SCHEDULER_RETRY_MS: u64 = 1_000;
 
@@ -87,17 +91,17 @@ pub enum Step {
 
 /// The scheduler's rule: tick when work is due at `now_ms`, unless the last tick was made with
 /// the same state (it is still being applied; ticking again would only add an empty entry),
-/// else sleep until the work is due, at most [`SCHEDULER_WAKE_MS_MAX`].
+/// else sleep until the work is due, at most `wake_ms_max`.
 pub fn next_step(
     next_due_ms: Option<u64>,
     now_ms: u64,
-    entries_applied: u64,
-    ticked_at_entries: Option<u64>,
+    (entries_applied, ticked_at_entries): (u64, Option<u64>),
+    wake_ms_max: u64,
 ) -> Step {
     match next_due_ms {
         Some(due) if due <= now_ms && ticked_at_entries != Some(entries_applied) => Step::Tick,
-        Some(due) if due > now_ms => Step::Sleep((due - now_ms).min(SCHEDULER_WAKE_MS_MAX)),
-        _ => Step::Sleep(SCHEDULER_WAKE_MS_MAX),
+        Some(due) if due > now_ms => Step::Sleep((due - now_ms).min(wake_ms_max)),
+        _ => Step::Sleep(wake_ms_max),
     }
 }
 
@@ -149,6 +153,10 @@ impl Drop for Scheduler {
 }
 
 fn run(node: &NodeHandle, central_bank: &KeyPair, clock: &SharedClock, watch: &DueWatch) {
+    let wake_ms_max = match clock {
+        SharedClock::System => SCHEDULER_WAKE_MS_MAX,
+        SharedClock::Manual(_) => SCHEDULER_WAKE_MS_MANUAL,
+    };
     let mut ticked_at_entries = None;
     loop {
         let due = watch.due.lock().expect("due watch");
@@ -158,8 +166,8 @@ fn run(node: &NodeHandle, central_bank: &KeyPair, clock: &SharedClock, watch: &D
         let step = next_step(
             due.next_due_ms,
             clock.read_ms(),
-            due.entries_applied,
-            ticked_at_entries,
+            (due.entries_applied, ticked_at_entries),
+            wake_ms_max,
         );
         let entries_applied = due.entries_applied;
         let Step::Sleep(ms) = step else {
@@ -191,7 +199,7 @@ fn tick(node: &NodeHandle, central_bank: &KeyPair, watch: &DueWatch) -> bool {
             true
         }
         Ok(Err(refused)) => {
-            // The central bank's own key refused: nothing a retry would change.
+            // The central bank's own key refused: said, and tried again after a pause.
             tracing::error!(%refused, code = refused.code(), "the scheduler's entry was refused");
             thread::sleep(Duration::from_millis(SCHEDULER_RETRY_MS));
             true
@@ -211,12 +219,25 @@ mod tests {
 
     #[test]
     fn ticks_only_when_work_is_due_and_not_twice_for_one_state() {
-        assert_eq!(next_step(None, 1_000, 7, None), Step::Sleep(50));
-        assert_eq!(next_step(Some(1_020), 1_000, 7, None), Step::Sleep(20));
-        assert_eq!(next_step(Some(9_000), 1_000, 7, None), Step::Sleep(50));
-        assert_eq!(next_step(Some(1_000), 1_000, 7, None), Step::Tick);
-        assert_eq!(next_step(Some(400), 1_000, 7, Some(6)), Step::Tick);
+        assert_eq!(next_step(None, 1_000, (7, None), 50), Step::Sleep(50));
+        assert_eq!(
+            next_step(Some(1_020), 1_000, (7, None), 50),
+            Step::Sleep(20)
+        );
+        assert_eq!(
+            next_step(Some(9_000), 1_000, (7, None), 50),
+            Step::Sleep(50)
+        );
+        assert_eq!(
+            next_step(Some(9_000), 1_000, (7, None), 1_000),
+            Step::Sleep(1_000)
+        );
+        assert_eq!(next_step(Some(1_000), 1_000, (7, None), 50), Step::Tick);
+        assert_eq!(next_step(Some(400), 1_000, (7, Some(6)), 50), Step::Tick);
         // The state the last tick saw has not moved on: wait for it rather than tick again.
-        assert_eq!(next_step(Some(400), 1_000, 7, Some(7)), Step::Sleep(50));
+        assert_eq!(
+            next_step(Some(400), 1_000, (7, Some(7)), 50),
+            Step::Sleep(50)
+        );
     }
 }
