@@ -450,9 +450,11 @@ impl NodeHandle {
         NodeHandle::spawn_observed(node, Box::new(|_: &StateMachine| {}))
     }
 
-    /// As `spawn`, with `observer` shown the durable state on the node's thread at start and
-    /// after every group commit: how the scheduler learns when work next falls due and the
-    /// analysis center that entries arrived. It must be quick; the next group waits for it.
+    /// As `spawn`, with `observer` shown the state on the node's thread at start and after
+    /// every group commit (a pipelined node may already have applied the next group, not yet
+    /// durable): how the scheduler learns when work next falls due and the analysis center that
+    /// entries arrived, to read them with a query, which sees only what is durable. It must be
+    /// quick; the next group waits for it.
     pub fn spawn_observed(
         mut node: Node,
         mut observer: Box<dyn FnMut(&StateMachine) + Send>,

@@ -6,9 +6,9 @@
 //! happens once (the state machine takes it off its books as it does it), on time, and the same
 //! on replay (the entry and its time are in the log).
 //!
-//! The node shows the scheduler every durable state (`NodeHandle::spawn_observed`), waking it
-//! when work falls due sooner than it was waiting for; the scheduler sleeps until the next due
-//! time, and looks at the clock at least every [`SCHEDULER_WAKE_MS_MAX`] (every
+//! The node shows the scheduler its state after every commit (`NodeHandle::spawn_observed`),
+//! waking it when work falls due sooner than it was waiting for; the scheduler sleeps until the
+//! next due time, and looks at the clock at least every [`SCHEDULER_WAKE_MS_MAX`] (every
 //! [`SCHEDULER_WAKE_MS_MANUAL`] on a clock a test moves, which wakes no one).
 
 use std::sync::{Arc, Condvar, Mutex};
@@ -31,7 +31,7 @@ const SCHEDULER_RETRY_MS: u64 = 1_000;
 
 #[derive(Debug, Default)]
 struct Due {
-    /// The state's next due time as of the last durable group.
+    /// The state's next due time as of the last commit.
     next_due_ms: Option<u64>,
     /// Entries the state has applied, as of the same group.
     entries_applied: u64,
@@ -47,7 +47,7 @@ pub struct DueWatch {
 }
 
 impl DueWatch {
-    /// Takes in a durable state: when its time-driven work next falls due.
+    /// Takes in the state after a commit: when its time-driven work next falls due.
     pub fn observe(&self, state: &StateMachine) {
         let next_due_ms = state.next_due_ms();
         let mut due = self.due.lock().expect("due watch");
@@ -64,7 +64,7 @@ impl DueWatch {
         }
     }
 
-    /// The next due time as of the last durable group.
+    /// The next due time as of the last commit.
     pub fn next_due_ms(&self) -> Option<u64> {
         self.due.lock().expect("due watch").next_due_ms
     }
