@@ -39,6 +39,11 @@ const START_MS: u64 = 1_795_406_400_000;
 /// Longest a test waits for what it expects before it gives up (a hang guard, not a timing).
 const WAIT_MS_MAX: u64 = 30_000;
 
+/// The tests run one at a time: a server process spawned while the other test opens its data
+/// directory would hold that directory's lock for a moment (a forked child shares it until it
+/// executes).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn yuan(text: &str) -> Amount {
     text.parse().unwrap()
 }
@@ -97,6 +102,7 @@ fn balance(addr: SocketAddr, token: &str, wallet: WalletId) -> String {
 
 #[test]
 fn wages_and_an_escrow_deadline_happen_at_their_time_with_no_other_traffic() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (clock, time) = SharedClock::manual(START_MS);
     let (mut platform, _) = Platform::open_with_clock(dir.path(), Box::new(clock.clone())).unwrap();
@@ -260,6 +266,7 @@ impl Drop for RealServer {
 #[cfg(unix)]
 #[test]
 fn the_real_server_pays_a_wage_at_its_time_with_no_other_traffic() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (mut platform, _) = Platform::open(dir.path()).unwrap();
     let [jiangnan, lakeside] = served::two_funded_operators(&mut platform);
