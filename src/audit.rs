@@ -655,7 +655,14 @@ mod tests {
                 account,
                 amount: Amount::from_yuan(3_000),
             });
-            run(Command::BindBankAccount { wallet, account });
+            run(sign(
+                Command::BindBankAccount {
+                    wallet,
+                    account,
+                    auth: None,
+                },
+                key,
+            ));
             run(sign(
                 Command::Exchange {
                     wallet,

@@ -177,8 +177,8 @@ fn open_funded(
         commands.push(Command::OpenDepositAccount { operator: op });
     }
     let results = platform.as_operator(op, commands)?;
-    let mut funding = Vec::with_capacity(indices.len() * 2);
-    let mut exchanges = Vec::with_capacity(indices.len());
+    let mut funding = Vec::with_capacity(indices.len() * 3);
+    let mut holders_own = Vec::with_capacity(indices.len() * 2);
     let mut opened = Vec::with_capacity(indices.len());
     for pair in results.chunks(2) {
         let (Ok(Outcome::Wallet(wallet)), Ok(Outcome::Account(account))) = (&pair[0], &pair[1])
@@ -189,11 +189,12 @@ fn open_funded(
             account: *account,
             amount: BENCH_OPENING_BALANCE,
         });
-        funding.push(Command::BindBankAccount {
+        holders_own.push(Command::BindBankAccount {
             wallet: *wallet,
             account: *account,
+            auth: None,
         });
-        exchanges.push(Command::Exchange {
+        holders_own.push(Command::Exchange {
             wallet: *wallet,
             amount: BENCH_OPENING_BALANCE,
             key: IdempotencyKey(u128::MAX),
@@ -201,11 +202,11 @@ fn open_funded(
         });
         opened.push((*wallet, op));
     }
-    // Each holder signs the exchange of its own deposits.
+    // Each holder signs the binding of its bank account and the exchange of its deposits.
     let context = platform.state().signing_context(op);
     let not_after_ms = platform.node_mut().now_ms() + SIGNATURE_WINDOW_MS_CLIENT;
-    let signer = |n: usize| (&holders[indices[n]], context);
-    funding.extend(sign_all(exchanges, &signer, not_after_ms));
+    let signer = |n: usize| (&holders[indices[n / 2]], context);
+    funding.extend(sign_all(holders_own, &signer, not_after_ms));
     for result in platform.as_operator(op, funding)? {
         result.map_err(PlatformError::Refused)?;
     }
@@ -720,7 +721,7 @@ pub fn offline_sync(
                 let key = crate::platform::seeded_key("bench-offline", &op.to_string());
                 center_verifications += commands
                     .iter()
-                    .map(|c| crate::offline::settlement::se_signatures(c).map_or(0, |s| s.len()))
+                    .map(|c| crate::command::se_signatures(c).map_or(0, |s| s.len()))
                     .sum::<usize>();
                 commands
                     .chunks(64)
@@ -779,11 +780,14 @@ fn register_bench_cards(
             public_key: key.public_key(),
             wallet: None,
             caps,
+            auth: None,
         };
+        // Visitor cards loaded against cash at the counter: no wallet, so no holder signs.
         let load = Command::LoadDevice {
             device: DeviceId(i as u64 + 1),
             load_seq: 1,
             amount: Amount::from_yuan(100_000),
+            auth: None,
         };
         for result in platform.as_operator(operators[i % 2], vec![register, load])? {
             result.map_err(PlatformError::Refused)?;

@@ -13,7 +13,7 @@ use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdempotencyKey, IdentityLookupId,
     MerchantId, OperatorId, StaffId, SubWalletId, WalletId,
 };
-use crate::offline::messages::{AttestedSync, Nonce, SignedUnload, Wire};
+use crate::offline::messages::{AttestedSync, EntryRole, Nonce, SignedUnload, Wire};
 use crate::offline::settlement::{decode_caps, encode_caps, SyncReport};
 use crate::parties::{decode_subject, encode_subject, CredentialSubject, StaffRole};
 use crate::programs::campaign::CampaignTerms;
@@ -22,7 +22,7 @@ use crate::programs::lottery::Seed;
 use crate::sealed::{
     decode_phone, decode_text, encode_phone, encode_text, Field, IdentityKey, PersonalText, Phone,
 };
-use crate::signing::{DeploymentId, SigningContext};
+use crate::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_MAX};
 use crate::wallet::sub_wallet::SubWalletLimits;
 use crate::wallet::{ClassLimits, WalletClass, WalletStatus};
 
@@ -31,8 +31,9 @@ pub const SUBMISSION_COMMANDS_MAX: usize = 65_536;
 /// Encoding version of a submission; bumped when the format changes (2: holders' signatures carry
 /// their context and window; payment-code charges and the password-free cap; 3: attested
 /// offline syncs over a center nonce, phones, names and ID numbers sealed, staff and
-/// credentials, the counter's one-step bank account).
-const SUBMISSION_VERSION: u8 = 3;
+/// credentials, the counter's one-step bank account; 4: the holder signs a bank binding, a card
+/// bound to the wallet and each load from it, and a sponsor its campaign's funding).
+const SUBMISSION_VERSION: u8 = 4;
 const BATCH_DOMAIN: &[u8] = b"ECNY-BATCH-v1";
 /// Opens the bytes a holder signs; see `signing` for the layout.
 pub const COMMAND_DOMAIN: &[u8] = b"ECNY-COMMAND-v2";
@@ -56,6 +57,23 @@ pub struct HolderAuth {
     pub signature: Signature,
     pub context: SigningContext,
     pub not_after_ms: u64,
+}
+
+/// Refuses a window that has closed at `now_ms`, or that reaches further than the longest one.
+pub fn check_window(not_after_ms: u64, now_ms: u64) -> Result<(), CommandError> {
+    if now_ms > not_after_ms {
+        return Err(CommandError::SignatureExpired {
+            not_after_ms,
+            now_ms,
+        });
+    }
+    if not_after_ms - now_ms > SIGNATURE_WINDOW_MS_MAX {
+        return Err(CommandError::SignatureWindowTooLong {
+            not_after_ms,
+            now_ms,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,9 +129,12 @@ pub enum Command {
         id_number: Option<PersonalText>,
         in_person: bool,
     },
+    /// The account the wallet's money goes back to (deposits back, closing): the holder signs
+    /// it, so no operator can steer a holder's money into an account of its choosing.
     BindBankAccount {
         wallet: WalletId,
         account: AccountId,
+        auth: Option<HolderAuth>,
     },
     SetWalletStatus {
         wallet: WalletId,
@@ -158,20 +179,24 @@ pub enum Command {
         post: bool,
     },
     /// An operator registers a secure element it issued, bound to a wallet or (a visitor card)
-    /// to none.
+    /// to none. A card bound to a wallet draws on the wallet's money, so its holder signs the
+    /// binding; a visitor card holds only cash the operator took at its counter.
     RegisterDevice {
         operator: OperatorId,
         device: DeviceId,
         public_key: PublicKey,
         wallet: Option<WalletId>,
         caps: DeviceCaps,
+        auth: Option<HolderAuth>,
     },
-    /// Value into a secure element: from its wallet, or from the vault against cash at a counter.
-    /// `load_seq` numbers the operator's signed load order that the SE will accept once.
+    /// Value into a secure element: from its wallet (signed by the wallet's holder), or from the
+    /// vault against cash at a counter. `load_seq` numbers the operator's signed load order that
+    /// the SE will accept once.
     LoadDevice {
         device: DeviceId,
         load_seq: u32,
         amount: Amount,
+        auth: Option<HolderAuth>,
     },
     /// A secure element back online asks for a sync: the center answers a fresh nonce that the
     /// card's attestation must carry.
@@ -301,9 +326,11 @@ pub enum Command {
     CreateCampaign {
         terms: CampaignTerms,
     },
-    /// The whole budget from the sponsor's wallet into the campaign's pool.
+    /// The whole budget from the sponsor's wallet into the campaign's pool, signed by the
+    /// sponsor's wallet holder.
     FundCampaign {
         campaign: CampaignId,
+        auth: Option<HolderAuth>,
     },
     /// A wallet registers for a campaign's lottery, inside its registration window; its
     /// operator submits it.
@@ -345,6 +372,12 @@ pub enum Command {
         wallet: WalletId,
         cash: Amount,
         key: IdempotencyKey,
+    },
+    /// The central bank suspends an operator (its submissions refused, but for what lets its
+    /// holders take their money out and lets it redeem), or reinstates it.
+    SetOperatorSuspended {
+        operator: OperatorId,
+        suspended: bool,
     },
 }
 
@@ -449,6 +482,18 @@ impl Command {
         }
     }
 
+    /// What a suspended operator may still submit: its holders' money going back to their bank
+    /// accounts, a freeze or unfreeze, and its own redemption; nothing that takes on new money.
+    pub fn allowed_while_suspended(&self) -> bool {
+        matches!(
+            self,
+            Command::DepositBack { .. }
+                | Command::CloseWallet { .. }
+                | Command::SetWalletStatus { .. }
+                | Command::Redeem { .. }
+        )
+    }
+
     /// Whether the registration center books this command only on its holder's signature: every
     /// command that debits a holder's wallet, spends or commits its money, or changes what a
     /// merchant may take from it: exactly the commands with a signature envelope. An exchange
@@ -464,7 +509,9 @@ impl Command {
         match self {
             Command::Exchange { wallet, .. }
             | Command::DepositBack { wallet, .. }
-            | Command::OpenSubWallet { wallet, .. } => Some(*wallet),
+            | Command::OpenSubWallet { wallet, .. }
+            | Command::BindBankAccount { wallet, .. } => Some(*wallet),
+            Command::RegisterDevice { wallet, .. } => *wallet,
             Command::Pay { payer, .. }
             | Command::Hold { payer, .. }
             | Command::PayMerchant { payer, .. }
@@ -487,6 +534,10 @@ impl Command {
                 | Command::OpenContract { .. }
                 | Command::ConfirmContract { .. }
                 | Command::CancelContract { .. }
+                | Command::BindBankAccount { .. }
+                | Command::RegisterDevice { .. }
+                | Command::LoadDevice { .. }
+                | Command::FundCampaign { .. }
         )
     }
 
@@ -501,7 +552,11 @@ impl Command {
             | Command::SetSubWallet { auth, .. }
             | Command::OpenContract { auth, .. }
             | Command::ConfirmContract { auth, .. }
-            | Command::CancelContract { auth, .. } => auth.as_ref(),
+            | Command::CancelContract { auth, .. }
+            | Command::BindBankAccount { auth, .. }
+            | Command::RegisterDevice { auth, .. }
+            | Command::LoadDevice { auth, .. }
+            | Command::FundCampaign { auth, .. } => auth.as_ref(),
             _ => None,
         }
     }
@@ -517,7 +572,11 @@ impl Command {
             | Command::SetSubWallet { auth, .. }
             | Command::OpenContract { auth, .. }
             | Command::ConfirmContract { auth, .. }
-            | Command::CancelContract { auth, .. } => *auth = new,
+            | Command::CancelContract { auth, .. }
+            | Command::BindBankAccount { auth, .. }
+            | Command::RegisterDevice { auth, .. }
+            | Command::LoadDevice { auth, .. }
+            | Command::FundCampaign { auth, .. } => *auth = new,
             _ => {}
         }
     }
@@ -668,6 +727,51 @@ impl Command {
                 .map_err(|_| CommandError::SignatureInvalid),
             _ => Ok(()),
         }
+    }
+}
+
+/// One secure-element signature a command carries: the key, the digest signed, the signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeSigned {
+    pub key: PublicKey,
+    pub digest: [u8; 32],
+    pub signature: Signature,
+}
+
+/// Every secure-element signature `command` carries, for the center's door and the operator
+/// tier to verify without state: a sync's attestation under the reporting device's key and the
+/// payer's signature on each record the device received; an unload's signature. A sync whose
+/// entries are not the ones its attestation binds is refused here. Whether each key is the
+/// registered one is the state machine's check.
+pub fn se_signatures(command: &Command) -> Result<Vec<SeSigned>, CommandError> {
+    match command {
+        Command::SyncOffline { sync, device_key } => {
+            let attestation = &sync.attestation;
+            if !sync.entries_match() {
+                return Err(CommandError::SyncNotAttested(attestation.device));
+            }
+            let received = sync
+                .log
+                .iter()
+                .filter(|entry| entry.role == EntryRole::Received)
+                .map(|entry| SeSigned {
+                    key: entry.peer_key,
+                    digest: entry.signed.record.digest(),
+                    signature: entry.signed.signature,
+                });
+            let own = SeSigned {
+                key: *device_key,
+                digest: attestation.digest(),
+                signature: attestation.signature,
+            };
+            Ok(std::iter::once(own).chain(received).collect())
+        }
+        Command::UnloadDevice { unload, device_key } => Ok(vec![SeSigned {
+            key: *device_key,
+            digest: unload.digest(),
+            signature: unload.signature,
+        }]),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -908,6 +1012,7 @@ mod tag {
     pub const ADD_STAFF: u8 = 64;
     pub const REVOKE_CREDENTIAL: u8 = 65;
     pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
+    pub const SET_OPERATOR_SUSPENDED: u8 = 67;
 }
 
 fn decode_optional_text(input: &mut Reader<'_>) -> Result<Option<PersonalText>, DecodeError> {
@@ -1013,8 +1118,14 @@ impl Command {
                 }
                 out.u8(u8::from(*in_person))
             }
-            BindBankAccount { wallet, account } => {
-                out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0)
+            BindBankAccount {
+                wallet,
+                account,
+                auth,
+            } => {
+                out.u8(tag::BIND_BANK_ACCOUNT).u32(wallet.0).u32(account.0);
+                encode_auth(auth, out);
+                out
             }
             SetWalletStatus { wallet, status } => out
                 .u8(tag::SET_WALLET_STATUS)
@@ -1086,6 +1197,7 @@ impl Command {
                 public_key,
                 wallet,
                 caps,
+                auth,
             } => {
                 out.u8(tag::REGISTER_DEVICE)
                     .u16(operator.0)
@@ -1093,17 +1205,22 @@ impl Command {
                     .raw(&public_key.0);
                 out.u32(wallet.map_or(0, |w| w.0));
                 encode_caps(caps, out);
+                encode_auth(auth, out);
                 out
             }
             LoadDevice {
                 device,
                 load_seq,
                 amount,
-            } => out
-                .u8(tag::LOAD_DEVICE)
-                .u64(device.0)
-                .u32(*load_seq)
-                .i64(amount.fen()),
+                auth,
+            } => {
+                out.u8(tag::LOAD_DEVICE)
+                    .u64(device.0)
+                    .u32(*load_seq)
+                    .i64(amount.fen());
+                encode_auth(auth, out);
+                out
+            }
             UnloadDevice { unload, device_key } => {
                 out.u8(tag::UNLOAD_DEVICE);
                 unload.encode_into(out);
@@ -1255,7 +1372,11 @@ impl Command {
                 terms.encode(out);
                 out
             }
-            FundCampaign { campaign } => out.u8(tag::FUND_CAMPAIGN).u32(campaign.0),
+            FundCampaign { campaign, auth } => {
+                out.u8(tag::FUND_CAMPAIGN).u32(campaign.0);
+                encode_auth(auth, out);
+                out
+            }
             RegisterForCampaign {
                 campaign,
                 wallet,
@@ -1309,6 +1430,13 @@ impl Command {
                 .u32(wallet.0)
                 .i64(cash.fen())
                 .u128(key.0),
+            SetOperatorSuspended {
+                operator,
+                suspended,
+            } => out
+                .u8(tag::SET_OPERATOR_SUSPENDED)
+                .u16(operator.0)
+                .u8(u8::from(*suspended)),
         };
     }
 
@@ -1370,6 +1498,7 @@ impl Command {
             tag::BIND_BANK_ACCOUNT => BindBankAccount {
                 wallet: WalletId(input.u32("wallet")?),
                 account: AccountId(input.u32("account")?),
+                auth: decode_auth(input)?,
             },
             tag::SET_WALLET_STATUS => SetWalletStatus {
                 wallet: WalletId(input.u32("wallet")?),
@@ -1420,11 +1549,13 @@ impl Command {
                     .filter(|w| *w != 0)
                     .map(WalletId),
                 caps: decode_caps(input)?,
+                auth: decode_auth(input)?,
             },
             tag::LOAD_DEVICE => LoadDevice {
                 device: DeviceId(input.u64("device")?),
                 load_seq: input.u32("load seq")?,
                 amount: amount(input)?,
+                auth: decode_auth(input)?,
             },
             tag::UNLOAD_DEVICE => UnloadDevice {
                 unload: SignedUnload::decode_from(input)?,
@@ -1523,6 +1654,7 @@ impl Command {
             },
             tag::FUND_CAMPAIGN => FundCampaign {
                 campaign: CampaignId(input.u32("campaign")?),
+                auth: decode_auth(input)?,
             },
             tag::REGISTER_FOR_CAMPAIGN => RegisterForCampaign {
                 campaign: CampaignId(input.u32("campaign")?),
@@ -1568,6 +1700,10 @@ impl Command {
                 cash: amount(input)?,
                 key: key(input)?,
             },
+            tag::SET_OPERATOR_SUSPENDED => SetOperatorSuspended {
+                operator: OperatorId(input.u16("operator")?),
+                suspended: input.bool("suspended")?,
+            },
             _ => {
                 return Err(DecodeError {
                     what: "command tag",
@@ -1592,6 +1728,17 @@ mod tests {
             deployment: DeploymentId([7; 16]),
             operator: OperatorId(1),
         }
+    }
+
+    #[test]
+    fn a_window_is_good_until_its_end_and_never_longer_than_the_most() {
+        let now = 1_795_406_400_000;
+        assert_eq!(check_window(now, now), Ok(()));
+        assert_eq!(check_window(now + SIGNATURE_WINDOW_MS_MAX, now), Ok(()));
+        let late = check_window(now - 1, now).unwrap_err();
+        assert_eq!(late.code(), "SIGNATURE_EXPIRED");
+        let long = check_window(now + SIGNATURE_WINDOW_MS_MAX + 1, now).unwrap_err();
+        assert_eq!(long.code(), "SIGNATURE_WINDOW_TOO_LONG");
     }
 
     fn sample_commands() -> Vec<Command> {
@@ -1749,6 +1896,7 @@ mod tests {
             },
             Command::FundCampaign {
                 campaign: CampaignId(1),
+                auth: None,
             },
             Command::RegisterForCampaign {
                 campaign: CampaignId(1),
@@ -1790,6 +1938,10 @@ mod tests {
                 wallet: WalletId(5),
                 cash: Amount::from_fen(500_000),
                 key: IdempotencyKey(16),
+            },
+            Command::SetOperatorSuspended {
+                operator: OperatorId(2),
+                suspended: true,
             },
         ]
     }

@@ -1,6 +1,8 @@
 //! Why a command was refused. Every variant has a stable code that the API, the CLI and web pages
 //! all show the same way; a refused command moves nothing.
 
+use std::fmt;
+
 use thiserror::Error;
 
 use crate::amount::Amount;
@@ -9,7 +11,7 @@ use crate::ids::{
     AccountId, CampaignId, ContractId, DeviceId, EventId, IdentityLookupId, MerchantId, OperatorId,
     StaffId, SubWalletId, WalletId,
 };
-use crate::programs::red_packets::PacketUnusable;
+use crate::programs::campaign::Ineligible;
 use crate::programs::{CampaignError, LotteryError};
 use crate::signing::SigningContext;
 use crate::time::china_date_time;
@@ -23,6 +25,10 @@ pub enum CommandError {
     AmountTooLarge(Amount),
     #[error("unknown operator {0}")]
     UnknownOperator(OperatorId),
+    #[error(
+        "operator {0} is suspended by the central bank: its holders may still take their money out"
+    )]
+    OperatorSuspended(OperatorId),
     #[error("operator {0} already exists")]
     OperatorExists(OperatorId),
     #[error("unknown wallet {0}")]
@@ -395,6 +401,7 @@ impl CommandError {
             AmountNotPositive(_) => "AMOUNT_NOT_POSITIVE",
             AmountTooLarge(_) => "AMOUNT_TOO_LARGE",
             UnknownOperator(_) => "UNKNOWN_OPERATOR",
+            OperatorSuspended(_) => "OPERATOR_SUSPENDED",
             OperatorExists(_) => "OPERATOR_EXISTS",
             UnknownWallet(_) => "UNKNOWN_WALLET",
             WalletExists(_) => "WALLET_EXISTS",
@@ -503,6 +510,47 @@ impl CommandError {
             BankAccountAlreadyBound { .. } => "BANK_ACCOUNT_ALREADY_BOUND",
             PaymentCode(error) => error.code(),
             LimitPasswordFree { .. } => "LIMIT_PASSWORD_FREE",
+        }
+    }
+}
+
+/// Why a packet cannot pay here and now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketUnusable {
+    Merchant(Ineligible),
+    NotYetValid { from_ms: u64 },
+    Expired { at_ms: u64 },
+    UsedUp,
+}
+
+impl PacketUnusable {
+    pub fn code(self) -> &'static str {
+        match self {
+            PacketUnusable::Merchant(Ineligible::Category(_)) => "RED_PACKET_CATEGORY_NOT_ELIGIBLE",
+            PacketUnusable::Merchant(Ineligible::Region(_)) => "RED_PACKET_REGION_NOT_ELIGIBLE",
+            PacketUnusable::NotYetValid { .. } => "RED_PACKET_NOT_YET_VALID",
+            PacketUnusable::Expired { .. } => "RED_PACKET_EXPIRED",
+            PacketUnusable::UsedUp => "RED_PACKET_USED_UP",
+        }
+    }
+}
+
+impl fmt::Display for PacketUnusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("packet not usable here: ")?;
+        match self {
+            PacketUnusable::Merchant(why) => write!(f, "{why}"),
+            PacketUnusable::NotYetValid { from_ms } => {
+                write!(
+                    f,
+                    "valid only from {} Beijing time",
+                    china_date_time(*from_ms)
+                )
+            }
+            PacketUnusable::Expired { at_ms } => {
+                write!(f, "expired at {} Beijing time", china_date_time(*at_ms))
+            }
+            PacketUnusable::UsedUp => f.write_str("nothing left in it"),
         }
     }
 }

@@ -723,6 +723,27 @@ impl Ledger {
         })
     }
 
+    /// The account's transfers older than `after`, newest first: the next page of a history read
+    /// with a cursor. `None` when `after` is not one of the account's own transfers.
+    pub fn history_after(&self, account: AccountId, after: EventId) -> Option<AccountHistory<'_>> {
+        self.account(account).ok()?;
+        let Event::Transfer(transfer) = self.events.get(after.0 as usize)? else {
+            return None;
+        };
+        let next = if transfer.debit == account {
+            transfer.prev_debit
+        } else if transfer.credit == account {
+            transfer.prev_credit
+        } else {
+            return None;
+        };
+        Some(AccountHistory {
+            ledger: self,
+            account,
+            next,
+        })
+    }
+
     /// Sum of balances per ledger; double entry makes each exactly zero.
     pub fn ledger_sums(&self) -> [(LedgerKind, i128); 3] {
         let mut sums = [0i128; 3];

@@ -254,13 +254,25 @@ pub enum Operation {
     Exchange,
     Deanonymize,
     ReadDeanonymizations,
+    AdmitOperator,
+    FundReserves,
+    Issue,
+    Redeem,
+    SuspendOperator,
+    ReadCirculation,
+    DepositBack,
+    ReadHistory,
+    FreezeWallet,
+    UnfreezeWallet,
+    CloseWallet,
+    LookupPhone,
     ReadStatistics,
     ListAlerts,
     ReadStatement,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 51] = {
+    pub const ALL: [Operation; 63] = {
         use Operation::*;
         [
             Health,
@@ -311,6 +323,18 @@ impl Operation {
             Exchange,
             Deanonymize,
             ReadDeanonymizations,
+            AdmitOperator,
+            FundReserves,
+            Issue,
+            Redeem,
+            SuspendOperator,
+            ReadCirculation,
+            DepositBack,
+            ReadHistory,
+            FreezeWallet,
+            UnfreezeWallet,
+            CloseWallet,
+            LookupPhone,
             ReadStatistics,
             ListAlerts,
             ReadStatement,
@@ -356,6 +380,17 @@ impl Operation {
             UpgradeWallet => KYC | HOLDER,
             Deanonymize => COMPLIANCE,
             ReadDeanonymizations => CB | COMPLIANCE,
+            // The central bank's own: who operates, and how much e-CNY each holds against what.
+            AdmitOperator | FundReserves | Issue | Redeem | SuspendOperator | ReadCirculation => CB,
+            DepositBack | CloseWallet => SIGNED_BY_HOLDER,
+            ReadHistory => HOLDER | STAFF | CB,
+            // A lost phone: the holder freezes with the key from another device, or calls the
+            // bank. Unfreezing is at the counter, identity checked: whoever found the phone may
+            // hold the key.
+            FreezeWallet => SIGNED_BY_HOLDER | TELLER,
+            UnfreezeWallet => TELLER,
+            // Whose wallet a phone number opens, to pay it: a holder's own look-up, counted.
+            LookupPhone => HOLDER,
             // The analysis center: the regulator's whole of it, pseudonymous; an operator's own
             // figures to its administrator and its compliance officer, its own alerts to the
             // officer who works them.
@@ -477,6 +512,18 @@ impl Operation {
             Exchange => ("POST", "/v1/wallets/{id}/exchange"),
             Deanonymize => ("POST", "/v1/wallets/{id}/deanonymize"),
             ReadDeanonymizations => ("GET", "/v1/deanonymizations"),
+            AdmitOperator => ("POST", "/v1/operators"),
+            FundReserves => ("POST", "/v1/operators/{op}/reserves"),
+            Issue => ("POST", "/v1/operators/{op}/issuance"),
+            Redeem => ("POST", "/v1/operators/{op}/redemption"),
+            SuspendOperator => ("PUT", "/v1/operators/{op}/suspension"),
+            ReadCirculation => ("GET", "/v1/circulation"),
+            DepositBack => ("POST", "/v1/wallets/{id}/deposit-back"),
+            ReadHistory => ("GET", "/v1/wallets/{id}/history"),
+            FreezeWallet => ("POST", "/v1/wallets/{id}/freeze"),
+            UnfreezeWallet => ("POST", "/v1/wallets/{id}/unfreeze"),
+            CloseWallet => ("POST", "/v1/wallets/{id}/close"),
+            LookupPhone => ("POST", "/v1/wallets/{id}/phone-lookups"),
             ReadStatistics => ("GET", "/v1/analytics/statistics"),
             ListAlerts => ("GET", "/v1/analytics/alerts"),
             ReadStatement => ("GET", "/v1/wallets/{id}/statement"),

@@ -221,6 +221,30 @@ impl Platform {
         command.sign(key, &context, not_after_ms)
     }
 
+    /// `command` signed by the holder whose signature the center needs on it (as the state knows
+    /// that holder now), with the key `key_of` gives for that wallet; unchanged if no holder
+    /// signs it or the key is unknown (the center then refuses it, as it must).
+    pub fn signed_by_its_holder<'k>(
+        &mut self,
+        command: Command,
+        key_of: impl FnOnce(WalletId) -> Option<&'k KeyPair>,
+    ) -> Command {
+        if !command.needs_holder_signature() {
+            return command;
+        }
+        let state = self.state();
+        let Ok(Some(wallet)) = state.holder_signer(&command) else {
+            return command;
+        };
+        let Ok(operator) = state.wallet(wallet).map(|w| w.operator) else {
+            return command;
+        };
+        match key_of(wallet) {
+            Some(key) => self.sign_as_holder(command, key, operator),
+            None => command,
+        }
+    }
+
     /// The key `operator` seals its holders' identities under.
     pub fn identity_key(&self, operator: OperatorId) -> Result<IdentityKey, PlatformError> {
         Ok(IdentityKey::of_operator(&self.operator_key(operator)?))

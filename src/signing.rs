@@ -26,7 +26,6 @@
 use std::fmt;
 
 use crate::certs::{sm3_parts, PublicKey};
-use crate::error::CommandError;
 use crate::ids::OperatorId;
 
 /// Longest a holder's signature may stay good, counted from the log entry that carries it.
@@ -87,23 +86,6 @@ impl fmt::Debug for DeploymentId {
 pub struct SigningContext {
     pub deployment: DeploymentId,
     pub operator: OperatorId,
-}
-
-/// Refuses a window that has closed at `now_ms`, or that reaches further than the longest one.
-pub fn check_window(not_after_ms: u64, now_ms: u64) -> Result<(), CommandError> {
-    if now_ms > not_after_ms {
-        return Err(CommandError::SignatureExpired {
-            not_after_ms,
-            now_ms,
-        });
-    }
-    if not_after_ms - now_ms > SIGNATURE_WINDOW_MS_MAX {
-        return Err(CommandError::SignatureWindowTooLong {
-            not_after_ms,
-            now_ms,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -346,17 +328,6 @@ mod tests {
                 assert!(auth.public_key.verify(&message, &auth.signature).is_err());
             }
         }
-    }
-
-    #[test]
-    fn a_window_is_good_until_its_end_and_never_longer_than_the_most() {
-        let now = 1_795_406_400_000;
-        assert_eq!(check_window(now, now), Ok(()));
-        assert_eq!(check_window(now + SIGNATURE_WINDOW_MS_MAX, now), Ok(()));
-        let late = check_window(now - 1, now).unwrap_err();
-        assert_eq!(late.code(), "SIGNATURE_EXPIRED");
-        let long = check_window(now + SIGNATURE_WINDOW_MS_MAX + 1, now).unwrap_err();
-        assert_eq!(long.code(), "SIGNATURE_WINDOW_TOO_LONG");
     }
 
     #[test]

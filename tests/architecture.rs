@@ -6,30 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Files on an import cycle among the domain modules today. The knot is being untied: this list
-/// may only shrink (delete names as they leave it), never grow.
-const DOMAIN_CYCLE_FILES_KNOWN: &[&str] = &[
-    "channels::acquiring",
-    "command",
-    "error",
-    "ledger",
-    "offline::applet",
-    "offline::messages",
-    "offline::settlement",
-    "offline::state",
-    "parties",
-    "programs::campaign",
-    "programs::contracts",
-    "programs::lottery",
-    "programs::red_packets",
-    "signing",
-    "storage",
-    "storage::log",
-    "storage::snapshot",
-    "wallet",
-    "wallet::sub_wallet",
-];
-
 /// Top-level modules that are the system's edges and tools rather than its domain: their own
 /// cycles are checked separately (`server`) or matter less than the domain's.
 const NOT_DOMAIN: &[&str] = &["server", "cli", "demo", "bench", "platform", "city"];
@@ -599,27 +575,18 @@ fn no_import_cycle_inside_the_http_edge() {
     );
 }
 
-/// Enabled once the domain knot is untied: then `DOMAIN_CYCLE_FILES_KNOWN` is empty and this
-/// asserts no cycle at all among the domain modules. Until then it asserts the knot only
-/// shrinks.
+/// The domain's modules import one another in one direction only: no file of the domain is on an
+/// import circle, so each can be read, tested and changed from its leaves up.
 #[test]
-fn domain_import_cycles_only_shrink() {
+fn no_import_cycle_among_the_domain_modules() {
     let graph = import_graph();
     let domain = within(&graph, |module| !NOT_DOMAIN.contains(&top_level(module)));
     let found = cycles(&domain);
-    println!("domain import cycles:\n{}", cycle_report(&found));
-    let on_cycles: BTreeSet<&str> = found.iter().flatten().map(String::as_str).collect();
-    let known: BTreeSet<&str> = DOMAIN_CYCLE_FILES_KNOWN.iter().copied().collect();
-    let new: Vec<&&str> = on_cycles.difference(&known).collect();
     assert!(
-        new.is_empty(),
-        "modules newly on an import cycle: {new:?}\ncycles:\n{}",
+        found.is_empty(),
+        "domain modules on an import cycle:\n{}",
         cycle_report(&found)
     );
-    let untied: Vec<&&str> = known.difference(&on_cycles).collect();
-    if !untied.is_empty() {
-        println!("no longer on a cycle, to delete from DOMAIN_CYCLE_FILES_KNOWN: {untied:?}");
-    }
 }
 
 /// The first column of the README's module table ("How it is built"): every `name` or

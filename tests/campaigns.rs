@@ -19,9 +19,10 @@ use ecny::bench::wallet_holder_key;
 use ecny::channels::acquiring::{PaymentChannel, TerminalKind};
 use ecny::channels::emvco::Mcc;
 use ecny::command::{Command, CommandResult, Outcome};
+use ecny::error::PacketUnusable;
 use ecny::ids::{CampaignId, EventId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::programs::campaign::RegionCode;
-use ecny::programs::red_packets::{CampaignStatus, PacketUnusable};
+use ecny::programs::red_packets::CampaignStatus;
 use ecny::programs::{
     winner_notices, Campaign, CampaignTerms, Draw, Eligibility, RegistrantList, Seed, Sponsor,
     Window,
@@ -173,7 +174,7 @@ impl City {
 
     fn sponsor_run(&mut self, command: Command) -> CommandResult {
         let op = self.sponsor.operator;
-        self.world.run(op, command)
+        self.world.run_signed(op, command)
     }
 
     fn batch(&mut self, op: OperatorId, commands: Vec<Command>) -> Vec<CommandResult> {
@@ -370,10 +371,11 @@ fn suzhou_campaign(registrants: u32, packets: u32) {
         Ok(Outcome::Campaign(CampaignId(2)))
     );
     let before = city.world.hash();
-    let unfunded = city.world.run(
+    let unfunded = city.world.run_signed(
         jiangnan,
         Command::FundCampaign {
             campaign: CampaignId(2),
+            auth: None,
         },
     );
     assert_eq!(code(unfunded), "INSUFFICIENT_FUNDS");
@@ -383,14 +385,38 @@ fn suzhou_campaign(registrants: u32, packets: u32) {
         "a refused funding changes nothing"
     );
 
+    // The city's operator cannot fund a campaign out of the city's wallet on its own word, nor
+    // with another holder's signature.
+    let before = city.world.hash();
+    let sponsor_operator = city.sponsor.operator;
+    let unsigned = Command::FundCampaign {
+        campaign,
+        auth: None,
+    };
+    let refused = city.world.run(sponsor_operator, unsigned.clone());
+    assert_eq!(code(refused), "SIGNATURE_REQUIRED");
+    let by_another = city
+        .world
+        .platform
+        .sign_as_holder(unsigned, &poor.key, sponsor_operator);
+    let refused = city.world.run(sponsor_operator, by_another);
+    assert_eq!(code(refused), "SIGNATURE_INVALID");
+    assert_eq!(city.world.hash(), before);
+
     // The city funds its campaign once: the whole budget into the pool.
     let treasury = city.world.balance(city.sponsor.wallet);
-    let funding = transfer(city.sponsor_run(Command::FundCampaign { campaign }));
+    let funding = transfer(city.sponsor_run(Command::FundCampaign {
+        campaign,
+        auth: None,
+    }));
     assert_eq!(
         city.world.balance(city.sponsor.wallet),
         Amount::from_fen(treasury.fen() - terms.budget.fen())
     );
-    let twice = city.sponsor_run(Command::FundCampaign { campaign });
+    let twice = city.sponsor_run(Command::FundCampaign {
+        campaign,
+        auth: None,
+    });
     assert_eq!(
         twice,
         Err(ecny::error::CommandError::CampaignAlreadyFunded {

@@ -94,6 +94,7 @@ fn variant(command: &Command) -> &'static str {
         Command::AddStaff { .. } => "AddStaff",
         Command::RevokeCredential { .. } => "RevokeCredential",
         Command::OpenBankAccountWithCash { .. } => "OpenBankAccountWithCash",
+        Command::SetOperatorSuspended { .. } => "SetOperatorSuspended",
     }
 }
 
@@ -247,6 +248,7 @@ fn samples() -> Vec<Command> {
         Command::BindBankAccount {
             wallet: WalletId(5),
             account: AccountId(17),
+            auth: None,
         },
         Command::SetWalletStatus {
             wallet: WalletId(5),
@@ -299,11 +301,13 @@ fn samples() -> Vec<Command> {
                 payments_before_sync: 50,
                 spend_before_sync: yuan("600"),
             },
+            auth: None,
         },
         Command::LoadDevice {
             device: DeviceId(0xD000_0000_0000_0001),
             load_seq: 2,
             amount: yuan("100"),
+            auth: None,
         },
         Command::BeginSync {
             device: DeviceId(0xD000_0000_0000_0002),
@@ -419,6 +423,7 @@ fn samples() -> Vec<Command> {
         },
         Command::FundCampaign {
             campaign: CampaignId(1),
+            auth: None,
         },
         Command::RegisterForCampaign {
             campaign: CampaignId(1),
@@ -463,6 +468,10 @@ fn samples() -> Vec<Command> {
             wallet: WalletId(5),
             cash: yuan("5000"),
             key: key(10),
+        },
+        Command::SetOperatorSuspended {
+            operator: OperatorId(2),
+            suspended: true,
         },
     ]
 }
@@ -568,7 +577,7 @@ fn every_variant_has_one_sample_and_round_trips_from_its_golden_bytes() {
     let before = names.len();
     names.dedup();
     assert_eq!(names.len(), before, "one sample per variant");
-    assert_eq!(names.len(), 45, "a sample for every variant of Command");
+    assert_eq!(names.len(), 46, "a sample for every variant of Command");
     // While the file is being regenerated, the bytes it is getting stand in for it.
     let golden: BTreeMap<String, Vec<u8>> = if std::env::var_os(UPDATE_ENV).is_some() {
         lines().into_iter().collect()

@@ -14,7 +14,8 @@ use ecny::channels::emvco::Mcc;
 use ecny::channels::payment_code::CODE_STEP_S;
 use ecny::command::{Command, CommandResult, HolderAuth, Origin, Outcome, Submission};
 use ecny::error::CommandError;
-use ecny::ids::{ContractId, EventId, MerchantId, SubWalletId, WalletId};
+use ecny::ids::{ContractId, DeviceId, EventId, MerchantId, SubWalletId, WalletId};
+use ecny::offline::profiles::WalletForm;
 use ecny::platform::seeded_key;
 use ecny::programs::contracts::Template;
 use ecny::wallet::sub_wallet::SubWalletLimits;
@@ -647,6 +648,136 @@ fn a_hold_is_posted_only_as_its_payer_signed_it() {
     assert!(scene.as_rogue_operator(&[post]).unwrap()[0].is_err());
     assert_eq!(scene.world.hash(), before);
     assert_eq!(scene.world.balance(li), yuan("8930"));
+    scene.world.assert_audit();
+}
+
+#[test]
+fn a_rogue_operator_cannot_steer_a_holders_money_through_a_bank_binding_or_a_card() {
+    let mut scene = Scene::new();
+    let li = scene.li.wallet;
+    let jiangnan = scene.li.operator;
+    let li_key = scene.li.key.clone();
+    // An account of the operator's choosing, and a card whose key the operator holds.
+    let open = Command::OpenDepositAccount { operator: jiangnan };
+    let Ok(Outcome::Account(own)) = scene.world.run(jiangnan, open) else {
+        panic!("account refused")
+    };
+    let card = DeviceId(77);
+    let card_key = KeyPair::from_seed(b"rogue/card");
+    let steer = vec![
+        // Li's deposits back and the balance of a closed wallet would follow the binding.
+        Command::BindBankAccount {
+            wallet: li,
+            account: own,
+            auth: None,
+        },
+        // A card bound to Li's wallet could be loaded from it and spent offline.
+        Command::RegisterDevice {
+            operator: jiangnan,
+            device: card,
+            public_key: card_key.public_key(),
+            wallet: Some(li),
+            caps: WalletForm::PhoneEse.default_caps(),
+            auth: None,
+        },
+    ];
+    let before = scene.world.hash();
+    for result in scene.as_rogue_operator(&steer).unwrap() {
+        assert_eq!(result, Err(CommandError::SignatureRequired { wallet: li }));
+    }
+    // Signed, but by a key that is not the wallet's: a staff member's phone, say.
+    let mallory = KeyPair::from_seed(b"mallory");
+    let forged: Vec<Command> = steer
+        .iter()
+        .map(|command| scene.signed_by(&mallory, command.clone()))
+        .collect();
+    for result in scene.as_rogue_operator(&forged).unwrap() {
+        assert_eq!(result, Err(CommandError::SignatureInvalid));
+    }
+    assert_eq!(
+        scene.world.hash(),
+        before,
+        "a refused step changed the state"
+    );
+    let state = scene.world.platform.state();
+    assert_eq!(state.wallet(li).unwrap().bank_account(), scene.li.bank);
+    assert!(state.devices().device(card).is_err());
+
+    // Li registers the card to the wallet herself; each load from the wallet is hers to sign too.
+    let register = scene.signed_by(&li_key, steer[1].clone());
+    scene.as_rogue_operator(&[register]).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let load_of = |amount: &str, auth: Option<HolderAuth>| Command::LoadDevice {
+        device: card,
+        load_seq: 1,
+        amount: yuan(amount),
+        auth,
+    };
+    let load = load_of("500", None);
+    let before = scene.world.hash();
+    assert_eq!(
+        scene
+            .as_rogue_operator(std::slice::from_ref(&load))
+            .unwrap()[0],
+        Err(CommandError::SignatureRequired { wallet: li })
+    );
+    // Her signature on a 5 yuan load does not carry over to 500.
+    let small = scene.signed_by(&li_key, load_of("5", None));
+    let raised = load_of("500", small.auth().copied());
+    assert_eq!(
+        scene.as_rogue_operator(&[raised]),
+        Err(CommandError::SignatureInvalid)
+    );
+    assert_eq!(scene.world.hash(), before);
+    assert_eq!(scene.world.balance(li), yuan("9000"));
+    // Signed for 500 by Li, it loads 500 out of her wallet, once.
+    let signed = scene.signed_by(&li_key, load);
+    let first = transfer(
+        scene
+            .as_rogue_operator(std::slice::from_ref(&signed))
+            .unwrap()
+            .remove(0),
+    );
+    assert_eq!(
+        transfer(scene.as_rogue_operator(&[signed]).unwrap().remove(0)),
+        first
+    );
+    assert_eq!(scene.world.balance(li), yuan("8500"));
+
+    // A visitor card holds only cash taken at the counter: no wallet, so no holder signs.
+    let visitor = Command::RegisterDevice {
+        operator: jiangnan,
+        device: DeviceId(78),
+        public_key: KeyPair::from_seed(b"visitor/card").public_key(),
+        wallet: None,
+        caps: WalletForm::PhoneEse.default_caps(),
+        auth: None,
+    };
+    let vault_load = Command::LoadDevice {
+        device: DeviceId(78),
+        load_seq: 1,
+        amount: yuan("200"),
+        auth: None,
+    };
+    for result in scene.as_rogue_operator(&[visitor, vault_load]).unwrap() {
+        result.unwrap();
+    }
+
+    // Li moves her binding to another account of hers: signed, it goes through.
+    let rebind = scene.signed_by(
+        &li_key,
+        Command::BindBankAccount {
+            wallet: li,
+            account: own,
+            auth: None,
+        },
+    );
+    scene.as_rogue_operator(&[rebind]).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let state = scene.world.platform.state();
+    assert_eq!(state.wallet(li).unwrap().bank_account(), Some(own));
     scene.world.assert_audit();
 }
 

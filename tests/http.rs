@@ -76,10 +76,15 @@ fn seed(dir: &Path) -> ((WalletId, KeyPair), (WalletId, KeyPair)) {
             account,
             amount: "5000".parse().unwrap(),
         },
-        Command::BindBankAccount {
-            wallet: alice.0,
-            account,
-        },
+        platform.sign_as_holder(
+            Command::BindBankAccount {
+                wallet: alice.0,
+                account,
+                auth: None,
+            },
+            &alice.1,
+            ops[0],
+        ),
         platform.sign_as_holder(
             Command::Exchange {
                 wallet: alice.0,

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use ecny::amount::Amount;
 use ecny::certs::KeyPair;
-use ecny::channels::acquiring::{request_payment, RequestRead};
 use ecny::channels::emvco::MerchantQr;
+use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::{Command, Entry, Outcome};
 use ecny::ids::{IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::platform::Platform;
@@ -74,7 +74,15 @@ fn seed(dir: &Path) -> (Holder, Holder) {
                 account,
                 amount: "5000".parse().unwrap(),
             },
-            Command::BindBankAccount { wallet, account },
+            platform.sign_as_holder(
+                Command::BindBankAccount {
+                    wallet,
+                    account,
+                    auth: None,
+                },
+                &key,
+                op,
+            ),
             Command::UpgradeWallet {
                 wallet,
                 to: class,

@@ -389,6 +389,18 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
             json!({ "amount": "0.01", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         Deanonymize => Some(json!({ "reason": "case (2026) Su 05 No. 1" })),
+        AdmitOperator => Some(json!({ "name": format!("Matrix Bank {}", rand_suffix()) })),
+        FundReserves | Issue | Redeem => Some(json!({ "amount": "1.00" })),
+        // Reinstating a serving operator: allowed, and leaves the fixture's operator serving.
+        SuspendOperator => Some(json!({ "suspended": false })),
+        LookupPhone => Some(json!({ "phone": "13700000001" })),
+        DepositBack => Some(
+            json!({ "amount": "0.01", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
+        ),
+        // A teller freezes and then unfreezes; a holder's made-up signature freezes nothing.
+        FreezeWallet | UnfreezeWallet | CloseWallet => Some(
+            json!({ "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
+        ),
         RevokeStaff | ReplaceMerchantToken | ReplaceTerminalToken => Some(json!({})),
         _ => None,
     };

@@ -153,12 +153,13 @@ fn a_cloned_card_is_caught_at_sync_blocked_and_its_operator_covers_the_loss() {
     let blocked: Vec<DeviceId> = world.platform.state().devices().blocked().collect();
     assert_eq!(blocked, vec![card.id]);
     let refused = world
-        .run(
+        .run_signed(
             jiangnan,
             Command::LoadDevice {
                 device: card.id,
                 load_seq: 2,
                 amount: yuan("1"),
+                auth: None,
             },
         )
         .unwrap_err();
@@ -189,24 +190,26 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
         None,
     );
     let first = world
-        .run(
+        .run_signed(
             jiangnan,
             Command::LoadDevice {
                 device: phone.id,
                 load_seq: 1,
                 amount: yuan("100"),
+                auth: None,
             },
         )
         .unwrap();
     let hash = world.hash();
     // The connection dropped before the phone heard back: the retry returns the first result.
     assert_eq!(
-        world.run(
+        world.run_signed(
             jiangnan,
             Command::LoadDevice {
                 device: phone.id,
                 load_seq: 1,
-                amount: yuan("100")
+                amount: yuan("100"),
+                auth: None,
             }
         ),
         Ok(first)
@@ -219,6 +222,7 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
                 device: phone.id,
                 load_seq: 3,
                 amount: yuan("1"),
+                auth: None,
             },
             "LOAD_OUT_OF_SEQUENCE",
         ),
@@ -228,6 +232,7 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
                 device: phone.id,
                 load_seq: 2,
                 amount: yuan("5000"),
+                auth: None,
             },
             "OFFLINE_BALANCE_CAP",
         ),
@@ -237,6 +242,7 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
                 device: phone.id,
                 load_seq: 2,
                 amount: yuan("1"),
+                auth: None,
             },
             "NOT_YOUR_WALLET",
         ),
@@ -246,13 +252,14 @@ fn loads_are_exactly_once_and_bad_syncs_are_refused_with_nothing_moved() {
                 device: DeviceId(999),
                 load_seq: 1,
                 amount: yuan("1"),
+                auth: None,
             },
             "UNKNOWN_DEVICE",
         ),
     ];
     for (op, command, code) in cases {
         assert_eq!(
-            world.run(op, command.clone()).unwrap_err().code(),
+            world.run_signed(op, command.clone()).unwrap_err().code(),
             code,
             "{command:?}"
         );
@@ -423,8 +430,13 @@ mod random_campaigns {
                         device: self.cards[device].id,
                         load_seq: seq,
                         amount,
+                        auth: None,
                     };
-                    if self.world.run(self.cards[device].operator, command).is_ok() {
+                    if self
+                        .world
+                        .run_signed(self.cards[device].operator, command)
+                        .is_ok()
+                    {
                         self.load_seqs[device] = seq;
                         let card = &mut self.cards[device];
                         self.issuers[card.operator.0 as usize - 1]

@@ -94,9 +94,10 @@ fn a_rolled_back_card_cannot_cash_out_value_it_already_spent() {
         device: card.id,
         load_seq: 2,
         amount: yuan("1"),
+        auth: None,
     };
     assert_eq!(
-        world.run(jiangnan, load).unwrap_err().code(),
+        world.run_signed(jiangnan, load).unwrap_err().code(),
         "DEVICE_BLOCKED"
     );
     world.assert_audit();
@@ -261,6 +262,7 @@ fn a_victim_and_a_rogue_device() -> (World, Vec<OperatorIssuer>, Device, KeyPair
         public_key: rogue_key.public_key(),
         wallet: None,
         caps: WalletForm::PhoneEse.default_caps(),
+        auth: None,
     };
     world.run(lakeside, register).unwrap();
     (world, issuers, victim, rogue_key)
@@ -1082,6 +1084,7 @@ mod hostile_campaigns {
                 public_key: KeyPair::from_seed(b"rogue").public_key(),
                 wallet: None,
                 caps: WalletForm::PhoneEse.default_caps(),
+                auth: None,
             };
             world.run(lakeside, register).unwrap();
             Campaign {
@@ -1170,8 +1173,9 @@ mod hostile_campaigns {
                 device: card.id,
                 load_seq: seq,
                 amount,
+                auth: None,
             };
-            if self.world.run(card.operator, command).is_err() {
+            if self.world.run_signed(card.operator, command).is_err() {
                 return;
             }
             self.load_seqs[device] = seq;

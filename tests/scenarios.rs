@@ -758,3 +758,73 @@ fn restart_replays_the_log_to_the_identical_state_and_snapshots_shorten_it() {
     assert_eq!(world.balance(b.wallet), yuan("13.00"));
     world.assert_audit();
 }
+
+#[test]
+fn a_suspended_operator_takes_on_no_new_money_but_its_holders_can_take_theirs_out() {
+    let mut world = World::new();
+    let [jiangnan, lakeside] = world.operators;
+    let li = world.open_banked(jiangnan, "5000", WalletClass::Three);
+    world.exchange(&li, "2000").unwrap();
+    let suspend = |suspended| Command::SetOperatorSuspended {
+        operator: jiangnan,
+        suspended,
+    };
+    // Only the central bank suspends; an operator cannot, not even itself.
+    let error = world.run(lakeside, suspend(true)).unwrap_err();
+    assert_eq!(error.code(), "CENTRAL_BANK_ONLY");
+    let error = world.run(jiangnan, suspend(false)).unwrap_err();
+    assert_eq!(error.code(), "CENTRAL_BANK_ONLY");
+    world.platform.as_central_bank(vec![suspend(true)]).unwrap()[0]
+        .clone()
+        .unwrap();
+    let before = world.hash();
+    assert_eq!(
+        world.exchange(&li, "1").unwrap_err().code(),
+        "OPERATOR_SUSPENDED"
+    );
+    assert_eq!(
+        world.pay(&li, WalletId(1), "1").unwrap_err().code(),
+        "OPERATOR_SUSPENDED"
+    );
+    let issue = Command::Issue {
+        operator: jiangnan,
+        amount: yuan("1"),
+    };
+    let refused = world.platform.as_central_bank(vec![issue]).unwrap();
+    assert_eq!(refused[0].clone().unwrap_err().code(), "OPERATOR_SUSPENDED");
+    assert_eq!(world.hash(), before, "refusals move nothing");
+    // Money goes out: a deposit back, and the operator's own redemption.
+    let key = world.key();
+    let back = Command::DepositBack {
+        wallet: li.wallet,
+        amount: yuan("500"),
+        key,
+        auth: None,
+    };
+    let back = world.platform.sign_as_holder(back, &li.key, li.operator);
+    world.run(jiangnan, back).unwrap();
+    world
+        .run(
+            jiangnan,
+            Command::Redeem {
+                operator: jiangnan,
+                amount: yuan("1000"),
+            },
+        )
+        .unwrap();
+    assert_eq!(world.balance(li.wallet), yuan("1500"));
+    world.assert_audit();
+    // The suspension is in the log: a restart replays it, and a reinstatement lifts it.
+    let mut world = world.reopen();
+    let suspended = world.platform.state().operator(jiangnan).unwrap().suspended;
+    assert!(suspended);
+    world
+        .platform
+        .as_central_bank(vec![suspend(false)])
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    world.exchange(&li, "1").unwrap();
+    assert_eq!(world.balance(li.wallet), yuan("1501"));
+    world.assert_audit();
+}

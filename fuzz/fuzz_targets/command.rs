@@ -242,6 +242,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         Command::CreateCampaign { terms },
         Command::FundCampaign {
             campaign: CampaignId(2),
+            auth: None,
         },
     ];
     let wallets = vec![
@@ -265,6 +266,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         Command::BindBankAccount {
             wallet: w2,
             account: AccountId(1),
+            auth: None,
         },
         Command::SetWalletStatus {
             wallet: w2,
@@ -433,11 +435,13 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             public_key: key,
             wallet: Some(w1),
             caps,
+            auth: None,
         },
         Command::LoadDevice {
             device: DeviceId(77),
             load_seq: 1,
             amount: yuan(10),
+            auth: None,
         },
         Command::BeginSync {
             device: DeviceId(77),

@@ -375,9 +375,18 @@ pub mod ledger {
                 account,
                 amount: Amount::from_yuan(100),
             },
-            Command::BindBankAccount { wallet, account },
             // The wallet's holder (whose key the seed's wallets share with their operator) signs
-            // the exchange of its own deposits: the center books none unsigned.
+            // the binding and the exchange of its own deposits: the center books neither unsigned.
+            Command::BindBankAccount {
+                wallet,
+                account,
+                auth: None,
+            }
+            .sign(
+                &operator,
+                &state.signing_context(op),
+                ENTRY_TIME_MS + 2_000 + ecny::signing::SIGNATURE_WINDOW_MS_CLIENT,
+            ),
             Command::Exchange {
                 wallet,
                 amount: Amount::from_yuan(100),

@@ -101,7 +101,15 @@ fn verified_wallet(center: &mut Center, phone: u64, amount: Amount) -> WalletId 
             account,
             amount: Amount::from_fen(amount.fen().max(1)),
         },
-        Command::BindBankAccount { wallet, account },
+        holder_signed(
+            center,
+            wallet,
+            Command::BindBankAccount {
+                wallet,
+                account,
+                auth: None,
+            },
+        ),
         Command::UpgradeWallet {
             wallet,
             to: WalletClass::One,
@@ -122,12 +130,17 @@ fn verified_wallet(center: &mut Center, phone: u64, amount: Amount) -> WalletId 
             key: IdempotencyKey(u128::from(phone)),
             auth: None,
         };
-        let context = center.state.signing_context(OperatorId(1));
-        let key = wallet_holder_key(wallet);
-        verify.push(exchange.sign(key, &context, START_MS + SIGNATURE_WINDOW_MS_CLIENT));
+        verify.push(holder_signed(center, wallet, exchange));
     }
     center.operator(&verify, START_MS);
     wallet
+}
+
+/// `command` as the holder of bulk-opened `wallet` signs it at the benchmark's start.
+fn holder_signed(center: &Center, wallet: WalletId, command: Command) -> Command {
+    let context = center.state.signing_context(OperatorId(1));
+    let key = wallet_holder_key(wallet);
+    command.sign(key, &context, START_MS + SIGNATURE_WINDOW_MS_CLIENT)
 }
 
 fn terms(id: u32, packets: u32, sponsor: WalletId, validity_ends_ms: u64) -> CampaignTerms {
@@ -207,9 +220,14 @@ fn set_up(registrants: usize, packets: u32, campaigns: u32) -> (Center, Merchant
             Command::CreateCampaign {
                 terms: terms(id, packets, sponsor, ends),
             },
-            Command::FundCampaign {
-                campaign: CampaignId(id),
-            },
+            holder_signed(
+                &center,
+                sponsor,
+                Command::FundCampaign {
+                    campaign: CampaignId(id),
+                    auth: None,
+                },
+            ),
         ];
         center.operator(&commands, START_MS);
     }

@@ -11,6 +11,8 @@
 //! - [`render`]: any of these as a QR image (PNG, SVG, terminal half blocks), and QR codes read
 //!   back out of a PNG.
 //!
+//! - [`payment_request`]: the command a wallet signs to pay a merchant's request, or a terminal's
+//!   reading of a payment code becomes.
 //! - [`acquiring`]: the merchants behind these requests, their terminals (tills, scan guns, couriers'
 //!   handhelds, web checkouts), the orders they present, and the payments and refunds they book.
 //!
@@ -20,6 +22,7 @@ pub mod acquiring;
 pub mod emvco;
 pub mod ndef;
 pub mod payment_code;
+pub mod payment_request;
 pub mod render;
 
 pub use emvco::{crc16_ccitt_false, Mcc, MerchantQr, QrError, QrKind};

@@ -28,9 +28,10 @@ use crate::analytics::alerts::AlertBook;
 use crate::analytics::csv::{self, CsvError};
 use crate::analytics::rules::Rule;
 use crate::certs::KeyPair;
-use crate::channels::acquiring::{merchant_payment, PaidAt, PaymentChannel, TerminalKind};
+use crate::channels::acquiring::{PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
 use crate::channels::payment_code::{CODE_STEP_S, PASSWORD_FREE_CAP_DEFAULT};
+use crate::channels::payment_request::{merchant_payment, PaidAt};
 use crate::command::{Command, CommandResult, Origin, Outcome, Submission};
 use crate::ids::{
     AccountId, DeviceId, IdempotencyKey, MerchantId, OperatorId, SubWalletId, WalletId,
@@ -433,7 +434,11 @@ impl City {
             account,
             amount: Amount::from_yuan(deposit),
         });
-        commands.push(Command::BindBankAccount { wallet, account });
+        commands.push(Command::BindBankAccount {
+            wallet,
+            account,
+            auth: None,
+        });
         if class != WalletClass::Four {
             commands.push(Command::UpgradeWallet {
                 wallet,

@@ -27,6 +27,7 @@ impl City {
                     device: card.id,
                     load_seq: 1,
                     amount: OFFLINE_LOAD,
+                    auth: None,
                 };
                 actions.push(City::action(card.operator, at, command, None));
                 let issuer = &self.issuers[card.operator.0 as usize - 1];

@@ -62,6 +62,7 @@ impl City {
                 setup.push(Command::BindBankAccount {
                     wallet: *wallet,
                     account: *account,
+                    auth: None,
                 });
                 setup.push(Command::UpgradeWallet {
                     wallet: *wallet,
@@ -242,6 +243,7 @@ impl City {
             public_key: key.public_key(),
             wallet: Some(wallet),
             caps: profile.caps(),
+            auth: None,
         };
         Ok((
             Card {

@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 
 use ecny::amount::Amount;
 use ecny::certs::KeyPair;
-use ecny::channels::acquiring::{request_payment, RequestRead, TerminalKind};
+use ecny::channels::acquiring::TerminalKind;
 use ecny::channels::emvco::MerchantQr;
+use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::Command;
 use ecny::ids::{ContractId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::parties::{session_signing_bytes, Operation, PartyKind, StaffRole};
@@ -833,6 +834,80 @@ impl Setup {
             .path("id", payer.wallet)
             .query("from", &today)
             .query("to", &today));
+
+        // The central bank: an operator admitted, funded, issued to, redeemed from, another
+        // reinstated, and circulation read.
+        add(self
+            .example(AdmitOperator, none, &shop)?
+            .body(json!({ "name": format!("Examples Bank {}", random_below(1_000_000)?) })));
+        for operation in [FundReserves, Issue, Redeem] {
+            add(self
+                .example(operation, none, &shop)?
+                .path("op", &op)
+                .body(json!({ "amount": "100.00" })));
+        }
+        // At the other operator, reinstated: every other example acts at OP01.
+        add(self
+            .example(SuspendOperator, none, &shop)?
+            .path("op", "OP02")
+            .body(json!({ "suspended": false })));
+        add(self.example(ReadCirculation, none, &shop)?);
+
+        // The holder's everyday operations: money back to the bank, the history, a lost phone
+        // frozen and unfrozen, a wallet closed with its balance returned.
+        let key = fresh_key()?;
+        let deposit_back = Command::DepositBack {
+            wallet: payer.wallet,
+            amount: amount("10")?,
+            key,
+            auth: None,
+        };
+        add(self
+            .example(DepositBack, Some(&payer), &shop)?
+            .path("id", payer.wallet)
+            .keyed(key)
+            .body(self.signed(&payer.key, &deposit_back, json!({ "amount": "10.00" }))?));
+        add(self
+            .example(ReadHistory, Some(&payer), &shop)?
+            .path("id", payer.wallet)
+            .query("limit", 20));
+        // A wallet to find by its phone number: the number the last opened wallet was given.
+        self.holder()?;
+        let by_phone = self.next_phone.to_string();
+        add(self
+            .example(LookupPhone, Some(&payer), &shop)?
+            .path("id", payer.wallet)
+            .body(json!({ "phone": by_phone })));
+        let mut losing = self.holder()?;
+        self.open_session(&mut losing)?;
+        let freeze = Command::SetWalletStatus {
+            wallet: losing.wallet,
+            status: ecny::wallet::WalletStatus::Frozen,
+        };
+        add(self
+            .example(FreezeWallet, Some(&losing), &shop)?
+            .path("id", losing.wallet)
+            .body(self.signed(&losing.key, &freeze, json!({}))?));
+        add(self
+            .example(UnfreezeWallet, none, &shop)?
+            .path("id", losing.wallet)
+            .body(json!({})));
+        let mut leaving = self.holder()?;
+        self.open_session(&mut leaving)?;
+        self.bank_account(&leaving, "100")?;
+        let (key, exchange) = self.exchange_body(&leaving, amount("40")?)?;
+        self.anonymous.post_keyed(
+            &format!("/v1/wallets/{}/exchange", leaving.wallet),
+            key,
+            &exchange,
+        )?;
+        let close = Command::CloseWallet {
+            wallet: leaving.wallet,
+        };
+        add(self
+            .example(CloseWallet, Some(&leaving), &shop)?
+            .path("id", leaving.wallet)
+            .body(self.signed(&leaving.key, &close, json!({}))?));
 
         // Last, as they are short-lived: a challenge lives two minutes, a payment code a minute.
         add(self

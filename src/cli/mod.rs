@@ -3,6 +3,7 @@
 mod analytics;
 mod api_examples;
 mod campaign;
+mod central_bank;
 mod client;
 mod crash_campaign;
 mod http;
@@ -103,6 +104,9 @@ enum Command {
     /// An operator's staff against a running `ecny serve`: the administrator registers and
     /// revokes staff; a teller opens bank accounts with cash; a KYC officer verifies identities.
     Staff(staff::StaffArgs),
+    /// The central bank against a running `ecny serve`: admit operators (serving at once),
+    /// reserves, issuance and redemption, suspension, money in circulation by operator and form.
+    CentralBank(central_bank::CentralBankArgs),
     /// One valid request for every API operation, made on a running `ecny serve` by the party
     /// allowed to: sets up staff, holders, a merchant and its terminals, then writes the server's
     /// OpenAPI document with these requests as examples, and schemathesis.toml with each
@@ -383,6 +387,7 @@ pub fn main() -> ExitCode {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
+        Command::CentralBank(args) => return client::finish(central_bank::run(args)),
         Command::ApiExamples(args) => return client::finish(api_examples::run(args)),
         Command::CrashCampaign(args) => return client::finish(crash_campaign::run(args)),
         Command::Demo { data } => run_demo(&data),

@@ -87,6 +87,18 @@ enum StaffCommand {
         #[arg(long)]
         in_person: bool,
     },
+    /// A teller freezes a wallet on its holder's call (a lost phone).
+    Freeze {
+        /// The holder's wallet, e.g. W0000000005.
+        #[arg(long)]
+        wallet: WalletId,
+    },
+    /// A teller unfreezes a wallet, its holder's identity checked at the counter.
+    Unfreeze {
+        /// The holder's wallet, e.g. W0000000005.
+        #[arg(long)]
+        wallet: WalletId,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -177,7 +189,21 @@ pub fn run(args: StaffArgs) -> Result<(), Failure> {
             println!("{wallet} is now class {}", now["class"]);
             Ok(())
         }
+        StaffCommand::Freeze { wallet } => set_frozen(&args.profile, server, wallet, "freeze"),
+        StaffCommand::Unfreeze { wallet } => set_frozen(&args.profile, server, wallet, "unfreeze"),
     }
+}
+
+fn set_frozen(
+    profile: &std::path::Path,
+    server: Option<String>,
+    wallet: WalletId,
+    action: &str,
+) -> Result<(), Failure> {
+    let api = member(profile, server)?;
+    let now = api.post(&format!("/v1/wallets/{wallet}/{action}"), &json!({}))?;
+    println!("{wallet} is {}", text(&now, "status")?);
+    Ok(())
 }
 
 fn member(path: &std::path::Path, server: Option<String>) -> Result<Api, Failure> {

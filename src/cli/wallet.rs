@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use ecny::amount::Amount;
 use ecny::certs::KeyPair;
-use ecny::channels::acquiring::{request_payment, RequestRead};
 use ecny::channels::decode_png;
 use ecny::channels::emvco::{MerchantQr, QrKind};
+use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::channels::render::DECODE_PNG_BYTES_MAX;
 use ecny::command::Command;
 use ecny::error::CommandError;
@@ -80,6 +80,15 @@ enum WalletCommand {
         #[arg(long)]
         amount: Amount,
     },
+    /// Pay a phone number, at any operator: the wallet it opens is looked up, then paid.
+    PayPhone {
+        /// The payee's mainland mobile number, e.g. 13900000012.
+        #[arg(long)]
+        phone: String,
+        /// Yuan to pay, e.g. 66.60.
+        #[arg(long)]
+        amount: Amount,
+    },
     /// Show the one-time payment code (digits and QR) for a till's scan gun.
     Code,
     /// Push a sub-wallet to a merchant's app, change its limits or close it.
@@ -93,6 +102,35 @@ enum WalletCommand {
         #[arg(long)]
         amount: Amount,
     },
+    /// Turn e-CNY back into deposits at the bound bank account.
+    DepositBack {
+        /// Yuan of e-CNY to deposit back, e.g. 200.
+        #[arg(long)]
+        amount: Amount,
+    },
+    /// The wallet's transfers, newest first, a page at a time.
+    History {
+        /// First day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (China time).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only one kind of transfer, e.g. payment, exchange, deposit_back.
+        #[arg(long)]
+        kind: Option<String>,
+        /// The next page: the cursor the previous page printed.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Entries a page, 1 to 200.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Report the phone lost: freeze the wallet (signed with this profile's key, from any device
+    /// that holds it). Unfreezing is at the operator's counter.
+    Freeze,
+    /// Close the wallet for good: its balance goes back to the bound bank account.
+    Close,
     /// Raise the wallet's class remotely (3: name and ID; 2: also a bound bank account). Class 1
     /// is verified in person by a KYC officer at a branch (`ecny staff kyc`).
     Kyc {
@@ -202,10 +240,42 @@ pub fn run(args: WalletArgs) -> Result<(), Failure> {
             holder.pay_request(&payload, amount, read)
         }
         WalletCommand::PayWallet { to, amount } => holder.pay_wallet(to, amount),
+        WalletCommand::PayPhone { phone, amount } => {
+            let found = holder.reads.post(
+                &format!("/v1/wallets/{}/phone-lookups", holder.wallet),
+                &json!({ "phone": phone }),
+            )?;
+            let payee: WalletId = answer_field(&found, "wallet")?;
+            println!("{phone} is {payee} at {}", text(&found, "operator")?);
+            holder.pay_wallet(payee, amount)
+        }
         WalletCommand::Code => holder.payment_code(),
         WalletCommand::SubWallet(command) => holder.sub_wallet(command),
         WalletCommand::SubWallets => holder.list_sub_wallets(),
         WalletCommand::TopUp { amount } => holder.top_up(amount),
+        WalletCommand::DepositBack { amount } => holder.deposit_back(amount),
+        WalletCommand::History {
+            from,
+            to,
+            kind,
+            cursor,
+            limit,
+        } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (name, value) in [
+                ("from", from),
+                ("to", to),
+                ("kind", kind),
+                ("cursor", cursor),
+            ] {
+                if let Some(value) = value {
+                    query.push(format!("{name}={}", super::client::path_segment(&value)));
+                }
+            }
+            holder.history(&query.join("&"))
+        }
+        WalletCommand::Freeze => holder.freeze(),
+        WalletCommand::Close => holder.close(),
         WalletCommand::Kyc {
             class,
             name,
@@ -668,6 +738,96 @@ impl Holder {
             text(&exchanged, "transfer")?
         );
         println!("{}", self.balance_line()?);
+        Ok(())
+    }
+
+    fn deposit_back(&self, amount: Amount) -> Result<(), Failure> {
+        let key = fresh_key()?;
+        let command = Command::DepositBack {
+            wallet: self.wallet,
+            amount,
+            key,
+            auth: None,
+        };
+        let body = json!({ "amount": amount.to_string() });
+        let deposited = self.api.post_keyed(
+            &format!("/v1/wallets/{}/deposit-back", self.wallet),
+            key,
+            &self.signed(&command, body)?,
+        )?;
+        println!(
+            "deposited {} back into the bound bank account (transfer {})",
+            amount.yuan_sign(),
+            text(&deposited, "transfer")?
+        );
+        println!("{}", self.balance_line()?);
+        Ok(())
+    }
+
+    fn history(&self, query: &str) -> Result<(), Failure> {
+        let page = self
+            .reads
+            .get(&format!("/v1/wallets/{}/history?{query}", self.wallet))?;
+        let entries = page["entries"].as_array().cloned().unwrap_or_default();
+        if entries.is_empty() {
+            println!("no transfers");
+        }
+        for entry in &entries {
+            let amount: Amount = answer_field(entry, "amount")?;
+            let sign = if text(entry, "direction")? == "in" {
+                "+"
+            } else {
+                "-"
+            };
+            let counterparty = entry["counterparty"]
+                .as_str()
+                .map(|wallet| format!(" {wallet}"))
+                .unwrap_or_default();
+            println!(
+                "{} {} {:<18} {sign}{}{counterparty}",
+                text(entry, "transfer")?,
+                text(entry, "at")?,
+                text(entry, "kind")?,
+                amount.yuan_sign()
+            );
+        }
+        if let Some(cursor) = page["next_cursor"].as_str() {
+            println!("more: --cursor {cursor}");
+        }
+        Ok(())
+    }
+
+    fn freeze(&self) -> Result<(), Failure> {
+        let command = Command::SetWalletStatus {
+            wallet: self.wallet,
+            status: ecny::wallet::WalletStatus::Frozen,
+        };
+        let frozen = self.api.post(
+            &format!("/v1/wallets/{}/freeze", self.wallet),
+            &self.signed(&command, json!({}))?,
+        )?;
+        println!(
+            "{} is {}: nothing moves out of it until the operator's counter unfreezes it",
+            self.wallet,
+            text(&frozen, "status")?
+        );
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), Failure> {
+        let command = Command::CloseWallet {
+            wallet: self.wallet,
+        };
+        let closed = self.api.post(
+            &format!("/v1/wallets/{}/close", self.wallet),
+            &self.signed(&command, json!({}))?,
+        )?;
+        let returned: Amount = answer_field(&closed, "returned")?;
+        println!(
+            "{} is closed; {} went back to the bound bank account",
+            self.wallet,
+            returned.yuan_sign()
+        );
         Ok(())
     }
 

@@ -18,8 +18,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::amount::Amount;
 use crate::audit::audit;
 use crate::bench::wallet_holder_key;
-use crate::channels::acquiring::{merchant_payment, PaidAt, PaymentChannel, TerminalKind};
+use crate::channels::acquiring::{PaymentChannel, TerminalKind};
 use crate::channels::emvco::Mcc;
+use crate::channels::payment_request::{merchant_payment, PaidAt};
 use crate::command::{Command, CommandResult, Outcome};
 use crate::demo::DemoError;
 use crate::ids::{CampaignId, IdempotencyKey, MerchantId, OperatorId, WalletId};
@@ -78,18 +79,8 @@ impl Story<'_> {
     /// holder's money (the story plays every party). Left unsigned if the state knows no
     /// wallet for it: the center refuses it then.
     fn signed(&mut self, command: Command) -> Command {
-        if !command.needs_holder_signature() {
-            return command;
-        }
-        let state = self.platform.state();
-        let Ok(Some(wallet)) = state.holder_signer(&command) else {
-            return command;
-        };
-        let Ok(operator) = state.wallet(wallet).map(|w| w.operator) else {
-            return command;
-        };
         self.platform
-            .sign_as_holder(command, wallet_holder_key(wallet), operator)
+            .signed_by_its_holder(command, |wallet| Some(wallet_holder_key(wallet)))
     }
 
     fn run(&mut self, op: OperatorId, command: Command, what: &str) -> Result<Outcome, DemoError> {
@@ -159,7 +150,11 @@ impl Story<'_> {
                 account,
                 amount: deposit,
             },
-            Command::BindBankAccount { wallet, account },
+            Command::BindBankAccount {
+                wallet,
+                account,
+                auth: None,
+            },
             Command::UpgradeWallet {
                 wallet,
                 to: WalletClass::One,
@@ -467,14 +462,20 @@ fn create_and_register(
     let Outcome::Campaign(campaign) = story.run(city.jiangnan, created, "create campaign")? else {
         unreachable!("a campaign answers its id")
     };
-    let funded = Command::FundCampaign { campaign };
+    let funded = Command::FundCampaign {
+        campaign,
+        auth: None,
+    };
     story.run(city.jiangnan, funded, "fund campaign")?;
     story.say(&format!(
         "  ✓ campaign {campaign} created and funded; seed commitment {commitment}"
     ));
     story.refused(
         city.jiangnan,
-        Command::FundCampaign { campaign },
+        Command::FundCampaign {
+            campaign,
+            auth: None,
+        },
         "CAMPAIGN_ALREADY_FUNDED",
     )?;
 

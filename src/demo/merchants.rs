@@ -4,8 +4,9 @@
 //! daily settlement.
 
 use super::{yuan, DemoError, Holder, Story};
-use crate::channels::acquiring::{city_of_region, request_payment, RequestRead, TerminalKind};
+use crate::channels::acquiring::{city_of_region, TerminalKind};
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
+use crate::channels::payment_request::{request_payment, RequestRead};
 use crate::command::{Command, Outcome};
 use crate::ids::{EventId, MerchantId, OperatorId};
 use crate::programs::contracts::Template;
@@ -24,11 +25,15 @@ fn onboard(story: &mut Story, lakeside: OperatorId) -> Result<(Holder, MerchantI
     else {
         return Err(DemoError::Step("no deposit account id".into()));
     };
+    let bind = Command::BindBankAccount {
+        wallet: owner.wallet,
+        account,
+        auth: None,
+    };
     for command in [
-        Command::BindBankAccount {
-            wallet: owner.wallet,
-            account,
-        },
+        story
+            .platform
+            .sign_as_holder(bind, &owner.key, owner.operator),
         Command::UpgradeWallet {
             wallet: owner.wallet,
             to: WalletClass::Two,

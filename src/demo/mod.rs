@@ -284,13 +284,13 @@ fn wallets(
 }
 
 fn bind_and_upgrade(story: &mut Story, li: &Holder, account: AccountId) -> Result<(), DemoError> {
-    let result = story.platform.one(
-        li.operator,
-        Command::BindBankAccount {
-            wallet: li.wallet,
-            account,
-        },
-    )?;
+    let bind = Command::BindBankAccount {
+        wallet: li.wallet,
+        account,
+        auth: None,
+    };
+    let bind = story.platform.sign_as_holder(bind, &li.key, li.operator);
+    let result = story.platform.one(li.operator, bind)?;
     story.ok(result, "Li Lei binds the deposit account to his wallet")?;
     let upgrade = Command::UpgradeWallet {
         wallet: li.wallet,

@@ -4,6 +4,7 @@
 //! blocked, and refused by the next terminal. Every tap crosses only APDUs between emulated
 //! secure elements; the center sees the value only when each side syncs. It ends with the audit.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::amount::Amount;
@@ -37,6 +38,8 @@ struct Story<'a> {
     out: &'a mut dyn FnMut(&str),
     now_s: u32,
     next_key: u128,
+    /// Each wallet's holder key: the holder signs what draws on the wallet's money.
+    holders: HashMap<WalletId, KeyPair>,
 }
 
 /// An amount as the story writes it, thousands separated for the reader ("1,000,000"); the
@@ -56,7 +59,12 @@ impl Story<'_> {
         (self.out)(text);
     }
 
+    /// Submits `command` as operator `op`, signed by its holder where the center needs that.
     fn run(&mut self, op: OperatorId, command: Command, what: &str) -> Result<Outcome, DemoError> {
+        let holders = &self.holders;
+        let command = self
+            .platform
+            .signed_by_its_holder(command, |wallet| holders.get(&wallet));
         self.platform.one(op, command)?.map_err(step(what))
     }
 
@@ -76,6 +84,7 @@ impl Story<'_> {
         let Outcome::Wallet(wallet) = self.run(op, open, "open wallet")? else {
             unreachable!("open wallet answers a wallet")
         };
+        self.holders.insert(wallet, key.clone());
         let Outcome::Account(bank) = self.run(
             op,
             Command::OpenDepositAccount { operator: op },
@@ -97,6 +106,7 @@ impl Story<'_> {
             Command::BindBankAccount {
                 wallet,
                 account: bank,
+                auth: None,
             },
             "bind",
         )?;
@@ -107,7 +117,6 @@ impl Story<'_> {
             key: IdempotencyKey(self.next_key),
             auth: None,
         };
-        let exchange = self.platform.sign_as_holder(exchange, &key, op);
         self.run(op, exchange, "exchange")?;
         Ok(wallet)
     }
@@ -130,6 +139,7 @@ impl Story<'_> {
             public_key: key.public_key(),
             wallet,
             caps: profile.caps(),
+            auth: None,
         };
         self.run(op, register, "register secure element")?;
         Ok(Card {
@@ -149,6 +159,7 @@ impl Story<'_> {
             device: card.id,
             load_seq: card.load_seq,
             amount: yuan(amount),
+            auth: None,
         };
         self.run(card.operator, command, "load")?;
         self.issuers[card.operator.0 as usize - 1]
@@ -244,6 +255,7 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
         out,
         now_s,
         next_key: 0,
+        holders: HashMap::new(),
     };
     story.say(&format!(
         "ecny offline demo on data directory {}",

@@ -612,7 +612,7 @@ impl Wire for AttestedSync {
 
     /// Refuses more entries than a card can keep.
     fn decode_from(reader: &mut Reader<'_>) -> Result<AttestedSync, DecodeError> {
-        use crate::offline::applet::{RECORDS_MAX, UNLOADS_PENDING_MAX};
+        use crate::offline::card::{RECORDS_MAX, UNLOADS_PENDING_MAX};
         let attestation = SyncAttestation::decode_from(reader)?;
         let count_at = reader.offset();
         let count = usize::from(reader.u8("log entry count")?);

@@ -43,6 +43,7 @@
 
 pub mod apdu;
 pub mod applet;
+pub mod card;
 pub mod error;
 pub mod issuer;
 pub mod link;

@@ -19,9 +19,8 @@ use foldhash::fast::RandomState;
 
 use crate::amount::Amount;
 use crate::certs::device::DeviceCaps;
-use crate::certs::{sm3_parts, PublicKey, Signature};
+use crate::certs::{sm3_parts, PublicKey};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::command::Command;
 use crate::error::CommandError;
 use crate::ids::{AccountId, DeviceId, EventId, OperatorId, WalletId};
 use crate::ledger::{BlockReason, DeviceChange, Ledger, Leg, TransferKind};
@@ -37,51 +36,6 @@ pub const CLOCK_AHEAD_TOLERANCE_S: u32 = 2 * CHALLENGE_CLOCK_SKEW_S;
 
 const SYNC_NONCE_DOMAIN: &[u8] = b"ecny.offline.sync-nonce.v1";
 const NONCE_CHAIN_DOMAIN: &[u8] = b"ecny.offline.sync-nonce-chain.v1";
-
-/// One secure-element signature a command carries: the key, the digest signed, the signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SeSigned {
-    pub key: PublicKey,
-    pub digest: [u8; 32],
-    pub signature: Signature,
-}
-
-/// Every secure-element signature `command` carries, for the center's door and the operator
-/// tier to verify without state: a sync's attestation under the reporting device's key and the
-/// payer's signature on each record the device received; an unload's signature. A sync whose
-/// entries are not the ones its attestation binds is refused here. Whether each key is the
-/// registered one is the state machine's check.
-pub fn se_signatures(command: &Command) -> Result<Vec<SeSigned>, CommandError> {
-    match command {
-        Command::SyncOffline { sync, device_key } => {
-            let attestation = &sync.attestation;
-            if !sync.entries_match() {
-                return Err(CommandError::SyncNotAttested(attestation.device));
-            }
-            let received = sync
-                .log
-                .iter()
-                .filter(|entry| entry.role == EntryRole::Received)
-                .map(|entry| SeSigned {
-                    key: entry.peer_key,
-                    digest: entry.signed.record.digest(),
-                    signature: entry.signed.signature,
-                });
-            let own = SeSigned {
-                key: *device_key,
-                digest: attestation.digest(),
-                signature: attestation.signature,
-            };
-            Ok(std::iter::once(own).chain(received).collect())
-        }
-        Command::UnloadDevice { unload, device_key } => Ok(vec![SeSigned {
-            key: *device_key,
-            digest: unload.digest(),
-            signature: unload.signature,
-        }]),
-        _ => Ok(Vec::new()),
-    }
-}
 
 /// A secure element as the center knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use crate::certs::device::{CompactCertificate, DeviceCaps, KnownSignatures, Revo
 use crate::certs::Signature;
 use crate::certs::{sm3_parts, KeyPair, PublicKey};
 use crate::ids::DeviceId;
-use crate::offline::applet::{
+use crate::offline::card::{
     DEVICE_CERTS_CACHED_MAX, OFFLINE_DAYS_MAX, OFFLINE_PERIOD_MAX_S, OPERATOR_CERTS_CACHED_MAX,
     PROTOCOL_VERSION, RECENT_CHALLENGES_MAX, RECORDS_MAX, UNLOADS_PENDING_MAX,
 };

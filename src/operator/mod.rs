@@ -11,10 +11,10 @@ use foldhash::fast::RandomState;
 
 use crate::amount::Amount;
 use crate::certs::{verify_all_parallel, KeyPair, PublicKey, SignedItem};
+use crate::command::{se_signatures, SeSigned};
 use crate::command::{Command, Origin, Submission};
 use crate::error::CommandError;
 use crate::ids::{AccountId, IdentityLookupId, OperatorId, WalletId};
-use crate::offline::settlement::{se_signatures, SeSigned};
 use crate::sealed::{Field, IdentityKey, SealBroken, SealTag, SealedPhone, SealedText};
 use crate::wallet::{ClassLimits, WalletClass};
 
@@ -119,6 +119,8 @@ pub struct Operator {
     pub limits: [ClassLimits; 4],
     /// The most one payment-code charge takes from its wallets without the holder's confirmation.
     pub code_payment_cap: Amount,
+    /// Suspended by the central bank (`SetOperatorSuspended`).
+    pub suspended: bool,
     /// Each wallet by its phone's seal tag, with the sealed number.
     phones: HashMap<SealTag, (WalletId, [u8; 8]), RandomState>,
     identities: HashMap<WalletId, Identity, RandomState>,
@@ -140,6 +142,7 @@ impl PartialEq for Operator {
                 ]
             && self.limits == other.limits
             && self.code_payment_cap == other.code_payment_cap
+            && self.suspended == other.suspended
             && self.phones == other.phones
             && self.identities == other.identities
     }
@@ -164,6 +167,7 @@ impl Operator {
             offline_float,
             limits: ClassLimits::defaults(),
             code_payment_cap: crate::channels::payment_code::PASSWORD_FREE_CAP_DEFAULT,
+            suspended: false,
             phones: HashMap::default(),
             identities: HashMap::default(),
             wallets_by_id_number: HashMap::default(),

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::amount::Amount;
+use crate::certs::{decode_hex, encode_hex};
 use crate::channels::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{CampaignId, MerchantId, WalletId};
-use crate::programs::lottery::SeedCommitment;
 use crate::time::china_date_time;
 
 /// Largest number of packets one campaign may hand out (the Suzhou and Shenzhen pilots had
@@ -653,10 +653,34 @@ impl CampaignFile {
             registration: self.registration,
             validity: self.validity,
             offline_trial: self.offline_trial,
-            seed_commitment: SeedCommitment::from_hex(&self.seed_commitment).map_err(|_| {
+            seed_commitment: SeedCommitment::from_hex(&self.seed_commitment).ok_or_else(|| {
                 malformed_field("seed_commitment", &self.seed_commitment, "64 hex digits")
             })?,
         })
+    }
+}
+
+/// The sponsor's commitment to its lottery seed, published with the terms before registration
+/// opens: `SM3("ECNY-RED-PACKET-SEED-v1" || seed)` (`lottery::Seed::commitment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SeedCommitment(pub [u8; 32]);
+
+impl SeedCommitment {
+    /// The commitment written as 64 hex digits; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<SeedCommitment> {
+        let mut bytes = [0u8; 32];
+        decode_hex(text.trim(), &mut bytes).ok()?;
+        Some(SeedCommitment(bytes))
+    }
+
+    pub fn to_hex(&self) -> String {
+        encode_hex(&self.0)
+    }
+}
+
+impl fmt::Display for SeedCommitment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
     }
 }
 

@@ -64,6 +64,7 @@ use thiserror::Error;
 
 use crate::certs::{decode_hex, encode_hex, sm3_parts};
 use crate::ids::{CampaignId, WalletId};
+pub use crate::programs::campaign::SeedCommitment;
 use crate::programs::campaign::{Campaign, Window};
 use crate::time::china_date_time;
 
@@ -200,28 +201,6 @@ impl Seed {
 impl fmt::Debug for Seed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Seed(…)")
-    }
-}
-
-/// `SM3("ECNY-RED-PACKET-SEED-v1" || seed)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SeedCommitment(pub [u8; 32]);
-
-impl SeedCommitment {
-    pub fn from_hex(text: &str) -> Result<SeedCommitment, LotteryError> {
-        let mut bytes = [0u8; 32];
-        decode_hex(text.trim(), &mut bytes).map_err(|_| LotteryError::CommitmentMalformed)?;
-        Ok(SeedCommitment(bytes))
-    }
-
-    pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
-    }
-}
-
-impl fmt::Display for SeedCommitment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
     }
 }
 
@@ -675,8 +654,12 @@ impl Draw {
                 .parse()
                 .map_err(|error| malformed(format!("campaign: {error}")))?,
             packets: file.packets,
-            seed_commitment: SeedCommitment::from_hex(&file.seed_commitment)
-                .map_err(|error| malformed(format!("seed_commitment: {error}")))?,
+            seed_commitment: SeedCommitment::from_hex(&file.seed_commitment).ok_or_else(|| {
+                malformed(format!(
+                    "seed_commitment: {}",
+                    LotteryError::CommitmentMalformed
+                ))
+            })?,
             seed: Seed::from_hex(&file.seed)
                 .map_err(|error| malformed(format!("seed: {error}")))?,
             registrants: file.registrants,

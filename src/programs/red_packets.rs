@@ -35,8 +35,9 @@ use crate::amount::Amount;
 use crate::channels::acquiring::PaymentChannel;
 use crate::channels::emvco::Mcc;
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::error::PacketUnusable;
 use crate::ids::{AccountId, CampaignId, EventId, MerchantId, WalletId};
-use crate::programs::campaign::{Campaign, CampaignTerms, Ineligible, Window};
+use crate::programs::campaign::{Campaign, CampaignTerms, Window};
 use crate::programs::lottery::{
     Draw, LotteryError, Registrant, RegistrantList, RegistrationBook, Seed,
 };
@@ -266,48 +267,6 @@ pub struct PlannedSpend {
     pub packet: PacketRef,
     pub account: AccountId,
     pub amount: Amount,
-}
-
-/// Why a packet cannot pay here and now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PacketUnusable {
-    Merchant(Ineligible),
-    NotYetValid { from_ms: u64 },
-    Expired { at_ms: u64 },
-    UsedUp,
-}
-
-impl PacketUnusable {
-    pub fn code(self) -> &'static str {
-        match self {
-            PacketUnusable::Merchant(Ineligible::Category(_)) => "RED_PACKET_CATEGORY_NOT_ELIGIBLE",
-            PacketUnusable::Merchant(Ineligible::Region(_)) => "RED_PACKET_REGION_NOT_ELIGIBLE",
-            PacketUnusable::NotYetValid { .. } => "RED_PACKET_NOT_YET_VALID",
-            PacketUnusable::Expired { .. } => "RED_PACKET_EXPIRED",
-            PacketUnusable::UsedUp => "RED_PACKET_USED_UP",
-        }
-    }
-}
-
-impl fmt::Display for PacketUnusable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::time::china_date_time;
-        f.write_str("packet not usable here: ")?;
-        match self {
-            PacketUnusable::Merchant(why) => write!(f, "{why}"),
-            PacketUnusable::NotYetValid { from_ms } => {
-                write!(
-                    f,
-                    "valid only from {} Beijing time",
-                    china_date_time(*from_ms)
-                )
-            }
-            PacketUnusable::Expired { at_ms } => {
-                write!(f, "expired at {} Beijing time", china_date_time(*at_ms))
-            }
-            PacketUnusable::UsedUp => f.write_str("nothing left in it"),
-        }
-    }
 }
 
 /// A holder's packet as seen at one merchant at one moment.

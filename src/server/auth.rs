@@ -50,7 +50,10 @@ pub const ADMINISTRATOR_FILE_STAFF: StaffId = StaffId(0);
 /// The tokens of every party this server knows.
 pub struct Tokens {
     central_bank: String,
-    administrators: Vec<(OperatorId, String)>,
+    /// Grows when the central bank admits an operator while serving.
+    administrators: RwLock<Vec<(OperatorId, String)>>,
+    /// `DIR/keys`, where an admitted operator's administrator token is written.
+    dir: PathBuf,
     /// Key of every derived token's mac.
     secret: [u8; 32],
     /// The log's staff records and generations, as of the last credential command.
@@ -79,10 +82,22 @@ impl Tokens {
         })?;
         Ok(Tokens {
             central_bank,
-            administrators,
+            administrators: RwLock::new(administrators),
+            dir,
             secret,
             book: Arc::new(RwLock::new(CredentialBook::default())),
         })
+    }
+
+    /// An operator admitted while serving: its administrator's token is written to
+    /// `DIR/keys/OPxx.token` and accepted from now on.
+    pub fn admit_administrator(&self, id: OperatorId) -> std::io::Result<()> {
+        let token = load_or_create(&self.dir.join(format!("{id}.token")))?;
+        let mut administrators = self.administrators.write().expect("administrators lock");
+        if !administrators.iter().any(|(known, _)| *known == id) {
+            administrators.push((id, token));
+        }
+        Ok(())
     }
 
     /// The credential book this server checks tokens against; the gateway refreshes it.
@@ -277,7 +292,12 @@ impl Tokens {
         if constant_time_eq(presented, &self.central_bank) {
             found = Some(Party::CentralBank);
         }
-        for (id, token) in &self.administrators {
+        for (id, token) in self
+            .administrators
+            .read()
+            .expect("administrators lock")
+            .iter()
+        {
             if constant_time_eq(presented, token) {
                 found = Some(Party::Staff {
                     operator: *id,
@@ -607,9 +627,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::load_or_create(dir.path(), &[OperatorId(1)]).unwrap();
         let again = Tokens::load_or_create(dir.path(), &[OperatorId(1)]).unwrap();
-        assert_eq!(tokens.administrators, again.administrators);
+        assert_eq!(
+            *tokens.administrators.read().unwrap(),
+            *again.administrators.read().unwrap()
+        );
         let mut headers = HeaderMap::new();
-        let bearer = format!("Bearer {}", tokens.administrators[0].1);
+        let bearer = format!("Bearer {}", tokens.administrators.read().unwrap()[0].1);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&bearer).unwrap(),
@@ -828,7 +851,7 @@ mod tests {
             (over.status.as_u16(), over.code),
             (429, "TOO_MANY_AUTH_FAILURES")
         );
-        let bearer = format!("Bearer {}", tokens.administrators[0].1);
+        let bearer = format!("Bearer {}", tokens.administrators.read().unwrap()[0].1);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&bearer).unwrap(),

@@ -40,12 +40,26 @@ pub enum GatewayError {
         operation: Operation,
         denial: Denial,
     },
-    #[error(
-        "operator {0} has no signing desk on this server; restart the server after admitting it"
-    )]
+    #[error("operator {0} has no signing desk on this server")]
     NoDesk(OperatorId),
+    /// A key or secret file of the data directory could not be made or read.
+    #[error("cannot set up on this server: {0}")]
+    Setup(String),
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// A query names something that is not there to read, e.g. a history cursor of another wallet.
+    #[error("{detail}")]
+    BadQuery { code: &'static str, detail: String },
+    /// Too many of something in a window: try again after `retry_after_s`.
+    #[error("{detail}")]
+    TooMany {
+        code: &'static str,
+        detail: String,
+        retry_after_s: u64,
+    },
+    /// The request's content is not acceptable, e.g. an empty name.
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
     /// The request clashes with what is already there, e.g. a second bank account to bind.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -81,7 +95,12 @@ impl GatewayError {
             GatewayError::NotYourOperator { .. } => "NOT_YOUR_OPERATOR",
             GatewayError::Denied { denial, .. } => denial.code(),
             GatewayError::NoDesk(_) => "UNKNOWN_OPERATOR",
-            GatewayError::Forbidden { code, .. } | GatewayError::Conflict { code, .. } => code,
+            GatewayError::Setup(_) => "INTERNAL",
+            GatewayError::Forbidden { code, .. }
+            | GatewayError::Conflict { code, .. }
+            | GatewayError::Invalid { code, .. }
+            | GatewayError::BadQuery { code, .. }
+            | GatewayError::TooMany { code, .. } => code,
             GatewayError::Qr(error) => error.code(),
             GatewayError::Ndef(error) => error.code(),
             GatewayError::Code(error) => error.code(),
@@ -207,15 +226,20 @@ struct Job {
     reply: mpsc::SyncSender<Answer>,
 }
 
-/// One operator's front office: requests that arrive while a batch is being signed or committed
-/// wait and go together in the next one, so a busy server signs and verifies one batch signature
-/// per batch rather than per request; a lone request goes at once.
-struct Batcher {
-    jobs: mpsc::Sender<Job>,
-}
+/// Threads one desk verifies a batch's signatures on: every core.
+pub const DESK_VERIFY_THREADS: usize = 0;
 
-impl Batcher {
-    fn spawn(desk: BatchDesk, node: NodeHandle, metrics: Arc<Metrics>) -> Batcher {
+impl OperatorDesk {
+    /// Starts the operator's batchers: requests that arrive while a batch is being signed or
+    /// committed wait and go together in the next one, so a busy server signs and verifies one
+    /// batch signature per batch rather than per request; a lone request goes at once.
+    fn spawn(
+        desk: BatchDesk,
+        codes: Option<CodeDesk>,
+        node: &NodeHandle,
+        metrics: &Arc<Metrics>,
+    ) -> OperatorDesk {
+        let identity_key = desk.identity_key();
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let desk = Arc::new(desk);
@@ -232,7 +256,11 @@ impl Batcher {
                 })
                 .expect("a desk thread starts");
         }
-        Batcher { jobs }
+        OperatorDesk {
+            jobs,
+            identity_key,
+            codes,
+        }
     }
 }
 
@@ -293,15 +321,30 @@ fn run_batch(desk: &BatchDesk, node: &NodeHandle, metrics: &Metrics, batch: Vec<
     }
 }
 
+/// One operator's front office on this server: its batcher, the key it seals identities under
+/// (opened for a logged de-anonymization) and its payment-code desk (none above operator 99).
+pub(super) struct OperatorDesk {
+    jobs: mpsc::Sender<Job>,
+    pub(super) identity_key: crate::sealed::IdentityKey,
+    pub(super) codes: Option<CodeDesk>,
+}
+
+/// What the gateway needs to admit an operator while serving: the central bank's key to sign
+/// the admission, and where the new operator's keys go.
+pub struct Admission {
+    pub data: std::path::PathBuf,
+    pub central_bank: crate::certs::KeyPair,
+    /// The payment-code desk of a new operator, from its secret in the data directory.
+    pub code_desk: fn(&std::path::Path, OperatorId) -> std::io::Result<Option<CodeDesk>>,
+}
+
 pub struct Gateway {
     pub(super) node: NodeHandle,
-    /// Indexed by operator id - 1, as operator ids are dense.
-    batchers: Vec<Batcher>,
-    /// Each operator's identity key, indexed like `batchers`: the front office opens what it
-    /// sealed, for a logged de-anonymization.
-    pub(super) identity_keys: Vec<crate::sealed::IdentityKey>,
-    /// Indexed like `batchers`; an operator without a code secret (above 99) has none.
-    pub(super) codes: Vec<Option<CodeDesk>>,
+    /// Indexed by operator id - 1, as operator ids are dense; grows when the central bank admits
+    /// an operator, so its desk serves at once.
+    desks: RwLock<Vec<Arc<OperatorDesk>>>,
+    /// Held while an operator is admitted: ids are assigned in order, one admission at a time.
+    admission: Mutex<Admission>,
     /// What holders' signatures here must name; fixed at genesis.
     deployment: DeploymentId,
     pub(super) metrics: Arc<Metrics>,
@@ -310,44 +353,111 @@ pub struct Gateway {
     wallet_operators: RwLock<Vec<u16>>,
     /// The credentials the tokens are checked against, refreshed after each credential command.
     pub(super) credentials: Arc<RwLock<CredentialBook>>,
+    /// Phone look-ups each wallet made in its current window.
+    pub(super) phone_lookups: Mutex<std::collections::HashMap<WalletId, (u64, u32)>>,
 }
 
 impl Gateway {
     pub fn new(
         node: NodeHandle,
-        desks: Vec<BatchDesk>,
-        codes: Vec<Option<CodeDesk>>,
+        desks: Vec<(BatchDesk, Option<CodeDesk>)>,
+        admission: Admission,
         metrics: Arc<Metrics>,
         credentials: Arc<RwLock<CredentialBook>>,
     ) -> Gateway {
-        for (index, desk) in desks.iter().enumerate() {
+        for (index, (desk, _)) in desks.iter().enumerate() {
             assert_eq!(
                 desk.operator.index(),
                 index + 1,
                 "desks are in operator order"
             );
         }
-        let identity_keys = desks.iter().map(BatchDesk::identity_key).collect();
-        let batchers = desks
+        let desks = desks
             .into_iter()
-            .map(|desk| Batcher::spawn(desk, node.clone(), metrics.clone()))
+            .map(|(desk, codes)| Arc::new(OperatorDesk::spawn(desk, codes, &node, &metrics)))
             .collect();
         let deployment = node
             .query(|state| state.deployment())
             .expect("the node answers while the gateway starts");
         let gateway = Gateway {
             node,
-            batchers,
-            identity_keys,
-            codes,
+            desks: RwLock::new(desks),
+            admission: Mutex::new(admission),
             deployment,
             metrics,
             wallet_operators: RwLock::new(Vec::new()),
             credentials,
+            phone_lookups: Mutex::new(std::collections::HashMap::new()),
         };
         // A stopped node leaves the book empty: every derived token is then refused.
         let _ = gateway.refresh_credentials();
         gateway
+    }
+
+    /// Every operator's front office on this server, in operator order.
+    pub(super) fn desks_snapshot(&self) -> Vec<(OperatorId, Arc<OperatorDesk>)> {
+        let desks = self.desks.read().expect("desks lock");
+        desks
+            .iter()
+            .enumerate()
+            .map(|(slot, desk)| (OperatorId(slot as u16 + 1), desk.clone()))
+            .collect()
+    }
+
+    /// The front office of `operator` on this server.
+    pub(super) fn desk(&self, operator: OperatorId) -> Result<Arc<OperatorDesk>, GatewayError> {
+        operator
+            .slot()
+            .and_then(|slot| self.desks.read().expect("desks lock").get(slot).cloned())
+            .ok_or(GatewayError::NoDesk(operator))
+    }
+
+    /// The central bank admits an operator: its signing key is made in the data directory, the
+    /// admission is logged under the central bank's signature, and its desk starts serving
+    /// before the answer, so the operator's first request needs no restart.
+    pub(super) fn admit_operator(&self, name: String) -> Result<OperatorId, GatewayError> {
+        let admission = self.admission.lock().expect("admission lock");
+        let id = self
+            .node
+            .query(|state| OperatorId(state.operators().len() as u16 + 1))?;
+        let keyring = crate::keyring::Keyring::new(&admission.data);
+        let key = keyring
+            .operator(id)
+            .map_err(|error| GatewayError::Setup(error.to_string()))?;
+        let command = Command::CreateOperator {
+            name,
+            public_key: key.public_key(),
+        };
+        match self.as_central_bank(&admission.central_bank, command)? {
+            Outcome::Operator(created) => assert_eq!(created, id, "operator ids are dense"),
+            other => unreachable!("admitting an operator answered {other:?}"),
+        }
+        let codes = (admission.code_desk)(&admission.data, id)
+            .map_err(|error| GatewayError::Setup(error.to_string()))?;
+        let desk = BatchDesk::new(id, key, DESK_VERIFY_THREADS);
+        let desk = OperatorDesk::spawn(desk, codes, &self.node, &self.metrics);
+        let mut desks = self.desks.write().expect("desks lock");
+        assert_eq!(desks.len() + 1, id.index(), "desks are in operator order");
+        desks.push(Arc::new(desk));
+        Ok(id)
+    }
+
+    /// One command under the central bank's signature, straight to the node.
+    pub(super) fn as_central_bank(
+        &self,
+        key: &crate::certs::KeyPair,
+        command: Command,
+    ) -> Result<Outcome, GatewayError> {
+        let submission =
+            crate::command::Submission::new(crate::command::Origin::CentralBank, &[command], key);
+        let mut results = self.node.submit(submission)??;
+        Ok(results.remove(0)?)
+    }
+
+    /// A command of the central bank's own (issuance, redemption, suspension).
+    pub(super) fn submit_as_central_bank(&self, command: Command) -> Result<Outcome, GatewayError> {
+        let admission = self.admission.lock().expect("admission lock");
+        self.as_central_bank(&admission.central_bank, command)
     }
 
     /// Reloads the credential book from the log's state, after a command changed it.
@@ -533,7 +643,7 @@ impl Gateway {
                     .public_key
                     .verify(&signed, &signature.signature)
                     .map_err(|_| CommandError::SignatureInvalid)?;
-                crate::signing::check_window(signature.not_after_ms, now_ms())?;
+                crate::command::check_window(signature.not_after_ms, now_ms())?;
             }
         }
         match self.submit_one(operator, command)? {
@@ -606,15 +716,10 @@ impl Gateway {
         operator: OperatorId,
         command: Command,
     ) -> Result<Outcome, GatewayError> {
-        let batcher = operator
-            .index()
-            .checked_sub(1)
-            .and_then(|i| self.batchers.get(i))
-            .ok_or(GatewayError::NoDesk(operator))?;
+        let desk = self.desk(operator)?;
         let (reply, answer) = mpsc::sync_channel(1);
         let stopped = || GatewayError::Node(NodeError::Stopped);
-        batcher
-            .jobs
+        desk.jobs
             .send(Job { command, reply })
             .map_err(|_| stopped())?;
         let result = answer.recv().map_err(|_| stopped())??;

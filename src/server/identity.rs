@@ -70,9 +70,9 @@ impl Gateway {
         let sealed = self
             .node
             .query(move |state| state.disclosed_identity(Origin::Operator(operator), lookup))??;
-        let key = &self.identity_keys[operator.index() - 1];
+        let desk = self.desk(operator)?;
         let disclosed = sealed
-            .opened(key)
+            .opened(&desk.identity_key)
             .map_err(|_| CommandError::IdentitySealBroken)?;
         Ok(DisclosedIdentityView {
             lookup: disclosed.lookup.to_string(),

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::channels::acquiring::{
-    request_payment, ChannelTotal, Merchant, MerchantPayment, Order, RequestRead, SettlementReport,
-    TerminalKind,
+    ChannelTotal, Merchant, MerchantPayment, Order, SettlementReport, TerminalKind,
 };
 use crate::channels::emvco::{Mcc, MerchantQr, QrKind};
 use crate::channels::payment_code::till_key;
+use crate::channels::payment_request::{request_payment, RequestRead};
 use crate::channels::{merchant_qr_png, merchant_qr_svg, write_tap_zone, CodeError};
 use crate::command::{Command, Outcome};
 use crate::error::CommandError;
@@ -359,15 +359,18 @@ impl Gateway {
         self.allow(Operation::ReadPaymentCode, party)?;
         let operator = self.wallet_in_scope(party, wallet)?;
         let desk = self.code_desk(operator)?;
-        Ok(desk.issuer.code_for(wallet, now_s()))
+        let codes = desk.codes.as_ref().expect("code_desk checked");
+        Ok(codes.issuer.code_for(wallet, now_s()))
     }
 
-    fn code_desk(&self, operator: OperatorId) -> Result<&super::gateway::CodeDesk, GatewayError> {
-        operator
-            .index()
-            .checked_sub(1)
-            .and_then(|i| self.codes.get(i))
-            .and_then(Option::as_ref)
+    /// The desk of an operator that issues payment codes.
+    fn code_desk(
+        &self,
+        operator: OperatorId,
+    ) -> Result<std::sync::Arc<super::gateway::OperatorDesk>, GatewayError> {
+        self.desk(operator)
+            .ok()
+            .filter(|desk| desk.codes.is_some())
             // No operator here issues codes under those digits: as good as a made-up code.
             .ok_or(GatewayError::Code(CodeError::Unknown))
     }
@@ -390,8 +393,10 @@ impl Gateway {
         let terminal_key = till_key(id, terminal);
         let (digits, operator) = route_payment_code(code)?;
         let desk = self.code_desk(operator)?;
+        let codes = desk.codes.as_ref().expect("code_desk checked");
         let verifier = || {
-            desk.verifier
+            codes
+                .verifier
                 .lock()
                 .map_err(|_| GatewayError::Node(crate::node::NodeError::Poisoned))
         };

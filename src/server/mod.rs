@@ -2,7 +2,7 @@
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
 //! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`,
-//! `analytics`) share
+//! `central_bank`, `holders`, `analytics`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod central_bank;
 pub mod config;
 pub mod connections;
 pub mod contracts;
@@ -19,6 +20,7 @@ pub mod counter;
 pub mod extract;
 pub mod fields;
 pub mod gateway;
+pub mod holders;
 pub mod identity;
 pub mod merchants;
 pub mod metrics;
@@ -53,7 +55,7 @@ use crate::time::SharedClock;
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::extract::App;
-use self::gateway::{CodeDesk, Gateway};
+use self::gateway::{Admission, CodeDesk, Gateway};
 use self::metrics::Metrics;
 
 /// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
@@ -63,8 +65,6 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 const WORKER_THREADS: usize = 2;
 /// How long shutdown waits for in-flight blocking calls (a commit) before giving up on them.
 const SHUTDOWN_WAIT_MS: u64 = 5_000;
-/// Threads one desk verifies a batch's signatures on: every core.
-const DESK_VERIFY_THREADS: usize = 0;
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -137,7 +137,16 @@ impl Server {
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
-        let codes = code_desks(&config.data, &operators).map_err(ServerError::Tokens)?;
+        let mut with_codes = Vec::with_capacity(desks.len());
+        for desk in desks {
+            let codes = code_desk(&config.data, desk.operator).map_err(ServerError::Tokens)?;
+            with_codes.push((desk, codes));
+        }
+        let admission = Admission {
+            data: config.data.clone(),
+            central_bank: Keyring::new(&config.data).central_bank()?,
+            code_desk,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .enable_all()
@@ -177,8 +186,8 @@ impl Server {
         let app = Arc::new(App {
             gateway: Arc::new(Gateway::new(
                 handle,
-                desks,
-                codes,
+                with_codes,
+                admission,
                 metrics.clone(),
                 credentials,
             )),
@@ -322,18 +331,14 @@ async fn terminated(sigterm: Option<Sigterm>) {
     std::future::pending::<()>().await;
 }
 
-/// Each operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
-/// first start). Operators above 99 cannot be routed by a payment code and get none.
-fn code_desks(data: &Path, operators: &[OperatorId]) -> std::io::Result<Vec<Option<CodeDesk>>> {
-    operators
-        .iter()
-        .map(|id| {
-            let path = data.join("keys").join(format!("{id}.code-secret"));
-            let hex = auth::load_or_create(&path)?;
-            let bytes = sm3(hex.as_bytes());
-            Ok(CodeDesk::new(*id, &OperatorCodeSecret::from_bytes(bytes)).ok())
-        })
-        .collect()
+/// An operator's payment-code desk, from its secret in `DIR/keys/OPxx.code-secret` (made on
+/// first start or at admission). Operators above 99 cannot be routed by a payment code and get
+/// none.
+fn code_desk(data: &Path, id: OperatorId) -> std::io::Result<Option<CodeDesk>> {
+    let path = data.join("keys").join(format!("{id}.code-secret"));
+    let hex = auth::load_or_create(&path)?;
+    let bytes = sm3(hex.as_bytes());
+    Ok(CodeDesk::new(id, &OperatorCodeSecret::from_bytes(bytes)).ok())
 }
 
 /// Opens the platform once (genesis on a new directory) and the desks of known operators; the
@@ -352,7 +357,7 @@ fn open_node(
             Ok(BatchDesk::new(
                 op.id,
                 keyring.operator(op.id)?,
-                DESK_VERIFY_THREADS,
+                gateway::DESK_VERIFY_THREADS,
             ))
         })
         .collect::<Result<Vec<_>, KeyringError>>()?;

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 48] = [
+pub const PATHS: [&str; 60] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -55,6 +55,20 @@ pub const PATHS: [&str; 48] = [
     // Controllable anonymity (`identity::OPENAPI_PATHS`).
     "/v1/wallets/{id}/deanonymize",
     "/v1/deanonymizations",
+    // The central bank (`central_bank::OPENAPI_PATHS`).
+    "/v1/operators",
+    "/v1/operators/{op}/reserves",
+    "/v1/operators/{op}/issuance",
+    "/v1/operators/{op}/redemption",
+    "/v1/operators/{op}/suspension",
+    "/v1/circulation",
+    // A holder's everyday operations (`holders::OPENAPI_PATHS`).
+    "/v1/wallets/{id}/deposit-back",
+    "/v1/wallets/{id}/history",
+    "/v1/wallets/{id}/freeze",
+    "/v1/wallets/{id}/unfreeze",
+    "/v1/wallets/{id}/close",
+    "/v1/wallets/{id}/phone-lookups",
     // The analysis center (`analytics::OPENAPI_PATHS`).
     "/v1/analytics/statistics",
     "/v1/analytics/alerts",
@@ -211,6 +225,8 @@ pub fn document() -> Value {
         paths.extend(super::contracts::openapi::paths());
         paths.extend(super::counter::openapi::paths());
         paths.extend(super::identity::openapi::paths());
+        paths.extend(super::central_bank::openapi::paths());
+        paths.extend(super::holders::openapi::paths());
         paths.extend(super::analytics::openapi::paths());
         paths.extend(parties_paths());
     }
@@ -219,6 +235,8 @@ pub fn document() -> Value {
         schemas.extend(super::contracts::openapi::schemas());
         schemas.extend(super::counter::openapi::schemas());
         schemas.extend(super::identity::openapi::schemas());
+        schemas.extend(super::central_bank::openapi::schemas());
+        schemas.extend(super::holders::openapi::schemas());
         schemas.extend(super::analytics::openapi::schemas());
     }
     document["components"]["securitySchemes"] = security_schemes();

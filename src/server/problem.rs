@@ -146,6 +146,7 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | CampaignAlreadyDrawn(_)
         | PendingAlreadyResolved(_)
         | CredentialRevoked
+        | OperatorSuspended(_)
         | IdentityWalletLimit { .. }
         | BankAccountAlreadyBound { .. } => StatusCode::CONFLICT,
         // The server built and signed the batch itself: these are its own faults.
@@ -203,6 +204,23 @@ impl From<GatewayError> for Problem {
             GatewayError::Conflict { .. } => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
+            GatewayError::Setup(_) => Problem::internal(error.to_string()),
+            GatewayError::TooMany { retry_after_s, .. } => Problem {
+                retry_after: Some(std::time::Duration::from_secs(retry_after_s.max(1))),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error.code(),
+                    error.to_string(),
+                )
+            },
+            GatewayError::BadQuery { .. } => {
+                Problem::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+            }
+            GatewayError::Invalid { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            ),
             GatewayError::Code(CodeError::Reused) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }

@@ -54,6 +54,8 @@ pub fn router(app: AppState) -> Router {
         .merge(super::identity::routes())
         .merge(super::counter::routes())
         .merge(super::staff::routes())
+        .merge(super::central_bank::routes())
+        .merge(super::holders::routes())
         .merge(super::analytics::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,11 +7,12 @@
 //! every movement is a ledger transfer.
 
 use super::*;
+use crate::error::PacketUnusable;
 use crate::programs::campaign::{Campaign, CampaignTerms};
 use crate::programs::lottery::{verify_reveal, Draw, Seed};
 use crate::programs::red_packets::{
-    CampaignBook, CampaignStatus, Packet, PacketAtMerchant, PacketUnusable, PlannedSpend,
-    RedPackets, RedemptionReport, RefundSplit, RefundTarget, EXPIRY_PACKETS_PER_ENTRY_MAX,
+    CampaignBook, CampaignStatus, Packet, PacketAtMerchant, PlannedSpend, RedPackets,
+    RedemptionReport, RefundSplit, RefundTarget, EXPIRY_PACKETS_PER_ENTRY_MAX,
 };
 
 impl StateMachine {
@@ -108,12 +109,14 @@ impl StateMachine {
         &mut self,
         origin: Origin,
         id: CampaignId,
+        auth: &Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         let book = self.campaign(id)?;
         let sponsor = book.terms().sponsor.wallet;
         let from = self.own_wallet(origin, sponsor)?;
         from.ensure_active(sponsor)?;
+        self.check_holder_auth(sponsor, auth, now)?;
         if let Some(transfer) = book.funding {
             return Err(CommandError::CampaignAlreadyFunded {
                 campaign: id,

@@ -14,6 +14,7 @@ impl StateMachine {
         operator: OperatorId,
         device: DeviceId,
         (public_key, wallet, caps): (PublicKey, Option<WalletId>, DeviceCaps),
+        auth: &Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         self.require_operator(origin, operator)?;
@@ -25,6 +26,7 @@ impl StateMachine {
                     caller: operator,
                 });
             }
+            self.check_holder_auth(wallet, auth, now)?;
         }
         let registered = RegisteredDevice::new(operator, wallet, public_key, caps);
         self.devices
@@ -39,14 +41,17 @@ impl StateMachine {
         &mut self,
         origin: Origin,
         id: DeviceId,
-        load_seq: u32,
-        amount: Amount,
+        (load_seq, amount): (u32, Amount),
+        auth: &Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         check_amount(amount)?;
         let device = self.devices.device(id)?;
         let op = self.require_operator(origin, device.operator)?;
         let (float, vault, wallet) = (op.offline_float, op.vault, device.wallet);
+        if let Some(wallet) = wallet {
+            self.check_holder_auth(wallet, auth, now)?;
+        }
         if let Some(first) = self.devices.repeated_load(id, load_seq, amount)? {
             return Ok(Outcome::Transfer(first));
         }

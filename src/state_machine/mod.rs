@@ -26,7 +26,8 @@ use crate::channels::emvco::Mcc;
 use crate::channels::payment_code::{self, CodeMarks};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::{
-    Command, CommandDigest, CommandResult, Entry, HolderAuth, Origin, Outcome, Submission,
+    check_window, se_signatures, Command, CommandDigest, CommandResult, Entry, HolderAuth, Origin,
+    Outcome, Submission,
 };
 use crate::error::CommandError;
 use crate::idempotency::{Claim, FirstResult, IdempotencyIndex};
@@ -38,7 +39,7 @@ use crate::issuance::{self, IssuanceTotals};
 use crate::ledger::{self, AccountKind, Ledger, Leg, TransferKind, WalletChange};
 use crate::offline::messages::{AttestedSync, SignedUnload};
 use crate::offline::settlement::{
-    se_signatures, DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks,
+    DeviceRegistry, OperatorAccounts, RegisteredDevice, SettlementBooks,
 };
 use crate::operator::{Identity, IdentityLookup, Operator};
 use crate::programs::contracts::Contracts;
@@ -47,7 +48,7 @@ use crate::programs::LotteryError;
 use crate::sealed::{
     decode_sealed_text, encode_sealed_text, PersonalText, Phone, SealTag, SealedPhone, SealedText,
 };
-use crate::signing::{check_window, DeploymentId, SigningContext};
+use crate::signing::{DeploymentId, SigningContext};
 use crate::wallet::sub_wallet::{SubWalletLimits, SubWallets};
 use crate::wallet::{
     ClassLimits, Wallet, WalletClass, WalletStatus, CLASS_TWO_WALLETS_PER_IDENTITY_MAX,
@@ -277,6 +278,10 @@ impl StateMachine {
                 Some(self.sub_wallets.get(*sub_wallet)?.wallet)
             }
             Command::ConfirmContract { contract, .. } => Some(self.contracts.get(*contract)?.payer),
+            Command::LoadDevice { device, .. } => self.devices.device(*device)?.wallet,
+            Command::FundCampaign { campaign, .. } => {
+                Some(self.campaign(*campaign)?.terms().sponsor.wallet)
+            }
             Command::CancelContract {
                 contract, by_payee, ..
             } => {
@@ -386,6 +391,12 @@ impl StateMachine {
             Keyed { key, digest }
         });
         let by = || keyed.expect("a keyed command has its key");
+        if let Origin::Operator(operator) = origin {
+            let suspended = self.operator(operator).is_ok_and(|op| op.suspended);
+            if suspended && !command.allowed_while_suspended() {
+                return Err(CommandError::OperatorSuspended(operator));
+            }
+        }
         match command {
             Pay {
                 payer,
@@ -435,9 +446,11 @@ impl StateMachine {
                     (Err(error), _) | (_, Err(error)) => Err(error),
                 }
             }
-            BindBankAccount { wallet, account } => {
-                self.bind_bank_account(origin, wallet, account, now)
-            }
+            BindBankAccount {
+                wallet,
+                account,
+                auth,
+            } => self.bind_bank_account(origin, wallet, account, &auth, now),
             SetWalletStatus { wallet, status } => {
                 self.set_wallet_status(origin, wallet, status, now)
             }
@@ -469,12 +482,21 @@ impl StateMachine {
                 public_key,
                 wallet,
                 caps,
-            } => self.register_device(origin, operator, device, (public_key, wallet, caps), now),
+                auth,
+            } => self.register_device(
+                origin,
+                operator,
+                device,
+                (public_key, wallet, caps),
+                &auth,
+                now,
+            ),
             LoadDevice {
                 device,
                 load_seq,
                 amount,
-            } => self.load_device(origin, device, load_seq, amount, now),
+                auth,
+            } => self.load_device(origin, device, (load_seq, amount), &auth, now),
             BeginSync { device } => self.begin_sync(origin, device, now),
             SyncOffline { sync, device_key } => self.sync_offline(origin, &sync, &device_key, now),
             UnloadDevice { unload, device_key } => {
@@ -567,7 +589,7 @@ impl StateMachine {
                 auth,
             } => self.cancel_contract(origin, contract, by_payee, auth, now),
             CreateCampaign { terms } => self.create_campaign(origin, terms, now),
-            FundCampaign { campaign } => self.fund_campaign(origin, campaign, now),
+            FundCampaign { campaign, auth } => self.fund_campaign(origin, campaign, &auth, now),
             RegisterForCampaign {
                 campaign,
                 wallet,
@@ -602,7 +624,23 @@ impl StateMachine {
             OpenBankAccountWithCash { wallet, cash, .. } => {
                 self.open_bank_account_with_cash(origin, wallet, cash, by(), now)
             }
+            SetOperatorSuspended {
+                operator,
+                suspended,
+            } => self.set_operator_suspended(origin, operator, suspended),
         }
+    }
+
+    fn set_operator_suspended(
+        &mut self,
+        origin: Origin,
+        operator: OperatorId,
+        suspended: bool,
+    ) -> CommandResult {
+        Self::require_central_bank(origin)?;
+        let index = self.operator_slot(Origin::CentralBank, operator)?;
+        self.operators[index].suspended = suspended;
+        Ok(Outcome::Done)
     }
 
     fn require_central_bank(origin: Origin) -> Result<(), CommandError> {
@@ -713,6 +751,9 @@ impl StateMachine {
         check_amount(amount)?;
         let index = self.operator_slot(Origin::CentralBank, operator)?;
         let op = &self.operators[index];
+        if op.suspended {
+            return Err(CommandError::OperatorSuspended(operator));
+        }
         let id = issuance::issue(
             &mut self.ledger,
             &mut self.issuance[index],
@@ -897,10 +938,15 @@ mod tests {
                 account: bank_account,
                 amount: Amount::from_yuan(100),
             },
-            Command::BindBankAccount {
-                wallet: a,
-                account: bank_account,
-            },
+            signed_by(
+                &state,
+                &holder_a(),
+                Command::BindBankAccount {
+                    wallet: a,
+                    account: bank_account,
+                    auth: None,
+                },
+            ),
             signed_by(
                 &state,
                 &holder_a(),

@@ -37,6 +37,12 @@ impl StateMachine {
         self.red_packets.encode(&mut out);
         self.encode_identity_lookups(&mut out);
         self.credentials.encode(&mut out);
+        // Last, so that a snapshot written before suspensions existed still reads.
+        let suspended: Vec<&Operator> = self.operators.iter().filter(|op| op.suspended).collect();
+        out.u64(suspended.len() as u64);
+        for op in suspended {
+            out.u16(op.id.0);
+        }
         out.bytes
     }
 
@@ -139,6 +145,17 @@ impl StateMachine {
         state.red_packets = RedPackets::decode(&mut input)?;
         state.identity_lookups = Self::decode_identity_lookups(&mut input)?;
         state.credentials = crate::parties::CredentialBook::decode(&mut input)?;
+        if !input.is_empty() {
+            for _ in 0..input.u64("suspended operators")? {
+                let id = OperatorId(input.u16("suspended operator")?);
+                let slot = id.slot().filter(|slot| *slot < state.operators.len());
+                let slot = slot.ok_or(DecodeError {
+                    what: "suspended operator",
+                    offset: input.offset(),
+                })?;
+                state.operators[slot].suspended = true;
+            }
+        }
         if !input.is_empty() {
             return Err(DecodeError {
                 what: "trailing snapshot bytes",

@@ -102,10 +102,12 @@ impl StateMachine {
         origin: Origin,
         id: WalletId,
         account: AccountId,
+        auth: &Option<HolderAuth>,
         now: u64,
     ) -> CommandResult {
         let wallet = self.own_wallet(origin, id)?;
         wallet.ensure_active(id)?;
+        self.check_holder_auth(id, auth, now)?;
         let target = self.ledger.account(account)?;
         if target.kind != AccountKind::CustomerDeposit || target.operator != wallet.operator {
             return Err(CommandError::UnknownAccount(account));

@@ -45,7 +45,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::storage::{ensure_directory, io_error, sync_directory, StorageError};
+use crate::storage::files::{ensure_directory, io_error, sync_directory, StorageError};
 
 /// Largest payload one entry may carry.
 pub const ENTRY_PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;

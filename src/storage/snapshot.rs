@@ -20,10 +20,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::storage::{ensure_directory, io_error, sync_directory, StorageError};
+use crate::storage::files::{ensure_directory, io_error, sync_directory, StorageError};
 
-/// Extension of complete snapshot files.
-pub(crate) const SNAPSHOT_EXTENSION: &str = "ecnysnap";
 /// Size of the fixed header that precedes the state bytes.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;
 /// How many of the newest snapshots `write` leaves on disk.

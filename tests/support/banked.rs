@@ -53,7 +53,14 @@ pub fn banked(
         amount: deposit,
     };
     run(platform, deposit);
-    run(platform, Command::BindBankAccount { wallet, account });
+    // The holder signs the binding: no operator binds a wallet to an account on its own word.
+    let bind = Command::BindBankAccount {
+        wallet,
+        account,
+        auth: None,
+    };
+    let bind = platform.sign_as_holder(bind, &key, operator);
+    run(platform, bind);
     let upgrade = Command::UpgradeWallet {
         wallet,
         to: class,

@@ -2,6 +2,7 @@
 //! operators and a helper to open wallets whose holders hold real SM2 keys.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct World {
     pub operators: [OperatorId; 2],
     next_key: u128,
     next_phone: u64,
+    /// The key of each wallet's holder, for steps a test signs as that holder.
+    holders: HashMap<WalletId, KeyPair>,
 }
 
 /// An amount as a test writes it for its reader: thousands separated ("10,000,000"), maybe below
@@ -83,6 +86,7 @@ impl World {
             operators,
             next_key: 0,
             next_phone: 13_900_000_000,
+            holders: HashMap::new(),
         }
     }
 
@@ -94,6 +98,7 @@ impl World {
             operators,
             next_key,
             next_phone,
+            holders,
         } = self;
         drop(platform);
         let (platform, _) =
@@ -106,6 +111,7 @@ impl World {
             operators,
             next_key,
             next_phone,
+            holders,
         }
     }
 
@@ -131,6 +137,16 @@ impl World {
         self.platform.one(op, command).unwrap()
     }
 
+    /// Runs `command` as operator `op`, signed by the holder the center needs a signature from
+    /// (of a wallet this world opened); unsigned if none.
+    pub fn run_signed(&mut self, op: OperatorId, command: Command) -> CommandResult {
+        let holders = &self.holders;
+        let command = self
+            .platform
+            .signed_by_its_holder(command, |wallet| holders.get(&wallet));
+        self.run(op, command)
+    }
+
     /// A class-4 wallet at `op`.
     pub fn open(&mut self, op: OperatorId) -> Holder {
         self.next_phone += 1;
@@ -143,6 +159,7 @@ impl World {
         let Ok(Outcome::Wallet(wallet)) = self.run(op, command) else {
             panic!("open wallet refused")
         };
+        self.holders.insert(wallet, key.clone());
         Holder {
             wallet,
             operator: op,
@@ -169,11 +186,12 @@ impl World {
             },
         )
         .unwrap();
-        self.run(
+        self.run_signed(
             op,
             Command::BindBankAccount {
                 wallet: holder.wallet,
                 account,
+                auth: None,
             },
         )
         .unwrap();

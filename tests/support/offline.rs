@@ -72,8 +72,9 @@ pub fn issue(
         public_key: device_key(id).public_key(),
         wallet,
         caps: profile.caps(),
+        auth: None,
     };
-    world.run(op, register).unwrap();
+    world.run_signed(op, register).unwrap();
     Device {
         id: DeviceId(id),
         card,
@@ -94,8 +95,9 @@ pub fn load(
         device: device.id,
         load_seq: seq,
         amount: yuan(amount),
+        auth: None,
     };
-    let outcome = world.run(device.operator, command)?;
+    let outcome = world.run_signed(device.operator, command)?;
     issuers[device.operator.0 as usize - 1]
         .load_card(&mut device.card, (device.id, seq, yuan(amount)))
         .unwrap();
