@@ -2,7 +2,7 @@
 //! transfers between them, two-phase holds, per-account history and the ordered event stream that
 //! the other centers consume. Deterministic: every input, time included, is handed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::amount::Amount;
 use crate::error::CommandError;
@@ -391,6 +391,8 @@ pub struct Ledger {
     events: Vec<Event>,
     /// Open holds by the id of their hold event; BTreeMap keeps expiry scans deterministic.
     pending: BTreeMap<u64, Pending>,
+    /// The same holds by (expiry, id): what times out next is the first, not a scan of all.
+    pending_by_expiry: BTreeSet<(u64, u64)>,
 }
 
 impl Ledger {
@@ -625,6 +627,7 @@ impl Ledger {
             amount: leg.amount,
             expires_at_ms,
         };
+        self.pending_by_expiry.insert((expires_at_ms, id.0));
         self.pending.insert(id.0, pending);
         Ok(id)
     }
@@ -673,6 +676,8 @@ impl Ledger {
 
     fn take_pending(&mut self, hold: EventId) -> Result<Pending, CommandError> {
         if let Some(pending) = self.pending.remove(&hold.0) {
+            self.pending_by_expiry
+                .remove(&(pending.expires_at_ms, hold.0));
             return Ok(pending);
         }
         match self.event(hold) {
@@ -684,19 +689,28 @@ impl Ledger {
         }
     }
 
-    /// Voids every hold whose timeout has passed. Called before each batch with the batch's time.
+    /// Voids every hold whose timeout has passed, in the order they were placed. Called before
+    /// each batch with the batch's time.
     pub fn expire_pending(&mut self, now_ms: u64) -> usize {
-        let expired: Vec<u64> = self
-            .pending
+        let mut expired: Vec<u64> = self
+            .pending_by_expiry
             .iter()
-            .filter(|(_, p)| p.expires_at_ms <= now_ms)
-            .map(|(id, _)| *id)
+            .take_while(|(expires_at_ms, _)| *expires_at_ms <= now_ms)
+            .map(|(_, id)| *id)
             .collect();
+        expired.sort_unstable();
         for id in &expired {
             self.resolve(EventId(*id), false, now_ms)
                 .expect("expired hold is open");
         }
         expired.len()
+    }
+
+    /// When the next open hold times out, if any is open.
+    pub fn next_pending_expiry_ms(&self) -> Option<u64> {
+        self.pending_by_expiry
+            .first()
+            .map(|(expires_at_ms, _)| *expires_at_ms)
     }
 
     /// The account's events, newest first.
@@ -874,6 +888,7 @@ pub(crate) mod snapshot {
                 amount: Amount::from_fen(input.i64("pending amount")?),
                 expires_at_ms: input.u64("pending expiry")?,
             };
+            ledger.pending_by_expiry.insert((pending.expires_at_ms, id));
             ledger.pending.insert(id, pending);
         }
         Ok(ledger)
@@ -1076,9 +1091,12 @@ mod tests {
             "NOT_PENDING"
         );
 
+        assert_eq!(ledger.next_pending_expiry_ms(), None);
         let hold = ledger.hold(leg(a, b, 300), 50, 20).unwrap();
+        assert_eq!(ledger.next_pending_expiry_ms(), Some(50));
         assert_eq!(ledger.expire_pending(49), 0);
         assert_eq!(ledger.expire_pending(50), 1);
+        assert_eq!(ledger.next_pending_expiry_ms(), None);
         assert_eq!(
             ledger.account(a).unwrap().available(),
             Amount::from_fen(300)

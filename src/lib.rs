@@ -14,7 +14,8 @@
 //! - wallets (`wallet`), hardware wallets and dual offline payments (`offline`), merchant
 //!   channels: QR, tap zones, payment codes, acquiring (`channels`), and programmable money
 //!   (`programs`: red-packet campaigns, their lottery, smart contracts);
-//! - durable embedded storage (`storage`, `node`), the `audit` of every invariant, and the
+//! - durable embedded storage (`storage`, `node`), the `scheduler` that submits an entry when
+//!   time-driven work falls due on a quiet server, the `audit` of every invariant, and the
 //!   analysis center (`analytics`), which reads the events of a synthetic city (`city`) driven
 //!   through the real platform;
 //! - the whole system simulated under faults from one seed and checked against what every party
@@ -47,6 +48,7 @@ pub mod platform;
 pub mod programs;
 pub mod progress;
 pub mod rng;
+pub mod scheduler;
 pub mod sealed;
 pub mod server;
 pub mod signing;

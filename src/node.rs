@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, RwLock};
 use std::thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use thiserror::Error;
 
@@ -17,6 +17,7 @@ use crate::state_machine::{StateMachine, Validated, Validator};
 use crate::storage::log::SealedWrite;
 use crate::storage::log::{OpenError, RecoveryReport};
 use crate::storage::{snapshot, CommandLog, StorageError};
+pub use crate::time::{Clock, ManualClock, SystemClock};
 
 /// Most submissions one group commit takes; bounds the latency a batch adds to its first client.
 pub const GROUP_COMMIT_SUBMISSIONS_MAX: usize = 256;
@@ -57,30 +58,6 @@ impl NodeError {
             NodeError::SnapshotsExhausted { .. } => "SNAPSHOTS_EXHAUSTED",
             NodeError::Stopped => "NODE_STOPPED",
         }
-    }
-}
-
-/// Where time comes from; handed in so that tests and simulations control it.
-pub trait Clock: Send {
-    fn now_ms(&mut self) -> u64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&mut self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-}
-
-/// A clock that moves only when told: for tests.
-pub struct ManualClock(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-impl Clock for ManualClock {
-    fn now_ms(&mut self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -525,14 +502,27 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
-    pub fn spawn(mut node: Node) -> (NodeHandle, thread::JoinHandle<Node>) {
+    pub fn spawn(node: Node) -> (NodeHandle, thread::JoinHandle<Node>) {
+        NodeHandle::spawn_observed(node, Box::new(|_: &StateMachine| {}))
+    }
+
+    /// As `spawn`, with `observer` shown the state on the node's thread at start and after
+    /// every group commit (a pipelined node may already have applied the next group, not yet
+    /// durable): how the scheduler learns when work next falls due and the analysis center that
+    /// entries arrived, to read them with a query, which sees only what is durable. It must be
+    /// quick; the next group waits for it.
+    pub fn spawn_observed(
+        mut node: Node,
+        mut observer: Box<dyn FnMut(&StateMachine) + Send>,
+    ) -> (NodeHandle, thread::JoinHandle<Node>) {
         let (requests, inbox) = mpsc::sync_channel::<Request>(SUBMIT_QUEUE_DEPTH_MAX);
         let validator = Arc::new(RwLock::new(node.state.validator()));
         let shared = validator.clone();
         let thread = thread::Builder::new()
             .name("ecny-node".into())
             .spawn(move || {
-                run_node(&mut node, inbox, &shared);
+                observer(&node.state);
+                run_node(&mut node, inbox, &shared, &mut *observer);
                 node
             })
             .expect("spawn node thread");
@@ -580,7 +570,12 @@ impl NodeHandle {
     }
 }
 
-fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<Validator>) {
+fn run_node(
+    node: &mut Node,
+    inbox: mpsc::Receiver<Request>,
+    validator: &RwLock<Validator>,
+    observer: &mut (dyn FnMut(&StateMachine) + Send),
+) {
     type Replies = Vec<mpsc::SyncSender<Result<SubmissionResult, NodeError>>>;
     let mut deferred: Vec<Query> = Vec::new();
     let poisoned = std::cell::Cell::new(false);
@@ -636,6 +631,9 @@ fn run_node(node: &mut Node, inbox: mpsc::Receiver<Request>, validator: &RwLock<
         }
         match outcome {
             Ok(outcomes) => {
+                // Before the replies: a scheduler that hears its entry is done finds the due
+                // time that entry left.
+                observer(state);
                 for (reply, results) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(Ok(results)));
                 }

@@ -266,10 +266,13 @@ pub enum Operation {
     UnfreezeWallet,
     CloseWallet,
     LookupPhone,
+    ReadStatistics,
+    ListAlerts,
+    ReadStatement,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 60] = {
+    pub const ALL: [Operation; 63] = {
         use Operation::*;
         [
             Health,
@@ -332,6 +335,9 @@ impl Operation {
             UnfreezeWallet,
             CloseWallet,
             LookupPhone,
+            ReadStatistics,
+            ListAlerts,
+            ReadStatement,
         ]
     };
 
@@ -385,6 +391,13 @@ impl Operation {
             UnfreezeWallet => TELLER,
             // Whose wallet a phone number opens, to pay it: a holder's own look-up, counted.
             LookupPhone => HOLDER,
+            // The analysis center: the regulator's whole of it, pseudonymous; an operator's own
+            // figures to its administrator and its compliance officer, its own alerts to the
+            // officer who works them.
+            ReadStatistics => CB | COMPLIANCE | ADMIN,
+            ListAlerts => CB | COMPLIANCE,
+            // A statement of a wallet: its holder, its operator's staff, the regulator.
+            ReadStatement => CB | STAFF | HOLDER,
         }
     }
 
@@ -511,6 +524,9 @@ impl Operation {
             UnfreezeWallet => ("POST", "/v1/wallets/{id}/unfreeze"),
             CloseWallet => ("POST", "/v1/wallets/{id}/close"),
             LookupPhone => ("POST", "/v1/wallets/{id}/phone-lookups"),
+            ReadStatistics => ("GET", "/v1/analytics/statistics"),
+            ListAlerts => ("GET", "/v1/analytics/alerts"),
+            ReadStatement => ("GET", "/v1/wallets/{id}/statement"),
         }
     }
 

@@ -57,14 +57,17 @@ pub struct Platform {
 impl Platform {
     /// Opens (or creates) a data directory with keys kept in `DIR/keys`.
     pub fn open(dir: &Path) -> Result<(Platform, Recovery), PlatformError> {
+        Platform::open_with_clock(dir, Box::new(SystemClock))
+    }
+
+    /// Opens (or creates) a data directory with keys kept in `DIR/keys`, with the given clock.
+    pub fn open_with_clock(
+        dir: &Path,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Platform, Recovery), PlatformError> {
         let keyring = Keyring::new(dir);
         let central_bank = keyring.central_bank()?;
-        Platform::start(
-            dir,
-            Keys::Files(keyring),
-            central_bank,
-            Box::new(SystemClock),
-        )
+        Platform::start(dir, Keys::Files(keyring), central_bank, clock)
     }
 
     /// Opens a data directory whose keys derive from `seed`, with the given clock.
@@ -132,6 +135,11 @@ impl Platform {
 
     pub fn node_mut(&mut self) -> &mut Node {
         &mut self.node
+    }
+
+    /// The central bank's key pair: what signs the entries a scheduler submits.
+    pub fn central_bank(&self) -> &KeyPair {
+        &self.central_bank
     }
 
     pub fn into_node(self) -> Node {

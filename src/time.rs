@@ -4,7 +4,12 @@
 //! once.
 //!
 //! Times are Unix milliseconds (`u64`) in the ledger and Unix seconds (`u32`) on a secure
-//! element; days are counted from 1970-01-01 in China time.
+//! element; days are counted from 1970-01-01 in China time. The clocks the platform reads (the
+//! machine's, or one a test moves) are here too: nothing else reads the machine's time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const MINUTE_MS: u64 = 60_000;
 pub const HOUR_MS: u64 = 60 * MINUTE_MS;
@@ -17,6 +22,67 @@ pub const CHINA_OFFSET_S: u32 = 8 * 3_600;
 
 const _: () = assert!(CHINA_OFFSET_MS == CHINA_OFFSET_S as u64 * 1000);
 const _: () = assert!(DAY_MS == DAY_S as u64 * 1000);
+
+/// Where time comes from; handed in so that tests and simulations control it.
+pub trait Clock: Send {
+    fn now_ms(&mut self) -> u64;
+}
+
+/// Unix milliseconds by the machine's clock: the only place the platform reads it.
+pub fn system_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&mut self) -> u64 {
+        system_now_ms()
+    }
+}
+
+/// A clock that moves only when told: for tests.
+#[derive(Clone, Debug)]
+pub struct ManualClock(pub Arc<AtomicU64>);
+
+impl Clock for ManualClock {
+    fn now_ms(&mut self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One clock read by several threads of a server: the node stamping entries, the scheduler
+/// waiting for due work. The machine's, or one a test moves.
+#[derive(Clone, Debug, Default)]
+pub enum SharedClock {
+    #[default]
+    System,
+    Manual(Arc<AtomicU64>),
+}
+
+impl SharedClock {
+    /// A clock a test moves, starting at `start_ms`, and the handle that moves it.
+    pub fn manual(start_ms: u64) -> (SharedClock, Arc<AtomicU64>) {
+        let time = Arc::new(AtomicU64::new(start_ms));
+        (SharedClock::Manual(time.clone()), time)
+    }
+
+    pub fn read_ms(&self) -> u64 {
+        match self {
+            SharedClock::System => system_now_ms(),
+            SharedClock::Manual(time) => time.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl Clock for SharedClock {
+    fn now_ms(&mut self) -> u64 {
+        self.read_ms()
+    }
+}
 
 /// Day number since 1970-01-01 in China time.
 pub fn china_day(timestamp_ms: u64) -> u32 {

@@ -563,9 +563,16 @@ fn suzhou_campaign(registrants: u32, packets: u32) {
         .account(pool)
         .unwrap()
         .balance;
+    // The end of its validity is the time a scheduler wakes for (a server with no traffic
+    // submits an empty entry then); once it has passed, nothing waits on it.
+    assert_eq!(
+        city.world.platform.state().next_due_ms(),
+        Some(VALIDITY.closes_at_ms)
+    );
     at(&city, VALIDITY.closes_at_ms);
     city.give(city.restaurant.owner.wallet, "0.01");
     let state = city.world.platform.state();
+    assert_eq!(state.next_due_ms(), None);
     let book = state.campaign(campaign).unwrap();
     assert_eq!(book.status, CampaignStatus::Expired);
     assert_eq!(state.ledger().account(pool).unwrap().balance, Amount::ZERO);

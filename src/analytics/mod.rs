@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod csv;
 pub mod index;
+pub mod live;
 pub mod rules;
 pub mod statement;
 pub mod statistics;
@@ -322,17 +323,37 @@ impl AnalysisCenter {
 
     /// Reads every event the ledger gained since the last call; returns how many.
     pub fn follow(&mut self, state: &StateMachine) -> usize {
-        self.directory.refresh(state);
+        self.refresh_directory(state);
         let events = state.ledger().events_from(self.cursor);
-        let first = self.cursor.0;
-        for (offset, event) in events.iter().enumerate() {
-            self.observe(EventId(first + offset as u64), event);
-        }
-        self.cursor = EventId(first + events.len() as u64);
+        self.observe_events(self.cursor, events, |_, _| {});
         events.len()
     }
 
-    fn observe(&mut self, id: EventId, event: &Event) {
+    /// Takes in the wallets, accounts, merchants and devices the state gained: what the events
+    /// that follow name. Cheap when little is new, so a live center does it on the node's
+    /// thread and copies the events out, then runs the rules on its own (`live`).
+    pub fn refresh_directory(&mut self, state: &StateMachine) {
+        self.directory.refresh(state);
+    }
+
+    /// Runs the rules and statistics over `events`, the stream from `first` on, which must be
+    /// where the last call stopped; `seen` is shown each transfer as read.
+    pub fn observe_events(
+        &mut self,
+        first: EventId,
+        events: &[Event],
+        mut seen: impl FnMut(&Movement, &Directory),
+    ) {
+        assert_eq!(first, self.cursor, "events are read in order, each once");
+        for (offset, event) in events.iter().enumerate() {
+            if let Some(movement) = self.observe(EventId(first.0 + offset as u64), event) {
+                seen(&movement, &self.directory);
+            }
+        }
+        self.cursor = EventId(first.0 + events.len() as u64);
+    }
+
+    fn observe(&mut self, id: EventId, event: &Event) -> Option<Movement> {
         match event {
             Event::Transfer(transfer) => {
                 let movement = classify(id, transfer, &self.directory);
@@ -347,6 +368,7 @@ impl AnalysisCenter {
                     }
                     self.loss_covers.push_back(movement);
                 }
+                Some(movement)
             }
             Event::Device {
                 device,
@@ -371,8 +393,9 @@ impl AnalysisCenter {
                     .collect();
                 self.alerts
                     .raise(self.rules.device_blocked(&blocked, &covers));
+                None
             }
-            Event::Wallet { .. } | Event::Device { .. } => {}
+            Event::Wallet { .. } | Event::Device { .. } => None,
         }
     }
 

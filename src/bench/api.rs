@@ -146,7 +146,7 @@ pub fn api(dir: &Path, config: &ApiBenchConfig) -> Result<ApiBenchReport, ApiBen
 
 /// Whole HTTP requests, each a payment between two random wallets signed by its payer, on every
 /// core: signing is the phones' work, done before the clock starts.
-fn prepare_requests(
+pub(super) fn prepare_requests(
     addr: SocketAddr,
     payers: &[(WalletId, OperatorId, &KeyPair)],
     window: (DeploymentId, u64),
@@ -232,7 +232,7 @@ fn payment_request(
 
 /// Sends the requests from `connections` keep-alive connections at once, each waiting for an
 /// answer before its next request; returns every request's latency and the wall time.
-fn drive(
+pub(super) fn drive(
     addr: SocketAddr,
     requests: Vec<Vec<u8>>,
     connections: usize,

@@ -20,6 +20,9 @@ use ecny::ids::WalletId;
 use ecny::server::config::DATA_DEFAULT;
 use ecny::time::parse_day;
 
+use ecny::amount::Amount;
+
+use super::http::Api;
 use super::{coded, open_existing};
 
 /// Where an analysis center keeps the analysts' work on a data directory.
@@ -113,7 +116,7 @@ pub fn run_analyze(
     csv: Option<PathBuf>,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let node = open_existing(data)?;
+    let node = open_existing(data).map_err(|e| served_hint(e, "analyze"))?;
     let replayed = started.elapsed();
     let mut center = AnalysisCenter::new(RuleConfig::default());
     let started = Instant::now();
@@ -187,6 +190,114 @@ pub fn run_analyze(
     Ok(())
 }
 
+/// A data directory a running server holds: say where to ask instead.
+fn served_hint(error: String, command: &str) -> String {
+    match error.strip_suffix(" [DATA_DIR_LOCKED]") {
+        Some(message) => coded(
+            format!("{message}; a running `ecny serve` holds it: ask the server with `ecny {command} --server URL`"),
+            "DATA_DIR_LOCKED",
+        ),
+        None => error,
+    }
+}
+
+/// The token a remote read goes with: as given, or the central bank's from the data directory.
+fn reader_token(token: Option<&str>, data: &Path) -> Result<String, String> {
+    if let Some(token) = token {
+        return Ok(token.trim().to_string());
+    }
+    let path = data.join("keys").join("central-bank.token");
+    std::fs::read_to_string(&path)
+        .map(|token| token.trim().to_string())
+        .map_err(|error| {
+            coded(
+                format!(
+                    "cannot read the central bank's token at {}: {error}; pass --data DIR (the server's data directory) or --token",
+                    path.display()
+                ),
+                "TOKEN_MISSING",
+            )
+        })
+}
+
+/// `ecny analyze --server URL`: the live analysis center of a running server, as the caller
+/// may see it.
+pub fn run_analyze_remote(server: &str, token: Option<&str>, data: &Path) -> Result<(), String> {
+    let api = Api::new(server, &reader_token(token, data)?).map_err(|e| e.to_string())?;
+    let statistics = api
+        .get("/v1/analytics/statistics")
+        .map_err(|e| e.to_string())?;
+    let alerts = api.get("/v1/analytics/alerts").map_err(|e| e.to_string());
+    let scope = statistics["scope"].as_str().unwrap_or("all");
+    println!(
+        "the analysis center of {server}: {} figures, {} ledger events read",
+        if scope == "all" { "all" } else { scope },
+        statistics["events_read"]
+    );
+    let rows = statistics["rows"].as_array().cloned().unwrap_or_default();
+    let mut table = "";
+    for row in &rows {
+        let this = row["table"].as_str().unwrap_or_default();
+        if this != table {
+            table = this;
+            println!("by {table}:");
+        }
+        let amount: Option<Amount> = row["amount"].as_str().and_then(|a| a.parse().ok());
+        println!(
+            "  {:<20} {:>10} {:>22}",
+            row["key"].as_str().unwrap_or_default(),
+            row["count"],
+            amount.map_or_else(String::new, |a| a.yuan_sign().to_string())
+        );
+    }
+    // An administrator reads the figures but not the alerts, which are the compliance
+    // officer's: said, not failed.
+    match alerts {
+        Ok(alerts) => {
+            let alerts = alerts.as_array().cloned().unwrap_or_default();
+            println!("alerts: {}", alerts.len());
+            for alert in &alerts {
+                println!(
+                    "  {} [{}] {} — {}",
+                    alert["key"].as_str().unwrap_or_default(),
+                    alert["status"].as_str().unwrap_or_default(),
+                    ecny::time::china_time(alert["at_ms"].as_u64().unwrap_or_default()),
+                    alert["explanation"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        Err(refused) => println!("alerts: not shown to this credential ({refused})"),
+    }
+    Ok(())
+}
+
+/// `ecny statement --server URL`: the statement from a running server.
+pub fn run_statement_remote(
+    server: &str,
+    token: Option<&str>,
+    data: &Path,
+    wallet: &str,
+    (from, to): (&str, &str),
+) -> Result<(), String> {
+    let wallet: WalletId = wallet.parse().map_err(|e| format!("--wallet: {e}"))?;
+    for (name, text) in [("--from", from), ("--to", to)] {
+        if parse_day(text).is_none() {
+            return Err(coded(
+                format!("{name} {text:?} is not a date YYYY-MM-DD"),
+                "MALFORMED_DATE",
+            ));
+        }
+    }
+    let api = Api::new(server, &reader_token(token, data)?).map_err(|e| e.to_string())?;
+    let xml = api
+        .get_text(&format!(
+            "/v1/wallets/{wallet}/statement?from={from}&to={to}"
+        ))
+        .map_err(|e| e.to_string())?;
+    print!("{xml}");
+    Ok(())
+}
+
 fn print_alerts(center: &AnalysisCenter) {
     let alerts = center.alerts().all();
     println!("alerts: {}", alerts.len());
@@ -207,7 +318,7 @@ pub fn run_statement(data: &Path, wallet: &str, from: &str, to: &str) -> Result<
     let (from, to) = (day(from, "--from")?, day(to, "--to")?);
     // The range is checked before anything is read.
     check_days(from, to).map_err(|e| coded(&e, e.code()))?;
-    let index = fresh_index(data)?;
+    let index = fresh_index(data).map_err(|e| served_hint(e, "statement"))?;
     let found = index
         .statement(wallet, (from, to))
         .map_err(|e| coded(&e, e.code()))?;

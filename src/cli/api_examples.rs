@@ -826,6 +826,14 @@ impl Setup {
             .path("id", payer.wallet)
             .body(json!({ "reason": "examples: case 2026-0001, public security bureau request" })));
         add(self.example(ReadDeanonymizations, none, &shop)?);
+        add(self.example(ReadStatistics, none, &shop)?);
+        add(self.example(ListAlerts, none, &shop)?);
+        let today = ecny::time::format_day(ecny::time::china_day(ecny::time::system_now_ms()));
+        add(self
+            .example(ReadStatement, Some(&payer), &shop)?
+            .path("id", payer.wallet)
+            .query("from", &today)
+            .query("to", &today));
 
         // The central bank: an operator admitted, funded, issued to, redeemed from, another
         // reinstated, and circulation read.

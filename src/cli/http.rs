@@ -117,6 +117,46 @@ impl Api {
         self.send(Method::Get, path, None, None, SAFE_SENDS_MAX)
     }
 
+    /// A read whose answer is a document (a statement's XML) rather than JSON; sent once.
+    pub fn get_text(&self, path: &str) -> Result<String, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.get(&url);
+        if !self.token.is_empty() {
+            request = request.header("Authorization", format!("Bearer {}", self.token));
+        }
+        let unreachable = |error: SendError| match error {
+            SendError::Failed(failure) => failure,
+            SendError::ConnectionLost(why) => Failure::new(
+                "SERVER_UNREACHABLE",
+                format!(
+                    "no answer from {} ({why}); is `ecny serve` running there? (--server URL)",
+                    self.base
+                ),
+            ),
+        };
+        let response = request
+            .call()
+            .map_err(|error| unreachable(transport_error(error)))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .with_config()
+            .limit(RESPONSE_BYTES_MAX)
+            .read_to_vec()
+            .map_err(|error| unreachable(transport_error(error)))?;
+        if (200..300).contains(&status) {
+            return String::from_utf8(bytes).map_err(|_| {
+                Failure::new(
+                    "RESPONSE_MALFORMED",
+                    "the server's answer is not UTF-8 text",
+                )
+            });
+        }
+        Err(answer(status, &bytes).err().unwrap_or_else(|| {
+            Failure::new(format!("HTTP_{status}"), "the server refused the read")
+        }))
+    }
+
     /// A request without an idempotency key: sent once, since a repeat could act twice.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.send(Method::Post, path, None, Some(body), 1)

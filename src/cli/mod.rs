@@ -150,15 +150,22 @@ enum Command {
     /// The analysis center over a data directory's ledger: statistics, alerts with their
     /// explanations, and precision and recall per rule against labels.
     Analyze {
-        /// Data directory holding the ledger.
+        /// Data directory holding the ledger (with --server: where the central bank's token is).
         #[arg(long, value_name = "DIR", default_value = DATA_DEFAULT)]
         data: PathBuf,
         /// Labels from `ecny simulate`, to score the rules against.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "server")]
         labels: Option<PathBuf>,
         /// Write statistics.csv and alerts.csv into this directory.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "server")]
         csv: Option<PathBuf>,
+        /// Read a running `ecny serve`'s analysis center instead of the data directory.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// With --server: a staff member's token (an operator's own figures); the central
+        /// bank's, from DIR/keys, otherwise.
+        #[arg(long, requires = "server")]
+        token: Option<String>,
     },
     /// One wallet's account statement as ISO 20022 camt.053.001.08 XML, on standard output.
     Statement {
@@ -174,6 +181,13 @@ enum Command {
         /// Last day, YYYY-MM-DD (China time).
         #[arg(long)]
         to: String,
+        /// Ask a running `ecny serve` instead of reading the data directory.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// With --server: a holder's session or a staff member's token; the central bank's,
+        /// from DIR/keys, otherwise.
+        #[arg(long, requires = "server")]
+        token: Option<String>,
     },
     /// Work an alert: explain it, then close it with a reason. Kept in DIR/analytics.
     #[command(subcommand)]
@@ -249,6 +263,26 @@ enum BenchCommand {
         /// Holder-signed transfers through the operator tier without HTTP, for the ratio.
         #[arg(long, default_value_t = 20_000)]
         signed: usize,
+    },
+    /// Time and the analysis center on a running server under HTTP load: how late recurring
+    /// payments are booked (while payments arrive, and after, when only the scheduler's entries
+    /// bring them) and how fresh the live statistics are, event to figure.
+    Live {
+        /// Funded class-4 wallets, split between two operators.
+        #[arg(long, default_value_t = 4_000)]
+        wallets: usize,
+        /// Holder-signed payments sent over HTTP: the load.
+        #[arg(long, default_value_t = 20_000)]
+        payments: usize,
+        /// Keep-alive connections sending at once.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Recurring payments, one contract each (at most half the wallets).
+        #[arg(long, default_value_t = 1_000)]
+        contracts: usize,
+        /// Milliseconds over which they fall due, one after another, from 3 s after the start.
+        #[arg(long, default_value_t = 10_000)]
+        due_over_ms: u64,
     },
     /// Offline records settled per second at sync: through the operator tier (SM2 per record)
     /// and into the registration center alone.
@@ -411,6 +445,19 @@ pub fn main() -> ExitCode {
             connections,
             ledger_signed: signed,
         }),
+        Command::Bench(BenchCommand::Live {
+            wallets,
+            payments,
+            connections,
+            contracts,
+            due_over_ms,
+        }) => run_bench_live(&bench::live::LiveBenchConfig {
+            wallets,
+            payments,
+            connections,
+            contracts,
+            due_over_ms,
+        }),
         Command::Bench(BenchCommand::Memory { wallets }) => run_bench_memory(wallets),
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
@@ -445,12 +492,31 @@ pub fn main() -> ExitCode {
             };
             analytics::run_simulate(&data, &config, labels)
         }
-        Command::Analyze { data, labels, csv } => analytics::run_analyze(&data, labels, csv),
+        Command::Analyze {
+            data,
+            server: Some(server),
+            token,
+            ..
+        } => analytics::run_analyze_remote(&server, token.as_deref(), &data),
+        Command::Analyze {
+            data, labels, csv, ..
+        } => analytics::run_analyze(&data, labels, csv),
         Command::Statement {
             data,
             wallet,
             from,
             to,
+            server: Some(server),
+            token,
+        } => {
+            analytics::run_statement_remote(&server, token.as_deref(), &data, &wallet, (&from, &to))
+        }
+        Command::Statement {
+            data,
+            wallet,
+            from,
+            to,
+            ..
         } => analytics::run_statement(&data, &wallet, &from, &to),
         Command::Alerts(command) => analytics::run_alerts(command),
     };
@@ -714,6 +780,67 @@ fn run_bench_ledger(data: Option<PathBuf>, config: &LedgerBenchConfig) -> Result
         report.snapshot_recovery.as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn run_bench_live(config: &bench::live::LiveBenchConfig) -> Result<(), String> {
+    use bench::live::percentile;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench live`.");
+    }
+    if config.connections == 0
+        || config.payments == 0
+        || config.wallets < 2 * config.contracts.max(1)
+    {
+        return Err(
+            "bench live needs a connection, a payment, and two wallets for each contract".into(),
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("ecny-bench-live-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    println!(
+        "ecny bench live: {} wallets, {} signed payments over HTTP from {} connections, {} recurring payments due over {} ms, data in {}",
+        config.wallets,
+        config.payments,
+        config.connections,
+        config.contracts,
+        config.due_over_ms,
+        dir.display()
+    );
+    let result = bench::live::live(&dir, config);
+    std::fs::remove_dir_all(&dir).ok();
+    let report = result.map_err(|e| e.to_string())?;
+    println!(
+        "load: {} payments in {:.2} s ({:.0}/s)",
+        report.payments,
+        report.load.as_secs_f64(),
+        report.payments as f64 / report.load.as_secs_f64()
+    );
+    let show = |what: &str, samples: &[u64]| {
+        println!(
+            "{what}: {} samples, p50 {} ms, p99 {} ms, max {} ms",
+            samples.len(),
+            percentile(samples, 50),
+            percentile(samples, 99),
+            samples.last().copied().unwrap_or(0)
+        );
+    };
+    show(
+        "scheduler lateness under load (due to booked)",
+        &report.late_under_load_ms,
+    );
+    show(
+        "scheduler lateness with no traffic (due to booked)",
+        &report.late_idle_ms,
+    );
+    println!("  the scheduler's entries: {}", report.scheduler_ticks);
+    show(
+        "statistics freshness (transfer to figure)",
+        &report.freshness_ms,
+    );
     Ok(())
 }
 

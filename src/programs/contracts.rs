@@ -283,6 +283,11 @@ impl Contracts {
         self.all.push(contract);
     }
 
+    /// When the next recurring run falls due, if one is scheduled.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.due.first().map(|(at, _)| *at)
+    }
+
     /// Recurring runs due at `now_ms`, oldest first, at most `max`.
     pub(crate) fn take_due(&mut self, now_ms: u64, max: usize) -> Vec<(u64, ContractId)> {
         let mut taken = Vec::new();

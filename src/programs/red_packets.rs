@@ -391,7 +391,7 @@ impl fmt::Display for RedemptionReport {
 }
 
 /// Every campaign, and the indexes payments need.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RedPackets {
     campaigns: Vec<CampaignBook>,
     // Indexes rebuilt from the books above: a wallet's packets in (campaign, packet) order, a
@@ -400,6 +400,18 @@ pub struct RedPackets {
     spends_of: HashMap<EventId, Vec<SpendRef>, RandomState>,
     /// The earliest validity end of a campaign not yet expired; `u64::MAX` when none.
     next_expiry_ms: u64,
+}
+
+impl Default for RedPackets {
+    fn default() -> RedPackets {
+        RedPackets {
+            campaigns: Vec::new(),
+            packets_of: HashMap::default(),
+            spends_of: HashMap::default(),
+            // No campaign: nothing ever falls due.
+            next_expiry_ms: u64::MAX,
+        }
+    }
 }
 
 impl PartialEq for RedPackets {
@@ -714,6 +726,11 @@ impl RedPackets {
     /// Whether a campaign not yet expired has reached the end of its validity at `now`.
     pub fn expiry_due(&self, now_ms: u64) -> bool {
         now_ms >= self.next_expiry_ms
+    }
+
+    /// When the next campaign not yet expired reaches the end of its validity, if one is running.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        (self.next_expiry_ms != u64::MAX).then_some(self.next_expiry_ms)
     }
 
     /// The first campaign due to expire at `now`.

@@ -252,6 +252,7 @@ pub fn resolve(
                     header_read_ms: ms,
                     body_read_ms: ms,
                 }),
+            clock: crate::time::SharedClock::System,
         },
         log_filter: merged.log.unwrap_or_else(|| LOG_DEFAULT.to_string()),
     })

@@ -30,6 +30,10 @@ pub struct App {
     pub used_challenges: UsedChallenges,
     pub body_limit_bytes: usize,
     pub metrics: Arc<Metrics>,
+    /// The analysis center, following the node as entries are applied.
+    pub analytics: Arc<crate::analytics::live::LiveCenter>,
+    /// What the scheduler knows and has done.
+    pub due: Arc<crate::scheduler::DueWatch>,
 }
 
 pub type AppState = Arc<App>;

@@ -3,7 +3,7 @@
 //! call blocks; handlers run them on the blocking pool.
 
 use std::sync::{mpsc, Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use thiserror::Error;
 
@@ -734,9 +734,7 @@ pub(super) fn now_s() -> u64 {
 
 /// Unix milliseconds now, the clock signers' windows are measured against.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+    crate::time::system_now_ms()
 }
 
 /// A staff caller of `operator` itself; the table has checked it is staff in a role that may.

@@ -2,7 +2,7 @@
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
 //! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`,
-//! `central_bank`, `holders`) share
+//! `central_bank`, `holders`, `analytics`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -10,6 +10,7 @@
 //! operator from `DIR/keys`, writes missing bearer tokens (`DIR/keys/OPxx.token`,
 //! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
 
+pub mod analytics;
 pub mod auth;
 pub mod central_bank;
 pub mod config;
@@ -39,13 +40,18 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use crate::analytics::live::LiveCenter;
+use crate::analytics::rules::RuleConfig;
 use crate::certs::sm3;
+use crate::certs::KeyPair;
 use crate::channels::payment_code::OperatorCodeSecret;
 use crate::ids::OperatorId;
 use crate::keyring::{Keyring, KeyringError};
 use crate::node::{Node, NodeHandle};
 use crate::operator::BatchDesk;
 use crate::platform::{Platform, PlatformError};
+use crate::scheduler::{DueWatch, Scheduler};
+use crate::time::SharedClock;
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::extract::App;
@@ -91,6 +97,9 @@ pub struct ServerConfig {
     pub auth_failures_per_minute_max: u32,
     /// How long a client may take over a request's headers (or idle between requests) and body.
     pub timeouts: connections::Timeouts,
+    /// What stamps entries and tells the scheduler when work is due: the machine's clock, or
+    /// one a test moves.
+    pub clock: SharedClock,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +111,7 @@ impl Default for ServerConfig {
             body_limit_bytes: REQUEST_BODY_BYTES_MAX,
             auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
             timeouts: connections::Timeouts::default(),
+            clock: SharedClock::System,
         }
     }
 }
@@ -111,6 +121,9 @@ pub struct Server {
     addr: SocketAddr,
     /// The operators whose tokens it accepts; none means only the central bank can call it.
     operators: Vec<OperatorId>,
+    /// The analysis center following the node, and what the scheduler has done: for benchmarks.
+    analytics: Arc<LiveCenter>,
+    due: Arc<DueWatch>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -120,7 +133,7 @@ impl Server {
         // Every secret is its owner's alone before anything reads one.
         crate::keyring::secure_secrets_dir(&config.data.join("keys"))
             .map_err(ServerError::Tokens)?;
-        let (node, desks) = open_node(&config.data)?;
+        let (node, desks, central_bank) = open_node(&config.data, &config.clock)?;
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
@@ -151,7 +164,23 @@ impl Server {
                 addr: config.listen.clone(),
                 source,
             })?;
-        let (handle, node_thread) = NodeHandle::spawn(node);
+        let due = Arc::new(DueWatch::default());
+        let live = LiveCenter::new(RuleConfig::default());
+        let (observed, arrived) = (due.clone(), live.clone());
+        let (handle, node_thread) = NodeHandle::spawn_observed(
+            node,
+            Box::new(move |state| {
+                observed.observe(state);
+                arrived.arrived();
+            }),
+        );
+        let follower = live.start_follower(handle.clone(), config.clock.clone());
+        let scheduler = Scheduler::start(
+            handle.clone(),
+            central_bank,
+            config.clock.clone(),
+            due.clone(),
+        );
         let metrics = Arc::new(Metrics::default());
         let credentials = tokens.book();
         let app = Arc::new(App {
@@ -167,6 +196,8 @@ impl Server {
             used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
+            analytics: live.clone(),
+            due: due.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
@@ -192,6 +223,10 @@ impl Server {
                     connections::serve(listener, routes::router(app), timeouts, shutdown).await;
                 });
                 runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS));
+                // The scheduler's and the analysis center's handles go last, with their work in
+                // flight finished.
+                scheduler.stop();
+                follower.stop();
                 // Every handle is gone with the router: the node finishes what is in flight.
                 if node_thread.join().is_err() {
                     tracing::error!("the node thread panicked");
@@ -202,6 +237,8 @@ impl Server {
         Ok(Server {
             addr,
             operators,
+            analytics: live,
+            due,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -214,6 +251,16 @@ impl Server {
     /// The operators of its data directory, each with a bearer token in DIR/keys.
     pub fn operators(&self) -> &[OperatorId] {
         &self.operators
+    }
+
+    /// The analysis center that follows this server's node.
+    pub fn analytics(&self) -> &Arc<LiveCenter> {
+        &self.analytics
+    }
+
+    /// What the scheduler knows and has done.
+    pub fn due(&self) -> &DueWatch {
+        &self.due
     }
 
     /// Waits until the server stops (ctrl-c, when configured).
@@ -294,9 +341,13 @@ fn code_desk(data: &Path, id: OperatorId) -> std::io::Result<Option<CodeDesk>> {
     Ok(CodeDesk::new(id, &OperatorCodeSecret::from_bytes(bytes)).ok())
 }
 
-/// Opens the platform once (genesis on a new directory) and the desks of known operators.
-fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
-    let (platform, _) = Platform::open(data)?;
+/// Opens the platform once (genesis on a new directory) and the desks of known operators; the
+/// central bank's key signs the scheduler's entries.
+fn open_node(
+    data: &Path,
+    clock: &SharedClock,
+) -> Result<(Node, Vec<BatchDesk>, KeyPair), ServerError> {
+    let (platform, _) = Platform::open_with_clock(data, Box::new(clock.clone()))?;
     let keyring = Keyring::new(data);
     let desks = platform
         .state()
@@ -310,5 +361,6 @@ fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
             ))
         })
         .collect::<Result<Vec<_>, KeyringError>>()?;
-    Ok((platform.into_node(), desks))
+    let central_bank = platform.central_bank().clone();
+    Ok((platform.into_node(), desks, central_bank))
 }

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 57] = [
+pub const PATHS: [&str; 60] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -69,6 +69,10 @@ pub const PATHS: [&str; 57] = [
     "/v1/wallets/{id}/unfreeze",
     "/v1/wallets/{id}/close",
     "/v1/wallets/{id}/phone-lookups",
+    // The analysis center (`analytics::OPENAPI_PATHS`).
+    "/v1/analytics/statistics",
+    "/v1/analytics/alerts",
+    "/v1/wallets/{id}/statement",
 ];
 
 /// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").
@@ -223,6 +227,7 @@ pub fn document() -> Value {
         paths.extend(super::identity::openapi::paths());
         paths.extend(super::central_bank::openapi::paths());
         paths.extend(super::holders::openapi::paths());
+        paths.extend(super::analytics::openapi::paths());
         paths.extend(parties_paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
@@ -232,6 +237,7 @@ pub fn document() -> Value {
         schemas.extend(super::identity::openapi::schemas());
         schemas.extend(super::central_bank::openapi::schemas());
         schemas.extend(super::holders::openapi::schemas());
+        schemas.extend(super::analytics::openapi::schemas());
     }
     document["components"]["securitySchemes"] = security_schemes();
     apply_the_table(&mut document);

@@ -56,6 +56,7 @@ pub fn router(app: AppState) -> Router {
         .merge(super::staff::routes())
         .merge(super::central_bank::routes())
         .merge(super::holders::routes())
+        .merge(super::analytics::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.body_limit_bytes))
@@ -106,12 +107,25 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, Problem> {
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write as _;
+    let mut text = app.metrics.render();
+    // Time and the analysis center: what the scheduler submitted and how far the center read.
+    let _ = writeln!(
+        text,
+        "# TYPE ecny_scheduler_entries_total counter\necny_scheduler_entries_total {}",
+        app.due.ticks()
+    );
+    let _ = writeln!(
+        text,
+        "# TYPE ecny_analytics_events_read_total counter\necny_analytics_events_read_total {}",
+        app.analytics.books().events_read()
+    );
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(),
+        text,
     )
 }
 

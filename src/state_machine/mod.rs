@@ -300,6 +300,23 @@ impl StateMachine {
         self.last_timestamp_ms
     }
 
+    /// The earliest time at which time alone changes the state — a hold or an escrow timing out,
+    /// a recurring payment falling due, a red-packet campaign ending — or `None` when nothing
+    /// waits on time. Any entry stamped at or after it does that work before its commands, so a
+    /// server with no traffic submits an empty one then (`crate::scheduler`). Registration
+    /// windows, packets' validity and orders' expiry are read at the time of the command that
+    /// meets them, so they change nothing on their own.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        [
+            self.ledger.next_pending_expiry_ms(),
+            self.contracts.next_due_ms(),
+            self.red_packets.next_expiry_ms(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
     pub fn entries_applied(&self) -> u64 {
         self.entries_applied
     }
