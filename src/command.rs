@@ -373,6 +373,11 @@ pub enum Command {
         cash: Amount,
         key: IdempotencyKey,
     },
+    /// The issuing operator blocks a secure element on its holder's report (lost, stolen): it
+    /// loads and unloads nothing more, and the next revocation list names it to every terminal.
+    BlockDevice {
+        device: DeviceId,
+    },
 }
 
 /// What a command did.
@@ -994,6 +999,7 @@ mod tag {
     pub const ADD_STAFF: u8 = 64;
     pub const REVOKE_CREDENTIAL: u8 = 65;
     pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
+    pub const BLOCK_DEVICE: u8 = 68;
 }
 
 fn decode_optional_text(input: &mut Reader<'_>) -> Result<Option<PersonalText>, DecodeError> {
@@ -1411,6 +1417,7 @@ impl Command {
                 .u32(wallet.0)
                 .i64(cash.fen())
                 .u128(key.0),
+            BlockDevice { device } => out.u8(tag::BLOCK_DEVICE).u64(device.0),
         };
     }
 
@@ -1673,6 +1680,9 @@ impl Command {
                 wallet: WalletId(input.u32("wallet")?),
                 cash: amount(input)?,
                 key: key(input)?,
+            },
+            tag::BLOCK_DEVICE => BlockDevice {
+                device: DeviceId(input.u64("device")?),
             },
             _ => {
                 return Err(DecodeError {

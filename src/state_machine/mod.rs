@@ -601,6 +601,7 @@ impl StateMachine {
             OpenBankAccountWithCash { wallet, cash, .. } => {
                 self.open_bank_account_with_cash(origin, wallet, cash, by(), now)
             }
+            BlockDevice { device } => self.block_device(origin, device, now),
         }
     }
 
