@@ -254,10 +254,18 @@ pub enum Operation {
     Exchange,
     Deanonymize,
     ReadDeanonymizations,
+    IssueDevice,
+    ReadDevice,
+    LoadDevice,
+    UnloadDevice,
+    BeginSync,
+    SyncDevice,
+    BlockDevice,
+    ReadRevocations,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 48] = {
+    pub const ALL: [Operation; 56] = {
         use Operation::*;
         [
             Health,
@@ -308,6 +316,14 @@ impl Operation {
             Exchange,
             Deanonymize,
             ReadDeanonymizations,
+            IssueDevice,
+            ReadDevice,
+            LoadDevice,
+            UnloadDevice,
+            BeginSync,
+            SyncDevice,
+            BlockDevice,
+            ReadRevocations,
         ]
     };
 
@@ -350,6 +366,19 @@ impl Operation {
             UpgradeWallet => KYC | HOLDER,
             Deanonymize => COMPLIANCE,
             ReadDeanonymizations => CB | COMPLIANCE,
+            // A teller hands the card over; the holder's signature binds it to a wallet.
+            IssueDevice => TELLER,
+            ReadDevice => CB | STAFF | HOLDER,
+            // A wallet's card is loaded as its holder signs, and unloaded as the card signs,
+            // into that wallet only; a visitor card's cash passes over a teller's counter.
+            LoadDevice | UnloadDevice => SIGNED_BY_HOLDER | TELLER,
+            // The card's attestation over the center's nonce proves the records; whoever relays
+            // it is the card's holder, its operator's staff, or the merchant a terminal card serves.
+            BeginSync | SyncDevice => HOLDER | STAFF | MERCHANT | TERMINALS,
+            // The holder reports a card lost at the counter or by phone; the operator blocks it.
+            BlockDevice => TELLER | ADMIN,
+            // Signed by the central bank, so any terminal may fetch it from anywhere.
+            ReadRevocations => EVERYONE,
         }
     }
 
@@ -464,6 +493,14 @@ impl Operation {
             Exchange => ("POST", "/v1/wallets/{id}/exchange"),
             Deanonymize => ("POST", "/v1/wallets/{id}/deanonymize"),
             ReadDeanonymizations => ("GET", "/v1/deanonymizations"),
+            IssueDevice => ("POST", "/v1/operators/{op}/devices"),
+            ReadDevice => ("GET", "/v1/devices/{d}"),
+            LoadDevice => ("POST", "/v1/devices/{d}/loads"),
+            UnloadDevice => ("POST", "/v1/devices/{d}/unloads"),
+            BeginSync => ("POST", "/v1/devices/{d}/sync-nonce"),
+            SyncDevice => ("POST", "/v1/devices/{d}/syncs"),
+            BlockDevice => ("POST", "/v1/devices/{d}/block"),
+            ReadRevocations => ("GET", "/v1/revocations"),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::ids::IdempotencyKey;
 use crate::parties::{Operation, Party};
 
 use super::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
-use super::gateway::{Gateway, GatewayError};
+use super::gateway::{DeviceDesk, Gateway, GatewayError};
 use super::metrics::Metrics;
 use super::problem::Problem;
 
@@ -30,6 +30,8 @@ pub struct App {
     pub used_challenges: UsedChallenges,
     pub body_limit_bytes: usize,
     pub metrics: Arc<Metrics>,
+    /// What operators sign for their hardware wallets.
+    pub devices: Arc<DeviceDesk>,
 }
 
 pub type AppState = Arc<App>;

@@ -1,7 +1,8 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
-//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`) share
+//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `devices`, `identity`,
+//! `staff`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -14,6 +15,7 @@ pub mod config;
 pub mod connections;
 pub mod contracts;
 pub mod counter;
+pub mod devices;
 pub mod extract;
 pub mod fields;
 pub mod gateway;
@@ -46,7 +48,7 @@ use crate::platform::{Platform, PlatformError};
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::extract::App;
-use self::gateway::{CodeDesk, Gateway};
+use self::gateway::{CodeDesk, DeviceDesk, Gateway};
 use self::metrics::Metrics;
 
 /// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
@@ -119,7 +121,7 @@ impl Server {
         // Every secret is its owner's alone before anything reads one.
         crate::keyring::secure_secrets_dir(&config.data.join("keys"))
             .map_err(ServerError::Tokens)?;
-        let (node, desks) = open_node(&config.data)?;
+        let (node, desks, devices) = open_node(&config.data)?;
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
@@ -157,6 +159,7 @@ impl Server {
             used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
+            devices: Arc::new(devices),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
@@ -288,10 +291,18 @@ fn code_desks(data: &Path, operators: &[OperatorId]) -> std::io::Result<Vec<Opti
         .collect()
 }
 
-/// Opens the platform once (genesis on a new directory) and the desks of known operators.
-fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
+/// Opens the platform once (genesis on a new directory), the desks of known operators and what
+/// they sign for their hardware wallets.
+fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>, DeviceDesk), ServerError> {
     let (platform, _) = Platform::open(data)?;
     let keyring = Keyring::new(data);
+    let issuers = platform
+        .state()
+        .operators()
+        .iter()
+        .map(|op| Ok((op.id, keyring.operator(op.id)?)))
+        .collect::<Result<Vec<_>, KeyringError>>()?;
+    let devices = DeviceDesk::new(keyring.central_bank()?, issuers, gateway::now_s() as u32);
     let desks = platform
         .state()
         .operators()
@@ -304,5 +315,5 @@ fn open_node(data: &Path) -> Result<(Node, Vec<BatchDesk>), ServerError> {
             ))
         })
         .collect::<Result<Vec<_>, KeyringError>>()?;
-    Ok((platform.into_node(), desks))
+    Ok((platform.into_node(), desks, devices))
 }

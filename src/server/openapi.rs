@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 45] = [
+pub const PATHS: [&str; 53] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -55,6 +55,15 @@ pub const PATHS: [&str; 45] = [
     // Controllable anonymity (`identity::OPENAPI_PATHS`).
     "/v1/wallets/{id}/deanonymize",
     "/v1/deanonymizations",
+    // Hardware wallets (`devices::OPENAPI_PATHS`).
+    "/v1/operators/{op}/devices",
+    "/v1/devices/{d}",
+    "/v1/devices/{d}/loads",
+    "/v1/devices/{d}/unloads",
+    "/v1/devices/{d}/sync-nonce",
+    "/v1/devices/{d}/syncs",
+    "/v1/devices/{d}/block",
+    "/v1/revocations",
 ];
 
 /// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").
@@ -207,6 +216,7 @@ pub fn document() -> Value {
         paths.extend(super::contracts::openapi::paths());
         paths.extend(super::counter::openapi::paths());
         paths.extend(super::identity::openapi::paths());
+        paths.extend(super::devices::openapi::paths());
         paths.extend(parties_paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
@@ -214,6 +224,7 @@ pub fn document() -> Value {
         schemas.extend(super::contracts::openapi::schemas());
         schemas.extend(super::counter::openapi::schemas());
         schemas.extend(super::identity::openapi::schemas());
+        schemas.extend(super::devices::openapi::schemas());
     }
     document["components"]["securitySchemes"] = security_schemes();
     apply_the_table(&mut document);

@@ -54,6 +54,7 @@ pub fn router(app: AppState) -> Router {
         .merge(super::identity::routes())
         .merge(super::counter::routes())
         .merge(super::staff::routes())
+        .merge(super::devices::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.body_limit_bytes))
