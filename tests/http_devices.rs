@@ -138,7 +138,7 @@ impl Desk {
         let body = json!({
             "device": device.to_string(),
             "device_public_key": device_key.public_key().to_hex(),
-            "form": form.name(),
+            "form": ecny::server::devices::form_code(form),
             "wallet": wallet.map(|(w, _)| w.to_string()),
         });
         match wallet {

@@ -389,12 +389,23 @@ fn wire_field<T: Wire>(name: &str, text: &str) -> Result<T, Problem> {
     T::decode(&bytes).map_err(|error| malformed(error.to_string()))
 }
 
+/// A form as requests name it.
+pub fn form_code(form: WalletForm) -> &'static str {
+    match form {
+        WalletForm::PhoneEse => "phone_ese",
+        WalletForm::SimCard => "sim_card",
+        WalletForm::ContactlessCard => "contactless_card",
+        WalletForm::StudentCard => "student_card",
+        WalletForm::VisitorCard => "visitor_card",
+    }
+}
+
 fn form_field(text: &str) -> Result<WalletForm, Problem> {
     WalletForm::ALL
         .into_iter()
-        .find(|form| form.name() == text)
+        .find(|form| form_code(*form) == text)
         .ok_or_else(|| {
-            let names: Vec<&str> = WalletForm::ALL.iter().map(|f| f.name()).collect();
+            let names: Vec<&str> = WalletForm::ALL.into_iter().map(form_code).collect();
             unprocessable(
                 "MALFORMED_FORM",
                 format!("form: {text:?} is not one of {}", names.join(", ")),
@@ -519,7 +530,7 @@ async fn issue_device(
             "device": device.to_string(),
             "operator": operator.to_string(),
             "wallet": wallet.map(|w| w.to_string()),
-            "form": form.name(),
+            "form": form_code(form),
             "caps": caps_json(&issued.caps),
             "certificate": encode_hex(&issued.device_cert.encode()),
             "operator_certificate": encode_hex(&issued.operator_cert.encode()),
