@@ -344,7 +344,7 @@ impl Gateway {
             blocked.len() as u32,
             now_s() as u32,
             blocked,
-            &desk.central_bank(),
+            desk.central_bank(),
         )
         .map_err(|error| GatewayError::Conflict {
             code: error.code(),
@@ -379,7 +379,7 @@ fn check_attested(
 /// A card's message as a request carries it: its encoding in hex.
 fn wire_field<T: Wire>(name: &str, text: &str) -> Result<T, Problem> {
     let malformed = |why: String| unprocessable("MALFORMED_MESSAGE", format!("{name}: {why}"));
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed("an even number of hex digits".into()));
     }
     let bytes: Vec<u8> = (0..text.len())
