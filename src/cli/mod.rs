@@ -5,6 +5,7 @@ mod api_examples;
 mod campaign;
 mod client;
 mod crash_campaign;
+mod device;
 mod http;
 mod load;
 mod lottery;
@@ -100,6 +101,9 @@ enum Command {
     /// A merchant against a running `ecny serve`: onboard, terminals, printed and order QR codes,
     /// charge payment codes and sub-wallets, refund, payments and settlement.
     Merchant(merchant::MerchantArgs),
+    /// Hardware wallets against a running `ecny serve`: issue, load, unload, sync, status, block,
+    /// the revocation list; the card's own messages carried as hex.
+    Device(device::DeviceArgs),
     /// An operator's staff against a running `ecny serve`: the administrator registers and
     /// revokes staff; a teller opens bank accounts with cash; a KYC officer verifies identities.
     Staff(staff::StaffArgs),
@@ -358,6 +362,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
+        Command::Device(args) => return client::finish(device::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
         Command::ApiExamples(args) => return client::finish(api_examples::run(args)),
         Command::CrashCampaign(args) => return client::finish(crash_campaign::run(args)),
