@@ -866,9 +866,7 @@ fn bench_syncs(
     operators: [OperatorId; 2],
     cards: &mut [BenchCard],
 ) -> Result<Vec<(OperatorId, Vec<Command>)>, PlatformError> {
-    use crate::certs::Signature;
     use crate::ids::DeviceId;
-    use crate::offline::messages::{AttestedSync, EntryRole, SyncAttestation};
     let mut per_operator: Vec<(OperatorId, Vec<Command>)> =
         operators.iter().map(|op| (*op, Vec::new())).collect();
     for (side, (op, commands)) in per_operator.iter_mut().enumerate() {
@@ -890,36 +888,185 @@ fn bench_syncs(
                 )));
             };
             let card = &mut cards[i];
-            let paid = card.log.iter().filter(|e| e.role == EntryRole::Paid);
-            let mut attestation = SyncAttestation {
-                device: DeviceId(i as u64 + 1),
-                nonce,
-                balance: Amount::ZERO,
-                counter: card.counter,
-                load_seq: 1,
-                unload_seq: 0,
-                synced_through: card.synced_through,
-                next_log_seq: card.next_seq(),
-                last_sync_s: 0,
-                clock_floor_s: 0,
-                payments_since_sync: paid.clone().count() as u32,
-                spent_since_sync: paid.map(|e| e.signed.record.amount).sum(),
-                blocked: false,
-                entries_digest: SyncAttestation::entries_digest(&card.log, &[]),
-                signature: Signature([0; 64]),
-            };
-            attestation.signature = card.key.sign(&attestation.digest());
-            let log = std::mem::take(&mut card.log);
-            card.synced_through += log.len() as u32;
-            commands.push(Command::SyncOffline {
-                sync: AttestedSync {
-                    attestation,
-                    log,
-                    unloads: Vec::new(),
-                },
-                device_key: card.key.public_key(),
-            });
+            let (sync, device_key) = bench_attested_sync(card, DeviceId(i as u64 + 1), nonce);
+            commands.push(Command::SyncOffline { sync, device_key });
         }
     }
     Ok(per_operator)
+}
+
+/// What `card` attests over the center's `nonce`: everything it logged since its last sync,
+/// which it then counts as synced.
+fn bench_attested_sync(
+    card: &mut BenchCard,
+    device: crate::ids::DeviceId,
+    nonce: crate::offline::messages::Nonce,
+) -> (crate::offline::messages::AttestedSync, PublicKey) {
+    use crate::certs::Signature;
+    use crate::offline::messages::{AttestedSync, EntryRole, SyncAttestation};
+    let paid = card.log.iter().filter(|e| e.role == EntryRole::Paid);
+    let mut attestation = SyncAttestation {
+        device,
+        nonce,
+        balance: Amount::ZERO,
+        counter: card.counter,
+        load_seq: 1,
+        unload_seq: 0,
+        synced_through: card.synced_through,
+        next_log_seq: card.next_seq(),
+        last_sync_s: 0,
+        clock_floor_s: 0,
+        payments_since_sync: paid.clone().count() as u32,
+        spent_since_sync: paid.map(|e| e.signed.record.amount).sum(),
+        blocked: false,
+        entries_digest: SyncAttestation::entries_digest(&card.log, &[]),
+        signature: Signature([0; 64]),
+    };
+    attestation.signature = card.key.sign(&attestation.digest());
+    let log = std::mem::take(&mut card.log);
+    card.synced_through += log.len() as u32;
+    let sync = AttestedSync {
+        attestation,
+        log,
+        unloads: Vec::new(),
+    };
+    (sync, card.key.public_key())
+}
+
+/// Why `ecny bench devices` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceBenchError {
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error("over HTTP: {0}")]
+    Http(String),
+}
+
+/// What `ecny bench devices` measured: cards' syncs through `ecny serve` over loopback HTTP.
+pub struct DeviceSyncBenchReport {
+    /// Records the cards reported (each payment twice: by its payer and by its payee).
+    pub reported: usize,
+    /// Payments the center settled from them.
+    pub settled: usize,
+    pub syncs: usize,
+    pub elapsed: Duration,
+}
+
+/// Offline records through the live server: `devices` visitor cards (half at each operator)
+/// log `records` payments among themselves, then every card syncs over HTTP as its operator's
+/// staff relays it (`POST /v1/devices/{d}/sync-nonce`, then `/syncs` with the attestation).
+pub fn device_sync_http(
+    dir: &Path,
+    devices: usize,
+    records: usize,
+) -> Result<DeviceSyncBenchReport, DeviceBenchError> {
+    use crate::ids::DeviceId;
+    use crate::offline::messages::{Nonce, Wire};
+    let (mut platform, _) = Platform::open(dir)?;
+    let operators = [
+        platform.create_operator("Jiangnan Commercial Bank")?,
+        platform.create_operator("Lakeside Digital Bank")?,
+    ];
+    for op in operators {
+        let funding = vec![
+            Command::FundReserves {
+                operator: op,
+                amount: Amount::from_yuan(100_000_000),
+            },
+            Command::Issue {
+                operator: op,
+                amount: Amount::from_yuan(100_000_000),
+            },
+        ];
+        for result in platform.as_central_bank(funding)? {
+            result.map_err(PlatformError::Refused)?;
+        }
+    }
+    let mut cards = register_bench_cards(&mut platform, operators, devices)?;
+    drop(platform);
+    let server = crate::server::Server::start(&crate::server::ServerConfig {
+        data: dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        ..crate::server::ServerConfig::default()
+    })?;
+    let token = |op: OperatorId| {
+        std::fs::read_to_string(dir.join("keys").join(format!("{op}.token")))
+            .map(|t| t.trim().to_string())
+            .map_err(|e| DeviceBenchError::Http(format!("the operator's token: {e}")))
+    };
+    let tokens = [token(operators[0])?, token(operators[1])?];
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as u32;
+    let mut random = SplitMix(5);
+    let (mut reported, mut settled, mut syncs) = (0, 0, 0);
+    let mut elapsed = Duration::ZERO;
+    let mut made = 0;
+    while made < records {
+        made += log_bench_payments(&mut cards, &mut random, records - made, now_s);
+        let started = Instant::now();
+        for i in 0..cards.len() {
+            if cards[i].log.is_empty() {
+                continue;
+            }
+            let device = DeviceId(i as u64 + 1);
+            let token = &tokens[i % 2];
+            let begun = http_post(
+                server.addr(),
+                &format!("/v1/devices/{device}/sync-nonce"),
+                token,
+                "",
+            )?;
+            let nonce_hex = begun["nonce"].as_str().unwrap_or_default();
+            let mut nonce = [0u8; crate::offline::messages::NONCE_BYTES];
+            crate::certs::decode_hex(nonce_hex, &mut nonce)
+                .map_err(|e| DeviceBenchError::Http(format!("the sync nonce: {e}")))?;
+            let (sync, _) = bench_attested_sync(&mut cards[i], device, Nonce(nonce));
+            reported += sync.log.len();
+            let body = serde_json::json!({ "sync": crate::certs::encode_hex(&sync.encode()) });
+            let synced = http_post(
+                server.addr(),
+                &format!("/v1/devices/{device}/syncs"),
+                token,
+                &body.to_string(),
+            )?;
+            settled += synced["settled"].as_u64().unwrap_or(0) as usize;
+            syncs += 1;
+        }
+        elapsed += started.elapsed();
+    }
+    server.stop()?;
+    Ok(DeviceSyncBenchReport {
+        reported,
+        settled,
+        syncs,
+        elapsed,
+    })
+}
+
+/// One POST over its own loopback connection; a refusal fails the run.
+fn http_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Result<serde_json::Value, DeviceBenchError> {
+    use std::io::{Read, Write};
+    let failed = |e: std::io::Error| DeviceBenchError::Http(format!("{path}: {e}"));
+    let mut stream = std::net::TcpStream::connect(addr).map_err(failed)?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(failed)?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).map_err(failed)?;
+    let (head, answer) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    if !head.starts_with("HTTP/1.1 2") {
+        return Err(DeviceBenchError::Http(format!("{path}: {head} {answer}")));
+    }
+    serde_json::from_str(answer).map_err(|e| DeviceBenchError::Http(format!("{path}: {e}")))
 }

@@ -379,6 +379,11 @@ pub enum Command {
         operator: OperatorId,
         suspended: bool,
     },
+    /// The issuing operator blocks a secure element on its holder's report (lost, stolen): it
+    /// loads and unloads nothing more, and the next revocation list names it to every terminal.
+    BlockDevice {
+        device: DeviceId,
+    },
 }
 
 /// What a command did.
@@ -1013,6 +1018,7 @@ mod tag {
     pub const REVOKE_CREDENTIAL: u8 = 65;
     pub const OPEN_BANK_ACCOUNT_WITH_CASH: u8 = 66;
     pub const SET_OPERATOR_SUSPENDED: u8 = 67;
+    pub const BLOCK_DEVICE: u8 = 68;
 }
 
 fn decode_optional_text(input: &mut Reader<'_>) -> Result<Option<PersonalText>, DecodeError> {
@@ -1437,6 +1443,7 @@ impl Command {
                 .u8(tag::SET_OPERATOR_SUSPENDED)
                 .u16(operator.0)
                 .u8(u8::from(*suspended)),
+            BlockDevice { device } => out.u8(tag::BLOCK_DEVICE).u64(device.0),
         };
     }
 
@@ -1703,6 +1710,9 @@ impl Command {
             tag::SET_OPERATOR_SUSPENDED => SetOperatorSuspended {
                 operator: OperatorId(input.u16("operator")?),
                 suspended: input.bool("suspended")?,
+            },
+            tag::BLOCK_DEVICE => BlockDevice {
+                device: DeviceId(input.u64("device")?),
             },
             _ => {
                 return Err(DecodeError {

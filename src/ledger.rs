@@ -313,6 +313,8 @@ pub enum BlockReason {
     /// Its attested counters went back below what the center had already seen of it: a card
     /// restored from an older image of itself.
     RolledBack = 3,
+    /// Its issuer blocked it on its holder's report: lost or stolen.
+    ReportedByIssuer = 4,
 }
 
 impl BlockReason {
@@ -321,6 +323,7 @@ impl BlockReason {
             BlockReason::CounterReused,
             BlockReason::Overspent,
             BlockReason::RolledBack,
+            BlockReason::ReportedByIssuer,
         ]
         .into_iter()
         .find(|r| *r as u8 == value)
@@ -331,6 +334,7 @@ impl BlockReason {
             BlockReason::CounterReused => "OFFLINE_COUNTER_REUSED",
             BlockReason::Overspent => "OFFLINE_OVERSPENT",
             BlockReason::RolledBack => "OFFLINE_ROLLED_BACK",
+            BlockReason::ReportedByIssuer => "DEVICE_REPORTED",
         }
     }
 }
@@ -347,6 +351,9 @@ impl std::fmt::Display for BlockReason {
             }
             BlockReason::RolledBack => {
                 "its attested counter is behind what the center already booked: a rolled-back secure element"
+            }
+            BlockReason::ReportedByIssuer => {
+                "its issuer blocked it on its holder's report: lost or stolen"
             }
         })
     }

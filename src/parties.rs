@@ -269,10 +269,18 @@ pub enum Operation {
     ReadStatistics,
     ListAlerts,
     ReadStatement,
+    IssueDevice,
+    ReadDevice,
+    LoadDevice,
+    UnloadDevice,
+    BeginSync,
+    SyncDevice,
+    BlockDevice,
+    ReadRevocations,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 63] = {
+    pub const ALL: [Operation; 71] = {
         use Operation::*;
         [
             Health,
@@ -338,6 +346,14 @@ impl Operation {
             ReadStatistics,
             ListAlerts,
             ReadStatement,
+            IssueDevice,
+            ReadDevice,
+            LoadDevice,
+            UnloadDevice,
+            BeginSync,
+            SyncDevice,
+            BlockDevice,
+            ReadRevocations,
         ]
     };
 
@@ -398,6 +414,19 @@ impl Operation {
             ListAlerts => CB | COMPLIANCE,
             // A statement of a wallet: its holder, its operator's staff, the regulator.
             ReadStatement => CB | STAFF | HOLDER,
+            // A teller hands the card over; the holder's signature binds it to a wallet.
+            IssueDevice => TELLER,
+            ReadDevice => CB | STAFF | HOLDER,
+            // A wallet's card is loaded as its holder signs, and unloaded as the card signs,
+            // into that wallet only; a visitor card's cash passes over a teller's counter.
+            LoadDevice | UnloadDevice => SIGNED_BY_HOLDER | TELLER,
+            // The card's attestation over the center's nonce proves the records; whoever relays
+            // it is the card's holder, its operator's staff, or the merchant a terminal card serves.
+            BeginSync | SyncDevice => HOLDER | STAFF | MERCHANT | TERMINALS,
+            // The holder reports a card lost at the counter or by phone; the operator blocks it.
+            BlockDevice => TELLER | ADMIN,
+            // Signed by the central bank, so any terminal may fetch it from anywhere.
+            ReadRevocations => EVERYONE,
         }
     }
 
@@ -527,6 +556,14 @@ impl Operation {
             ReadStatistics => ("GET", "/v1/analytics/statistics"),
             ListAlerts => ("GET", "/v1/analytics/alerts"),
             ReadStatement => ("GET", "/v1/wallets/{id}/statement"),
+            IssueDevice => ("POST", "/v1/operators/{op}/devices"),
+            ReadDevice => ("GET", "/v1/devices/{d}"),
+            LoadDevice => ("POST", "/v1/devices/{d}/loads"),
+            UnloadDevice => ("POST", "/v1/devices/{d}/unloads"),
+            BeginSync => ("POST", "/v1/devices/{d}/sync-nonce"),
+            SyncDevice => ("POST", "/v1/devices/{d}/syncs"),
+            BlockDevice => ("POST", "/v1/devices/{d}/block"),
+            ReadRevocations => ("GET", "/v1/revocations"),
         }
     }
 

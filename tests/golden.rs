@@ -95,6 +95,7 @@ fn variant(command: &Command) -> &'static str {
         Command::RevokeCredential { .. } => "RevokeCredential",
         Command::OpenBankAccountWithCash { .. } => "OpenBankAccountWithCash",
         Command::SetOperatorSuspended { .. } => "SetOperatorSuspended",
+        Command::BlockDevice { .. } => "BlockDevice",
     }
 }
 
@@ -473,6 +474,9 @@ fn samples() -> Vec<Command> {
             operator: OperatorId(2),
             suspended: true,
         },
+        Command::BlockDevice {
+            device: DeviceId(0x0102_0304_0506_0708),
+        },
     ]
 }
 
@@ -577,7 +581,7 @@ fn every_variant_has_one_sample_and_round_trips_from_its_golden_bytes() {
     let before = names.len();
     names.dedup();
     assert_eq!(names.len(), before, "one sample per variant");
-    assert_eq!(names.len(), 46, "a sample for every variant of Command");
+    assert_eq!(names.len(), 47, "a sample for every variant of Command");
     // While the file is being regenerated, the bytes it is getting stand in for it.
     let golden: BTreeMap<String, Vec<u8>> = if std::env::var_os(UPDATE_ENV).is_some() {
         lines().into_iter().collect()

@@ -278,6 +278,14 @@ fn fixture(lab: &mut Lab) -> Fixture {
         json!({ "reference": "ORD-1", "amount": "12.00" }),
     );
     assert_eq!(order["status"], "open");
+    // A visitor card at OP01: the device every device operation names.
+    lab.ok(
+        "POST",
+        "/v1/operators/OP01/devices",
+        Some(&teller),
+        json!({ "device": "D000000000001", "form": "visitor_card",
+            "device_public_key": KeyPair::generate().public_key().to_hex() }),
+    );
     let throwaway = lab.ok(
         "POST",
         "/v1/operators/OP01/staff",
@@ -334,7 +342,8 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
         .replace("{reference}", "ORD-1")
         .replace("{sw}", &f.sub_wallet)
         .replace("{s}", &f.throwaway_staff)
-        .replace("{t}", "1");
+        .replace("{t}", "1")
+        .replace("{d}", "D000000000001");
     let body = match op {
         CreateChallenge => Some(json!({ "wallet": wallet.to_string() })),
         OpenSession => Some(
@@ -402,6 +411,13 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
             json!({ "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         RevokeStaff | ReplaceMerchantToken | ReplaceTerminalToken => Some(json!({})),
+        IssueDevice => Some(
+            json!({ "device": format!("D{:012}", 100 + rand_suffix()), "form": "visitor_card",
+                "device_public_key": KeyPair::generate().public_key().to_hex() }),
+        ),
+        LoadDevice => Some(json!({ "load_seq": 1, "amount": "1.00", "attestation": "00" })),
+        UnloadDevice => Some(json!({ "unload": "00" })),
+        SyncDevice => Some(json!({ "sync": "00" })),
         _ => None,
     };
     let path = match op {

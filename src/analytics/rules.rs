@@ -542,6 +542,9 @@ impl RuleEngine {
             BlockReason::RolledBack => {
                 "its own signed counters went back below what it had already spent, so it was restored from an older copy"
             }
+            BlockReason::ReportedByIssuer => {
+                "its issuer blocked it on its holder's report that it was lost or stolen"
+            }
         };
         Finding {
             rule: Rule::OfflineAnomaly,

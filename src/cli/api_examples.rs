@@ -20,14 +20,21 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use ecny::amount::Amount;
-use ecny::certs::KeyPair;
+use ecny::certs::device::CompactCertificate;
+use ecny::certs::PublicKey;
+use ecny::certs::{encode_hex, KeyPair};
 use ecny::channels::acquiring::TerminalKind;
 use ecny::channels::emvco::MerchantQr;
 use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::Command;
-use ecny::ids::{ContractId, MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::ids::{ContractId, DeviceId, MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::offline::applet::{Applet, Personalization};
+use ecny::offline::messages::{LoadAuthorization, Nonce, Wire, NONCE_BYTES};
+use ecny::offline::profiles::{Profile, WalletForm};
+use ecny::offline::protocol::Relay;
 use ecny::parties::{session_signing_bytes, Operation, PartyKind, StaffRole};
 use ecny::programs::contracts::Template;
+use ecny::server::devices::form_code;
 use ecny::signing::{DeploymentId, SigningContext};
 use ecny::wallet::sub_wallet::SubWalletLimits;
 
@@ -559,6 +566,91 @@ impl Setup {
         answer_field(&opened, "contract")
     }
 
+    /// A phone's secure element issued at the counter, bound to `holder`'s wallet as its holder
+    /// signed, and personalized from the certificates the server answered.
+    fn card(&self, holder: &Holder) -> Result<(DeviceId, Applet), Failure> {
+        let device = DeviceId(random_below(100_000_000_000)?);
+        let device_key = KeyPair::from_seed(&fresh_key()?.0.to_le_bytes());
+        let form = WalletForm::PhoneEse;
+        let command = Command::RegisterDevice {
+            operator: OPERATOR,
+            device,
+            public_key: device_key.public_key(),
+            wallet: Some(holder.wallet),
+            caps: Profile::new(form).caps(),
+            auth: None,
+        };
+        let body = json!({
+            "device": device.to_string(),
+            "device_public_key": device_key.public_key().to_hex(),
+            "form": form_code(form),
+            "wallet": holder.wallet.to_string(),
+        });
+        let body = self.signed(&holder.key, &command, body)?;
+        let issued = self
+            .teller
+            .api
+            .post(&format!("/v1/operators/{OPERATOR}/devices"), &body)?;
+        let cert = |field: &str| {
+            CompactCertificate::decode(&unhex(text(&issued, field)?)?)
+                .map_err(|e| Failure::new("RESPONSE_MALFORMED", format!("{field}: {e}")))
+        };
+        let root = PublicKey::from_hex(text(&issued, "root")?)
+            .map_err(|e| Failure::new("RESPONSE_MALFORMED", format!("root: {e}")))?;
+        let applet = Applet::personalize(Personalization {
+            device_key,
+            device_cert: cert("certificate")?,
+            operator_cert: cert("operator_certificate")?,
+            root,
+            issued_at_s: issued["issued_at_s"].as_u64().unwrap_or(0) as u32,
+        })
+        .map_err(|e| Failure::new("CARD_REFUSED", e.to_string()))?;
+        Ok((device, applet))
+    }
+
+    /// A holder-signed load of `card` (its `load_seq`-th), with the card's attestation.
+    fn load_body(
+        &self,
+        holder: &Holder,
+        (device, card): (DeviceId, &mut Applet),
+        load_seq: u32,
+        yuan: &str,
+    ) -> Result<Value, Failure> {
+        let attested = Relay::new()
+            .attest(card, Nonce([load_seq as u8; NONCE_BYTES]))
+            .map_err(|e| Failure::new("CARD_REFUSED", e.to_string()))?;
+        let command = Command::LoadDevice {
+            device,
+            load_seq,
+            amount: amount(yuan)?,
+            auth: None,
+        };
+        let body = json!({
+            "load_seq": load_seq,
+            "amount": yuan,
+            "attestation": encode_hex(&attested.encode()),
+        });
+        self.signed(&holder.key, &command, body)
+    }
+
+    /// Loads `card` over HTTP (its first load) and applies the operator's order to it.
+    fn load_card(
+        &self,
+        holder: &Holder,
+        (device, card): (DeviceId, &mut Applet),
+        yuan: &str,
+    ) -> Result<(), Failure> {
+        let body = self.load_body(holder, (device, card), 1, yuan)?;
+        let loaded = self
+            .anonymous
+            .post(&format!("/v1/devices/{device}/loads"), &body)?;
+        let order = LoadAuthorization::decode(&unhex(text(&loaded, "authorization")?)?)
+            .map_err(|e| Failure::new("RESPONSE_MALFORMED", format!("authorization: {e}")))?;
+        Relay::new()
+            .load(card, &order)
+            .map_err(|e| Failure::new("CARD_REFUSED", e.to_string()))
+    }
+
     /// An example of `operation` as its maker, `holder` being the holder it concerns.
     fn example(
         &self,
@@ -909,6 +1001,68 @@ impl Setup {
             .path("id", leaving.wallet)
             .body(self.signed(&leaving.key, &close, json!({}))?));
 
+        // Hardware wallets: one card loaded and unloaded, one mid-sync, one to block.
+        let (device, mut card) = self.card(&payer)?;
+        self.load_card(&payer, (device, &mut card), "100.00")?;
+        let (syncing, mut syncing_card) = self.card(&payer)?;
+        let (blockable, _) = self.card(&payer)?;
+        let (new_device, new_card) = {
+            let key = KeyPair::from_seed(&fresh_key()?.0.to_le_bytes());
+            (DeviceId(random_below(100_000_000_000)?), key)
+        };
+        let register = Command::RegisterDevice {
+            operator: OPERATOR,
+            device: new_device,
+            public_key: new_card.public_key(),
+            wallet: Some(payer.wallet),
+            caps: Profile::new(WalletForm::SimCard).caps(),
+            auth: None,
+        };
+        let issue = json!({
+            "device": new_device.to_string(),
+            "device_public_key": new_card.public_key().to_hex(),
+            "form": form_code(WalletForm::SimCard),
+            "wallet": payer.wallet.to_string(),
+        });
+        add(self
+            .example(IssueDevice, none, &shop)?
+            .path("op", &op)
+            .body(self.signed(&payer.key, &register, issue)?));
+        add(self
+            .example(ReadDevice, Some(&payer), &shop)?
+            .path("d", device));
+        add(self
+            .example(LoadDevice, Some(&payer), &shop)?
+            .path("d", device)
+            .body(self.load_body(&payer, (device, &mut card), 2, "50.00")?));
+        let unload = Relay::new()
+            .unload(
+                &mut card,
+                amount("30")?,
+                (ecny::server::gateway::now_ms() / 1000) as u32,
+            )
+            .map_err(|e| Failure::new("CARD_REFUSED", e.to_string()))?;
+        add(self
+            .example(UnloadDevice, Some(&payer), &shop)?
+            .path("d", device)
+            .body(json!({ "unload": encode_hex(&unload.encode()) })));
+        add(self
+            .example(BeginSync, Some(&payer), &shop)?
+            .path("d", device));
+        let holder_api = Api::new(&self.server, payer.session.as_deref().unwrap_or_default())?;
+        let begun = holder_api.post(&format!("/v1/devices/{syncing}/sync-nonce"), &json!({}))?;
+        let nonce = Nonce::decode(&unhex(text(&begun, "nonce")?)?)
+            .map_err(|e| Failure::new("RESPONSE_MALFORMED", format!("nonce: {e}")))?;
+        let attested = Relay::new()
+            .attest(&mut syncing_card, nonce)
+            .map_err(|e| Failure::new("CARD_REFUSED", e.to_string()))?;
+        add(self
+            .example(SyncDevice, Some(&payer), &shop)?
+            .path("d", syncing)
+            .body(json!({ "sync": encode_hex(&attested.encode()) })));
+        add(self.example(BlockDevice, none, &shop)?.path("d", blockable));
+        add(self.example(ReadRevocations, none, &shop)?);
+
         // Last, as they are short-lived: a challenge lives two minutes, a payment code a minute.
         add(self
             .example(OpenSession, none, &shop)?
@@ -922,6 +1076,18 @@ impl Setup {
             .body(json!({ "code": text(&code, "code")?, "amount": "12.00" })));
         Ok(examples)
     }
+}
+
+/// A card's message from its hex in an answer.
+fn unhex(text: &str) -> Result<Vec<u8>, Failure> {
+    let malformed = || Failure::new("RESPONSE_MALFORMED", format!("not hex: {text}"));
+    if !text.len().is_multiple_of(2) {
+        return Err(malformed());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| malformed()))
+        .collect()
 }
 
 fn amount(text: &str) -> Result<Amount, Failure> {

@@ -6,6 +6,7 @@ mod campaign;
 mod central_bank;
 mod client;
 mod crash_campaign;
+mod device;
 mod http;
 mod load;
 mod lottery;
@@ -102,6 +103,9 @@ enum Command {
     /// A merchant against a running `ecny serve`: onboard, terminals, printed and order QR codes,
     /// charge payment codes and sub-wallets, refund, payments and settlement.
     Merchant(merchant::MerchantArgs),
+    /// Hardware wallets against a running `ecny serve`: issue, load, unload, sync, status, block,
+    /// the revocation list; the card's own messages carried as hex.
+    Device(device::DeviceArgs),
     /// An operator's staff against a running `ecny serve`: the administrator registers and
     /// revokes staff; a teller opens bank accounts with cash; a KYC officer verifies identities.
     Staff(staff::StaffArgs),
@@ -294,6 +298,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         records: usize,
     },
+    /// Offline records settled per second through `ecny serve`: every card's sync over loopback
+    /// HTTP (the center's nonce, then the card's attestation), one request after another.
+    Devices {
+        /// Visitor cards, half at each operator.
+        #[arg(long, default_value_t = 200)]
+        devices: usize,
+        /// Offline payments among them, each reported by its payer and its payee.
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+    },
     /// Memory per wallet with many class-4 wallets in the state machine.
     Memory {
         /// Class-4 wallets opened in the state machine.
@@ -392,6 +406,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
         Command::Merchant(args) => return client::finish(merchant::run(args)),
+        Command::Device(args) => return client::finish(device::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
         Command::CentralBank(args) => return client::finish(central_bank::run(args)),
         Command::ApiExamples(args) => return client::finish(api_examples::run(args)),
@@ -461,6 +476,9 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Memory { wallets }) => run_bench_memory(wallets),
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
+        }
+        Command::Bench(BenchCommand::Devices { devices, records }) => {
+            run_bench_devices(devices, records)
         }
         Command::Bench(BenchCommand::Lottery {
             registrants,
@@ -918,6 +936,31 @@ fn run_bench_offline(devices: usize, records: usize) -> Result<(), String> {
         report.center_verifications, report.center_records
     );
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn run_bench_devices(devices: usize, records: usize) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("ecny-bench-devices-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+    }
+    println!("ecny bench devices: {devices} visitor cards, {records} offline payments, synced through ecny serve");
+    let report = bench::device_sync_http(&dir, devices, records).map_err(|e| e.to_string())?;
+    std::fs::remove_dir_all(&dir).ok();
+    let seconds = report.elapsed.as_secs_f64();
+    println!(
+        "offline records settled/s through the live server: {:>10.0} ({} payments settled in {:.2} s)",
+        report.settled as f64 / seconds,
+        report.settled,
+        seconds
+    );
+    println!(
+        "records reported/s (payer's and payee's copies): {:>10.0} ({} in {} syncs, {:.2} ms a sync)",
+        report.reported as f64 / seconds,
+        report.reported,
+        report.syncs,
+        seconds * 1000.0 / report.syncs.max(1) as f64
+    );
     Ok(())
 }
 

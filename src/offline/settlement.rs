@@ -859,6 +859,19 @@ impl DeviceRegistry {
         true
     }
 
+    /// Its issuer blocks the device on its holder's report; a device blocked already keeps its
+    /// first reason.
+    pub fn block_by_issuer(
+        &mut self,
+        id: DeviceId,
+        ledger: &mut Ledger,
+        now: u64,
+    ) -> Result<(), CommandError> {
+        self.device(id)?;
+        self.block(id, BlockReason::ReportedByIssuer, ledger, now);
+        Ok(())
+    }
+
     fn block(&mut self, id: DeviceId, reason: BlockReason, ledger: &mut Ledger, now: u64) -> bool {
         let device = self.devices.get_mut(&id).expect("checked in check_sync");
         if device.blocked.is_some() {

@@ -15,7 +15,7 @@ use crate::ids::IdempotencyKey;
 use crate::parties::{Operation, Party};
 
 use super::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
-use super::gateway::{Gateway, GatewayError};
+use super::gateway::{DeviceDesk, Gateway, GatewayError};
 use super::metrics::Metrics;
 use super::problem::Problem;
 
@@ -34,6 +34,8 @@ pub struct App {
     pub analytics: Arc<crate::analytics::live::LiveCenter>,
     /// What the scheduler knows and has done.
     pub due: Arc<crate::scheduler::DueWatch>,
+    /// What operators sign for their hardware wallets.
+    pub devices: Arc<DeviceDesk>,
 }
 
 pub type AppState = Arc<App>;

@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::amount::Amount;
 use crate::audit::{audit, AuditReport};
-use crate::certs::{PublicKey, Signature};
+use crate::certs::{KeyPair, PublicKey, Signature};
 use crate::channels::payment_code::{
     CodeError, OperatorCodeSecret, PaymentCodeIssuer, PaymentCodeVerifier,
 };
@@ -19,6 +19,7 @@ use crate::error::CommandError;
 use crate::ids::{EventId, IdempotencyKey, OperatorId, WalletId};
 use crate::ledger::{Event, TransferKind};
 use crate::node::{NodeError, NodeHandle};
+use crate::offline::issuer::OperatorIssuer;
 use crate::operator::front_office::MerchantAccessError;
 use crate::operator::BatchDesk;
 use crate::parties::{CredentialBook, Denial, Operation, Party};
@@ -742,5 +743,44 @@ pub(super) fn staff_of(party: Party, operator: OperatorId) -> Result<(), Gateway
     match party.staff_operator() {
         Some(own) if own == operator => Ok(()),
         _ => Err(GatewayError::NotYourOperator { owner: operator }),
+    }
+}
+
+/// What the operator signs for its cards on this server: each operator's issuer (its key,
+/// certified by the central bank) and the central bank's key that signs the revocation list.
+pub struct DeviceDesk {
+    issuers: Vec<OperatorIssuer>,
+    central_bank: KeyPair,
+}
+
+/// How long an operator's issuing certificate made at start-up is good: ten years.
+const ISSUER_VALIDITY_S: u32 = 3_650 * 86_400;
+
+impl DeviceDesk {
+    /// Certifies each operator's key under the central bank's, from a day before `now_s` (for
+    /// cards' clocks a little behind).
+    pub fn new(central_bank: KeyPair, operators: Vec<(OperatorId, KeyPair)>, now_s: u32) -> Self {
+        let validity = (now_s.saturating_sub(86_400), now_s + ISSUER_VALIDITY_S);
+        let issuers = operators
+            .into_iter()
+            .map(|(id, key)| {
+                OperatorIssuer::certify(&central_bank, id, key, u64::from(id.0), validity)
+            })
+            .collect();
+        DeviceDesk {
+            issuers,
+            central_bank,
+        }
+    }
+
+    pub(super) fn issuer(&self, operator: OperatorId) -> Result<&OperatorIssuer, GatewayError> {
+        self.issuers
+            .iter()
+            .find(|issuer| issuer.operator() == operator)
+            .ok_or(GatewayError::NoDesk(operator))
+    }
+
+    pub(super) fn central_bank(&self) -> &KeyPair {
+        &self.central_bank
     }
 }

@@ -1,8 +1,8 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
-//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`,
-//! `central_bank`, `holders`, `analytics`) share
+//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `devices`, `identity`,
+//! `staff`, `central_bank`, `holders`, `analytics`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -17,6 +17,7 @@ pub mod config;
 pub mod connections;
 pub mod contracts;
 pub mod counter;
+pub mod devices;
 pub mod extract;
 pub mod fields;
 pub mod gateway;
@@ -55,7 +56,7 @@ use crate::time::SharedClock;
 
 use self::auth::{AuthFailureLimiter, Tokens, UsedChallenges};
 use self::extract::App;
-use self::gateway::{Admission, CodeDesk, Gateway};
+use self::gateway::{Admission, CodeDesk, DeviceDesk, Gateway};
 use self::metrics::Metrics;
 
 /// Largest request body accepted unless configured otherwise; a payment is a few hundred bytes.
@@ -133,7 +134,7 @@ impl Server {
         // Every secret is its owner's alone before anything reads one.
         crate::keyring::secure_secrets_dir(&config.data.join("keys"))
             .map_err(ServerError::Tokens)?;
-        let (node, desks, central_bank) = open_node(&config.data, &config.clock)?;
+        let (node, desks, central_bank, devices) = open_node(&config.data, &config.clock)?;
         let operators: Vec<_> = desks.iter().map(|desk| desk.operator).collect();
         let tokens =
             Tokens::load_or_create(&config.data, &operators).map_err(ServerError::Tokens)?;
@@ -198,6 +199,7 @@ impl Server {
             metrics,
             analytics: live.clone(),
             due: due.clone(),
+            devices: Arc::new(devices),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
@@ -341,14 +343,21 @@ fn code_desk(data: &Path, id: OperatorId) -> std::io::Result<Option<CodeDesk>> {
     Ok(CodeDesk::new(id, &OperatorCodeSecret::from_bytes(bytes)).ok())
 }
 
-/// Opens the platform once (genesis on a new directory) and the desks of known operators; the
-/// central bank's key signs the scheduler's entries.
+/// Opens the platform once (genesis on a new directory), the desks of known operators and what
+/// they sign for their hardware wallets; the central bank's key signs the scheduler's entries.
 fn open_node(
     data: &Path,
     clock: &SharedClock,
-) -> Result<(Node, Vec<BatchDesk>, KeyPair), ServerError> {
+) -> Result<(Node, Vec<BatchDesk>, KeyPair, DeviceDesk), ServerError> {
     let (platform, _) = Platform::open_with_clock(data, Box::new(clock.clone()))?;
     let keyring = Keyring::new(data);
+    let issuers = platform
+        .state()
+        .operators()
+        .iter()
+        .map(|op| Ok((op.id, keyring.operator(op.id)?)))
+        .collect::<Result<Vec<_>, KeyringError>>()?;
+    let devices = DeviceDesk::new(keyring.central_bank()?, issuers, gateway::now_s() as u32);
     let desks = platform
         .state()
         .operators()
@@ -362,5 +371,5 @@ fn open_node(
         })
         .collect::<Result<Vec<_>, KeyringError>>()?;
     let central_bank = platform.central_bank().clone();
-    Ok((platform.into_node(), desks, central_bank))
+    Ok((platform.into_node(), desks, central_bank, devices))
 }

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 60] = [
+pub const PATHS: [&str; 68] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -73,6 +73,15 @@ pub const PATHS: [&str; 60] = [
     "/v1/analytics/statistics",
     "/v1/analytics/alerts",
     "/v1/wallets/{id}/statement",
+    // Hardware wallets (`devices::OPENAPI_PATHS`).
+    "/v1/operators/{op}/devices",
+    "/v1/devices/{d}",
+    "/v1/devices/{d}/loads",
+    "/v1/devices/{d}/unloads",
+    "/v1/devices/{d}/sync-nonce",
+    "/v1/devices/{d}/syncs",
+    "/v1/devices/{d}/block",
+    "/v1/revocations",
 ];
 
 /// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").
@@ -228,6 +237,7 @@ pub fn document() -> Value {
         paths.extend(super::central_bank::openapi::paths());
         paths.extend(super::holders::openapi::paths());
         paths.extend(super::analytics::openapi::paths());
+        paths.extend(super::devices::openapi::paths());
         paths.extend(parties_paths());
     }
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
@@ -238,6 +248,7 @@ pub fn document() -> Value {
         schemas.extend(super::central_bank::openapi::schemas());
         schemas.extend(super::holders::openapi::schemas());
         schemas.extend(super::analytics::openapi::schemas());
+        schemas.extend(super::devices::openapi::schemas());
     }
     document["components"]["securitySchemes"] = security_schemes();
     apply_the_table(&mut document);

@@ -128,6 +128,9 @@ fn unknowns(path: &str) -> Vec<&'static str> {
     if path.contains("refunds") {
         codes.push("NOT_A_MERCHANT_PAYMENT");
     }
+    if path.contains("{d}") {
+        codes.push("UNKNOWN_DEVICE");
+    }
     codes
 }
 
@@ -318,6 +321,77 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
             "MALFORMED_AMOUNT",
             "INSUFFICIENT_FUNDS",
         ],
+        (IssueDevice, "403") => &[
+            "SIGNATURE_INVALID",
+            "SIGNATURE_MISSING",
+            "SIGNATURE_REQUIRED",
+            "SIGNATURE_EXPIRED",
+            "SIGNATURE_WINDOW_TOO_LONG",
+            "SIGNATURE_WRONG_CONTEXT",
+            "NOT_YOUR_WALLET",
+        ],
+        (IssueDevice, "409") => &["DEVICE_EXISTS"],
+        (IssueDevice, "422") => &[
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+            "MALFORMED_FORM",
+            "MALFORMED_CAPS",
+            "MALFORMED_AMOUNT",
+            "FORM_WALLET_MISMATCH",
+            "SIGNATURE_INCOMPLETE",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+        ],
+        (LoadDevice, "403") => &[
+            "SIGNATURE_INVALID",
+            "SIGNATURE_MISSING",
+            "SIGNATURE_REQUIRED",
+            "SIGNATURE_EXPIRED",
+            "SIGNATURE_WINDOW_TOO_LONG",
+            "SIGNATURE_WRONG_CONTEXT",
+            "VISITOR_CARD_AT_COUNTER",
+            "DEVICE_MISMATCH",
+            "NOT_YOUR_OPERATOR",
+        ],
+        (LoadDevice, "422") => &[
+            "MALFORMED_MESSAGE",
+            "MALFORMED_AMOUNT",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+            "SIGNATURE_INCOMPLETE",
+            "SYNC_NOT_ATTESTED",
+            "DEVICE_BLOCKED",
+            "LOAD_OUT_OF_SEQUENCE",
+            "OFFLINE_BALANCE_CAP",
+            "AMOUNT_NOT_POSITIVE",
+            "AMOUNT_TOO_LARGE",
+            "INSUFFICIENT_FUNDS",
+            "LIMIT_DAILY",
+            "LIMIT_ANNUAL",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+        ],
+        (UnloadDevice, "403") => &[
+            "SIGNATURE_INVALID",
+            "VISITOR_CARD_AT_COUNTER",
+            "DEVICE_MISMATCH",
+            "NOT_YOUR_OPERATOR",
+        ],
+        (UnloadDevice, "422") => &[
+            "MALFORMED_MESSAGE",
+            "DEVICE_BLOCKED",
+            "OFFLINE_UNLOAD_ABOVE_BELIEVED",
+            "LOAD_OUT_OF_SEQUENCE",
+            "LIMIT_BALANCE_CAP",
+            "AMOUNT_NOT_POSITIVE",
+        ],
+        (SyncDevice, "403") => &["SIGNATURE_INVALID", "DEVICE_MISMATCH"],
+        (SyncDevice, "422") => &[
+            "SYNC_NONCE_UNKNOWN",
+            "SYNC_NOT_ATTESTED",
+            "MALFORMED_MESSAGE",
+        ],
+        (BeginSync, "422") => &["DEVICE_BLOCKED"],
         _ => &[],
     }
 }

@@ -57,6 +57,7 @@ pub fn router(app: AppState) -> Router {
         .merge(super::central_bank::routes())
         .merge(super::holders::routes())
         .merge(super::analytics::routes())
+        .merge(super::devices::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.body_limit_bytes))

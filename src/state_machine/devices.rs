@@ -165,4 +165,19 @@ impl StateMachine {
         let report = self.devices.settle(sync, &books, &mut self.ledger, now);
         Ok(Outcome::Synced(report))
     }
+
+    /// The issuing operator blocks its secure element; blocking one already blocked changes
+    /// nothing and keeps the first reason.
+    pub(super) fn block_device(
+        &mut self,
+        origin: Origin,
+        device: DeviceId,
+        now: u64,
+    ) -> CommandResult {
+        let operator = self.devices.device(device)?.operator;
+        self.require_operator(origin, operator)?;
+        self.devices
+            .block_by_issuer(device, &mut self.ledger, now)?;
+        Ok(Outcome::Done)
+    }
 }

@@ -628,6 +628,7 @@ impl StateMachine {
                 operator,
                 suspended,
             } => self.set_operator_suspended(origin, operator, suspended),
+            BlockDevice { device } => self.block_device(origin, device, now),
         }
     }
 
