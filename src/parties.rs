@@ -254,10 +254,20 @@ pub enum Operation {
     Exchange,
     Deanonymize,
     ReadDeanonymizations,
+    CreateCampaign,
+    ReadCampaign,
+    FundCampaign,
+    RegisterForCampaign,
+    ReadRegistrations,
+    DrawCampaign,
+    ReadDraw,
+    ReadRedemption,
+    ReadNotices,
+    ReadPackets,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 48] = {
+    pub const ALL: [Operation; 58] = {
         use Operation::*;
         [
             Health,
@@ -308,6 +318,16 @@ impl Operation {
             Exchange,
             Deanonymize,
             ReadDeanonymizations,
+            CreateCampaign,
+            ReadCampaign,
+            FundCampaign,
+            RegisterForCampaign,
+            ReadRegistrations,
+            DrawCampaign,
+            ReadDraw,
+            ReadRedemption,
+            ReadNotices,
+            ReadPackets,
         ]
     };
 
@@ -350,6 +370,15 @@ impl Operation {
             UpgradeWallet => KYC | HOLDER,
             Deanonymize => COMPLIANCE,
             ReadDeanonymizations => CB | COMPLIANCE,
+            // The sponsor's operator publishes and draws a campaign; its administrator acts for
+            // the sponsor, whose own signature alone moves the budget.
+            CreateCampaign | DrawCampaign => ADMIN,
+            FundCampaign | RegisterForCampaign => SIGNED_BY_HOLDER,
+            // Published for anyone to check the draw: terms, commitment, list, seed and winners.
+            ReadCampaign | ReadRegistrations | ReadDraw => EVERYONE,
+            ReadRedemption => CB | STAFF,
+            ReadNotices => STAFF,
+            ReadPackets => HOLDER | STAFF,
         }
     }
 
@@ -464,6 +493,16 @@ impl Operation {
             Exchange => ("POST", "/v1/wallets/{id}/exchange"),
             Deanonymize => ("POST", "/v1/wallets/{id}/deanonymize"),
             ReadDeanonymizations => ("GET", "/v1/deanonymizations"),
+            CreateCampaign => ("POST", "/v1/campaigns"),
+            ReadCampaign => ("GET", "/v1/campaigns/{c}"),
+            FundCampaign => ("POST", "/v1/campaigns/{c}/funding"),
+            RegisterForCampaign => ("POST", "/v1/campaigns/{c}/registrations"),
+            ReadRegistrations => ("GET", "/v1/campaigns/{c}/registrations"),
+            DrawCampaign => ("POST", "/v1/campaigns/{c}/draw"),
+            ReadDraw => ("GET", "/v1/campaigns/{c}/draw"),
+            ReadRedemption => ("GET", "/v1/campaigns/{c}/redemption"),
+            ReadNotices => ("GET", "/v1/campaigns/{c}/notices"),
+            ReadPackets => ("GET", "/v1/wallets/{id}/packets"),
         }
     }
 

@@ -93,6 +93,10 @@ enum Command {
         /// [default: 10000]
         #[arg(long, value_name = "MS", value_parser = config::parse_client_timeout_ms)]
         client_timeout_ms: Option<u64>,
+        /// URL the winners' red-packet SMS notices are POSTed to as JSON, retried with backoff
+        /// [env: ECNY_SMS_GATEWAY]
+        #[arg(long, value_name = "URL")]
+        sms_gateway: Option<String>,
     },
     /// A holder's wallet app against a running `ecny serve`: open, bank account and top-up, pay
     /// QR codes and wallets, show payment codes, push sub-wallets to shops.
@@ -363,6 +367,7 @@ pub fn main() -> ExitCode {
             body_limit_bytes,
             auth_failures_per_minute_max,
             client_timeout_ms,
+            sms_gateway,
         } => {
             let flags = ServeSettings {
                 listen,
@@ -371,6 +376,7 @@ pub fn main() -> ExitCode {
                 body_limit_bytes,
                 auth_failures_per_minute_max,
                 client_timeout_ms,
+                sms_gateway,
             };
             run_serve(flags, config.as_deref())
         }

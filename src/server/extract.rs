@@ -30,6 +30,8 @@ pub struct App {
     pub used_challenges: UsedChallenges,
     pub body_limit_bytes: usize,
     pub metrics: Arc<Metrics>,
+    /// The winners' SMS outbox and its senders.
+    pub notifier: super::notifier::Notifier,
 }
 
 pub type AppState = Arc<App>;

@@ -1,7 +1,8 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
-//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `identity`, `staff`) share
+//! The handler modules (`routes`, `merchants`, `contracts`, `campaigns`, `counter`, `identity`,
+//! `staff`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -10,6 +11,7 @@
 //! `DIR/keys/central-bank.token`) and runs the node on its own thread behind a `NodeHandle`.
 
 pub mod auth;
+pub mod campaigns;
 pub mod config;
 pub mod connections;
 pub mod contracts;
@@ -20,6 +22,7 @@ pub mod gateway;
 pub mod identity;
 pub mod merchants;
 pub mod metrics;
+pub mod notifier;
 pub mod openapi;
 pub mod openapi_doc;
 pub mod problem;
@@ -90,6 +93,9 @@ pub struct ServerConfig {
     pub auth_failures_per_minute_max: u32,
     /// How long a client may take over a request's headers (or idle between requests) and body.
     pub timeouts: connections::Timeouts,
+    /// Where the winners' SMS notices are POSTed (`http://host:port/path`); without one they
+    /// wait in the outbox.
+    pub sms_gateway: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +107,7 @@ impl Default for ServerConfig {
             body_limit_bytes: REQUEST_BODY_BYTES_MAX,
             auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
             timeouts: connections::Timeouts::default(),
+            sms_gateway: None,
         }
     }
 }
@@ -157,6 +164,7 @@ impl Server {
             used_challenges: UsedChallenges::new(gateway::now_s()),
             body_limit_bytes: config.body_limit_bytes,
             metrics,
+            notifier: notifier::Notifier::start(config.sms_gateway.clone()),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;
