@@ -120,6 +120,40 @@ struct Fixture {
     transfer: String,
     sub_wallet: String,
     throwaway_staff: String,
+    /// RP000001, sponsored by the holder, taking registrations for an hour; its file.
+    campaign_file: Value,
+}
+
+/// A one-packet campaign for `sponsor`'s wallet, registration open for an hour from `now_ms`.
+fn campaign_file(sponsor: WalletId, now_ms: u64) -> Value {
+    use ecny::programs::campaign::{
+        Campaign, CampaignTerms, Eligibility, RegionCode, Sponsor, Window,
+    };
+    let closes = now_ms + 3_600_000;
+    let terms = CampaignTerms {
+        id: ecny::ids::CampaignId(1),
+        name: "Matrix red packets".into(),
+        sponsor: Sponsor {
+            name: "Matrix city".into(),
+            wallet: sponsor,
+        },
+        budget: "1.00".parse().unwrap(),
+        packet_count: 1,
+        packet_value: "1.00".parse().unwrap(),
+        region: RegionCode::new(320_500).unwrap(),
+        eligibility: Eligibility::default(),
+        registration: Window {
+            opens_at_ms: now_ms,
+            closes_at_ms: closes,
+        },
+        validity: Window {
+            opens_at_ms: closes,
+            closes_at_ms: closes + 3_600_000,
+        },
+        offline_trial: false,
+        seed_commitment: ecny::programs::lottery::Seed::from_bytes([3; 32]).commitment(),
+    };
+    serde_json::from_str(&Campaign::new(terms).unwrap().to_json()).unwrap()
 }
 
 fn kind_key(kind: PartyKind) -> &'static str {
@@ -284,7 +318,13 @@ fn fixture(lab: &mut Lab) -> Fixture {
         Some(&admin),
         json!({ "role": "teller", "label": "leaving" }),
     );
+    let now_ms = lab.call("GET", "/v1/context", None, None).json()["now_ms"]
+        .as_u64()
+        .unwrap();
+    let campaign_file = campaign_file(wallet, now_ms);
+    lab.ok("POST", "/v1/campaigns", Some(&admin), campaign_file.clone());
     Fixture {
+        campaign_file,
         tokens,
         holder: (wallet, key),
         merchant: merchant_id,
@@ -334,7 +374,8 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
         .replace("{reference}", "ORD-1")
         .replace("{sw}", &f.sub_wallet)
         .replace("{s}", &f.throwaway_staff)
-        .replace("{t}", "1");
+        .replace("{t}", "1")
+        .replace("{c}", "RP000001");
     let body = match op {
         CreateChallenge => Some(json!({ "wallet": wallet.to_string() })),
         OpenSession => Some(
@@ -390,6 +431,23 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
         ),
         Deanonymize => Some(json!({ "reason": "case (2026) Su 05 No. 1" })),
         RevokeStaff | ReplaceMerchantToken | ReplaceTerminalToken => Some(json!({})),
+        CreateCampaign => Some(f.campaign_file.clone()),
+        FundCampaign => signed(
+            Command::FundCampaign {
+                campaign: ecny::ids::CampaignId(1),
+                auth: None,
+            },
+            json!({}),
+        ),
+        RegisterForCampaign => signed(
+            Command::RegisterForCampaign {
+                campaign: ecny::ids::CampaignId(1),
+                wallet: *wallet,
+                offline_trial: false,
+            },
+            json!({ "wallet": wallet.to_string() }),
+        ),
+        DrawCampaign => Some(json!({ "seed": "00".repeat(32) })),
         _ => None,
     };
     let path = match op {

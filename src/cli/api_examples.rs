@@ -27,9 +27,7 @@ use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::Command;
 use ecny::ids::{CampaignId, ContractId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::parties::{session_signing_bytes, Operation, PartyKind, StaffRole};
-use ecny::programs::campaign::{
-    Campaign, CampaignTerms, Eligibility, RegionCode, Sponsor, Window,
-};
+use ecny::programs::campaign::{Campaign, CampaignTerms, Eligibility, RegionCode, Sponsor, Window};
 use ecny::programs::contracts::Template;
 use ecny::programs::lottery::Seed;
 use ecny::signing::{DeploymentId, SigningContext};
@@ -611,9 +609,14 @@ impl Setup {
         sponsor: &Holder,
         registration_ms: u64,
     ) -> Result<Seed, Failure> {
-        let seed = Seed::from_bytes(fresh_key()?.0.to_le_bytes().repeat(2).try_into().map_err(
-            |_| Failure::new("SEED_MALFORMED", "a seed is 32 bytes".to_string()),
-        )?);
+        let seed = Seed::from_bytes(
+            fresh_key()?
+                .0
+                .to_le_bytes()
+                .repeat(2)
+                .try_into()
+                .map_err(|_| Failure::new("SEED_MALFORMED", "a seed is 32 bytes".to_string()))?,
+        );
         let now = self.anonymous.get("/v1/context")?["now_ms"]
             .as_u64()
             .ok_or_else(|| Failure::new("RESPONSE_MALFORMED", "no now_ms in the context"))?;
@@ -674,7 +677,11 @@ impl Setup {
     /// The next campaign id on the server: the first that is not there yet.
     fn next_campaign(&self) -> CampaignId {
         let mut id = 1;
-        while self.anonymous.get(&format!("/v1/campaigns/{}", CampaignId(id))).is_ok() {
+        while self
+            .anonymous
+            .get(&format!("/v1/campaigns/{}", CampaignId(id)))
+            .is_ok()
+        {
             id += 1;
         }
         CampaignId(id)
@@ -764,7 +771,9 @@ impl Setup {
         )?;
         let create_seed = Seed::from_bytes([7; 32]);
         let next_file = {
-            let now = self.anonymous.get("/v1/context")?["now_ms"].as_u64().unwrap_or(0);
+            let now = self.anonymous.get("/v1/context")?["now_ms"]
+                .as_u64()
+                .unwrap_or(0);
             let terms = CampaignTerms {
                 id: CampaignId(open.0 + 1),
                 name: "Examples spring red packets".into(),
@@ -797,7 +806,9 @@ impl Setup {
 
         let mut examples = Vec::new();
         let mut add = |example: Example| examples.push(example);
-        add(self.example(CreateCampaign, none_holder(), &shop)?.body(next_file));
+        add(self
+            .example(CreateCampaign, none_holder(), &shop)?
+            .body(next_file));
         add(self
             .example(ReadCampaign, none_holder(), &shop)?
             .path("c", drawn));
