@@ -678,3 +678,135 @@ fn a_citys_campaign_from_creation_to_expiry_over_http() {
     assert_eq!(shown["packets"][0]["status"], "expired");
     city.audit();
 }
+
+#[test]
+fn bad_input_and_the_wrong_parties_are_refused_and_move_nothing() {
+    let city = City::start();
+    let admin = city.operators[0].clone();
+    let other_admin = city.operators[1].clone();
+    let sponsor = city.people.city.clone();
+    let citizen = city.people.citizens[0].clone();
+    let stranger = city.people.citizens[1].clone();
+    let opens = city.now_ms();
+    let file = city.campaign_file(1, opens);
+
+    // Publishing: only the sponsor's operator's administrator, only sound terms, ids in order.
+    city.call("POST", "/v1/campaigns", &city.teller, &file)
+        .problem(403, "ROLE_NOT_ALLOWED");
+    city.call("POST", "/v1/campaigns", &other_admin, &file)
+        .problem(403, "NOT_YOUR_OPERATOR");
+    city.call("POST", "/v1/campaigns", "", &file)
+        .problem(401, "UNAUTHENTICATED");
+    let mut unbalanced = file.clone();
+    unbalanced["budget"] = json!("149.99");
+    city.call("POST", "/v1/campaigns", &admin, &unbalanced)
+        .problem(422, "CAMPAIGN_BUDGET_MISMATCH");
+    let mut extra = file.clone();
+    extra["bonus"] = json!(true);
+    city.call("POST", "/v1/campaigns", &admin, &extra)
+        .problem(422, "CAMPAIGN_FILE_MALFORMED");
+    city.call(
+        "POST",
+        "/v1/campaigns",
+        &admin,
+        &city.campaign_file(2, opens),
+    )
+    .problem(422, "CAMPAIGN_ID_NOT_NEXT");
+    city.get("/v1/campaigns/RP000001", "")
+        .problem(404, "UNKNOWN_CAMPAIGN");
+    city.get("/v1/campaigns/XP1", "")
+        .problem(400, "MALFORMED_ID");
+    city.call("POST", "/v1/campaigns", &admin, &file).ok(201);
+    let campaign = CampaignId(1);
+
+    // Funding: the sponsor's key alone; an operator's token cannot carry it.
+    let forged = city.fund_body(campaign, &citizen.key);
+    city.call("POST", "/v1/campaigns/RP000001/funding", "", &forged)
+        .problem(403, "SIGNATURE_INVALID");
+    let signed = city.fund_body(campaign, &sponsor.key);
+    city.call("POST", "/v1/campaigns/RP000001/funding", &admin, &signed)
+        .problem(403, "HOLDER_ONLY");
+    let mut garbled = signed.clone();
+    garbled["signature"] = json!("zz");
+    city.call("POST", "/v1/campaigns/RP000001/funding", "", &garbled)
+        .problem(422, "MALFORMED_SIGNATURE");
+    assert_eq!(city.balance(&sponsor), "1000.00");
+
+    // Registering: the wallet's own key, from the wallet's own session or none.
+    let register = "/v1/campaigns/RP000001/registrations";
+    city.call(
+        "POST",
+        register,
+        "",
+        &city.register_body(campaign, &citizen, &stranger.key),
+    )
+    .problem(403, "SIGNATURE_INVALID");
+    let stranger_session = served::open_session(&city.server, stranger.wallet, &stranger.key);
+    city.call(
+        "POST",
+        register,
+        &stranger_session,
+        &city.register_body(campaign, &citizen, &citizen.key),
+    )
+    .problem(404, "UNKNOWN_WALLET");
+    let mut bad_wallet = city.register_body(campaign, &citizen, &citizen.key);
+    bad_wallet["wallet"] = json!("W-1");
+    city.call("POST", register, "", &bad_wallet)
+        .problem(422, "MALFORMED_ID");
+    city.call(
+        "POST",
+        "/v1/campaigns/RP000009/registrations",
+        "",
+        &city.register_body(CampaignId(9), &citizen, &citizen.key),
+    )
+    .problem(404, "UNKNOWN_CAMPAIGN");
+    assert_eq!(city.get(register, "").text(), "");
+
+    // The draw: not before registration closes, not by another operator, only the committed seed.
+    let draw = "/v1/campaigns/RP000001/draw";
+    let seed = json!({ "seed": city.seed.to_hex() });
+    city.call("POST", draw, &admin, &seed)
+        .problem(422, "REGISTRATION_STILL_OPEN");
+    city.call("POST", draw, &other_admin, &seed)
+        .problem(403, "NOT_YOUR_OPERATOR");
+    city.call("POST", draw, &admin, &json!({ "seed": "00" }))
+        .problem(422, "SEED_MALFORMED");
+    city.get(draw, "").problem(409, "CAMPAIGN_NOT_DRAWN");
+    city.get("/v1/campaigns/RP000001/notices", &city.central_bank)
+        .problem(403, "STAFF_ONLY");
+    city.get(
+        &format!("/v1/wallets/{}/packets", citizen.wallet),
+        &stranger_session,
+    )
+    .problem(404, "UNKNOWN_WALLET");
+
+    city.wait_until(opens + REGISTRATION_MS);
+    city.call(
+        "POST",
+        register,
+        "",
+        &city.register_body(campaign, &citizen, &citizen.key),
+    )
+    .problem(422, "REGISTRATION_NOT_OPEN");
+    city.call(
+        "POST",
+        draw,
+        &admin,
+        &json!({ "seed": Seed::from_bytes([1; 32]).to_hex() }),
+    )
+    .problem(422, "SEED_COMMITMENT_MISMATCH");
+    city.call("POST", draw, &admin, &seed)
+        .problem(422, "CAMPAIGN_NOT_FUNDED");
+    // Nothing moved: the city's money is where it was, the campaign still open and undrawn.
+    assert_eq!(city.balance(&sponsor), "1000.00");
+    let published = city.get("/v1/campaigns/RP000001", "").ok(200);
+    assert_eq!(
+        (
+            published["status"].as_str(),
+            published["registrations"].as_u64()
+        ),
+        (Some("open"), Some(0))
+    );
+    assert!(published.get("funding_transfer").is_none());
+    city.audit();
+}
