@@ -436,6 +436,21 @@ impl City {
     }
 }
 
+/// Runs the `ecny` binary with `args` and a final path argument; its standard output.
+fn ecny_command(args: &[&str], path: &Path) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ecny"))
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[test]
 fn a_citys_campaign_from_creation_to_expiry_over_http() {
     let mut city = City::start();
@@ -495,22 +510,28 @@ fn a_citys_campaign_from_creation_to_expiry_over_http() {
     assert_eq!(drawn["winners"], PACKETS);
     assert_eq!(drawn["notices_queued"], PACKETS);
 
-    // Anyone re-runs the draw from the three published files.
+    // Anyone fetches the three published files with the client and re-runs the draw.
     let files = tempfile::tempdir().unwrap();
-    let published = city.get("/v1/campaigns/RP000001", "").ok(200);
-    std::fs::write(
-        files.path().join("campaign.json"),
-        published["terms"].to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        files.path().join("registrants.txt"),
-        city.get("/v1/campaigns/RP000001/registrations", "").text(),
-    )
-    .unwrap();
+    let url = format!("http://{}", city.server.addr());
+    let fetched = ecny_command(
+        &[
+            "campaign",
+            "fetch",
+            "--server",
+            &url,
+            "--campaign",
+            "RP000001",
+            "--out",
+        ],
+        files.path(),
+    );
+    assert!(fetched.contains("draw.json"), "{fetched}");
     let draw = city.get("/v1/campaigns/RP000001/draw", "");
     assert_eq!(draw.status, 200, "{}", draw.text());
-    std::fs::write(files.path().join("draw.json"), draw.text()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(files.path().join("draw.json")).unwrap(),
+        draw.text()
+    );
     let verified = std::process::Command::new(env!("CARGO_BIN_EXE_ecny"))
         .arg("lottery")
         .arg("verify")
@@ -650,6 +671,25 @@ fn a_citys_campaign_from_creation_to_expiry_over_http() {
     );
     city.get("/v1/campaigns/RP000001/redemption", &city.operators[1])
         .problem(403, "NOT_YOUR_OPERATOR");
+    let url = format!("http://{}", city.server.addr());
+    let live = ecny_command(
+        &[
+            "campaign",
+            "redemption",
+            "--server",
+            &url,
+            "--token",
+            &admin,
+            "--campaign",
+            "RP000001",
+            "--data",
+        ],
+        city._dir.path(),
+    );
+    assert!(
+        live.contains("1 of 3 packets used in 1 payments, 30.00 spent"),
+        "{live}"
+    );
     city.get("/v1/campaigns/RP000001/redemption", &city.central_bank)
         .ok(200);
 

@@ -351,6 +351,9 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
+        Command::Campaign(command) if campaign::is_client(&command) => {
+            return client::finish(campaign::run_client(command))
+        }
         Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
         Command::ApiExamples(args) => return client::finish(api_examples::run(args)),
