@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod campaign;
+pub mod packets;
 
 use std::collections::HashMap;
 use std::path::Path;
