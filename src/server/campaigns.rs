@@ -435,9 +435,10 @@ impl Gateway {
                 .red_packets()
                 .packets_of(wallet)
                 .iter()
-                .filter_map(|reference| state.red_packets().packet(*reference))
-                .enumerate()
-                .map(|(_, (book, packet))| packet_view(book, packet, now))
+                .filter_map(|reference| {
+                    let (book, packet) = state.red_packets().packet(*reference)?;
+                    Some(packet_view(book, packet, reference.packet + 1, now))
+                })
                 .collect();
             PacketsView {
                 wallet: wallet.to_string(),
@@ -451,15 +452,11 @@ impl Gateway {
 fn packet_view(
     book: &CampaignBook,
     packet: &crate::programs::red_packets::Packet,
+    number: u32,
     now: u64,
 ) -> PacketView {
     let terms = book.terms();
     let balance = book.packet_balance(packet);
-    let number = book
-        .packets()
-        .iter()
-        .position(|other| other.account == packet.account)
-        .map_or(0, |index| index as u32 + 1);
     let status = if !balance.is_positive() && book.status != CampaignStatus::Expired {
         "used_up"
     } else if book.status == CampaignStatus::Expired || now >= terms.validity.closes_at_ms {
