@@ -50,6 +50,7 @@ pub enum CampaignCommand {
     Draw {
         #[command(flatten)]
         operator: OperatorArgs,
+        /// The campaign, e.g. RP000001.
         #[arg(long)]
         campaign: CampaignId,
         /// The seed, 64 hex digits, matching the published commitment.
@@ -59,10 +60,13 @@ pub enum CampaignCommand {
     /// Download a campaign's published files from a running server into DIR: campaign.json,
     /// registrants.txt and (once drawn) draw.json, for `ecny lottery verify`.
     Fetch {
+        /// The running server's address.
         #[arg(long, default_value = SERVER_DEFAULT)]
         server: String,
+        /// The campaign, e.g. RP000001.
         #[arg(long)]
         campaign: CampaignId,
+        /// Where to write the files.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -70,6 +74,7 @@ pub enum CampaignCommand {
     Redemption {
         #[command(flatten)]
         operator: OperatorArgs,
+        /// The campaign, e.g. RP000001.
         #[arg(long)]
         campaign: CampaignId,
     },
@@ -88,6 +93,7 @@ pub enum CampaignCommand {
 /// The server and the operator administrator's credential.
 #[derive(clap::Args)]
 pub struct OperatorArgs {
+    /// The running server's address.
     #[arg(long, default_value = SERVER_DEFAULT)]
     server: String,
     /// The sponsor's operator.

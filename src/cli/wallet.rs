@@ -105,6 +105,7 @@ enum WalletCommand {
     },
     /// Fund a campaign this wallet sponsors: its whole budget into the campaign's pool.
     FundCampaign {
+        /// The campaign, e.g. RP000001.
         #[arg(long)]
         campaign: CampaignId,
     },
