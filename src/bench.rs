@@ -4,6 +4,7 @@
 pub mod api;
 pub mod campaign;
 pub mod live;
+pub mod packets;
 
 use std::collections::HashMap;
 use std::path::Path;

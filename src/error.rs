@@ -333,6 +333,14 @@ pub enum CommandError {
     CampaignNotFunded(CampaignId),
     #[error("campaign {0} has already been drawn")]
     CampaignAlreadyDrawn(CampaignId),
+    #[error("campaign {0} has not been drawn yet: its sponsor reveals the seed after registration closes")]
+    CampaignNotDrawn(CampaignId),
+    #[error("the holder of wallet {wallet} has already registered for campaign {campaign} with wallet {registered}: one registration per person")]
+    CampaignIdentityRegistered {
+        campaign: CampaignId,
+        wallet: WalletId,
+        registered: WalletId,
+    },
     #[error("campaign {campaign} ended at {} Beijing time (the end of its packets' validity)", china_date_time(*closed_at_ms))]
     CampaignEnded {
         campaign: CampaignId,
@@ -491,6 +499,8 @@ impl CommandError {
             CampaignAlreadyFunded { .. } => "CAMPAIGN_ALREADY_FUNDED",
             CampaignNotFunded(_) => "CAMPAIGN_NOT_FUNDED",
             CampaignAlreadyDrawn(_) => "CAMPAIGN_ALREADY_DRAWN",
+            CampaignIdentityRegistered { .. } => "CAMPAIGN_IDENTITY_REGISTERED",
+            CampaignNotDrawn(_) => "CAMPAIGN_NOT_DRAWN",
             CampaignEnded { .. } => "CAMPAIGN_ENDED",
             WalletSponsorsCampaign { .. } => "WALLET_SPONSORS_CAMPAIGN",
             RedPacketNotUsable { reason, .. } => reason.code(),

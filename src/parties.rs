@@ -277,10 +277,20 @@ pub enum Operation {
     SyncDevice,
     BlockDevice,
     ReadRevocations,
+    CreateCampaign,
+    ReadCampaign,
+    FundCampaign,
+    RegisterForCampaign,
+    ReadRegistrations,
+    DrawCampaign,
+    ReadDraw,
+    ReadRedemption,
+    ReadNotices,
+    ReadPackets,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 71] = {
+    pub const ALL: [Operation; 81] = {
         use Operation::*;
         [
             Health,
@@ -354,6 +364,16 @@ impl Operation {
             SyncDevice,
             BlockDevice,
             ReadRevocations,
+            CreateCampaign,
+            ReadCampaign,
+            FundCampaign,
+            RegisterForCampaign,
+            ReadRegistrations,
+            DrawCampaign,
+            ReadDraw,
+            ReadRedemption,
+            ReadNotices,
+            ReadPackets,
         ]
     };
 
@@ -427,6 +447,15 @@ impl Operation {
             BlockDevice => TELLER | ADMIN,
             // Signed by the central bank, so any terminal may fetch it from anywhere.
             ReadRevocations => EVERYONE,
+            // The sponsor's operator publishes and draws a campaign; its administrator acts for
+            // the sponsor, whose own signature alone moves the budget.
+            CreateCampaign | DrawCampaign => ADMIN,
+            FundCampaign | RegisterForCampaign => SIGNED_BY_HOLDER,
+            // Published for anyone to check the draw: terms, commitment, list, seed and winners.
+            ReadCampaign | ReadRegistrations | ReadDraw => EVERYONE,
+            ReadRedemption => CB | STAFF,
+            ReadNotices => STAFF,
+            ReadPackets => HOLDER | STAFF,
         }
     }
 
@@ -564,6 +593,16 @@ impl Operation {
             SyncDevice => ("POST", "/v1/devices/{d}/syncs"),
             BlockDevice => ("POST", "/v1/devices/{d}/block"),
             ReadRevocations => ("GET", "/v1/revocations"),
+            CreateCampaign => ("POST", "/v1/campaigns"),
+            ReadCampaign => ("GET", "/v1/campaigns/{c}"),
+            FundCampaign => ("POST", "/v1/campaigns/{c}/funding"),
+            RegisterForCampaign => ("POST", "/v1/campaigns/{c}/registrations"),
+            ReadRegistrations => ("GET", "/v1/campaigns/{c}/registrations"),
+            DrawCampaign => ("POST", "/v1/campaigns/{c}/draw"),
+            ReadDraw => ("GET", "/v1/campaigns/{c}/draw"),
+            ReadRedemption => ("GET", "/v1/campaigns/{c}/redemption"),
+            ReadNotices => ("GET", "/v1/campaigns/{c}/notices"),
+            ReadPackets => ("GET", "/v1/wallets/{id}/packets"),
         }
     }
 

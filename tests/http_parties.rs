@@ -120,6 +120,40 @@ struct Fixture {
     transfer: String,
     sub_wallet: String,
     throwaway_staff: String,
+    /// RP000001, sponsored by the holder, taking registrations for an hour; its file.
+    campaign_file: Value,
+}
+
+/// A one-packet campaign for `sponsor`'s wallet, registration open for an hour from `now_ms`.
+fn campaign_file(sponsor: WalletId, now_ms: u64) -> Value {
+    use ecny::programs::campaign::{
+        Campaign, CampaignTerms, Eligibility, RegionCode, Sponsor, Window,
+    };
+    let closes = now_ms + 3_600_000;
+    let terms = CampaignTerms {
+        id: ecny::ids::CampaignId(1),
+        name: "Matrix red packets".into(),
+        sponsor: Sponsor {
+            name: "Matrix city".into(),
+            wallet: sponsor,
+        },
+        budget: "1.00".parse().unwrap(),
+        packet_count: 1,
+        packet_value: "1.00".parse().unwrap(),
+        region: RegionCode::new(320_500).unwrap(),
+        eligibility: Eligibility::default(),
+        registration: Window {
+            opens_at_ms: now_ms,
+            closes_at_ms: closes,
+        },
+        validity: Window {
+            opens_at_ms: closes,
+            closes_at_ms: closes + 3_600_000,
+        },
+        offline_trial: false,
+        seed_commitment: ecny::programs::lottery::Seed::from_bytes([3; 32]).commitment(),
+    };
+    serde_json::from_str(&Campaign::new(terms).unwrap().to_json()).unwrap()
 }
 
 fn kind_key(kind: PartyKind) -> &'static str {
@@ -292,7 +326,13 @@ fn fixture(lab: &mut Lab) -> Fixture {
         Some(&admin),
         json!({ "role": "teller", "label": "leaving" }),
     );
+    let now_ms = lab.call("GET", "/v1/context", None, None).json()["now_ms"]
+        .as_u64()
+        .unwrap();
+    let campaign_file = campaign_file(wallet, now_ms);
+    lab.ok("POST", "/v1/campaigns", Some(&admin), campaign_file.clone());
     Fixture {
+        campaign_file,
         tokens,
         holder: (wallet, key),
         merchant: merchant_id,
@@ -343,7 +383,8 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
         .replace("{sw}", &f.sub_wallet)
         .replace("{s}", &f.throwaway_staff)
         .replace("{t}", "1")
-        .replace("{d}", "D000000000001");
+        .replace("{d}", "D000000000001")
+        .replace("{c}", "RP000001");
     let body = match op {
         CreateChallenge => Some(json!({ "wallet": wallet.to_string() })),
         OpenSession => Some(
@@ -398,6 +439,23 @@ fn request(op: Operation, f: &Fixture, served: &Served) -> (String, Option<Value
             json!({ "amount": "0.01", "public_key": key.public_key().to_hex(), "signature": "00".repeat(64), "not_after_ms": 1 }),
         ),
         Deanonymize => Some(json!({ "reason": "case (2026) Su 05 No. 1" })),
+        CreateCampaign => Some(f.campaign_file.clone()),
+        FundCampaign => signed(
+            Command::FundCampaign {
+                campaign: ecny::ids::CampaignId(1),
+                auth: None,
+            },
+            json!({}),
+        ),
+        RegisterForCampaign => signed(
+            Command::RegisterForCampaign {
+                campaign: ecny::ids::CampaignId(1),
+                wallet: *wallet,
+                offline_trial: false,
+            },
+            json!({ "wallet": wallet.to_string() }),
+        ),
+        DrawCampaign => Some(json!({ "seed": "00".repeat(32) })),
         AdmitOperator => Some(json!({ "name": format!("Matrix Bank {}", rand_suffix()) })),
         FundReserves | Issue | Redeem => Some(json!({ "amount": "1.00" })),
         // Reinstating a serving operator: allowed, and leaves the fixture's operator serving.

@@ -27,13 +27,15 @@ use ecny::channels::acquiring::TerminalKind;
 use ecny::channels::emvco::MerchantQr;
 use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::command::Command;
-use ecny::ids::{ContractId, DeviceId, MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::ids::{CampaignId, ContractId, DeviceId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::offline::applet::{Applet, Personalization};
 use ecny::offline::messages::{LoadAuthorization, Nonce, Wire, NONCE_BYTES};
 use ecny::offline::profiles::{Profile, WalletForm};
 use ecny::offline::protocol::Relay;
 use ecny::parties::{session_signing_bytes, Operation, PartyKind, StaffRole};
+use ecny::programs::campaign::{Campaign, CampaignTerms, Eligibility, RegionCode, Sponsor, Window};
 use ecny::programs::contracts::Template;
+use ecny::programs::lottery::Seed;
 use ecny::server::devices::form_code;
 use ecny::signing::{DeploymentId, SigningContext};
 use ecny::wallet::sub_wallet::SubWalletLimits;
@@ -690,6 +692,93 @@ impl Setup {
         })
     }
 
+    /// A red-packet campaign of one ¥1.00 packet for `sponsor`'s wallet, published by the
+    /// administrator, registration open for `registration_ms` from now, and the seed behind its
+    /// commitment.
+    fn campaign(
+        &self,
+        id: CampaignId,
+        sponsor: &Holder,
+        registration_ms: u64,
+    ) -> Result<Seed, Failure> {
+        let seed = Seed::from_bytes(
+            fresh_key()?
+                .0
+                .to_le_bytes()
+                .repeat(2)
+                .try_into()
+                .map_err(|_| Failure::new("SEED_MALFORMED", "a seed is 32 bytes".to_string()))?,
+        );
+        let now = self.anonymous.get("/v1/context")?["now_ms"]
+            .as_u64()
+            .ok_or_else(|| Failure::new("RESPONSE_MALFORMED", "no now_ms in the context"))?;
+        let closes = now + registration_ms;
+        let terms = CampaignTerms {
+            id,
+            name: "Examples red packets".into(),
+            sponsor: Sponsor {
+                name: "Examples city".into(),
+                wallet: sponsor.wallet,
+            },
+            budget: amount("1")?,
+            packet_count: 1,
+            packet_value: amount("1")?,
+            region: RegionCode::new(320_500).expect("Suzhou is a region"),
+            eligibility: Eligibility::default(),
+            registration: Window {
+                opens_at_ms: now,
+                closes_at_ms: closes,
+            },
+            validity: Window {
+                opens_at_ms: closes,
+                closes_at_ms: closes + 24 * 3_600_000,
+            },
+            offline_trial: false,
+            seed_commitment: seed.commitment(),
+        };
+        let file = Campaign::new(terms)
+            .map_err(|error| Failure::new(error.code(), error.to_string()))?
+            .to_json();
+        let file: Value = serde_json::from_str(&file)
+            .map_err(|error| Failure::new("CAMPAIGN_FILE_MALFORMED", error.to_string()))?;
+        self.admin.post("/v1/campaigns", &file)?;
+        Ok(seed)
+    }
+
+    fn fund_campaign_body(&self, id: CampaignId, sponsor: &Holder) -> Result<Value, Failure> {
+        let command = Command::FundCampaign {
+            campaign: id,
+            auth: None,
+        };
+        self.signed(&sponsor.key, &command, json!({}))
+    }
+
+    fn register_body(&self, id: CampaignId, holder: &Holder) -> Result<Value, Failure> {
+        let command = Command::RegisterForCampaign {
+            campaign: id,
+            wallet: holder.wallet,
+            offline_trial: false,
+        };
+        self.signed(
+            &holder.key,
+            &command,
+            json!({ "wallet": holder.wallet.to_string() }),
+        )
+    }
+
+    /// The next campaign id on the server: the first that is not there yet.
+    fn next_campaign(&self) -> CampaignId {
+        let mut id = 1;
+        while self
+            .anonymous
+            .get(&format!("/v1/campaigns/{}", CampaignId(id)))
+            .is_ok()
+        {
+            id += 1;
+        }
+        CampaignId(id)
+    }
+
     /// Sets up the parties and makes one example per operation (two at the QR route).
     fn examples(&mut self) -> Result<Vec<Example>, Failure> {
         use Operation::*;
@@ -738,8 +827,110 @@ impl Setup {
         let confirmed = self.open_contract(&payer, &payee, 10, amount("5")?)?;
         let cancelled = self.open_contract(&payer, &payee, 2, amount("1")?)?;
 
+        // Red packets: one campaign to draw and one drawn (registration just closed, both funded,
+        // the payer registered), one still open to fund and register for, and the next to create.
+        let mut sponsor = self.verified_holder("100")?;
+        let (key, exchange) = self.exchange_body(&sponsor, amount("10")?)?;
+        self.anonymous.post_keyed(
+            &format!("/v1/wallets/{}/exchange", sponsor.wallet),
+            key,
+            &exchange,
+        )?;
+        self.open_session(&mut sponsor)?;
+        let mut registrant = self.holder()?;
+        self.open_session(&mut registrant)?;
+        let to_draw = self.next_campaign();
+        let drawn = CampaignId(to_draw.0 + 1);
+        let open = CampaignId(to_draw.0 + 2);
+        let closing_ms = 2_000;
+        let draw_seed = self.campaign(to_draw, &sponsor, closing_ms)?;
+        let drawn_seed = self.campaign(drawn, &sponsor, closing_ms)?;
+        for id in [to_draw, drawn] {
+            self.anonymous.post(
+                &format!("/v1/campaigns/{id}/funding"),
+                &self.fund_campaign_body(id, &sponsor)?,
+            )?;
+            self.anonymous.post(
+                &format!("/v1/campaigns/{id}/registrations"),
+                &self.register_body(id, &payer)?,
+            )?;
+        }
+        self.campaign(open, &sponsor, 3_600_000)?;
+        std::thread::sleep(std::time::Duration::from_millis(closing_ms + 500));
+        self.admin.post(
+            &format!("/v1/campaigns/{drawn}/draw"),
+            &json!({ "seed": drawn_seed.to_hex() }),
+        )?;
+        let create_seed = Seed::from_bytes([7; 32]);
+        let next_file = {
+            let now = self.anonymous.get("/v1/context")?["now_ms"]
+                .as_u64()
+                .unwrap_or(0);
+            let terms = CampaignTerms {
+                id: CampaignId(open.0 + 1),
+                name: "Examples spring red packets".into(),
+                sponsor: Sponsor {
+                    name: "Examples city".into(),
+                    wallet: sponsor.wallet,
+                },
+                budget: amount("2")?,
+                packet_count: 2,
+                packet_value: amount("1")?,
+                region: RegionCode::new(320_500).expect("Suzhou is a region"),
+                eligibility: Eligibility::default(),
+                registration: Window {
+                    opens_at_ms: now,
+                    closes_at_ms: now + 30 * 24 * 3_600_000,
+                },
+                validity: Window {
+                    opens_at_ms: now + 30 * 24 * 3_600_000,
+                    closes_at_ms: now + 60 * 24 * 3_600_000,
+                },
+                offline_trial: false,
+                seed_commitment: create_seed.commitment(),
+            };
+            let file = Campaign::new(terms)
+                .map_err(|error| Failure::new(error.code(), error.to_string()))?
+                .to_json();
+            serde_json::from_str::<Value>(&file)
+                .map_err(|error| Failure::new("CAMPAIGN_FILE_MALFORMED", error.to_string()))?
+        };
+
         let mut examples = Vec::new();
         let mut add = |example: Example| examples.push(example);
+        add(self
+            .example(CreateCampaign, none_holder(), &shop)?
+            .body(next_file));
+        add(self
+            .example(ReadCampaign, none_holder(), &shop)?
+            .path("c", drawn));
+        add(self
+            .example(FundCampaign, Some(&sponsor), &shop)?
+            .path("c", open)
+            .body(self.fund_campaign_body(open, &sponsor)?));
+        add(self
+            .example(RegisterForCampaign, Some(&registrant), &shop)?
+            .path("c", open)
+            .body(self.register_body(open, &registrant)?));
+        add(self
+            .example(ReadRegistrations, none_holder(), &shop)?
+            .path("c", drawn));
+        add(self
+            .example(DrawCampaign, none_holder(), &shop)?
+            .path("c", to_draw)
+            .body(json!({ "seed": draw_seed.to_hex() })));
+        add(self
+            .example(ReadDraw, none_holder(), &shop)?
+            .path("c", drawn));
+        add(self
+            .example(ReadRedemption, none_holder(), &shop)?
+            .path("c", drawn));
+        add(self
+            .example(ReadNotices, none_holder(), &shop)?
+            .path("c", drawn));
+        add(self
+            .example(ReadPackets, Some(&payer), &shop)?
+            .path("id", payer.wallet));
         let none: Option<&Holder> = None;
         for public in [Health, Ready, Metrics, OpenApi, Docs, ReadContext] {
             add(self.example(public, none, &shop)?);
@@ -1088,6 +1279,10 @@ fn unhex(text: &str) -> Result<Vec<u8>, Failure> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| malformed()))
         .collect()
+}
+
+fn none_holder() -> Option<&'static Holder> {
+    None
 }
 
 fn amount(text: &str) -> Result<Amount, Failure> {

@@ -96,6 +96,10 @@ enum Command {
         /// [default: 10000]
         #[arg(long, value_name = "MS", value_parser = config::parse_client_timeout_ms)]
         client_timeout_ms: Option<u64>,
+        /// URL the winners' red-packet SMS notices are POSTed to as JSON, retried with backoff
+        /// [env: ECNY_SMS_GATEWAY]
+        #[arg(long, value_name = "URL")]
+        sms_gateway: Option<String>,
     },
     /// A holder's wallet app against a running `ecny serve`: open, bank account and top-up, pay
     /// QR codes and wallets, show payment codes, push sub-wallets to shops.
@@ -288,6 +292,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         due_over_ms: u64,
     },
+    /// Red packets through `ecny serve`: holder-signed registrations per second over HTTP, and
+    /// the time from the draw to every winner's SMS at a local gateway.
+    Packets {
+        /// Registrations sent over HTTP, each by its own wallet.
+        #[arg(long, default_value_t = 20_000)]
+        registrations: usize,
+        /// Winners drawn and told by SMS.
+        #[arg(long, default_value_t = 100_000)]
+        winners: u32,
+        /// Keep-alive connections sending registrations at once.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+    },
     /// Offline records settled per second at sync: through the operator tier (SM2 per record)
     /// and into the registration center alone.
     Offline {
@@ -405,6 +422,9 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Wallet(args) => return client::finish(wallet::run(args)),
+        Command::Campaign(command) if campaign::is_client(&command) => {
+            return client::finish(campaign::run_client(command))
+        }
         Command::Merchant(args) => return client::finish(merchant::run(args)),
         Command::Device(args) => return client::finish(device::run(args)),
         Command::Staff(args) => return client::finish(staff::run(args)),
@@ -423,6 +443,7 @@ pub fn main() -> ExitCode {
             body_limit_bytes,
             auth_failures_per_minute_max,
             client_timeout_ms,
+            sms_gateway,
         } => {
             let flags = ServeSettings {
                 listen,
@@ -431,6 +452,7 @@ pub fn main() -> ExitCode {
                 body_limit_bytes,
                 auth_failures_per_minute_max,
                 client_timeout_ms,
+                sms_gateway,
             };
             run_serve(flags, config.as_deref())
         }
@@ -474,6 +496,15 @@ pub fn main() -> ExitCode {
             due_over_ms,
         }),
         Command::Bench(BenchCommand::Memory { wallets }) => run_bench_memory(wallets),
+        Command::Bench(BenchCommand::Packets {
+            registrations,
+            winners,
+            connections,
+        }) => run_bench_packets(&bench::packets::PacketsBenchConfig {
+            registrations,
+            winners,
+            connections,
+        }),
         Command::Bench(BenchCommand::Offline { devices, records }) => {
             run_bench_offline(devices, records)
         }
@@ -858,6 +889,45 @@ fn run_bench_live(config: &bench::live::LiveBenchConfig) -> Result<(), String> {
     show(
         "statistics freshness (transfer to figure)",
         &report.freshness_ms,
+    );
+    Ok(())
+}
+
+fn run_bench_packets(config: &bench::packets::PacketsBenchConfig) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use `cargo run --release -- bench packets`.");
+    }
+    if config.registrations == 0 || config.winners == 0 || config.connections == 0 {
+        return Err(
+            "bench packets needs at least 1 registration, 1 winner and 1 connection".into(),
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("ecny-bench-packets-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    println!(
+        "ecny bench packets: {} signed registrations over HTTP from {} keep-alive connections, then {} winners told by SMS; data in {}",
+        config.registrations,
+        config.connections,
+        config.winners,
+        dir.display()
+    );
+    let result = bench::packets::packets(&dir, config);
+    std::fs::remove_dir_all(&dir).ok();
+    let report = result.map_err(|e| e.to_string())?;
+    println!(
+        "registrations: {:.0}/s ({} in {:.2} s)",
+        report.registrations_per_second(),
+        report.registrations,
+        report.registration_elapsed.as_secs_f64()
+    );
+    println!(
+        "draw to every winner told: {:.2} s for {} winners ({:.0} SMS/s through the outbox's webhook)",
+        report.notify_elapsed.as_secs_f64(),
+        report.winners,
+        f64::from(report.winners) / report.notify_elapsed.as_secs_f64()
     );
     Ok(())
 }

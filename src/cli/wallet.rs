@@ -17,7 +17,7 @@ use ecny::channels::payment_request::{request_payment, RequestRead};
 use ecny::channels::render::DECODE_PNG_BYTES_MAX;
 use ecny::command::Command;
 use ecny::error::CommandError;
-use ecny::ids::{MerchantId, OperatorId, SubWalletId, WalletId};
+use ecny::ids::{CampaignId, MerchantId, OperatorId, SubWalletId, WalletId};
 use ecny::parties::session_signing_bytes;
 use ecny::signing::{DeploymentId, SigningContext, SIGNATURE_WINDOW_MS_CLIENT};
 use ecny::time::china_clock;
@@ -131,6 +131,24 @@ enum WalletCommand {
     Freeze,
     /// Close the wallet for good: its balance goes back to the bound bank account.
     Close,
+    /// Register this wallet for a red-packet campaign's lottery, signed with the wallet's key
+    /// (one registration per person).
+    Register {
+        /// The campaign, e.g. RP000001.
+        #[arg(long)]
+        campaign: CampaignId,
+        /// Opt in to the campaign's offline hardware-wallet trial, where it offers one.
+        #[arg(long)]
+        offline_trial: bool,
+    },
+    /// Fund a campaign this wallet sponsors: its whole budget into the campaign's pool.
+    FundCampaign {
+        /// The campaign, e.g. RP000001.
+        #[arg(long)]
+        campaign: CampaignId,
+    },
+    /// The red packets in this wallet: value, what is left, where they pay and until when.
+    Packets,
     /// Raise the wallet's class remotely (3: name and ID; 2: also a bound bank account). Class 1
     /// is verified in person by a KYC officer at a branch (`ecny staff kyc`).
     Kyc {
@@ -253,6 +271,12 @@ pub fn run(args: WalletArgs) -> Result<(), Failure> {
         WalletCommand::SubWallet(command) => holder.sub_wallet(command),
         WalletCommand::SubWallets => holder.list_sub_wallets(),
         WalletCommand::TopUp { amount } => holder.top_up(amount),
+        WalletCommand::Register {
+            campaign,
+            offline_trial,
+        } => holder.register(campaign, offline_trial),
+        WalletCommand::FundCampaign { campaign } => holder.fund_campaign(campaign),
+        WalletCommand::Packets => holder.packets(),
         WalletCommand::DepositBack { amount } => holder.deposit_back(amount),
         WalletCommand::History {
             from,
@@ -520,6 +544,86 @@ impl Holder {
     /// clients' window by the server's clock (a phone's own clock may be off).
     fn signed(&self, command: &Command, body: Value) -> Result<Value, Failure> {
         signed_fields(&self.api, &self.key, self.operator, command, body)
+    }
+
+    fn register(&self, campaign: CampaignId, offline_trial: bool) -> Result<(), Failure> {
+        let command = Command::RegisterForCampaign {
+            campaign,
+            wallet: self.wallet,
+            offline_trial,
+        };
+        let body = json!({ "wallet": self.wallet.to_string(), "offline_trial": offline_trial });
+        let answer = self.api.post(
+            &format!("/v1/campaigns/{campaign}/registrations"),
+            &self.signed(&command, body)?,
+        )?;
+        println!(
+            "{} registered for {campaign} \"{}\"; the draw is after {}",
+            self.wallet,
+            text(&answer, "name")?,
+            china_clock(answer["registration_closes_at_ms"].as_u64().unwrap_or(0))
+        );
+        Ok(())
+    }
+
+    fn fund_campaign(&self, campaign: CampaignId) -> Result<(), Failure> {
+        let command = Command::FundCampaign {
+            campaign,
+            auth: None,
+        };
+        let answer = self.api.post(
+            &format!("/v1/campaigns/{campaign}/funding"),
+            &self.signed(&command, json!({}))?,
+        )?;
+        println!(
+            "{campaign} funded with {} by transfer {}",
+            text(&answer, "budget")?,
+            text(&answer, "funding_transfer")?
+        );
+        Ok(())
+    }
+
+    fn packets(&self) -> Result<(), Failure> {
+        let view = self
+            .reads
+            .get(&format!("/v1/wallets/{}/packets", self.wallet))?;
+        let packets = view["packets"].as_array().cloned().unwrap_or_default();
+        if packets.is_empty() {
+            println!("{}: no red packets", self.wallet);
+            return Ok(());
+        }
+        println!(
+            "{}: red packets worth {}",
+            self.wallet,
+            text(&view, "total")?
+        );
+        for packet in &packets {
+            let eligible = &packet["eligible"];
+            let merchants: Vec<&str> = eligible["merchants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            println!(
+                "  {} #{} \"{}\" from {}: {} of {} left, {}, until {} Beijing time; pays in region {}{}",
+                text(packet, "campaign")?,
+                packet["packet"],
+                text(packet, "name")?,
+                text(packet, "sponsor")?,
+                text(packet, "balance")?,
+                text(packet, "value")?,
+                text(packet, "status")?,
+                text(packet, "expires_at")?,
+                text(eligible, "region")?,
+                if merchants.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and at {}", merchants.join(", "))
+                }
+            );
+        }
+        Ok(())
     }
 
     fn wallet_view(&self) -> Result<Value, Failure> {

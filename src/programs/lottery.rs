@@ -56,7 +56,10 @@
 //! friends win; registrations must therefore come through the operators, and the list digest be
 //! published at close, before the seed is revealed.
 
+use std::collections::HashSet;
 use std::fmt;
+
+use foldhash::fast::RandomState;
 
 use serde::{Deserialize, Serialize};
 use sm3::{Digest, Sm3};
@@ -376,6 +379,8 @@ pub struct RegistrationBook {
     window: Window,
     offline_trial_offered: bool,
     registrations: Vec<Registrant>,
+    /// The wallets among `registrations`, so that a person's other wallet is found at once.
+    registered: HashSet<WalletId, RandomState>,
 }
 
 impl RegistrationBook {
@@ -386,15 +391,22 @@ impl RegistrationBook {
             window: terms.registration,
             offline_trial_offered: terms.offline_trial,
             registrations: Vec::new(),
+            registered: HashSet::default(),
         }
     }
 
     /// A book holding `registrations` already taken, as a snapshot recorded them.
     pub fn restore(campaign: &Campaign, registrations: Vec<Registrant>) -> RegistrationBook {
         RegistrationBook {
+            registered: registrations.iter().map(|r| r.wallet).collect(),
             registrations,
             ..RegistrationBook::new(campaign)
         }
+    }
+
+    /// Whether `wallet` has registered.
+    pub fn is_registered(&self, wallet: WalletId) -> bool {
+        self.registered.contains(&wallet)
     }
 
     /// Registrations in the order they were taken, repeats included.
@@ -428,6 +440,7 @@ impl RegistrationBook {
             wallet,
             offline_trial,
         });
+        self.registered.insert(wallet);
         Ok(())
     }
 

@@ -16,6 +16,8 @@ pub struct WinnerSms {
     pub packet: u32,
     pub wallet: WalletId,
     pub text: String,
+    /// The same notice in Chinese, as the SMS gateway sends it to a mainland phone.
+    pub text_zh: String,
 }
 
 /// The outbox for a draw, in draw order.
@@ -43,6 +45,15 @@ pub fn winner_notices(campaign: &Campaign, draw: &Draw) -> Vec<WinnerSms> {
                      Beijing time; what is unspent then returns to the sponsor. Open your e-CNY \
                      wallet app to see it: there is no link to click, and no one will ask for \
                      your password.",
+                    sponsor = terms.sponsor.name,
+                    name = terms.name,
+                    campaign = terms.id,
+                    value = terms.packet_value.yuan_sign(),
+                ),
+                text_zh: format!(
+                    "【{sponsor}】您的数字人民币钱包{wallet}抽中“{name}”（{campaign}）第{packet}号红包\
+                     {value}，可于北京时间{from}至{until}在指定商户使用，逾期未使用部分将退回发放方。\
+                     请打开数字人民币App查看。本短信不含任何链接，任何人都不会向您索要密码。",
                     sponsor = terms.sponsor.name,
                     name = terms.name,
                     campaign = terms.id,
@@ -108,6 +119,15 @@ mod tests {
             assert!(sms
                 .text
                 .contains("from 2020-12-11 20:00:00 to 2020-12-27 23:59:59"));
+            assert!(sms
+                .text_zh
+                .contains(&format!("您的数字人民币钱包{}抽中", sms.wallet)));
+            assert!(sms
+                .text_zh
+                .contains(&format!("第{}号红包¥200.00", index + 1)));
+            assert!(sms
+                .text_zh
+                .contains("北京时间2020-12-11 20:00:00至2020-12-27 23:59:59"));
         }
     }
 }

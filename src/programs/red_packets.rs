@@ -250,6 +250,11 @@ impl CampaignBook {
         self.status == CampaignStatus::Drawn && self.terms().validity.contains(now_ms)
     }
 
+    /// Whether `wallet` has registered (before the draw).
+    pub fn is_registered(&self, wallet: WalletId) -> bool {
+        self.registrations.is_registered(wallet)
+    }
+
     /// Takes a registration while the window is open.
     pub fn register(
         &mut self,

@@ -78,6 +78,8 @@ pub struct ServeSettings {
     /// one connection), and over its body.
     #[serde(default, deserialize_with = "client_timeout_from_file")]
     pub client_timeout_ms: Option<u64>,
+    /// Where the winners' SMS notices are POSTed, an `http://` URL.
+    pub sms_gateway: Option<String>,
 }
 
 /// What `ecny serve` runs with once every source is merged.
@@ -203,6 +205,7 @@ impl ServeSettings {
                 parse_auth_failures_per_minute,
             )?,
             client_timeout_ms: parsed(lookup, CLIENT_TIMEOUT_ENV, parse_client_timeout_ms)?,
+            sms_gateway: lookup("ECNY_SMS_GATEWAY"),
         })
     }
 
@@ -217,6 +220,7 @@ impl ServeSettings {
                 .auth_failures_per_minute_max
                 .or(fallback.auth_failures_per_minute_max),
             client_timeout_ms: self.client_timeout_ms.or(fallback.client_timeout_ms),
+            sms_gateway: self.sms_gateway.or(fallback.sms_gateway),
         }
     }
 }
@@ -253,6 +257,7 @@ pub fn resolve(
                     body_read_ms: ms,
                 }),
             clock: crate::time::SharedClock::System,
+            sms_gateway: merged.sms_gateway,
         },
         log_filter: merged.log.unwrap_or_else(|| LOG_DEFAULT.to_string()),
     })

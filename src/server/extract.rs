@@ -36,6 +36,8 @@ pub struct App {
     pub due: Arc<crate::scheduler::DueWatch>,
     /// What operators sign for their hardware wallets.
     pub devices: Arc<DeviceDesk>,
+    /// The winners' SMS outbox and its senders.
+    pub notifier: super::notifier::Notifier,
 }
 
 pub type AppState = Arc<App>;

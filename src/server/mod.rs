@@ -1,8 +1,8 @@
 //! The HTTP API of a node: operators open wallets and submit their holders' signed payments, the
 //! central bank reads the audit. Handlers in `routes` only translate; `gateway` calls the domain;
 //! `problem` turns every failure into RFC 9457 problem details with the domain's stable code.
-//! The handler modules (`routes`, `merchants`, `contracts`, `counter`, `devices`, `identity`,
-//! `staff`, `central_bank`, `holders`, `analytics`) share
+//! The handler modules (`routes`, `merchants`, `contracts`, `campaigns`, `counter`, `devices`,
+//! `identity`, `staff`, `central_bank`, `holders`, `analytics`) share
 //! the extractors of `extract` and the OpenAPI pieces of `openapi_doc` and never import one
 //! another; `tests/architecture.rs` keeps `server/` free of import cycles.
 //!
@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod campaigns;
 pub mod central_bank;
 pub mod config;
 pub mod connections;
@@ -25,6 +26,7 @@ pub mod holders;
 pub mod identity;
 pub mod merchants;
 pub mod metrics;
+pub mod notifier;
 pub mod openapi;
 pub mod openapi_doc;
 pub mod problem;
@@ -101,6 +103,9 @@ pub struct ServerConfig {
     /// What stamps entries and tells the scheduler when work is due: the machine's clock, or
     /// one a test moves.
     pub clock: SharedClock,
+    /// Where the winners' SMS notices are POSTed (`http://host:port/path`); without one they
+    /// wait in the outbox.
+    pub sms_gateway: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +118,7 @@ impl Default for ServerConfig {
             auth_failures_per_minute_max: auth::AUTH_FAILURES_PER_MINUTE_DEFAULT,
             timeouts: connections::Timeouts::default(),
             clock: SharedClock::System,
+            sms_gateway: None,
         }
     }
 }
@@ -200,6 +206,7 @@ impl Server {
             analytics: live.clone(),
             due: due.clone(),
             devices: Arc::new(devices),
+            notifier: notifier::Notifier::start(config.sms_gateway.clone()),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let on_ctrl_c = config.stop_on_ctrl_c;

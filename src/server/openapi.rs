@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// Paths the router serves; a test checks the document and the router agree.
-pub const PATHS: [&str; 68] = [
+pub const PATHS: [&str; 76] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -82,6 +82,15 @@ pub const PATHS: [&str; 68] = [
     "/v1/devices/{d}/syncs",
     "/v1/devices/{d}/block",
     "/v1/revocations",
+    // Red-packet campaigns (`campaigns::OPENAPI_PATHS`).
+    "/v1/campaigns",
+    "/v1/campaigns/{c}",
+    "/v1/campaigns/{c}/funding",
+    "/v1/campaigns/{c}/registrations",
+    "/v1/campaigns/{c}/draw",
+    "/v1/campaigns/{c}/redemption",
+    "/v1/campaigns/{c}/notices",
+    "/v1/wallets/{id}/packets",
 ];
 
 /// Canonical forms; the server also accepts a little more for phones (surrounding spaces, "+86").
@@ -232,6 +241,7 @@ pub fn document() -> Value {
     if let Some(paths) = document["paths"].as_object_mut() {
         paths.extend(super::merchants::openapi::paths());
         paths.extend(super::contracts::openapi::paths());
+        paths.extend(super::campaigns::openapi::paths());
         paths.extend(super::counter::openapi::paths());
         paths.extend(super::identity::openapi::paths());
         paths.extend(super::central_bank::openapi::paths());
@@ -243,6 +253,7 @@ pub fn document() -> Value {
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(super::merchants::openapi::schemas());
         schemas.extend(super::contracts::openapi::schemas());
+        schemas.extend(super::campaigns::openapi::schemas());
         schemas.extend(super::counter::openapi::schemas());
         schemas.extend(super::identity::openapi::schemas());
         schemas.extend(super::central_bank::openapi::schemas());

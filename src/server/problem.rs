@@ -144,6 +144,8 @@ pub fn command_status(error: &CommandError) -> StatusCode {
         | CampaignExists(_)
         | CampaignAlreadyFunded { .. }
         | CampaignAlreadyDrawn(_)
+        | CampaignIdentityRegistered { .. }
+        | CampaignNotDrawn(_)
         | PendingAlreadyResolved(_)
         | CredentialRevoked
         | OperatorSuspended(_)

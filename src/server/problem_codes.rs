@@ -103,6 +103,10 @@ fn scope_refusals(path: &str) -> Vec<&'static str> {
     if path.starts_with("/v1/contracts/{id}") {
         codes.push("NOT_A_CONTRACT_PARTY");
     }
+    if path.starts_with("/v1/campaigns") {
+        // Staff of an operator other than the sponsor's.
+        codes.push("NOT_YOUR_OPERATOR");
+    }
     codes
 }
 
@@ -121,6 +125,9 @@ fn unknowns(path: &str) -> Vec<&'static str> {
     }
     if path.starts_with("/v1/contracts") {
         codes.push("UNKNOWN_CONTRACT");
+    }
+    if path.starts_with("/v1/campaigns/{c}") {
+        codes.push("UNKNOWN_CAMPAIGN");
     }
     if path.contains("staff") {
         codes.push("UNKNOWN_STAFF");
@@ -392,6 +399,66 @@ fn domain(operation: Operation, status: &str) -> &'static [&'static str] {
             "MALFORMED_MESSAGE",
         ],
         (BeginSync, "422") => &["DEVICE_BLOCKED"],
+        (FundCampaign | RegisterForCampaign, "403") => &[
+            "SIGNATURE_INVALID",
+            "SIGNATURE_MISSING",
+            "SIGNATURE_REQUIRED",
+            "SIGNATURE_EXPIRED",
+            "SIGNATURE_WINDOW_TOO_LONG",
+        ],
+        (CreateCampaign, "409") => &["CAMPAIGN_EXISTS"],
+        (CreateCampaign, "422") => CAMPAIGN_TERMS_REFUSALS,
+        (FundCampaign, "409") => &["CAMPAIGN_ALREADY_FUNDED"],
+        (FundCampaign, "422") => &[
+            "CAMPAIGN_ENDED",
+            "INSUFFICIENT_FUNDS",
+            "LIMIT_SINGLE_PAYMENT",
+            "LIMIT_DAILY",
+            "LIMIT_ANNUAL",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+        ],
+        (RegisterForCampaign, "409") => &["CAMPAIGN_IDENTITY_REGISTERED"],
+        (RegisterForCampaign, "422") => &[
+            "REGISTRATION_NOT_OPEN",
+            "OFFLINE_TRIAL_NOT_OFFERED",
+            "REGISTRANTS_TOO_MANY",
+            "WALLET_FROZEN",
+            "WALLET_CLOSED",
+            "MALFORMED_PUBLIC_KEY",
+            "MALFORMED_SIGNATURE",
+        ],
+        (DrawCampaign, "409") => &["CAMPAIGN_ALREADY_DRAWN"],
+        (DrawCampaign, "422") => &[
+            "SEED_MALFORMED",
+            "SEED_COMMITMENT_MISMATCH",
+            "REGISTRATION_STILL_OPEN",
+            "CAMPAIGN_NOT_FUNDED",
+            "CAMPAIGN_ENDED",
+        ],
+        (ReadDraw, "409") => &["CAMPAIGN_NOT_DRAWN"],
         _ => &[],
     }
 }
+
+/// Why a campaign's terms are refused when it is published.
+const CAMPAIGN_TERMS_REFUSALS: &[&str] = &[
+    "CAMPAIGN_NO_PACKETS",
+    "CAMPAIGN_TOO_MANY_PACKETS",
+    "CAMPAIGN_PACKET_VALUE_NOT_POSITIVE",
+    "CAMPAIGN_BUDGET_MISMATCH",
+    "CAMPAIGN_BUDGET_TOO_LARGE",
+    "CAMPAIGN_BAD_NAME",
+    "CAMPAIGN_EMPTY_WINDOW",
+    "CAMPAIGN_VALID_BEFORE_DRAW",
+    "CAMPAIGN_REGION_OUTSIDE",
+    "CAMPAIGN_TOO_MANY_ELIGIBLE",
+    "CAMPAIGN_FILE_MALFORMED",
+    "REGION_MALFORMED",
+    "CAMPAIGN_ID_NOT_NEXT",
+    "CAMPAIGN_TOO_LATE",
+    "WALLET_FROZEN",
+    "WALLET_CLOSED",
+];

@@ -51,6 +51,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/audit", get(audit_report))
         .merge(super::merchants::routes())
         .merge(super::contracts::routes())
+        .merge(super::campaigns::routes())
         .merge(super::identity::routes())
         .merge(super::counter::routes())
         .merge(super::staff::routes())

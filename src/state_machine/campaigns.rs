@@ -163,7 +163,29 @@ impl StateMachine {
         offline_trial: bool,
         now: u64,
     ) -> CommandResult {
-        self.own_wallet(origin, wallet)?.ensure_active(wallet)?;
+        let holder = self.own_wallet(origin, wallet)?;
+        holder.ensure_active(wallet)?;
+        // One registration per person: a verified holder's other wallets at the same operator
+        // (the identity's sealed tag links them; the state never reads the number itself).
+        let operator = self.operator(holder.operator)?;
+        let book = self.campaign(id)?;
+        if let Some(tag) = operator
+            .identity(wallet)
+            .and_then(|identity| identity.id_number.as_ref())
+            .map(|id_number| id_number.tag)
+        {
+            if let Some(&registered) = operator
+                .wallets_of_id_number(&tag)
+                .iter()
+                .find(|other| **other != wallet && book.is_registered(**other))
+            {
+                return Err(CommandError::CampaignIdentityRegistered {
+                    campaign: id,
+                    wallet,
+                    registered,
+                });
+            }
+        }
         let book = self
             .red_packets
             .get_mut(id)
