@@ -84,6 +84,11 @@ impl IdempotencyIndex {
         }
     }
 
+    /// What the command done under `key` in `wallet`'s scope was and first answered, if any.
+    pub fn first_result(&self, wallet: WalletId, key: IdempotencyKey) -> Option<FirstResult> {
+        self.shards[shard_of(key)].get(&slot(wallet, key)).copied()
+    }
+
     /// Forgets a claimed key whose command was refused: refusals are not remembered.
     pub fn release(&mut self, wallet: WalletId, key: IdempotencyKey) {
         self.shards[shard_of(key)].remove(&slot(wallet, key));

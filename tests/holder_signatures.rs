@@ -782,6 +782,63 @@ fn a_rogue_operator_cannot_steer_a_holders_money_through_a_bank_binding_or_a_car
 }
 
 #[test]
+fn a_retry_after_the_window_closed_answers_what_was_done_and_nothing_else() {
+    let mut scene = Scene::new();
+    let (li, han, op) = (scene.li.wallet, scene.han.wallet, scene.li.operator);
+    let li_key = scene.li.key.clone();
+    let pay_of = |amount: &str, key| Command::Pay {
+        payer: li,
+        payee: han,
+        amount: yuan(amount),
+        key,
+        auth: None,
+    };
+    let key = scene.world.key();
+    let pay = scene.signed_by(&li_key, pay_of("10", key));
+    let other_key = scene.world.key();
+    let escrow = scene.signed_by(
+        &li_key,
+        Command::OpenContract {
+            payer: li,
+            payee: han,
+            template: Template::Escrow {
+                amount: yuan("20"),
+                deadline_ms: support::START_MS + DAY_MS,
+            },
+            purpose: "a bicycle".into(),
+            key: other_key,
+            auth: None,
+        },
+    );
+    // Signed now, sent only after the window: never done, so still refused.
+    let never_sent = scene.world.key();
+    let never_sent = scene.signed_by(&li_key, pay_of("30", never_sent));
+    // The same key on another amount, signed now: not the command that was done.
+    let other_amount = scene.signed_by(&li_key, pay_of("11", key));
+    let paid = transfer(scene.world.run(op, pay.clone()));
+    let Ok(Outcome::Contract(contract)) = scene.world.run(op, escrow.clone()) else {
+        panic!("escrow refused")
+    };
+    // The answers were lost; the phone comes back after its signatures' window closed and
+    // sends the same bytes again.
+    scene.world.advance_ms(6 * 60_000);
+    let before = scene.world.hash();
+    assert_eq!(scene.world.run(op, pay), Ok(Outcome::Transfer(paid)));
+    assert_eq!(scene.world.run(op, escrow), Ok(Outcome::Contract(contract)));
+    for late in [never_sent, other_amount] {
+        let refused = scene.world.run(op, late).unwrap_err();
+        assert_eq!(refused.code(), "SIGNATURE_EXPIRED");
+    }
+    assert_eq!(scene.world.hash(), before, "a late retry moved something");
+    assert_eq!(
+        scene.world.balance(li),
+        yuan("8990"),
+        "paid once; the escrow's 20 is held, not paid"
+    );
+    scene.world.assert_audit();
+}
+
+#[test]
 fn the_problem_code_is_mapped_and_listed_in_the_document() {
     let problem = ecny::server::problem::Problem::from(CommandError::SignatureRequired {
         wallet: WalletId(1),

@@ -391,6 +391,16 @@ impl StateMachine {
             Keyed { key, digest }
         });
         let by = || keyed.expect("a keyed command has its key");
+        // A retry of a command already done answers its first result even after its signature's
+        // window has closed (a crash before the answer, a slow restart): the client then learns
+        // that its money moved, not a refusal.
+        if let (Some(by), Some(auth)) = (keyed, command.auth()) {
+            if auth.not_after_ms < now {
+                if let Some(first) = self.first_answer_of_done(&command, auth, by) {
+                    return Ok(first);
+                }
+            }
+        }
         if let Origin::Operator(operator) = origin {
             let suspended = self.operator(operator).is_ok_and(|op| op.suspended);
             if suspended && !command.allowed_while_suspended() {
@@ -642,6 +652,29 @@ impl StateMachine {
         let index = self.operator_slot(Origin::CentralBank, operator)?;
         self.operators[index].suspended = suspended;
         Ok(Outcome::Done)
+    }
+
+    /// The first answer of `command` if it is a retry of one already done: the same key and
+    /// digest in its signer's scope, signed by the wallet's own key for this context.
+    fn first_answer_of_done(
+        &self,
+        command: &Command,
+        auth: &HolderAuth,
+        by: Keyed,
+    ) -> Option<Outcome> {
+        let wallet = self.holder_signer(command).ok().flatten()?;
+        let holder = self.wallet(wallet).ok()?;
+        if auth.public_key != *self.wallet_key(wallet).ok()?
+            || auth.context != self.signing_context(holder.operator)
+        {
+            return None;
+        }
+        let done = self.idempotency.first_result(wallet, by.key)?;
+        let answer = match command {
+            Command::OpenContract { .. } => Outcome::Contract(ContractId(done.first as u32)),
+            _ => Outcome::Transfer(EventId(done.first)),
+        };
+        (done.digest == by.digest).then_some(answer)
     }
 
     fn require_central_bank(origin: Origin) -> Result<(), CommandError> {
