@@ -722,12 +722,17 @@ pub mod openapi {
         )
     }
 
+    /// A published file, as it is served: plain text, or a JSON document (the draw file).
     fn text(description: &str, content_type: &str) -> Value {
+        let schema = match content_type {
+            "application/json" => json!({ "type": "object" }),
+            _ => json!({ "type": "string" }),
+        };
         crate::server::openapi_doc::responses(
             (
                 "200".to_string(),
                 json!({ "description": description,
-                    "content": { content_type: { "schema": { "type": "string" } } } }),
+                    "content": { content_type: { "schema": schema } } }),
             ),
             false,
             &[("409", "CAMPAIGN_NOT_DRAWN")],

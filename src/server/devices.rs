@@ -752,7 +752,9 @@ pub mod openapi {
         put(
             "IssuedDevice",
             json!({ "type": "object", "properties": {
-                "device": string(), "operator": string(), "wallet": string(), "form": string(),
+                "device": string(), "operator": string(),
+                "wallet": { "type": ["string", "null"], "description": "null for a visitor card" },
+                "form": string(),
                 "caps": { "type": "object" },
                 "certificate": hex("the card's certificate, signed by its operator"),
                 "operator_certificate": hex("the operator's certificate, signed by the central bank"),
@@ -762,11 +764,13 @@ pub mod openapi {
         put(
             "Device",
             json!({ "type": "object", "properties": {
-                "device": string(), "operator": string(), "wallet": string(), "caps": { "type": "object" },
+                "device": string(), "operator": string(),
+                "wallet": { "type": ["string", "null"], "description": "null for a visitor card" },
+                "caps": { "type": "object" },
                 "loaded": string(), "unloaded": string(), "paid": string(), "received": string(),
                 "believed_balance": string(), "load_seq": { "type": "integer" },
                 "unload_seq": { "type": "integer" },
-                "blocked": { "type": "string", "description": "why the card is blocked; null while it is not" }
+                "blocked": { "type": ["string", "null"], "description": "why the card is blocked; null while it is not" }
             } }),
         );
         put(
@@ -818,7 +822,10 @@ pub mod openapi {
                 "device": string(), "settled": { "type": "integer" }, "duplicates": { "type": "integer" },
                 "held": { "type": "integer" }, "reversed": { "type": "integer" },
                 "blocked": { "type": "integer" }, "clock_ahead": { "type": "integer" },
-                "confirmation": hex("the operator's signed confirmation for the card; null for a blocked card")
+                "confirmation": {
+                    "type": ["string", "null"], "pattern": "^([0-9a-fA-F]{2})+$",
+                    "description": "the operator's signed confirmation for the card; null for a blocked card"
+                }
             } }),
         );
         put(
