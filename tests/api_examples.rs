@@ -38,7 +38,12 @@ fn generate(served: &Served, out: &Path) -> (Value, HashMap<String, String>) {
     let config: toml::Table = config.parse().unwrap();
     let mut credentials = HashMap::new();
     for operation in config["operations"].as_array().unwrap() {
-        let name = operation["include-name"].as_str().unwrap().to_string();
+        // Written as an exact regular expression: `^POST /v1/operators/\{op\}/wallets$`.
+        let name = operation["include-name-regex"].as_str().unwrap();
+        let name = name
+            .trim_start_matches('^')
+            .trim_end_matches('$')
+            .replace('\\', "");
         if let Some(bearer) = operation
             .get("headers")
             .and_then(|headers| headers.get("Authorization"))

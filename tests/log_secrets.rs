@@ -108,7 +108,12 @@ fn replay_every_example(addr: std::net::SocketAddr, document: &Value, config: &t
             .get("headers")
             .and_then(|h| h.get("Authorization"))
         {
-            let route = operation["include-name"].as_str().unwrap().to_string();
+            // Written as an exact regular expression: `^POST /v1/operators/\{op\}/wallets$`.
+            let route = operation["include-name-regex"].as_str().unwrap();
+            let route = route
+                .trim_start_matches('^')
+                .trim_end_matches('$')
+                .replace('\\', "");
             credentials.insert(route, bearer.as_str().unwrap().to_string());
         }
     }

@@ -91,8 +91,9 @@ pub fn maker(operation: Operation) -> PartyKind {
         return PartyKind::Anonymous;
     }
     match operation {
-        // The app's own path: the new key signs, and no session exists before the wallet does.
-        Operation::OpenWallet => PartyKind::Anonymous,
+        // A teller at the counter, the new holder's key signing: an operation tried with no
+        // credential would be sent with whatever credential the operation before it used.
+        Operation::OpenWallet => PartyKind::Staff(StaffRole::Teller),
         // The administrator, at a shop of its own: replacing the merchant's or its scan gun's
         // token would take the credential the other examples use.
         Operation::ReplaceMerchantToken | Operation::ReplaceTerminalToken => {
@@ -1395,6 +1396,21 @@ pub fn with_examples(mut document: Value, examples: &[Example]) -> Result<Value,
 }
 
 /// A TOML basic string.
+/// A regular expression matching exactly one operation's name ("POST /v1/operators"): a plain
+/// name would also select every longer route it begins ("POST /v1/operators/{op}/wallets") and
+/// hand that route this one's credential.
+fn exact_name_regex(name: &str) -> String {
+    let mut regex = String::from("^");
+    for c in name.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            regex.push('\\');
+        }
+        regex.push(c);
+    }
+    regex.push('$');
+    regex
+}
+
 fn toml_string(text: &str) -> String {
     let mut quoted = String::from("\"");
     for c in text.chars() {
@@ -1442,8 +1458,8 @@ pub fn schemathesis_config(examples: &[Example]) -> Result<String, Failure> {
         }
         let _ = write!(
             out,
-            "\n[[operations]]\ninclude-name = {}\n",
-            toml_string(&format!("{method} {path}"))
+            "\n[[operations]]\ninclude-name-regex = {}\n",
+            toml_string(&exact_name_regex(&format!("{method} {path}")))
         );
         if let Some(token) = token {
             let _ = writeln!(
@@ -1566,8 +1582,8 @@ mod tests {
         let operations = parsed["operations"].as_array().unwrap();
         assert_eq!(operations.len(), 2, "{config}");
         assert_eq!(
-            operations[0]["include-name"].as_str(),
-            Some("GET /v1/audit")
+            operations[0]["include-name-regex"].as_str(),
+            Some("^GET /v1/audit$")
         );
         assert_eq!(
             operations[0]["headers"]["Authorization"].as_str(),
